@@ -1,0 +1,45 @@
+# Quick start: `make run` (the main job on the built-in default data) and `make test`.
+# Both create the virtual environment, install the pinned dependencies and fetch the built-in data and
+# weights when they are missing; re-running them skips whatever is already in place.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# TFT's Keras layer and TFMA need Keras 2 (tf_keras); TF 2.16 gives Keras 3 without this.
+export TF_USE_LEGACY_KERAS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+RUN_ARGS ?=
+TEST_ARGS ?=
+
+.PHONY: help venv assets run test clean-outputs
+
+help:
+	@echo "make run    - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
+	@echo "make test   - run the test suite"
+	@echo "make venv   - only create $(VENV) with the pinned dependencies"
+	@echo "make assets - only fetch the built-in datasets and pretrained weights into data/"
+
+$(STAMP): requirements.lock requirements-tfx.txt pyproject.toml scripts/check_python.py
+	@$(PYTHON) scripts/check_python.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==24.2
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python -r requirements-tfx.txt
+	$(PY) -m pip check
+	@touch $@
+
+venv: $(STAMP)
+
+assets: $(STAMP)
+	$(PY) -m pipeline.assets
+
+run: assets
+	$(PY) pipeline/run_local.py $(RUN_ARGS)
+
+test: assets
+	$(PY) -m pytest $(TEST_ARGS)
+
+clean-outputs:
+	rm -rf outputs
