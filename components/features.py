@@ -1,0 +1,70 @@
+"""Feature keys and tokenization defaults shared by the pipeline's components.
+
+Every module that reads or writes transformed features imports the names from here, so the Transform
+module, the trainer and the serving signature can never disagree about a key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+# Transformed features (outputs of components/preprocessing.py).
+WORD_IDS_KEY = "input_word_ids"
+MASK_KEY = "input_mask"
+TYPE_IDS_KEY = "input_type_ids"
+LABEL_ID_KEY = "label_id"  # index of the raw label in the label vocabulary
+LABEL_VOCAB_NAME = "label"  # vocab_filename of that vocabulary in the transform output
+
+# Raw columns (the CSVs written by pipeline/assets.py use these names).
+DEFAULT_TEXT_KEY = "text"
+DEFAULT_LABEL_KEY = "label"
+
+DEFAULT_MAX_SEQ_LENGTH = 128
+
+# Special tokens of BERT WordPiece vocabularies.
+CLS = "[CLS]"
+SEP = "[SEP]"
+PAD = "[PAD]"
+UNK = "[UNK]"
+MASK = "[MASK]"
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformSettings:
+    """What the Transform module needs to know; travels to it as the component's `custom_config`."""
+
+    text_key: str
+    label_key: str
+    vocab_file: str  # WordPiece vocabulary, one token a line; line number = token id
+    lower_case: bool = True
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+
+    def __post_init__(self):
+        if not self.vocab_file:
+            raise ValueError("TransformSettings.vocab_file must name a WordPiece vocabulary file.")
+        if self.max_seq_length < 2:
+            raise ValueError(f"max_seq_length must leave room for {CLS} and {SEP}; got {self.max_seq_length}.")
+
+    def to_custom_config(self) -> dict[str, Any]:
+        return {
+            "text_key": self.text_key,
+            "label_key": self.label_key,
+            "vocab_file": str(self.vocab_file),
+            "lower_case": bool(self.lower_case),
+            "max_seq_length": int(self.max_seq_length),
+        }
+
+    @classmethod
+    def from_custom_config(cls, config: Mapping[str, Any] | None) -> "TransformSettings":
+        config = dict(config or {})
+        if "vocab_file" not in config:
+            raise ValueError("custom_config has no 'vocab_file'; build it with TransformSettings.to_custom_config().")
+        return cls(
+            text_key=str(config.get("text_key", DEFAULT_TEXT_KEY)),
+            label_key=str(config.get("label_key", DEFAULT_LABEL_KEY)),
+            vocab_file=str(config["vocab_file"]),
+            lower_case=bool(config.get("lower_case", True)),
+            max_seq_length=int(config.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)),
+        )

@@ -1,0 +1,252 @@
+"""The TFX Trainer module: `run_fn` fine-tunes (or trains from scratch) a BERT classifier and exports it.
+
+Input: Transform's examples (`input_word_ids`, `input_mask`, `input_type_ids` padded to max_seq_length,
+`label_id`). Batches are built from examples of similar length and padded only to the longest in the
+batch (length bucketing); the model itself also trims padding columns, so serving gets the same speed-up.
+
+Export: one SavedModel with three signatures
+- `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
+  `label_id`;
+- `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
+- `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT's layer and TFMA need Keras 2 (tf_keras)
+
+import dataclasses
+import json
+import math
+from typing import Dict, List, Optional
+
+import absl.logging as logging
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the WordPiece ops the transform graph uses)
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components import bert, features
+
+# Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
+_BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    """The Trainer's `custom_config` (built by PipelineConfig.trainer_custom_config)."""
+
+    text_key: str = features.DEFAULT_TEXT_KEY
+    label_key: str = features.DEFAULT_LABEL_KEY
+    vocab_file: str = ""
+    pretrained_dir: Optional[str] = None
+    model_size: str = "mini"
+    pooling: str = "cls"
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    dropout: float = 0.1
+    early_stopping_patience: int = 1
+    seed: int = 42
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Optional[dict]) -> "TrainerSettings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (custom_config or {}).items() if k in known})
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        super().__init__()
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        total = tf.cast(max(self.total_steps, 1), tf.float32)
+        up = self.peak * step / warmup
+        down = self.peak * tf.maximum(0.0, (total - step) / tf.maximum(total - warmup, 1.0))
+        return tf.where(step < warmup, up, down)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def _trim_to_longest(word_ids, mask, type_ids):
+    """Drops the padding columns that no example of the batch uses (mask is 1 on real tokens)."""
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))
+    longest = tf.maximum(longest, 1)
+    return word_ids[:, :longest], mask[:, :longest], type_ids[:, :longest]
+
+
+def build_classifier(encoder: keras.Model, num_classes: int, pooling: str, dropout: float) -> keras.Model:
+    """Encoder + dropout + dense softmax head on the [CLS] vector or the mean over real tokens."""
+    inputs = {key: keras.Input(shape=(None,), dtype=tf.int32, name=key)
+              for key in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
+    sequence = encoder(inputs)
+    pooled = bert.pool(sequence, inputs[features.MASK_KEY], pooling)
+    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    probabilities = keras.layers.Dense(
+        num_classes, activation="softmax", name="classifier",
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(pooled)
+    return keras.Model(inputs, probabilities, name="bert_classifier")
+
+
+def _to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    ids, mask, types = (tf.cast(transformed[k], tf.int32)
+                        for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY))
+    ids, mask, types = _trim_to_longest(ids, mask, types)
+    return {features.WORD_IDS_KEY: ids, features.MASK_KEY: mask, features.TYPE_IDS_KEY: types}
+
+
+def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
+             shuffle: bool, seed: int) -> tf.data.Dataset:
+    """(features, label) batches of similar-length examples, each padded only to its longest example."""
+    raw = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
+        tf_transform_output.transformed_metadata.schema).unbatch()
+
+    def trim(example):
+        length = tf.reduce_sum(tf.cast(example[features.MASK_KEY], tf.int32))
+        feats = {k: tf.cast(example[k][:length], tf.int32)
+                 for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
+        return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
+
+    ds = raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    boundaries = list(_BUCKET_BOUNDARIES)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda f, _: tf.shape(f[features.WORD_IDS_KEY])[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        drop_remainder=False)
+    if shuffle:  # buckets fill at different rates: mix the order of batches too
+        ds = ds.shuffle(64, seed=seed + 1, reshuffle_each_iteration=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def _make_optimizer(settings: TrainerSettings, total_steps: int):
+    schedule = WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=settings.weight_decay,
+                                       epsilon=1e-6, clipnorm=1.0)
+    # Decoupled weight decay, but none on LayerNorm parameters and biases (standard BERT practice).
+    optimizer.exclude_from_weight_decay(var_names=["layer_norm", "LayerNorm", "layernorm", "bias"])
+    return optimizer
+
+
+def _raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:
+    """Shapes a [batch] string tensor like the raw feature spec of the text column."""
+    if isinstance(spec, tf.io.FixedLenFeature):
+        return tf.reshape(texts, [-1] + list(spec.shape))
+    # VarLenFeature: one value per example
+    n = tf.shape(texts, out_type=tf.int64)[0]
+    indices = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
+    return tf.SparseTensor(indices=indices, values=texts, dense_shape=tf.stack([n, tf.constant(1, tf.int64)]))
+
+
+class ServingModule(tf.Module):
+    """What is exported: the classifier, the transform graph and the class names, with three signatures."""
+
+    def __init__(self, model: keras.Model, tf_transform_output, settings: TrainerSettings, class_names):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        raw_spec = tf_transform_output.raw_feature_spec()
+        self._text_key = settings.text_key
+        self._text_spec = raw_spec[settings.text_key]
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k == settings.text_key}
+        self._full_spec = {k: v for k, v in raw_spec.items() if k in (settings.text_key, settings.label_key)}
+        self.class_names = tf.constant(class_names, dtype=tf.string)
+
+    def _predict(self, transformed):
+        probabilities = self.model(_to_model_inputs(transformed), training=False)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"probabilities": probabilities, "label_id": label_id,
+                "label": tf.gather(self.class_names, label_id)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(self, text):
+        transformed = self.tft_layer({self._text_key: _raw_input_for_text(text, self._text_spec)})
+        return self._predict(transformed)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples):
+        raw = tf.io.parse_example(examples, self._serving_spec)
+        return self._predict(self.tft_layer(raw))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(self, examples):
+        raw = tf.io.parse_example(examples, self._full_spec)
+        return self.tft_layer(raw)
+
+    def signatures(self):
+        return {"serving_default": self.serve_text.get_concrete_function(),
+                "serving_examples": self.serve_examples.get_concrete_function(),
+                "transform_features": self.transform_features.get_concrete_function()}
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    settings = TrainerSettings.from_custom_config(fn_args.custom_config)
+    keras.utils.set_random_seed(settings.seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    class_names = tf_transform_output.vocabulary_by_name(features.LABEL_VOCAB_NAME)
+    class_names = [c.decode() if isinstance(c, bytes) else str(c) for c in class_names]
+    num_classes = len(class_names)
+    if num_classes < 2:
+        raise ValueError(f"the training data has {num_classes} label value(s); a classifier needs at least 2.")
+
+    train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                        settings.batch_size, shuffle=True, seed=settings.seed)
+    eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                       settings.batch_size, shuffle=False, seed=settings.seed)
+    batches_per_epoch = _count(train_ds)
+    total_steps = batches_per_epoch * settings.epochs
+    epochs, steps_per_epoch = settings.epochs, None  # None: each epoch is one full pass
+    if fn_args.train_steps and fn_args.train_steps < total_steps:  # an explicit cap (quick runs)
+        total_steps = int(fn_args.train_steps)
+        steps_per_epoch = min(batches_per_epoch, total_steps)
+        epochs = math.ceil(total_steps / steps_per_epoch)
+        train_ds = train_ds.repeat()
+
+    if settings.pretrained_dir:
+        encoder = bert.load_pretrained(settings.pretrained_dir)
+    else:
+        encoder = bert.build_encoder(
+            bert.preset_config(settings.model_size, vocab_size=_vocab_size(settings.vocab_file)))
+    model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
+    model.compile(optimizer=_make_optimizer(settings, total_steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+    callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50)]
+    if epochs > 1:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience,
+            restore_best_weights=True))
+    history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        callbacks=callbacks, verbose=2)
+    logging.info("training history: %s", json.dumps(history.history))
+
+    module = ServingModule(model, tf_transform_output, settings, class_names)
+    tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
+
+
+def _vocab_size(vocab_file: str) -> int:
+    """Number of tokens in the WordPiece vocabulary Transform tokenizes with (token ids are below it)."""
+    with tf.io.gfile.GFile(vocab_file) as f:
+        return sum(1 for _ in f)

@@ -1,0 +1,155 @@
+"""The TFX pipeline as a pure function of a `PipelineConfig`; it knows nothing about the runner.
+
+ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) / SchemaGen (inferred, for comparison)
+-> ExampleValidator -> DataValidationGate -> Transform (in-graph WordPiece) -> Trainer (BERT)
+-> Evaluator (TFMA, against the latest blessed model) -> Pusher (only when blessed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import List
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components import features
+from components.gates import DataValidationGate
+from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, PipelineConfig
+
+COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
+
+
+def code_fingerprint() -> str:
+    """A digest of the user code under components/. It goes into the Transform and Trainer exec
+    properties so TFX's cache is invalidated when that code changes (module paths alone carry no version)."""
+    digest = hashlib.sha256()
+    for path in sorted(COMPONENTS_DIR.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def example_gen_input(config: PipelineConfig):
+    """ExampleGen's input/output split configuration: the data's own splits, or a hash split."""
+    if config.input_splits:
+        input_config = tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=split, pattern=f"{split}/*.csv") for split in config.input_splits])
+        return input_config, None
+    input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern="*.csv")])
+    output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+        tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in HASH_BUCKETS]))
+    return input_config, output_config
+
+
+def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """Metrics on the eval split, and the gates that decide the blessing.
+
+    Accuracy must reach `min_accuracy` and may not fall more than `max_accuracy_drop` below the baseline
+    (the latest blessed model, i.e. the one in service); TFX drops the change threshold on the first run,
+    when there is no baseline yet.
+    """
+    class_ids = list(range(config.num_classes))
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.max_accuracy_drop}))
+    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall"),
+                 tfma.MetricConfig(class_name="F1Score")]
+    if config.num_classes == 2:
+        per_class.append(tfma.MetricConfig(class_name="AUC"))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name="serving_examples",
+            prediction_key="probabilities",
+            label_key=features.LABEL_ID_KEY,
+            preprocessing_function_names=["transform_features"])],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+            ]),
+            # One-vs-rest per class (precision/recall/F1, AUC for binary tasks) and their macro average.
+            tfma.MetricsSpec(
+                metrics=per_class,
+                binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),
+                aggregate=tfma.AggregationOptions(
+                    macro_average=True, class_weights={i: 1.0 for i in class_ids})),
+        ])
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    input_config, output_config = example_gen_input(config)
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data_root, input_config=input_config, output_config=output_config)
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+
+    # The inferred schema is always computed, to compare with the curated one (or to stand in for it
+    # when a user's data has no curated schema yet).
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    components: List = [example_gen, statistics_gen, schema_gen]
+    if config.schema_file:
+        curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+        components.append(curated)
+        schema = curated.outputs["schema"]
+    else:
+        schema = schema_gen.outputs["schema"]
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema)
+    data_gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"])
+
+    code_version = code_fingerprint()
+    transform_settings = features.TransformSettings(
+        text_key=config.text_key, label_key=config.label_key, vocab_file=config.vocab_file,
+        lower_case=config.lower_case, max_seq_length=config.max_seq_length)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema,
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config={**transform_settings.to_custom_config(), "code_version": code_version})
+    transform.add_upstream_node(data_gate)  # nothing is transformed (or trained) when the data gate fails
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={**config.trainer_custom_config(), "code_version": code_version})
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=make_eval_config(config))
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            base_directory=os.path.join(config.serving_dir, config.model_name))))
+
+    components += [example_validator, data_gate, transform, trainer, model_resolver, evaluator, pusher]
+    metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+                if config.metadata_path else None)
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata,
+        beam_pipeline_args=list(config.beam_pipeline_args))

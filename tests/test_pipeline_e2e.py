@@ -1,0 +1,78 @@
+"""The real pipeline, end to end, through `pipeline/run_local.py` on a small subset of the default dataset."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import QUICK_ARGS, run_local
+
+UPSTREAM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "ExampleValidator",
+            "DataValidationGate", "Transform")
+
+
+def test_first_run_is_blessed_pushed_and_summarised(first_run):
+    paths, summary, proc = first_run
+    assert summary["dataset"] == "rotten_tomatoes"
+    assert summary["model_size"] == "tiny"
+    counts = summary["examples_per_split"]
+    assert set(counts) == {"train", "eval", "test"}
+    assert sum(counts.values()) == 1000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
+    for node in UPSTREAM + ("Trainer", "Evaluator", "Pusher"):
+        assert summary["components"][node]["state"] == "COMPLETE", node
+        assert summary["components"][node]["seconds"] >= 0
+    metrics = summary["eval_metrics"]
+    for key in ("sparse_categorical_accuracy", "example_count", "macro_auc", "macro_f1_score",
+                "precision[class_0]", "recall[class_1]"):
+        assert key in metrics, (key, sorted(metrics))
+    assert metrics["example_count"] == counts["eval"]
+    assert summary["blessed"] is True and summary["pushed"] is True
+    assert summary["baseline_model"] is None
+    pushed = Path(summary["pushed_dir"])
+    # TF Serving layout: SERVING_DIR/MODEL_NAME/VERSION/saved_model.pb
+    assert pushed.parent == paths["serving_dir"] / "bert_classifier"
+    assert pushed.name.isdigit() and (pushed / "saved_model.pb").is_file()
+    test = summary["test_metrics"]
+    assert test["examples"] == counts["test"]
+    assert 0.0 <= test["accuracy"] <= 1.0 and 0.0 <= test["macro_f1"] <= 1.0
+    assert "blessed: True" in proc.stdout
+
+
+def test_pushed_model_classifies_raw_strings_in_a_fresh_process(first_run):
+    _, summary, _ = first_run
+    code = (
+        "import json, sys, tensorflow as tf, tensorflow_text\n"
+        "m = tf.saved_model.load(sys.argv[1])\n"
+        "out = m.signatures['serving_default'](text=tf.constant(['a moving, beautifully acted film', '', "
+        "'dull and lifeless'] ))\n"
+        "print(json.dumps({'labels': [l.decode() for l in out['label'].numpy()],"
+        " 'sums': [float(s) for s in tf.reduce_sum(out['probabilities'], -1).numpy()],"
+        " 'mods': sorted(k for k in sys.modules if k.split('.')[0] in ('components', 'pipeline', 'tfx',"
+        " 'tensorflow_transform'))}))\n")
+    proc = subprocess.run([sys.executable, "-c", code, summary["pushed_dir"]], capture_output=True, text=True,
+                          env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, cwd="/", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(result["labels"]) == 3 and set(result["labels"]) <= {"fresh", "rotten"}
+    assert all(abs(s - 1.0) < 1e-4 for s in result["sums"])
+    assert result["mods"] == []  # nothing of the project or of TFX was needed
+
+
+def test_second_run_uses_blessed_baseline_and_cache(first_run, tmp_path):
+    paths, first, _ = first_run
+    summary_path = tmp_path / "summary2.json"
+    # A different seed changes only the Trainer's configuration: everything upstream must come from the cache.
+    proc = run_local(*QUICK_ARGS, "--seed", "7", "--pipeline-root", paths["pipeline_root"],
+                     "--serving-dir", paths["serving_dir"], "--summary-json", summary_path)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    second = json.loads(summary_path.read_text())
+    for node in UPSTREAM:
+        assert second["components"][node]["state"] == "CACHED", (node, second["components"][node])
+    assert second["components"]["Trainer"]["state"] == "COMPLETE"
+    # The baseline is the model the first run blessed and pushed.
+    assert second["baseline_model"] == first["model_uri"]
+    assert second["model_uri"] != first["model_uri"]
+    # Blessed only if not worse than the baseline beyond the tolerance; otherwise the summary says why.
+    if not second["blessed"]:
+        assert second["not_blessed_because"] and not second["pushed"]
