@@ -6,6 +6,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v p
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Linters for tests/test_k8s.py (hadolint, checkov, kubernetes-validate): a venv of their own, since checkov's
+# dependencies conflict with the TFX pins.
+TOOLS_VENV  ?= .venv-tools
+TOOLS_PY    := $(TOOLS_VENV)/bin/python
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+export BERT_TFX_TOOLS_VENV := $(abspath $(TOOLS_VENV))
 # TFT's Keras layer and TFMA need Keras 2 (tf_keras); TF 2.16 gives Keras 3 without this.
 export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -13,12 +19,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUN_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: help venv assets run test clean-outputs
+.PHONY: help venv tools assets run test clean-outputs
 
 help:
 	@echo "make run    - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
 	@echo "make test   - run the test suite"
 	@echo "make venv   - only create $(VENV) with the pinned dependencies"
+	@echo "make tools  - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
 	@echo "make assets - only fetch the built-in datasets and pretrained weights into data/"
 
 $(STAMP): requirements.lock requirements-tfx.txt pyproject.toml scripts/check_python.py
@@ -32,13 +39,22 @@ $(STAMP): requirements.lock requirements-tfx.txt pyproject.toml scripts/check_py
 
 venv: $(STAMP)
 
+$(TOOLS_STAMP): requirements-tools.lock
+	@test -x $(TOOLS_PY) || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_PY) -m pip install --quiet --upgrade pip==24.2
+	$(TOOLS_PY) -m pip install --quiet -r requirements-tools.lock
+	$(TOOLS_PY) -m pip check
+	@touch $@
+
+tools: $(TOOLS_STAMP)
+
 assets: $(STAMP)
 	$(PY) -m pipeline.assets
 
 run: assets
 	$(PY) pipeline/run_local.py $(RUN_ARGS)
 
-test: assets
+test: assets $(TOOLS_STAMP)
 	$(PY) -m pytest $(TEST_ARGS)
 
 clean-outputs:

@@ -69,6 +69,7 @@ def _publish(tmp: Path, target: Path) -> None:
     if target.exists():  # another process finished first
         shutil.rmtree(tmp)
         return
+    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; the data is meant to be readable (e.g. by the image's user)
     os.replace(tmp, target)
 
 

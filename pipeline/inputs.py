@@ -125,6 +125,7 @@ def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: 
                 writer.writerow([text_key, label_key])
                 writer.writerows(rows[:budgets[split]])
         if not target.exists():
+            os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
             os.replace(tmp, target)
     finally:
         if tmp.exists():
