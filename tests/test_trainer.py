@@ -1,0 +1,84 @@
+"""run_fn's model: output shapes, padding invariance, the learning-rate schedule, and the exported signatures."""
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from components import bert, features
+from components.trainer import WarmupLinearDecay, _to_model_inputs, build_classifier
+
+
+def _tiny_classifier(num_classes=3):
+    keras.utils.set_random_seed(0)
+    encoder = bert.build_encoder(bert.preset_config("tiny", vocab_size=200))
+    return build_classifier(encoder, num_classes=num_classes, pooling="cls", dropout=0.1)
+
+
+def _batch(ids, length):
+    ids = np.array([row + [0] * (length - len(row)) for row in ids], dtype=np.int64)
+    mask = (ids != 0).astype(np.int64)
+    return {features.WORD_IDS_KEY: ids, features.MASK_KEY: mask, features.TYPE_IDS_KEY: np.zeros_like(ids)}
+
+
+def test_output_shape_is_batch_by_classes_and_rows_are_distributions():
+    model = _tiny_classifier(num_classes=3)
+    out = model(_to_model_inputs(_batch([[2, 5, 6, 3], [2, 7, 3]], 16)), training=False).numpy()
+    assert out.shape == (2, 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_padding_does_not_change_the_prediction():
+    model = _tiny_classifier()
+    rows = [[2, 11, 12, 13, 3], [2, 21, 3]]
+    short = model(_batch(rows, 5), training=False).numpy()
+    long = model(_batch(rows, 40), training=False).numpy()
+    trimmed = model(_to_model_inputs(_batch(rows, 40)), training=False).numpy()
+    np.testing.assert_allclose(short, long, atol=1e-5)
+    np.testing.assert_allclose(short, trimmed, atol=1e-5)
+
+
+def test_trim_drops_only_unused_padding_columns():
+    out = _to_model_inputs(_batch([[2, 5, 3], [2, 3]], 10))
+    assert out[features.WORD_IDS_KEY].shape == (2, 3)
+    assert out[features.MASK_KEY].numpy().tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_warmup_then_linear_decay():
+    schedule = WarmupLinearDecay(peak=1e-3, warmup_steps=10, total_steps=110)
+    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9)
+
+
+def test_exported_signatures_have_documented_inputs_and_outputs(first_run):
+    _, summary, _ = first_run
+    loaded = tf.saved_model.load(summary["pushed_dir"])
+    assert set(loaded.signatures) == {"serving_default", "serving_examples", "transform_features"}
+
+    default = loaded.signatures["serving_default"]
+    (text_spec,) = default.structured_input_signature[1].values()
+    assert list(default.structured_input_signature[1]) == ["text"]
+    assert text_spec.dtype == tf.string and text_spec.shape.as_list() == [None]
+    outputs = default.structured_outputs
+    assert set(outputs) == {"probabilities", "label", "label_id"}
+    assert outputs["probabilities"].dtype == tf.float32 and outputs["probabilities"].shape.as_list() == [None, 2]
+    assert outputs["label"].dtype == tf.string
+
+    examples = loaded.signatures["serving_examples"]
+    assert list(examples.structured_input_signature[1]) == ["examples"]
+    assert set(examples.structured_outputs) == {"probabilities", "label", "label_id"}
+
+    # The same text through raw strings and through a serialized tf.Example gives the same probabilities.
+    text = "an unexpectedly moving film"
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))}))
+    p1 = default(text=tf.constant([text]))["probabilities"].numpy()
+    p2 = examples(examples=tf.constant([example.SerializeToString()]))["probabilities"].numpy()
+    np.testing.assert_allclose(p1, p2, atol=1e-6)
+
+    transform = loaded.signatures["transform_features"]
+    labelled = tf.train.Example(features=tf.train.Features(feature={
+        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()])),
+        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"fresh"]))}))
+    out = transform(examples=tf.constant([labelled.SerializeToString()]))
+    assert {features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY, features.LABEL_ID_KEY} <= set(out)
+    assert out[features.WORD_IDS_KEY].shape[-1] == 64  # --max-seq-length of the run
