@@ -29,6 +29,7 @@ BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
 
 # Hash split used when the data does not bring its own train/eval/test folders.
 HASH_BUCKETS = (("train", 8), ("eval", 1), ("test", 1))
+SPAN_FOLDER = "span-{SPAN}"  # ExampleGen's span placeholder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,10 @@ class PipelineConfig:
     text_key: str = "text"
     label_key: str = "label"
     input_splits: Tuple[str, ...] = ()
+    # Span folders (`span-1/`, `span-2/`, ... under data_root, each laid out as above): each run ingests the
+    # newest span; Transform and Trainer see the last `spans_window` spans ingested so far.
+    use_spans: bool = False
+    spans_window: int = 1
     label_names: Tuple[str, ...] = ()  # the label domain, in the curated schema's order
     schema_file: Optional[str] = None  # curated schema; None: SchemaGen's inferred schema is used
 
@@ -119,6 +124,6 @@ def curated_schema(dataset: str) -> Optional[Path]:
 
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "RUN_FN", "SCHEMA_DIR",
-    "DATA_DIR", "MODEL_SIZES", "POOLING_MODES", "BEAM_DIRECT_MODES", "HASH_BUCKETS",
+    "DATA_DIR", "SPAN_FOLDER", "MODEL_SIZES", "POOLING_MODES", "BEAM_DIRECT_MODES", "HASH_BUCKETS",
     "default_pipeline_root", "default_serving_dir", "curated_schema",
 ]

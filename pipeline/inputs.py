@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +23,17 @@ SPLIT_FOLDERS = ("train", "eval", "test")
 
 class InputError(ValueError):
     """The input data cannot be used; the message says which file and why."""
+
+
+SPAN_RE = re.compile(r"^span-(\d+)$")
+
+
+def spans(data_root: Path) -> List[Tuple[int, Path]]:
+    """The `span-N` folders under data_root, oldest first ([] when the data has no spans)."""
+    if not data_root.is_dir():
+        raise InputError(f"data root {data_root} does not exist or is not a folder.")
+    found = [(int(m.group(1)), p) for p in data_root.iterdir() if p.is_dir() and (m := SPAN_RE.match(p.name))]
+    return sorted(found)
 
 
 def csv_files(folder: Path) -> List[Path]:
@@ -44,7 +56,8 @@ def detect_splits(data_root: Path) -> Tuple[str, ...]:
                 raise InputError(f"split folder {data_root / split} has no .csv files.")
         return SPLIT_FOLDERS
     if not csv_files(data_root):
-        raise InputError(f"{data_root} has no .csv files (and no train/, eval/, test/ folders of them).")
+        raise InputError(f"{data_root} has no .csv files (and no train/, eval/, test/ folders of them"
+                         f"{'' if SPAN_RE.match(data_root.name) else ', nor span-N/ folders'}).")
     return ()
 
 

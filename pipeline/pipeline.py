@@ -17,7 +17,7 @@ from tfx import v1 as tfx
 
 from components import features
 from components.gates import DataValidationGate
-from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, PipelineConfig
+from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
 
@@ -34,11 +34,12 @@ def code_fingerprint() -> str:
 
 def example_gen_input(config: PipelineConfig):
     """ExampleGen's input/output split configuration: the data's own splits, or a hash split."""
+    prefix = f"{SPAN_FOLDER}/" if config.use_spans else ""
     if config.input_splits:
         input_config = tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=f"{split}/*.csv") for split in config.input_splits])
+            tfx.proto.Input.Split(name=split, pattern=f"{prefix}{split}/*.csv") for split in config.input_splits])
         return input_config, None
-    input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern="*.csv")])
+    input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=f"{prefix}*.csv")])
     output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
         tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in HASH_BUCKETS]))
     return input_config, output_config
@@ -87,12 +88,28 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     example_gen = tfx.components.CsvExampleGen(
         input_base=config.data_root, input_config=input_config, output_config=output_config)
 
+    # Without spans, or with a window of one, everything trains on what ExampleGen just ingested. With a
+    # window, Transform and Trainer read the last `spans_window` spans recorded in ML Metadata.
+    training_examples = example_gen.outputs["examples"]
+    window = []
+    if config.use_spans and config.spans_window > 1:
+        examples_window = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+            config={"range_config": tfx.proto.RangeConfig(
+                rolling_range=tfx.proto.RollingRange(num_spans=config.spans_window))},
+            examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                     producer_component_id=example_gen.id),
+        ).with_id("span_window_resolver")
+        examples_window.add_upstream_node(example_gen)
+        training_examples = examples_window.outputs["examples"]
+        window = [examples_window]
+
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
 
     # The inferred schema is always computed, to compare with the curated one (or to stand in for it
     # when a user's data has no curated schema yet).
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
-    components: List = [example_gen, statistics_gen, schema_gen]
+    components: List = [example_gen, *window, statistics_gen, schema_gen]
     if config.schema_file:
         curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
         components.append(curated)
@@ -109,7 +126,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         text_key=config.text_key, label_key=config.label_key, vocab_file=config.vocab_file,
         lower_case=config.lower_case, max_seq_length=config.max_seq_length)
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={**transform_settings.to_custom_config(), "code_version": code_version})

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--schema", type=Path,
                       help="curated schema.pbtxt to validate the data against (built-in datasets use "
                            "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used)")
+    data.add_argument("--spans-window", type=_positive, default=DEFAULTS.spans_window,
+                      help="when --data-root holds span-N/ folders (new data arriving over time): each run ingests "
+                           "the newest span and trains on the last K spans ingested")
     data.add_argument("--max-examples", type=_positive,
                       help="use a deterministic subset of at most N examples (quick runs)")
 
@@ -114,9 +117,14 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
         schema = args.schema or curated_schema(args.dataset)
     name = dataset if dataset != "custom" else data_root.name
-    splits = inputs.detect_splits(data_root)
-    for path in inputs.csv_files(data_root) + [f for s in splits for f in inputs.csv_files(data_root / s)]:
+    span_folders = inputs.spans(data_root)
+    # With span folders the newest span is what this run ingests: check that one.
+    newest = span_folders[-1][1] if span_folders else data_root
+    splits = inputs.detect_splits(newest)
+    for path in inputs.csv_files(newest) + [f for s in splits for f in inputs.csv_files(newest / s)]:
         inputs.check_header(path, args.text_column, args.label_column)
+    if span_folders and args.max_examples:
+        raise inputs.InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
     if args.max_examples:
         data_root = inputs.subset(data_root, splits, args.max_examples, args.text_column, args.label_column,
                                   assets.DATA_DIR / "subsets")
@@ -124,7 +132,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if schema is not None and not Path(schema).is_file():
         raise inputs.InputError(f"schema file {schema} does not exist.")
     labels = (inputs.schema_label_names(str(schema), args.label_column) if schema else None) or \
-        inputs.label_values(data_root, splits, args.text_column, args.label_column)
+        inputs.label_values(newest, splits, args.text_column, args.label_column)
     if len(labels) < 2:
         raise inputs.InputError(f"the data has {len(labels)} distinct label value(s) in column "
                                 f"{args.label_column!r}; a classifier needs at least 2.")
@@ -150,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
         metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset,
         text_key=args.text_column, label_key=args.label_column, input_splits=splits,
+        use_spans=bool(span_folders), spans_window=args.spans_window,
         label_names=tuple(labels), schema_file=str(Path(schema).resolve()) if schema else None,
         vocab_file=str(vocab_file), lower_case=lower_case, max_seq_length=args.max_seq_length,
         pretrained_dir=str(pretrained.resolve()) if pretrained else None, model_size=args.model_size,
@@ -177,6 +186,11 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, error: Optional
     stats_uri = record.artifact_uri("StatisticsGen", "statistics")
     if stats_uri:
         result["examples_per_split"] = s.split_counts(stats_uri)
+    ingested = record.artifacts("CsvExampleGen", "examples")
+    if config.use_spans and ingested:
+        result["ingested_span"] = ingested[0].properties["span"].int_value
+        trained_on = record.artifacts("Transform", "examples", output=False)
+        result["training_spans"] = sorted(a.properties["span"].int_value for a in trained_on)
     anomalies = record.artifacts("ExampleValidator", "anomalies")
     if anomalies:
         from components.gates import anomaly_problems, load_anomalies
