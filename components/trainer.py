@@ -20,6 +20,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT's layer and TFMA need K
 import dataclasses
 import json
 import math
+import time
 from typing import Dict, List, Optional
 
 import absl.logging as logging
@@ -135,6 +136,28 @@ def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class _Progress(keras.callbacks.Callback):
+    """One line every `every` steps (Keras' own progress bar floods non-interactive logs)."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50):
+        super().__init__()
+        self.steps_per_epoch, self.epochs, self.every = steps_per_epoch, epochs, every
+        self.epoch, self.start = 0, time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            print(f"Trainer: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
+                  f"loss {logs.get('loss', float('nan')):.4f} ({time.time() - self.start:.0f} s)", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        summary = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+        print(f"Trainer: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)",
+              flush=True)
+
+
 def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
@@ -233,13 +256,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
-    callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50)]
+    callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50),
+                 _Progress(steps_per_epoch or batches_per_epoch, epochs)]
     if epochs > 1:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience,
             restore_best_weights=True))
     history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=2)
+                        callbacks=callbacks, verbose=0)
     logging.info("training history: %s", json.dumps(history.history))
 
     module = ServingModule(model, tf_transform_output, settings, class_names)
