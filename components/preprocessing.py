@@ -27,6 +27,17 @@ tensorflow-text's `BertTokenizer`/`FastBertTokenizer` are not used whole because
 NFKC case folding (`ﬁ`->`fi`, full-width `Ａ`->`a`, `½`->`1⁄2`, `ß`->`ss`), and `FastBertTokenizer` limits
 words by UTF-8 bytes rather than characters; either changes ids for real text. Only their WordPiece step
 is used, over a vocabulary table read from `vocab_file`, which therefore becomes an asset of the graph.
+
+Learned vocabulary (`TransformSettings.vocab_mode == "learn"`, training from scratch in any language): the
+words of step 3, counted over the data Transform analyzes (the training split), feed tensorflow-text's
+WordPiece vocabulary learner inside the Transform run, through a Beam analyzer
+(`tft.experimental.ptransform_analyzer`). The learned vocabulary — `[PAD] [UNK] [CLS] [SEP] [MASK]` at ids 0..4,
+then every character of the learned alphabet alone and as a `##` continuation, then the learned subwords — is
+written to a file named `features.LEARNED_VOCAB_NAME`, an asset of the transform graph (the table reads it
+like TFT's `apply_vocabulary` reads deferred vocabularies), so serving tokenizes with it; the Trainer finds it
+with `TFTransformOutput.vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)`. Normalization is the same as
+above with `lower_case` (NFD, marks removed, lower-cased): Hangul syllables decompose into conjoining jamo,
+which are letters (Lo), so Korean is kept, as jamo sequences, identically at training and serving time.
 """
 
 from __future__ import annotations
@@ -37,17 +48,30 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import sys
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
+import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as wordpiece_learner
 
 from components import features
 from components.features import TransformSettings
 
 # The reference WordPiece model's `max_input_chars_per_word`.
 MAX_CHARS_PER_WORD = 100
+
+# Learned vocabularies: subwords of at most this many characters (without "##"); a subword must occur at least
+# LEARN_MIN_COUNT times (the learner lowers its frequency threshold towards this while the vocabulary is below
+# the target size); the alphabet keeps the LEARN_MAX_ALPHABET most frequent characters (a word with any other
+# character is not learned from, and becomes [UNK]). Every character of the alphabet is a token, alone and as a
+# "##" continuation, so any word spelled with it gets real tokens.
+LEARNED_MAX_TOKEN_CHARS = 50
+LEARN_MIN_COUNT = 2
+LEARN_MAX_ALPHABET = 1000
 
 # Removed by BertNormalizer's clean_text: NUL, U+FFFD and categories Cc, Cf, Co except \t \n \r
 # (surrogates, Cs, cannot occur in valid UTF-8; unassigned code points are kept by the reference).
@@ -87,41 +111,15 @@ def _read_vocab(vocab_file: str) -> list[str]:
         return [line.rstrip("\r\n") for line in f]
 
 
-class BertWordpieceTokenizer(tf.Module):
-    """Text -> WordPiece ids, matching Hugging Face's BertTokenizerFast (see the module docstring).
+class BertPreTokenizer(tf.Module):
+    """Steps 1-3 of the module docstring: raw text -> normalized, pre-tokenized words (no vocabulary needed,
+    except for knowing which special tokens to keep whole)."""
 
-    Holds the vocabulary as a lookup table initialized from `vocab_file`, so a SavedModel that tracks
-    this object carries the file among its assets. `tokenize` returns a `[batch, (tokens)]` int64
-    RaggedTensor without [CLS]/[SEP].
-    """
-
-    def __init__(self, vocab_file: str, lower_case: bool = True, name: str | None = None):
+    def __init__(self, lower_case: bool = True, special_tokens: Sequence[str] = features.SPECIAL_TOKENS,
+                 name: str | None = None):
         super().__init__(name=name)
-        vocab = _read_vocab(vocab_file)
-        index = {token: i for i, token in enumerate(vocab)}
-        missing = [t for t in (features.CLS, features.SEP, features.UNK) if t not in index]
-        if missing:
-            raise ValueError(f"vocabulary {vocab_file} lacks {', '.join(missing)}.")
-        self.vocab_size = len(vocab)
-        self.cls_id = index[features.CLS]
-        self.sep_id = index[features.SEP]
         self.lower_case = bool(lower_case)
-        specials = [t for t in features.SPECIAL_TOKENS if t in index]
-        self._special_re = "|".join(t.replace("[", r"\[").replace("]", r"\]") for t in specials)
-
-        table = tf.lookup.StaticVocabularyTable(
-            tf.lookup.TextFileInitializer(
-                vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
-            num_oov_buckets=1)
-        self._wordpiece = tf_text.WordpieceTokenizer(
-            table,
-            suffix_indicator="##",
-            # Words are limited by characters before this step; bytes must never trigger [UNK] here.
-            max_bytes_per_word=4 * MAX_CHARS_PER_WORD,
-            max_chars_per_token=max(len(t) for t in vocab),  # an upper bound only, for speed
-            token_out_type=tf.int64,
-            unknown_token=features.UNK)
+        self._special_re = "|".join(t.replace("[", r"\[").replace("]", r"\]") for t in special_tokens)
         keys, values = _lowercase_table()
         self._lower_keys = tf.constant(keys, tf.int32)
         self._lower_values = tf.constant(values, tf.int32)
@@ -166,10 +164,71 @@ class BertWordpieceTokenizer(tf.Module):
         values = tf.where(too_long, features.UNK, values)
         return segments.with_flat_values(words.with_flat_values(values)).merge_dims(1, 2)
 
-    def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        words = self.split_words(texts)
+
+class BertWordpieceTokenizer(tf.Module):
+    """Text -> WordPiece ids, matching Hugging Face's BertTokenizerFast (see the module docstring).
+
+    Holds the vocabulary as a lookup table initialized from `vocab_file`, so a SavedModel that tracks
+    this object carries the file among its assets. `tokenize` returns a `[batch, (tokens)]` int64
+    RaggedTensor without [CLS]/[SEP].
+
+    `learned=True`: a vocabulary learned by this module (`learn_wordpiece_vocab`), whose layout is known —
+    the special tokens at ids 0..4, no subword longer than LEARNED_MAX_TOKEN_CHARS — so the file is not read
+    here: `vocab_file` may then be a string tensor, the deferred path of a file that TFT's analysis writes.
+    """
+
+    def __init__(self, vocab_file, lower_case: bool = True, name: str | None = None, *, learned: bool = False,
+                 pretokenizer: BertPreTokenizer | None = None):
+        super().__init__(name=name)
+        if learned:
+            index = {token: i for i, token in enumerate(features.SPECIAL_TOKENS)}
+            self.vocab_size = None  # known only once the file is written
+            max_chars_per_token = LEARNED_MAX_TOKEN_CHARS
+        else:
+            vocab = _read_vocab(vocab_file)
+            index = {token: i for i, token in enumerate(vocab)}
+            missing = [t for t in (features.CLS, features.SEP, features.UNK) if t not in index]
+            if missing:
+                raise ValueError(f"vocabulary {vocab_file} lacks {', '.join(missing)}.")
+            self.vocab_size = len(vocab)
+            max_chars_per_token = max(len(t) for t in vocab)  # an upper bound only, for speed
+        self.cls_id = index[features.CLS]
+        self.sep_id = index[features.SEP]
+        self.lower_case = bool(lower_case)
+        if pretokenizer is None:
+            pretokenizer = BertPreTokenizer(lower_case, [t for t in features.SPECIAL_TOKENS if t in index])
+        self.pretokenizer = pretokenizer
+
+        self._table = tf.lookup.StaticVocabularyTable(
+            tf.lookup.TextFileInitializer(
+                vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
+            num_oov_buckets=1)
+        self._wordpiece = tf_text.WordpieceTokenizer(
+            self._table,
+            suffix_indicator="##",
+            # Words are limited by characters before this step; bytes must never trigger [UNK] here.
+            max_bytes_per_word=4 * MAX_CHARS_PER_WORD,
+            max_chars_per_token=max_chars_per_token,
+            token_out_type=tf.int64,
+            unknown_token=features.UNK)
+
+    def normalize(self, texts: tf.Tensor) -> tf.Tensor:
+        return self.pretokenizer.normalize(texts)
+
+    def split_words(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return self.pretokenizer.split_words(texts)
+
+    def table_size(self) -> tf.Tensor:
+        return self._table.size()
+
+    def wordpiece(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
+        """`[batch, (words)]` pre-tokenized words -> `[batch, (tokens)]` ids."""
         pieces = self._wordpiece.tokenize(words.flat_values)  # [words, (pieces)]
         return words.with_flat_values(pieces).merge_dims(1, 2)
+
+    def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return self.wordpiece(self.split_words(texts))
 
 
 def build_tokenizer(vocab_file: str, lower_case: bool = True) -> BertWordpieceTokenizer:
@@ -178,11 +237,16 @@ def build_tokenizer(vocab_file: str, lower_case: bool = True) -> BertWordpieceTo
 
 def tokenize(texts: tf.Tensor, tokenizer: BertWordpieceTokenizer, max_seq_length: int,
              cls_id: int, sep_id: int) -> dict[str, tf.Tensor]:
-    """`[batch]` strings -> the three BERT inputs, int64 `[batch, max_seq_length]`.
+    """`[batch]` strings -> the three BERT inputs, int64 `[batch, max_seq_length]` (see `to_bert_inputs`)."""
+    return to_bert_inputs(tokenizer.tokenize(texts), max_seq_length, cls_id, sep_id)
+
+
+def to_bert_inputs(ids: tf.RaggedTensor, max_seq_length: int, cls_id: int, sep_id: int) -> dict[str, tf.Tensor]:
+    """`[batch, (wordpiece ids)]` -> the three BERT inputs, int64 `[batch, max_seq_length]`.
 
     `[CLS] wordpieces[:max_seq_length - 2] [SEP]`, padded with 0; the mask is 1 on those tokens.
     """
-    ids = tokenizer.tokenize(texts)[:, : max_seq_length - 2]
+    ids = ids[:, : max_seq_length - 2]
     batch = ids.nrows()
     ids = tf.concat([tf.fill([batch, 1], tf.constant(cls_id, tf.int64)), ids,
                      tf.fill([batch, 1], tf.constant(sep_id, tf.int64))], axis=1)
@@ -194,6 +258,91 @@ def tokenize(texts: tf.Tensor, tokenizer: BertWordpieceTokenizer, max_seq_length
         features.MASK_KEY: mask,
         features.TYPE_IDS_KEY: tf.zeros_like(word_ids),
     }
+
+
+# --- the learned vocabulary ---
+
+def learn_wordpiece_vocab(word_counts: Iterable[tuple[str, int]], vocab_size: int) -> list[str]:
+    """(word, count) pairs of pre-tokenized words -> a WordPiece vocabulary of at most about `vocab_size`
+    tokens, learned with tensorflow-text's learner: `features.SPECIAL_TOKENS` at ids 0..4, then the alphabet
+    (each character alone and as a `##` continuation, so no word of known characters becomes [UNK]), then
+    subwords by decreasing frequency. Deterministic: ties are broken by the words themselves."""
+    counts = sorted(((w, int(c)) for w, c in word_counts if w), key=lambda wc: (-wc[1], wc[0]))
+    specials = list(features.SPECIAL_TOKENS)
+    if not counts:
+        return specials
+    vocab = wordpiece_learner.learn(
+        counts, vocab_size=vocab_size, reserved_tokens=specials, lower_thresh=LEARN_MIN_COUNT,
+        max_token_length=LEARNED_MAX_TOKEN_CHARS, max_unique_chars=LEARN_MAX_ALPHABET,
+        include_joiner_token=True, joiner="##")
+    if vocab[: len(specials)] != specials:
+        raise RuntimeError(f"the WordPiece learner did not put {specials} first: {vocab[:len(specials)]}")
+    return vocab
+
+
+def _word_count_pairs(batch) -> Iterable[tuple[bytes, int]]:
+    words, counts = batch
+    return zip(np.asarray(words).tolist(), np.asarray(counts).tolist())
+
+
+def _learn_and_write(word_counts: list, path: str, vocab_size: int) -> np.ndarray:
+    vocab = learn_wordpiece_vocab(((w.decode("utf-8") if isinstance(w, bytes) else w, c) for w, c in word_counts),
+                                  vocab_size)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("".join(f"{token}\n" for token in vocab))
+    return np.array(path)
+
+
+class LearnWordpieceVocab(tft_beam.experimental.PTransformAnalyzer):
+    """The Beam side of the analyzer: per-batch (unique words, counts) -> the path of the learned vocabulary
+    file, written under the analyzer's own temporary directory (TFT copies it into the transform graph's
+    assets)."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self._vocab_size = int(vocab_size)
+
+    def expand(self, pcoll):
+        path = os.path.join(self.base_temp_dir, features.LEARNED_VOCAB_NAME)
+        return (pcoll
+                | "PairWordsWithCounts" >> beam.FlatMap(_word_count_pairs)
+                | "SumCounts" >> beam.CombinePerKey(sum)
+                | "ToList" >> beam.combiners.ToList()
+                | "LearnAndWrite" >> beam.Map(_learn_and_write, path=path, vocab_size=self._vocab_size))
+
+
+def learned_wordpiece_ids(texts: tf.Tensor, settings: TransformSettings) -> tuple[tf.RaggedTensor, int, int]:
+    """`[batch]` strings -> (`[batch, (tokens)]` ids under a vocabulary learned from the analyzed data,
+    cls id, sep id)."""
+    pretokenizer = tft.make_and_track_object(lambda: BertPreTokenizer(settings.lower_case),
+                                             name="bert_pretokenizer")
+    words = pretokenizer.split_words(texts)
+    unique_words, _, counts = tf.unique_with_counts(words.flat_values, out_idx=tf.int64)
+    (vocab_path,) = tft.experimental.ptransform_analyzer(
+        inputs=[unique_words, counts],
+        ptransform=LearnWordpieceVocab(settings.learned_vocab_size),
+        output_dtypes=[tf.string],
+        output_shapes=[[]],
+        # Stands in for the vocabulary while the preprocessing_fn is traced before analysis.
+        output_asset_default_values=["".join(f"{t}\n" for t in features.SPECIAL_TOKENS).encode()],
+        name="learn_wordpiece_vocab")
+    tft.annotate_asset(features.LEARNED_VOCAB_NAME, features.LEARNED_VOCAB_NAME)
+
+    def lookup(words, path):
+        # `path` is the written file's path (a stand-in before analysis), except while TFT only inspects which
+        # columns the function reads: then it is a placeholder, and the table is built inside that trace.
+        def make():
+            return BertWordpieceTokenizer(path, settings.lower_case, learned=True, pretokenizer=pretokenizer)
+        tokenizer = make() if tf.is_symbolic_tensor(path) else tft.make_and_track_object(
+            make, name="learned_wordpiece_tokenizer")
+        return tokenizer.wordpiece(words), tokenizer.table_size()
+
+    # apply_vocabulary resolves the deferred path and keeps the ids dependent on the analyzer.
+    ids = tft.apply_vocabulary(words, vocab_path, lookup_fn=lookup)
+    cls_id = features.SPECIAL_TOKENS.index(features.CLS)
+    sep_id = features.SPECIAL_TOKENS.index(features.SEP)
+    return ids, cls_id, sep_id
 
 
 def to_dense_strings(x) -> tf.Tensor:
@@ -216,10 +365,14 @@ def to_dense_strings(x) -> tf.Tensor:
 
 def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | None = None) -> dict:
     settings = TransformSettings.from_custom_config(custom_config)
-    tokenizer = tft.make_and_track_object(
-        lambda: build_tokenizer(settings.vocab_file, settings.lower_case), name="bert_wordpiece_tokenizer")
     texts = to_dense_strings(inputs[settings.text_key])
-    outputs = tokenize(texts, tokenizer, settings.max_seq_length, tokenizer.cls_id, tokenizer.sep_id)
+    if settings.vocab_mode == "learn":
+        ids, cls_id, sep_id = learned_wordpiece_ids(texts, settings)
+    else:
+        tokenizer = tft.make_and_track_object(
+            lambda: build_tokenizer(settings.vocab_file, settings.lower_case), name="bert_wordpiece_tokenizer")
+        ids, cls_id, sep_id = tokenizer.tokenize(texts), tokenizer.cls_id, tokenizer.sep_id
+    outputs = to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id)
     if settings.label_key in inputs:
         labels = to_dense_strings(inputs[settings.label_key])
         outputs[features.LABEL_ID_KEY] = tft.compute_and_apply_vocabulary(

@@ -250,7 +250,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         encoder = bert.load_pretrained(settings.pretrained_dir)
     else:
         encoder = bert.build_encoder(
-            bert.preset_config(settings.model_size, vocab_size=_vocab_size(settings.vocab_file)))
+            bert.preset_config(settings.model_size,
+                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output))))
     model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
     model.compile(optimizer=_make_optimizer(settings, total_steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -268,6 +269,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
+
+
+def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:
+    """The WordPiece vocabulary Transform tokenized with: the one it learned from the training split, when it
+    learned one (an asset of the transform graph), else `settings.vocab_file`."""
+    learned = tf_transform_output.vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
+    if learned:
+        return learned
+    if not settings.vocab_file:
+        raise ValueError("no vocabulary to size the embedding with: Transform learned none and the Trainer's "
+                         "custom_config has no vocab_file.")
+    return settings.vocab_file
 
 
 def _vocab_size(vocab_file: str) -> int:

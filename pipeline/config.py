@@ -25,6 +25,7 @@ OUTPUTS_DIR = REPO_ROOT / "outputs"
 
 MODEL_SIZES = ("tiny", "mini", "small")
 POOLING_MODES = ("cls", "mean")
+VOCAB_CHOICES = ("checkpoint", "learn")  # the runners' --vocab: "checkpoint" is vocab_mode "file"
 BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
 
 # Hash split used when the data does not bring its own train/eval/test folders.
@@ -58,9 +59,11 @@ class PipelineConfig:
     schema_file: Optional[str] = None  # curated schema; None: SchemaGen's inferred schema is used
 
     # Tokenization (Transform).
-    vocab_file: str = ""
+    vocab_file: str = ""  # WordPiece vocabulary file when vocab_mode is "file" (a checkpoint's vocab.txt)
     lower_case: bool = True
     max_seq_length: int = 128
+    vocab_mode: str = "file"  # "file": vocab_file; "learn": Transform learns one from the training split
+    learned_vocab_size: int = 8000  # target size of a learned vocabulary, special tokens included
 
     # Model and training (Trainer).
     pretrained_dir: Optional[str] = None  # Hugging Face-format BERT checkpoint; None: train from scratch
@@ -124,6 +127,6 @@ def curated_schema(dataset: str) -> Optional[Path]:
 
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "RUN_FN", "SCHEMA_DIR",
-    "DATA_DIR", "SPAN_FOLDER", "MODEL_SIZES", "POOLING_MODES", "BEAM_DIRECT_MODES", "HASH_BUCKETS",
+    "DATA_DIR", "SPAN_FOLDER", "MODEL_SIZES", "POOLING_MODES", "VOCAB_CHOICES", "BEAM_DIRECT_MODES", "HASH_BUCKETS",
     "default_pipeline_root", "default_serving_dir", "curated_schema",
 ]

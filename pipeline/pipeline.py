@@ -14,9 +14,11 @@ from typing import List
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from components import features
 from components.gates import DataValidationGate
+from components.pusher import AtomicPusherExecutor
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
@@ -124,7 +126,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     code_version = code_fingerprint()
     transform_settings = features.TransformSettings(
         text_key=config.text_key, label_key=config.label_key, vocab_file=config.vocab_file,
-        lower_case=config.lower_case, max_seq_length=config.max_seq_length)
+        lower_case=config.lower_case, max_seq_length=config.max_seq_length,
+        vocab_mode=config.vocab_mode, learned_vocab_size=config.learned_vocab_size)
     transform = tfx.components.Transform(
         examples=training_examples,
         schema=schema,
@@ -158,7 +161,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-            base_directory=os.path.join(config.serving_dir, config.model_name))))
+            base_directory=os.path.join(config.serving_dir, config.model_name))),
+        # Copies into a hidden staging folder, then renames the version folder into place (components/pusher.py).
+        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
 
     components += [example_validator, data_gate, transform, trainer, model_resolver, evaluator, pusher]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)

@@ -5,7 +5,9 @@
     python pipeline/run_local.py --data-root my_csvs/ --text-column review --label-column stars
 
 Exit status: 0 when the run finished (the summary says whether the model was blessed and pushed),
-2 when the input or the data validation stopped it, 1 when a component failed.
+2 when the input or the data validation stopped it, 1 when a component failed, 3 when another run is using the
+same pipeline root (one run at a time per pipeline root: an exclusive lock on <pipeline_root>/.run.lock, held for
+the whole run and released by the OS when the process ends, even when it is killed).
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import dataclasses
 import json
 import logging
 import time
+import traceback
 from typing import List, Optional
 
+from components import features
 from pipeline import assets, inputs
-from pipeline.config import (BEAM_DIRECT_MODES, MODEL_SIZES, POOLING_MODES, PipelineConfig, curated_schema,
-                             default_pipeline_root, default_serving_dir)
+from pipeline.config import (BEAM_DIRECT_MODES, MODEL_SIZES, POOLING_MODES, VOCAB_CHOICES, PipelineConfig,
+                             curated_schema, default_pipeline_root, default_serving_dir)
 
 DEFAULTS = PipelineConfig(pipeline_root="", data_root="", serving_dir="")
 
@@ -49,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "service and push it in TensorFlow Serving's layout, all on this machine.",
         epilog="Outputs default to outputs/<dataset>/{pipeline_root,serving}/. Re-running with the same "
                "arguments reuses unchanged steps from the cache; the model in service is the baseline the "
-               "new model must match.",
+               "new model must match. Exit status: 0 finished (blessed or not), 1 a component failed, 2 invalid "
+               "input or data, 3 another run is using the same pipeline root.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--dataset", choices=assets.BUILTIN_DATASETS, default="rotten_tomatoes",
@@ -71,8 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model")
     model.add_argument("--pretrained", default=str(assets.checkpoint_dir()),
                        help="Hugging Face-format BERT checkpoint folder (config.json, model.safetensors, vocab.txt) "
-                            "to fine-tune; 'none' trains a --model-size encoder from scratch with the packaged "
-                            "uncased WordPiece vocabulary")
+                            "to fine-tune; 'none' trains a --model-size encoder from scratch (see --vocab)")
+    model.add_argument("--vocab", choices=VOCAB_CHOICES,
+                       help="WordPiece vocabulary: 'checkpoint' uses the checkpoint's vocab.txt (with --pretrained "
+                            "none, the packaged uncased one); 'learn' learns one from the training split during the "
+                            "run, for any language (only when training from scratch). Default: 'learn' with "
+                            "--pretrained none, else 'checkpoint'")
+    model.add_argument("--vocab-size", type=_positive,
+                       help=f"target size of a learned vocabulary, special tokens included (--vocab learn; default "
+                            f"{DEFAULTS.learned_vocab_size})")
     model.add_argument("--model-size", choices=MODEL_SIZES, default=DEFAULTS.model_size,
                        help="encoder preset when training from scratch: tiny 2x128, mini 4x256, small 4x512 "
                             "(layers x hidden)")
@@ -110,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """Turns the command line into a PipelineConfig, checking the inputs on the way (InputError)."""
+    from_scratch = args.pretrained.lower() == "none"
+    vocab = args.vocab or ("learn" if from_scratch else "checkpoint")
+    if vocab == "learn" and not from_scratch:
+        raise inputs.InputError(f"--vocab learn cannot be used with --pretrained {args.pretrained}: a pretrained "
+                                "model needs its own vocabulary (use --pretrained none to learn one).")
+    if args.vocab_size is not None and vocab != "learn":
+        raise inputs.InputError("--vocab-size applies only to a learned vocabulary (--vocab learn).")
+    if args.vocab_size is not None and args.vocab_size < features.MIN_LEARNED_VOCAB_SIZE:
+        raise inputs.InputError(f"--vocab-size must be at least {features.MIN_LEARNED_VOCAB_SIZE}.")
+    learn_vocab = vocab == "learn"
     if args.data_root is not None:
         dataset, data_root = "custom", args.data_root.resolve()
         schema = args.schema
@@ -137,9 +159,10 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         raise inputs.InputError(f"the data has {len(labels)} distinct label value(s) in column "
                                 f"{args.label_column!r}; a classifier needs at least 2.")
 
-    if args.pretrained.lower() == "none":
+    if from_scratch:
         pretrained = None
-        vocab_dir = assets.ensure_checkpoint()  # the packaged uncased BERT WordPiece vocabulary
+        # The packaged uncased BERT WordPiece vocabulary, unless Transform learns one.
+        vocab_dir = None if learn_vocab else assets.ensure_checkpoint()
     else:
         pretrained = Path(args.pretrained)
         if pretrained.resolve() == assets.checkpoint_dir().resolve():
@@ -148,8 +171,11 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             raise inputs.InputError(f"--pretrained {pretrained} is not a BERT checkpoint folder (config.json, "
                                     "model.safetensors and vocab.txt expected).")
         vocab_dir = pretrained
-    from components import bert  # deferred: imports TensorFlow
-    vocab_file, lower_case = bert.checkpoint_tokenizer_settings(str(vocab_dir))
+    if learn_vocab:  # learned from the training split by Transform, lower-cased (components/preprocessing.py)
+        vocab_file, lower_case = "", True
+    else:
+        from components import bert  # deferred: imports TensorFlow
+        vocab_file, lower_case = bert.checkpoint_tokenizer_settings(str(vocab_dir))
 
     pipeline_root = (args.pipeline_root or default_pipeline_root(name)).resolve()
     serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
@@ -161,6 +187,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         use_spans=bool(span_folders), spans_window=args.spans_window,
         label_names=tuple(labels), schema_file=str(Path(schema).resolve()) if schema else None,
         vocab_file=str(vocab_file), lower_case=lower_case, max_seq_length=args.max_seq_length,
+        vocab_mode="learn" if learn_vocab else "file",
+        learned_vocab_size=args.vocab_size or DEFAULTS.learned_vocab_size,
         pretrained_dir=str(pretrained.resolve()) if pretrained else None, model_size=args.model_size,
         pooling=args.pooling, epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
@@ -188,9 +216,14 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, error: Optional
         result["examples_per_split"] = s.split_counts(stats_uri)
     ingested = record.artifacts("CsvExampleGen", "examples")
     if config.use_spans and ingested:
-        result["ingested_span"] = ingested[0].properties["span"].int_value
+        def span(artifact):  # TFX records the span as a property or a custom property
+            if "span" in artifact.properties:
+                return artifact.properties["span"].int_value
+            return artifact.custom_properties["span"].int_value
+
+        result["ingested_span"] = span(ingested[0])
         trained_on = record.artifacts("Transform", "examples", output=False)
-        result["training_spans"] = sorted(a.properties["span"].int_value for a in trained_on)
+        result["training_spans"] = sorted(span(a) for a in trained_on)
     anomalies = record.artifacts("ExampleValidator", "anomalies")
     if anomalies:
         from components.gates import anomaly_problems, load_anomalies
@@ -252,6 +285,35 @@ def _quiet_logs(verbose: bool) -> None:
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
 
 
+RUN_LOCK = ".run.lock"
+EXIT_BUSY = 3
+_run_locks: dict = {}  # pipeline root -> descriptor, kept open for the life of the process: the lock is the open file
+
+
+def lock_pipeline_root(pipeline_root: str) -> Optional[str]:
+    """Takes an exclusive flock on <pipeline_root>/.run.lock for the rest of this process's life; returns None, or
+    the error message when another live run holds it. The kernel drops the lock when the process ends however it
+    ends (SIGKILL included), so a dead run never leaves a stale lock; the pid in the file is only for the message."""
+    import fcntl
+
+    if pipeline_root in _run_locks:  # main() called again in this process (flock is per open file, not re-entrant)
+        return None
+    os.makedirs(pipeline_root, exist_ok=True)
+    # os.open's descriptors are not inherited by exec'd children (PEP 446): the lock dies with this process.
+    fd = os.open(os.path.join(pipeline_root, RUN_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        return (f"another run is using pipeline root {pipeline_root} (pid {holder}); "
+                "wait for it or use another --pipeline-root.")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _run_locks[pipeline_root] = fd
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_logs(args.verbose)
@@ -260,6 +322,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (inputs.InputError, assets.AssetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    busy = lock_pipeline_root(config.pipeline_root)  # before any TFX work; held until this process exits
+    if busy:
+        print(f"error: {busy}", file=sys.stderr)
+        return EXIT_BUSY
 
     from tfx import v1 as tfx
 
@@ -280,7 +346,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(cause, DataValidationError):
             error, status = str(cause), 2
         else:
-            error, status = f"{type(e).__name__}: {e}".splitlines()[0], 1
+            # Not something the user can fix from a message: keep the whole story in a log file.
+            log = Path(config.pipeline_root) / "last_error.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(traceback.format_exc())
+            error, status = f"{type(e).__name__}: {e}".splitlines()[0] + f" (traceback in {log})", 1
         print(f"error: {error}", file=sys.stderr)
     summary = collect_summary(config, time.time() - start, error)
     if args.summary_json:

@@ -107,7 +107,9 @@ def evaluator_metrics(evaluation_uri: str) -> Dict[str, float]:
                         number = value["boundedValue"].get("value")
                     if number is None:
                         continue
-                    if not sub_key:
+                    if "macro_average" in name:  # some TFMA versions put the aggregation in the name
+                        full = f"macro_{name.rsplit(chr(10) + '_', 1)[-1]}"
+                    elif not sub_key:
                         full = name
                     elif sub_key.startswith("classId:"):
                         full = f"{name}[class_{sub_key.split(':', 1)[1]}]"

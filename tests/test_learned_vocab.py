@@ -1,0 +1,259 @@
+"""Training from scratch in any language: Transform learns a WordPiece vocabulary from the training split.
+
+On a small Korean corpus: through a real TF Transform run (the learned vocabulary, the ids against the reference
+WordPiece tokenizer over that vocabulary, the exported graph alone in a fresh process), and end to end through
+`pipeline/run_local.py --pretrained none --vocab learn` (the pushed model maps common Hangul words to real tokens).
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import csv
+import json
+import random
+import subprocess
+import sys
+import textwrap
+import unicodedata
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tokenizers
+from conftest import run_local
+from test_preprocessing import analyze_and_transform
+
+from components import features, preprocessing
+from components.features import TransformSettings
+
+NEUTRAL = ["영화", "배우", "연기", "이야기", "음악", "장면", "감독", "주인공", "오늘", "정말", "너무", "그리고",
+           "이번", "처음", "친구", "가족", "극장", "시간", "결말", "대사"]
+POSITIVE = ["재미있어요", "최고", "감동", "훌륭한", "좋아요", "추천", "멋진", "아름다운", "행복", "웃음"]
+NEGATIVE = ["지루해요", "별로", "실망", "최악", "싫어요", "아쉬운", "지겨운", "엉망", "졸려요", "후회"]
+COMMON_WORDS = NEUTRAL + POSITIVE + NEGATIVE
+LABELS = ("긍정", "부정")  # positive, negative
+UNK_ID = features.SPECIAL_TOKENS.index(features.UNK)
+
+
+def korean_corpus(n: int, seed: int) -> list[dict]:
+    """`n` short reviews: neutral words and sentiment words of the label, in random order, with punctuation."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = LABELS[i % 2]
+        words = rng.sample(NEUTRAL, 3) + rng.sample(POSITIVE if label == LABELS[0] else NEGATIVE, 2)
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words) + rng.choice([".", "!", "?", "..."]), "label": label})
+    return rows
+
+
+def nfd(text: str) -> str:
+    """What lower-casing normalization makes of Hangul: syllables decomposed into conjoining jamo."""
+    return unicodedata.normalize("NFD", text)
+
+
+def reference_tokenizer(vocab: list[str]) -> tokenizers.Tokenizer:
+    """Hugging Face's BERT WordPiece pipeline (uncased normalizer, BERT pre-tokenizer) over the learned vocab."""
+    tok = tokenizers.Tokenizer(tokenizers.models.WordPiece(
+        {t: i for i, t in enumerate(vocab)}, unk_token=features.UNK, max_input_chars_per_word=100))
+    tok.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    tok.add_special_tokens(list(features.SPECIAL_TOKENS))
+    return tok
+
+
+# --- the learner alone ---
+
+def test_learn_wordpiece_vocab_layout_and_determinism():
+    counts = [("영화", 30), ("재미있어요", 12), ("movie", 9), ("movies", 4), ("[UNK]", 50), ("x", 1)]
+    vocab = preprocessing.learn_wordpiece_vocab(counts, vocab_size=200)
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(vocab) == len(set(vocab)) <= 200
+    assert "영화" in vocab and "movie" in vocab and "##s" in vocab
+    assert vocab.count("[UNK]") == 1  # specials written in the text are not learned again
+    # Every character alone and as a continuation: no word of known characters becomes [UNK].
+    for char in "영화재미있어요movix":
+        assert char in vocab and f"##{char}" in vocab, char
+    assert preprocessing.learn_wordpiece_vocab(list(reversed(counts)), vocab_size=200) == vocab
+    assert preprocessing.learn_wordpiece_vocab([], vocab_size=200) == list(features.SPECIAL_TOKENS)
+
+
+def test_learned_vocab_settings():
+    s = TransformSettings("text", "label", "", vocab_mode="learn", learned_vocab_size=500)
+    config = s.to_custom_config()
+    assert json.loads(json.dumps(config)) == config
+    assert TransformSettings.from_custom_config(config) == s
+    assert TransformSettings.from_custom_config({"vocab_mode": "learn"}).learned_vocab_size == \
+        features.DEFAULT_LEARNED_VOCAB_SIZE
+    for bad in (dict(vocab_file="v.txt", vocab_mode="learn"), dict(vocab_file="", vocab_mode="file"),
+                dict(vocab_file="", vocab_mode="bpe"), dict(vocab_file="", vocab_mode="learn", learned_vocab_size=5)):
+        with pytest.raises(ValueError):
+            TransformSettings("text", "label", **bad)
+
+
+# --- a real TF Transform run ---
+
+MAX_LEN = 32
+
+
+@pytest.fixture(scope="module")
+def korean_run(tmp_path_factory):
+    rows = korean_corpus(200, seed=1)
+    # A few rows exercise specials written in the text, Latin script and an empty text.
+    rows += [{"text": "[CLS] 영화 [SEP] 최고 MOVIE", "label": LABELS[0]}, {"text": "", "label": LABELS[1]}]
+    spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
+    settings = TransformSettings("text", "label", "", vocab_mode="learn", max_seq_length=MAX_LEN)
+    out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("korean"), rows, spec, settings)
+    vocab_file = tft.TFTransformOutput(str(out_dir)).vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
+    assert vocab_file, f"no {features.LEARNED_VOCAB_NAME} among the assets of {out_dir}"
+    vocab = Path(vocab_file).read_text(encoding="utf-8").splitlines()
+    return rows, out, out_dir, vocab
+
+
+def test_learned_vocabulary_is_an_asset_with_specials_first(korean_run):
+    _, _, out_dir, vocab = korean_run
+    assert vocab[:5] == list(features.SPECIAL_TOKENS)
+    assert len(vocab) == len(set(vocab)) <= features.DEFAULT_LEARNED_VOCAB_SIZE
+    # Frequent words are whole tokens (as the normalization spells them: Hangul as conjoining jamo).
+    missing = [w for w in COMMON_WORDS if nfd(w) not in vocab]
+    assert not missing, f"common words not learned whole: {missing}"
+    assert (out_dir / "transform_fn" / "assets" / features.LEARNED_VOCAB_NAME).is_file()
+
+
+def test_common_hangul_words_are_not_unknown(korean_run):
+    rows, out, _, vocab = korean_run
+    index = {t: i for i, t in enumerate(vocab)}
+    for row, got in zip(rows, out):
+        n = sum(got[features.MASK_KEY])
+        ids = got[features.WORD_IDS_KEY]
+        assert ids[0] == index[features.CLS] and ids[n - 1] == index[features.SEP], row["text"]
+        assert UNK_ID not in ids[:n], row["text"]
+    first = rows[0]["text"].rstrip(".!?")
+    assert out[0][features.WORD_IDS_KEY][1:1 + len(first.split())] == [index[nfd(w)] for w in first.split()]
+
+
+def test_ids_match_reference_wordpiece_over_the_learned_vocabulary(korean_run):
+    rows, out, _, vocab = korean_run
+    ref = reference_tokenizer(vocab)
+    # Unseen text too: new words made of jamo seen in training are split into subwords, never [UNK].
+    unseen = "한국 영화는 재미있었어요 감독님 배우들 연기가 좋았어요 이야기는 지루했어요"
+    assert set(nfd(unseen.replace(" ", ""))) <= set(nfd("".join(COMMON_WORDS)))
+    for text, got in [(r["text"], o) for r, o in zip(rows, out)]:
+        n = sum(got[features.MASK_KEY])
+        assert got[features.WORD_IDS_KEY][1:n - 1] == ref.encode(text, add_special_tokens=False).ids[:MAX_LEN - 2]
+    tokenizer = preprocessing.BertWordpieceTokenizer(str(_vocab_path(korean_run)), learned=True)
+    ids = tokenizer.tokenize(tf.constant([unseen])).to_list()[0]
+    assert ids == ref.encode(unseen, add_special_tokens=False).ids
+    assert UNK_ID not in ids and len(ids) > len(unseen.split())
+
+
+def _vocab_path(korean_run) -> Path:
+    _, _, out_dir, _ = korean_run
+    return out_dir / "transform_fn" / "assets" / features.LEARNED_VOCAB_NAME
+
+
+SERVE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # registers the tf-text ops the graph uses
+    loaded = tf.saved_model.load(sys.argv[1])
+    texts = json.loads(sys.stdin.read())
+    n = len(texts)
+    out = loaded.transform_fn({"text": tf.constant(texts), "label": tf.constant(["긍정"] * n),
+                               "row": tf.range(n, dtype=tf.int64)})
+    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+    assert "tensorflow_transform" not in sys.modules and "components" not in sys.modules
+""")
+
+
+def test_exported_graph_serves_the_learned_vocabulary_without_project_code(korean_run, tmp_path):
+    rows, out, out_dir, _ = korean_run
+    texts = [r["text"] for r in rows[:20]] + [rows[-2]["text"]]
+    expected = out[:20] + [out[-2]]
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH="")
+    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(out_dir / "transform_fn")],
+                          input=json.dumps(texts), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served[features.WORD_IDS_KEY] == [e[features.WORD_IDS_KEY] for e in expected]
+    assert served[features.MASK_KEY] == [e[features.MASK_KEY] for e in expected]
+
+
+# --- the command line ---
+
+def test_help_explains_the_vocabulary_flags():
+    proc = run_local("--help", timeout=120)
+    assert proc.returncode == 0
+    assert "--vocab {checkpoint,learn}" in proc.stdout and "--vocab-size" in proc.stdout
+
+
+def test_pretrained_checkpoint_with_learned_vocab_is_refused(tmp_path):
+    proc = run_local("--pretrained", tmp_path, "--vocab", "learn", "--pipeline-root", tmp_path / "root", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--vocab learn" in errors[0] and "own vocabulary" in errors[0], proc.stderr
+    assert not (tmp_path / "root").exists()
+
+
+E2E_CHECK = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # registers the tf-text ops the graph uses
+    model_dir, texts = sys.argv[1], json.loads(sys.stdin.read())
+    m = tf.saved_model.load(model_dir)
+
+    def example(text):
+        f = {"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()])),
+             "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=["긍정".encode()]))}
+        return tf.train.Example(features=tf.train.Features(feature=f)).SerializeToString()
+
+    feats = m.signatures["transform_features"](examples=tf.constant([example(t) for t in texts]))
+    out = m.signatures["serving_default"](text=tf.constant(texts))
+    print(json.dumps({"ids": feats["input_word_ids"].numpy().tolist(), "mask": feats["input_mask"].numpy().tolist(),
+                      "labels": [l.decode() for l in out["label"].numpy()],
+                      "mods": sorted(k for k in sys.modules if k.split(".")[0] in ("components", "tfx",
+                                                                                  "tensorflow_transform"))}))
+""")
+
+
+def test_korean_end_to_end_with_a_learned_vocabulary(tmp_path):
+    data = tmp_path / "korean_reviews"
+    data.mkdir()
+    with open(data / "reviews.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(korean_corpus(400, seed=2))
+    summary_path = tmp_path / "summary.json"
+    proc = run_local("--data-root", data, "--pretrained", "none", "--vocab", "learn", "--vocab-size", "2000",
+                     "--model-size", "tiny", "--max-seq-length", "32", "--epochs", "2", "--batch-size", "32",
+                     "--learning-rate", "1e-3", "--min-accuracy", "0",
+                     "--pipeline-root", tmp_path / "root", "--serving-dir", tmp_path / "serving",
+                     "--summary-json", summary_path)
+    assert proc.returncode == 0, f"run_local failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    summary = json.loads(summary_path.read_text())
+    assert summary["components"]["Transform"]["state"] == "COMPLETE"
+    assert summary["blessed"] is True and summary["pushed"] is True
+    pushed = Path(summary["pushed_dir"])
+    vocab = (pushed / "assets" / features.LEARNED_VOCAB_NAME).read_text(encoding="utf-8").splitlines()
+    assert vocab[:5] == list(features.SPECIAL_TOKENS) and len(vocab) <= 2000
+
+    texts = [r["text"] for r in korean_corpus(50, seed=3)] + [" ".join(NEUTRAL), " ".join(POSITIVE + NEGATIVE)]
+    proc = subprocess.run([sys.executable, "-c", E2E_CHECK, str(pushed)], input=json.dumps(texts),
+                          capture_output=True, text=True, env=dict(os.environ, TF_USE_LEGACY_KERAS="1"),
+                          cwd="/", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["mods"] == []  # nothing of the project, TFX or TF Transform was needed
+    real = [i for ids, mask in zip(result["ids"], result["mask"]) for i, m in zip(ids[1:], mask[1:]) if m]
+    real = [i for i in real if i != features.SPECIAL_TOKENS.index(features.SEP)]
+    assert len(real) > 5 * len(texts)
+    unk_share = real.count(UNK_ID) / len(real)
+    assert unk_share < 0.05, f"{unk_share:.1%} of the tokens are [UNK]"
+    # Every common word is one token of its own, and the encoder's embedding has one row per token.
+    for ids, words in zip(result["ids"][-2:], (NEUTRAL, POSITIVE + NEGATIVE)):
+        assert ids[1:1 + len(words)] == [vocab.index(nfd(w)) for w in words]
+    shapes = tf.train.list_variables(str(pushed / "variables" / "variables"))
+    assert [s for name, s in shapes if name.startswith("model/variables/") and s[0] == len(vocab)], shapes
+    assert set(result["labels"]) <= set(LABELS)
