@@ -46,7 +46,7 @@ class TrainerSettings:
     vocab_file: str = ""
     pretrained_dir: Optional[str] = None
     model_size: str = "mini"
-    pooling: str = "cls"
+    pooling: str = "mean"
     epochs: int = 3
     batch_size: int = 32
     learning_rate: float = 5e-5
