@@ -7,7 +7,9 @@ Everything a user can get wrong about their data files is caught here with one c
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -22,7 +24,105 @@ SPLIT_FOLDERS = ("train", "eval", "test")
 
 
 class InputError(ValueError):
-    """The input data cannot be used; the message says which file and why."""
+    """The input data cannot be used; the message says which file and why.
+
+    `kind` and `feature` make the machine-readable record of the problem (see `as_problem`), in the same shape as
+    the anomalies of the data validation components (components/gates.py).
+    """
+
+    def __init__(self, message: str, kind: str = "INVALID_INPUT", feature: str = "(input)", path: str = ""):
+        super().__init__(message)
+        self.kind, self.feature, self.path = kind, feature, path
+
+    def as_problem(self) -> dict:
+        return {"split": "", "feature": self.feature, "kind": self.kind, "description": str(self),
+                "file": self.path}
+
+
+# CsvExampleGen reads fields with Python's csv module at its default field size limit: a longer field (a text of
+# more characters) would fail inside Beam, so it is refused here with a clear message instead.
+CSV_FIELD_LIMIT = csv.field_size_limit()
+
+
+@dataclasses.dataclass
+class CsvScan:
+    """What reading one CSV file the way CsvExampleGen does found."""
+
+    path: Path
+    header: List[str]
+    rows: List[Tuple[str, str]]  # (text, label)
+    extra_columns: List[str]  # columns other than the text and the label (ignored by the pipeline)
+
+
+def _logical_lines(path: Path):
+    """(first line number, text) of each record as CsvExampleGen delimits them: physical lines are joined until
+    their double quotes balance (a quoted field may span lines). Invalid UTF-8 is an InputError naming the line."""
+    with open(path, "rb") as f:
+        pending, first, quotes = [], 0, 0
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}, line {number}: bytes that are not valid UTF-8 ({e.reason} at byte "
+                                 f"{e.start} of the line); save the file as UTF-8.", "NOT_UTF8", path=str(path)
+                                 ) from None
+            if not pending:
+                first = number
+            pending.append(line)
+            quotes += line.count('"')
+            if quotes % 2 == 0:
+                yield first, "".join(pending)
+                pending, quotes = [], 0
+        if pending:
+            raise InputError(f"{path}, line {first}: a quoted field is never closed (unbalanced double quotes).",
+                             "MALFORMED_CSV", path=str(path))
+
+
+def _parse_record(path: Path, number: int, line: str) -> Optional[List[str]]:
+    try:
+        records = list(csv.reader(io.StringIO(line), strict=True))
+    except csv.Error as e:
+        if "field larger than field limit" in str(e):
+            raise InputError(f"{path}, line {number}: a field is longer than {CSV_FIELD_LIMIT:,} characters, the "
+                             "most CsvExampleGen can read; shorten or split that text.", "FIELD_TOO_LONG",
+                             path=str(path)) from None
+        raise InputError(f"{path}, line {number}: malformed CSV ({e}).", "MALFORMED_CSV", path=str(path)) from None
+    if not records:  # a blank line: CsvExampleGen skips it too
+        return None
+    if len(records) > 1:
+        raise InputError(f"{path}, line {number}: malformed CSV (stray double quotes join or split records).",
+                         "MALFORMED_CSV", path=str(path))
+    return records[0]
+
+
+def scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
+    """Reads a whole CSV file as CsvExampleGen will, refusing with one clear InputError what it could not read or
+    what would reach the model wrongly: invalid UTF-8, unbalanced quotes, a row whose number of fields differs
+    from the header's, a missing text or label column, a field over CsvExampleGen's size limit."""
+    lines = _logical_lines(path)
+    header = None
+    for number, line in lines:
+        header = _parse_record(path, number, line)
+        if header is not None:
+            break
+    if not header:
+        raise InputError(f"{path} is empty: a CSV file with a header row is expected.", "NO_HEADER", path=str(path))
+    for role, key in (("text", text_key), ("label", label_key)):
+        if key not in header:
+            raise InputError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
+                             f"name it with --{role}-column.", "MISSING_COLUMN", key, str(path))
+    text_at, label_at = header.index(text_key), header.index(label_key)
+    rows = []
+    for number, line in lines:
+        record = _parse_record(path, number, line)
+        if record is None:
+            continue
+        if len(record) != len(header):
+            raise InputError(f"{path}, line {number}: {len(record)} fields where the header has {len(header)}.",
+                             "MALFORMED_CSV", path=str(path))
+        rows.append((record[text_at], record[label_at]))
+    extra = [c for c in header if c not in (text_key, label_key)]
+    return CsvScan(path, header, rows, extra)
 
 
 SPAN_RE = re.compile(r"^span-(\d+)$")
@@ -31,7 +131,8 @@ SPAN_RE = re.compile(r"^span-(\d+)$")
 def spans(data_root: Path) -> List[Tuple[int, Path]]:
     """The `span-N` folders under data_root, oldest first ([] when the data has no spans)."""
     if not data_root.is_dir():
-        raise InputError(f"data root {data_root} does not exist or is not a folder.")
+        raise InputError(f"data root {data_root} does not exist or is not a folder.", "NO_DATA",
+                         path=str(data_root))
     found = [(int(m.group(1)), p) for p in data_root.iterdir() if p.is_dir() and (m := SPAN_RE.match(p.name))]
     return sorted(found)
 
@@ -43,21 +144,24 @@ def csv_files(folder: Path) -> List[Path]:
 def detect_splits(data_root: Path) -> Tuple[str, ...]:
     """('train', 'eval', 'test') when the data brings its own split folders, () for one set of files."""
     if not data_root.is_dir():
-        raise InputError(f"data root {data_root} does not exist or is not a folder.")
+        raise InputError(f"data root {data_root} does not exist or is not a folder.", "NO_DATA",
+                         path=str(data_root))
     present = [s for s in SPLIT_FOLDERS if (data_root / s).is_dir()]
     if present:
         missing = [s for s in SPLIT_FOLDERS if s not in present]
         if missing:
             raise InputError(f"{data_root} has split folders {', '.join(present)} but not {', '.join(missing)}: "
                              "provide all of train/, eval/ and test/, or put the CSV files directly in the folder "
-                             "to have them split 80/10/10 by hash.")
+                             "to have them split 80/10/10 by hash.", "NO_DATA_FILES", path=str(data_root))
         for split in present:
             if not csv_files(data_root / split):
-                raise InputError(f"split folder {data_root / split} has no .csv files.")
+                raise InputError(f"split folder {data_root / split} has no .csv files.", "NO_DATA_FILES",
+                                 path=str(data_root / split))
         return SPLIT_FOLDERS
     if not csv_files(data_root):
         raise InputError(f"{data_root} has no .csv files (and no train/, eval/, test/ folders of them"
-                         f"{'' if SPAN_RE.match(data_root.name) else ', nor span-N/ folders'}).")
+                         f"{'' if SPAN_RE.match(data_root.name) else ', nor span-N/ folders'}).",
+                         "NO_DATA_FILES", path=str(data_root))
     return ()
 
 
@@ -67,37 +171,35 @@ def _files(data_root: Path, splits: Sequence[str]) -> Dict[str, List[Path]]:
     return {"": csv_files(data_root)}
 
 
-def check_header(path: Path, text_key: str, label_key: str) -> List[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), None)
-    if not header:
-        raise InputError(f"{path} is empty: a CSV file with a header row is expected.")
-    for role, key in (("text", text_key), ("label", label_key)):
-        if key not in header:
-            raise InputError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
-                             f"name it with --{role}-column.")
-    return header
-
-
 def read_rows(path: Path, text_key: str, label_key: str) -> List[Tuple[str, str]]:
-    """(text, label) rows of one CSV file; a structurally broken file is an InputError naming the line."""
-    header = check_header(path, text_key, label_key)
-    rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, strict=True)
-        next(reader)
-        try:
-            for record in reader:
-                if len(record) != len(header):
-                    raise InputError(f"{path}, line {reader.line_num}: {len(record)} fields where the header has "
-                                     f"{len(header)}.")
-                row = dict(zip(header, record))
-                rows.append((row[text_key], row[label_key]))
-        except csv.Error as e:
-            raise InputError(f"{path}, line {reader.line_num}: malformed CSV ({e}).") from None
-        except UnicodeDecodeError as e:
-            raise InputError(f"{path}: bytes that are not valid UTF-8 ({e.reason} at byte {e.start}).") from None
-    return rows
+    """(text, label) rows of one CSV file; a file CsvExampleGen could not read is an InputError naming the line."""
+    return scan_csv(path, text_key, label_key).rows
+
+
+def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str) -> List[str]:
+    """Reads every CSV file of the data the run will ingest (one span's, with spans) the way CsvExampleGen will.
+    Raises InputError for what it could not read, a split with no rows, or files whose headers differ (CsvExampleGen
+    takes the column names from one file); returns warnings (columns the pipeline ignores, header-only files)."""
+    warnings: List[str] = []
+    header_of = None
+    for split, paths in _files(data_root, splits).items():
+        scans = [scan_csv(p, text_key, label_key) for p in paths]
+        for scan in scans:
+            if header_of is None:
+                header_of = scan
+            elif scan.header != header_of.header:
+                raise InputError(f"{scan.path} has columns {', '.join(scan.header)} but {header_of.path} has "
+                                 f"{', '.join(header_of.header)}: every CSV file of the input needs the same header.",
+                                 "MISMATCHED_HEADERS", path=str(scan.path))
+        where = data_root / split if split else data_root
+        if not any(scan.rows for scan in scans):
+            raise InputError(f"{where} has no data rows (only a header): there is nothing to train on.",
+                             "NO_ROWS", path=str(where))
+        warnings += [f"{scan.path} has a header but no rows." for scan in scans if not scan.rows]
+    if header_of is not None and header_of.extra_columns:
+        warnings.append(f"column(s) {', '.join(header_of.extra_columns)} of {header_of.path} are not used: only "
+                        f"{text_key!r} and {label_key!r} reach the model.")
+    return warnings
 
 
 def label_values(data_root: Path, splits: Sequence[str], text_key: str, label_key: str) -> Tuple[str, ...]:

@@ -1,10 +1,11 @@
 """The local runner's command line: help, and input errors caught at the edge with one clear line."""
 
 import csv
+import json
 
 import pytest
 
-from conftest import run_local
+from conftest import REPO, run_local
 
 
 def _write_csv(path, header, rows):
@@ -63,3 +64,22 @@ def test_not_a_checkpoint(tmp_path):
 def test_non_positive_numbers_are_rejected_by_argparse(value):
     proc = run_local("--epochs", value)
     assert proc.returncode == 2 and "not a positive integer" in proc.stderr
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("max_unk_share = 2.0\n", "max_unk_share must be a number between 0 and 1"),
+    ("max_unknown = 0.1\n", "unknown check 'max_unknown'"),
+    ("max_unk_share = \n", "not valid TOML"),
+])
+def test_invalid_text_checks_file(tmp_path, content, fragment):
+    _write_csv(tmp_path / "data" / "d.csv", ["text", "label"], [["good", "fresh"], ["bad", "rotten"]])
+    schema = tmp_path / "schema" / "schema.pbtxt"
+    schema.parent.mkdir()
+    schema.write_text((REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt").read_text())
+    (schema.parent / "text_checks.toml").write_text(content)
+    proc = run_local("--data-root", tmp_path / "data", "--schema", schema, "--pipeline-root", tmp_path / "root",
+                     "--summary-json", tmp_path / "s.json")
+    _assert_one_line_error(proc, "text_checks.toml", fragment)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["anomalies"][0]["kind"] == "INVALID_TEXT_CHECKS"
+    assert json.loads((tmp_path / "root" / "anomalies.json").read_text())["error"] == summary["error"]
