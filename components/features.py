@@ -15,6 +15,12 @@ MASK_KEY = "input_mask"
 TYPE_IDS_KEY = "input_type_ids"
 LABEL_ID_KEY = "label_id"  # index of the raw label in the label vocabulary
 LABEL_VOCAB_NAME = "label"  # vocab_filename of that vocabulary in the transform output
+# Per-example statistics of the tokenized text, counted before truncation (also outputs of preprocessing_fn;
+# components/text_stats.py turns them into the text checks). The model does not read them.
+NUM_WORDS_KEY = "num_words"  # words after normalization and pre-tokenization
+NUM_WORDPIECES_KEY = "num_wordpieces"  # WordPiece tokens, without [CLS]/[SEP]
+NUM_UNK_KEY = "num_unk"  # [UNK] tokens among them (each stands for one whole word)
+TEXT_STAT_KEYS = (NUM_WORDS_KEY, NUM_WORDPIECES_KEY, NUM_UNK_KEY)
 
 # Raw columns (the CSVs written by pipeline/assets.py use these names).
 DEFAULT_TEXT_KEY = "text"

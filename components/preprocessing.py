@@ -194,6 +194,7 @@ class BertWordpieceTokenizer(tf.Module):
             max_chars_per_token = max(len(t) for t in vocab)  # an upper bound only, for speed
         self.cls_id = index[features.CLS]
         self.sep_id = index[features.SEP]
+        self.unk_id = index[features.UNK]
         self.lower_case = bool(lower_case)
         if pretokenizer is None:
             pretokenizer = BertPreTokenizer(lower_case, [t for t in features.SPECIAL_TOKENS if t in index])
@@ -312,9 +313,10 @@ class LearnWordpieceVocab(tft_beam.experimental.PTransformAnalyzer):
                 | "LearnAndWrite" >> beam.Map(_learn_and_write, path=path, vocab_size=self._vocab_size))
 
 
-def learned_wordpiece_ids(texts: tf.Tensor, settings: TransformSettings) -> tuple[tf.RaggedTensor, int, int]:
-    """`[batch]` strings -> (`[batch, (tokens)]` ids under a vocabulary learned from the analyzed data,
-    cls id, sep id)."""
+def learned_wordpiece_ids(texts: tf.Tensor, settings: TransformSettings
+                          ) -> tuple[tf.RaggedTensor, tf.RaggedTensor, int, int, int]:
+    """`[batch]` strings -> (`[batch, (words)]` pre-tokenized words, `[batch, (tokens)]` ids under a vocabulary
+    learned from the analyzed data, cls id, sep id, unk id)."""
     pretokenizer = tft.make_and_track_object(lambda: BertPreTokenizer(settings.lower_case),
                                              name="bert_pretokenizer")
     words = pretokenizer.split_words(texts)
@@ -340,9 +342,17 @@ def learned_wordpiece_ids(texts: tf.Tensor, settings: TransformSettings) -> tupl
 
     # apply_vocabulary resolves the deferred path and keeps the ids dependent on the analyzer.
     ids = tft.apply_vocabulary(words, vocab_path, lookup_fn=lookup)
-    cls_id = features.SPECIAL_TOKENS.index(features.CLS)
-    sep_id = features.SPECIAL_TOKENS.index(features.SEP)
-    return ids, cls_id, sep_id
+    special_id = features.SPECIAL_TOKENS.index
+    return words, ids, special_id(features.CLS), special_id(features.SEP), special_id(features.UNK)
+
+
+def text_statistics(words: tf.RaggedTensor, ids: tf.RaggedTensor, unk_id: int) -> dict[str, tf.Tensor]:
+    """Per-example counts of the tokenized text before truncation, int64 `[batch]` (features.TEXT_STAT_KEYS)."""
+    return {
+        features.NUM_WORDS_KEY: words.row_lengths(),
+        features.NUM_WORDPIECES_KEY: ids.row_lengths(),
+        features.NUM_UNK_KEY: tf.reduce_sum(tf.cast(tf.equal(ids, unk_id), tf.int64), axis=1),
+    }
 
 
 def to_dense_strings(x) -> tf.Tensor:
@@ -367,12 +377,13 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | N
     settings = TransformSettings.from_custom_config(custom_config)
     texts = to_dense_strings(inputs[settings.text_key])
     if settings.vocab_mode == "learn":
-        ids, cls_id, sep_id = learned_wordpiece_ids(texts, settings)
+        words, ids, cls_id, sep_id, unk_id = learned_wordpiece_ids(texts, settings)
     else:
         tokenizer = tft.make_and_track_object(
             lambda: build_tokenizer(settings.vocab_file, settings.lower_case), name="bert_wordpiece_tokenizer")
-        ids, cls_id, sep_id = tokenizer.tokenize(texts), tokenizer.cls_id, tokenizer.sep_id
-    outputs = to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id)
+        words = tokenizer.split_words(texts)
+        ids, cls_id, sep_id, unk_id = tokenizer.wordpiece(words), tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id
+    outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id), **text_statistics(words, ids, unk_id)}
     if settings.label_key in inputs:
         labels = to_dense_strings(inputs[settings.label_key])
         outputs[features.LABEL_ID_KEY] = tft.compute_and_apply_vocabulary(

@@ -44,6 +44,7 @@ class PipelineConfig:
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
     metadata_path: Optional[str] = None  # SQLite file for ML Metadata; None: the runner's own store (KFP)
+    orchestrator: str = "local"  # "local" or "kubeflow": what the pipeline is built for (only resolver classes differ)
     dataset: str = "custom"  # a built-in dataset's name, or "custom" for a user's CSV files
 
     # Input data: CSV files with a header; `input_splits` lists sub-folders that are already
@@ -57,6 +58,9 @@ class PipelineConfig:
     spans_window: int = 1
     label_names: Tuple[str, ...] = ()  # the label domain, in the curated schema's order
     schema_file: Optional[str] = None  # curated schema; None: SchemaGen's inferred schema is used
+    # Thresholds of the checks on the tokenized text (components/text_stats.py): a text_checks.toml, by default the
+    # one beside the curated schema; None: text_stats.DEFAULT_CHECKS.
+    text_checks_file: Optional[str] = None
 
     # Tokenization (Transform).
     vocab_file: str = ""  # WordPiece vocabulary file when vocab_mode is "file" (a checkpoint's vocab.txt)
@@ -78,6 +82,9 @@ class PipelineConfig:
     dropout: float = 0.1
     early_stopping_patience: int = 1
     seed: int = 42
+    # Start from the weights of the model in service (the latest blessed model) instead of the checkpoint or a
+    # random init; the architecture and vocabulary must be the same.
+    warm_start: bool = False
 
     # Evaluation gates (Evaluator): a model is blessed only when accuracy on eval is at least
     # `min_accuracy` and not lower than the model in service's by more than `max_accuracy_drop`.
@@ -109,6 +116,7 @@ class PipelineConfig:
             "dropout": self.dropout,
             "early_stopping_patience": self.early_stopping_patience,
             "seed": self.seed,
+            "warm_start": self.warm_start,
         }
 
 

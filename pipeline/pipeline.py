@@ -1,13 +1,15 @@
 """The TFX pipeline as a pure function of a `PipelineConfig`; it knows nothing about the runner.
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) / SchemaGen (inferred, for comparison)
--> ExampleValidator -> DataValidationGate -> Transform (in-graph WordPiece) -> Trainer (BERT)
+-> ExampleValidator + DriftValidator (against the last accepted statistics) -> DataValidationGate
+-> Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate -> Trainer (BERT)
 -> Evaluator (TFMA, against the latest blessed model) -> Pusher (only when blessed).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import List
@@ -16,7 +18,8 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import features
+from components import features, text_checks, text_stats
+from components.drift import DriftValidator
 from components.gates import DataValidationGate
 from components.pusher import AtomicPusherExecutor
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
@@ -85,6 +88,26 @@ def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         ])
 
 
+class LatestIfAnyStrategy(tfx.dsl.experimental.LatestArtifactStrategy):
+    """The latest artifact, or nothing when there is none yet. The stock strategy fails its resolver node in that
+    case (the pipeline goes on, but every first run would show a failed node); KFP's V2 compiler accepts only the
+    stock class, so Kubeflow pipelines keep it."""
+
+    def resolve_artifacts(self, store, input_dict):
+        return self._resolve(input_dict)
+
+
+def last_accepted_statistics(gate_id: str, config: PipelineConfig) -> tfx.dsl.Resolver:
+    """The statistics that gate `gate_id` accepted most recently, in an earlier run (none on the first run): the
+    baseline of the drift checks. Refused data never becomes a baseline, since a failing gate publishes nothing."""
+    return tfx.dsl.Resolver(
+        strategy_class=(LatestIfAnyStrategy if config.orchestrator == "local"
+                        else tfx.dsl.experimental.LatestArtifactStrategy),
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id=gate_id, output_key="validated_statistics"),
+    ).with_id(f"{gate_id}_baseline_resolver")
+
+
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     input_config, output_config = example_gen_input(config)
     example_gen = tfx.components.CsvExampleGen(
@@ -121,7 +144,13 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
-    data_gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"])
+    data_gate_id, text_gate_id = "DataValidationGate", "TextValidationGate"
+    data_baseline = last_accepted_statistics(data_gate_id, config)
+    drift_validator = DriftValidator(statistics=statistics_gen.outputs["statistics"], schema=schema,
+                                     baseline_statistics=data_baseline.outputs["statistics"])
+    data_gate = DataValidationGate(
+        anomalies=example_validator.outputs["anomalies"], more_anomalies=drift_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"]).with_id(data_gate_id)
 
     code_version = code_fingerprint()
     transform_settings = features.TransformSettings(
@@ -135,6 +164,22 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_config={**transform_settings.to_custom_config(), "code_version": code_version})
     transform.add_upstream_node(data_gate)  # nothing is transformed (or trained) when the data gate fails
 
+    text_baseline = last_accepted_statistics(text_gate_id, config)
+    text_statistics_gen = text_stats.TextStatisticsGen(
+        examples=transform.outputs["transformed_examples"], baseline_statistics=text_baseline.outputs["statistics"],
+        text_key=config.text_key, max_seq_length=config.max_seq_length,
+        checks=json.dumps(text_checks.load_checks(config.text_checks_file), sort_keys=True))
+    text_gate = DataValidationGate(
+        anomalies=text_statistics_gen.outputs["anomalies"],
+        statistics=text_statistics_gen.outputs["statistics"]).with_id(text_gate_id)
+
+    # The model in service: the Evaluator's baseline, and the Trainer's starting point with warm_start.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -142,13 +187,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         schema=schema,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={**config.trainer_custom_config(), "code_version": code_version})
-
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+        custom_config={**config.trainer_custom_config(), "code_version": code_version},
+        # The model in service, to start from (--warm-start).
+        base_model=model_resolver.outputs["model"] if config.warm_start else None)
+    trainer.add_upstream_node(text_gate)  # nothing is trained when the text checks fail
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -165,7 +207,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         # Copies into a hidden staging folder, then renames the version folder into place (components/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
 
-    components += [example_validator, data_gate, transform, trainer, model_resolver, evaluator, pusher]
+    components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
+                   text_statistics_gen, text_gate, model_resolver, trainer, evaluator, pusher]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

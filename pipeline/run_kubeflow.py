@@ -57,6 +57,7 @@ import tempfile
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from components import text_checks
 from pipeline import assets, inputs
 from pipeline.config import (MODEL_SIZES, PIPELINE_NAME, POOLING_MODES, PipelineConfig, curated_schema)
 
@@ -319,16 +320,18 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         raise UserError(f"--input-splits {','.join(splits)}: the Trainer needs a 'train' and the Evaluator an 'eval' "
                         "split.")
 
+    # This checkout's copy of the schema (the image has the same one), for the label names and the thresholds of
+    # the text checks, which are compiled into the pipeline.
+    local_schema = None
+    if dataset != "custom" and not args.schema:
+        local_schema = curated_schema(dataset)
+    elif args.schema and os.path.isfile(args.schema):
+        local_schema = Path(args.schema)
     labels = tuple(args.labels or ())
     if not labels:
-        local_schema = None
-        if dataset != "custom" and not args.schema:
-            local_schema = curated_schema(dataset)
-            if local_schema is None:
-                raise UserError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); "
-                                "pass --labels.")
-        elif args.schema and os.path.isfile(args.schema):
-            local_schema = Path(args.schema)
+        if dataset != "custom" and not args.schema and local_schema is None:
+            raise UserError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); "
+                            "pass --labels.")
         if local_schema is None:
             raise UserError("pass --labels (the label values, comma-separated): the schema is not readable here, "
                             "and compiling reads no data.")
@@ -361,8 +364,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
-        metadata_path=None, dataset=dataset, text_key=args.text_column, label_key=args.label_column,
+        metadata_path=None, orchestrator="kubeflow", dataset=dataset, text_key=args.text_column, label_key=args.label_column,
         input_splits=tuple(splits), use_spans=args.spans, label_names=labels, schema_file=schema_file,
+        text_checks_file=text_checks.checks_file_for(str(local_schema)) if local_schema else None,
         vocab_file=posixpath.join(vocab_dir, "vocab.txt"), lower_case=not args.cased,
         max_seq_length=args.max_seq_length, pretrained_dir=pretrained, model_size=args.model_size,
         pooling=args.pooling, epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size,

@@ -29,14 +29,15 @@ import json
 import logging
 import time
 import traceback
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from components import features
+from components import features, text_checks
 from pipeline import assets, inputs
 from pipeline.config import (BEAM_DIRECT_MODES, MODEL_SIZES, POOLING_MODES, VOCAB_CHOICES, PipelineConfig,
                              curated_schema, default_pipeline_root, default_serving_dir)
 
 DEFAULTS = PipelineConfig(pipeline_root="", data_root="", serving_dir="")
+ANOMALIES_REPORT = "anomalies.json"  # in the pipeline root: what stopped (or was tolerated in) the last run
 
 
 def _positive(value: str) -> int:
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-column", default=DEFAULTS.label_key, help="CSV column holding the class label")
     data.add_argument("--schema", type=Path,
                       help="curated schema.pbtxt to validate the data against (built-in datasets use "
-                           "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used)")
+                           "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used). A "
+                           "text_checks.toml beside it sets the thresholds of the checks on the tokenized text")
     data.add_argument("--spans-window", type=_positive, default=DEFAULTS.spans_window,
                       help="when --data-root holds span-N/ folders (new data arriving over time): each run ingests "
                            "the newest span and trains on the last K spans ingested")
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, default=DEFAULTS.batch_size, help="examples per batch")
     train.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, help="peak AdamW learning rate")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of training")
+    train.add_argument("--warm-start", action="store_true",
+                       help="start from the weights of the model in service (the latest blessed model) instead of "
+                            "the checkpoint; it needs the same model settings and vocabulary")
     train.add_argument("--min-accuracy", type=float, default=DEFAULTS.min_accuracy,
                        help="eval accuracy a model needs to be blessed")
     train.add_argument("--max-accuracy-drop", type=float, default=DEFAULTS.max_accuracy_drop,
@@ -120,8 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """Turns the command line into a PipelineConfig, checking the inputs on the way (InputError)."""
+def pipeline_root_from_args(args: argparse.Namespace) -> Optional[Path]:
+    """The pipeline root a run with these arguments uses, known before its data is checked (None for a custom data
+    root that does not exist)."""
+    if args.pipeline_root:
+        return args.pipeline_root.resolve()
+    if args.data_root is None:
+        name = args.dataset
+    elif args.data_root.is_dir():
+        name = args.data_root.resolve().name
+    else:
+        return None
+    return default_pipeline_root(f"{name}-max{args.max_examples}" if args.max_examples else name).resolve()
+
+
+def config_from_args(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str]]:
+    """Turns the command line into a PipelineConfig, checking the inputs on the way (InputError); also returns the
+    input checks' warnings."""
     from_scratch = args.pretrained.lower() == "none"
     vocab = args.vocab or ("learn" if from_scratch else "checkpoint")
     if vocab == "learn" and not from_scratch:
@@ -143,8 +163,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     # With span folders the newest span is what this run ingests: check that one.
     newest = span_folders[-1][1] if span_folders else data_root
     splits = inputs.detect_splits(newest)
-    for path in inputs.csv_files(newest) + [f for s in splits for f in inputs.csv_files(newest / s)]:
-        inputs.check_header(path, args.text_column, args.label_column)
+    warnings = inputs.check_input(newest, splits, args.text_column, args.label_column)
     if span_folders and args.max_examples:
         raise inputs.InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
     if args.max_examples:
@@ -152,7 +171,12 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
                                   assets.DATA_DIR / "subsets")
         name = f"{name}-max{args.max_examples}"
     if schema is not None and not Path(schema).is_file():
-        raise inputs.InputError(f"schema file {schema} does not exist.")
+        raise inputs.InputError(f"schema file {schema} does not exist.", "NO_SCHEMA", path=str(schema))
+    text_checks_file = text_checks.checks_file_for(str(Path(schema).resolve())) if schema else None
+    try:
+        text_checks.load_checks(text_checks_file)
+    except ValueError as e:
+        raise inputs.InputError(str(e), "INVALID_TEXT_CHECKS", path=str(text_checks_file)) from None
     labels = (inputs.schema_label_names(str(schema), args.label_column) if schema else None) or \
         inputs.label_values(newest, splits, args.text_column, args.label_column)
     if len(labels) < 2:
@@ -177,7 +201,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         from components import bert  # deferred: imports TensorFlow
         vocab_file, lower_case = bert.checkpoint_tokenizer_settings(str(vocab_dir))
 
-    pipeline_root = (args.pipeline_root or default_pipeline_root(name)).resolve()
+    pipeline_root = pipeline_root_from_args(args)
     serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
     beam_args = [f"--direct_running_mode={args.beam_direct_mode}", f"--direct_num_workers={args.beam_workers}"]
     return PipelineConfig(
@@ -186,6 +210,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         text_key=args.text_column, label_key=args.label_column, input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,
         label_names=tuple(labels), schema_file=str(Path(schema).resolve()) if schema else None,
+        text_checks_file=text_checks_file, warm_start=args.warm_start,
         vocab_file=str(vocab_file), lower_case=lower_case, max_seq_length=args.max_seq_length,
         vocab_mode="learn" if learn_vocab else "file",
         learned_vocab_size=args.vocab_size or DEFAULTS.learned_vocab_size,
@@ -193,11 +218,18 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         pooling=args.pooling, epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
         max_accuracy_drop=args.max_accuracy_drop, beam_pipeline_args=tuple(beam_args),
-        enable_cache=not args.no_cache)
+        enable_cache=not args.no_cache), warnings
 
 
-def collect_summary(config: PipelineConfig, wall_seconds: float, error: Optional[str] = None) -> dict:
-    """The run summary from ML Metadata: counts, timings, metrics, blessing, push, test-split scores."""
+VALIDATORS = ("ExampleValidator", "DriftValidator", "TextStatisticsGen")  # nodes whose anomalies the summary lists
+
+
+def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[str],
+                    error: Optional[str] = None) -> dict:
+    """The run summary from ML Metadata: counts, timings, anomalies, text statistics, metrics, blessing, push,
+    test-split scores."""
+    from components.gates import anomaly_problems, is_warning, load_anomalies
+    from components.text_stats import SUMMARY_FILE
     from pipeline import summary as s
 
     record = s.RunRecord(config.metadata_path, config.pipeline_name)
@@ -224,11 +256,17 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, error: Optional
         result["ingested_span"] = span(ingested[0])
         trained_on = record.artifacts("Transform", "examples", output=False)
         result["training_spans"] = sorted(span(a) for a in trained_on)
-    anomalies = record.artifacts("ExampleValidator", "anomalies")
-    if anomalies:
-        from components.gates import anomaly_problems, load_anomalies
-        split_names = anomalies[0].properties["split_names"].string_value
-        result["anomalies"] = anomaly_problems(load_anomalies(anomalies[0].uri, split_names))
+    problems = []
+    for node in VALIDATORS:
+        for artifact in record.artifacts(node, "anomalies"):
+            split_names = artifact.properties["split_names"].string_value
+            problems += [{**p, "found_by": node} for p in anomaly_problems(load_anomalies(artifact.uri, split_names))]
+    result["anomalies"] = [p for p in problems if not is_warning(p)]
+    result["warnings"] = list(warnings) + [f"feature {p['feature']!r} in split {p['split']!r}: {p['description']}"
+                                           for p in problems if is_warning(p)]
+    text_stats_uri = record.artifact_uri("TextStatisticsGen", "statistics")
+    if text_stats_uri:
+        result["text_statistics"] = s.read_json(os.path.join(text_stats_uri, SUMMARY_FILE))
     evaluation_uri = record.artifact_uri("Evaluator", "evaluation")
     if evaluation_uri:
         result["eval_metrics"] = s.evaluator_metrics(evaluation_uri)
@@ -263,6 +301,16 @@ def print_summary(summary: dict) -> None:
         lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary["examples_per_split"].items()))
     lines.append("components: " + ", ".join(f"{k} {v['seconds']}s{'' if v['state'] == 'COMPLETE' else ' ' + v['state'].lower()}"
                                            for k, v in summary["components"].items()))
+    train_text = summary.get("text_statistics", {}).get("train")
+    if train_text and train_text.get("examples"):
+        t = train_text
+        lines.append(f"text (train): {t['examples']} texts, {t['tokens_mean']} tokens on average (95% up to "
+                     f"{t['tokens_p95']}), {t['truncated']} truncated to {t['max_seq_length']}, {t['empty']} empty, "
+                     f"[UNK] {t['unk_share']:.2%} of tokens")
+    for warning in summary.get("warnings", []):
+        lines.append(f"warning: {warning}")
+    if summary.get("anomalies"):
+        lines.append(f"anomalies: {len(summary['anomalies'])} (see {ANOMALIES_REPORT} in the pipeline root)")
     metrics = summary.get("eval_metrics", {})
     if metrics:
         keys = ["sparse_categorical_accuracy", "macro_f1_score", "macro_auc", "example_count"]
@@ -318,10 +366,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_logs(args.verbose)
     try:
-        config = config_from_args(args)
+        config, warnings = config_from_args(args)
     except (inputs.InputError, assets.AssetError) as e:
         print(f"error: {e}", file=sys.stderr)
+        report_input_error(args, e)
         return 2
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     busy = lock_pipeline_root(config.pipeline_root)  # before any TFX work; held until this process exits
     if busy:
         print(f"error: {busy}", file=sys.stderr)
@@ -352,12 +403,36 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.write_text(traceback.format_exc())
             error, status = f"{type(e).__name__}: {e}".splitlines()[0] + f" (traceback in {log})", 1
         print(f"error: {error}", file=sys.stderr)
-    summary = collect_summary(config, time.time() - start, error)
-    if args.summary_json:
-        from pipeline.summary import write_json
-        write_json(str(args.summary_json), summary)
+    summary = collect_summary(config, time.time() - start, warnings, error)
+    write_reports(args, Path(config.pipeline_root), summary)
     print_summary(summary)
     return status
+
+
+def write_reports(args: argparse.Namespace, pipeline_root: Optional[Path], summary: dict) -> None:
+    """The summary to --summary-json, and the anomalies and warnings to <pipeline_root>/anomalies.json (machine-
+    readable, for whatever watches the pipeline: empty lists when the data passed every check)."""
+    from pipeline.summary import write_json
+
+    if args.summary_json:
+        write_json(str(args.summary_json), summary)
+    if pipeline_root is not None:
+        write_json(str(pipeline_root / ANOMALIES_REPORT),
+                   {key: summary.get(key) for key in ("dataset", "data_root", "error", "anomalies", "warnings")})
+
+
+def report_input_error(args: argparse.Namespace, error: Exception) -> None:
+    """The reports of a run the input checks refused before anything ran."""
+    problem = error.as_problem() if isinstance(error, inputs.InputError) else {
+        "split": "", "feature": "(input)", "kind": "ASSET_UNAVAILABLE", "description": str(error)}
+    summary = {"dataset": args.dataset if args.data_root is None else "custom",
+               "data_root": str(args.data_root.resolve()) if args.data_root else None, "error": str(error),
+               "anomalies": [problem], "warnings": [], "components": {}, "blessed": False, "pushed": False,
+               "pushed_dir": None}
+    root = pipeline_root_from_args(args)
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    write_reports(args, root, summary)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,13 @@ def validation_failures(evaluation_uri: str) -> List[str]:
     return reasons
 
 
+def read_json(path: str):
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def write_json(path: str, summary: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"

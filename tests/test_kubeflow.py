@@ -123,9 +123,11 @@ def test_one_task_per_component_in_dependency_order(compiled):
     tasks = compiled.spec["root"]["dag"]["tasks"]
     expected = set()
     for component in compiled.components:
-        if type(component).__name__ == "Resolver":  # compiled into two queries: latest blessing, then its model
+        strategy = component.exec_properties.get("resolver_class") if type(component).__name__ == "Resolver" else None
+        if strategy is not None and strategy.__name__ == "LatestBlessedModelStrategy":
+            # compiled into two queries: latest blessing, then its model
             expected |= {f"{component.id}-model-blessing-resolver", f"{component.id}-model-resolver"}
-        else:
+        else:  # components, and the LatestArtifactStrategy resolvers of the drift baselines (one query each)
             expected.add(component.id)
     assert set(tasks) == expected
 
@@ -155,7 +157,7 @@ def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(com
     executors = spec["deploymentSpec"]["executors"]
     for name, task in spec["root"]["dag"]["tasks"].items():
         executor = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]
-        if name.startswith("latest_blessed_model_resolver"):
+        if "resolver" in name:  # the model in service, the drift baselines: metadata queries, no container
             assert "resolver" in executor
             continue
         assert executor["container"]["image"] == IMAGE, name

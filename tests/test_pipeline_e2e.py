@@ -8,8 +8,10 @@ from pathlib import Path
 
 from conftest import QUICK_ARGS, run_local
 
-UPSTREAM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "ExampleValidator",
-            "DataValidationGate", "Transform")
+UPSTREAM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "ExampleValidator", "Transform")
+# Validate the data against the last accepted data: on a second run their baseline is the first run's statistics,
+# so they run again (they are cheap), while the heavy steps above come from the cache.
+VALIDATION = ("DriftValidator", "DataValidationGate", "TextStatisticsGen", "TextValidationGate")
 
 
 def test_first_run_is_blessed_pushed_and_summarised(first_run):
@@ -19,7 +21,7 @@ def test_first_run_is_blessed_pushed_and_summarised(first_run):
     counts = summary["examples_per_split"]
     assert set(counts) == {"train", "eval", "test"}
     assert sum(counts.values()) == 1000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
-    for node in UPSTREAM + ("Trainer", "Evaluator", "Pusher"):
+    for node in UPSTREAM + VALIDATION + ("Trainer", "Evaluator", "Pusher"):
         assert summary["components"][node]["state"] == "COMPLETE", node
         assert summary["components"][node]["seconds"] >= 0
     metrics = summary["eval_metrics"]
@@ -69,6 +71,9 @@ def test_second_run_uses_blessed_baseline_and_cache(first_run, tmp_path):
     second = json.loads(summary_path.read_text())
     for node in UPSTREAM:
         assert second["components"][node]["state"] == "CACHED", (node, second["components"][node])
+    for node in VALIDATION:
+        assert second["components"][node]["state"] == "COMPLETE", (node, second["components"][node])
+    assert second["anomalies"] == [], second["anomalies"]  # the same data: no drift
     assert second["components"]["Trainer"]["state"] == "COMPLETE"
     # The baseline is the model the first run blessed and pushed.
     assert second["baseline_model"] == first["model_uri"]

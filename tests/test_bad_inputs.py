@@ -1,0 +1,296 @@
+"""Retraining you can trust: bad data and bad models never replace the model in service.
+
+A good run first trains and pushes a model (span-1 of a small, easily learned dataset written here). Each case then
+starts from a copy of that run's pipeline root and serving folder, adds a span-2 holding the bad data, runs
+`pipeline/run_local.py` as a user would, and checks the exit status, the one-line message, the machine-readable
+anomalies (in --summary-json and in <pipeline_root>/anomalies.json), what did not run, and that the serving folder
+is byte-for-byte what it was. Data that should be accepted (a 100,000-character text, emoji, mixed scripts, an extra
+column) is accepted, and the run says what it did with it.
+"""
+
+import csv
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_local
+
+SCHEMA = "schema/rotten_tomatoes/schema.pbtxt"  # labels fresh/rotten, label drift comparator, text_checks.toml
+GOOD = ["wonderful", "brilliant", "moving", "delightful", "superb", "charming", "gripping", "masterful"]
+BAD = ["awful", "boring", "tedious", "clumsy", "dreadful", "lifeless", "bland", "painful"]
+FILLER = ["the", "film", "story", "actors", "plot", "director", "scenes", "music", "ending", "cast", "script",
+          "camera", "was", "is", "and", "with", "a", "quite", "really", "its"]
+# Tiny model, checkpoint vocabulary (English words: no [UNK]); the first run is blessed whatever its accuracy.
+ARGS = ["--schema", SCHEMA, "--pretrained", "none", "--model-size", "tiny", "--vocab", "checkpoint",
+        "--max-seq-length", "64", "--batch-size", "16", "--learning-rate", "2e-3", "--min-accuracy", "0.0"]
+GOOD_RUN = ["--epochs", "3"]
+N = 400
+
+
+def review(rng: random.Random, label: str, words=None) -> str:
+    cue = GOOD if label == "fresh" else BAD
+    picked = rng.choices(FILLER, k=words or rng.randint(6, 14)) + rng.sample(cue, 2)
+    rng.shuffle(picked)
+    return " ".join(picked)
+
+
+def rows(n=N, seed=0, fresh_share=0.5, length=None):
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = "fresh" if rng.random() < fresh_share else "rotten"
+        out.append([review(rng, label, length), label])
+    return out
+
+
+def write_csv(path: Path, data, header=("text", "label")):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(data)
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    """Relative path -> sha256 of every file under folder: the model in service, byte for byte."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The good run: span-1 trained, blessed and pushed."""
+    base = tmp_path_factory.mktemp("served")
+    write_csv(base / "data" / "span-1" / "reviews.csv", rows())
+    proc = run_local(*ARGS, *GOOD_RUN, "--data-root", base / "data", "--pipeline-root", base / "root",
+                     "--serving-dir", base / "serving", "--summary-json", base / "summary.json")
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    summary = json.loads((base / "summary.json").read_text())
+    assert summary["pushed"] and summary["anomalies"] == [], summary
+    assert summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, summary["eval_metrics"]
+    return base, summary
+
+
+class Case:
+    """A copy of the good run's pipeline root and serving folder, and a data root with its span-1."""
+
+    def __init__(self, served, tmp_path: Path):
+        base, self.good = served
+        self.tmp, self.served_data = tmp_path, base / "data"
+        self.root, self.serving, self.data = tmp_path / "root", tmp_path / "serving", tmp_path / "data"
+        shutil.copytree(base / "root", self.root)
+        shutil.copytree(base / "serving", self.serving)
+        shutil.copytree(base / "data" / "span-1", self.data / "span-1")
+        self.before = snapshot(self.serving)
+        self.span = self.data / "span-2"
+
+    def run(self, *extra, data_root=None):
+        self.proc = run_local(*ARGS, *extra, "--data-root", data_root or self.data, "--pipeline-root", self.root,
+                              "--serving-dir", self.serving, "--summary-json", self.tmp / "summary.json")
+        summary_file = self.tmp / "summary.json"
+        self.summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+        return self.proc
+
+    def assert_refused(self, kind: str, feature: str, *fragments, trained: bool = False):
+        proc = self.proc
+        assert proc.returncode == 2, (proc.returncode, proc.stderr[-4000:])
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, proc.stderr[-4000:]
+        assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
+        for fragment in fragments:
+            assert fragment in errors[0], errors[0]
+        assert self.summary is not None and self.summary["error"], "no --summary-json written"
+        report = json.loads((self.root / "anomalies.json").read_text())
+        for anomalies in (self.summary["anomalies"], report["anomalies"]):
+            assert any(kind in a["kind"].split(",") and a["feature"] == feature for a in anomalies), anomalies
+        components = self.summary["components"]
+        if not trained:
+            assert "Trainer" not in components, components
+        assert "Pusher" not in components and not self.summary["pushed"], components
+        assert snapshot(self.serving) == self.before  # the model in service, byte for byte
+
+
+@pytest.fixture
+def case(served, tmp_path):
+    return Case(served, tmp_path)
+
+
+# 1. Malformed CSV -------------------------------------------------------------------------------------------------
+
+def test_wrong_number_of_fields(case):
+    write_csv(case.span / "reviews.csv", rows(50) + [["a review", "fresh", "an extra field"]])
+    case.run()
+    case.assert_refused("MALFORMED_CSV", "(input)", "reviews.csv", "line 52", "3 fields where the header has 2")
+
+
+def test_unbalanced_quotes(case):
+    path = write_csv(case.span / "reviews.csv", rows(50))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('"a review whose quote never closes,fresh\n' + "another review,rotten\n")
+    case.run()
+    case.assert_refused("MALFORMED_CSV", "(input)", "reviews.csv", "line 52", "never closed")
+
+
+# 2. The text column missing or renamed ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [("label",), ("review", "label")], ids=["missing", "renamed"])
+def test_text_column_missing_or_renamed(case, header):
+    data = [[label] for _, label in rows(50)] if len(header) == 1 else rows(50)
+    write_csv(case.span / "reviews.csv", data, header=header)
+    case.run()
+    case.assert_refused("MISSING_COLUMN", "text", "no text column 'text'", "--text-column")
+
+
+# 3. Empty and whitespace-only texts -----------------------------------------------------------------------------
+
+def test_a_few_empty_texts(case):
+    data = rows(200, seed=3)
+    for i in (5, 50, 120):
+        data[i][0] = ""
+    write_csv(case.span / "reviews.csv", data)
+    case.run()
+    # The curated schema requires a text in every example (presence.min_fraction 1.0).
+    case.assert_refused("INVALID_FEATURE_SHAPE", "text", "'text'", "an empty CSV field")
+    assert "Transform" not in case.summary["components"]
+
+
+def test_mostly_whitespace_texts(case):
+    data = rows(200, seed=4)
+    for i in range(150):
+        data[i][0] = " \t  " if i % 2 else "   "
+    write_csv(case.span / "reviews.csv", data)
+    case.run()
+    # Present for TFDV, but no token at all: the text checks (max_empty_share in text_checks.toml) stop it.
+    case.assert_refused("EMPTY_TEXTS", "text", "have no token at all", "max_empty_share")
+    assert case.summary["components"]["Transform"]["state"] == "COMPLETE"
+    train = case.summary["text_statistics"]["train"]
+    assert train["empty"] > train["examples"] / 2, train
+
+
+# 4. Missing labels, a label outside the schema's domain ----------------------------------------------------------
+
+def test_missing_labels(case):
+    data = rows(200, seed=5)
+    for i in range(0, 200, 10):
+        data[i][1] = ""
+    write_csv(case.span / "reviews.csv", data)
+    case.run()
+    case.assert_refused("INVALID_FEATURE_SHAPE", "label", "'label'", "an empty CSV field")
+
+
+def test_label_outside_the_schema_domain(case):
+    data = rows(200, seed=6)
+    for i in range(0, 200, 3):
+        data[i][1] = "meh"
+    write_csv(case.span / "reviews.csv", data)
+    case.run()
+    case.assert_refused("ENUM_TYPE_UNEXPECTED_STRING_VALUES", "label", "'label'", "meh")
+
+
+# 5. Bytes that are not UTF-8 ----------------------------------------------------------------------------------------
+
+def test_invalid_utf8(case):
+    path = write_csv(case.span / "reviews.csv", rows(30))
+    with open(path, "ab") as f:
+        f.write(b"caf\xe9 au lait was \xff\xfe lovely,fresh\n")
+    case.run()
+    case.assert_refused("NOT_UTF8", "(input)", "reviews.csv", "line 32", "not valid UTF-8")
+
+
+# 7. A header-only file, an empty span folder ------------------------------------------------------------------------
+
+def test_header_only_file(case):
+    write_csv(case.span / "reviews.csv", [])
+    case.run()
+    case.assert_refused("NO_ROWS", "(input)", "no data rows")
+
+
+def test_empty_span_folder(case):
+    case.span.mkdir(parents=True)
+    case.run()
+    case.assert_refused("NO_DATA_FILES", "(input)", "span-2", "no .csv files")
+
+
+# 8. Drift against the previous span ---------------------------------------------------------------------------------
+
+def test_label_distribution_drift(case):
+    write_csv(case.span / "reviews.csv", rows(N, seed=8, fresh_share=0.95))
+    case.run()
+    case.assert_refused("COMPARATOR_L_INFTY_HIGH", "label", "'label'", "Linfty")
+    assert case.summary["anomalies"][0]["found_by"] == "DriftValidator"
+    assert "Transform" not in case.summary["components"]
+
+
+def test_text_length_drift(case):
+    # The same kind of reviews, but every one three times as long (still far below --max-seq-length).
+    write_csv(case.span / "reviews.csv", rows(N, seed=9, length=40))
+    case.run()
+    case.assert_refused("COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", "text", "tokens per text drifted",
+                        "max_token_count_drift")
+
+
+# 6 and 9. Data that is accepted: a 100,000-character text, emoji, mixed scripts, an extra column --------------------
+
+@pytest.fixture(scope="module")
+def accepted(served, tmp_path_factory):
+    case = Case(served, tmp_path_factory.mktemp("accepted"))
+    data = [[text, label, f"id-{i}"] for i, (text, label) in enumerate(rows(N, seed=11))]
+    words = " ".join(review(random.Random(12), "fresh", 18) for _ in range(1000))
+    data[7] = [(words * 2)[:100_000], "fresh", "id-long"]
+    data[8] = ["a charming 🎬🍿 film, wonderful 👍", "fresh", "id-emoji"]
+    data[9] = ["the ending was bland, 結末は退屈 and 지루한 plot", "rotten", "id-mixed"]
+    write_csv(case.span / "reviews.csv", data, header=("text", "label", "review_id"))
+    case.run("--epochs", "1")
+    return case
+
+
+def test_a_100000_character_text_is_accepted_and_truncated(accepted):
+    # A new span unlike the last only by these few texts: both drift checks and every text check pass.
+    assert accepted.proc.returncode == 0, accepted.proc.stderr[-4000:]
+    for gate in ("DataValidationGate", "TextValidationGate"):
+        assert accepted.summary["components"][gate]["state"] == "COMPLETE"
+    stats = accepted.summary["text_statistics"]
+    assert sum(split["truncated"] for split in stats.values()) == 1, stats
+    assert sum(split["tokens_max"] > 10_000 for split in stats.values()) == 1, stats
+    assert accepted.summary["anomalies"] == []
+    assert accepted.summary["pushed"] or accepted.summary["not_blessed_because"]
+    assert "truncated to 64" in accepted.proc.stdout
+
+
+def test_extra_column_is_accepted_with_a_warning(accepted):
+    assert accepted.proc.returncode == 0, accepted.proc.stderr[-4000:]
+    warnings = accepted.summary["warnings"]
+    assert any("review_id" in w and "not used" in w for w in warnings), warnings  # the input check
+    assert any("review_id" in w for w in json.loads((accepted.root / "anomalies.json").read_text())["warnings"])
+    assert "warning:" in accepted.proc.stderr and "review_id" in accepted.proc.stderr
+
+
+# Bad models never replace good ones ---------------------------------------------------------------------------------
+
+def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
+    # The good run's own data (so every step before the Trainer is reused), but a model trained for one step.
+    case.run("--train-steps", "1", data_root=case.served_data)
+    assert case.proc.returncode == 0, case.proc.stderr[-4000:]
+    summary = case.summary
+    assert summary["blessed"] is False and summary["pushed"] is False
+    reasons = " ".join(summary["not_blessed_because"])
+    assert "sparse_categorical_accuracy" in reasons, reasons
+    accuracy = summary["eval_metrics"]["sparse_categorical_accuracy"]
+    assert f"{accuracy:.4g}"[:4] in reasons or str(round(accuracy, 4))[:4] in reasons, (accuracy, reasons)
+    assert "blessed: False (sparse_categorical_accuracy" in case.proc.stdout
+    assert snapshot(case.serving) == case.before
+
+
+def test_warm_start_from_the_model_in_service(case):
+    # One step from the model in service keeps its accuracy; one step from scratch did not (test above).
+    case.run("--train-steps", "1", "--warm-start", data_root=case.served_data)
+    assert case.proc.returncode == 0, case.proc.stderr[-4000:]
+    assert "warm start from the model in service" in case.proc.stdout
+    assert case.summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, case.summary["eval_metrics"]
+    assert case.summary["blessed"] is True
