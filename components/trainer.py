@@ -33,6 +33,10 @@ from tfx_bsl.public import tfxio
 
 from components import bert, features
 
+# The classifier's Keras weights, kept in the Model artifact beside Format-Serving/ (which alone is pushed), so a
+# later run can warm-start from the model in service.
+WEIGHTS_DIR = "keras_weights"
+
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
 _BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 
@@ -55,6 +59,7 @@ class TrainerSettings:
     dropout: float = 0.1
     early_stopping_patience: int = 1
     seed: int = 42
+    warm_start: bool = False
 
     @classmethod
     def from_custom_config(cls, custom_config: Optional[dict]) -> "TrainerSettings":
@@ -122,7 +127,13 @@ def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_
                  for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
         return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
 
-    ds = raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    return bucket_batches(raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache(), batch_size, shuffle, seed)
+
+
+def bucket_batches(examples: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """(features, label) examples of any length -> batches of similar-length examples, each padded only to its
+    longest example (benchmarks/bucketing.py measures the speed-up over padding to max_seq_length)."""
+    ds = examples
     if shuffle:
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     boundaries = list(_BUCKET_BOUNDARIES)
@@ -253,6 +264,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             bert.preset_config(settings.model_size,
                                vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output))))
     model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
+    if settings.warm_start:
+        _warm_start(model, fn_args.base_model)
     model.compile(optimizer=_make_optimizer(settings, total_steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
@@ -269,6 +282,31 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
+    model.save_weights(os.path.join(_weights_dir(fn_args.serving_model_dir), "weights"))
+
+
+def _weights_dir(serving_model_dir: str) -> str:
+    """<model artifact>/keras_weights, from the artifact's Format-Serving folder."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), WEIGHTS_DIR)
+
+
+def _warm_start(model: keras.Model, base_model: Optional[str]) -> None:
+    """Loads the weights of the model in service (the Trainer's `base_model`) into `model`."""
+    if not base_model:
+        logging.warning("warm start: no model in service yet, so training starts from the usual initial weights.")
+        print("Trainer: warm start requested, but no model is in service yet: starting from the usual weights.",
+              flush=True)
+        return
+    weights = os.path.join(_weights_dir(base_model), "weights")
+    if not tf.io.gfile.glob(weights + ".index"):
+        raise ValueError(f"cannot warm-start: the model in service ({os.path.dirname(base_model)}) has no saved "
+                         f"Keras weights ({WEIGHTS_DIR}/); train once without --warm-start.")
+    try:
+        model.load_weights(weights).expect_partial()
+    except (ValueError, tf.errors.OpError) as e:
+        raise ValueError(f"cannot warm-start from the model in service ({os.path.dirname(base_model)}): its "
+                         f"architecture or vocabulary differs from this run's ({str(e).splitlines()[0]}).") from None
+    print(f"Trainer: warm start from the model in service, {os.path.dirname(base_model)}", flush=True)
 
 
 def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:
