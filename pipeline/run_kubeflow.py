@@ -59,7 +59,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from components import text_checks
 from pipeline import assets, inputs
-from pipeline.config import (MODEL_SIZES, PIPELINE_NAME, POOLING_MODES, PipelineConfig, curated_schema)
+from pipeline.config import (MODEL_SIZES, PIPELINE_NAME, POOLING_MODES, SCRATCH_LEARNING_RATE, PipelineConfig,
+                             curated_schema)
 
 DEFAULTS = PipelineConfig(pipeline_root="", data_root="", serving_dir="")
 
@@ -362,6 +363,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     except ValueError as e:
         raise UserError(f"--beam-args: {e}.") from None
 
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        learning_rate = SCRATCH_LEARNING_RATE if pretrained is None else DEFAULTS.learning_rate
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
         metadata_path=None, orchestrator="kubeflow", dataset=dataset, text_key=args.text_column, label_key=args.label_column,
@@ -370,7 +374,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         vocab_file=posixpath.join(vocab_dir, "vocab.txt"), lower_case=not args.cased,
         max_seq_length=args.max_seq_length, pretrained_dir=pretrained, model_size=args.model_size,
         pooling=args.pooling, epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
+        learning_rate=learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
         max_accuracy_drop=args.max_accuracy_drop, beam_pipeline_args=beam_args, enable_cache=not args.no_cache)
 
 
@@ -1031,7 +1035,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive, default=DEFAULTS.epochs, help="passes over the training split")
     train.add_argument("--train-steps", type=_positive, help="stop after this many batches")
     train.add_argument("--batch-size", type=_positive, default=DEFAULTS.batch_size, help="examples per batch")
-    train.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, help="peak AdamW learning rate")
+    train.add_argument("--learning-rate", type=float,
+                       help=f"peak AdamW learning rate (default {DEFAULTS.learning_rate:g} fine-tuning a checkpoint, "
+                            f"{SCRATCH_LEARNING_RATE:g} with --pretrained none)")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of training")
     train.add_argument("--min-accuracy", type=float, default=DEFAULTS.min_accuracy,
                        help="eval accuracy a model needs to be blessed")

@@ -33,8 +33,8 @@ from typing import List, Optional, Tuple
 
 from components import features, text_checks
 from pipeline import assets, inputs
-from pipeline.config import (BEAM_DIRECT_MODES, MODEL_SIZES, POOLING_MODES, VOCAB_CHOICES, PipelineConfig,
-                             curated_schema, default_pipeline_root, default_serving_dir)
+from pipeline.config import (BEAM_DIRECT_MODES, MODEL_SIZES, POOLING_MODES, SCRATCH_LEARNING_RATE, VOCAB_CHOICES,
+                             PipelineConfig, curated_schema, default_pipeline_root, default_serving_dir)
 
 DEFAULTS = PipelineConfig(pipeline_root="", data_root="", serving_dir="")
 ANOMALIES_REPORT = "anomalies.json"  # in the pipeline root: what stopped (or was tolerated in) the last run
@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-steps", type=_positive,
                        help="stop after this many batches (overrides --epochs when smaller)")
     train.add_argument("--batch-size", type=_positive, default=DEFAULTS.batch_size, help="examples per batch")
-    train.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, help="peak AdamW learning rate")
+    train.add_argument("--learning-rate", type=float,
+                       help=f"peak AdamW learning rate (default {DEFAULTS.learning_rate:g} fine-tuning a checkpoint, "
+                            f"{SCRATCH_LEARNING_RATE:g} with --pretrained none)")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed of training")
     train.add_argument("--warm-start", action="store_true",
                        help="start from the weights of the model in service (the latest blessed model) instead of "
@@ -204,6 +206,9 @@ def config_from_args(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str
     pipeline_root = pipeline_root_from_args(args)
     serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
     beam_args = [f"--direct_running_mode={args.beam_direct_mode}", f"--direct_num_workers={args.beam_workers}"]
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        learning_rate = SCRATCH_LEARNING_RATE if pretrained is None else DEFAULTS.learning_rate
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
         metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset,
@@ -216,7 +221,7 @@ def config_from_args(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str
         learned_vocab_size=args.vocab_size or DEFAULTS.learned_vocab_size,
         pretrained_dir=str(pretrained.resolve()) if pretrained else None, model_size=args.model_size,
         pooling=args.pooling, epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
+        learning_rate=learning_rate, seed=args.seed, min_accuracy=args.min_accuracy,
         max_accuracy_drop=args.max_accuracy_drop, beam_pipeline_args=tuple(beam_args),
         enable_cache=not args.no_cache), warnings
 
@@ -274,7 +279,7 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     blessed = bool(blessing and blessing[0].custom_properties["blessed"].int_value == 1)
     result["blessed"] = blessed
     if blessing and not blessed and evaluation_uri:
-        result["not_blessed_because"] = s.validation_failures(evaluation_uri)
+        result["not_blessed_because"] = s.validation_failures(evaluation_uri, result.get("eval_metrics"))
     baseline = record.artifacts("Evaluator", "baseline_model", output=False)
     result["baseline_model"] = baseline[0].uri if baseline else None
     pushed = record.artifacts("Pusher", "pushed_model")
