@@ -123,18 +123,39 @@ def evaluator_metrics(evaluation_uri: str) -> Dict[str, float]:
     return metrics
 
 
-def validation_failures(evaluation_uri: str) -> List[str]:
-    """Why TFMA did not bless the model: 'metric value vs threshold' sentences."""
+def validation_failures(evaluation_uri: str, metrics: Optional[Dict[str, float]] = None) -> List[str]:
+    """Why TFMA did not bless the model, one sentence per failed threshold: the metric, its value and the bound.
+    `metrics` (the candidate's, from `evaluator_metrics`) lets a failed change threshold name both values."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_validation_result(evaluation_uri)
     reasons = []
-    for failure in result.metric_validations_per_slice:
-        for f in failure.failures:
-            reasons.append(f"{f.metric_key.name}: {f.message}" if f.message else str(f).replace("\n", " "))
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            reasons.append(_describe_failure(failure, metrics or {}))
     if not reasons and result.HasField("validation_details"):
         reasons.append(str(result.validation_details).replace("\n", " "))
     return reasons
+
+
+def _describe_failure(failure, metrics: Dict[str, float]) -> str:
+    name = failure.metric_key.name
+    if not failure.metric_value.HasField("double_value"):
+        return f"{name}: {failure.message or str(failure).replace(chr(10), ' ')}"
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if failure.metric_key.is_diff:
+        bound = threshold.change_threshold.absolute.value
+        candidate = metrics.get(name)
+        values = (f" ({candidate:.4f} against {candidate - value:.4f})" if candidate is not None else "")
+        return (f"{name} is {-value:.4f} below the model in service's{values}; the most it may drop is "
+                f"{-bound:.4g} (--max-accuracy-drop)")
+    bounds = threshold.value_threshold
+    if bounds.HasField("lower_bound") and value < bounds.lower_bound.value:
+        return f"{name} {value:.4f} is below the minimum {bounds.lower_bound.value:.4g} (--min-accuracy)"
+    if bounds.HasField("upper_bound") and value > bounds.upper_bound.value:
+        return f"{name} {value:.4f} is above the maximum {bounds.upper_bound.value:.4g}"
+    return f"{name} {value:.4f} fails its threshold ({str(threshold).replace(chr(10), ' ')})"
 
 
 def read_json(path: str):
