@@ -5,8 +5,9 @@ to the BERT inputs, per-example counts of the tokenized text before truncation (
 WordPiece tokens, [UNK] tokens). For every split this component
 - computes TFDV statistics of those counts (an ExampleStatistics artifact: `tfdv.visualize_statistics` shows the
   sequence-length distribution) and a `text_statistics.json` of the shares the checks use;
-- checks the shares against the thresholds of `text_checks.toml` beside the curated schema (components/text_checks.py): texts with no token at all (empty after normalization, e.g. whitespace only), texts truncated
-  at max_seq_length, [UNK] among the tokens, words the vocabulary covers. A new span in another language, or in
+- checks the shares against the thresholds of `text_checks.toml` beside the curated schema (components/text_checks.py):
+  texts with no token at all (empty after normalization, e.g. whitespace only), texts truncated at max_seq_length,
+  [UNK] among the tokens, words the vocabulary covers. A new span in another language, or in
   a script the vocabulary lacks, fails the [UNK] and coverage checks;
 - compares the train split's token-count distribution with the last accepted data's (TFDV's Jensen-Shannon
   divergence drift comparator; none on the first run).
@@ -71,7 +72,8 @@ def summarize(counts: Dict[str, np.ndarray], max_seq_length: int) -> dict:
     }
 
 
-def check_shares(split_summary: dict, checks: Dict[str, float], text_key: str) -> List[anomalies_pb2.AnomalyInfo.Reason]:
+def check_shares(split_summary: dict, checks: Dict[str, float],
+                 text_key: str) -> List[anomalies_pb2.AnomalyInfo.Reason]:
     """One reason per failed threshold check."""
     if not split_summary.get("examples"):
         return []

@@ -368,7 +368,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         learning_rate = SCRATCH_LEARNING_RATE if pretrained is None else DEFAULTS.learning_rate
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
-        metadata_path=None, orchestrator="kubeflow", dataset=dataset, text_key=args.text_column, label_key=args.label_column,
+        metadata_path=None, orchestrator="kubeflow", dataset=dataset, text_key=args.text_column,
+        label_key=args.label_column,
         input_splits=tuple(splits), use_spans=args.spans, label_names=labels, schema_file=schema_file,
         text_checks_file=text_checks.checks_file_for(str(local_schema)) if local_schema else None,
         vocab_file=posixpath.join(vocab_dir, "vocab.txt"), lower_case=not args.cased,
