@@ -236,6 +236,23 @@ def test_text_length_drift(case):
                         "max_token_count_drift")
 
 
+# NLP statistics: a span the vocabulary cannot represent ---------------------------------------------------------
+
+AMHARIC = ["ፊልሙ", "ጥሩ", "ነበር", "መጥፎ", "ታሪኩ", "ተዋናዮቹ", "በጣም", "አስደሳች", "አሰልቺ", "ሙዚቃው", "መጨረሻው", "ደስ"]
+
+
+def test_texts_the_vocabulary_cannot_represent(case):
+    # Reviews in Amharic: the packaged (English, uncased) WordPiece vocabulary has no Ethiopic script at all.
+    rng = random.Random(13)
+    data = [[" ".join(rng.choices(AMHARIC, k=rng.randint(8, 16))), rng.choice(["fresh", "rotten"])]
+            for _ in range(N)]
+    write_csv(case.span / "reviews.csv", data)
+    case.run()
+    case.assert_refused("UNKNOWN_TOKENS", "text", "[UNK]", "max_unk_share")
+    assert any("LOW_WORD_COVERAGE" in a["kind"] for a in case.summary["anomalies"]), case.summary["anomalies"]
+    assert case.summary["text_statistics"]["train"]["unk_share"] > 0.9
+
+
 # 6 and 9. Data that is accepted: a 100,000-character text, emoji, mixed scripts, an extra column --------------------
 
 @pytest.fixture(scope="module")
