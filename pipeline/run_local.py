@@ -434,10 +434,10 @@ def report_input_error(args: argparse.Namespace, error: Exception) -> None:
                "data_root": str(args.data_root.resolve()) if args.data_root else None, "error": str(error),
                "anomalies": [problem], "warnings": [], "components": {}, "blessed": False, "pushed": False,
                "pushed_dir": None}
+    # Into an existing pipeline root only (retraining: the report sits with the earlier runs); a refused first
+    # command leaves nothing behind. --summary-json gets the record either way.
     root = pipeline_root_from_args(args)
-    if root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-    write_reports(args, root, summary)
+    write_reports(args, root if root is not None and root.is_dir() else None, summary)
 
 
 if __name__ == "__main__":

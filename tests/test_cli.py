@@ -77,6 +77,7 @@ def test_invalid_text_checks_file(tmp_path, content, fragment):
     schema.parent.mkdir()
     schema.write_text((REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt").read_text())
     (schema.parent / "text_checks.toml").write_text(content)
+    (tmp_path / "root").mkdir()  # a pipeline root from earlier runs: the report goes there too
     proc = run_local("--data-root", tmp_path / "data", "--schema", schema, "--pipeline-root", tmp_path / "root",
                      "--summary-json", tmp_path / "s.json")
     _assert_one_line_error(proc, "text_checks.toml", fragment)
