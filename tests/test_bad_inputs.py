@@ -264,7 +264,9 @@ def accepted(served, tmp_path_factory):
     data[8] = ["a charming 🎬🍿 film, wonderful 👍", "fresh", "id-emoji"]
     data[9] = ["the ending was bland, 結末は退屈 and 지루한 plot", "rotten", "id-mixed"]
     write_csv(case.span / "reviews.csv", data, header=("text", "label", "review_id"))
-    case.run("--epochs", "1")
+    # Retraining on the new span from the model in service (--warm-start), one step: one run serves both kinds of
+    # check, and one step is all the acceptance checks need.
+    case.run("--train-steps", "1", "--warm-start")
     return case
 
 
@@ -310,10 +312,9 @@ def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
     assert snapshot(case.serving) == case.before
 
 
-def test_warm_start_from_the_model_in_service(case):
-    # One step from the model in service keeps its accuracy; one step from scratch did not (test above).
-    case.run("--train-steps", "1", "--warm-start", data_root=case.served_data)
-    assert case.proc.returncode == 0, case.proc.stderr[-4000:]
-    assert "warm start from the model in service" in case.proc.stdout
-    assert case.summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, case.summary["eval_metrics"]
-    assert case.summary["blessed"] is True
+def test_warm_start_from_the_model_in_service(accepted):
+    # One step on a new span from the model in service keeps its accuracy; one step from scratch does not (the
+    # degraded-model test).
+    assert accepted.proc.returncode == 0, accepted.proc.stderr[-4000:]
+    assert "warm start from the model in service" in accepted.proc.stdout
+    assert accepted.summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, accepted.summary["eval_metrics"]
