@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT's layer and TFMA need Keras 2 (tf_keras)
+from components import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
 
 import dataclasses
 import json
