@@ -19,6 +19,11 @@ QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", 
               "--max-seq-length", "64", "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3",
               "--vocab", "checkpoint", "--min-accuracy", "0.0"]
 
+# The nodes a second run on the same data takes from the cache, and those that run again: the validation against
+# the last accepted data, whose baseline is then the first run's statistics (they are cheap).
+UPSTREAM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "ExampleValidator", "Transform")
+VALIDATION = ("DriftValidator", "DataValidationGate", "TextStatisticsGen", "TextValidationGate")
+
 
 def run_local(*args, timeout=900, env=None):
     """Runs pipeline/run_local.py as a user would (a fresh interpreter), returning the CompletedProcess."""
@@ -36,3 +41,41 @@ def first_run(tmp_path_factory):
                      "--summary-json", paths["summary"])
     assert proc.returncode == 0, f"run_local failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
     return paths, json.loads(paths["summary"].read_text()), proc
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """The good run of tests/retraining.py's data: span-1 trained, blessed and pushed. Returns (base folder,
+    summary dict); `retraining.Case` copies its pipeline root and serving folder."""
+    from retraining import ARGS, GOOD_RUN, rows, write_csv
+
+    base = tmp_path_factory.mktemp("served")
+    write_csv(base / "data" / "span-1" / "reviews.csv", rows())
+    proc = run_local(*ARGS, *GOOD_RUN, "--data-root", base / "data", "--pipeline-root", base / "root",
+                     "--serving-dir", base / "serving", "--summary-json", base / "summary.json")
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    summary = json.loads((base / "summary.json").read_text())
+    assert summary["pushed"] and summary["anomalies"] == [], summary
+    assert summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, summary["eval_metrics"]
+    return base, summary
+
+
+@pytest.fixture(scope="session")
+def accepted(served, tmp_path_factory):
+    """A second span that should be accepted: the same kind of reviews plus a 100,000-character text, emoji, mixed
+    scripts and an extra column. The run retrains from the model in service (--warm-start) on a window of the last
+    two spans, for one step: one run serves the acceptance, warm-start and span-window checks, and one step is all
+    they need. Returns the `retraining.Case`."""
+    import random
+
+    from retraining import N, Case, review, rows, write_csv
+
+    case = Case(served, tmp_path_factory.mktemp("accepted"))
+    data = [[text, label, f"id-{i}"] for i, (text, label) in enumerate(rows(N, seed=11))]
+    words = " ".join(review(random.Random(12), "fresh", 18) for _ in range(1000))
+    data[7] = [(words * 2)[:100_000], "fresh", "id-long"]
+    data[8] = ["a charming 🎬🍿 film, wonderful 👍", "fresh", "id-emoji"]
+    data[9] = ["the ending was bland, 結末は退屈 and 지루한 plot", "rotten", "id-mixed"]
+    write_csv(case.span / "reviews.csv", data, header=("text", "label", "review_id"))
+    case.run("--train-steps", "1", "--warm-start", "--spans-window", "2")
+    return case

@@ -1,120 +1,21 @@
 """Retraining you can trust: bad data and bad models never replace the model in service.
 
-A good run first trains and pushes a model (span-1 of a small, easily learned dataset written here). Each case then
-starts from a copy of that run's pipeline root and serving folder, adds a span-2 holding the bad data, runs
+A good run (conftest's `served`) first trains and pushes a model on span-1 of a small, easily learned dataset
+(tests/retraining.py). Each case then starts from a copy of that run's pipeline root and serving folder, adds a span-2 holding the bad data, runs
 `pipeline/run_local.py` as a user would, and checks the exit status, the one-line message, the machine-readable
 anomalies (in --summary-json and in <pipeline_root>/anomalies.json), what did not run, and that the serving folder
 is byte-for-byte what it was. Data that should be accepted (a 100,000-character text, emoji, mixed scripts, an extra
 column) is accepted, and the run says what it did with it.
 """
 
-import csv
-import hashlib
 import json
 import random
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
-from conftest import run_local
-
-SCHEMA = "schema/rotten_tomatoes/schema.pbtxt"  # labels fresh/rotten, label drift comparator, text_checks.toml
-GOOD = ["wonderful", "brilliant", "moving", "delightful", "superb", "charming", "gripping", "masterful"]
-BAD = ["awful", "boring", "tedious", "clumsy", "dreadful", "lifeless", "bland", "painful"]
-FILLER = ["the", "film", "story", "actors", "plot", "director", "scenes", "music", "ending", "cast", "script",
-          "camera", "was", "is", "and", "with", "a", "quite", "really", "its"]
-# Tiny model, checkpoint vocabulary (English words: no [UNK]); the first run is blessed whatever its accuracy.
-ARGS = ["--schema", SCHEMA, "--pretrained", "none", "--model-size", "tiny", "--vocab", "checkpoint",
-        "--max-seq-length", "64", "--batch-size", "16", "--learning-rate", "2e-3", "--min-accuracy", "0.0"]
-GOOD_RUN = ["--epochs", "3"]
-N = 400
-
-
-def review(rng: random.Random, label: str, words=None) -> str:
-    cue = GOOD if label == "fresh" else BAD
-    picked = rng.choices(FILLER, k=words or rng.randint(6, 14)) + rng.sample(cue, 2)
-    rng.shuffle(picked)
-    return " ".join(picked)
-
-
-def rows(n=N, seed=0, fresh_share=0.5, length=None):
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = "fresh" if rng.random() < fresh_share else "rotten"
-        out.append([review(rng, label, length), label])
-    return out
-
-
-def write_csv(path: Path, data, header=("text", "label")):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if header:
-            writer.writerow(header)
-        writer.writerows(data)
-    return path
-
-
-def snapshot(folder: Path) -> dict:
-    """Relative path -> sha256 of every file under folder: the model in service, byte for byte."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The good run: span-1 trained, blessed and pushed."""
-    base = tmp_path_factory.mktemp("served")
-    write_csv(base / "data" / "span-1" / "reviews.csv", rows())
-    proc = run_local(*ARGS, *GOOD_RUN, "--data-root", base / "data", "--pipeline-root", base / "root",
-                     "--serving-dir", base / "serving", "--summary-json", base / "summary.json")
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    summary = json.loads((base / "summary.json").read_text())
-    assert summary["pushed"] and summary["anomalies"] == [], summary
-    assert summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, summary["eval_metrics"]
-    return base, summary
-
-
-class Case:
-    """A copy of the good run's pipeline root and serving folder, and a data root with its span-1."""
-
-    def __init__(self, served, tmp_path: Path):
-        base, self.good = served
-        self.tmp, self.served_data = tmp_path, base / "data"
-        self.root, self.serving, self.data = tmp_path / "root", tmp_path / "serving", tmp_path / "data"
-        shutil.copytree(base / "root", self.root)
-        shutil.copytree(base / "serving", self.serving)
-        shutil.copytree(base / "data" / "span-1", self.data / "span-1")
-        self.before = snapshot(self.serving)
-        self.span = self.data / "span-2"
-
-    def run(self, *extra, data_root=None):
-        self.proc = run_local(*ARGS, *extra, "--data-root", data_root or self.data, "--pipeline-root", self.root,
-                              "--serving-dir", self.serving, "--summary-json", self.tmp / "summary.json")
-        summary_file = self.tmp / "summary.json"
-        self.summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-        return self.proc
-
-    def assert_refused(self, kind: str, feature: str, *fragments, trained: bool = False):
-        proc = self.proc
-        assert proc.returncode == 2, (proc.returncode, proc.stderr[-4000:])
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, proc.stderr[-4000:]
-        assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
-        for fragment in fragments:
-            assert fragment in errors[0], errors[0]
-        assert self.summary is not None and self.summary["error"], "no --summary-json written"
-        report = json.loads((self.root / "anomalies.json").read_text())
-        for anomalies in (self.summary["anomalies"], report["anomalies"]):
-            assert any(kind in a["kind"].split(",") and a["feature"] == feature for a in anomalies), anomalies
-        components = self.summary["components"]
-        if not trained:
-            assert "Trainer" not in components, components
-        assert "Pusher" not in components and not self.summary["pushed"], components
-        assert snapshot(self.serving) == self.before  # the model in service, byte for byte
+from conftest import UPSTREAM, VALIDATION
+from retraining import N, Case, rows, snapshot, write_csv
 
 
 @pytest.fixture
@@ -253,22 +154,8 @@ def test_texts_the_vocabulary_cannot_represent(case):
     assert case.summary["text_statistics"]["train"]["unk_share"] > 0.9
 
 
-# 6 and 9. Data that is accepted: a 100,000-character text, emoji, mixed scripts, an extra column --------------------
-
-@pytest.fixture(scope="module")
-def accepted(served, tmp_path_factory):
-    case = Case(served, tmp_path_factory.mktemp("accepted"))
-    data = [[text, label, f"id-{i}"] for i, (text, label) in enumerate(rows(N, seed=11))]
-    words = " ".join(review(random.Random(12), "fresh", 18) for _ in range(1000))
-    data[7] = [(words * 2)[:100_000], "fresh", "id-long"]
-    data[8] = ["a charming 🎬🍿 film, wonderful 👍", "fresh", "id-emoji"]
-    data[9] = ["the ending was bland, 結末は退屈 and 지루한 plot", "rotten", "id-mixed"]
-    write_csv(case.span / "reviews.csv", data, header=("text", "label", "review_id"))
-    # Retraining on the new span from the model in service (--warm-start), one step: one run serves both kinds of
-    # check, and one step is all the acceptance checks need.
-    case.run("--train-steps", "1", "--warm-start")
-    return case
-
+# 6 and 9. Data that is accepted (conftest's `accepted` run): a 100,000-character text, emoji, mixed scripts, an extra
+# column ---------------------------------------------------------------------------------------------------------
 
 def test_a_100000_character_text_is_accepted_and_truncated(accepted):
     # A new span unlike the last only by these few texts: both drift checks and every text check pass.
@@ -294,10 +181,19 @@ def test_extra_column_is_accepted_with_a_warning(accepted):
 # Bad models never replace good ones ---------------------------------------------------------------------------------
 
 def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
-    # The good run's own data (so every step before the Trainer is reused), but a model trained for one step.
+    # The good run's own data, but a model trained for one step.
     case.run("--train-steps", "1", data_root=case.served_data)
     assert case.proc.returncode == 0, case.proc.stderr[-4000:]
     summary = case.summary
+    # A second run on the same data: every step before the Trainer comes from the cache, except the validation
+    # against the last accepted data (whose baseline is now the first run's statistics, so it runs again and finds
+    # no drift); the Evaluator's baseline is the model the first run pushed.
+    for node in UPSTREAM:
+        assert summary["components"][node]["state"] == "CACHED", (node, summary["components"][node])
+    for node in VALIDATION + ("Trainer", "Evaluator"):
+        assert summary["components"][node]["state"] == "COMPLETE", (node, summary["components"][node])
+    assert summary["anomalies"] == [], summary["anomalies"]
+    assert summary["baseline_model"] == case.good["model_uri"] != summary["model_uri"]
     assert summary["blessed"] is False and summary["pushed"] is False
     # The metric, its value, the model in service's, and the allowed drop.
     reasons = " ".join(summary["not_blessed_because"])
