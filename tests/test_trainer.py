@@ -82,3 +82,13 @@ def test_exported_signatures_have_documented_inputs_and_outputs(first_run):
     out = transform(examples=tf.constant([labelled.SerializeToString()]))
     assert {features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY, features.LABEL_ID_KEY} <= set(out)
     assert out[features.WORD_IDS_KEY].shape[-1] == 64  # --max-seq-length of the run
+
+
+def test_autograph_converts_the_project_layers_but_not_tf_keras():
+    # components.keras2 (imported by bert and trainer) adds TF 2.15's "do not convert" rule for Keras under its new
+    # module name; without it every process spends ~20 s re-writing Keras internals on its first fit or export.
+    from tensorflow.python.autograph.impl import conversion
+
+    assert conversion.is_allowlisted(keras.layers.Dense.call)
+    assert conversion.is_allowlisted(keras.Model.fit)
+    assert not conversion.is_allowlisted(bert.pool)  # the project's own code is still converted
