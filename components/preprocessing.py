@@ -45,7 +45,7 @@ from __future__ import annotations
 import functools
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from components import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
 
 import sys
 from typing import Iterable, Mapping, Sequence

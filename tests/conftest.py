@@ -47,7 +47,7 @@ def first_run(tmp_path_factory):
 def served(tmp_path_factory):
     """The good run of tests/retraining.py's data: span-1 trained, blessed and pushed. Returns (base folder,
     summary dict); `retraining.Case` copies its pipeline root and serving folder."""
-    from retraining import ARGS, GOOD_RUN, rows, write_csv
+    from retraining import ARGS, GOOD_RUN, rows, write_csv  # here: retraining.py imports run_local from here
 
     base = tmp_path_factory.mktemp("served")
     write_csv(base / "data" / "span-1" / "reviews.csv", rows())
