@@ -87,7 +87,7 @@ def _parse_record(path: Path, number: int, line: str) -> Optional[List[str]]:
                              "most CsvExampleGen can read; shorten or split that text.", "FIELD_TOO_LONG",
                              path=str(path)) from None
         raise InputError(f"{path}, line {number}: malformed CSV ({e}).", "MALFORMED_CSV", path=str(path)) from None
-    if not records:  # a blank line: CsvExampleGen skips it too
+    if not records or records == [[]]:  # a blank line (csv reads it as one empty record): CsvExampleGen skips it too
         return None
     if len(records) > 1:
         raise InputError(f"{path}, line {number}: malformed CSV (stray double quotes join or split records).",
