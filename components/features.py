@@ -7,7 +7,9 @@ module, the trainer and the serving signature can never disagree about a key.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, ClassVar, Dict, Mapping, Optional
+
+from components.settings import SettingsError, from_custom_config, setting, to_custom_config, validate
 
 # Transformed features (outputs of components/preprocessing.py).
 WORD_IDS_KEY = "input_word_ids"
@@ -26,8 +28,6 @@ TEXT_STAT_KEYS = (NUM_WORDS_KEY, NUM_WORDPIECES_KEY, NUM_UNK_KEY)
 DEFAULT_TEXT_KEY = "text"
 DEFAULT_LABEL_KEY = "label"
 
-DEFAULT_MAX_SEQ_LENGTH = 128
-
 # Special tokens of BERT WordPiece vocabularies.
 CLS = "[CLS]"
 SEP = "[SEP]"
@@ -36,10 +36,10 @@ UNK = "[UNK]"
 MASK = "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 
-# Where the WordPiece vocabulary comes from: a file (a checkpoint's vocab.txt), or learned by Transform from the
-# training split (components/preprocessing.py), with SPECIAL_TOKENS at ids 0..4.
-VOCAB_MODES = ("file", "learn")
-DEFAULT_LEARNED_VOCAB_SIZE = 8000
+# Where the WordPiece vocabulary comes from: "checkpoint", a file (the checkpoint's vocab.txt, or the packaged uncased
+# one when training from scratch), or "learn": learned by Transform from the training split
+# (components/preprocessing.py), with SPECIAL_TOKENS at ids 0..4.
+VOCAB_MODES = ("checkpoint", "learn")
 MIN_LEARNED_VOCAB_SIZE = 100  # the specials, the alphabet and its "##" continuations need room
 # The learned vocabulary's file name among the transform graph's assets, and its key for
 # `TFTransformOutput.vocabulary_file_by_name` (the Trainer sizes the embedding from it).
@@ -48,53 +48,49 @@ LEARNED_VOCAB_NAME = "wordpiece_vocab"
 
 @dataclasses.dataclass(frozen=True)
 class TransformSettings:
-    """What the Transform module needs to know; travels to it as the component's `custom_config`."""
+    """What the Transform module (components/preprocessing.py) reads: the component's `custom_config`, serialized
+    and read back strictly by components/settings.py. Flags: see `setting(flag=...)`."""
 
-    text_key: str
-    label_key: str
-    vocab_file: str  # WordPiece vocabulary, one token a line; line number = token id ("" when learned)
-    lower_case: bool = True
-    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
-    vocab_mode: str = "file"  # "file": `vocab_file`; "learn": learned from the data Transform analyzes
-    learned_vocab_size: int = DEFAULT_LEARNED_VOCAB_SIZE  # upper bound on the learned vocabulary, specials included
+    COMPONENT: ClassVar[str] = "Transform"
+
+    text_key: str = setting(DEFAULT_TEXT_KEY, "CSV column holding the text", flag="--text-column")
+    label_key: str = setting(DEFAULT_LABEL_KEY, "CSV column holding the class label", flag="--label-column")
+    # WordPiece vocabulary, one token a line; line number = token id ("" when learned)
+    vocab_file: str = setting("", derived="--pretrained's vocab.txt (or the packaged one with --pretrained none)")
+    lower_case: bool = setting(True, derived="the checkpoint's tokenizer_config.json (do_lower_case)")
+    max_seq_length: int = setting(
+        128, "WordPiece tokens per text incl. [CLS]/[SEP]; longer texts are truncated (at most the checkpoint's "
+             "max_position_embeddings)", flag="--max-seq-length", positive=True)
+    vocab_mode: str = setting(
+        "checkpoint", "WordPiece vocabulary: 'checkpoint' uses the checkpoint's vocab.txt (with --pretrained none, "
+                      "the packaged uncased one); 'learn' learns one from the training split during the run, for any "
+                      "language (only when training from scratch). Default: 'learn' with --pretrained none, else "
+                      "'checkpoint'", flag="--vocab", choices=VOCAB_MODES)
+    learned_vocab_size: int = setting(
+        8000, "target size of a learned vocabulary, special tokens included (only with --vocab learn)",
+        flag="--vocab-size", positive=True)
 
     def __post_init__(self):
-        if self.vocab_mode not in VOCAB_MODES:
-            raise ValueError(f"TransformSettings.vocab_mode must be one of {', '.join(VOCAB_MODES)}; "
-                             f"got {self.vocab_mode!r}.")
-        if self.vocab_mode == "file" and not self.vocab_file:
-            raise ValueError("TransformSettings.vocab_file must name a WordPiece vocabulary file.")
+        validate(self)
+        if self.vocab_mode == "checkpoint" and not self.vocab_file:
+            raise SettingsError("Transform setting 'vocab_file' must name a WordPiece vocabulary file when "
+                                "vocab_mode is 'checkpoint'.")
         if self.vocab_mode == "learn" and self.vocab_file:
-            raise ValueError("TransformSettings.vocab_file must be empty when the vocabulary is learned.")
+            raise SettingsError("Transform setting 'vocab_file' must be empty when the vocabulary is learned.")
         if self.learned_vocab_size < MIN_LEARNED_VOCAB_SIZE:
-            raise ValueError(f"learned_vocab_size must be at least {MIN_LEARNED_VOCAB_SIZE}; "
-                             f"got {self.learned_vocab_size}.")
+            raise SettingsError(f"Transform setting 'learned_vocab_size' (--vocab-size) must be at least "
+                                f"{MIN_LEARNED_VOCAB_SIZE}; got {self.learned_vocab_size}.")
         if self.max_seq_length < 2:
-            raise ValueError(f"max_seq_length must leave room for {CLS} and {SEP}; got {self.max_seq_length}.")
+            raise SettingsError(f"Transform setting 'max_seq_length' must leave room for {CLS} and {SEP}; got "
+                                f"{self.max_seq_length}.")
 
-    def to_custom_config(self) -> dict[str, Any]:
-        return {
-            "text_key": self.text_key,
-            "label_key": self.label_key,
-            "vocab_file": str(self.vocab_file),
-            "lower_case": bool(self.lower_case),
-            "max_seq_length": int(self.max_seq_length),
-            "vocab_mode": str(self.vocab_mode),
-            "learned_vocab_size": int(self.learned_vocab_size),
-        }
+    def to_custom_config(self, code_version: Optional[str] = None) -> Dict[str, Any]:
+        return to_custom_config(self, code_version)
 
     @classmethod
-    def from_custom_config(cls, config: Mapping[str, Any] | None) -> "TransformSettings":
-        config = dict(config or {})
-        vocab_mode = str(config.get("vocab_mode", "file"))
-        if vocab_mode == "file" and "vocab_file" not in config:
-            raise ValueError("custom_config has no 'vocab_file'; build it with TransformSettings.to_custom_config().")
-        return cls(
-            text_key=str(config.get("text_key", DEFAULT_TEXT_KEY)),
-            label_key=str(config.get("label_key", DEFAULT_LABEL_KEY)),
-            vocab_file=str(config.get("vocab_file", "")),
-            lower_case=bool(config.get("lower_case", True)),
-            max_seq_length=int(config.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH)),
-            vocab_mode=vocab_mode,
-            learned_vocab_size=int(config.get("learned_vocab_size", DEFAULT_LEARNED_VOCAB_SIZE)),
-        )
+    def from_custom_config(cls, config: Optional[Mapping[str, Any]]) -> "TransformSettings":
+        return from_custom_config(cls, config)
+
+
+DEFAULT_MAX_SEQ_LENGTH = TransformSettings.max_seq_length
+DEFAULT_LEARNED_VOCAB_SIZE = TransformSettings.learned_vocab_size

@@ -17,7 +17,6 @@ import os
 
 from components import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
 
-import dataclasses
 import json
 import math
 import time
@@ -32,6 +31,8 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components import bert, features
+from components.progress import progress
+from components.trainer_settings import SCRATCH_MAX_POSITIONS, TrainerSettings
 
 # The classifier's Keras weights, kept in the Model artifact beside Format-Serving/ (which alone is pushed), so a
 # later run can warm-start from the model in service.
@@ -39,32 +40,6 @@ WEIGHTS_DIR = "keras_weights"
 
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
 _BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainerSettings:
-    """The Trainer's `custom_config` (built by PipelineConfig.trainer_custom_config)."""
-
-    text_key: str = features.DEFAULT_TEXT_KEY
-    label_key: str = features.DEFAULT_LABEL_KEY
-    vocab_file: str = ""
-    pretrained_dir: Optional[str] = None
-    model_size: str = "mini"
-    pooling: str = "mean"
-    epochs: int = 3
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    dropout: float = 0.1
-    early_stopping_patience: int = 1
-    seed: int = 42
-    warm_start: bool = False
-
-    @classmethod
-    def from_custom_config(cls, custom_config: Optional[dict]) -> "TrainerSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in (custom_config or {}).items() if k in known})
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -160,13 +135,12 @@ class _Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if (batch + 1) % self.every == 0:
-            print(f"Trainer: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
-                  f"loss {logs.get('loss', float('nan')):.4f} ({time.time() - self.start:.0f} s)", flush=True)
+            progress(f"Trainer: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
+                     f"loss {logs.get('loss', float('nan')):.4f} ({time.time() - self.start:.0f} s)")
 
     def on_epoch_end(self, epoch, logs=None):
         summary = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        print(f"Trainer: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)",
-              flush=True)
+        progress(f"Trainer: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)")
 
 
 def _count(ds: tf.data.Dataset) -> int:
@@ -262,7 +236,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     else:
         encoder = bert.build_encoder(
             bert.preset_config(settings.model_size,
-                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output))))
+                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
+                               max_position_embeddings=SCRATCH_MAX_POSITIONS))
     model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
     if settings.warm_start:
         _warm_start(model, fn_args.base_model)
@@ -294,8 +269,7 @@ def _warm_start(model: keras.Model, base_model: Optional[str]) -> None:
     """Loads the weights of the model in service (the Trainer's `base_model`) into `model`."""
     if not base_model:
         logging.warning("warm start: no model in service yet, so training starts from the usual initial weights.")
-        print("Trainer: warm start requested, but no model is in service yet: starting from the usual weights.",
-              flush=True)
+        progress("Trainer: warm start requested, but no model is in service yet: starting from the usual weights.")
         return
     weights = os.path.join(_weights_dir(base_model), "weights")
     if not tf.io.gfile.glob(weights + ".index"):
@@ -306,7 +280,7 @@ def _warm_start(model: keras.Model, base_model: Optional[str]) -> None:
     except (ValueError, tf.errors.OpError) as e:
         raise ValueError(f"cannot warm-start from the model in service ({os.path.dirname(base_model)}): its "
                          f"architecture or vocabulary differs from this run's ({str(e).splitlines()[0]}).") from None
-    print(f"Trainer: warm start from the model in service, {os.path.dirname(base_model)}", flush=True)
+    progress(f"Trainer: warm start from the model in service, {os.path.dirname(base_model)}")
 
 
 def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:

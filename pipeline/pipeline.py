@@ -14,17 +14,40 @@ import os
 from pathlib import Path
 from typing import List
 
-import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import features, text_checks, text_stats
+from components import text_checks, text_stats
 from components.drift import DriftValidator
 from components.gates import DataValidationGate
 from components.pusher import AtomicPusherExecutor
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
+from pipeline.evaluation import make_eval_config
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
+
+# Node ids: the names of the steps in ML Metadata, the console, the summary, the Kubeflow spec and the tests.
+EXAMPLE_GEN = "CsvExampleGen"
+SPAN_WINDOW = "span_window_resolver"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_GEN = "SchemaGen"
+IMPORT_SCHEMA_GEN = "ImportSchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+DRIFT_VALIDATOR = "DriftValidator"
+DATA_GATE = "DataValidationGate"
+TRANSFORM = "Transform"
+TEXT_STATISTICS_GEN = "TextStatisticsGen"
+TEXT_GATE = "TextValidationGate"
+MODEL_RESOLVER = "latest_blessed_model_resolver"
+TRAINER = "Trainer"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
+
+
+def baseline_resolver_id(gate_id: str) -> str:
+    """The node that resolves the statistics `gate_id` last accepted (the drift checks' baseline)."""
+    return f"{gate_id}_baseline_resolver"
 
 
 def code_fingerprint() -> str:
@@ -50,44 +73,6 @@ def example_gen_input(config: PipelineConfig):
     return input_config, output_config
 
 
-def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """Metrics on the eval split, and the gates that decide the blessing.
-
-    Accuracy must reach `min_accuracy` and may not fall more than `max_accuracy_drop` below the baseline
-    (the latest blessed model, i.e. the one in service); TFX drops the change threshold on the first run,
-    when there is no baseline yet.
-    """
-    class_ids = list(range(config.num_classes))
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.max_accuracy_drop}))
-    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall"),
-                 tfma.MetricConfig(class_name="F1Score")]
-    if config.num_classes == 2:
-        per_class.append(tfma.MetricConfig(class_name="AUC"))
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
-            signature_name="serving_examples",
-            prediction_key="probabilities",
-            label_key=features.LABEL_ID_KEY,
-            preprocessing_function_names=["transform_features"])],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
-            ]),
-            # One-vs-rest per class (precision/recall/F1, AUC for binary tasks) and their macro average.
-            tfma.MetricsSpec(
-                metrics=per_class,
-                binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),
-                aggregate=tfma.AggregationOptions(
-                    macro_average=True, class_weights={i: 1.0 for i in class_ids})),
-        ])
-
-
 class LatestIfAnyStrategy(tfx.dsl.experimental.LatestArtifactStrategy):
     """The latest artifact, or nothing when there is none yet. The stock strategy fails its resolver node in that
     case (the pipeline goes on, but every first run would show a failed node); KFP's V2 compiler accepts only the
@@ -105,13 +90,13 @@ def last_accepted_statistics(gate_id: str, config: PipelineConfig) -> tfx.dsl.Re
                         else tfx.dsl.experimental.LatestArtifactStrategy),
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
                                    producer_component_id=gate_id, output_key="validated_statistics"),
-    ).with_id(f"{gate_id}_baseline_resolver")
+    ).with_id(baseline_resolver_id(gate_id))
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     input_config, output_config = example_gen_input(config)
     example_gen = tfx.components.CsvExampleGen(
-        input_base=config.data_root, input_config=input_config, output_config=output_config)
+        input_base=config.data_root, input_config=input_config, output_config=output_config).with_id(EXAMPLE_GEN)
 
     # Without spans, or with a window of one, everything trains on what ExampleGen just ingested. With a
     # window, Transform and Trainer read the last `spans_window` spans recorded in ML Metadata.
@@ -124,61 +109,58 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
                 rolling_range=tfx.proto.RollingRange(num_spans=config.spans_window))},
             examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
                                      producer_component_id=example_gen.id),
-        ).with_id("span_window_resolver")
+        ).with_id(SPAN_WINDOW)
         examples_window.add_upstream_node(example_gen)
         training_examples = examples_window.outputs["examples"]
         window = [examples_window]
 
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
 
     # The inferred schema is always computed, to compare with the curated one (or to stand in for it
     # when a user's data has no curated schema yet).
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True).with_id(SCHEMA_GEN)
     components: List = [example_gen, *window, statistics_gen, schema_gen]
     if config.schema_file:
-        curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+        curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file).with_id(IMPORT_SCHEMA_GEN)
         components.append(curated)
         schema = curated.outputs["schema"]
     else:
         schema = schema_gen.outputs["schema"]
 
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema)
-    data_gate_id, text_gate_id = "DataValidationGate", "TextValidationGate"
-    data_baseline = last_accepted_statistics(data_gate_id, config)
+        statistics=statistics_gen.outputs["statistics"], schema=schema).with_id(EXAMPLE_VALIDATOR)
+    data_baseline = last_accepted_statistics(DATA_GATE, config)
     drift_validator = DriftValidator(statistics=statistics_gen.outputs["statistics"], schema=schema,
-                                     baseline_statistics=data_baseline.outputs["statistics"])
+                                     baseline_statistics=data_baseline.outputs["statistics"]).with_id(DRIFT_VALIDATOR)
     data_gate = DataValidationGate(
         anomalies=example_validator.outputs["anomalies"], more_anomalies=drift_validator.outputs["anomalies"],
-        statistics=statistics_gen.outputs["statistics"]).with_id(data_gate_id)
+        statistics=statistics_gen.outputs["statistics"]).with_id(DATA_GATE)
 
     code_version = code_fingerprint()
-    transform_settings = features.TransformSettings(
-        text_key=config.text_key, label_key=config.label_key, vocab_file=config.vocab_file,
-        lower_case=config.lower_case, max_seq_length=config.max_seq_length,
-        vocab_mode=config.vocab_mode, learned_vocab_size=config.learned_vocab_size)
     transform = tfx.components.Transform(
         examples=training_examples,
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={**transform_settings.to_custom_config(), "code_version": code_version})
+        custom_config=config.transform.to_custom_config(code_version)).with_id(TRANSFORM)
     transform.add_upstream_node(data_gate)  # nothing is transformed (or trained) when the data gate fails
 
-    text_baseline = last_accepted_statistics(text_gate_id, config)
+    text_baseline = last_accepted_statistics(TEXT_GATE, config)
     text_statistics_gen = text_stats.TextStatisticsGen(
         examples=transform.outputs["transformed_examples"], baseline_statistics=text_baseline.outputs["statistics"],
-        text_key=config.text_key, max_seq_length=config.max_seq_length,
-        checks=json.dumps(text_checks.load_checks(config.text_checks_file), sort_keys=True))
+        text_key=config.text_key, max_seq_length=config.transform.max_seq_length,
+        checks=json.dumps(text_checks.load_checks(config.text_checks_file), sort_keys=True)
+    ).with_id(TEXT_STATISTICS_GEN)
     text_gate = DataValidationGate(
         anomalies=text_statistics_gen.outputs["anomalies"],
-        statistics=text_statistics_gen.outputs["statistics"]).with_id(text_gate_id)
+        statistics=text_statistics_gen.outputs["statistics"]).with_id(TEXT_GATE)
 
     # The model in service: the Evaluator's baseline, and the Trainer's starting point with warm_start.
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    ).with_id(MODEL_RESOLVER)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -187,9 +169,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         schema=schema,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={**config.trainer_custom_config(), "code_version": code_version},
+        custom_config=config.trainer.to_custom_config(code_version),
         # The model in service, to start from (--warm-start).
-        base_model=model_resolver.outputs["model"] if config.warm_start else None)
+        base_model=model_resolver.outputs["model"] if config.trainer.warm_start else None).with_id(TRAINER)
     trainer.add_upstream_node(text_gate)  # nothing is trained when the text checks fail
 
     evaluator = tfx.components.Evaluator(
@@ -197,7 +179,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
-        eval_config=make_eval_config(config))
+        eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -205,7 +187,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(config.serving_dir, config.model_name))),
         # Copies into a hidden staging folder, then renames the version folder into place (components/pusher.py).
-        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
+        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
 
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
                    text_statistics_gen, text_gate, model_resolver, trainer, evaluator, pusher]

@@ -1,6 +1,6 @@
-"""What a finished local run did, read back from ML Metadata and the artifacts it recorded.
+"""What a local run did, read back from ML Metadata and the artifacts it recorded.
 
-Used by run_local.py for the on-screen summary and `--summary-json`.
+Used by run_local.py for the key figure of each step as it ends, the on-screen summary and `--summary-json`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,15 @@ import math
 import os
 from typing import Dict, List, Optional
 
+from pathlib import Path
+
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import pipeline as nodes
+from pipeline.config import PipelineConfig
+
+ANOMALIES_REPORT = "anomalies.json"  # in the pipeline root: what stopped (or was tolerated in) the last run
 
 
 def _store(metadata_path: str) -> mlmd.MetadataStore:
@@ -216,3 +223,172 @@ def test_metrics(model_dir: str, texts, labels, batch_size: int = 128) -> dict:
     return {"examples": len(texts),
             "accuracy": round(float(accuracy_score(labels, predicted)), 4),
             "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One step's key figure, as it ends
+
+def execution_state(metadata_path: str, execution_id: int) -> str:
+    execution = _store(metadata_path).get_executions_by_id([execution_id])
+    return _STATES.get(execution[0].last_known_state, "UNKNOWN") if execution else "UNKNOWN"
+
+
+def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    by_key: Dict[str, List[int]] = {}
+    for event in store.get_events_by_execution_ids([execution_id]):
+        if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
+            for step in event.path.steps:
+                if step.HasField("key"):
+                    by_key.setdefault(step.key, []).append(event.artifact_id)
+    return {key: list(store.get_artifacts_by_id(ids)) for key, ids in by_key.items()}
+
+
+def _anomaly_figure(artifacts) -> str:
+    from components.gates import anomaly_problems, is_warning, load_anomalies
+
+    problems = [p for a in artifacts for p in anomaly_problems(
+        load_anomalies(a.uri, a.properties["split_names"].string_value))]
+    errors = [p for p in problems if not is_warning(p)]
+    warnings = len(problems) - len(errors)
+    figure = f"{len(errors)} anomal{'y' if len(errors) == 1 else 'ies'}"
+    if errors:
+        figure += " (" + ", ".join(sorted({f"{p['feature']}: {p['kind']}" for p in errors})) + ")"
+    return figure + (f", {warnings} warning(s)" if warnings else "")
+
+
+def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
+    """The one figure that says how a step went: examples per split, anomalies found, blessed or not, pushed where."""
+    store = _store(metadata_path)
+    outputs = _outputs(store, execution_id)
+    if node_id == nodes.STATISTICS_GEN and outputs.get("statistics"):
+        counts = split_counts(outputs["statistics"][0].uri)
+        return "examples " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    if node_id in (nodes.EXAMPLE_VALIDATOR, nodes.DRIFT_VALIDATOR) and outputs.get("anomalies"):
+        return _anomaly_figure(outputs["anomalies"])
+    if node_id == nodes.TEXT_STATISTICS_GEN and outputs.get("anomalies"):
+        figure = _anomaly_figure(outputs["anomalies"])
+        from components.text_stats import SUMMARY_FILE
+
+        train = read_json(os.path.join(outputs["statistics"][0].uri, SUMMARY_FILE)).get("train") or {}
+        if train.get("examples"):
+            figure += f"; train: {train['tokens_mean']} tokens on average, {train['truncated_share']:.1%} truncated"
+        return figure
+    if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
+        return "passed"
+    if node_id == nodes.EVALUATOR and outputs.get("blessing"):
+        blessed = outputs["blessing"][0].custom_properties["blessed"].int_value == 1
+        metrics = evaluator_metrics(outputs["evaluation"][0].uri) if outputs.get("evaluation") else {}
+        accuracy = metrics.get("sparse_categorical_accuracy")
+        return (f"eval accuracy {accuracy}, " if accuracy is not None else "") + \
+            ("blessed" if blessed else "NOT blessed")
+    if node_id == nodes.PUSHER and outputs.get("pushed_model"):
+        pushed = outputs["pushed_model"][0].custom_properties
+        if pushed["pushed"].int_value == 1:
+            return f"pushed to {pushed['pushed_destination'].string_value}"
+        return "not pushed (the model was not blessed)"
+    return ""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The run summary
+
+def _span(artifact) -> int:
+    """TFX records the span as a property or a custom property."""
+    if "span" in artifact.properties:
+        return artifact.properties["span"].int_value
+    return artifact.custom_properties["span"].int_value
+
+
+def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[str],
+                    error: Optional[str] = None) -> dict:
+    """The run summary from ML Metadata: counts, timings, anomalies, text statistics, metrics, blessing, push,
+    test-split scores."""
+    from components.gates import anomaly_problems, is_warning, load_anomalies
+    from components.text_stats import SUMMARY_FILE
+
+    record = RunRecord(config.metadata_path, config.pipeline_name)
+    pretrained = config.trainer.pretrained_dir
+    result = {
+        "dataset": config.dataset,
+        "data_root": config.data_root,
+        "model": f"pretrained:{Path(pretrained).name}" if pretrained else config.trainer.model_size,
+        "model_size": config.trainer.model_size if not pretrained else Path(pretrained).name,
+        "max_seq_length": config.transform.max_seq_length,
+        "wall_seconds": round(wall_seconds, 1),
+        "components": record.seconds(),
+    }
+    stats_uri = record.artifact_uri(nodes.STATISTICS_GEN, "statistics")
+    if stats_uri:
+        result["examples_per_split"] = split_counts(stats_uri)
+    ingested = record.artifacts(nodes.EXAMPLE_GEN, "examples")
+    if config.use_spans and ingested:
+        result["ingested_span"] = _span(ingested[0])
+        result["training_spans"] = sorted(_span(a) for a in record.artifacts(nodes.TRANSFORM, "examples", output=False))
+    problems = []
+    for node in nodes.VALIDATORS:
+        for artifact in record.artifacts(node, "anomalies"):
+            split_names = artifact.properties["split_names"].string_value
+            problems += [{**p, "found_by": node} for p in anomaly_problems(load_anomalies(artifact.uri, split_names))]
+    result["anomalies"] = [p for p in problems if not is_warning(p)]
+    result["warnings"] = list(warnings) + [f"feature {p['feature']!r} in split {p['split']!r}: {p['description']}"
+                                           for p in problems if is_warning(p)]
+    text_stats_uri = record.artifact_uri(nodes.TEXT_STATISTICS_GEN, "statistics")
+    if text_stats_uri:
+        result["text_statistics"] = read_json(os.path.join(text_stats_uri, SUMMARY_FILE))
+    evaluation_uri = record.artifact_uri(nodes.EVALUATOR, "evaluation")
+    if evaluation_uri:
+        result["eval_metrics"] = evaluator_metrics(evaluation_uri)
+    blessing = record.artifacts(nodes.EVALUATOR, "blessing")
+    blessed = bool(blessing and blessing[0].custom_properties["blessed"].int_value == 1)
+    result["blessed"] = blessed
+    if blessing and not blessed and evaluation_uri:
+        result["not_blessed_because"] = validation_failures(evaluation_uri, result.get("eval_metrics"))
+    baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)
+    result["baseline_model"] = baseline[0].uri if baseline else None
+    pushed = record.artifacts(nodes.PUSHER, "pushed_model")
+    pushed_dir = None
+    if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
+        pushed_dir = pushed[0].custom_properties["pushed_destination"].string_value
+    result["pushed"] = pushed_dir is not None
+    result["pushed_dir"] = pushed_dir
+    model_uri = record.artifact_uri(nodes.TRAINER, "model")
+    result["model_uri"] = model_uri
+    examples_uri = record.artifact_uri(nodes.EXAMPLE_GEN, "examples")
+    model_dir = pushed_dir or (os.path.join(model_uri, "Format-Serving") if model_uri else None)
+    if model_dir and examples_uri:
+        texts, labels = read_split(examples_uri, "test", config.text_key, config.label_key)
+        result["test_metrics"] = {**test_metrics(model_dir, texts, labels), "model_dir": model_dir}
+    if error:
+        result["error"] = error
+    return result
+
+
+def summary_lines(summary: dict) -> List[str]:
+    """The summary for people, one fact a line."""
+    lines = [f"dataset: {summary['dataset']}  model: {summary['model']}  wall: {summary['wall_seconds']} s"]
+    if "examples_per_split" in summary:
+        lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary["examples_per_split"].items()))
+    cached = [k for k, v in summary["components"].items() if v["state"] == "CACHED"]
+    if cached:
+        lines.append(f"from the cache: {', '.join(cached)}")
+    train_text = summary.get("text_statistics", {}).get("train")
+    if train_text and train_text.get("examples"):
+        t = train_text
+        lines.append(f"text (train): {t['examples']} texts, {t['tokens_mean']} tokens on average (95% up to "
+                     f"{t['tokens_p95']}), {t['truncated']} truncated to {t['max_seq_length']}, {t['empty']} empty, "
+                     f"[UNK] {t['unk_share']:.2%} of tokens")
+    for warning in summary.get("warnings", []):
+        lines.append(f"warning: {warning}")
+    if summary.get("anomalies"):
+        lines.append(f"anomalies: {len(summary['anomalies'])} (see {ANOMALIES_REPORT} in the pipeline root)")
+    metrics = summary.get("eval_metrics", {})
+    if metrics:
+        keys = ["sparse_categorical_accuracy", "macro_f1_score", "macro_auc", "example_count"]
+        lines.append("eval: " + ", ".join(f"{k} {metrics[k]}" for k in keys if k in metrics))
+    if "test_metrics" in summary:
+        t = summary["test_metrics"]
+        lines.append(f"test: accuracy {t.get('accuracy')}, macro F1 {t.get('macro_f1')} on {t['examples']} examples")
+    lines.append(f"blessed: {summary['blessed']}" + (
+        f" ({'; '.join(summary['not_blessed_because'])})" if summary.get("not_blessed_because") else ""))
+    lines.append(f"pushed: {summary['pushed_dir'] or 'no'}")
+    return lines

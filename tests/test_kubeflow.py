@@ -25,7 +25,9 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import run_kubeflow as rk
+from pipeline import options
+from pipeline.kubeflow import cli as kfp_cli
+from pipeline.kubeflow import client, cron, errors, parameters, specs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kfp_stub import KfpStub  # noqa: E402
@@ -42,7 +44,7 @@ PARAMETERS = {"data_root", "train_args", "trainer_config", "eval_config"}
 
 @contextlib.contextmanager
 def process_state_kept():
-    """run_kubeflow.main() quiets TensorFlow (an environment variable) and absl logging for the CLI; in-process
+    """run_kubeflow's main() quiets TensorFlow (an environment variable) and absl logging for the CLI; in-process
     calls must not leave that behind for the rest of the test session."""
     level, verbosity = os.environ.get("TF_CPP_MIN_LOG_LEVEL"), absl.logging.get_verbosity()
     try:
@@ -63,7 +65,7 @@ def _keep_process_state():
 
 def run_cli(*args, env=None, timeout=300):
     """pipeline/run_kubeflow.py in a fresh interpreter, as a user runs it."""
-    full_env = {k: v for k, v in os.environ.items() if k not in (rk.ENV_ENDPOINT, rk.ENV_TOKEN, rk.ENV_COOKIE)}
+    full_env = {k: v for k, v in os.environ.items() if k not in (client.ENV_ENDPOINT, client.ENV_TOKEN, client.ENV_COOKIE)}
     full_env.update(TF_USE_LEGACY_KERAS="1", **(env or {}))
     return subprocess.run([sys.executable, str(RUN_KUBEFLOW), *map(str, args)], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
@@ -90,12 +92,12 @@ def compiled(tmp_path_factory):
     proc = run_cli(*args, "--output", base / "cli.json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with process_state_kept():
-        assert rk.main([*args, "--output", str(base / "again.json")]) == 0
-        assert rk.main([*args, "--output", str(base / "spec.yaml")]) == 0
+        assert kfp_cli.main([*args, "--output", str(base / "again.json")]) == 0
+        assert kfp_cli.main([*args, "--output", str(base / "spec.yaml")]) == 0
     job = json.loads((base / "cli.json").read_text())
     from pipeline.pipeline import create_pipeline
 
-    config = rk.config_from_args(rk.build_parser().parse_args([*args, "--output", "unused.json"]))
+    config = options.kubeflow_config(kfp_cli.build_parser().parse_args([*args, "--output", "unused.json"]))
     return SimpleNamespace(base=base, root=root, path=base / "cli.json", job=job, spec=job["pipelineSpec"],
                            components=create_pipeline(config).components, stdout=proc.stdout)
 
@@ -229,14 +231,14 @@ def test_compiling_touches_no_pipeline_root(compiled):
     (["--input-splits", "train,test"], ["'eval' split"]),
 ])
 def test_compile_input_errors(tmp_path, capsys, compiled, args, fragments):
-    assert rk.main(["compile", "--output", str(tmp_path / "x.json"), "--pipeline-root", "gs://b/r", *args]) == 2
+    assert kfp_cli.main(["compile", "--output", str(tmp_path / "x.json"), "--pipeline-root", "gs://b/r", *args]) == 2
     assert_one_error(capsys.readouterr().err, *fragments)
     assert not (tmp_path / "x.json").exists()
 
 
 def test_compile_custom_data_in_span_folders(tmp_path, capsys, compiled):
     output = tmp_path / "spans.yaml"
-    assert rk.main(["compile", "--output", str(output), "--dataset", "custom", "--data-root", "gs://b/incoming",
+    assert kfp_cli.main(["compile", "--output", str(output), "--dataset", "custom", "--data-root", "gs://b/incoming",
                     "--spans", "--labels", "neg,pos", "--text-column", "review", "--serving-dir", "gs://b/serving",
                     "--image", IMAGE]) == 0
     spec = yaml.safe_load(output.read_text())
@@ -254,7 +256,7 @@ def test_compile_custom_data_in_span_folders(tmp_path, capsys, compiled):
 def test_help_of_every_subcommand(capsys):
     for command in ("compile", "upload", "run", "schedule"):
         with pytest.raises(SystemExit) as exit_info:
-            rk.main([command, "--help"])
+            kfp_cli.main([command, "--help"])
         assert exit_info.value.code == 0
         assert f"run_kubeflow.py {command}" in capsys.readouterr().out
 
@@ -265,7 +267,7 @@ def test_help_of_every_subcommand(capsys):
 @pytest.fixture
 def stub(monkeypatch, tmp_path):
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
-    for key in (rk.ENV_ENDPOINT, rk.ENV_TOKEN, rk.ENV_COOKIE):
+    for key in (client.ENV_ENDPOINT, client.ENV_TOKEN, client.ENV_COOKIE):
         monkeypatch.delenv(key, raising=False)
     server = KfpStub().start()
     yield server
@@ -275,7 +277,7 @@ def stub(monkeypatch, tmp_path):
 @pytest.fixture
 def cli(capsys):
     def call(*args):
-        status = rk.main([str(a) for a in args])
+        status = kfp_cli.main([str(a) for a in args])
         out, err = capsys.readouterr()
         return SimpleNamespace(status=status, out=out, err=err)
     return call
@@ -286,7 +288,7 @@ def _parameters(request) -> dict:
 
 
 def test_upload_new_pipeline(stub, cli, compiled, monkeypatch):
-    monkeypatch.setenv(rk.ENV_TOKEN, "secret-token")
+    monkeypatch.setenv(client.ENV_TOKEN, "secret-token")
     result = cli("upload", "--host", stub.url, "--description", "BERT text classifier", compiled.path)
     assert result.status == 0, result.err
     assert [(r.method, r.path) for r in stub.requests] == [
@@ -371,7 +373,7 @@ def test_run_spec_file_with_parameters(stub, cli, compiled):
 
 
 def test_run_uploaded_pipeline_by_id(stub, cli, compiled):
-    pipeline = stub.add_pipeline(NAME, spec=rk.load_spec(str(compiled.path)))
+    pipeline = stub.add_pipeline(NAME, spec=specs.load_spec(str(compiled.path)))
     version = stub.versions[pipeline["pipeline_id"]][-1]["pipeline_version_id"]
     result = cli("run", "--host", stub.url, "--pipeline-id", pipeline["pipeline_id"], "--param", "epochs=4",
                  "--no-cache")
@@ -420,7 +422,7 @@ def test_schedule_creates_a_recurring_run(stub, cli, compiled):
 
 
 def test_schedule_an_uploaded_pipeline_by_name(stub, cli, compiled):
-    pipeline = stub.add_pipeline(NAME, spec=rk.load_spec(str(compiled.path)))
+    pipeline = stub.add_pipeline(NAME, spec=specs.load_spec(str(compiled.path)))
     result = cli("schedule", "--host", stub.url, "--cron", "0 0 3 ? * MON", "--pipeline", NAME, "--name", "weekly",
                  "--paused")
     assert result.status == 0, result.err
@@ -455,7 +457,7 @@ def test_schedule_pause_resume_delete(stub, cli, flag, by_id, method, suffix):
     ("@weekly", "@weekly"),
 ])
 def test_cron_accepted(expression, expected):
-    assert rk.normalize_cron(expression) == expected
+    assert cron.normalize_cron(expression) == expected
 
 
 @pytest.mark.parametrize("expression, fragment", [
@@ -474,8 +476,8 @@ def test_cron_accepted(expression, expected):
     ("", "empty"),
 ])
 def test_cron_rejected(expression, fragment):
-    with pytest.raises(rk.UserError, match="cron expression") as error:
-        rk.normalize_cron(expression)
+    with pytest.raises(errors.UserError, match="cron expression") as error:
+        cron.normalize_cron(expression)
     assert fragment in str(error.value)
 
 
@@ -501,7 +503,7 @@ def test_unreachable_host(compiled, command):
 
 
 @pytest.mark.parametrize("status, fragments", [
-    (401, ["unauthenticated (HTTP 401", rk.ENV_TOKEN]),
+    (401, ["unauthenticated (HTTP 401", client.ENV_TOKEN]),
     (403, ["denied access in namespace team-a (HTTP 403", "PermissionDenied"]),
 ])
 def test_authentication_refused(stub, compiled, status, fragments):
@@ -559,7 +561,7 @@ def test_missing_or_invalid_spec_file(stub, cli, tmp_path):
 
 
 def test_json_parameter_and_its_fields_are_not_mixed(compiled):
-    with pytest.raises(rk.UserError, match="one or the other"):
-        rk.resolve_parameters(compiled.spec, ["trainer_config={}", "epochs=3"])
-    assert "num_steps" not in json.loads(rk.resolve_parameters(compiled.spec, ["train_steps=0"])["train_args"])
-    assert rk.resolve_parameters(compiled.spec, []) == {}
+    with pytest.raises(errors.UserError, match="one or the other"):
+        parameters.resolve_parameters(compiled.spec, ["trainer_config={}", "epochs=3"])
+    assert "num_steps" not in json.loads(parameters.resolve_parameters(compiled.spec, ["train_steps=0"])["train_args"])
+    assert parameters.resolve_parameters(compiled.spec, []) == {}

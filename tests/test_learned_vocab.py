@@ -85,9 +85,9 @@ def test_learned_vocab_settings():
     config = s.to_custom_config()
     assert json.loads(json.dumps(config)) == config
     assert TransformSettings.from_custom_config(config) == s
-    assert TransformSettings.from_custom_config({"vocab_mode": "learn"}).learned_vocab_size == \
+    assert TransformSettings("text", "label", "", vocab_mode="learn").learned_vocab_size == \
         features.DEFAULT_LEARNED_VOCAB_SIZE
-    for bad in (dict(vocab_file="v.txt", vocab_mode="learn"), dict(vocab_file="", vocab_mode="file"),
+    for bad in (dict(vocab_file="v.txt", vocab_mode="learn"), dict(vocab_file="", vocab_mode="checkpoint"),
                 dict(vocab_file="", vocab_mode="bpe"), dict(vocab_file="", vocab_mode="learn", learned_vocab_size=5)):
         with pytest.raises(ValueError):
             TransformSettings("text", "label", **bad)

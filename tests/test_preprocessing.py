@@ -297,5 +297,5 @@ def test_transform_settings_round_trip(vocab_file):
     config = s.to_custom_config()
     assert json.loads(json.dumps(config)) == config
     assert TransformSettings.from_custom_config(config) == s
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Transform custom_config has missing key"):
         TransformSettings.from_custom_config({"text_key": "x"})

