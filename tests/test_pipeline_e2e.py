@@ -58,3 +58,29 @@ def test_pushed_model_classifies_raw_strings_in_a_fresh_process(first_run):
     assert len(result["labels"]) == 3 and set(result["labels"]) <= {"fresh", "rotten"}
     assert all(abs(s - 1.0) < 1e-4 for s in result["sums"])
     assert result["mods"] == []  # nothing of the project or of TFX was needed
+
+
+def test_default_console_is_one_line_per_step_and_the_summary(first_run):
+    """No library noise on screen: TensorFlow/absl/Beam logs go to the log file whose path is printed."""
+    paths, summary, proc = first_run
+    lines = (proc.stdout + proc.stderr).splitlines()
+    noise = [line for line in lines if line.startswith(("WARNING", "E0000", "I0000", "Instructions for updating"))]
+    assert noise == [], noise
+    assert proc.stderr.strip() == "", proc.stderr[-3000:]
+    log = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("log file:"))
+    assert Path(log).parent == paths["pipeline_root"] / "logs" and Path(log).stat().st_size > 0
+    # One line when each step starts and one when it ends, numbered, with the key figures.
+    steps = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    started = [line for line in steps if line.endswith(" ...")]
+    ended = [line for line in steps if " done in " in line]
+    total = int(steps[0].split("/")[1].split("]")[0])
+    assert len(started) == len(ended) == total == len(steps) // 2
+    by_node = {line.split("] ", 1)[1].split(" ")[0]: line for line in ended}
+    assert set(by_node) >= {"CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"}
+    counts = summary["examples_per_split"]
+    assert f"examples eval {counts['eval']}, test {counts['test']}, train {counts['train']}" in \
+        by_node["StatisticsGen"]
+    assert by_node["ExampleValidator"].endswith(": 0 anomalies")
+    assert "blessed" in by_node["Evaluator"] and "pushed to " in by_node["Pusher"]
+    assert any(line.startswith("Trainer: epoch 2/2 done") for line in lines)  # the Trainer's progress
+    assert lines[-1].startswith("pushed: ")  # the summary closes the output

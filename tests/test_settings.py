@@ -1,0 +1,235 @@
+"""The settings contract (components/settings.py) and the front door (pipeline/options.py), on small in-memory inputs.
+
+Each setting is defined once, in its component's dataclass; these tests prove that every one of them reaches both
+runners with the same default, travels as a strict custom_config, and that the checks across settings refuse a bad
+command line with one sentence before anything runs. (The compiled spec's runtime parameter and `--param` are
+checked for every Trainer setting in test_kubeflow.py.)
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+import argparse
+import csv
+import dataclasses
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from components import settings as settings_lib
+from components.features import TransformSettings
+from components.trainer_settings import SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
+from pipeline import assets, options
+from pipeline.evaluation import EvaluatorSettings
+from pipeline.inputs import InputError
+from pipeline.kubeflow import cli as kfp_cli
+from pipeline.run_local import build_parser as local_parser
+
+SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings)
+CHOSEN_BY_THE_FRONT_DOOR = {"learning_rate", "vocab_mode", "learned_vocab_size"}  # default None: chosen from others
+
+
+def _compile_parser() -> argparse.ArgumentParser:
+    parser = kfp_cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subparsers.choices["compile"]
+
+
+def _action(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
+    return next(a for a in parser._actions if flag in a.option_strings)
+
+
+def _a_value(cls, field):
+    """A valid value of a setting other than its default (to see it pass through a parser)."""
+    if field.metadata["choices"]:
+        return next(c for c in field.metadata["choices"] if c != field.default)
+    kind = type(field.default)
+    if kind is bool:
+        return not field.default
+    if kind is int:
+        return field.default + 1
+    if kind is float:
+        return round(field.default / 2, 6) or 0.5
+    return field.default + "x"
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_every_setting_is_a_flag_or_derived_and_documented(cls):
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        assert bool(meta["flag"]) != bool(meta["derived"]), f"{cls.__name__}.{field.name}: a flag or derived"
+        if meta["flag"]:
+            assert meta["help"], f"{cls.__name__}.{field.name} has no help text"
+
+
+@pytest.mark.parametrize("parser_of", [local_parser, _compile_parser], ids=["run_local", "run_kubeflow compile"])
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_every_flag_is_offered_with_the_dataclass_default(cls, parser_of):
+    parser = parser_of()
+    for field in settings_lib.flag_fields(cls):
+        action = _action(parser, field.metadata["flag"])
+        assert action.dest == field.name
+        expected = None if field.name in CHOSEN_BY_THE_FRONT_DOOR else field.default
+        assert action.default == expected, (field.name, action.default)
+        assert field.metadata["help"].split(" (")[0] in action.help
+        value = _a_value(cls, field)
+        required = ["--output", "x.json"] if parser_of is _compile_parser else []
+        argv = required + ([field.metadata["flag"]] if value is True else
+                           [field.metadata["flag"], str(value)])
+        if value is False:  # a flag that is on by default would need a --no- form; none exists yet
+            pytest.fail(f"{field.name} defaults to True but is a store_true flag")
+        assert getattr(parser.parse_args(argv), field.name) == value, field.name
+
+
+def test_hyperparameters_are_the_trainer_settings_with_a_flag():
+    names = {f.name for f in hyperparameters()}
+    assert names == {"model_size", "pooling", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
+                     "dropout", "early_stopping_patience", "seed", "warm_start"}
+
+
+def test_custom_config_round_trip_is_strict():
+    trainer = TrainerSettings(vocab_file="/v.txt", pretrained_dir="/ckpt", epochs=5)
+    config = trainer.to_custom_config("abc123")
+    assert json.loads(json.dumps(config)) == config and config["code_version"] == "abc123"
+    assert set(config) == {f.name for f in dataclasses.fields(TrainerSettings)} | {"code_version"}
+    assert TrainerSettings.from_custom_config(config) == trainer
+
+    partial = {k: v for k, v in config.items() if k not in ("pretrained_dir", "seed")}
+    with pytest.raises(settings_lib.SettingsError) as error:
+        TrainerSettings.from_custom_config(partial)
+    assert "Trainer custom_config has missing key(s) pretrained_dir, seed" in str(error.value)
+    with pytest.raises(settings_lib.SettingsError, match="unknown key\\(s\\) epoch_count"):
+        TrainerSettings.from_custom_config({**config, "epoch_count": 3})
+    with pytest.raises(settings_lib.SettingsError, match="Trainer setting 'epochs' must be int, not '5'"):
+        TrainerSettings.from_custom_config({**config, "epochs": "5"})
+    with pytest.raises(settings_lib.SettingsError, match="Trainer setting 'pooling' must be one of cls, mean"):
+        TrainerSettings.from_custom_config({**config, "pooling": "max"})
+    with pytest.raises(settings_lib.SettingsError, match="must be a JSON object"):
+        TrainerSettings.from_custom_config(None)
+    # An integer where a float is expected is a float (JSON has one number type).
+    assert TrainerSettings.from_custom_config({**config, "learning_rate": 1}).learning_rate == 1.0
+    with pytest.raises(settings_lib.SettingsError, match="Transform custom_config has missing key"):
+        TransformSettings.from_custom_config({"text_key": "text"})
+
+
+def test_value_checks_apply_to_constructed_settings_too():
+    with pytest.raises(settings_lib.SettingsError, match="'epochs' must be positive"):
+        TrainerSettings(epochs=0)
+    with pytest.raises(settings_lib.SettingsError, match="'dropout' must be between 0 and 1"):
+        TrainerSettings(dropout=1.5)
+    with pytest.raises(settings_lib.SettingsError, match="'min_accuracy' must be between 0 and 1"):
+        EvaluatorSettings(min_accuracy=80.0)
+
+
+def test_run_fn_refuses_a_partial_trainer_config_before_anything_else():
+    """What a Kubeflow user who edits trainer_config in the UI and leaves out a key gets: an error naming it, not a
+    model trained from scratch."""
+    from components import trainer
+
+    config = TrainerSettings(vocab_file="/v.txt", pretrained_dir="/ckpt").to_custom_config()
+    del config["pretrained_dir"]
+    with pytest.raises(settings_lib.SettingsError, match="missing key\\(s\\) pretrained_dir"):
+        trainer.run_fn(SimpleNamespace(custom_config=config))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The front door: command line -> PipelineConfig
+
+def _checkpoint(tmp_path: Path, positions: int = 64, lower_case=None) -> Path:
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": positions}))
+    (folder / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ngood\nbad\n")
+    if lower_case is not None:
+        (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": lower_case}))
+    return folder
+
+
+def _data(tmp_path: Path, rows=(("good film", "pos"), ("bad film", "neg")) * 3) -> Path:
+    folder = tmp_path / "reviews"
+    folder.mkdir(parents=True)
+    with open(folder / "data.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return folder
+
+
+def _local(*argv):
+    return options.local_config(local_parser().parse_args([str(a) for a in argv]))
+
+
+def test_local_config_from_a_checkpoint(tmp_path):
+    ckpt = _checkpoint(tmp_path, lower_case=False)
+    config, warnings = _local("--data-root", _data(tmp_path), "--pretrained", ckpt, "--pipeline-root",
+                              tmp_path / "root", "--epochs", "4", "--max-seq-length", "64")
+    assert warnings == []
+    assert config.transform.vocab_mode == "checkpoint" and config.transform.lower_case is False  # tokenizer_config
+    assert config.transform.vocab_file == config.trainer.vocab_file == str(ckpt / "vocab.txt")
+    assert config.trainer.pretrained_dir == str(ckpt) and config.trainer.epochs == 4
+    assert config.trainer.learning_rate == TrainerSettings.learning_rate  # fine-tuning
+    assert config.label_names == ("neg", "pos")
+    assert config.pipeline_root == str(tmp_path / "root") and config.dataset == "custom"
+    assert config.input_splits == () and not config.use_spans
+
+
+def test_local_config_from_scratch_learns_a_vocabulary_with_a_larger_learning_rate(tmp_path):
+    config, _ = _local("--data-root", _data(tmp_path), "--pretrained", "none", "--vocab-size", "500")
+    assert config.transform.vocab_mode == "learn" and config.transform.vocab_file == ""
+    assert config.transform.learned_vocab_size == 500 and config.transform.lower_case is True
+    assert config.trainer.pretrained_dir is None and config.trainer.learning_rate == SCRATCH_LEARNING_RATE
+    config, _ = _local("--data-root", _data(tmp_path / "b"), "--pretrained", "none", "--learning-rate", "0.01")
+    assert config.trainer.learning_rate == 0.01
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--max-seq-length", "128"], ["--max-seq-length 128", "max_position_embeddings", "config.json", "64"]),
+    (["--vocab", "learn"], ["--vocab learn cannot be used with --pretrained"]),
+    (["--vocab-size", "500"], ["--vocab-size applies only to a learned vocabulary"]),
+])
+def test_cross_setting_checks_fail_with_one_sentence_before_reading_data(tmp_path, argv, fragments):
+    ckpt = _checkpoint(tmp_path, positions=64)
+    with pytest.raises(InputError) as error:  # the data root does not even exist: the checks come first
+        _local("--data-root", tmp_path / "nowhere", "--pretrained", ckpt, *argv)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_scratch_encoder_positions_bound_the_sequence_length(tmp_path):
+    with pytest.raises(InputError, match="--max-seq-length 600 is more than the --model-size tiny encoder's"):
+        _local("--data-root", tmp_path, "--pretrained", "none", "--model-size", "tiny", "--max-seq-length", "600")
+
+
+def test_not_a_checkpoint_folder(tmp_path):
+    with pytest.raises(InputError, match="is not a BERT checkpoint folder"):
+        _local("--data-root", _data(tmp_path), "--pretrained", tmp_path / "empty")
+
+
+def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
+    assets.ensure_checkpoint()
+    args = _compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r"])
+    config = options.kubeflow_config(args)
+    assert config.trainer.pretrained_dir == options.IMAGE_CHECKPOINT
+    assert config.transform.vocab_file == f"{options.IMAGE_CHECKPOINT}/vocab.txt"
+    assert config.transform.lower_case is True  # all-MiniLM-L6-v2's tokenizer_config says do_lower_case
+    assert config.serving_dir == "gs://b/r/serving" and config.orchestrator == "kubeflow"
+    assert set(config.label_names) == {"fresh", "rotten"}  # from schema/rotten_tomatoes/schema.pbtxt
+    for argv, fragment in [(["--max-seq-length", "1024"], "max_position_embeddings"),
+                           (["--spans-window", "2"], "span-range resolver"),
+                           (["--pretrained", "relative/ckpt"], "must be a URI")]:
+        with pytest.raises(InputError, match=fragment):
+            options.kubeflow_config(_compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r",
+                                                                  *argv]))
+
+
+def test_transform_and_trainer_must_agree():
+    from pipeline.config import PipelineConfig
+
+    with pytest.raises(ValueError, match="disagree on text_key"):
+        PipelineConfig(pipeline_root="r", data_root="d", serving_dir="s",
+                       transform=TransformSettings(text_key="review", vocab_file="v.txt"),
+                       trainer=TrainerSettings(vocab_file="v.txt"))
