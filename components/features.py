@@ -7,7 +7,7 @@ module, the trainer and the serving signature can never disagree about a key.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from components.settings import SettingsError, from_custom_config, setting, to_custom_config, validate
 
@@ -15,8 +15,9 @@ from components.settings import SettingsError, from_custom_config, setting, to_c
 WORD_IDS_KEY = "input_word_ids"
 MASK_KEY = "input_mask"
 TYPE_IDS_KEY = "input_type_ids"
-LABEL_ID_KEY = "label_id"  # index of the raw label in the label vocabulary
-LABEL_VOCAB_NAME = "label"  # vocab_filename of that vocabulary in the transform output
+LABEL_ID_KEY = "label_id"  # position of the raw label in the label domain (TransformSettings.label_names)
+# The class names in label-id order, a JSON list in the Trainer's Model artifact beside Format-Serving/.
+CLASS_NAMES_FILE = "class_names.json"
 # Per-example statistics of the tokenized text, counted before truncation (also outputs of preprocessing_fn;
 # components/text_stats.py turns them into the text checks). The model does not read them.
 NUM_WORDS_KEY = "num_words"  # words after normalization and pre-tokenization
@@ -60,12 +61,17 @@ class TransformSettings:
     lower_case: bool = setting(True, derived="the checkpoint's tokenizer_config.json (do_lower_case)")
     max_seq_length: int = setting(
         128, "WordPiece tokens per text incl. [CLS]/[SEP]; longer texts are truncated (at most the checkpoint's "
-             "max_position_embeddings)", flag="--max-seq-length", positive=True)
+             "max_position_embeddings). 'auto': the length that covers 98% of the training texts, a multiple of 32 "
+             "(on Kubeflow, which reads no data when compiling: 128)", flag="--max-seq-length", positive=True,
+        auto=True)
     vocab_mode: str = setting(
         "checkpoint", "WordPiece vocabulary: 'checkpoint' uses the checkpoint's vocab.txt (with --pretrained none, "
                       "the packaged uncased one); 'learn' learns one from the training split during the run, for any "
                       "language (only when training from scratch). Default: 'learn' with --pretrained none, else "
                       "'checkpoint'", flag="--vocab", choices=VOCAB_MODES)
+    # The label's domain, in the schema's order: label ids are positions in it (stable across runs and spans).
+    label_names: Tuple[str, ...] = setting((), derived="the schema's label domain (a curated, frozen or inferred "
+                                                       "schema), or the training data's label values")
     learned_vocab_size: int = setting(
         8000, "target size of a learned vocabulary, special tokens included (only with --vocab learn)",
         flag="--vocab-size", positive=True)

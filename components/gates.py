@@ -22,7 +22,9 @@ from tfx.types import standard_artifact_utils
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under each Split-<name>/ folder
 STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under each Split-<name>/ folder
-WARNING_KINDS = frozenset({"SCHEMA_NEW_COLUMN"})  # anomaly kinds reported without stopping the run
+# Anomaly kinds reported without stopping the run: a column the schema does not know; texts cut at the sequence
+# length when there is no baseline yet (a first run: components/text_stats.py).
+WARNING_KINDS = frozenset({"SCHEMA_NEW_COLUMN", "TRUNCATED_TEXTS_REPORTED"})
 
 
 class DataValidationError(RuntimeError):
@@ -90,12 +92,16 @@ def is_warning(problem: dict) -> bool:
     return set(problem["kind"].split(",")) <= WARNING_KINDS
 
 
-def describe_problems(problems: List[dict]) -> str:
+DEFAULT_FIX = "update the schema or the text_checks.toml beside it (see the README)"
+
+
+def describe_problems(problems: List[dict], fix: str = "") -> str:
+    """One paragraph: each problem, then what to do; `fix` says what to change when the data changed legitimately,
+    naming the user's own files (the pipeline knows which schema it validated against)."""
     parts = [f"feature '{p['feature']}' in split '{p['split']}': {p['description']} [{p['kind']}]"
              for p in problems]
     return ("the data failed validation, so nothing was trained or pushed: " + "; ".join(parts) +
-            ". Fix the data, or, if it changed legitimately, update the curated schema or text_checks.toml beside it "
-            "(see the README).")
+            f". Fix the data, or, if it changed legitimately, {fix or DEFAULT_FIX}.")
 
 
 @tfx.dsl.components.component
@@ -103,8 +109,10 @@ def DataValidationGate(
         anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
         statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
         validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
-        more_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies] = None):
-    """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`."""
+        more_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies] = None,
+        fix: tfx.dsl.components.Parameter[str] = ""):
+    """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`.
+    `fix`: what the refusal message tells the user to change when the data changed legitimately."""
     import tensorflow as tf
 
     problems = anomaly_problems(load_anomalies(anomalies.uri, anomalies.split_names))
@@ -112,7 +120,7 @@ def DataValidationGate(
         problems += anomaly_problems(load_anomalies(more_anomalies.uri, more_anomalies.split_names))
     errors = [p for p in problems if not is_warning(p)]
     if errors:
-        raise DataValidationError(describe_problems(errors))
+        raise DataValidationError(describe_problems(errors, fix))
     for split in standard_artifact_utils.decode_split_names(statistics.split_names):
         source = os.path.join(statistics.uri, f"Split-{split}")
         target = os.path.join(validated_statistics.uri, f"Split-{split}")

@@ -2,8 +2,8 @@
 
 `preprocessing_fn` turns the raw text column into the three fixed-length BERT inputs
 (`input_word_ids`, `input_mask`, `input_type_ids`, int64 `[batch, max_seq_length]`) and, when the label
-column is present, the raw label into `label_id`, its index in a TFT vocabulary named `label`. Serving
-calls the same function without the label.
+column is present, the raw label into `label_id`, its position in the schema's label domain
+(`TransformSettings.label_names`, a fixed order). Serving calls the same function without the label.
 
 The tokenization reproduces Hugging Face's `BertTokenizerFast` (the tokenizer the pretrained checkpoints
 were published with) token for token, using only TensorFlow and tensorflow-text ops so the exported
@@ -385,7 +385,27 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | N
         ids, cls_id, sep_id, unk_id = tokenizer.wordpiece(words), tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id
     outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id), **text_statistics(words, ids, unk_id)}
     if settings.label_key in inputs:
+        if not settings.label_names:
+            raise ValueError("Transform setting 'label_names' is empty: the label domain is needed to number the "
+                             "labels.")
         labels = to_dense_strings(inputs[settings.label_key])
-        outputs[features.LABEL_ID_KEY] = tft.compute_and_apply_vocabulary(
-            labels, vocab_filename=features.LABEL_VOCAB_NAME)
+        table = tft.make_and_track_object(lambda: LabelIds(settings.label_names), name="label_ids")
+        outputs[features.LABEL_ID_KEY] = table.lookup(labels)
     return outputs
+
+
+class LabelIds(tf.Module):
+    """Label string -> its position in the schema's label domain (-1 for a value outside it, which the data checks
+    refuse before Transform). A fixed order, unlike a vocabulary ordered by frequency: label ids, and so the
+    classifier's outputs, stay the same across runs and spans, and a class added at the end of the domain keeps the
+    others' ids."""
+
+    def __init__(self, label_names: Sequence[str]):
+        super().__init__(name="label_ids")
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(list(label_names)),
+                                                tf.range(len(label_names), dtype=tf.int64)),
+            default_value=-1)
+
+    def lookup(self, labels: tf.Tensor) -> tf.Tensor:
+        return self._table.lookup(labels)

@@ -30,15 +30,18 @@ class SettingsError(ValueError):
     """A custom_config that does not match its settings class; the message names the component and the keys."""
 
 
+AUTO = "auto"  # the flag value of a setting with auto=True: the front door chooses it from the data
+
+
 def setting(default: Any, help: str = "", *, flag: Optional[str] = None, choices: Sequence[Any] = (),
-            derived: str = "", positive: bool = False, unit_interval: bool = False):
+            derived: str = "", positive: bool = False, unit_interval: bool = False, auto: bool = False):
     """A dataclass field of a settings class.
 
     flag: the command-line flag both runners offer for it (None: no flag of its own). derived: for a setting without its own flag, what the runners derive it from (documentation, and a test
-    checks every setting is either a flag or derived). positive/unit_interval: checks of the value."""
+    checks every setting is either a flag or derived). positive/unit_interval: checks of the value. auto: the flag also takes 'auto' (and defaults to it), for the runner to choose from the data."""
     return dataclasses.field(default=default, metadata={
         "help": help, "flag": flag or "", "choices": tuple(choices), "derived": derived, "positive": positive,
-        "unit_interval": unit_interval})
+        "unit_interval": unit_interval, "auto": auto})
 
 
 def flag_of(field: dataclasses.Field) -> str:
@@ -67,7 +70,11 @@ def check_value(cls: type, field: dataclasses.Field, value: Any) -> Any:
         if optional:
             return None
         raise SettingsError(f"{where} must not be null.")
-    if kind is bool:
+    if typing.get_origin(kind) is tuple:  # Tuple[str, ...]: a JSON list of strings
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+        kind = tuple
+    elif kind is bool:
         ok = isinstance(value, bool)
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -79,7 +86,8 @@ def check_value(cls: type, field: dataclasses.Field, value: Any) -> Any:
     else:  # pragma: no cover - a settings class with an unsupported type is a programming error
         raise TypeError(f"{where}: unsupported type {kind}")
     if not ok:
-        raise SettingsError(f"{where} must be {kind.__name__}{' or null' if optional else ''}, not {value!r}.")
+        name = "a list of strings" if kind is tuple else kind.__name__
+        raise SettingsError(f"{where} must be {name}{' or null' if optional else ''}, not {value!r}.")
     meta = field.metadata
     if meta.get("choices") and value not in meta["choices"]:
         raise SettingsError(f"{where} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}.")
@@ -100,6 +108,7 @@ def validate(settings: Any) -> None:
 def to_custom_config(settings: Any, code_version: Optional[str] = None) -> Dict[str, Any]:
     """The settings as a JSON-able dict (every field, none left to a default), plus the code version when given."""
     config = {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
     if code_version is not None:
         config[CODE_VERSION_KEY] = code_version
     return config
@@ -132,6 +141,8 @@ def flag_fields(cls: type):
 def parse_value(cls: type, field: dataclasses.Field, text: str) -> Any:
     """A setting's value from its text on a command line (true/false for a bool), checked; or SettingsError."""
     kind, _ = _type_of(cls, field)
+    if field.metadata.get("auto") and text == AUTO:
+        return AUTO
     if kind is bool:
         lowered = text.lower()
         if lowered not in ("true", "false", "yes", "no", "1", "0"):
@@ -175,8 +186,8 @@ def add_flags(group, cls: type, names: Optional[Sequence[str]] = None,
         if names is not None and field.name not in names:
             continue
         kind, _ = _type_of(cls, field)
-        default = defaults.get(field.name, field.default)
-        help_text = field.metadata["help"]
+        default = defaults.get(field.name, AUTO if field.metadata.get("auto") else field.default)
+        help_text = field.metadata["help"].replace("%", "%%")  # argparse formats help with %
         if kind is bool and default is False:
             group.add_argument(flag_of(field), dest=field.name, action="store_true", help=help_text)
             continue
@@ -191,7 +202,7 @@ def from_args(cls: Type[S], args: argparse.Namespace, **given) -> S:
     for field in dataclasses.fields(cls):
         if field.name in given:
             values[field.name] = given[field.name]
-        elif flag_of(field) and getattr(args, field.name, None) is not None:
+        elif flag_of(field) and getattr(args, field.name, None) not in (None, AUTO):
             values[field.name] = getattr(args, field.name)
     return cls(**values)
 

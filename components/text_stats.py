@@ -72,9 +72,9 @@ def summarize(counts: Dict[str, np.ndarray], max_seq_length: int) -> dict:
     }
 
 
-def check_shares(split_summary: dict, checks: Dict[str, float],
-                 text_key: str) -> List[anomalies_pb2.AnomalyInfo.Reason]:
-    """One reason per failed threshold check."""
+def check_shares(split_summary: dict, checks: Dict[str, float], text_key: str,
+                 has_baseline: bool = True) -> List[anomalies_pb2.AnomalyInfo.Reason]:
+    """One reason per failed threshold check. Without a baseline (a first run), truncation is only reported."""
     if not split_summary.get("examples"):
         return []
     failed = []
@@ -89,9 +89,15 @@ def check_shares(split_summary: dict, checks: Dict[str, float],
         fail("EMPTY_TEXTS", f"{s['empty']} of {n} texts ({s['empty_share']:.1%}) have no token at all (empty or "
                             f"whitespace only); max_empty_share is {checks['max_empty_share']}.")
     if s["truncated_share"] > checks["max_truncated_share"]:
-        fail("TRUNCATED_TEXTS", f"{s['truncated']} of {n} texts ({s['truncated_share']:.1%}) are longer than "
-                                f"{s['max_seq_length']} tokens and would be cut; max_truncated_share is "
-                                f"{checks['max_truncated_share']}.")
+        if has_baseline:
+            fail("TRUNCATED_TEXTS", f"{s['truncated']} of {n} texts ({s['truncated_share']:.1%}) are longer than "
+                                    f"{s['max_seq_length']} tokens and would be cut; max_truncated_share is "
+                                    f"{checks['max_truncated_share']}.")
+        else:  # a first run: nothing accepted yet to say what is normal for this data; later spans are held to it
+            fail("TRUNCATED_TEXTS_REPORTED",
+                 f"{s['truncated']} of {n} texts ({s['truncated_share']:.1%}) are longer than {s['max_seq_length']} "
+                 f"tokens and are cut (reported, not refused, on a first run; later runs refuse more than "
+                 f"max_truncated_share {checks['max_truncated_share']}; --max-seq-length sets the length).")
     if s["unk_share"] > checks["max_unk_share"]:
         fail("UNKNOWN_TOKENS", f"{s['unk_share']:.1%} of the WordPiece tokens are [UNK] (the vocabulary cannot "
                                f"represent those words: another language or script?); max_unk_share is "
@@ -149,7 +155,7 @@ def TextStatisticsGen(
         with tf.io.gfile.GFile(os.path.join(folder, STATISTICS_FILE), "wb") as f:
             f.write(stats.SerializeToString())
         split_anomalies = anomalies_pb2.Anomalies()
-        reasons = check_shares(summaries[split], thresholds, text_key)
+        reasons = check_shares(summaries[split], thresholds, text_key, has_baseline=baseline_statistics is not None)
         if split == DRIFT_SPLIT and baseline_statistics is not None and split in \
                 standard_artifact_utils.decode_split_names(baseline_statistics.split_names):
             baseline = tfdv.load_stats_binary(os.path.join(baseline_statistics.uri, f"Split-{split}",

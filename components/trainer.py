@@ -212,11 +212,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     keras.utils.set_random_seed(settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    class_names = tf_transform_output.vocabulary_by_name(features.LABEL_VOCAB_NAME)
-    class_names = [c.decode() if isinstance(c, bytes) else str(c) for c in class_names]
+    class_names = list(settings.label_names)  # the schema's label domain: label id i is class_names[i]
     num_classes = len(class_names)
     if num_classes < 2:
-        raise ValueError(f"the training data has {num_classes} label value(s); a classifier needs at least 2.")
+        raise ValueError(f"the label domain has {num_classes} value(s); a classifier needs at least 2.")
 
     train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                         settings.batch_size, shuffle=True, seed=settings.seed)
@@ -258,6 +257,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
     model.save_weights(os.path.join(_weights_dir(fn_args.serving_model_dir), "weights"))
+    # The classes, beside the serving model: the Evaluator compares them with the model in service's first.
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
+                                        features.CLASS_NAMES_FILE), "w") as f:
+        json.dump(class_names, f)
 
 
 def _weights_dir(serving_model_dir: str) -> str:

@@ -8,7 +8,7 @@ Kubeflow spec's `trainer_config` runtime parameter carries it, and `run_kubeflow
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from components.features import DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY
 from components.settings import from_custom_config, setting, to_custom_config, validate
@@ -33,6 +33,7 @@ class TrainerSettings:
     text_key: str = setting(DEFAULT_TEXT_KEY, derived="--text-column (the same as Transform's)")
     label_key: str = setting(DEFAULT_LABEL_KEY, derived="--label-column (the same as Transform's)")
     vocab_file: str = setting("", derived="--pretrained / --vocab (Transform's vocabulary file; '' when learned)")
+    label_names: Tuple[str, ...] = setting((), derived="Transform's label_names: the class names, in label-id order")
     pretrained_dir: Optional[str] = setting(
         None, derived="--pretrained: a Hugging Face-format BERT checkpoint folder; null trains from scratch")
     model_size: str = setting("mini", "encoder preset when training from scratch: tiny 2x128, mini 4x256, small "

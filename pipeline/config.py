@@ -61,8 +61,14 @@ class PipelineConfig:
     # newest span; Transform and Trainer see the last `spans_window` spans ingested so far.
     use_spans: bool = False
     spans_window: int = 1
-    label_names: Tuple[str, ...] = ()  # the label domain, in the curated schema's order
-    schema_file: Optional[str] = None  # curated schema; None: SchemaGen's inferred schema is used
+    schema_file: Optional[str] = None  # the schema the data is validated against; None: none yet (see schema_source)
+    # Where schema_file comes from: "--schema", "curated" (a built-in dataset's), "frozen" (the one this pipeline
+    # froze on its first accepted run, components/frozen_schema.py), or "none": this run curates SchemaGen's schema
+    # and freezes it under the pipeline root once the data passes the checks.
+    schema_source: str = "none"
+    # The schema file as the user knows it, for messages, when schema_file is a snapshot of it (the local runner
+    # imports a copy named by its content, so an edited schema is not taken from TFX's cache).
+    schema_origin: Optional[str] = None
     # Thresholds of the checks on the tokenized text (components/text_stats.py): a text_checks.toml, by default the
     # one beside the curated schema; None: text_checks.DEFAULT_CHECKS.
     text_checks_file: Optional[str] = None
@@ -74,7 +80,7 @@ class PipelineConfig:
     enable_cache: bool = True
 
     def __post_init__(self):
-        for key in ("text_key", "label_key", "vocab_file"):
+        for key in ("text_key", "label_key", "vocab_file", "label_names"):
             if getattr(self.transform, key) != getattr(self.trainer, key):
                 raise ValueError(f"Transform and Trainer settings disagree on {key}: "
                                  f"{getattr(self.transform, key)!r} vs {getattr(self.trainer, key)!r}.")
@@ -86,6 +92,10 @@ class PipelineConfig:
     @property
     def label_key(self) -> str:
         return self.transform.label_key
+
+    @property
+    def label_names(self) -> Tuple[str, ...]:
+        return self.transform.label_names
 
     @property
     def num_classes(self) -> int:

@@ -52,6 +52,7 @@ class CsvScan:
     header: List[str]
     rows: List[Tuple[str, str]]  # (text, label)
     extra_columns: List[str]  # columns other than the text and the label (ignored by the pipeline)
+    lines: List[int] = dataclasses.field(default_factory=list)  # the line each row starts on
 
 
 def _logical_lines(path: Path):
@@ -112,7 +113,7 @@ def scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
             raise InputError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
                              f"name it with --{role}-column.", "MISSING_COLUMN", key, str(path))
     text_at, label_at = header.index(text_key), header.index(label_key)
-    rows = []
+    rows, numbers = [], []
     for number, line in lines:
         record = _parse_record(path, number, line)
         if record is None:
@@ -121,8 +122,9 @@ def scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
             raise InputError(f"{path}, line {number}: {len(record)} fields where the header has {len(header)}.",
                              "MALFORMED_CSV", path=str(path))
         rows.append((record[text_at], record[label_at]))
+        numbers.append(number)
     extra = [c for c in header if c not in (text_key, label_key)]
-    return CsvScan(path, header, rows, extra)
+    return CsvScan(path, header, rows, extra, numbers)
 
 
 SPAN_RE = re.compile(r"^span-(\d+)$")
@@ -165,7 +167,7 @@ def detect_splits(data_root: Path) -> Tuple[str, ...]:
     return ()
 
 
-def _files(data_root: Path, splits: Sequence[str]) -> Dict[str, List[Path]]:
+def split_files(data_root: Path, splits: Sequence[str]) -> Dict[str, List[Path]]:
     if splits:
         return {s: csv_files(data_root / s) for s in splits}
     return {"": csv_files(data_root)}
@@ -176,15 +178,48 @@ def read_rows(path: Path, text_key: str, label_key: str) -> List[Tuple[str, str]
     return scan_csv(path, text_key, label_key).rows
 
 
-def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str) -> List[str]:
+def _lines(numbers: Sequence[int]) -> str:
+    shown = ", ".join(map(str, numbers[:5]))
+    more = f" and {len(numbers) - 5} more" if len(numbers) > 5 else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}{more}"
+
+
+def check_labels(scan: CsvScan, label_key: str, domain: Optional[Sequence[str]], domain_file: str) -> None:
+    """Refuses a file with rows that have no label, or (with a schema's `domain`) a label value it does not list:
+    one sentence naming the file, the column, how many rows, their lines and the values."""
+    missing = [n for n, (_, label) in zip(scan.lines, scan.rows) if not label.strip()]
+    if missing:
+        raise InputError(f"{scan.path}: {len(missing)} of {len(scan.rows)} rows have no value in the label column "
+                         f"{label_key!r} ({_lines(missing)}); every training example needs its label.",
+                         "MISSING_LABELS", label_key, str(scan.path))
+    if domain is None:
+        return
+    known = set(domain)
+    unknown: Dict[str, List[int]] = {}
+    for number, (_, label) in zip(scan.lines, scan.rows):
+        if label not in known:
+            unknown.setdefault(label, []).append(number)
+    if unknown:
+        values = "; ".join(f"{value!r} in {len(numbers)} row(s), {_lines(numbers)}"
+                           for value, numbers in sorted(unknown.items(), key=lambda kv: -len(kv[1])))
+        raise InputError(f"{scan.path}: label values that {domain_file} does not list for column {label_key!r} "
+                         f"(its classes: {', '.join(domain)}): {values}. If a new class is intended, add it at the end "
+                         f"of the label's string_domain in {domain_file} and run again with --accept-new-classes.",
+                         "UNKNOWN_LABELS", label_key, str(scan.path))
+
+
+def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
+                label_domain: Optional[Sequence[str]] = None, domain_file: str = "") -> List[str]:
     """Reads every CSV file of the data the run will ingest (one span's, with spans) the way CsvExampleGen will.
-    Raises InputError for what it could not read, a split with no rows, or files whose headers differ (CsvExampleGen
-    takes the column names from one file); returns warnings (columns the pipeline ignores, header-only files)."""
+    Raises InputError for what it could not read, a split with no rows, files whose headers differ (CsvExampleGen
+    takes the column names from one file), rows without a label, and (given the schema's `label_domain`, from
+    `domain_file`) label values outside it; returns warnings (columns the pipeline ignores, header-only files)."""
     warnings: List[str] = []
     header_of = None
-    for split, paths in _files(data_root, splits).items():
+    for split, paths in split_files(data_root, splits).items():
         scans = [scan_csv(p, text_key, label_key) for p in paths]
         for scan in scans:
+            check_labels(scan, label_key, label_domain, domain_file)
             if header_of is None:
                 header_of = scan
             elif scan.header != header_of.header:
@@ -204,7 +239,7 @@ def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key
 
 def label_values(data_root: Path, splits: Sequence[str], text_key: str, label_key: str) -> Tuple[str, ...]:
     """The distinct label values of the training data (all files when the data is split by hash)."""
-    files = _files(data_root, splits)
+    files = split_files(data_root, splits)
     chosen = files.get("train", files.get(""))
     return tuple(sorted({label for path in chosen for _, label in read_rows(path, text_key, label_key) if label}))
 
@@ -220,7 +255,7 @@ def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: 
 
     With own splits, the train/eval/test folders get 80/10/10 of the budget.
     """
-    files = _files(data_root, splits)
+    files = split_files(data_root, splits)
     tag = hashlib.md5(f"{data_root.resolve()}|{text_key}|{label_key}".encode()).hexdigest()[:8]
     target = cache_dir / f"{data_root.name}-{tag}-max{max_examples}"
     if target.exists():

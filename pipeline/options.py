@@ -172,7 +172,7 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
                    packaged_vocab: Callable[[], str] = str) -> dict:
     """The settings that follow from --pretrained, --vocab, --vocab-size, --max-seq-length and --learning-rate, checked
     against each other and against the checkpoint: vocab_mode, vocab_file, lower_case, pretrained_dir,
-    learning_rate. `checkpoint` is None when training from scratch; `local_copy` is a readable copy of it;
+    learning_rate, and the encoder's position embeddings. `checkpoint` is None when training from scratch; `local_copy` is a readable copy of it;
     `packaged_vocab()` is the packaged uncased vocabulary's file, for training from scratch with --vocab checkpoint."""
     from_scratch = checkpoint is None
     vocab_mode = args.vocab_mode or ("learn" if from_scratch else "checkpoint")
@@ -191,7 +191,7 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
         positions = int(config.get("max_position_embeddings", 512))
         where = f"the checkpoint's max_position_embeddings ({posixpath.join(checkpoint, 'config.json')})"
         vocab_file = posixpath.join(checkpoint, "vocab.txt")
-    if args.max_seq_length > positions:
+    if args.max_seq_length != settings_lib.AUTO and args.max_seq_length > positions:
         raise InputError(f"--max-seq-length {args.max_seq_length} is more than {where} {positions} positions; pass "
                          f"--max-seq-length {positions} or less.")
     if vocab_mode == "learn":
@@ -200,19 +200,21 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
     if learning_rate is None:
         learning_rate = SCRATCH_LEARNING_RATE if from_scratch else TrainerSettings.learning_rate
     return {"vocab_mode": vocab_mode, "vocab_file": vocab_file, "lower_case": lower_case,
-            "pretrained_dir": checkpoint, "learning_rate": learning_rate}
+            "pretrained_dir": checkpoint, "learning_rate": learning_rate, "positions": positions}
 
 
 def component_settings(args: argparse.Namespace, model: dict):
-    """(TransformSettings, TrainerSettings, EvaluatorSettings) from the flags and `model_settings`."""
+    """(TransformSettings, TrainerSettings, EvaluatorSettings) from the flags and `model_settings` (plus the label
+    names and, for --max-seq-length auto, the chosen length)."""
+    chosen = {"max_seq_length": model["max_seq_length"]} if "max_seq_length" in model else {}
     try:
         transform = settings_lib.from_args(
             TransformSettings, args, vocab_mode=model["vocab_mode"], vocab_file=model["vocab_file"],
-            lower_case=model["lower_case"])
+            lower_case=model["lower_case"], label_names=model["label_names"], **chosen)
         trainer = settings_lib.from_args(
             TrainerSettings, args, text_key=transform.text_key, label_key=transform.label_key,
             vocab_file=model["vocab_file"], pretrained_dir=model["pretrained_dir"],
-            learning_rate=model["learning_rate"])
+            learning_rate=model["learning_rate"], label_names=transform.label_names)
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
     except settings_lib.SettingsError as e:
         raise InputError(str(e)) from None
@@ -253,52 +255,109 @@ def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
     return default_pipeline_root(f"{name}-max{args.max_examples}" if args.max_examples else name).resolve()
 
 
-def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str]]:
+def local_schema(args: argparse.Namespace, pipeline_root: Path) -> Tuple[Optional[str], str]:
+    """(schema file, where it comes from): --schema, the built-in dataset's curated schema, the schema the pipeline
+    froze on its first accepted run, or none yet (the run curates SchemaGen's and freezes it once accepted)."""
+    from components.frozen_schema import frozen_schema_file
+
+    if args.schema is not None:
+        if not Path(args.schema).is_file():
+            raise InputError(f"schema file {args.schema} does not exist.", "NO_SCHEMA", path=str(args.schema))
+        return str(Path(args.schema).resolve()), "--schema"
+    if args.data_root is None and curated_schema(args.dataset):
+        return str(curated_schema(args.dataset)), "curated"
+    frozen = Path(frozen_schema_file(str(pipeline_root)))
+    if frozen.is_file():
+        return str(frozen), "frozen"
+    return None, "none"
+
+
+def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], List[str]]:
     """A local run's config, checking the input data on the way (InputError); also returns the input checks'
-    warnings. The cross-setting checks come first: they fail in a second, reading no data."""
+    warnings, and notes (what was chosen for the user). The cross-setting checks come first: they fail in a second,
+    reading no data."""
     from_scratch = args.pretrained.lower() == "none"
     checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())
     if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
         assets.ensure_checkpoint()
     model = model_settings(args, checkpoint, packaged_vocab=lambda: str(assets.ensure_checkpoint() / "vocab.txt"))
-    transform, trainer, evaluator = component_settings(args, model)
+    text_key, label_key = args.text_key, args.label_key
 
     if args.data_root is not None:
-        dataset, data_root, schema = "custom", args.data_root.resolve(), args.schema
+        dataset, data_root = "custom", args.data_root.resolve()
     else:
         dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
-        schema = args.schema or curated_schema(args.dataset)
     name = dataset if dataset != "custom" else data_root.name
     span_folders = inputs.spans(data_root)
     # With span folders the newest span is what this run ingests: check that one.
     newest = span_folders[-1][1] if span_folders else data_root
     splits = inputs.detect_splits(newest)
-    warnings = inputs.check_input(newest, splits, transform.text_key, transform.label_key)
+    pipeline_root = local_pipeline_root(args)
+    schema, source = local_schema(args, pipeline_root)
+    domain = inputs.schema_label_names(schema, label_key) if schema else None
+    warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema or "")
     if span_folders and args.max_examples:
         raise InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
     if args.max_examples:
-        data_root = inputs.subset(data_root, splits, args.max_examples, transform.text_key, transform.label_key,
+        data_root = inputs.subset(data_root, splits, args.max_examples, text_key, label_key,
                                   assets.DATA_DIR / "subsets")
         name = f"{name}-max{args.max_examples}"
-    if schema is not None and not Path(schema).is_file():
-        raise InputError(f"schema file {schema} does not exist.", "NO_SCHEMA", path=str(schema))
-    schema = str(Path(schema).resolve()) if schema else None
     checks_file = text_checks_for(schema)
-    labels = (inputs.schema_label_names(schema, transform.label_key) if schema else None) or \
-        inputs.label_values(newest, splits, transform.text_key, transform.label_key)
+    labels = domain or inputs.label_values(newest, splits, text_key, label_key)
+    model["label_names"] = _check_labels(labels, label_key)
+    notes = []
+    if args.max_seq_length == settings_lib.AUTO:
+        model["max_seq_length"], note = _auto_length(args, newest, splits, model)
+        notes.append(note)
+    if source == "none":
+        notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "
+                     f"passes, freezes it to {pipeline_root / 'schema' / 'schema.pbtxt'}, which later runs check "
+                     f"against")
+    elif source == "frozen":
+        notes.append(f"schema: {schema} (frozen by this pipeline's first accepted run)")
+    transform, trainer, evaluator = component_settings(args, model)
 
-    pipeline_root = local_pipeline_root(args)
     serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
         transform=transform, trainer=trainer, evaluator=evaluator,
         metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset, input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,
-        label_names=_check_labels(labels, transform.label_key), schema_file=schema, text_checks_file=checks_file,
-        train_steps=args.train_steps,
+        schema_file=snapshot_schema(schema, pipeline_root) if schema else None, schema_source=source,
+        schema_origin=schema, text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=(f"--direct_running_mode={args.beam_direct_mode}",
                             f"--direct_num_workers={args.beam_workers}"),
-        enable_cache=not args.no_cache), warnings
+        enable_cache=not args.no_cache), warnings, notes
+
+
+def snapshot_schema(schema: str, pipeline_root: Path) -> str:
+    """A copy of `schema` named by its content, under the pipeline root, for ImportSchemaGen: TFX's cache keys the
+    import on the file's path, so an edited schema imported from the same path would be served from the cache."""
+    import hashlib
+    import shutil
+
+    data = Path(schema).read_bytes()
+    target = pipeline_root / "imported_schemas" / hashlib.sha256(data).hexdigest()[:16] / "schema.pbtxt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".schema.pbtxt.{os.getpid()}")
+        shutil.copyfile(schema, tmp)
+        os.replace(tmp, target)
+    return str(target)
+
+
+def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: dict) -> Tuple[int, str]:
+    """--max-seq-length auto: the length chosen from the training texts, and a line saying so."""
+    from pipeline import sequence_length
+
+    files = inputs.split_files(data_root, splits)
+    texts = [text for path in files.get("train", files.get("")) for text, _ in
+             inputs.read_rows(path, args.text_key, args.label_key)]
+    length, cut, seen = sequence_length.choose(texts, model["vocab_file"], model["lower_case"], model["positions"])
+    estimated = " (estimated from word counts: the vocabulary is learned during the run)" \
+        if not model["vocab_file"] else ""
+    return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of {seen} training texts "
+                    f"whole and cuts {cut} ({cut / max(seen, 1):.1%}){estimated}; pass --max-seq-length N to choose.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,7 +404,8 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         local_copy = str(assets.ensure_checkpoint()) if checkpoint == IMAGE_CHECKPOINT else None
     model = model_settings(args, checkpoint, local_copy,
                            packaged_vocab=lambda: posixpath.join(IMAGE_CHECKPOINT, "vocab.txt"))
-    transform, trainer, evaluator = component_settings(args, model)
+    if args.max_seq_length == settings_lib.AUTO:  # compiling reads no data: the dataclass default
+        model["max_seq_length"] = min(TransformSettings.max_seq_length, model["positions"])
 
     dataset = args.dataset
     if dataset == "custom":
@@ -372,9 +432,13 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         local_schema = curated_schema(dataset)
     elif args.schema and os.path.isfile(args.schema):
         local_schema = Path(args.schema)
-    labels = _kubeflow_labels(args, dataset, local_schema, transform.label_key)
+    model["label_names"] = _kubeflow_labels(args, dataset, local_schema, args.label_key)
+    transform, trainer, evaluator = component_settings(args, model)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
+    if not schema_file and not pipeline_root:
+        raise InputError("without --schema the pipeline freezes the schema of its first accepted data under the "
+                         "pipeline root: pass --pipeline-root (or --schema).")
     if args.serving_dir:
         serving_dir = pod_location(args.serving_dir, "--serving-dir")
     elif pipeline_root:
@@ -389,8 +453,8 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
         transform=transform, trainer=trainer, evaluator=evaluator, metadata_path=None, orchestrator=KUBEFLOW,
-        dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, label_names=labels,
-        schema_file=schema_file, text_checks_file=text_checks_for(str(local_schema) if local_schema else None),
+        dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, schema_file=schema_file,
+        schema_source="--schema" if args.schema else ("curated" if schema_file else "none"), text_checks_file=text_checks_for(str(local_schema) if local_schema else None),
         train_steps=args.train_steps, beam_pipeline_args=beam_args, enable_cache=not args.no_cache)
 
 

@@ -18,7 +18,9 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from components import text_checks, text_stats
+from components import evaluator as class_aware_evaluator
 from components.drift import DriftValidator
+from components.frozen_schema import FROZEN_DIR, SchemaCurator, SchemaFreezer
 from components.gates import DataValidationGate
 from components.pusher import AtomicPusherExecutor
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
@@ -32,6 +34,8 @@ SPAN_WINDOW = "span_window_resolver"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 IMPORT_SCHEMA_GEN = "ImportSchemaGen"
+SCHEMA_CURATOR = "SchemaCurator"
+SCHEMA_FREEZER = "SchemaFreezer"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 DRIFT_VALIDATOR = "DriftValidator"
 DATA_GATE = "DataValidationGate"
@@ -43,6 +47,21 @@ TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
+
+
+def frozen_schema_dir(config: PipelineConfig) -> str:
+    """Where a pipeline without a curated schema keeps the one it froze (components/frozen_schema.py)."""
+    return os.path.join(config.pipeline_root, FROZEN_DIR)
+
+
+def fix_hint(config: PipelineConfig) -> str:
+    """What a refusal tells the user to change when their data changed legitimately: their own files, or a flag."""
+    if config.schema_source == "none":
+        return ("this is the pipeline's first accepted-data check, against the schema inferred from this data and "
+                "the default thresholds; pass --schema FILE (a schema.pbtxt, with a text_checks.toml beside it) to "
+                "set your own")
+    schema = config.schema_origin or config.schema_file
+    return f"edit {schema} or the text_checks.toml beside it (see the README)"
 
 
 def baseline_resolver_id(gate_id: str) -> str:
@@ -116,17 +135,19 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
 
-    # The inferred schema is always computed, to compare with the curated one (or to stand in for it
-    # when a user's data has no curated schema yet).
+    # The inferred schema is always computed, to compare with the curated one (or to become it when the data has
+    # no curated schema yet: curated by SchemaCurator, frozen by SchemaFreezer once the data passed the checks).
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
                                           infer_feature_shape=True).with_id(SCHEMA_GEN)
     components: List = [example_gen, *window, statistics_gen, schema_gen]
     if config.schema_file:
         curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file).with_id(IMPORT_SCHEMA_GEN)
-        components.append(curated)
-        schema = curated.outputs["schema"]
     else:
-        schema = schema_gen.outputs["schema"]
+        curated = SchemaCurator(inferred_schema=schema_gen.outputs["schema"], text_key=config.text_key,
+                                label_key=config.label_key, label_names=json.dumps(list(config.label_names)),
+                                frozen_dir=frozen_schema_dir(config)).with_id(SCHEMA_CURATOR)
+    components.append(curated)
+    schema = curated.outputs["schema"]
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema).with_id(EXAMPLE_VALIDATOR)
@@ -135,7 +156,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
                                      baseline_statistics=data_baseline.outputs["statistics"]).with_id(DRIFT_VALIDATOR)
     data_gate = DataValidationGate(
         anomalies=example_validator.outputs["anomalies"], more_anomalies=drift_validator.outputs["anomalies"],
-        statistics=statistics_gen.outputs["statistics"]).with_id(DATA_GATE)
+        statistics=statistics_gen.outputs["statistics"], fix=fix_hint(config)).with_id(DATA_GATE)
 
     code_version = code_fingerprint()
     transform = tfx.components.Transform(
@@ -153,7 +174,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     ).with_id(TEXT_STATISTICS_GEN)
     text_gate = DataValidationGate(
         anomalies=text_statistics_gen.outputs["anomalies"],
-        statistics=text_statistics_gen.outputs["statistics"]).with_id(TEXT_GATE)
+        statistics=text_statistics_gen.outputs["statistics"], fix=fix_hint(config)).with_id(TEXT_GATE)
+    freezer = []
+    if not config.schema_file:  # the first run whose data passes both gates freezes the schema it was checked with
+        freezer = [SchemaFreezer(schema=schema, frozen_dir=frozen_schema_dir(config)).with_id(SCHEMA_FREEZER)]
+        freezer[0].add_upstream_node(text_gate)
 
     # The model in service: the Evaluator's baseline, and the Trainer's starting point with warm_start.
     model_resolver = tfx.dsl.Resolver(
@@ -174,12 +199,17 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         base_model=model_resolver.outputs["model"] if config.trainer.warm_start else None).with_id(TRAINER)
     trainer.add_upstream_node(text_gate)  # nothing is trained when the text checks fail
 
+    # TFX's Evaluator, except that a candidate whose classes differ from the model in service's is not compared with
+    # it (components/evaluator.py).
+    evaluator_executor = (class_aware_evaluator.AcceptNewClassesExecutor if config.evaluator.accept_new_classes
+                          else class_aware_evaluator.Executor)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=["eval"],
         eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
+    evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator_executor)  # the Evaluator has no argument
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -190,7 +220,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
 
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
-                   text_statistics_gen, text_gate, model_resolver, trainer, evaluator, pusher]
+                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, evaluator, pusher]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -105,13 +105,15 @@ def _main(args: argparse.Namespace, log: console.LogFile):
     """(exit status, summary, config): the checks of the command line and the data, then the run."""
     err = log.console_err
     try:
-        config, warnings = options.local_config(args)
+        config, warnings, notes = options.local_config(args)
     except (inputs.InputError, assets.AssetError) as e:
         print(f"error: {e}", file=err, flush=True)
         report_input_error(args, e)
         return 2, None, None
     for warning in warnings:
         print(f"warning: {warning}", file=err, flush=True)
+    for note in notes:
+        print(f"note: {note}", flush=True)
     busy = lock_pipeline_root(config.pipeline_root)  # before any TFX work; held until this process exits
     if busy:
         print(f"error: {busy}", file=err, flush=True)
@@ -132,12 +134,13 @@ def _run(config, warnings: List[str], err):
     from pipeline import summary as s
     from pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(config)
     reporter = console.StepReporter(
-        console.count_steps(pipeline), lambda node, execution: s.step_figure(config.metadata_path, node, execution))
+        0, lambda node, execution: s.step_figure(config.metadata_path, node, execution))
     start = time.time()
     error, status = None, 0
     try:
+        pipeline = create_pipeline(config)
+        reporter.steps = console.count_steps(pipeline)
         with reporter.watching(lambda execution: s.execution_state(config.metadata_path, execution)):
             tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # noqa: BLE001 - reported as one line below, with the component's own message
@@ -149,13 +152,31 @@ def _run(config, warnings: List[str], err):
         if isinstance(cause, DataValidationError):
             error, status = str(cause), 2
         else:
-            # Not something the user can fix from a message: keep the whole story in a log file.
+            # Not something the user can fix from the exception's text: name the step, say what to try, and keep
+            # the whole story in a file.
             log = Path(config.pipeline_root) / "last_error.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(traceback.format_exc())
-            error, status = f"{type(e).__name__}: {e}".splitlines()[0] + f" (traceback in {log})", 1
+            failed = next((node for node, state in reporter.states.items() if state == "FAILED"), None)
+            reason = f"{type(cause).__name__}: {str(cause).strip()}".splitlines()[0][:300]
+            error, status = (f"step {failed or 'pipeline'} failed ({reason}); {step_advice(failed)} (traceback in "
+                             f"{log})"), 1
         print(f"error: {error}", file=err, flush=True)
     return status, s.collect_summary(config, time.time() - start, warnings, error)
+
+
+def step_advice(node: Optional[str]) -> str:
+    """What a user can try when a step fails with an error of its own (not a refusal of the data)."""
+    from pipeline import pipeline as nodes
+
+    advice = {
+        nodes.EXAMPLE_GEN: "check that the CSV files can be read and did not change during the run",
+        nodes.TRANSFORM: "check the text column's content and the vocabulary settings (--pretrained, --vocab)",
+        nodes.TRAINER: "check the training settings (memory grows with --batch-size and --max-seq-length) and the log",
+        nodes.EVALUATOR: "the model was trained but not evaluated; the log says which metric or model failed",
+        nodes.PUSHER: "check that --serving-dir is writable and has free space",
+    }.get(node or "", "run again with --verbose to see the libraries' logs, or read the log file")
+    return advice + "; the same command, run again, resumes after the last finished step"
 
 
 def write_reports(args: argparse.Namespace, pipeline_root: Optional[Path], summary: dict) -> None:

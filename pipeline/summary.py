@@ -136,6 +136,8 @@ def validation_failures(evaluation_uri: str, metrics: Optional[Dict[str, float]]
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:  # every threshold passed (not blessed for another reason, e.g. not comparable)
+        return []
     reasons = []
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
@@ -151,15 +153,19 @@ def _describe_failure(failure, metrics: Dict[str, float]) -> str:
         return f"{name}: {failure.message or str(failure).replace(chr(10), ' ')}"
     value = failure.metric_value.double_value.value
     threshold = failure.metric_threshold
+    f1 = "f1" in name.lower()
+    if f1 and failure.metric_key.HasField("aggregation_type"):
+        name = f"macro_{name}"
     if failure.metric_key.is_diff:
         bound = threshold.change_threshold.absolute.value
         candidate = metrics.get(name)
         values = (f" ({candidate:.4f} against {candidate - value:.4f})" if candidate is not None else "")
         return (f"{name} is {-value:.4f} below the model in service's{values}; the most it may drop is "
-                f"{-bound:.4g} (--max-accuracy-drop)")
+                f"{-bound:.4g} ({'--max-macro-f1-drop' if f1 else '--max-accuracy-drop'})")
     bounds = threshold.value_threshold
     if bounds.HasField("lower_bound") and value < bounds.lower_bound.value:
-        return f"{name} {value:.4f} is below the minimum {bounds.lower_bound.value:.4g} (--min-accuracy)"
+        return (f"{name} {value:.4f} is below the minimum {bounds.lower_bound.value:.4g} "
+                f"({'--min-macro-f1' if f1 else '--min-accuracy'})")
     if bounds.HasField("upper_bound") and value > bounds.upper_bound.value:
         return f"{name} {value:.4f} is above the maximum {bounds.upper_bound.value:.4g}"
     return f"{name} {value:.4f} fails its threshold ({str(threshold).replace(chr(10), ' ')})"
@@ -311,6 +317,8 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     result = {
         "dataset": config.dataset,
         "data_root": config.data_root,
+        "schema": config.schema_origin or config.schema_file,
+        "schema_source": config.schema_source,
         "model": f"pretrained:{Path(pretrained).name}" if pretrained else config.trainer.model_size,
         "model_size": config.trainer.model_size if not pretrained else Path(pretrained).name,
         "max_seq_length": config.transform.max_seq_length,
@@ -341,8 +349,21 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     blessing = record.artifacts(nodes.EVALUATOR, "blessing")
     blessed = bool(blessing and blessing[0].custom_properties["blessed"].int_value == 1)
     result["blessed"] = blessed
+    if evaluation_uri:
+        from components.evaluator import not_comparable_reason
+
+        apart = not_comparable_reason(evaluation_uri)
+        if apart:
+            result["not_comparable"] = apart
     if blessing and not blessed and evaluation_uri:
         result["not_blessed_because"] = validation_failures(evaluation_uri, result.get("eval_metrics"))
+        if result.get("not_comparable"):
+            result["not_blessed_because"].insert(0, not_comparable_text(result["not_comparable"]))
+    frozen = record.artifacts(nodes.SCHEMA_FREEZER, "frozen_schema")
+    if frozen:
+        from components.frozen_schema import frozen_schema_file
+
+        result["frozen_schema"] = frozen_schema_file(config.pipeline_root)
     baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)
     result["baseline_model"] = baseline[0].uri if baseline else None
     pushed = record.artifacts(nodes.PUSHER, "pushed_model")
@@ -361,6 +382,18 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     if error:
         result["error"] = error
     return result
+
+
+def not_comparable_text(note: dict) -> str:
+    added = [c for c in note["candidate_classes"] if c not in note["baseline_classes"]]
+    dropped = [c for c in note["baseline_classes"] if c not in note["candidate_classes"]]
+    change = "; ".join(part for part in (f"new: {', '.join(added)}" if added else "",
+                                         f"gone: {', '.join(dropped)}" if dropped else "") if part) or "reordered"
+    if note.get("accepted"):
+        return (f"the model in service has other classes ({change}): judged on the absolute gates alone "
+                "(--accept-new-classes)")
+    return (f"not comparable with the model in service, whose classes differ ({change}); if the schema gained a "
+            "class on purpose, run again with --accept-new-classes")
 
 
 def summary_lines(summary: dict) -> List[str]:
@@ -388,6 +421,11 @@ def summary_lines(summary: dict) -> List[str]:
     if "test_metrics" in summary:
         t = summary["test_metrics"]
         lines.append(f"test: accuracy {t.get('accuracy')}, macro F1 {t.get('macro_f1')} on {t['examples']} examples")
+    if summary.get("frozen_schema"):
+        lines.append(f"schema: frozen to {summary['frozen_schema']}; later runs check their data against it (edit it "
+                     "when the data changes on purpose, e.g. a new class: see the README)")
+    if summary.get("not_comparable", {}).get("accepted"):
+        lines.append(f"note: {not_comparable_text(summary['not_comparable'])}")
     lines.append(f"blessed: {summary['blessed']}" + (
         f" ({'; '.join(summary['not_blessed_because'])})" if summary.get("not_blessed_because") else ""))
     lines.append(f"pushed: {summary['pushed_dir'] or 'no'}")

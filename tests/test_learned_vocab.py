@@ -104,7 +104,7 @@ def korean_run(tmp_path_factory):
     # A few rows exercise specials written in the text, Latin script and an empty text.
     rows += [{"text": "[CLS] 영화 [SEP] 최고 MOVIE", "label": LABELS[0]}, {"text": "", "label": LABELS[1]}]
     spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
-    settings = TransformSettings("text", "label", "", vocab_mode="learn", max_seq_length=MAX_LEN)
+    settings = TransformSettings("text", "label", "", vocab_mode="learn", max_seq_length=MAX_LEN, label_names=LABELS)
     out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("korean"), rows, spec, settings)
     vocab_file = tft.TFTransformOutput(str(out_dir)).vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
     assert vocab_file, f"no {features.LEARNED_VOCAB_NAME} among the assets of {out_dir}"

@@ -47,6 +47,7 @@ TRICKY = {
     "long_words": "a" * 101 + " " + "я" * 80 + " " + "b" * 100,
 }
 LABELS = ["pos", "neg", "pos", "neu", "pos", "neg", "pos", "neg"]
+DOMAIN = ("neu", "neg", "pos")  # the schema's order: neither sorted nor by frequency
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,8 @@ def tricky_run(tmp_path_factory, vocab_file):
     texts = list(TRICKY.values())
     rows = [{"text": t, "label": LABELS[i % len(LABELS)]} for i, t in enumerate(texts)]
     spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
-    settings = TransformSettings("text", "label", vocab_file, lower_case=True, max_seq_length=MAX_LEN)
+    settings = TransformSettings("text", "label", vocab_file, lower_case=True, max_seq_length=MAX_LEN,
+                                 label_names=DOMAIN)
     out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("tricky"), rows, spec, settings)
     return rows, out, out_dir
 
@@ -134,13 +136,11 @@ def test_long_text_is_truncated(tricky_run, ckpt):
     assert got[features.WORD_IDS_KEY][0] == 101 and got[features.WORD_IDS_KEY][-1] == 102
 
 
-def test_label_ids_index_the_label_vocabulary(tricky_run):
-    rows, out, out_dir = tricky_run
-    vocab = tft.TFTransformOutput(str(out_dir)).vocabulary_by_name(features.LABEL_VOCAB_NAME)
-    vocab = [v.decode() if isinstance(v, bytes) else v for v in vocab]
-    assert sorted(vocab) == ["neg", "neu", "pos"]
-    assert vocab[0] == "pos"  # the most frequent label comes first
-    assert [vocab[r[features.LABEL_ID_KEY]] for r in out] == [r["label"] for r in rows]
+def test_label_ids_follow_the_label_domain_not_frequency(tricky_run):
+    rows, out, _ = tricky_run
+    assert [r[features.LABEL_ID_KEY] for r in out] == [DOMAIN.index(r["label"]) for r in rows]
+    counts = {label: [r["label"] for r in rows].count(label) for label in DOMAIN}
+    assert max(counts, key=counts.get) == "pos" and DOMAIN.index("pos") == 2  # the most frequent keeps its place
 
 
 def test_transformed_schema_is_fixed_length(tricky_run):
@@ -293,7 +293,7 @@ def test_invalid_utf8_is_replaced_then_dropped(tokenizer, ckpt):
 
 
 def test_transform_settings_round_trip(vocab_file):
-    s = TransformSettings("review", "stars", vocab_file, lower_case=False, max_seq_length=64)
+    s = TransformSettings("review", "stars", vocab_file, lower_case=False, max_seq_length=64, label_names=("1", "2"))
     config = s.to_custom_config()
     assert json.loads(json.dumps(config)) == config
     assert TransformSettings.from_custom_config(config) == s

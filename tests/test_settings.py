@@ -159,7 +159,8 @@ def _data(tmp_path: Path, rows=(("good film", "pos"), ("bad film", "neg")) * 3) 
 
 
 def _local(*argv):
-    return options.local_config(local_parser().parse_args([str(a) for a in argv]))
+    config, warnings, _ = options.local_config(local_parser().parse_args([str(a) for a in argv]))
+    return config, warnings
 
 
 def test_local_config_from_a_checkpoint(tmp_path):

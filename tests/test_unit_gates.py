@@ -167,6 +167,15 @@ def test_describe_problems_names_every_feature_split_and_kind():
     assert ("feature 'label' in split 'train': drifted [COMPARATOR_L_INFTY_HIGH]; "
             "feature 'text' in split 'eval': bad text [EMPTY_TEXTS,UNKNOWN_TOKENS]. ") in text
     assert "text_checks.toml" in text and "schema" in text
+    named = gates.describe_problems([{"split": "train", "feature": "label", "kind": "X", "description": "d"}],
+                                    fix="edit /data/root/schema/schema.pbtxt")
+    assert named.endswith("Fix the data, or, if it changed legitimately, edit /data/root/schema/schema.pbtxt.")
+
+
+def test_truncation_without_a_baseline_is_a_warning():
+    assert gates.is_warning({"kind": "TRUNCATED_TEXTS_REPORTED"})
+    assert not gates.is_warning({"kind": "TRUNCATED_TEXTS"})
+    assert not gates.is_warning({"kind": "EMPTY_TEXTS,TRUNCATED_TEXTS_REPORTED"})
 
 
 # write_anomalies / load_anomalies -----------------------------------------------------------------------------------

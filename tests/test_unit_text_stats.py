@@ -283,3 +283,17 @@ def test_checks_file_for(tmp_path):
     assert checks_file_for(str(tmp_path / "schema.pbtxt")) is None
     (tmp_path / text_checks.CHECKS_FILE).mkdir()  # a folder of that name is not the file
     assert checks_file_for(str(tmp_path / "schema.pbtxt")) is None
+
+
+def test_truncation_is_reported_not_refused_without_a_baseline():
+    """A first run has no accepted data to compare with: long texts are cut and reported; later runs refuse them."""
+    import numpy as np
+
+    counts = {"num_words": np.array([100] * 6 + [5] * 4), "num_wordpieces": np.array([100] * 6 + [5] * 4),
+              "num_unk": np.zeros(10, np.int64)}
+    summary = text_stats.summarize(counts, 64)
+    first = text_stats.check_shares(summary, DEFAULT_CHECKS, "text", has_baseline=False)
+    later = text_stats.check_shares(summary, DEFAULT_CHECKS, "text", has_baseline=True)
+    assert [r.short_description for r in first] == ["TRUNCATED_TEXTS_REPORTED"]
+    assert "reported, not refused" in first[0].description and "--max-seq-length" in first[0].description
+    assert [r.short_description for r in later] == ["TRUNCATED_TEXTS"]

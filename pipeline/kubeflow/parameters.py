@@ -49,8 +49,11 @@ RUNTIME_PARAMETERS = (
                  "tfma.EvalConfig as JSON; the SparseCategoricalAccuracy threshold is the blessing gate."),
 )
 
-# The Evaluator's settings, as the eval_config field each one sets.
-EVAL_FIELDS = {"min_accuracy": "lower_bound", "max_accuracy_drop": "absolute"}
+# The Evaluator's settings, as the (metric, threshold field) of the eval_config each one sets. accept_new_classes is
+# not among them: it chooses the Evaluator's executor, compiled into the spec (compile --accept-new-classes).
+EVAL_FIELDS = {"min_accuracy": ("SparseCategoricalAccuracy", "lower_bound"),
+               "max_accuracy_drop": ("SparseCategoricalAccuracy", "absolute"),
+               "min_macro_f1": ("F1Score", "lower_bound"), "max_macro_f1_drop": ("F1Score", "absolute")}
 
 
 def shortcuts() -> Dict[str, Tuple[str, str, Any]]:
@@ -61,7 +64,7 @@ def shortcuts() -> Dict[str, Tuple[str, str, Any]]:
     return {
         "train_steps": ("train_args", "num_steps", None),
         **{f.name: ("trainer_config", f.name, (TrainerSettings, f)) for f in hyperparameters()},
-        **{name: ("eval_config", target, (EvaluatorSettings, fields[name])) for name, target in EVAL_FIELDS.items()},
+        **{name: ("eval_config", gate, (EvaluatorSettings, fields[name])) for name, gate in EVAL_FIELDS.items()},
     }
 
 
@@ -103,13 +106,14 @@ def _key(document: dict, snake: str, camel: str) -> str:
     return camel if camel in document and snake not in document else snake
 
 
-def _set_accuracy_gate(eval_config: dict, field: str, value: float) -> None:
-    """Sets the lower bound (min_accuracy) or the allowed drop (max_accuracy_drop) of the accuracy thresholds."""
+def _set_gate(eval_config: dict, target: Tuple[str, str], value: float) -> None:
+    """Sets the lower bound or the allowed drop (`target`: metric class, "lower_bound" or "absolute") of a gate."""
+    metric_class, field = target
     found = False
     for spec in eval_config.get(_key(eval_config, "metrics_specs", "metricsSpecs"), []):
         for metric in spec.get("metrics", []):
             threshold = metric.get("threshold") or {}
-            if "Accuracy" not in metric.get(_key(metric, "class_name", "className"), ""):
+            if metric.get(_key(metric, "class_name", "className"), "") != metric_class or not threshold:
                 continue
             if field == "lower_bound":
                 bound = threshold.get(_key(threshold, "value_threshold", "valueThreshold"))
@@ -122,8 +126,8 @@ def _set_accuracy_gate(eval_config: dict, field: str, value: float) -> None:
                     change["absolute"] = -abs(value)
                     found = True
     if not found:
-        raise UserError(f"the pipeline's eval_config has no accuracy threshold with a {field} to set; pass a whole "
-                        "eval_config instead.")
+        raise UserError(f"the pipeline's eval_config has no {metric_class} threshold with a {field} to set; pass a "
+                        "whole eval_config instead.")
 
 
 def spec_parameters(spec: dict) -> Dict[str, dict]:
@@ -191,7 +195,7 @@ def resolve_parameters(spec: dict, assignments: Sequence[str]) -> Dict[str, Any]
                 if number:
                     document["num_steps"] = number
             elif param == "eval_config":
-                _set_accuracy_gate(document, field, _setting_value(value, target, key))
+                _set_gate(document, field, _setting_value(value, target, key))
             else:
                 document[field] = _setting_value(value, target, key)
         else:

@@ -1,0 +1,79 @@
+"""The Evaluator's executor: TFX's, except that a candidate and a model in service with different classes are never
+compared (TFMA would fail comparing a 6-class candidate with a 5-class baseline).
+
+Such a pair is "not comparable": the candidate is evaluated alone, and it is not blessed, with the reason written to
+the evaluation artifact (`not_comparable.json`, read by the run summary). After a class was added to the schema on
+purpose, `--accept-new-classes` (EvaluatorSettings.accept_new_classes) blesses it on the absolute gates alone.
+The classes of a model are the `class_names.json` the Trainer writes beside its serving model.
+"""
+
+import json
+import os
+from typing import Optional, Sequence
+
+from tfx.components.evaluator import constants
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.types import standard_component_specs
+
+from components.features import CLASS_NAMES_FILE
+
+NOT_COMPARABLE_FILE = "not_comparable.json"  # in the evaluation artifact, when the classes differ
+
+
+def class_names_of(model_uri: str) -> Optional[Sequence[str]]:
+    """The class names of a Model artifact, in label-id order (None when its Trainer did not record them)."""
+    import tensorflow as tf
+
+    path = os.path.join(model_uri, CLASS_NAMES_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def not_comparable_reason(evaluation_uri: str) -> Optional[dict]:
+    import tensorflow as tf
+
+    path = os.path.join(evaluation_uri, NOT_COMPARABLE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+class Executor(evaluator_executor.Executor):
+    """Refuses to compare models whose classes differ: not blessed (the default) or judged alone."""
+
+    accept_new_classes = False
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        import tensorflow as tf
+
+        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+        note = None
+        if baseline:
+            theirs = class_names_of(baseline[0].uri)
+            ours = class_names_of(input_dict[standard_component_specs.MODEL_KEY][0].uri)
+            if theirs is not None and ours is not None and list(theirs) != list(ours):
+                note = {"baseline_model": baseline[0].uri, "baseline_classes": list(theirs),
+                        "candidate_classes": list(ours), "accepted": self.accept_new_classes}
+                input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: []}
+        super().Do(input_dict, output_dict, exec_properties)
+        if note is None:
+            return
+        evaluation = output_dict[standard_component_specs.EVALUATION_KEY][0]
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, NOT_COMPARABLE_FILE), "w") as f:
+            json.dump(note, f)
+        if self.accept_new_classes:
+            return
+        blessing = output_dict[standard_component_specs.BLESSING_KEY][0]
+        blessed = os.path.join(blessing.uri, constants.BLESSED_FILE_NAME)
+        if tf.io.gfile.exists(blessed):
+            tf.io.gfile.remove(blessed)
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, constants.NOT_BLESSED_FILE_NAME), "w") as f:
+            f.write("")
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.NOT_BLESSED_VALUE)
+
+
+class AcceptNewClassesExecutor(Executor):
+    accept_new_classes = True
