@@ -9,8 +9,13 @@ would all pass. Instead:
   every example; other columns optional and not part of serving requests.
 - `SchemaFreezer`, after both gates passed, writes it once to the pipeline's frozen-schema folder
   (`<pipeline_root>/schema/schema.pbtxt`, with a `text_checks.toml` of the default thresholds beside it), where the
-  user can read and edit it. Later runs import it (ImportSchemaGen) and validate every new span against it, never
-  against the span itself. A data change that is legitimate (a new class) is an edit of that file (README).
+  user can read and edit it. From then on `SchemaCurator` publishes the frozen file instead, so every new span is
+  validated against it, never against itself. A data change that is legitimate (a new class) is an edit of that
+  file (README).
+
+Caching: the curator's parameters are the same before and after the freeze, so a second run on unchanged data takes
+it (and Transform, and the Trainer) from the cache; an edit of the frozen file is a new `frozen_edit` parameter (the
+edited file's digest, which the runner passes when the file differs from what was frozen), so it is never missed.
 """
 
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
@@ -20,6 +25,7 @@ import os
 from tfx import v1 as tfx
 
 SCHEMA_FILE = "schema.pbtxt"
+DIGEST_FILE = ".frozen.sha256"  # the digest of schema.pbtxt as frozen: a different file was edited since
 FROZEN_DIR = "schema"  # under the pipeline root
 LABEL_DOMAIN = "label"
 LABEL_DRIFT_THRESHOLD = 0.2  # the largest change of one class's share against the last accepted data
@@ -80,6 +86,23 @@ def frozen_schema_file(pipeline_root: str) -> str:
     return os.path.join(pipeline_root, FROZEN_DIR, SCHEMA_FILE)
 
 
+def digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def frozen_edit(pipeline_root: str) -> str:
+    """'' while the frozen schema is as it was frozen; the digest of the edited file once the user edited it."""
+    path = frozen_schema_file(pipeline_root)
+    if not os.path.isfile(path):
+        return ""
+    current = digest(open(path, "rb").read())
+    recorded = os.path.join(os.path.dirname(path), DIGEST_FILE)
+    frozen = open(recorded).read().strip() if os.path.isfile(recorded) else ""
+    return "" if current == frozen else current
+
+
 def _write_text_atomically(path: str, text: str) -> None:
     import tensorflow as tf
 
@@ -102,9 +125,11 @@ def SchemaCurator(
         text_key: tfx.dsl.components.Parameter[str],
         label_key: tfx.dsl.components.Parameter[str],
         label_names: tfx.dsl.components.Parameter[str],
-        frozen_dir: tfx.dsl.components.Parameter[str]):
+        frozen_dir: tfx.dsl.components.Parameter[str],
+        frozen_edit: tfx.dsl.components.Parameter[str] = ""):
     """SchemaGen's `inferred_schema` with a curated schema's defaults (`label_names`: the label domain, JSON); or, when
-    `frozen_dir` already holds a frozen schema (a later run of a compiled Kubeflow pipeline), that one."""
+    `frozen_dir` already holds a frozen schema (every run after the first accepted one), that one. `frozen_edit` only
+    changes the cache key (see the module's docstring)."""
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
@@ -134,5 +159,7 @@ def SchemaFreezer(
         checks = os.path.join(frozen_dir, "text_checks.toml")
         if not tf.io.gfile.exists(checks):
             _write_text_atomically(checks, default_text_checks_toml())
-        _write_text_atomically(target, SCHEMA_HEADER + text)  # last: its presence means the folder is complete
+        frozen = SCHEMA_HEADER + text
+        _write_text_atomically(os.path.join(frozen_dir, DIGEST_FILE), digest(frozen.encode()) + "\n")
+        _write_text_atomically(target, frozen)  # last: its presence means the folder is complete
     tf.io.gfile.copy(target, os.path.join(frozen_schema.uri, SCHEMA_FILE), overwrite=True)

@@ -69,6 +69,9 @@ class PipelineConfig:
     # The schema file as the user knows it, for messages, when schema_file is a snapshot of it (the local runner
     # imports a copy named by its content, so an edited schema is not taken from TFX's cache).
     schema_origin: Optional[str] = None
+    # With a frozen schema: '' while it is as frozen, else the edited file's digest (a new cache key for the step that
+    # publishes it, components/frozen_schema.py).
+    frozen_edit: str = ""
     # Thresholds of the checks on the tokenized text (components/text_stats.py): a text_checks.toml, by default the
     # one beside the curated schema; None: text_checks.DEFAULT_CHECKS.
     text_checks_file: Optional[str] = None

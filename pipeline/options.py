@@ -276,6 +276,8 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     """A local run's config, checking the input data on the way (InputError); also returns the input checks'
     warnings, and notes (what was chosen for the user). The cross-setting checks come first: they fail in a second,
     reading no data."""
+    from components.frozen_schema import frozen_edit
+
     from_scratch = args.pretrained.lower() == "none"
     checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())
     if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
@@ -323,8 +325,12 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         transform=transform, trainer=trainer, evaluator=evaluator,
         metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset, input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,
-        schema_file=snapshot_schema(schema, pipeline_root) if schema else None, schema_source=source,
-        schema_origin=schema, text_checks_file=checks_file, train_steps=args.train_steps,
+        # A curated schema is imported (a snapshot: see snapshot_schema); a frozen one is published by the pipeline's
+        # SchemaCurator, which keeps the cache across the freeze.
+        schema_file=snapshot_schema(schema, pipeline_root) if source in ("--schema", "curated") else None,
+        schema_source=source, schema_origin=schema,
+        frozen_edit=frozen_edit(str(pipeline_root)) if source == "frozen" else "",
+        text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=(f"--direct_running_mode={args.beam_direct_mode}",
                             f"--direct_num_workers={args.beam_workers}"),
         enable_cache=not args.no_cache), warnings, notes

@@ -145,7 +145,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     else:
         curated = SchemaCurator(inferred_schema=schema_gen.outputs["schema"], text_key=config.text_key,
                                 label_key=config.label_key, label_names=json.dumps(list(config.label_names)),
-                                frozen_dir=frozen_schema_dir(config)).with_id(SCHEMA_CURATOR)
+                                frozen_dir=frozen_schema_dir(config), frozen_edit=config.frozen_edit
+                                ).with_id(SCHEMA_CURATOR)
     components.append(curated)
     schema = curated.outputs["schema"]
 

@@ -17,11 +17,13 @@ RUN_LOCAL = REPO / "pipeline" / "run_local.py"
 # so the absolute accuracy gate is off here (the tests check the mechanics: blessing, baseline, push).
 QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", "tiny",
               "--max-seq-length", "64", "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3",
-              "--vocab", "checkpoint", "--min-accuracy", "0.0"]
+              "--vocab", "checkpoint", "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
 
 # The nodes a second run on the same data takes from the cache, and those that run again: the validation against
 # the last accepted data, whose baseline is then the first run's statistics (they are cheap).
 UPSTREAM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "ExampleValidator", "Transform")
+# A pipeline without a curated schema (tests/retraining.py's) curates SchemaGen's, then publishes the frozen one.
+OWN_DATA_UPSTREAM = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "SchemaCurator", "ExampleValidator", "Transform")
 VALIDATION = ("DriftValidator", "DataValidationGate", "TextStatisticsGen", "TextValidationGate")
 
 
@@ -68,7 +70,7 @@ def accepted(served, tmp_path_factory):
     they need. Returns the `retraining.Case`."""
     import random
 
-    from retraining import N, Case, review, rows, write_csv
+    from retraining import LABEL, TEXT, N, Case, review, rows, write_csv
 
     case = Case(served, tmp_path_factory.mktemp("accepted"))
     data = [[text, label, f"id-{i}"] for i, (text, label) in enumerate(rows(N, seed=11))]
@@ -76,6 +78,6 @@ def accepted(served, tmp_path_factory):
     data[7] = [(words * 2)[:100_000], "fresh", "id-long"]
     data[8] = ["a charming 🎬🍿 film, wonderful 👍", "fresh", "id-emoji"]
     data[9] = ["the ending was bland, 結末は退屈 and 지루한 plot", "rotten", "id-mixed"]
-    write_csv(case.span / "reviews.csv", data, header=("text", "label", "review_id"))
+    write_csv(case.span / "reviews.csv", data, header=(TEXT, LABEL, "review_id"))
     case.run("--train-steps", "1", "--warm-start", "--spans-window", "2")
     return case

@@ -1,7 +1,8 @@
-"""Retraining you can trust: bad data and bad models never replace the model in service.
+"""Retraining you can trust: bad data and bad models never replace the model in service, on a user's own data.
 
 A good run (conftest's `served`) first trains and pushes a model on span-1 of a small, easily learned dataset
-(tests/retraining.py). Each case then starts from a copy of that run's pipeline root and serving folder, adds a span-2 holding the bad data, runs
+(tests/retraining.py), given as a user's own CSV files (own column names, no --schema): that run froze the schema
+its data was accepted with. Each case then starts from a copy of that run's pipeline root and serving folder, adds a span-2 holding the bad data, runs
 `pipeline/run_local.py` as a user would, and checks the exit status, the one-line message, the machine-readable
 anomalies (in --summary-json and in <pipeline_root>/anomalies.json), what did not run, and that the serving folder
 is byte-for-byte what it was. Data that should be accepted (a 100,000-character text, emoji, mixed scripts, an extra
@@ -14,8 +15,8 @@ import re
 
 import pytest
 
-from conftest import UPSTREAM, VALIDATION
-from retraining import N, Case, rows, snapshot, write_csv
+from conftest import OWN_DATA_UPSTREAM, VALIDATION
+from retraining import LABEL, TEXT, N, Case, rows, snapshot, write_csv
 
 
 @pytest.fixture
@@ -41,12 +42,12 @@ def test_unbalanced_quotes(case):
 
 # 2. The text column missing or renamed ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", [("label",), ("review", "label")], ids=["missing", "renamed"])
+@pytest.mark.parametrize("header", [(LABEL,), ("text", LABEL)], ids=["missing", "renamed"])
 def test_text_column_missing_or_renamed(case, header):
     data = [[label] for _, label in rows(50)] if len(header) == 1 else rows(50)
     write_csv(case.span / "reviews.csv", data, header=header)
     case.run()
-    case.assert_refused("MISSING_COLUMN", "text", "no text column 'text'", "--text-column")
+    case.assert_refused("MISSING_COLUMN", TEXT, f"no text column '{TEXT}'", "--text-column")
 
 
 # 3. Empty and whitespace-only texts -----------------------------------------------------------------------------
@@ -57,8 +58,8 @@ def test_a_few_empty_texts(case):
         data[i][0] = ""
     write_csv(case.span / "reviews.csv", data)
     case.run()
-    # The curated schema requires a text in every example (presence.min_fraction 1.0).
-    case.assert_refused("INVALID_FEATURE_SHAPE", "text", "'text'", "an empty CSV field")
+    # The frozen schema requires a text in every example (presence.min_fraction 1.0), as a curated one does.
+    case.assert_refused("INVALID_FEATURE_SHAPE", TEXT, f"'{TEXT}'", "an empty CSV field", "schema/schema.pbtxt")
     assert "Transform" not in case.summary["components"]
 
 
@@ -69,7 +70,7 @@ def test_mostly_whitespace_texts(case):
     write_csv(case.span / "reviews.csv", data)
     case.run()
     # Present for TFDV, but no token at all: the text checks (max_empty_share in text_checks.toml) stop it.
-    case.assert_refused("EMPTY_TEXTS", "text", "have no token at all", "max_empty_share")
+    case.assert_refused("EMPTY_TEXTS", TEXT, "have no token at all", "max_empty_share")
     assert case.summary["components"]["Transform"]["state"] == "COMPLETE"
     train = case.summary["text_statistics"]["train"]
     assert train["empty"] > train["examples"] / 2, train
@@ -77,22 +78,29 @@ def test_mostly_whitespace_texts(case):
 
 # 4. Missing labels, a label outside the schema's domain ----------------------------------------------------------
 
-def test_missing_labels(case):
+# Refused at the edge, before anything runs: the file, the column, how many rows, their lines and the values.
+
+@pytest.mark.parametrize("every", [10, 2], ids=["a tenth", "half"])
+def test_missing_labels(case, every):
     data = rows(200, seed=5)
-    for i in range(0, 200, 10):
+    for i in range(0, 200, every):
         data[i][1] = ""
     write_csv(case.span / "reviews.csv", data)
     case.run()
-    case.assert_refused("INVALID_FEATURE_SHAPE", "label", "'label'", "an empty CSV field")
+    case.assert_refused("MISSING_LABELS", LABEL, "reviews.csv", f"{200 // every} of 200 rows have no value",
+                        f"label column '{LABEL}'", "lines 2, ")
+    assert case.summary["components"] == {}  # nothing ran
 
 
-def test_label_outside_the_schema_domain(case):
+def test_label_outside_the_frozen_domain(case):
     data = rows(200, seed=6)
     for i in range(0, 200, 3):
         data[i][1] = "meh"
     write_csv(case.span / "reviews.csv", data)
     case.run()
-    case.assert_refused("ENUM_TYPE_UNEXPECTED_STRING_VALUES", "label", "'label'", "meh")
+    case.assert_refused("UNKNOWN_LABELS", LABEL, "reviews.csv", "'meh' in 67 row(s)", "its classes: fresh, rotten",
+                        str(case.root / "schema" / "schema.pbtxt"), "--accept-new-classes")
+    assert case.summary["components"] == {}
 
 
 # 5. Bytes that are not UTF-8 ----------------------------------------------------------------------------------------
@@ -124,7 +132,8 @@ def test_empty_span_folder(case):
 def test_label_distribution_drift(case):
     write_csv(case.span / "reviews.csv", rows(N, seed=8, fresh_share=0.95))
     case.run()
-    case.assert_refused("COMPARATOR_L_INFTY_HIGH", "label", "'label'", "Linfty")
+    case.assert_refused("COMPARATOR_L_INFTY_HIGH", LABEL, f"'{LABEL}'", "Linfty",
+                        f"edit {case.root / 'schema' / 'schema.pbtxt'}")
     assert case.summary["anomalies"][0]["found_by"] == "DriftValidator"
     assert "Transform" not in case.summary["components"]
 
@@ -133,7 +142,7 @@ def test_text_length_drift(case):
     # The same kind of reviews, but every one three times as long (still far below --max-seq-length).
     write_csv(case.span / "reviews.csv", rows(N, seed=9, length=40))
     case.run()
-    case.assert_refused("COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", "text", "tokens per text drifted",
+    case.assert_refused("COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", TEXT, "tokens per text drifted",
                         "max_token_count_drift")
 
 
@@ -149,7 +158,7 @@ def test_texts_the_vocabulary_cannot_represent(case):
             for _ in range(N)]
     write_csv(case.span / "reviews.csv", data)
     case.run()
-    case.assert_refused("UNKNOWN_TOKENS", "text", "[UNK]", "max_unk_share")
+    case.assert_refused("UNKNOWN_TOKENS", TEXT, "[UNK]", "max_unk_share")
     assert any("LOW_WORD_COVERAGE" in a["kind"] for a in case.summary["anomalies"]), case.summary["anomalies"]
     assert case.summary["text_statistics"]["train"]["unk_share"] > 0.9
 
@@ -167,7 +176,8 @@ def test_a_100000_character_text_is_accepted_and_truncated(accepted):
     assert sum(split["tokens_max"] > 10_000 for split in stats.values()) == 1, stats
     assert accepted.summary["anomalies"] == []
     assert accepted.summary["pushed"] or accepted.summary["not_blessed_because"]
-    assert "truncated to 64" in accepted.proc.stdout
+    length = accepted.summary["max_seq_length"]  # chosen by --max-seq-length auto, as in the first run
+    assert length % 32 == 0 and f"truncated to {length}" in accepted.proc.stdout
 
 
 def test_extra_column_is_accepted_with_a_warning(accepted):
@@ -188,7 +198,7 @@ def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
     # A second run on the same data: every step before the Trainer comes from the cache, except the validation
     # against the last accepted data (whose baseline is now the first run's statistics, so it runs again and finds
     # no drift); the Evaluator's baseline is the model the first run pushed.
-    for node in UPSTREAM:
+    for node in OWN_DATA_UPSTREAM:  # the frozen schema is published from the cache too: the freeze kept the cache
         assert summary["components"][node]["state"] == "CACHED", (node, summary["components"][node])
     for node in VALIDATION + ("Trainer", "Evaluator"):
         assert summary["components"][node]["state"] == "COMPLETE", (node, summary["components"][node])
@@ -204,7 +214,8 @@ def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
     assert found, reasons
     drop, candidate, baseline = map(float, found.groups())
     assert abs(candidate - accuracy) < 1e-3 and abs(baseline - served) < 1e-3 and abs(drop - (served - accuracy)) < 1e-3
-    assert "blessed: False (sparse_categorical_accuracy" in case.proc.stdout
+    verdict = next(line for line in case.proc.stdout.splitlines() if line.startswith("blessed: "))
+    assert verdict.startswith("blessed: False (") and "sparse_categorical_accuracy is" in verdict
     assert snapshot(case.serving) == case.before
 
 

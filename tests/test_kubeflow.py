@@ -238,19 +238,27 @@ def test_compile_input_errors(tmp_path, capsys, compiled, args, fragments):
 
 def test_compile_custom_data_in_span_folders(tmp_path, capsys, compiled):
     output = tmp_path / "spans.yaml"
-    assert kfp_cli.main(["compile", "--output", str(output), "--dataset", "custom", "--data-root", "gs://b/incoming",
-                    "--spans", "--labels", "neg,pos", "--text-column", "review", "--serving-dir", "gs://b/serving",
-                    "--image", IMAGE]) == 0
+    args = ["compile", "--output", str(output), "--dataset", "custom", "--data-root", "gs://b/incoming", "--spans",
+            "--labels", "neg,pos", "--text-column", "review", "--serving-dir", "gs://b/serving", "--image", IMAGE]
+    # Without a schema the pipeline freezes one under the pipeline root: it needs to know where that is.
+    assert kfp_cli.main(args) == 2
+    assert_one_error(capsys.readouterr().err, "pass --pipeline-root (or --schema)")
+    assert kfp_cli.main([*args, "--pipeline-root", "gs://b/root"]) == 0
     spec = yaml.safe_load(output.read_text())
-    example_gen = spec["root"]["dag"]["tasks"]["CsvExampleGen"]
+    tasks = spec["root"]["dag"]["tasks"]
+    example_gen = tasks["CsvExampleGen"]
     patterns = json.loads(example_gen["inputs"]["parameters"]["input_config"]["runtimeValue"]["constant"])
     assert patterns == {"splits": [{"name": "all", "pattern": "span-{SPAN}/*.csv"}]}
     assert example_gen["cachingOptions"] == {}  # the same data_root brings a new span each time
-    assert "ImportSchemaGen" not in spec["root"]["dag"]["tasks"]  # no curated schema: SchemaGen's is used
-    assert "defaultPipelineRoot" not in spec  # the server's default pipeline root
+    # No curated schema: SchemaGen's, curated, validates the first span and is frozen once accepted; later runs use
+    # the frozen one (SchemaCurator reads it from the pipeline root when it is there).
+    assert "ImportSchemaGen" not in tasks
+    constant = lambda task, key: tasks[task]["inputs"]["parameters"][key]["runtimeValue"]["constant"]  # noqa: E731
+    assert constant("SchemaCurator", "frozen_dir") == constant("SchemaFreezer", "frozen_dir") == "gs://b/root/schema"
+    assert json.loads(constant("SchemaCurator", "label_names")) == ["neg", "pos"]
+    assert "TextValidationGate" in tasks["SchemaFreezer"].get("dependentTasks", [])
     assert json.loads(spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])[
         "text_key"] == "review"
-    assert "default pipeline root" in capsys.readouterr().out
 
 
 def test_help_of_every_subcommand(capsys):

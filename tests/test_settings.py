@@ -73,6 +73,10 @@ def test_every_flag_is_offered_with_the_dataclass_default(cls, parser_of):
         action = _action(parser, field.metadata["flag"])
         assert action.dest == field.name
         expected = None if field.name in CHOSEN_BY_THE_FRONT_DOOR else field.default
+        if field.metadata["auto"]:
+            expected = settings_lib.AUTO  # chosen from the data (--max-seq-length auto)
+            assert parser.parse_args(["--output", "x.json"] if parser_of is _compile_parser else []
+                                     ).max_seq_length == settings_lib.AUTO
         assert action.default == expected, (field.name, action.default)
         assert field.metadata["help"].split(" (")[0] in action.help
         value = _a_value(cls, field)
@@ -234,3 +238,23 @@ def test_transform_and_trainer_must_agree():
         PipelineConfig(pipeline_root="r", data_root="d", serving_dir="s",
                        transform=TransformSettings(text_key="review", vocab_file="v.txt"),
                        trainer=TrainerSettings(vocab_file="v.txt"))
+
+
+def test_auto_sequence_length_covers_the_training_texts(tmp_path):
+    """--max-seq-length auto: the shortest multiple of 32 that holds 98% of the texts whole, capped by the encoder."""
+    from pipeline import sequence_length
+
+    vocab = str(assets.ensure_checkpoint() / "vocab.txt")
+    texts = [" ".join(["good"] * n) for n in range(1, 101)]  # 1..100 words, one WordPiece token each
+    length, cut, seen = sequence_length.choose(texts, vocab, True, cap=512)
+    assert (length, cut, seen) == (128, 0, 100)  # 98 words + [CLS] + [SEP] = 100 tokens -> 128
+    length, cut, seen = sequence_length.choose(texts, vocab, True, cap=64)
+    assert (length, cut) == (64, 38)  # texts of 63..100 words do not fit in 64 tokens
+    assert sequence_length.choose(["a b c"] * 10, vocab, True, cap=512)[0] == 32  # never below 32
+    # Without a vocabulary (one to be learned): estimated from the words.
+    estimated, _, _ = sequence_length.choose(texts, "", True, cap=512)
+    assert estimated == 160  # ceil(98 * 1.3) + 2 = 130 -> 160
+    args = local_parser().parse_args(["--data-root", str(_data(tmp_path)), "--pretrained", "none",
+                                      "--vocab", "checkpoint"])
+    config, _, notes = options.local_config(args)
+    assert config.transform.max_seq_length == 32 and "--max-seq-length auto: 32 tokens" in notes[0]
