@@ -82,6 +82,18 @@ def curate(inferred, text_key: str, label_key: str, label_names):
     return schema
 
 
+def resolve_frozen_dir(frozen_dir: str, artifact_uri: str) -> str:
+    """`frozen_dir` as given (a URI or an absolute path: Kubeflow), or, relative, under the pipeline root, which a
+    local run's artifact URI starts with (<pipeline_root>/<node id>/<output key>/<execution id>). Relative keeps the
+    step's cache key the same when a pipeline root is moved or copied."""
+    if "://" in frozen_dir or os.path.isabs(frozen_dir):
+        return frozen_dir
+    root = artifact_uri.rstrip("/")
+    for _ in range(3):
+        root = os.path.dirname(root)
+    return os.path.join(root, frozen_dir)
+
+
 def frozen_schema_file(pipeline_root: str) -> str:
     return os.path.join(pipeline_root, FROZEN_DIR, SCHEMA_FILE)
 
@@ -133,7 +145,7 @@ def SchemaCurator(
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
-    frozen = os.path.join(frozen_dir, SCHEMA_FILE)
+    frozen = os.path.join(resolve_frozen_dir(frozen_dir, schema.uri), SCHEMA_FILE)
     if tf.io.gfile.exists(frozen):
         tf.io.gfile.copy(frozen, os.path.join(schema.uri, SCHEMA_FILE), overwrite=True)
         return
@@ -151,6 +163,7 @@ def SchemaFreezer(
     frozen file is also published as `frozen_schema`."""
     import tensorflow as tf
 
+    frozen_dir = resolve_frozen_dir(frozen_dir, frozen_schema.uri)
     target = os.path.join(frozen_dir, SCHEMA_FILE)
     tf.io.gfile.makedirs(frozen_dir)
     if not tf.io.gfile.exists(target):

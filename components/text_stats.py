@@ -3,8 +3,9 @@
 TFDV describes the raw columns; it cannot tell whether the vocabulary represents the texts. Transform emits, next
 to the BERT inputs, per-example counts of the tokenized text before truncation (`features.TEXT_STAT_KEYS`: words,
 WordPiece tokens, [UNK] tokens). For every split this component
-- computes TFDV statistics of those counts (an ExampleStatistics artifact: `tfdv.visualize_statistics` shows the
-  sequence-length distribution) and a `text_statistics.json` of the shares the checks use;
+- computes TFDV statistics of those counts, clipped at twice the sequence length (an ExampleStatistics artifact:
+  `tfdv.visualize_statistics` shows the sequence-length distribution) and a `text_statistics.json` of the exact
+  shares and percentiles the checks use;
 - checks the shares against the thresholds of `text_checks.toml` beside the curated schema (components/text_checks.py):
   texts with no token at all (empty after normalization, e.g. whitespace only), texts truncated at max_seq_length,
   [UNK] among the tokens, words the vocabulary covers. A new span in another language, or in
@@ -70,6 +71,17 @@ def summarize(counts: Dict[str, np.ndarray], max_seq_length: int) -> dict:
         "tokens_p95": int(np.percentile(tokens, 95)),
         "tokens_max": int(tokens.max()),
     }
+
+
+# The statistics of the counts (and so the drift check) clip them at this many times the sequence length: TFDV's
+# histograms have equal-width buckets from the smallest to the largest value, so one 100,000-character text would put
+# every other text in the first bucket and look like a drift of the whole distribution. The shares and percentiles of
+# text_statistics.json use the exact counts.
+STATS_CLIP = 2
+
+
+def clipped(counts: Dict[str, np.ndarray], max_seq_length: int) -> Dict[str, np.ndarray]:
+    return {key: np.minimum(values, STATS_CLIP * max_seq_length) for key, values in counts.items()}
 
 
 def check_shares(split_summary: dict, checks: Dict[str, float], text_key: str,
@@ -149,7 +161,7 @@ def TextStatisticsGen(
     for split, files in sorted(_split_files(examples).items()):
         counts = read_counts(files)
         summaries[split] = summarize(counts, max_seq_length)
-        stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame(counts))
+        stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame(clipped(counts, max_seq_length)))
         folder = os.path.join(statistics.uri, f"Split-{split}")
         tf.io.gfile.makedirs(folder)
         with tf.io.gfile.GFile(os.path.join(folder, STATISTICS_FILE), "wb") as f:

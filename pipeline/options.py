@@ -148,13 +148,22 @@ def _read_text(location: str) -> Optional[str]:
                          "checked before the run.") from None
 
 
+def _exists(location: str) -> bool:
+    if "://" not in location:
+        return os.path.isfile(location)
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(location)
+
+
 def read_checkpoint(location: str, shown: Optional[str] = None) -> Tuple[dict, bool]:
     """(config.json as a dict, lower_case from tokenizer_config.json) of a checkpoint folder. `shown` is the folder
     as the user named it, when `location` is a local copy of it."""
     shown = shown or location
     config_text = _read_text(posixpath.join(location, "config.json"))
     has_vocab = _read_text(posixpath.join(location, "vocab.txt")) is not None
-    if config_text is None or not has_vocab:
+    has_weights = _exists(posixpath.join(location, "model.safetensors"))
+    if config_text is None or not has_vocab or not has_weights:
         raise InputError(f"--pretrained {shown} is not a BERT checkpoint folder (config.json, model.safetensors and "
                          "vocab.txt expected).")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from pathlib import Path
 from typing import List
 
@@ -50,8 +51,9 @@ VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the no
 
 
 def frozen_schema_dir(config: PipelineConfig) -> str:
-    """Where a pipeline without a curated schema keeps the one it froze (components/frozen_schema.py)."""
-    return os.path.join(config.pipeline_root, FROZEN_DIR)
+    """Where a pipeline without a curated schema keeps the one it froze (components/frozen_schema.py): relative to the
+    pipeline root on a local run (so a moved or copied root keeps its cache), the full location on Kubeflow."""
+    return FROZEN_DIR if config.orchestrator == "local" else posixpath.join(config.pipeline_root, FROZEN_DIR)
 
 
 def fix_hint(config: PipelineConfig) -> str:

@@ -21,10 +21,14 @@ QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", 
 
 # The nodes a second run on the same data takes from the cache, and those that run again: the validation against
 # the last accepted data, whose baseline is then the first run's statistics (they are cheap).
-UPSTREAM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "SchemaGen", "ExampleValidator", "Transform")
+from pipeline import pipeline as nodes  # noqa: E402  (the node ids, defined where the DAG is built)
+
+UPSTREAM = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.IMPORT_SCHEMA_GEN, nodes.SCHEMA_GEN, nodes.EXAMPLE_VALIDATOR,
+            nodes.TRANSFORM)
 # A pipeline without a curated schema (tests/retraining.py's) curates SchemaGen's, then publishes the frozen one.
-OWN_DATA_UPSTREAM = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "SchemaCurator", "ExampleValidator", "Transform")
-VALIDATION = ("DriftValidator", "DataValidationGate", "TextStatisticsGen", "TextValidationGate")
+OWN_DATA_UPSTREAM = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.SCHEMA_GEN, nodes.SCHEMA_CURATOR,
+                     nodes.EXAMPLE_VALIDATOR, nodes.TRANSFORM)
+VALIDATION = (nodes.DRIFT_VALIDATOR, nodes.DATA_GATE, nodes.TEXT_STATISTICS_GEN, nodes.TEXT_GATE)
 
 
 def run_local(*args, timeout=900, env=None):

@@ -17,6 +17,7 @@ import random
 import shutil
 from pathlib import Path
 
+from pipeline import pipeline as nodes
 from conftest import run_local
 
 TEXT, LABEL = "review", "verdict"  # the user's column names
@@ -103,6 +104,6 @@ class Case:
             assert any(kind in a["kind"].split(",") and a["feature"] == feature for a in anomalies), anomalies
         components = self.summary["components"]
         if not trained:
-            assert "Trainer" not in components, components
-        assert "Pusher" not in components and not self.summary["pushed"], components
+            assert nodes.TRAINER not in components, components
+        assert nodes.PUSHER not in components and not self.summary["pushed"], components
         assert snapshot(self.serving) == self.before  # the model in service, byte for byte

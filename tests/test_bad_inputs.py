@@ -15,6 +15,7 @@ import re
 
 import pytest
 
+from pipeline import pipeline as nodes
 from conftest import OWN_DATA_UPSTREAM, VALIDATION
 from retraining import LABEL, TEXT, N, Case, rows, snapshot, write_csv
 
@@ -60,7 +61,7 @@ def test_a_few_empty_texts(case):
     case.run()
     # The frozen schema requires a text in every example (presence.min_fraction 1.0), as a curated one does.
     case.assert_refused("INVALID_FEATURE_SHAPE", TEXT, f"'{TEXT}'", "an empty CSV field", "schema/schema.pbtxt")
-    assert "Transform" not in case.summary["components"]
+    assert nodes.TRANSFORM not in case.summary["components"]
 
 
 def test_mostly_whitespace_texts(case):
@@ -71,7 +72,7 @@ def test_mostly_whitespace_texts(case):
     case.run()
     # Present for TFDV, but no token at all: the text checks (max_empty_share in text_checks.toml) stop it.
     case.assert_refused("EMPTY_TEXTS", TEXT, "have no token at all", "max_empty_share")
-    assert case.summary["components"]["Transform"]["state"] == "COMPLETE"
+    assert case.summary["components"][nodes.TRANSFORM]["state"] == "COMPLETE"
     train = case.summary["text_statistics"]["train"]
     assert train["empty"] > train["examples"] / 2, train
 
@@ -135,7 +136,7 @@ def test_label_distribution_drift(case):
     case.assert_refused("COMPARATOR_L_INFTY_HIGH", LABEL, f"'{LABEL}'", "Linfty",
                         f"edit {case.root / 'schema' / 'schema.pbtxt'}")
     assert case.summary["anomalies"][0]["found_by"] == "DriftValidator"
-    assert "Transform" not in case.summary["components"]
+    assert nodes.TRANSFORM not in case.summary["components"]
 
 
 def test_text_length_drift(case):
@@ -169,7 +170,7 @@ def test_texts_the_vocabulary_cannot_represent(case):
 def test_a_100000_character_text_is_accepted_and_truncated(accepted):
     # A new span unlike the last only by these few texts: both drift checks and every text check pass.
     assert accepted.proc.returncode == 0, accepted.proc.stderr[-4000:]
-    for gate in ("DataValidationGate", "TextValidationGate"):
+    for gate in (nodes.DATA_GATE, nodes.TEXT_GATE):
         assert accepted.summary["components"][gate]["state"] == "COMPLETE"
     stats = accepted.summary["text_statistics"]
     assert sum(split["truncated"] for split in stats.values()) == 1, stats
@@ -200,7 +201,7 @@ def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
     # no drift); the Evaluator's baseline is the model the first run pushed.
     for node in OWN_DATA_UPSTREAM:  # the frozen schema is published from the cache too: the freeze kept the cache
         assert summary["components"][node]["state"] == "CACHED", (node, summary["components"][node])
-    for node in VALIDATION + ("Trainer", "Evaluator"):
+    for node in VALIDATION + (nodes.TRAINER, nodes.EVALUATOR):
         assert summary["components"][node]["state"] == "COMPLETE", (node, summary["components"][node])
     assert summary["anomalies"] == [], summary["anomalies"]
     assert summary["baseline_model"] == case.good["model_uri"] != summary["model_uri"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import pipeline as nodes
 from conftest import QUICK_ARGS, REPO
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ def test_atomic_pusher_takes_the_next_free_version_and_cleans_up(model_uri, tmp_
 
 # One epoch is enough here (and keeps the file's runtime down); the Trainer still runs for tens of seconds.
 CRASH_ARGS = [*QUICK_ARGS, "--epochs", "1"]
-UPSTREAM_CACHED = ("CsvExampleGen", "StatisticsGen", "Transform")
+UPSTREAM_CACHED = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM)
 
 
 def _wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, log: Path):
@@ -309,9 +310,9 @@ def test_a_second_run_on_the_same_pipeline_root_is_refused(crash_and_rerun):
 
 def test_a_run_killed_in_the_trainer_was_killed_mid_training(crash_and_rerun):
     states = crash_and_rerun["killed_states"]
-    assert states.get("Trainer") == "RUNNING", states  # MLMD still says RUNNING: the process died in it
+    assert states.get(nodes.TRAINER) == "RUNNING", states  # MLMD still says RUNNING: the process died in it
     assert all(states[node] == "COMPLETE" for node in UPSTREAM_CACHED), states
-    assert "Evaluator" not in states and "Pusher" not in states
+    assert nodes.EVALUATOR not in states and nodes.PUSHER not in states
     assert crash_and_rerun["serving_after_kill"] == []
 
 
@@ -322,7 +323,7 @@ def test_the_rerun_completes_and_reuses_the_finished_upstream_steps(crash_and_re
     components = summary["components"]
     for node in UPSTREAM_CACHED:
         assert components[node]["state"] == "CACHED", (node, components)
-    for node in ("Trainer", "Evaluator", "Pusher"):
+    for node in (nodes.TRAINER, nodes.EVALUATOR, nodes.PUSHER):
         assert components[node]["state"] == "COMPLETE", (node, components)
 
     pushed = Path(summary["pushed_dir"])

@@ -10,8 +10,9 @@ import re
 import sys
 from pathlib import Path
 
+from pipeline import pipeline as nodes
 from conftest import OWN_DATA_UPSTREAM, run_local
-from retraining import ARGS, LABEL, NEW_CLASS, N, Case, rows, snapshot, write_csv
+from retraining import LABEL, NEW_CLASS, N, Case, rows, snapshot, write_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import own_data  # noqa: E402
@@ -54,14 +55,14 @@ def test_a_new_class_is_accepted_after_editing_the_frozen_schema(served, tmp_pat
     reason = summary["not_blessed_because"][0]
     assert "not comparable with the model in service" in reason and f"new: {NEW_CLASS}" in reason
     assert "--accept-new-classes" in reason
-    assert summary["components"]["SchemaCurator"]["state"] == "COMPLETE"  # the edit reached the pipeline
+    assert summary["components"][nodes.SCHEMA_CURATOR]["state"] == "COMPLETE"  # the edit reached the pipeline
     assert snapshot(case.serving) == case.before
 
     # With it, the same run (everything up to the Evaluator from the cache) is judged on the absolute gates alone.
     proc = case.run("--accept-new-classes")
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = case.summary
-    for node in OWN_DATA_UPSTREAM + ("Trainer",):
+    for node in OWN_DATA_UPSTREAM + (nodes.TRAINER,):
         assert summary["components"][node]["state"] == "CACHED", (node, summary["components"])
     assert summary["blessed"] is True and summary["pushed"] is True, summary.get("not_blessed_because")
     assert summary["not_comparable"]["accepted"] is True

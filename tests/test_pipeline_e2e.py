@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline import pipeline as nodes
 from conftest import UPSTREAM, VALIDATION
 
 
@@ -20,7 +21,7 @@ def test_first_run_is_blessed_pushed_and_summarised(first_run):
     counts = summary["examples_per_split"]
     assert set(counts) == {"train", "eval", "test"}
     assert sum(counts.values()) == 1000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
-    for node in UPSTREAM + VALIDATION + ("Trainer", "Evaluator", "Pusher"):
+    for node in UPSTREAM + VALIDATION + (nodes.TRAINER, nodes.EVALUATOR, nodes.PUSHER):
         assert summary["components"][node]["state"] == "COMPLETE", node
         assert summary["components"][node]["seconds"] >= 0
     metrics = summary["eval_metrics"]
@@ -76,11 +77,12 @@ def test_default_console_is_one_line_per_step_and_the_summary(first_run):
     total = int(steps[0].split("/")[1].split("]")[0])
     assert len(started) == len(ended) == total == len(steps) // 2
     by_node = {line.split("] ", 1)[1].split(" ")[0]: line for line in ended}
-    assert set(by_node) >= {"CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"}
+    assert set(by_node) >= {nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM, nodes.TRAINER, nodes.EVALUATOR,
+                            nodes.PUSHER}
     counts = summary["examples_per_split"]
     assert f"examples eval {counts['eval']}, test {counts['test']}, train {counts['train']}" in \
-        by_node["StatisticsGen"]
-    assert by_node["ExampleValidator"].endswith(": 0 anomalies")
-    assert "blessed" in by_node["Evaluator"] and "pushed to " in by_node["Pusher"]
+        by_node[nodes.STATISTICS_GEN]
+    assert by_node[nodes.EXAMPLE_VALIDATOR].endswith(": 0 anomalies")
+    assert "blessed" in by_node[nodes.EVALUATOR] and "pushed to " in by_node[nodes.PUSHER]
     assert any(line.startswith("Trainer: epoch 2/2 done") for line in lines)  # the Trainer's progress
     assert lines[-1].startswith("pushed: ")  # the summary closes the output

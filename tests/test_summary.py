@@ -94,3 +94,41 @@ def test_read_split_and_split_counts(tmp_path):
         folder.mkdir(parents=True)
         (folder / "FeatureStats.pb").write_bytes(stats.SerializeToString())
     assert s.split_counts(str(tmp_path / "stats")) == {"eval": 2, "train": 8}
+
+
+def test_a_macro_f1_failure_names_its_flags():
+    failure = _failure("f1_score", 0.33, lower=0.5)
+    failure.metric_key.aggregation_type.macro_average = True
+    assert s._describe_failure(failure, {}) == "macro_f1_score 0.3300 is below the minimum 0.5 (--min-macro-f1)"
+    drop = _failure("f1_score", -0.1, is_diff=True, absolute=-0.02)
+    drop.metric_key.aggregation_type.macro_average = True
+    text = s._describe_failure(drop, {"macro_f1_score": 0.7})
+    assert text.startswith("macro_f1_score is 0.1000 below the model in service's (0.7000 against 0.8000)")
+    assert text.endswith("(--max-macro-f1-drop)")
+
+
+def test_not_comparable_reasons():
+    note = {"baseline_classes": ["a", "b"], "candidate_classes": ["a", "b", "c"], "accepted": False}
+    assert s.not_comparable_text(note).startswith("not comparable with the model in service, whose classes differ "
+                                                  "(new: c)")
+    assert "--accept-new-classes" in s.not_comparable_text(note)
+    accepted = s.not_comparable_text({**note, "candidate_classes": ["a"], "accepted": True})
+    assert accepted.startswith("the model in service has other classes (gone: b)") and "absolute gates" in accepted
+
+
+def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
+    """The macro F1 gate applies to the macro average only: a class with a low F1 alone does not fail a model."""
+    import tensorflow_model_analysis as tfma
+
+    from pipeline.evaluation import EvaluatorSettings, make_eval_config
+
+    config = make_eval_config(EvaluatorSettings(min_macro_f1=0.55, max_macro_f1_drop=0.03), num_classes=3)
+    thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
+    f1 = {key: value for key, value in thresholds.items() if key.name == "f1_score"}
+    assert f1 and all(key.aggregation_type and key.aggregation_type.macro_average for key in f1), list(f1)
+    found = [threshold for entries in f1.values() for _, threshold in entries]  # (slice, threshold) pairs
+    bounds = sorted(t.lower_bound.value for t in found if "lower_bound" in t.DESCRIPTOR.fields_by_name)
+    drops = sorted(t.absolute.value for t in found if "absolute" in t.DESCRIPTOR.fields_by_name)
+    assert bounds == [0.55] and drops == [-0.03]
+    accuracy = [k for k in thresholds if k.name == "sparse_categorical_accuracy"]
+    assert len(accuracy) == 2  # its floor and its allowed drop

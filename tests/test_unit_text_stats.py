@@ -297,3 +297,24 @@ def test_truncation_is_reported_not_refused_without_a_baseline():
     assert [r.short_description for r in first] == ["TRUNCATED_TEXTS_REPORTED"]
     assert "reported, not refused" in first[0].description and "--max-seq-length" in first[0].description
     assert [r.short_description for r in later] == ["TRUNCATED_TEXTS"]
+
+
+def test_one_enormous_text_is_not_a_drift_but_longer_texts_are():
+    """The drift statistics clip the counts at twice the sequence length: one 100,000-character text among hundreds
+    of short ones does not look like the whole distribution moved; texts three times as long do."""
+    import numpy as np
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+
+    rng = np.random.default_rng(0)
+    short = rng.integers(8, 18, 400)
+
+    def stats(wordpieces):
+        counts = {"num_words": wordpieces, "num_wordpieces": wordpieces, "num_unk": np.zeros_like(wordpieces)}
+        return tfdv.generate_statistics_from_dataframe(pd.DataFrame(text_stats.clipped(counts, 32)))
+
+    baseline = stats(short)
+    with_outlier = stats(np.concatenate([rng.integers(8, 18, 399), [25_000]]))
+    longer = stats(short * 3)
+    assert not text_stats.token_count_drift(with_outlier, baseline, 0.25).anomaly_info
+    assert text_stats.token_count_drift(longer, baseline, 0.25).anomaly_info
