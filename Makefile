@@ -18,6 +18,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 RUN_ARGS ?=
 TEST_ARGS ?=
+# Test processes (pytest-xdist): the pipeline runs are mostly one busy core each; tests/conftest.py groups the tests
+# that share a run so that each run happens once.
+TEST_WORKERS ?= 2
 
 .PHONY: help venv tools assets run test clean-outputs
 
@@ -55,7 +58,7 @@ run: assets
 	$(PY) pipeline/run_local.py $(RUN_ARGS)
 
 test: assets $(TOOLS_STAMP)
-	$(PY) -m pytest $(TEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
 
 clean-outputs:
 	rm -rf outputs

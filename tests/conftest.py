@@ -85,3 +85,18 @@ def accepted(served, tmp_path_factory):
     write_csv(case.span / "reviews.csv", data, header=(TEXT, LABEL, "review_id"))
     case.run("--train-steps", "1", "--warm-start", "--spans-window", "2")
     return case
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups for `pytest -n 2 --dist loadgroup` (the Makefile's test target): every test of a shared pipeline run
+    (the `served`/`accepted` runs, the `first_run`) goes to the worker that made it, so each run happens once; the
+    other tests stay with their module, whose module-scoped fixtures are then built once too."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"served", "accepted", "case"}:
+            group = "served"
+        elif "first_run" in names:
+            group = "first_run"
+        else:
+            group = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
