@@ -87,6 +87,7 @@ def accepted(served, tmp_path_factory):
     return case
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Groups for `pytest -n 2 --dist loadgroup` (the Makefile's test target): every test of a shared pipeline run
     (the `served`/`accepted` runs, the `first_run`) goes to the worker that made it, so each run happens once; the
