@@ -21,14 +21,21 @@ NOT_COMPARABLE_FILE = "not_comparable.json"  # in the evaluation artifact, when 
 
 
 def class_names_of(model_uri: str) -> Optional[Sequence[str]]:
-    """The class names of a Model artifact, in label-id order (None when its Trainer did not record them)."""
+    """The class names of a Model artifact, in label-id order: the Trainer's class_names.json, or, for a model trained
+    before it wrote one, the class names its serving model carries (None when neither is there)."""
     import tensorflow as tf
 
     path = os.path.join(model_uri, CLASS_NAMES_FILE)
-    if not tf.io.gfile.exists(path):
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    try:
+        import tensorflow_text  # noqa: F401  (the serving model's tokenizer ops)
+
+        names = tf.saved_model.load(os.path.join(model_uri, "Format-Serving")).class_names.numpy()
+    except (OSError, AttributeError, ValueError, tf.errors.OpError):
         return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
 def not_comparable_reason(evaluation_uri: str) -> Optional[dict]:

@@ -86,3 +86,18 @@ def test_default_console_is_one_line_per_step_and_the_summary(first_run):
     assert "blessed" in by_node[nodes.EVALUATOR] and "pushed to " in by_node[nodes.PUSHER]
     assert any(line.startswith("Trainer: epoch 2/2 done") for line in lines)  # the Trainer's progress
     assert lines[-1].startswith("pushed: ")  # the summary closes the output
+
+
+def test_the_evaluator_knows_a_models_classes(first_run, tmp_path):
+    """What the Evaluator compares before it compares models: the classes, from class_names.json, or from the
+    serving model of a model trained before the Trainer wrote that file."""
+    import shutil
+
+    from components.evaluator import class_names_of
+
+    _, summary, _ = first_run
+    assert class_names_of(summary["model_uri"]) == ["fresh", "rotten"]
+    older = tmp_path / "model"
+    shutil.copytree(Path(summary["model_uri"]) / "Format-Serving", older / "Format-Serving")
+    assert class_names_of(str(older)) == ["fresh", "rotten"]
+    assert class_names_of(str(tmp_path / "nothing")) is None
