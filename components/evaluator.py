@@ -20,9 +20,13 @@ from components.features import CLASS_NAMES_FILE
 NOT_COMPARABLE_FILE = "not_comparable.json"  # in the evaluation artifact, when the classes differ
 
 
+UNKNOWN_NAME = "?"  # a class of a model whose names were not recorded (only their number is known)
+
+
 def class_names_of(model_uri: str) -> Optional[Sequence[str]]:
-    """The class names of a Model artifact, in label-id order: the Trainer's class_names.json, or, for a model trained
-    before it wrote one, the class names its serving model carries (None when neither is there)."""
+    """The class names of a Model artifact, in label-id order: the Trainer's class_names.json. A model trained before
+    the Trainer wrote that file tells only how many classes it has (its output's width): UNKNOWN_NAME for each. None
+    when neither can be read."""
     import tensorflow as tf
 
     path = os.path.join(model_uri, CLASS_NAMES_FILE)
@@ -32,10 +36,18 @@ def class_names_of(model_uri: str) -> Optional[Sequence[str]]:
     try:
         import tensorflow_text  # noqa: F401  (the serving model's tokenizer ops)
 
-        names = tf.saved_model.load(os.path.join(model_uri, "Format-Serving")).class_names.numpy()
-    except (OSError, AttributeError, ValueError, tf.errors.OpError):
+        serve = tf.saved_model.load(os.path.join(model_uri, "Format-Serving")).signatures["serving_default"]
+        width = int(serve(text=tf.constant(["a"]))["probabilities"].shape[-1])
+    except (OSError, KeyError, ValueError, tf.errors.OpError):
         return None
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return [UNKNOWN_NAME] * width
+
+
+def same_classes(theirs: Sequence[str], ours: Sequence[str]) -> bool:
+    """Whether two models' outputs mean the same classes (by number alone when a model's names are unknown)."""
+    if UNKNOWN_NAME in theirs or UNKNOWN_NAME in ours:
+        return len(theirs) == len(ours)
+    return list(theirs) == list(ours)
 
 
 def not_comparable_reason(evaluation_uri: str) -> Optional[dict]:
@@ -61,7 +73,7 @@ class Executor(evaluator_executor.Executor):
         if baseline:
             theirs = class_names_of(baseline[0].uri)
             ours = class_names_of(input_dict[standard_component_specs.MODEL_KEY][0].uri)
-            if theirs is not None and ours is not None and list(theirs) != list(ours):
+            if theirs is not None and ours is not None and not same_classes(theirs, ours):
                 note = {"baseline_model": baseline[0].uri, "baseline_classes": list(theirs),
                         "candidate_classes": list(ours), "accepted": self.accept_new_classes}
                 input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: []}

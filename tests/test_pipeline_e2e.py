@@ -89,15 +89,18 @@ def test_default_console_is_one_line_per_step_and_the_summary(first_run):
 
 
 def test_the_evaluator_knows_a_models_classes(first_run, tmp_path):
-    """What the Evaluator compares before it compares models: the classes, from class_names.json, or from the
-    serving model of a model trained before the Trainer wrote that file."""
+    """What the Evaluator compares before it compares models: the classes, from class_names.json, or, for a model
+    trained before the Trainer wrote that file, their number (the serving model's output width)."""
     import shutil
 
-    from components.evaluator import class_names_of
+    from components.evaluator import UNKNOWN_NAME, class_names_of, same_classes
 
     _, summary, _ = first_run
     assert class_names_of(summary["model_uri"]) == ["fresh", "rotten"]
     older = tmp_path / "model"
     shutil.copytree(Path(summary["model_uri"]) / "Format-Serving", older / "Format-Serving")
-    assert class_names_of(str(older)) == ["fresh", "rotten"]
+    assert class_names_of(str(older)) == [UNKNOWN_NAME, UNKNOWN_NAME]
+    assert same_classes(class_names_of(str(older)), ["fresh", "rotten"])
+    assert not same_classes(class_names_of(str(older)), ["fresh", "rotten", "mixed"])
+    assert not same_classes(["fresh", "rotten"], ["rotten", "fresh"])
     assert class_names_of(str(tmp_path / "nothing")) is None
