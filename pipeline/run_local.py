@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
     run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
     run.add_argument("--verbose", action="store_true",
-                     help="show the TFX/Beam/TensorFlow logs on screen instead of only in the log file")
+                     help="show the TFX/Beam/TensorFlow logs on screen instead of writing them to "
+                          "<pipeline_root>/logs/")
     return p
 
 
