@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -97,6 +98,19 @@ def _parse_record(path: Path, number: int, line: str) -> Optional[List[str]]:
 
 
 def scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
+    """`_scan_csv`, once per file version: the front door checks every file, then reads the training files again for
+    the label values and the sequence length; the key has the file's size and modification time, so an edited file
+    is read anew."""
+    stat = Path(path).stat()
+    return _scan_csv_once(Path(path), stat.st_size, stat.st_mtime_ns, text_key, label_key)
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_csv_once(path: Path, size: int, mtime_ns: int, text_key: str, label_key: str) -> CsvScan:
+    return _scan_csv(path, text_key, label_key)
+
+
+def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
     """Reads a whole CSV file as CsvExampleGen will, refusing with one clear InputError what it could not read or
     what would reach the model wrongly: invalid UTF-8, unbalanced quotes, a row whose number of fields differs
     from the header's, a missing text or label column, a field over CsvExampleGen's size limit."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -53,15 +54,24 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def run_source(args: argparse.Namespace):
+    """What `run` and `schedule` share: the checked arguments (before connecting: a bad spec file or parameter sends
+    no request), the KFP connection, what to run, its runtime parameters and run options. Yields (kfp, source,
+    params, options); the spec file given to kfp.Client lives until the block ends."""
     spec = check_source_args(args)
     params = resolve_parameters(spec, args.param or []) if spec is not None else None
     options = run_options(args)
     kfp = Kfp(args.host, args.namespace)
     with tempfile.TemporaryDirectory() as folder:
         source = pipeline_source(kfp, args, folder, spec)
-        if params is None:
+        if params is None:  # an uploaded pipeline: its parameters are known only now
             params = resolve_parameters(source.spec, args.param or [])
+        yield kfp, source, params, options
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    with run_source(args) as (kfp, source, params, options):
         experiment = get_experiment(kfp, args.experiment)
         run_name = args.run_name or \
             f"{source.spec['pipelineInfo']['name']} {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S}"
@@ -102,14 +112,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.cron is None:
         return _manage_schedule(args)
     cron = normalize_cron(args.cron)
-    spec = check_source_args(args)
-    params = resolve_parameters(spec, args.param or []) if spec is not None else None
-    options = run_options(args)
-    kfp = Kfp(args.host, args.namespace)
-    with tempfile.TemporaryDirectory() as folder:
-        source = pipeline_source(kfp, args, folder, spec)
-        if params is None:
-            params = resolve_parameters(source.spec, args.param or [])
+    with run_source(args) as (kfp, source, params, options):
         name = args.name or f"{source.spec['pipelineInfo']['name']}-retraining"
         with kfp.call(f"looking up recurring run {name!r}"):
             response = kfp.client.list_recurring_runs(filter=name_filter(name), namespace=kfp.namespace)
