@@ -24,6 +24,9 @@ NUM_WORDS_KEY = "num_words"  # words after normalization and pre-tokenization
 NUM_WORDPIECES_KEY = "num_wordpieces"  # WordPiece tokens, without [CLS]/[SEP]
 NUM_UNK_KEY = "num_unk"  # [UNK] tokens among them (each stands for one whole word)
 TEXT_STAT_KEYS = (NUM_WORDS_KEY, NUM_WORDPIECES_KEY, NUM_UNK_KEY)
+# The text itself, passed through Transform unchanged: the Trainer writes a few eval texts into the exported model
+# as TF Serving warm-up requests (components/warmup.py). The model does not read it.
+RAW_TEXT_KEY = "raw_text"
 
 # Raw columns (the CSVs written by pipeline/assets.py use these names).
 DEFAULT_TEXT_KEY = "text"

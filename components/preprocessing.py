@@ -3,7 +3,9 @@
 `preprocessing_fn` turns the raw text column into the three fixed-length BERT inputs
 (`input_word_ids`, `input_mask`, `input_type_ids`, int64 `[batch, max_seq_length]`) and, when the label
 column is present, the raw label into `label_id`, its position in the schema's label domain
-(`TransformSettings.label_names`, a fixed order). Serving calls the same function without the label.
+(`TransformSettings.label_names`, a fixed order). It also passes the text through (`raw_text`: the Trainer writes
+a few eval texts as TF Serving warm-up requests) and counts words and pieces (components/text_stats.py). Serving
+calls the same function without the label.
 
 The tokenization reproduces Hugging Face's `BertTokenizerFast` (the tokenizer the pretrained checkpoints
 were published with) token for token, using only TensorFlow and tensorflow-text ops so the exported
@@ -383,7 +385,8 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | N
             lambda: build_tokenizer(settings.vocab_file, settings.lower_case), name="bert_wordpiece_tokenizer")
         words = tokenizer.split_words(texts)
         ids, cls_id, sep_id, unk_id = tokenizer.wordpiece(words), tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id
-    outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id), **text_statistics(words, ids, unk_id)}
+    outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id), **text_statistics(words, ids, unk_id),
+               features.RAW_TEXT_KEY: texts}
     if settings.label_key in inputs:
         if not settings.label_names:
             raise ValueError("Transform setting 'label_names' is empty: the label domain is needed to number the "

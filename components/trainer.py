@@ -8,7 +8,8 @@ Export: one SavedModel with three signatures
 - `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
   `label_id`;
 - `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
-- `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels).
+- `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels);
+and TF Serving warm-up requests with a few eval texts (`assets.extra/`, components/warmup.py).
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import bert, features
+from components import bert, features, warmup
 from components.progress import progress
 from components.trainer_settings import SCRATCH_MAX_POSITIONS, TrainerSettings
 
 # The classifier's Keras weights, kept in the Model artifact beside Format-Serving/ (which alone is pushed), so a
 # later run can warm-start from the model in service.
 WEIGHTS_DIR = "keras_weights"
+
+WARMUP_TEXTS = 8  # eval texts in the warm-up requests (one alone, all as a batch, two as tf.Examples)
 
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
 _BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
@@ -256,11 +259,28 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
+    warmup.write_requests(fn_args.serving_model_dir, warmup.text_requests(
+        _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
     model.save_weights(os.path.join(_weights_dir(fn_args.serving_model_dir), "weights"))
     # The classes, beside the serving model: the Evaluator compares them with the model in service's first.
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
                                         features.CLASS_NAMES_FILE), "w") as f:
         json.dump(class_names, f)
+
+
+def _eval_texts(fn_args, tf_transform_output, count: int) -> List[str]:
+    """The first `count` non-empty texts of the eval split (Transform passes them through, features.RAW_TEXT_KEY)."""
+    raw = fn_args.data_accessor.tf_dataset_factory(
+        fn_args.eval_files, tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
+        tf_transform_output.transformed_metadata.schema)
+    texts: List[str] = []
+    for batch in raw:
+        texts += [t.decode("utf-8") for t in tf.reshape(batch[features.RAW_TEXT_KEY], [-1]).numpy() if t.strip()]
+        if len(texts) >= count:
+            break
+    if not texts:
+        raise ValueError("the eval split has no non-empty text to write the serving warm-up requests with.")
+    return texts[:count]
 
 
 def _weights_dir(serving_model_dir: str) -> str:

@@ -3,7 +3,8 @@
 ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) / SchemaGen (inferred, for comparison)
 -> ExampleValidator + DriftValidator (against the last accepted statistics) -> DataValidationGate
 -> Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate -> Trainer (BERT)
--> Evaluator (TFMA, against the latest blessed model) -> Pusher (only when blessed).
+-> ServingCheck (servable by the stock TF Serving image) -> Evaluator (TFMA, against the latest blessed model)
+-> Pusher (only when blessed, by both).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from components.drift import DriftValidator
 from components.frozen_schema import FROZEN_DIR, SchemaCurator, SchemaFreezer
 from components.gates import DataValidationGate
 from components.pusher import AtomicPusherExecutor
+from components.serving_check import ServingCheck
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
 from pipeline.evaluation import make_eval_config
 
@@ -45,6 +47,7 @@ TEXT_STATISTICS_GEN = "TextStatisticsGen"
 TEXT_GATE = "TextValidationGate"
 MODEL_RESOLVER = "latest_blessed_model_resolver"
 TRAINER = "Trainer"
+SERVING_CHECK = "ServingCheck"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
@@ -72,10 +75,11 @@ def baseline_resolver_id(gate_id: str) -> str:
 
 
 def code_fingerprint() -> str:
-    """A digest of the user code under components/. It goes into the Transform and Trainer exec
-    properties so TFX's cache is invalidated when that code changes (module paths alone carry no version)."""
+    """A digest of the user code under components/ (and its data, the serving op list). It goes into the Transform,
+    Trainer and ServingCheck exec properties so TFX's cache is invalidated when that code changes (module paths
+    alone carry no version)."""
     digest = hashlib.sha256()
-    for path in sorted(COMPONENTS_DIR.glob("*.py")):
+    for path in sorted([*COMPONENTS_DIR.glob("*.py"), *COMPONENTS_DIR.glob("*.json")]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -202,6 +206,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         base_model=model_resolver.outputs["model"] if config.trainer.warm_start else None).with_id(TRAINER)
     trainer.add_upstream_node(text_gate)  # nothing is trained when the text checks fail
 
+    # The model must load and answer its warm-up requests with only the ops of the stock TF Serving image before it
+    # is evaluated (a model that fails stops the run: it is never blessed, so never the next run's baseline).
+    serving_check = ServingCheck(model=trainer.outputs["model"], code_version=code_version).with_id(SERVING_CHECK)
+
     # TFX's Evaluator, except that a candidate whose classes differ from the model in service's is not compared with
     # it (components/evaluator.py).
     evaluator_executor = (class_aware_evaluator.AcceptNewClassesExecutor if config.evaluator.accept_new_classes
@@ -213,17 +221,19 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         example_splits=["eval"],
         eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
     evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator_executor)  # the Evaluator has no argument
+    evaluator.add_upstream_node(serving_check)
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(config.serving_dir, config.model_name))),
         # Copies into a hidden staging folder, then renames the version folder into place (components/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
 
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
-                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, evaluator, pusher]
+                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, evaluator, pusher]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -132,6 +132,7 @@ def _run(config, warnings: List[str], err):
     from tfx import v1 as tfx
 
     from components.gates import DataValidationError
+    from components.serving_check import ServingCheckError
     from pipeline import summary as s
     from pipeline.pipeline import create_pipeline
 
@@ -145,12 +146,13 @@ def _run(config, warnings: List[str], err):
         with reporter.watching(lambda execution: s.execution_state(config.metadata_path, execution)):
             tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # noqa: BLE001 - reported as one line below, with the component's own message
+        refusals = (DataValidationError, ServingCheckError)  # the data, or the model, refused with the reason
         cause = e
         while cause.__cause__ is not None or cause.__context__ is not None:
-            if isinstance(cause, DataValidationError):
+            if isinstance(cause, refusals):
                 break
             cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, DataValidationError):
+        if isinstance(cause, refusals):
             error, status = str(cause), 2
         else:
             # Not something the user can fix from the exception's text: name the step, say what to try, and keep

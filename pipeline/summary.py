@@ -281,6 +281,12 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
         return figure
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
         return "passed"
+    if node_id == nodes.SERVING_CHECK and outputs.get("blessing"):
+        from components.serving_check import read_report
+
+        report = read_report(outputs["blessing"][0].uri)
+        return (f"servable by {report.get('image')}: {report.get('ops')} ops, {report.get('warmup_requests')} warm-up "
+                "requests answered")
     if node_id == nodes.EVALUATOR and outputs.get("blessing"):
         blessed = outputs["blessing"][0].custom_properties["blessed"].int_value == 1
         metrics = evaluator_metrics(outputs["evaluation"][0].uri) if outputs.get("evaluation") else {}
@@ -343,6 +349,11 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     text_stats_uri = record.artifact_uri(nodes.TEXT_STATISTICS_GEN, "statistics")
     if text_stats_uri:
         result["text_statistics"] = read_json(os.path.join(text_stats_uri, SUMMARY_FILE))
+    serving_check = record.artifact_uri(nodes.SERVING_CHECK, "blessing")
+    if serving_check:
+        from components.serving_check import read_report
+
+        result["serving_check"] = read_report(serving_check)
     evaluation_uri = record.artifact_uri(nodes.EVALUATOR, "evaluation")
     if evaluation_uri:
         result["eval_metrics"] = evaluator_metrics(evaluation_uri)

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import pipeline as nodes
 from conftest import QUICK_ARGS, REPO
+from serving_server import push_model
 
 # ---------------------------------------------------------------------------------------------------------------
 # The Pusher executor, driven directly with real artifacts and a real SavedModel.
@@ -44,26 +45,6 @@ def model_uri(tmp_path_factory):
     manifest = _manifest(serving)
     assert "saved_model.pb" in manifest and any(k.startswith("variables/") for k in manifest)
     return uri
-
-
-def _push(executor_class, model_uri: Path, base: Path, pushed_uri: Path, blessed: bool = True):
-    """Runs a Pusher executor the way TFX does: artifacts in, a PushedModel artifact out."""
-    from tfx.proto import pusher_pb2
-    from tfx.types import standard_artifacts
-    from tfx.utils import proto_utils
-
-    model = standard_artifacts.Model()
-    model.uri = str(model_uri)
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = str(pushed_uri) + "-blessing"
-    blessing.set_int_custom_property("blessed", int(blessed))
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(pushed_uri)
-    destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(base)))
-    executor_class().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
-                        {"push_destination": proto_utils.proto_to_json(destination), "custom_config": "null"})
-    return pushed
 
 
 class ServingDirWatcher(threading.Thread):
@@ -129,7 +110,7 @@ def _push_while_watching(executor_class, model_uri: Path, tmp_path: Path):
     watcher = ServingDirWatcher(base, _manifest(model_uri / "Format-Serving"))
     watcher.start()
     try:
-        pushed = _push(executor_class, model_uri, base, tmp_path / "pushed_model")
+        pushed = push_model(executor_class, model_uri, base, tmp_path / "pushed_model")
         deadline = time.time() + 10
         while watcher.complete_seen == 0 and time.time() < deadline:  # let the watcher see the final state
             time.sleep(0.01)
@@ -180,7 +161,7 @@ def test_atomic_pusher_takes_the_next_free_version_and_cleans_up(model_uri, tmp_
     fresh.mkdir()
     os.utime(stale, (time.time() - 3 * 24 * 3600,) * 2)  # left by a push killed three days ago
 
-    pushed = _push(AtomicPusherExecutor, model_uri, base, tmp_path / "pushed_model")
+    pushed = push_model(AtomicPusherExecutor, model_uri, base, tmp_path / "pushed_model")
     version = pushed.get_string_custom_property("pushed_version")
     assert int(version) >= now + 4
     assert _manifest(base / version) == _manifest(model_uri / "Format-Serving")
@@ -189,7 +170,7 @@ def test_atomic_pusher_takes_the_next_free_version_and_cleans_up(model_uri, tmp_
     assert not stale.exists() and fresh.exists()  # a recent one may belong to a push in progress elsewhere
     assert sorted(n for n in os.listdir(base) if n.startswith(".")) == [fresh.name]
 
-    not_blessed = _push(AtomicPusherExecutor, model_uri, base, tmp_path / "pushed_model_2", blessed=False)
+    not_blessed = push_model(AtomicPusherExecutor, model_uri, base, tmp_path / "pushed_model_2", blessed=False)
     assert not_blessed.get_int_custom_property("pushed") == 0
     assert sorted(os.listdir(base)) == sorted([fresh.name, version] + [str(v) for v in range(now, now + 4)])
 

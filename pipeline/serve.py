@@ -1,0 +1,112 @@
+"""Serve the pushed model over TensorFlow Serving's REST API, on this machine, without TensorFlow Serving.
+
+    python pipeline/serve.py                       # what `make run` pushed, on http://127.0.0.1:8501
+    python pipeline/serve.py --serving-dir DIR [--model-name bert_classifier] [--host 127.0.0.1] [--port 8501]
+
+The same client code works against this server and against the TensorFlow Serving deployment in k8s/: status
+(GET /v1/models/NAME), metadata (GET /v1/models/NAME/metadata) and predict (POST /v1/models/NAME:predict, row or
+columnar format, {"b64": ...} for binary strings). Like TF Serving it serves the newest version folder, picks up
+new ones as the Pusher writes them (after loading and warming them up), batches concurrent requests, and answers
+every error with {"error": "..."}. Stop it with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from components import settings as contract  # noqa: E402
+from pipeline.config import default_serving_dir  # noqa: E402
+from pipeline.options import HelpFormatter  # noqa: E402
+from pipeline.serving.server import ServerSettings  # noqa: E402
+
+DEFAULT_DATASET = "rotten_tomatoes"  # `make run`'s dataset, whose serving folder is served by default
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="serve.py",
+        description="Serve the pushed model over TensorFlow Serving's REST API on this machine: status "
+                    "(GET /v1/models/NAME), metadata (GET /v1/models/NAME/metadata) and predict (POST "
+                    "/v1/models/NAME:predict, row or columnar format), so the same client works here and against "
+                    "TF Serving in k8s/.",
+        epilog="Like TF Serving it serves the newest version folder and switches to a new one once it has loaded and "
+               "answered its warm-up requests (a version that fails is reported in the status and the previous one "
+               "keeps serving), and it merges concurrent requests into one model call. Every error is answered "
+               "{\"error\": \"...\"} with TF Serving's HTTP status. Exit status: 0 stopped (Ctrl-C), 2 invalid "
+               "flags, a missing serving folder or a port in use.",
+        formatter_class=HelpFormatter)
+    contract.add_flags(parser.add_argument_group("server"), ServerSettings)
+    parser.add_argument("--verbose", action="store_true", help="log every request and TensorFlow's messages")
+    return parser.parse_args(argv)
+
+
+def curl_line(host: str, port: int, name: str) -> str:
+    return (f"curl -s -X POST http://{host}:{port}/v1/models/{name}:predict -H 'Content-Type: application/json' "
+            "-d '{\"instances\": [\"a gripping, beautifully acted film\", \"a dull mess\"]}'")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # TensorFlow (imported when the first version loads) prints C++ notices on stderr; the console is for people.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "3")
+    try:
+        settings = contract.from_args(ServerSettings, args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    serving_dir = Path(settings.serving_dir or default_serving_dir(DEFAULT_DATASET)).resolve()
+    if not serving_dir.is_dir():
+        print(f"error: --serving-dir {serving_dir} does not exist: run the pipeline first (`make run`), or pass the "
+              "--serving-dir it pushed to.", file=sys.stderr)
+        return 2
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+        sock.listen(2048)  # connections wait in the backlog until the server takes them: none refused at start
+    except OSError as e:
+        print(f"error: cannot listen on {settings.host}:{settings.port} ({e.strerror}); pass another --port or "
+              "--host.", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if not args.verbose:
+        for name in ("tensorflow", "absl", "h5py"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    import uvicorn
+
+    from pipeline.serving.models import BatchingOptions, ModelRegistry
+    from pipeline.serving.server import create_app
+
+    batching = None if settings.no_batching else BatchingOptions(settings.max_batch_size, settings.batch_timeout_ms)
+    registry = ModelRegistry(str(serving_dir / settings.model_name), settings.model_name, settings.poll_seconds,
+                             batching)
+    if not registry.version_folders():
+        print(f"no version of {settings.model_name} under {serving_dir} yet: waiting for the pipeline to push one")
+    registry.start()
+    mode = f"batching up to {settings.max_batch_size} examples a call" if batching else "batching off"
+    print(f"serving {serving_dir / settings.model_name} on http://{settings.host}:{port} ({mode})", flush=True)
+    print("try: " + curl_line(settings.host, port, settings.model_name), flush=True)
+    config = uvicorn.Config(create_app(registry, settings), log_level="info" if args.verbose else "warning",
+                            access_log=args.verbose, timeout_keep_alive=5)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        registry.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # TF's interpreter teardown prints spurious tracebacks

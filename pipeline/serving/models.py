@@ -1,0 +1,211 @@
+"""The versions of one model folder, served like TensorFlow Serving's default version policy.
+
+`SERVING_DIR/MODEL_NAME/<version>/` folders (all digits; hidden staging folders such as the Pusher's `.tmp-push-*`
+and any other name are ignored) are polled every `poll_seconds`. The newest version that has not failed is the one
+to serve: it is loaded in the background, answers its warm-up requests (components/warmup.py, as TF Serving replays
+them), and only then replaces the version in service. A request holds the version it started with, so requests in
+flight finish on the old version. A version that fails to load or to warm up is reported (state END, its error)
+and not retried; the version in service, if any, keeps serving. A folder without saved_model.pb yet is waited for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+from pipeline.serving import rest
+from pipeline.serving.batching import Arrays, Batcher
+
+log = logging.getLogger("serve")
+
+# TF Serving's ManagerState names, as its REST status endpoint reports them.
+LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
+
+
+@dataclass
+class VersionStatus:
+    version: int
+    state: str
+    error: str = ""
+
+    def as_json(self) -> dict:
+        return {"version": str(self.version), "state": self.state,
+                "status": {"error_code": "UNKNOWN" if self.error else "OK", "error_message": self.error}}
+
+
+@dataclass
+class Signature:
+    """A signature of a loaded version: its inputs and a callable on numpy arrays (through a batcher or not)."""
+
+    name: str
+    inputs: Dict[str, rest.InputSpec]
+    function: Callable
+    batcher: Optional[Batcher] = None
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        import tensorflow as tf
+
+        outputs = self.function(**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+@dataclass
+class LoadedVersion:
+    version: int
+    path: str
+    signatures: Dict[str, Signature]
+    metadata: dict  # TF Serving's GetModelMetadata `signature_def` JSON
+    model: object = field(repr=False, default=None)  # keeps the SavedModel's objects alive
+
+    def close(self) -> None:
+        for signature in self.signatures.values():
+            if signature.batcher:
+                signature.batcher.close()
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    max_batch_size: int
+    timeout_ms: float
+
+
+def _input_specs(function) -> Dict[str, rest.InputSpec]:
+    specs = function.structured_input_signature[1]
+    return {name: rest.InputSpec(spec.dtype.name, tuple(spec.shape.as_list()) if spec.shape.rank is not None else ())
+            for name, spec in specs.items()}
+
+
+def _signature_metadata(path: str) -> dict:
+    """The SavedModel's SignatureDefMap as JSON, the way TF Serving's metadata endpoint writes it."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    graph = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), saved.meta_graphs[0])
+    signature_map = meta_graph_pb2.MetaGraphDef(signature_def=graph.signature_def)
+    return json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
+
+
+def load_version(version: int, path: str, batching: Optional[BatchingOptions]) -> LoadedVersion:
+    """Loads a SavedModel and replays its warm-up requests; raises with a one-line reason when either fails."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+
+    from components import warmup
+
+    model = tf.saved_model.load(path, tags=["serve"])
+    signatures = {name: Signature(name, _input_specs(fn), fn) for name, fn in model.signatures.items()}
+    for i, (name, inputs) in enumerate(warmup.read_requests(path)):
+        if name not in signatures:
+            raise RuntimeError(f"warm-up request {i + 1} names signature {name!r}, which the model does not have")
+        try:
+            signatures[name](inputs)
+        except Exception as e:  # noqa: BLE001 - the version is reported as failed with this reason
+            raise RuntimeError(f"warm-up request {i + 1} on {name!r} failed: {type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[0][:300]}") from None
+    if batching:
+        for signature in signatures.values():
+            signature.batcher = Batcher(signature, batching.max_batch_size, batching.timeout_ms,
+                                        name=f"{version}-{signature.name}")
+    return LoadedVersion(version, path, signatures, _signature_metadata(path), model)
+
+
+class ModelRegistry:
+    """The versions of `base_dir` (SERVING_DIR/MODEL_NAME): which one serves, and the status of each."""
+
+    def __init__(self, base_dir: str, name: str, poll_seconds: float = 1.0,
+                 batching: Optional[BatchingOptions] = None):
+        self.base_dir, self.name, self.poll_seconds, self.batching = base_dir, name, poll_seconds, batching
+        self.current: Optional[LoadedVersion] = None
+        self.statuses: Dict[int, VersionStatus] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- versions on disk ---------------------------------------------------------------------------------------
+    def version_folders(self) -> Dict[int, str]:
+        """Version number -> folder, for the all-digit folders that hold a saved_model.pb."""
+        try:
+            names = os.listdir(self.base_dir)
+        except FileNotFoundError:
+            return {}
+        return {int(n): os.path.join(self.base_dir, n) for n in names
+                if n.isdigit() and os.path.isfile(os.path.join(self.base_dir, n, "saved_model.pb"))}
+
+    def aspired(self) -> Optional[int]:
+        """The version to serve: the newest that has not failed."""
+        with self._lock:
+            failed = {v for v, s in self.statuses.items() if s.error}
+        candidates = [v for v in self.version_folders() if v not in failed]
+        return max(candidates) if candidates else None
+
+    # -- loading ------------------------------------------------------------------------------------------------
+    def poll_once(self) -> None:
+        """Loads the aspired version if it is not the one in service; switches to it once it is ready."""
+        target = self.aspired()
+        current = self.current
+        if target is None or (current is not None and current.version == target):
+            return
+        path = self.version_folders()[target]
+        with self._lock:
+            self.statuses[target] = VersionStatus(target, LOADING)
+        start = time.time()
+        try:
+            loaded = load_version(target, path, self.batching)
+        except Exception as e:  # noqa: BLE001 - reported in the status endpoint; the current version keeps serving
+            message = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:500]}" if str(e).strip() \
+                else type(e).__name__
+            with self._lock:
+                self.statuses[target] = VersionStatus(target, END, f"failed to load {path}: {message}")
+            log.warning("version %s of %s failed to load: %s", target, self.name, message)
+            return
+        with self._lock:
+            old, self.current = self.current, loaded  # one assignment: new requests see the new version from here
+            self.statuses[target] = VersionStatus(target, AVAILABLE)
+            if old is not None:
+                self.statuses[old.version] = VersionStatus(old.version, END)
+        if old is not None:
+            old.close()  # its batchers answer what they already hold, then stop; the model goes when unreferenced
+        log.info("serving version %s of %s (loaded and warmed up in %.1f s)", target, self.name, time.time() - start)
+
+    def start(self) -> None:
+        """Polls in a background thread (the first poll, which loads the newest version, too)."""
+        def loop():
+            while not self._stop.is_set():
+                try:
+                    self.poll_once()
+                except Exception:  # noqa: BLE001 - a poll must never kill the poller
+                    log.exception("polling %s failed", self.base_dir)
+                self._stop.wait(self.poll_seconds)
+
+        self._thread = threading.Thread(target=loop, name="version-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        if self.current:
+            self.current.close()
+
+    # -- lookups for the REST API -------------------------------------------------------------------------------
+    def status(self, version: Optional[int] = None) -> List[dict]:
+        with self._lock:
+            statuses = sorted(self.statuses.values(), key=lambda s: -s.version)
+        if version is not None:
+            statuses = [s for s in statuses if s.version == version]
+        return [s.as_json() for s in statuses]
+
+    def serving(self, version: Optional[int] = None) -> LoadedVersion:
+        """The version a request goes to, or TF Serving's 404."""
+        current = self.current
+        if current is None or (version is not None and current.version != version):
+            which = f"Specific({self.name}, {version})" if version is not None else f"Latest({self.name})"
+            raise rest.RestError(404, f"Servable not found for request: {which}")
+        return current
