@@ -1,0 +1,85 @@
+"""serve.py as a child process on 127.0.0.1 (an ephemeral port), for the tests, the serving benchmark and anyone
+scripting against a local server: `with ServerProcess(serving_dir, *flags) as server: ...` starts it, waits until it
+listens, and stops it (Ctrl-C, then kill) when the block ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import requests
+
+from pipeline.config import MODEL_NAME
+
+SERVE = Path(__file__).resolve().parent.parent / "serve.py"
+MODEL = MODEL_NAME
+
+
+class ServerProcess:
+    """The server, from `with` until the end of the block."""
+
+    def __init__(self, serving_dir: Path, *flags: str, log: Optional[Path] = None):
+        self.serving_dir, self.flags = Path(serving_dir), flags
+        self.log = log or self.serving_dir.parent / "serve.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.url = ""
+
+    def __enter__(self) -> "ServerProcess":
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, str(SERVE), "--serving-dir", str(self.serving_dir),
+                                          "--port", "0", *self.flags], cwd=SERVE.parent.parent, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline and not self.url:
+            match = re.search(r"on (http://127\.0\.0\.1:\d+) ", self.log.read_text())
+            if match:
+                self.url = match.group(1)
+            elif self.proc.poll() is not None:
+                raise RuntimeError(f"serve.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            else:
+                time.sleep(0.1)
+        if not self.url:
+            self.__exit__()
+            raise RuntimeError(f"serve.py did not start listening:\n{self.log.read_text()}")
+        return self
+
+    def __exit__(self, *_):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def model_url(self, suffix: str = "", version: Optional[int] = None) -> str:
+        return f"{self.url}/v1/models/{MODEL}" + (f"/versions/{version}" if version else "") + suffix
+
+    def status(self) -> dict:
+        answer = requests.get(self.model_url(), timeout=10)
+        return answer.json() if answer.status_code == 200 else {"model_version_status": []}
+
+    def states(self) -> dict:
+        return {int(s["version"]): s for s in self.status()["model_version_status"]}
+
+    def wait_for(self, condition, timeout: float = 120, what: str = "") -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if condition(self.states()):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve.py exited:\n{self.log.read_text()}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}: {json.dumps(self.status())}\n{self.log.read_text()}")
+
+    def predict(self, body, version: Optional[int] = None, **kwargs) -> requests.Response:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return requests.post(self.model_url(":predict", version), data=data, timeout=60, **kwargs)
