@@ -77,6 +77,10 @@ class PipelineConfig:
     text_checks_file: Optional[str] = None
 
     train_steps: Optional[int] = None  # caps the number of training steps (quick runs); None: full epochs
+    # Local runs with a Docker daemon: after the project's ServingCheck, TFX's InfraValidator starts the pinned
+    # tensorflow/serving image on the candidate; the Pusher then needs its blessing. (Not on Kubeflow: TFX 1.16's V2
+    # compiler refuses InfraValidator, tfx/orchestration/kubeflow/v2/step_builder.py.)
+    infra_validator: bool = False
 
     # Execution.
     beam_pipeline_args: Tuple[str, ...] = ()

@@ -342,7 +342,20 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=(f"--direct_running_mode={args.beam_direct_mode}",
                             f"--direct_num_workers={args.beam_workers}"),
-        enable_cache=not args.no_cache), warnings, notes
+        enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator)), warnings, notes
+
+
+def _docker_checked(infra_validator: bool) -> bool:
+    """--infra-validator, once a Docker daemon has answered (TFX's InfraValidator starts TF Serving with it)."""
+    if infra_validator:
+        import docker  # TFX's InfraValidator's own client library
+
+        try:
+            docker.from_env(timeout=5).ping()
+        except Exception as e:  # noqa: BLE001 - any failure means: no daemon to start the server with
+            raise InputError(f"--infra-validator needs a Docker daemon, and none answers here ({str(e)[:200]}); "
+                             "without the flag the pipeline's own ServingCheck still checks the model.") from None
+    return infra_validator
 
 
 def snapshot_schema(schema: str, pipeline_root: Path) -> str:

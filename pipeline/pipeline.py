@@ -48,6 +48,7 @@ TEXT_GATE = "TextValidationGate"
 MODEL_RESOLVER = "latest_blessed_model_resolver"
 TRAINER = "Trainer"
 SERVING_CHECK = "ServingCheck"
+INFRA_VALIDATOR = "InfraValidator"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
@@ -116,6 +117,30 @@ def last_accepted_statistics(gate_id: str, config: PipelineConfig) -> tfx.dsl.Re
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
                                    producer_component_id=gate_id, output_key="validated_statistics"),
     ).with_id(baseline_resolver_id(gate_id))
+
+
+def infra_validator(config: PipelineConfig, trainer, example_gen, serving_check):
+    """TFX's InfraValidator with the local Docker daemon: the pinned stock tensorflow/serving image (the one
+    components/tf_serving_ops.json describes and k8s/ deploys) loads the candidate in a container and answers
+    `serving_examples` requests built from eval examples. It runs after the project's ServingCheck (which stops a
+    model with missing ops before a container is started)."""
+    from components.serving_ops import load_serving_ops
+
+    image = load_serving_ops().image
+    repository, tag = image.rsplit(":", 1)
+    validator = tfx.components.InfraValidator(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        serving_spec=tfx.proto.ServingSpec(
+            tensorflow_serving=tfx.proto.TensorFlowServing(image_name=repository, tags=[tag]),
+            local_docker=tfx.proto.LocalDockerConfig(),
+            model_name=config.model_name),
+        request_spec=tfx.proto.RequestSpec(
+            tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(signature_names=["serving_examples"]),
+            split_name="eval", num_examples=8),
+    ).with_id(INFRA_VALIDATOR)
+    validator.add_upstream_node(serving_check)
+    return validator
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -209,6 +234,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     # The model must load and answer its warm-up requests with only the ops of the stock TF Serving image before it
     # is evaluated (a model that fails stops the run: it is never blessed, so never the next run's baseline).
     serving_check = ServingCheck(model=trainer.outputs["model"], code_version=code_version).with_id(SERVING_CHECK)
+    infra = [infra_validator(config, trainer, example_gen, serving_check)] if config.infra_validator else []
+    infra_blessing = (infra[0] if infra else serving_check).outputs["blessing"]
 
     # TFX's Evaluator, except that a candidate whose classes differ from the model in service's is not compared with
     # it (components/evaluator.py).
@@ -221,19 +248,19 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         example_splits=["eval"],
         eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
     evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator_executor)  # the Evaluator has no argument
-    evaluator.add_upstream_node(serving_check)
+    evaluator.add_upstream_node(infra[0] if infra else serving_check)
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        infra_blessing=serving_check.outputs["blessing"],
+        infra_blessing=infra_blessing,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(config.serving_dir, config.model_name))),
         # Copies into a hidden staging folder, then renames the version folder into place (components/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
 
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
-                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, evaluator, pusher]
+                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, *infra, evaluator, pusher]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beam-workers", type=int, default=1,
                      help="Beam DirectRunner workers (0: one per CPU)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
+    run.add_argument("--infra-validator", action="store_true",
+                     help="also start the pinned tensorflow/serving image on the candidate with the local Docker "
+                          "daemon (TFX's InfraValidator) and push only what it served")
     run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
     run.add_argument("--verbose", action="store_true",
                      help="show the TFX/Beam/TensorFlow logs on screen instead of writing them to "

@@ -150,8 +150,9 @@ def test_one_task_per_component_in_dependency_order(compiled):
     assert upstream["StatisticsGen"] == {"CsvExampleGen"}
     assert {"DataValidationGate", "CsvExampleGen", "ImportSchemaGen"} <= upstream["Transform"]
     assert "Transform" in upstream["Trainer"]
-    assert {"Trainer", "latest_blessed_model_resolver-model-resolver"} <= upstream["Evaluator"]
-    assert upstream["Pusher"] == {"Evaluator", "Trainer"}
+    assert {"Trainer", "latest_blessed_model_resolver-model-resolver", "ServingCheck"} <= upstream["Evaluator"]
+    assert upstream["ServingCheck"] == {"Trainer"}
+    assert upstream["Pusher"] == {"Evaluator", "ServingCheck", "Trainer"}
 
 
 def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(compiled):

@@ -259,3 +259,29 @@ def test_auto_sequence_length_covers_the_training_texts(tmp_path):
                                       "--vocab", "checkpoint"])
     config, _, notes = options.local_config(args)
     assert config.transform.max_seq_length == 32 and "--max-seq-length auto: 32 tokens" in notes[0]
+
+
+def test_infra_validator_needs_a_docker_daemon_and_wires_the_pinned_serving_image(tmp_path, monkeypatch):
+    """--infra-validator: refused in one line without a Docker daemon (none here); with one, TFX's InfraValidator runs
+    the pinned tensorflow/serving image after the ServingCheck, before the Evaluator, and the Pusher takes its
+    blessing."""
+    from pipeline import pipeline as nodes
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    args = ["--data-root", _data(tmp_path), "--pretrained", _checkpoint(tmp_path, lower_case=True),
+            "--pipeline-root", tmp_path / "root", "--max-seq-length", "64"]
+    with pytest.raises(InputError, match="--infra-validator needs a Docker daemon"):
+        _local(*args, "--infra-validator")
+    config, _ = _local(*args)
+    assert config.infra_validator is False
+    built = {c.id: c for c in nodes.create_pipeline(dataclasses.replace(config, infra_validator=True)).components}
+    validator = built[nodes.INFRA_VALIDATOR]
+    spec = json.loads(validator.exec_properties["serving_spec"])  # TFX keeps proto properties as JSON
+    assert spec["tensorflow_serving"] == {"image_name": "tensorflow/serving", "tags": ["2.16.1"]}
+    assert "local_docker" in spec and spec["model_name"] == "bert_classifier"
+    request = json.loads(validator.exec_properties["request_spec"])
+    assert request["tensorflow_serving"] == {"signature_names": ["serving_examples"]} and request["split_name"] == "eval"
+    assert nodes.SERVING_CHECK in {n.id for n in validator.upstream_nodes} and nodes.INFRA_VALIDATOR in {
+        n.id for n in built[nodes.EVALUATOR].upstream_nodes}
+    assert built[nodes.PUSHER].inputs["infra_blessing"].producer_component_id == nodes.INFRA_VALIDATOR
+    assert nodes.INFRA_VALIDATOR not in {c.id for c in nodes.create_pipeline(config).components}
