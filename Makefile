@@ -17,15 +17,17 @@ export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 RUN_ARGS ?=
+SERVE_ARGS ?=
 TEST_ARGS ?=
 # Test processes (pytest-xdist): the pipeline runs are mostly one busy core each; tests/conftest.py groups the tests
 # that share a run so that each run happens once.
 TEST_WORKERS ?= 2
 
-.PHONY: help venv tools assets run test clean-outputs
+.PHONY: help venv tools assets run serve test clean-outputs
 
 help:
 	@echo "make run    - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
+	@echo "make serve  - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; SERVE_ARGS='--help')"
 	@echo "make test   - run the test suite"
 	@echo "make venv   - only create $(VENV) with the pinned dependencies"
 	@echo "make tools  - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
@@ -56,6 +58,9 @@ assets: $(STAMP)
 
 run: assets
 	$(PY) pipeline/run_local.py $(RUN_ARGS)
+
+serve: $(STAMP)
+	$(PY) pipeline/serve.py $(SERVE_ARGS)
 
 test: assets $(TOOLS_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)

@@ -5,7 +5,8 @@
 On the newest pushed version (by default the one `make run` pushed), with one real Rotten Tomatoes text per request:
 - latency (p50, p99) at concurrency 1: in-process `serving_default` calls, then POST :predict to the server;
 - throughput (texts per second) at concurrency 1, 4 and 16: in-process from that many threads, and the server with
-  batching (its default) and with --no-batching.
+  batching (its default) and with --no-batching;
+- the model's own ceiling: in-process calls of 16 texts at a time (what batching can reach at best).
 Every loop is bounded (at most --seconds and --max-requests each) and stops by itself; the server listens on
 127.0.0.1 only. The clients run on the same cores as the server, as a sidecar or a local caller would.
 """
@@ -84,7 +85,22 @@ def in_process(model_dir: str):
 
     def call(text):
         signature(text=tf.constant([text]))["probabilities"].numpy()
-    return call
+
+    def call_batch(texts):
+        signature(text=tf.constant(texts))["probabilities"].numpy()
+    return call, call_batch
+
+
+def ceiling(call_batch, corpus, seconds: float, batch: int = 16) -> dict:
+    """Texts per second of in-process calls on `batch` texts at a time, one caller."""
+    for _ in range(5):
+        call_batch(corpus[:batch])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call_batch(corpus[done % len(corpus):done % len(corpus) + batch] or corpus[:batch])
+        done += batch
+    return {"mode": f"in-process, {batch} texts a call", "concurrency": 1,
+            "texts_per_s": round(done / (time.perf_counter() - start), 1)}
 
 
 def over_http(url: str):
@@ -127,8 +143,10 @@ def main() -> int:
         return 2
     corpus = texts()
     results = []
-    measure("in-process SavedModel", in_process(str(base / str(versions[0]))), corpus, args.seconds,
-            args.max_requests, results)
+    call, call_batch = in_process(str(base / str(versions[0])))
+    measure("in-process SavedModel", call, corpus, args.seconds, args.max_requests, results)
+    results.append(ceiling(call_batch, corpus, args.seconds))
+    print(f"{results[-1]['mode']:<22}: {results[-1]['texts_per_s']:>7} texts/s (the most batching can reach)", flush=True)
     with tempfile.TemporaryDirectory() as logs:
         for name, flags in (("server, batching", ()), ("server, no batching", ("--no-batching",))):
             with ServerProcess(args.serving_dir, *flags, log=Path(logs) / "serve.log") as server:
