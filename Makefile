@@ -23,7 +23,7 @@ TEST_ARGS ?=
 # that share a run so that each run happens once.
 TEST_WORKERS ?= 2
 
-.PHONY: help venv tools assets run serve test clean-outputs
+.PHONY: help venv tools assets browser run serve test clean-outputs
 
 help:
 	@echo "make run    - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
@@ -59,10 +59,18 @@ assets: $(STAMP)
 run: assets
 	$(PY) pipeline/run_local.py $(RUN_ARGS)
 
+# Debian's chromium for the browser tests (browser builds cannot be downloaded here); installed when missing and
+# running as root, as in CI; otherwise the browser tests are skipped with a line saying how to install it.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium missing and not root: the browser tests will be skipped (sudo apt-get install chromium)"; fi
+
 serve: $(STAMP)
 	$(PY) pipeline/serve.py $(SERVE_ARGS)
 
-test: assets $(TOOLS_STAMP)
+test: assets browser $(TOOLS_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
 
 clean-outputs:

@@ -41,6 +41,8 @@ WEIGHTS_DIR = "keras_weights"
 
 WARMUP_TEXTS = 8  # eval texts in the warm-up requests (one alone, all as a batch, two as tf.Examples)
 
+HISTORY_FILE = "training_history.json"  # beside Format-Serving: the curves the run report plots
+
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
 _BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 
@@ -256,16 +258,38 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0)
     logging.info("training history: %s", json.dumps(history.history))
+    _write_history(fn_args.serving_model_dir, history.history, settings, total_steps,
+                   steps_per_epoch or batches_per_epoch, restored_best=epochs > 1)
 
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
     warmup.write_requests(fn_args.serving_model_dir, warmup.text_requests(
         _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
+    # The class names also travel with the pushed model (TF Serving ignores assets.extra/; the demo page reads them).
+    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
+                           "w") as f:
+        json.dump(class_names, f)
     model.save_weights(os.path.join(_weights_dir(fn_args.serving_model_dir), "weights"))
     # The classes, beside the serving model: the Evaluator compares them with the model in service's first.
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
                                         features.CLASS_NAMES_FILE), "w") as f:
         json.dump(class_names, f)
+
+
+def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
+                   total_steps: int, steps_per_epoch: int, restored_best: bool) -> None:
+    """Loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch whose weights were kept
+    (early stopping restores the best eval accuracy), beside Format-Serving."""
+    schedule = WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
+    steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
+    val = history.get("val_accuracy") or []
+    kept = (int(max(range(len(val)), key=lambda i: val[i])) + 1) if (restored_best and val) else len(
+        history.get("loss", []))
+    record = {"history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
+              "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+              "learning_rate": [[step, float(schedule(step))] for step in steps]}
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
+        json.dump(record, f)
 
 
 def _eval_texts(fn_args, tf_transform_output, count: int) -> List[str]:

@@ -101,3 +101,38 @@ def pytest_collection_modifyitems(config, items):
         else:
             group = item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A real headless browser: Debian's chromium driven by Playwright (browser builds cannot be downloaded here).
+
+ARTIFACTS = REPO / "test-artifacts"  # screenshots of the browser tests
+BROWSER_HINT = ("Debian's chromium is not installed: the browser tests are skipped; install it with "
+                "`sudo apt-get install chromium` (make test does this when run as root)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium page factory (Playwright), or the tests are skipped with how to install it."""
+    import shutil
+
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
+        pytest.skip(BROWSER_HINT)
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+def open_page(browser, url: str, width: int = 1280, height: int = 900):
+    """(page, errors): a new page at `url`; `errors` collects console errors and uncaught exceptions."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    return page, errors

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import REPO
+from conftest import ARTIFACTS, REPO, open_page
 from serving_server import MODEL, Server, copy_version, push_model
 
 TEXTS = ["a gripping, beautifully acted film", "a dull, lifeless mess", "ünïcödé — and emoji 🎬 are fine"]
@@ -236,3 +236,39 @@ def test_the_command_line_refuses_a_missing_folder_and_a_busy_port(tmp_path):
         busy = subprocess.run([sys.executable, "pipeline/serve.py", "--serving-dir", str(tmp_path), "--port",
                                str(taken.getsockname()[1])], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr
+
+
+def test_the_demo_page_classifies_typed_texts_in_a_real_browser(server, browser):
+    running, _ = server
+    page, errors = open_page(browser, running.url + "/", width=390, height=844)  # a phone's width
+    page.wait_for_selector("#model:has-text('version 1')")
+    assert "classes: fresh, rotten" in page.inner_text("#model")
+    page.fill("#texts", "a gripping, beautifully acted film\n\na dull, lifeless mess\n")
+    page.click("#classify")
+    page.wait_for_selector(".result >> nth=1")
+    results = page.locator(".result")
+    assert results.count() == 2
+    for i in range(2):
+        assert results.nth(i).locator(".label").inner_text().removeprefix("→ ") in ("fresh", "rotten")
+        widths = [float(w.rstrip("%")) for w in results.nth(i).locator(".bar").evaluate_all(
+            "bars => bars.map(b => b.style.width)")]
+        assert len(widths) == 2 and abs(sum(widths) - 100) < 0.5
+        assert results.nth(i).locator(".bar-name").all_inner_texts() == ["fresh", "rotten"]
+    assert "2 text(s) classified in" in page.inner_text("#timing")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+    page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+    assert errors == []
+
+
+def test_the_demo_page_says_when_there_is_no_model_yet(tmp_path, browser):
+    (tmp_path / "serving").mkdir()
+    with Server(tmp_path / "serving") as empty:
+        page, errors = open_page(browser, empty.url + "/")
+        page.wait_for_selector("#message.info")
+        assert "has no version of bert_classifier yet" in page.inner_text("#message")
+        page.fill("#texts", "anything")
+        page.click("#classify")
+        page.wait_for_selector("#message.error")
+        assert "no model yet" in page.inner_text("#message")
+        page.screenshot(path=str(ARTIFACTS / "demo-no-model.png"))
+    assert all("404" in e for e in errors)  # the browser logs the 404s it was answered; nothing else

@@ -1,5 +1,7 @@
 """The HTTP side of the local model server: TensorFlow Serving's REST API on Starlette, run by uvicorn.
 
+    GET  /                                              a demo page: type texts, see labels and probabilities
+    GET  /demo/model.json                               the version in service, its class names and model card
     GET  /v1/models/{name}[/versions/{v}]              version status
     GET  /v1/models/{name}[/versions/{v}]/metadata     signature defs
     POST /v1/models/{name}[/versions/{v}]:predict      row ("instances") or columnar ("inputs") format
@@ -14,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from components.settings import setting
@@ -30,6 +34,10 @@ from pipeline.serving import rest
 from pipeline.serving.models import ModelRegistry, Signature
 
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
+DEMO_PAGE = Path(__file__).resolve().parent / "demo.html"
+# Files of a version's assets.extra/ (ignored by TF Serving) that the demo page shows when present.
+CLASS_NAMES_FILE = "class_names.json"  # components/features.CLASS_NAMES_FILE, written by the Trainer
+MODEL_CARD_FILE = "model_card.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +188,31 @@ def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
         except ClientDisconnect:
             return error(499, "Client closed the request")
 
+    page = DEMO_PAGE.read_text(encoding="utf-8").replace("__MODEL_NAME__", registry.name)
+
+    async def demo(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def demo_model(request: Request) -> Response:
+        current = registry.current
+        if current is None:
+            return error(404, f"The server has no version of {registry.name} yet: it serves one as soon as the "
+                              "pipeline has pushed it (make run).")
+        extra = {}
+        for key, name in (("class_names", CLASS_NAMES_FILE), ("model_card", MODEL_CARD_FILE)):
+            path = os.path.join(current.path, "assets.extra", name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    extra[key] = json.load(f)
+            except (OSError, ValueError):
+                extra[key] = None
+        return JSONResponse({"name": registry.name, "version": current.version, **extra})
+
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
-    app = Starlette(routes=[Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])],
+    app = Starlette(routes=[Route("/", demo), Route("/demo/model.json", demo_model),
+                            Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])],
                     exception_handlers={HTTPException: not_found})
     app.state.registry = registry
     return app
