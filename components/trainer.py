@@ -278,14 +278,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
 def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
                    total_steps: int, steps_per_epoch: int, restored_best: bool) -> None:
-    """Loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch whose weights were kept
-    (early stopping restores the best eval accuracy), beside Format-Serving."""
+    """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
+    whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
+    and the model card read it)."""
     schedule = WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
     steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
     val = history.get("val_accuracy") or []
     kept = (int(max(range(len(val)), key=lambda i: val[i])) + 1) if (restored_best and val) else len(
         history.get("loss", []))
-    record = {"history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
+    record = {"settings": settings.to_custom_config(),
+              "history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
               "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
               "learning_rate": [[step, float(schedule(step))] for step in steps]}
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:

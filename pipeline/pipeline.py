@@ -4,7 +4,7 @@ ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) / SchemaGen (inferred, 
 -> ExampleValidator + DriftValidator (against the last accepted statistics) -> DataValidationGate
 -> Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate -> Trainer (BERT)
 -> ServingCheck (servable by the stock TF Serving image) -> Evaluator (TFMA, against the latest blessed model)
--> Pusher (only when blessed, by both).
+-> ModelCardWriter (the model with its card) -> Pusher (only when blessed, by both).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from components import evaluator as class_aware_evaluator
 from components.drift import DriftValidator
 from components.frozen_schema import FROZEN_DIR, SchemaCurator, SchemaFreezer
 from components.gates import DataValidationGate
+from components.model_card import ModelCardWriter
 from components.pusher import AtomicPusherExecutor
 from components.serving_check import ServingCheck
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
@@ -50,6 +51,7 @@ TRAINER = "Trainer"
 SERVING_CHECK = "ServingCheck"
 INFRA_VALIDATOR = "InfraValidator"
 EVALUATOR = "Evaluator"
+MODEL_CARD = "ModelCardWriter"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
 
@@ -250,8 +252,16 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluator_executor)  # the Evaluator has no argument
     evaluator.add_upstream_node(infra[0] if infra else serving_check)
 
+    # The model as pushed: the Trainer's, with its model card in assets.extra/ (components/model_card.py).
+    card = ModelCardWriter(
+        model=trainer.outputs["model"], evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"], examples=example_gen.outputs["examples"], text_key=config.text_key,
+        label_key=config.label_key, facts=json.dumps({
+            "dataset": config.dataset, "data_root": config.data_root, "pipeline_name": config.pipeline_name,
+            "model_name": config.model_name}, sort_keys=True)).with_id(MODEL_CARD)
+
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
+        model=card.outputs["card_model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_blessing,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
@@ -260,7 +270,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
 
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
-                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, *infra, evaluator, pusher]
+                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, *infra, evaluator, card, pusher]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -168,7 +168,15 @@ def _run(config, warnings: List[str], err):
             error, status = (f"step {failed or 'pipeline'} failed ({reason}); {step_advice(failed)} (traceback in "
                              f"{log})"), 1
         print(f"error: {error}", file=err, flush=True)
-    return status, s.collect_summary(config, time.time() - start, warnings, error)
+    summary = s.collect_summary(config, time.time() - start, warnings, error)
+    try:  # the report, of a finished or a stopped run alike; a failure to draw it never changes the run's outcome
+        from pipeline.report import write_report
+
+        summary["report"] = write_report(config, summary)
+    except Exception as e:  # noqa: BLE001 - reported in one line
+        print(f"warning: the run report could not be written ({type(e).__name__}: {str(e)[:200]})", file=err,
+              flush=True)
+    return status, summary
 
 
 def step_advice(node: Optional[str]) -> str:

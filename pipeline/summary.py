@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 from typing import Dict, List, Optional
 
@@ -16,6 +15,7 @@ from pathlib import Path
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from components.model_metrics import evaluator_metrics, read_split, test_metrics  # noqa: F401  (re-exported)
 from pipeline import pipeline as nodes
 from pipeline.config import PipelineConfig
 
@@ -97,38 +97,6 @@ def split_counts(statistics_uri: str) -> Dict[str, int]:
     return counts
 
 
-def evaluator_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """The overall (unsliced) metrics TFMA computed for the candidate model, flattened to name -> value."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
-    metrics = {}
-    for slice_key, by_output in result.slicing_metrics:
-        if slice_key:
-            continue
-        for _, by_sub_key in by_output.items():
-            for sub_key, values in by_sub_key.items():
-                for name, value in values.items():
-                    number = value.get("doubleValue")
-                    if number is None and "boundedValue" in value:
-                        number = value["boundedValue"].get("value")
-                    if number is None:
-                        continue
-                    if "macro_average" in name:  # some TFMA versions put the aggregation in the name
-                        full = f"macro_{name.rsplit(chr(10) + '_', 1)[-1]}"
-                    elif not sub_key:
-                        full = name
-                    elif sub_key.startswith("classId:"):
-                        full = f"{name}[class_{sub_key.split(':', 1)[1]}]"
-                    elif "macro_average" in sub_key:  # TFMA names aggregated metrics by their aggregation
-                        full = f"macro_{name}"
-                    else:
-                        full = f"{name}[{sub_key}]"
-                    number = float(number)
-                    # NaN (e.g. precision of a class never predicted) is not valid JSON: report it as null.
-                    metrics[full] = None if math.isnan(number) else round(number, 6)
-    return metrics
-
 
 def validation_failures(evaluation_uri: str, metrics: Optional[Dict[str, float]] = None) -> List[str]:
     """Why TFMA did not bless the model, one sentence per failed threshold: the metric, its value and the bound.
@@ -185,50 +153,6 @@ def write_json(path: str, summary: dict) -> None:
         json.dump(summary, f, indent=2, sort_keys=False)
     os.replace(tmp, path)
 
-
-def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
-    """(texts, labels) of one split of an ExampleGen output (gzipped TFRecords of tf.Examples)."""
-    import tensorflow as tf
-
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    texts, labels = [], []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        example = tf.train.Example.FromString(record.numpy())
-        feats = example.features.feature
-
-        def value(key):
-            f = feats.get(key)
-            if f is None:
-                return ""
-            if f.bytes_list.value:
-                return f.bytes_list.value[0].decode("utf-8", "replace")
-            if f.int64_list.value:
-                return str(f.int64_list.value[0])
-            if f.float_list.value:
-                return str(f.float_list.value[0])
-            return ""
-
-        texts.append(value(text_key))
-        labels.append(value(label_key))
-    return texts, labels
-
-
-def test_metrics(model_dir: str, texts, labels, batch_size: int = 128) -> dict:
-    """Accuracy and macro F1 of an exported model on raw texts, through its `serving_default` signature."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the model's transform graph uses tf.text ops)
-    from sklearn.metrics import accuracy_score, f1_score
-
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    predicted = []
-    for start in range(0, len(texts), batch_size):
-        out = serve(text=tf.constant(texts[start:start + batch_size]))
-        predicted += [p.decode("utf-8") for p in out["label"].numpy()]
-    if not texts:
-        return {"examples": 0}
-    return {"examples": len(texts),
-            "accuracy": round(float(accuracy_score(labels, predicted)), 4),
-            "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -293,6 +217,11 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
         accuracy = metrics.get("sparse_categorical_accuracy")
         return (f"eval accuracy {accuracy}, " if accuracy is not None else "") + \
             ("blessed" if blessed else "NOT blessed")
+    if node_id == nodes.MODEL_CARD and outputs.get("card_model"):
+        from components.model_card import CARD_JSON
+
+        card = read_json(os.path.join(outputs["card_model"][0].uri, CARD_JSON))
+        return f"test accuracy {card['metrics']['test accuracy']}, macro F1 {card['metrics']['test macro F1']}"
     if node_id == nodes.PUSHER and outputs.get("pushed_model"):
         pushed = outputs["pushed_model"][0].custom_properties
         if pushed["pushed"].int_value == 1:
@@ -387,7 +316,14 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     result["model_uri"] = model_uri
     examples_uri = record.artifact_uri(nodes.EXAMPLE_GEN, "examples")
     model_dir = pushed_dir or (os.path.join(model_uri, "Format-Serving") if model_uri else None)
-    if model_dir and examples_uri:
+    from components.model_card import CARD_JSON
+
+    card_uri = record.artifact_uri(nodes.MODEL_CARD, "card_model")
+    card_file = os.path.join(card_uri, CARD_JSON) if card_uri else None
+    if card_file and os.path.exists(card_file):  # the model card scored the test split already
+        result["model_card"] = os.path.join(pushed_dir, "assets.extra", CARD_JSON) if pushed_dir else card_file
+        result["test_metrics"] = {**read_json(card_file)["test_metrics"], "model_dir": model_dir}
+    elif model_dir and examples_uri:
         texts, labels = read_split(examples_uri, "test", config.text_key, config.label_key)
         result["test_metrics"] = {**test_metrics(model_dir, texts, labels), "model_dir": model_dir}
     if error:
@@ -440,4 +376,8 @@ def summary_lines(summary: dict) -> List[str]:
     lines.append(f"blessed: {summary['blessed']}" + (
         f" ({'; '.join(summary['not_blessed_because'])})" if summary.get("not_blessed_because") else ""))
     lines.append(f"pushed: {summary['pushed_dir'] or 'no'}")
+    if summary.get("model_card"):
+        lines.append(f"model card: {summary['model_card']}")
+    if summary.get("report"):
+        lines.append(f"report: {summary['report']}")
     return lines

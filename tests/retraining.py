@@ -12,6 +12,7 @@ test_pipeline_e2e.py.
 
 import csv
 import hashlib
+import html
 import json
 import random
 import shutil
@@ -99,6 +100,10 @@ class Case:
         for fragment in fragments:
             assert fragment in errors[0], errors[0]
         assert self.summary is not None and self.summary["error"], "no --summary-json written"
+        if self.summary["components"]:  # the pipeline started: its report says first why it stopped
+            page = (self.root / "report.html").read_text()
+            assert f"This run stopped: {html.escape(self.summary['error'])}" in page
+            assert "No training history: the run stopped before the Trainer." in page or trained
         report = json.loads((self.root / "anomalies.json").read_text())
         for anomalies in (self.summary["anomalies"], report["anomalies"]):
             assert any(kind in a["kind"].split(",") and a["feature"] == feature for a in anomalies), anomalies

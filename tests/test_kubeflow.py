@@ -152,7 +152,8 @@ def test_one_task_per_component_in_dependency_order(compiled):
     assert "Transform" in upstream["Trainer"]
     assert {"Trainer", "latest_blessed_model_resolver-model-resolver", "ServingCheck"} <= upstream["Evaluator"]
     assert upstream["ServingCheck"] == {"Trainer"}
-    assert upstream["Pusher"] == {"Evaluator", "ServingCheck", "Trainer"}
+    assert upstream["ModelCardWriter"] == {"Trainer", "Evaluator", "CsvExampleGen"}
+    assert upstream["Pusher"] == {"Evaluator", "ServingCheck", "ModelCardWriter"}
 
 
 def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(compiled):

@@ -243,6 +243,8 @@ def test_the_demo_page_classifies_typed_texts_in_a_real_browser(server, browser)
     page, errors = open_page(browser, running.url + "/", width=390, height=844)  # a phone's width
     page.wait_for_selector("#model:has-text('version 1')")
     assert "classes: fresh, rotten" in page.inner_text("#model")
+    card = json.loads((running.serving_dir / MODEL / "1" / "assets.extra" / "model_card.json").read_text())
+    assert f"test accuracy\t{card['metrics']['test accuracy']:.4f}" in page.inner_text("#model")  # the model card
     page.fill("#texts", "a gripping, beautifully acted film\n\na dull, lifeless mess\n")
     page.click("#classify")
     page.wait_for_selector(".result >> nth=1")

@@ -1,0 +1,301 @@
+"""The run report: one self-contained `report.html` in the pipeline root, plots embedded, readable without network.
+
+Sections: the run (and, for a failed or refused run, the reason first), data (examples and labels per split against
+the drift checks' baseline, token lengths with the `max_seq_length` cut), validation (every anomaly and warning),
+training (loss and accuracy per epoch, the learning-rate schedule, the epoch kept), evaluation (the metrics against
+their thresholds, the blessing in words, the test split's confusion matrix, per-class scores and most confident
+mistakes) and timings (a bar per component, the cached ones marked). A section whose step did not run says so.
+Plots are matplotlib's Agg backend, PNG, base64-embedded.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import html
+import io
+import json
+import os
+from typing import Dict, List, Optional
+
+from pipeline import pipeline as nodes
+from pipeline.config import PipelineConfig
+
+REPORT_FILE = "report.html"
+SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "Timings")  # the page's h2 headings, in order
+
+
+def _figure(draw, title: str, width: float = 6.4, height: float = 3.2) -> str:
+    """An <img> of the plot `draw(ax)` makes, with `title`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    draw(ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: List[str], rows: List[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _p(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+def label_counts(statistics_uri: str, label_key: str) -> Dict[str, Dict[str, float]]:
+    """Split -> label -> examples, from a StatisticsGen artifact."""
+    import tensorflow_data_validation as tfdv
+
+    result = {}
+    for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
+        split = os.path.basename(os.path.dirname(path)).removeprefix("Split-")
+        stats = tfdv.load_stats_binary(path)
+        for feature in stats.datasets[0].features:
+            if feature.path.step and feature.path.step[-1] == label_key:
+                buckets = feature.string_stats.rank_histogram.buckets or feature.string_stats.top_values
+                result[split] = {getattr(b, "label", getattr(b, "value", "")): b.sample_count if hasattr(
+                    b, "sample_count") else b.frequency for b in buckets}
+    return result
+
+
+def token_lengths(transformed_uri: str, split: str = "train") -> List[int]:
+    """WordPiece tokens per text before truncation, from Transform's output (features.NUM_WORDPIECES_KEY)."""
+    import tensorflow as tf
+
+    from components import features
+
+    files = sorted(glob.glob(os.path.join(transformed_uri, f"Split-{split}", "*")))
+    spec = {features.NUM_WORDPIECES_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    lengths: List[int] = []
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024):
+        lengths += tf.io.parse_example(batch, spec)[features.NUM_WORDPIECES_KEY].numpy().tolist()
+    return lengths
+
+
+def _bars(ax, groups: Dict[str, Dict[str, float]], ylabel: str, xlabel: str) -> None:
+    keys = sorted({k for g in groups.values() for k in g})
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, values) in enumerate(groups.items()):
+        ax.bar([x + i * width for x in range(len(keys))], [values.get(k, 0) for k in keys], width, label=name)
+    ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(keys))], keys, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    ax.legend()
+
+
+def data_section(config: PipelineConfig, summary: dict, record) -> str:
+    parts = []
+    counts = summary.get("examples_per_split")
+    if not counts:
+        return _p("No statistics: the run stopped before StatisticsGen.")
+    parts.append(_figure(lambda ax: (ax.bar(list(counts), list(counts.values())), ax.set_ylabel("examples"),
+                                     ax.set_xlabel("split")), "Examples per split"))
+    stats_uri = record.artifact_uri(nodes.STATISTICS_GEN, "statistics")
+    labels = label_counts(stats_uri, config.label_key) if stats_uri else {}
+    if labels:
+        parts.append(_figure(lambda ax: _bars(ax, labels, "examples", f"label ({config.label_key})"),
+                             "Label distribution per split"))
+    baseline = record.artifacts(nodes.DRIFT_VALIDATOR, "baseline_statistics", output=False)
+    if baseline and labels.get("train"):
+        before = label_counts(baseline[0].uri, config.label_key).get("train", {})
+        share = lambda c: {k: v / max(sum(c.values()), 1) for k, v in c.items()}  # noqa: E731
+        parts.append(_figure(lambda ax: _bars(ax, {"this run": share(labels["train"]), "baseline (last accepted)":
+                                                   share(before)}, "share of examples", "label"),
+                             "Train labels against the drift checks' baseline"))
+    else:
+        parts.append(_p("No baseline: this is the pipeline's first accepted data, so the drift checks had nothing to "
+                        "compare with."))
+    transformed = record.artifact_uri(nodes.TRANSFORM, "transformed_examples")
+    if transformed:
+        lengths = token_lengths(transformed)
+        cut = config.transform.max_seq_length - 2  # [CLS] and [SEP] take two positions
+
+        def histogram(ax):
+            ax.hist(lengths, bins=min(60, max(10, max(lengths, default=1))), color="#3b7dd8")
+            ax.axvline(cut, color="#c0392b", linestyle="--", label=f"cut: {cut} tokens (max_seq_length "
+                                                                   f"{config.transform.max_seq_length})")
+            ax.set_xlabel("WordPiece tokens per text (train split)")
+            ax.set_ylabel("texts")
+            ax.legend()
+        parts.append(_figure(histogram, "Token lengths"))
+    text = summary.get("text_statistics", {}).get("train")
+    if text and text.get("examples"):
+        parts.append(_p(f"Train split: {text['truncated']} of {text['examples']} texts truncated "
+                        f"({text['truncated_share']:.1%}); [UNK] {text['unk_share']:.2%} of tokens; {text['empty']} "
+                        "empty."))
+    return "".join(parts)
+
+
+def validation_section(summary: dict) -> str:
+    anomalies, warnings = summary.get("anomalies", []), summary.get("warnings", [])
+    if not anomalies and not warnings:
+        return _p("No anomaly and no warning: the data passed every check.")
+    parts = []
+    if anomalies:
+        parts.append(_table(["found by", "split", "feature", "kind", "what"],
+                            [[a.get("found_by", ""), a["split"], a["feature"], a["kind"], a["description"]]
+                             for a in anomalies]))
+    else:
+        parts.append(_p("No anomaly."))
+    parts += [_p(f"Warning: {w}") for w in warnings]
+    return "".join(parts)
+
+
+def training_section(summary: dict) -> str:
+    from components.trainer import HISTORY_FILE
+
+    model_uri = summary.get("model_uri")
+    path = os.path.join(model_uri, HISTORY_FILE) if model_uri else ""
+    if not path or not os.path.exists(path):
+        return _p("No training history: the run stopped before the Trainer.")
+    with open(path) as f:
+        record = json.load(f)
+    history = record["history"]
+    epochs = list(range(1, len(history.get("loss", [])) + 1))
+
+    def curves(ax, metric):
+        for key, name in ((metric, "train"), (f"val_{metric}", "eval")):
+            if history.get(key):
+                ax.plot(epochs, history[key], marker="o", label=name)
+        ax.axvline(record["kept_epoch"], color="#888", linestyle=":", label=f"kept: epoch {record['kept_epoch']}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_xticks(epochs)
+        ax.legend()
+
+    steps, rates = zip(*record["learning_rate"]) if record["learning_rate"] else ((), ())
+    kept = (f"Early stopping on eval accuracy kept epoch {record['kept_epoch']} of {len(epochs)}."
+            if record["early_stopping"] else f"All {len(epochs)} epoch(s) kept (no early stopping).")
+    return "".join([
+        _figure(lambda ax: curves(ax, "loss"), "Loss per epoch"),
+        _figure(lambda ax: curves(ax, "accuracy"), "Accuracy per epoch"),
+        _figure(lambda ax: (ax.plot(steps, rates), ax.set_xlabel("training step"), ax.set_ylabel("learning rate")),
+                "Learning-rate schedule"),
+        _p(kept)])
+
+
+def evaluation_section(config: PipelineConfig, summary: dict) -> str:
+    parts = []
+    metrics = summary.get("eval_metrics")
+    if not metrics:
+        parts.append(_p("No evaluation: the run stopped before the Evaluator."))
+    else:
+        gates = config.evaluator
+        baseline = summary.get("baseline_model")
+        rows = [["accuracy (eval)", metrics.get("sparse_categorical_accuracy"), f">= {gates.min_accuracy}",
+                 f"drop <= {gates.max_accuracy_drop}" if baseline else "no model in service"],
+                ["macro F1 (eval)", metrics.get("macro_f1_score"), f">= {gates.min_macro_f1}",
+                 f"drop <= {gates.max_macro_f1_drop}" if baseline else "no model in service"]]
+        parts.append(_table(["metric", "candidate", "absolute gate", "against the model in service"], rows))
+        parts.append(_p(f"Compared with the model in service: {baseline}." if baseline else
+                        "No model in service yet: the candidate was judged on the absolute gates alone."))
+        if summary.get("blessed"):
+            parts.append(_p("Blessed: every threshold passed."))
+        else:
+            parts.append(_p("Not blessed: " + ("; ".join(summary.get("not_blessed_because") or []) or "see above")
+                            + "."))
+    test = summary.get("test_metrics")
+    if test and test.get("confusion"):
+        classes, matrix = test["classes"], test["confusion"]
+
+        def confusion(ax, normalised):
+            import numpy as np
+
+            values = np.array(matrix, dtype=float)
+            if normalised:
+                values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
+            ax.imshow(values, cmap="Blues")
+            for i in range(len(classes)):
+                for j in range(len(classes)):
+                    ax.text(j, i, f"{values[i, j]:.2f}" if normalised else int(values[i, j]), ha="center",
+                            va="center", fontsize=8)
+            ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+            ax.set_yticks(range(len(classes)), classes)
+            ax.set_xlabel("predicted class")
+            ax.set_ylabel("true class")
+
+        size = min(3 + 0.35 * len(classes), 10)
+        parts.append(_p(f"Test split ({test['examples']} examples): accuracy {test['accuracy']}, macro F1 "
+                        f"{test['macro_f1']}."))
+        parts.append(_figure(lambda ax: confusion(ax, False), "Confusion matrix, test (counts)", size, size))
+        parts.append(_figure(lambda ax: confusion(ax, True), "Confusion matrix, test (row shares)",
+                             size, size))
+        parts.append(_table(["class", "precision", "recall", "F1", "examples"],
+                            [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                             for c, v in test["per_class"].items()]))
+        parts.append("<h3>Most confident mistakes (test split)</h3>" + _table(
+            ["text", "true", "predicted", "probability"],
+            [[m["text"], m["label"], m["predicted"], m["probability"]] for m in test["confident_mistakes"]]))
+    return "".join(parts)
+
+
+def timings_section(summary: dict) -> str:
+    components = summary.get("components") or {}
+    if not components:
+        return _p("No step ran.")
+    names = list(components)
+    seconds = [components[n].get("seconds") or 0 for n in names]
+    colours = ["#bbb" if components[n].get("state") == "CACHED" else "#3b7dd8" for n in names]
+
+    def bars(ax):
+        ax.barh(names, seconds, color=colours)
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds (grey: taken from the cache)")
+    cached = [n for n in names if components[n].get("state") == "CACHED"]
+    return (_figure(bars, "Seconds per component", 7, 0.8 + 0.3 * len(names)) +
+            _p("From the cache: " + (", ".join(cached) if cached else "none") + "."))
+
+
+def run_section(summary: dict) -> str:
+    rows = [["dataset", summary.get("dataset")], ["model", summary.get("model")],
+            ["wall time", f"{summary.get('wall_seconds')} s"], ["blessed", summary.get("blessed")],
+            ["pushed", summary.get("pushed_dir") or "no"]]
+    return _table(["", ""], rows)
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#1d1d1f}
+img{max-width:100%;display:block;margin:.5rem 0}table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
+.error{background:#fdecea;color:#8a1c12;padding:.75rem;border-radius:4px}"""
+
+
+def render(config: PipelineConfig, summary: dict) -> str:
+    from pipeline.summary import RunRecord
+
+    record = RunRecord(config.metadata_path, config.pipeline_name) if config.metadata_path else None
+    bodies = {
+        "Run": run_section(summary),
+        "Data": data_section(config, summary, record) if record else _p("No metadata store."),
+        "Validation": validation_section(summary),
+        "Training": training_section(summary),
+        "Evaluation": evaluation_section(config, summary),
+        "Timings": timings_section(summary),
+    }
+    error = summary.get("error")
+    top = f'<p class="error">This run stopped: {html.escape(error)}</p>' if error else ""
+    sections = "".join(f'<h2 id="{name.lower()}">{name}</h2>{bodies[name]}' for name in SECTIONS)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>Run report: {html.escape(config.pipeline_name)}'
+            f'</title><style>{_STYLE}</style></head><body><h1>Run report: {html.escape(config.pipeline_name)}</h1>'
+            f'{top}{sections}</body></html>')
+
+
+def write_report(config: PipelineConfig, summary: dict) -> Optional[str]:
+    """Writes <pipeline_root>/report.html; returns its path."""
+    path = os.path.join(config.pipeline_root, REPORT_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(render(config, summary))
+    os.replace(tmp, path)
+    return path

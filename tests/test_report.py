@@ -1,0 +1,49 @@
+"""The run report (pipeline/report.py) and the model card (components/model_card.py) of the quick run, opened in a
+real headless browser; a stopped run's report is checked in tests/retraining.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.model_card import CARD_HTML, CARD_JSON
+from pipeline.report import SECTIONS
+from conftest import ARTIFACTS, open_page
+
+
+def test_the_pushed_model_carries_its_model_card(first_run):
+    paths, summary, _ = first_run
+    extra = Path(summary["pushed_dir"]) / "assets.extra"
+    assert summary["model_card"] == str(extra / CARD_JSON)
+    card = json.loads((extra / CARD_JSON).read_text())
+    assert card["classes"] == ["fresh", "rotten"] and card["blessed"] is True and card["baseline_model"] is None
+    assert card["checkpoint"].startswith("none (trained from scratch")
+    assert card["settings"]["epochs"] == 2 and card["settings"]["model_size"] == "tiny"
+    assert card["data"]["dataset"] == "rotten_tomatoes" and card["data"]["text_column"] == "text"
+    metrics = summary["eval_metrics"]
+    assert card["metrics"]["eval accuracy"] == metrics["sparse_categorical_accuracy"]
+    assert card["metrics"]["test accuracy"] == summary["test_metrics"]["accuracy"]
+    assert card["metrics"]["test examples"] == summary["examples_per_split"]["test"]
+    assert card["training"]["epochs_run"] == 2 and card["date"].startswith("20")
+    assert "<h2>Metrics</h2>" in (extra / CARD_HTML).read_text()
+
+
+def test_the_report_shows_every_section_with_loaded_plots_in_a_real_browser(first_run, browser):
+    paths, summary, _ = first_run
+    report = paths["pipeline_root"] / "report.html"
+    assert summary["report"] == str(report)
+    page, errors = open_page(browser, report.as_uri())
+    assert page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)") == list(SECTIONS)
+    images = page.eval_on_selector_all("img", "is => is.map(i => [i.alt, i.complete, i.naturalWidth])")
+    titles = [alt for alt, _, _ in images]
+    for expected in ("Examples per split", "Label distribution per split", "Token lengths", "Loss per epoch",
+                     "Accuracy per epoch", "Learning-rate schedule", "Confusion matrix, test (counts)",
+                     "Confusion matrix, test (row shares)", "Seconds per component"):
+        assert expected in titles, titles
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert "src=\"http" not in report.read_text()  # self-contained: nothing to fetch
+    text = page.inner_text("body")
+    assert "No anomaly and no warning" in text and "Blessed: every threshold passed." in text
+    assert "Most confident mistakes (test split)" in text and "Early stopping on eval accuracy kept epoch" in text
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert errors == []
