@@ -163,7 +163,7 @@ SERVE_SCRIPT = textwrap.dedent("""
     n = len(texts)
     out = loaded.transform_fn({"text": tf.constant(texts), "label": tf.constant(["긍정"] * n),
                                "row": tf.range(n, dtype=tf.int64)})
-    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+    print(json.dumps({k: v.numpy().tolist() for k, v in out.items() if v.dtype != tf.string}))
     assert "tensorflow_transform" not in sys.modules and "components" not in sys.modules
 """)
 

@@ -88,7 +88,8 @@ def analyze_and_transform(tmp: Path, rows, feature_spec, settings: TransformSett
         raw = p | beam.Create(rows, reshuffle=False)
         (data, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
         _ = transform_fn | tft_beam.WriteTransformFn(str(out_dir))
-        _ = (data | beam.Map(lambda r: json.dumps({k: np.asarray(v).tolist() for k, v in r.items()}))
+        _ = (data | beam.Map(lambda r: json.dumps({k: v.decode("utf-8") if isinstance(v, bytes) else np.asarray(v).tolist()
+                                                   for k, v in r.items()}))
              | beam.io.WriteToText(str(rows_prefix)))
     lines = [line for f in sorted(rows_prefix.parent.glob("part*")) for line in f.read_text().splitlines()]
     out = sorted((json.loads(line) for line in lines), key=lambda r: r["row"])
@@ -149,6 +150,9 @@ def test_transformed_schema_is_fixed_length(tricky_run):
     for key in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY):
         assert spec[key] == tf.io.FixedLenFeature([MAX_LEN], tf.int64)
     assert spec[features.LABEL_ID_KEY] == tf.io.FixedLenFeature([], tf.int64)
+    assert spec[features.RAW_TEXT_KEY] == tf.io.FixedLenFeature([], tf.string)  # passed through for the warm-up
+    rows, out, _ = tricky_run
+    assert [r[features.RAW_TEXT_KEY] for r in out] == [r["text"] for r in rows]
 
 
 def test_fixture_cases_without_label(tmp_path, vocab_file):
@@ -177,7 +181,7 @@ SERVE_SCRIPT = textwrap.dedent("""
     # `row` is the test's own pass-through column; the label is needed only by the label_id output.
     inputs = {"text": tf.constant(texts), "label": tf.constant(["pos"] * n), "row": tf.range(n, dtype=tf.int64)}
     out = fn(inputs)
-    print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
+    print(json.dumps({k: v.numpy().tolist() for k, v in out.items() if v.dtype != tf.string}))
     assert "tensorflow_transform" not in sys.modules and "components" not in sys.modules
 """)
 
@@ -225,7 +229,7 @@ def tokenizer(vocab_file):
 def _tokenize(tokenizer, texts, max_len):
     out = preprocessing.tokenize(tf.constant(texts, tf.string), tokenizer, max_len,
                                  tokenizer.cls_id, tokenizer.sep_id)
-    return {k: v.numpy().tolist() for k, v in out.items()}
+    return {k: v.numpy().tolist() for k, v in out.items() if v.dtype != tf.string}
 
 
 @pytest.mark.parametrize("max_len", [2, 3, 16, 512])

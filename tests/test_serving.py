@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -176,6 +177,8 @@ def test_a_request_that_stalls_times_out_with_504(server):
 
 def test_a_broken_version_is_reported_and_not_served(server):
     running, _ = server
+    hidden = running.serving_dir / MODEL / ".tmp-push-0123456789ab" / "9999999998"  # a Pusher's staging folder
+    shutil.copytree(running.serving_dir / MODEL / "1", hidden)
     broken = running.serving_dir / MODEL / "9999999999"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
@@ -184,6 +187,7 @@ def test_a_broken_version_is_reported_and_not_served(server):
     status = running.states()
     assert status[9999999999]["state"] == "END" and "failed to load" in status[9999999999]["status"]["error_message"]
     assert [v for v, s in status.items() if s["state"] == "AVAILABLE"] == [1]
+    assert set(status) == {1, 9999999999}  # the hidden staging folder is not a version
     assert running.predict({"instances": ["served by version 1"]}).status_code == 200
     assert running.predict({"instances": ["a"]}, version=9999999999).status_code == 404
 
@@ -210,8 +214,9 @@ def test_a_version_pushed_by_the_pusher_takes_over_without_a_failed_request(serv
     loop.start()
     try:
         time.sleep(1)
-        pushed = push_model(AtomicPusherExecutor, Path(summary["model_uri"]), running.serving_dir / MODEL,
-                            tmp_path / "pushed_model")
+        model = tmp_path / "model"  # a Model artifact holding the pushed model (with its card) as Format-Serving
+        shutil.copytree(summary["pushed_dir"], model / "Format-Serving")
+        pushed = push_model(AtomicPusherExecutor, model, running.serving_dir / MODEL, tmp_path / "pushed_model")
         version = int(pushed.get_string_custom_property("pushed_version"))
         running.wait_for(lambda s: s.get(version, {}).get("state") == "AVAILABLE", what=f"version {version}")
         switched = time.time()
@@ -241,10 +246,11 @@ def test_the_command_line_refuses_a_missing_folder_and_a_busy_port(tmp_path):
 def test_the_demo_page_classifies_typed_texts_in_a_real_browser(server, browser):
     running, _ = server
     page, errors = open_page(browser, running.url + "/", width=390, height=844)  # a phone's width
-    page.wait_for_selector("#model:has-text('version 1')")
+    served = requests.get(running.url + "/demo/model.json", timeout=10).json()
+    page.wait_for_selector(f"#model:has-text('version {served['version']}')")
+    page.wait_for_selector("#model table")  # the model card's metrics
     assert "classes: fresh, rotten" in page.inner_text("#model")
-    card = json.loads((running.serving_dir / MODEL / "1" / "assets.extra" / "model_card.json").read_text())
-    assert f"test accuracy\t{card['metrics']['test accuracy']:.4f}" in page.inner_text("#model")  # the model card
+    assert f"test accuracy\t{served['model_card']['metrics']['test accuracy']:.4f}" in page.inner_text("#model")
     page.fill("#texts", "a gripping, beautifully acted film\n\na dull, lifeless mess\n")
     page.click("#classify")
     page.wait_for_selector(".result >> nth=1")
