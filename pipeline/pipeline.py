@@ -26,6 +26,8 @@ from components.frozen_schema import FROZEN_DIR, SchemaCurator, SchemaFreezer
 from components.gates import DataValidationGate
 from components.model_card import ModelCardWriter
 from components.pusher import AtomicPusherExecutor
+from components.run_report import RunReport
+from components.settings import to_custom_config
 from components.serving_check import ServingCheck
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
 from pipeline.evaluation import make_eval_config
@@ -52,6 +54,7 @@ SERVING_CHECK = "ServingCheck"
 INFRA_VALIDATOR = "InfraValidator"
 EVALUATOR = "Evaluator"
 MODEL_CARD = "ModelCardWriter"
+RUN_REPORT = "RunReport"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
 
@@ -269,8 +272,22 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         # Copies into a hidden staging folder, then renames the version folder into place (components/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
 
+    # Kubeflow has no local ML Metadata store to draw the run report from after the run: a step draws it.
+    report = [] if config.orchestrator == "local" else [RunReport(
+        statistics=statistics_gen.outputs["statistics"], anomalies=example_validator.outputs["anomalies"],
+        drift_anomalies=drift_validator.outputs["anomalies"], text_statistics=text_statistics_gen.outputs["statistics"],
+        text_anomalies=text_statistics_gen.outputs["anomalies"], transformed_examples=transform.outputs[
+            "transformed_examples"], model=trainer.outputs["model"], evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"], card_model=card.outputs["card_model"],
+        baseline_statistics=data_baseline.outputs["statistics"],
+        context=json.dumps({
+            "pipeline_name": config.pipeline_name, "label_key": config.label_key,
+            "max_seq_length": config.transform.max_seq_length, "evaluator": to_custom_config(config.evaluator),
+            "dataset": config.dataset, "model": config.trainer.pretrained_dir or config.trainer.model_size},
+            sort_keys=True)).with_id(RUN_REPORT)]
+
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
-                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, *infra, evaluator, card, pusher]
+                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, *infra, evaluator, card, pusher, *report]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

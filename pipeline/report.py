@@ -11,18 +11,41 @@ Plots are matplotlib's Agg backend, PNG, base64-embedded.
 from __future__ import annotations
 
 import base64
-import glob
 import html
 import io
 import json
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from pipeline import pipeline as nodes
-from pipeline.config import PipelineConfig
+from pipeline.evaluation import EvaluatorSettings
 
 REPORT_FILE = "report.html"
 SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "Timings")  # the page's h2 headings, in order
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the report needs besides the summary: names and settings, and where the data artifacts are."""
+
+    pipeline_name: str
+    label_key: str
+    max_seq_length: int
+    evaluator: EvaluatorSettings
+    statistics: Optional[str] = None  # StatisticsGen's output
+    baseline_statistics: Optional[str] = None  # the statistics the drift checks compared with
+    transformed: Optional[str] = None  # Transform's transformed examples
+
+    @classmethod
+    def of_run(cls, config, record) -> "ReportContext":
+        """For a local run: the config, and the artifacts of its latest execution in ML Metadata."""
+        from pipeline import pipeline as nodes
+
+        baseline = record.artifacts(nodes.DRIFT_VALIDATOR, "baseline_statistics", output=False)
+        return cls(config.pipeline_name, config.label_key, config.transform.max_seq_length, config.evaluator,
+                   statistics=record.artifact_uri(nodes.STATISTICS_GEN, "statistics"),
+                   baseline_statistics=baseline[0].uri if baseline else None,
+                   transformed=record.artifact_uri(nodes.TRANSFORM, "transformed_examples"))
 
 
 def _figure(draw, title: str, width: float = 6.4, height: float = 3.2) -> str:
@@ -55,10 +78,11 @@ def _p(text: str) -> str:
 
 def label_counts(statistics_uri: str, label_key: str) -> Dict[str, Dict[str, float]]:
     """Split -> label -> examples, from a StatisticsGen artifact."""
+    import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
     result = {}
-    for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
+    for path in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
         split = os.path.basename(os.path.dirname(path)).removeprefix("Split-")
         stats = tfdv.load_stats_binary(path)
         for feature in stats.datasets[0].features:
@@ -75,7 +99,7 @@ def token_lengths(transformed_uri: str, split: str = "train") -> List[int]:
 
     from components import features
 
-    files = sorted(glob.glob(os.path.join(transformed_uri, f"Split-{split}", "*")))
+    files = sorted(tf.io.gfile.glob(os.path.join(transformed_uri, f"Split-{split}", "*")))
     spec = {features.NUM_WORDPIECES_KEY: tf.io.FixedLenFeature([], tf.int64)}
     lengths: List[int] = []
     for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024):
@@ -94,21 +118,19 @@ def _bars(ax, groups: Dict[str, Dict[str, float]], ylabel: str, xlabel: str) -> 
     ax.legend()
 
 
-def data_section(config: PipelineConfig, summary: dict, record) -> str:
+def data_section(context: ReportContext, summary: dict) -> str:
     parts = []
     counts = summary.get("examples_per_split")
     if not counts:
         return _p("No statistics: the run stopped before StatisticsGen.")
     parts.append(_figure(lambda ax: (ax.bar(list(counts), list(counts.values())), ax.set_ylabel("examples"),
                                      ax.set_xlabel("split")), "Examples per split"))
-    stats_uri = record.artifact_uri(nodes.STATISTICS_GEN, "statistics")
-    labels = label_counts(stats_uri, config.label_key) if stats_uri else {}
+    labels = label_counts(context.statistics, context.label_key) if context.statistics else {}
     if labels:
-        parts.append(_figure(lambda ax: _bars(ax, labels, "examples", f"label ({config.label_key})"),
+        parts.append(_figure(lambda ax: _bars(ax, labels, "examples", f"label ({context.label_key})"),
                              "Label distribution per split"))
-    baseline = record.artifacts(nodes.DRIFT_VALIDATOR, "baseline_statistics", output=False)
-    if baseline and labels.get("train"):
-        before = label_counts(baseline[0].uri, config.label_key).get("train", {})
+    if context.baseline_statistics and labels.get("train"):
+        before = label_counts(context.baseline_statistics, context.label_key).get("train", {})
         share = lambda c: {k: v / max(sum(c.values()), 1) for k, v in c.items()}  # noqa: E731
         parts.append(_figure(lambda ax: _bars(ax, {"this run": share(labels["train"]), "baseline (last accepted)":
                                                    share(before)}, "share of examples", "label"),
@@ -116,15 +138,14 @@ def data_section(config: PipelineConfig, summary: dict, record) -> str:
     else:
         parts.append(_p("No baseline: this is the pipeline's first accepted data, so the drift checks had nothing to "
                         "compare with."))
-    transformed = record.artifact_uri(nodes.TRANSFORM, "transformed_examples")
-    if transformed:
-        lengths = token_lengths(transformed)
-        cut = config.transform.max_seq_length - 2  # [CLS] and [SEP] take two positions
+    if context.transformed:
+        lengths = token_lengths(context.transformed)
+        cut = context.max_seq_length - 2  # [CLS] and [SEP] take two positions
 
         def histogram(ax):
             ax.hist(lengths, bins=min(60, max(10, max(lengths, default=1))), color="#3b7dd8")
             ax.axvline(cut, color="#c0392b", linestyle="--", label=f"cut: {cut} tokens (max_seq_length "
-                                                                   f"{config.transform.max_seq_length})")
+                                                                   f"{context.max_seq_length})")
             ax.set_xlabel("WordPiece tokens per text (train split)")
             ax.set_ylabel("texts")
             ax.legend()
@@ -153,14 +174,15 @@ def validation_section(summary: dict) -> str:
 
 
 def training_section(summary: dict) -> str:
+    import tensorflow as tf
+
     from components.trainer import HISTORY_FILE
 
     model_uri = summary.get("model_uri")
     path = os.path.join(model_uri, HISTORY_FILE) if model_uri else ""
-    if not path or not os.path.exists(path):
+    if not path or not tf.io.gfile.exists(path):
         return _p("No training history: the run stopped before the Trainer.")
-    with open(path) as f:
-        record = json.load(f)
+    record = json.loads(tf.io.gfile.GFile(path).read())
     history = record["history"]
     epochs = list(range(1, len(history.get("loss", [])) + 1))
 
@@ -185,13 +207,13 @@ def training_section(summary: dict) -> str:
         _p(kept)])
 
 
-def evaluation_section(config: PipelineConfig, summary: dict) -> str:
+def evaluation_section(context: ReportContext, summary: dict) -> str:
     parts = []
     metrics = summary.get("eval_metrics")
     if not metrics:
         parts.append(_p("No evaluation: the run stopped before the Evaluator."))
     else:
-        gates = config.evaluator
+        gates = context.evaluator
         baseline = summary.get("baseline_model")
         rows = [["accuracy (eval)", metrics.get("sparse_categorical_accuracy"), f">= {gates.min_accuracy}",
                  f"drop <= {gates.max_accuracy_drop}" if baseline else "no model in service"],
@@ -243,7 +265,7 @@ def evaluation_section(config: PipelineConfig, summary: dict) -> str:
 def timings_section(summary: dict) -> str:
     components = summary.get("components") or {}
     if not components:
-        return _p("No step ran.")
+        return _p(summary.get("timings_note") or "No step ran.")
     names = list(components)
     seconds = [components[n].get("seconds") or 0 for n in names]
     colours = ["#bbb" if components[n].get("state") == "CACHED" else "#3b7dd8" for n in names]
@@ -270,32 +292,32 @@ td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:t
 .error{background:#fdecea;color:#8a1c12;padding:.75rem;border-radius:4px}"""
 
 
-def render(config: PipelineConfig, summary: dict) -> str:
-    from pipeline.summary import RunRecord
-
-    record = RunRecord(config.metadata_path, config.pipeline_name) if config.metadata_path else None
+def render(context: ReportContext, summary: dict) -> str:
     bodies = {
         "Run": run_section(summary),
-        "Data": data_section(config, summary, record) if record else _p("No metadata store."),
+        "Data": data_section(context, summary),
         "Validation": validation_section(summary),
         "Training": training_section(summary),
-        "Evaluation": evaluation_section(config, summary),
+        "Evaluation": evaluation_section(context, summary),
         "Timings": timings_section(summary),
     }
     error = summary.get("error")
     top = f'<p class="error">This run stopped: {html.escape(error)}</p>' if error else ""
     sections = "".join(f'<h2 id="{name.lower()}">{name}</h2>{bodies[name]}' for name in SECTIONS)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>Run report: {html.escape(config.pipeline_name)}'
-            f'</title><style>{_STYLE}</style></head><body><h1>Run report: {html.escape(config.pipeline_name)}</h1>'
+            f'content="width=device-width, initial-scale=1"><title>Run report: {html.escape(context.pipeline_name)}'
+            f'</title><style>{_STYLE}</style></head><body><h1>Run report: {html.escape(context.pipeline_name)}</h1>'
             f'{top}{sections}</body></html>')
 
 
-def write_report(config: PipelineConfig, summary: dict) -> Optional[str]:
-    """Writes <pipeline_root>/report.html; returns its path."""
+def write_report(config, summary: dict) -> str:
+    """Writes <pipeline_root>/report.html of a local run (`config`: its PipelineConfig); returns its path."""
+    from pipeline.summary import RunRecord
+
+    context = ReportContext.of_run(config, RunRecord(config.metadata_path, config.pipeline_name))
     path = os.path.join(config.pipeline_root, REPORT_FILE)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(config, summary))
+        f.write(render(context, summary))
     os.replace(tmp, path)
     return path

@@ -146,7 +146,8 @@ def test_one_task_per_component_in_dependency_order(compiled):
     for position, name in enumerate(order):
         assert upstream[name] <= set(order[:position]), f"{name} depends on a later or unknown task"
     assert order[0] == "CsvExampleGen" and not upstream["CsvExampleGen"]
-    assert order[-1] == "Pusher" and level["Pusher"] > max(v for k, v in level.items() if k != "Pusher")
+    last = max(level.values())
+    assert {name for name, v in level.items() if v == last} == {"Pusher", "RunReport"}  # both after the card
     assert upstream["StatisticsGen"] == {"CsvExampleGen"}
     assert {"DataValidationGate", "CsvExampleGen", "ImportSchemaGen"} <= upstream["Transform"]
     assert "Transform" in upstream["Trainer"]
@@ -154,6 +155,13 @@ def test_one_task_per_component_in_dependency_order(compiled):
     assert upstream["ServingCheck"] == {"Trainer"}
     assert upstream["ModelCardWriter"] == {"Trainer", "Evaluator", "CsvExampleGen"}
     assert upstream["Pusher"] == {"Evaluator", "ServingCheck", "ModelCardWriter"}
+    assert {"ModelCardWriter", "Evaluator", "Trainer", "Transform", "TextStatisticsGen", "DriftValidator",
+            "ExampleValidator", "StatisticsGen"} <= upstream["RunReport"]
+    report = tasks["RunReport"]
+    assert report["inputs"]["artifacts"]["baseline_statistics"]["taskOutputArtifact"]["producerTask"].startswith(
+        "DataValidationGate_baseline_resolver")
+    context = json.loads(report["inputs"]["parameters"]["context"]["runtimeValue"]["constant"])
+    assert context["label_key"] == "label" and {"min_accuracy", "max_macro_f1_drop"} <= set(context["evaluator"])
 
 
 def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(compiled):

@@ -47,3 +47,36 @@ def test_the_report_shows_every_section_with_loaded_plots_in_a_real_browser(firs
     assert "Most confident mistakes (test split)" in text and "Early stopping on eval accuracy kept epoch" in text
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert errors == []
+
+
+def test_on_kubeflow_the_run_report_step_draws_the_same_report_from_the_artifacts(first_run, browser, tmp_path):
+    """components/run_report.py (the RunReport step of the Kubeflow spec) on the quick run's real artifacts."""
+    from components.run_report import summary_from_artifacts
+    from pipeline import pipeline as nodes
+    from pipeline.config import PIPELINE_NAME
+    from pipeline.evaluation import EvaluatorSettings
+    from pipeline.report import ReportContext, render
+    from pipeline.summary import RunRecord
+
+    paths, summary, _ = first_run
+    record = RunRecord(str(paths["pipeline_root"] / "metadata.sqlite"), PIPELINE_NAME)
+    uri = record.artifact_uri
+    split_names = lambda node: record.artifacts(node, "anomalies")[0].properties["split_names"].string_value  # noqa
+    built = summary_from_artifacts(
+        uri(nodes.STATISTICS_GEN, "statistics"),
+        {node: (uri(node, "anomalies"), split_names(node))
+         for node in (nodes.EXAMPLE_VALIDATOR, nodes.DRIFT_VALIDATOR, nodes.TEXT_STATISTICS_GEN)},
+        uri(nodes.TEXT_STATISTICS_GEN, "statistics"), uri(nodes.TRAINER, "model"), uri(nodes.EVALUATOR, "evaluation"),
+        True, "", uri(nodes.MODEL_CARD, "card_model"), {"dataset": "rotten_tomatoes", "model": "tiny"})
+    assert built["examples_per_split"] == summary["examples_per_split"]
+    assert built["eval_metrics"] == summary["eval_metrics"] and built["anomalies"] == summary["anomalies"] == []
+    assert built["test_metrics"]["accuracy"] == summary["test_metrics"]["accuracy"]
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render(ReportContext(
+        PIPELINE_NAME, "label", 64, EvaluatorSettings(), statistics=uri(nodes.STATISTICS_GEN, "statistics"),
+        transformed=uri(nodes.TRANSFORM, "transformed_examples")), built))
+    page, errors = open_page(browser, page_file.as_uri())
+    assert page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)") == list(SECTIONS)
+    images = page.eval_on_selector_all("img", "is => is.map(i => i.naturalWidth)")
+    assert len(images) == 8 and all(width > 0 for width in images)  # no timings plot: the KFP graph has them
+    assert "Each step's timing is in the Kubeflow run's graph." in page.inner_text("body") and errors == []
