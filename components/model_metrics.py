@@ -11,11 +11,12 @@ import os
 from typing import Dict
 
 
-def evaluator_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """The overall (unsliced) metrics TFMA computed for the candidate model, flattened to name -> value."""
+def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, float]:
+    """The overall (unsliced) metrics TFMA computed for the candidate model (or for `model_name`, e.g. "baseline":
+    the model in service), flattened to name -> value."""
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
     metrics = {}
     for slice_key, by_output in result.slicing_metrics:
         if slice_key:

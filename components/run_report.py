@@ -48,6 +48,11 @@ def summary_from_artifacts(statistics: str, anomalies: dict, text_statistics: st
                "model_uri": model, "eval_metrics": evaluator_metrics(evaluation), "blessed": blessed,
                "baseline_model": baseline or None, "components": {},
                "timings_note": "Each step's timing is in the Kubeflow run's graph."}
+    if baseline:
+        try:  # the model in service's metrics (none when its classes differ: it was not evaluated)
+            summary["baseline_eval_metrics"] = evaluator_metrics(evaluation, "baseline")
+        except Exception:  # noqa: BLE001 - the report then shows the candidate alone
+            pass
     if not blessed:
         from pipeline.summary import validation_failures
 

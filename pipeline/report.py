@@ -35,17 +35,19 @@ class ReportContext:
     statistics: Optional[str] = None  # StatisticsGen's output
     baseline_statistics: Optional[str] = None  # the statistics the drift checks compared with
     transformed: Optional[str] = None  # Transform's transformed examples
+    baseline_text_statistics: Optional[str] = None  # the text statistics the length-drift check compared with
 
     @classmethod
     def of_run(cls, config, record) -> "ReportContext":
         """For a local run: the config, and the artifacts of its latest execution in ML Metadata."""
         from pipeline import pipeline as nodes
 
-        baseline = record.artifacts(nodes.DRIFT_VALIDATOR, "baseline_statistics", output=False)
         return cls(config.pipeline_name, config.label_key, config.transform.max_seq_length, config.evaluator,
                    statistics=record.artifact_uri(nodes.STATISTICS_GEN, "statistics"),
-                   baseline_statistics=baseline[0].uri if baseline else None,
-                   transformed=record.artifact_uri(nodes.TRANSFORM, "transformed_examples"))
+                   baseline_statistics=record.artifact_uri(nodes.DRIFT_VALIDATOR, "baseline_statistics", output=False),
+                   transformed=record.artifact_uri(nodes.TRANSFORM, "transformed_examples"),
+                   baseline_text_statistics=record.artifact_uri(nodes.TEXT_STATISTICS_GEN, "baseline_statistics",
+                                                                output=False))
 
 
 def _figure(draw, title: str, width: float = 6.4, height: float = 3.2) -> str:
@@ -107,6 +109,26 @@ def token_lengths(transformed_uri: str, split: str = "train") -> List[int]:
     return lengths
 
 
+def length_histogram(text_statistics_uri: str, split: str = "train"):
+    """(bucket edges, examples per bucket) of WordPiece tokens per text, from TextStatisticsGen's TFDV statistics
+    (the standard histogram of features.NUM_WORDPIECES_KEY); None when absent."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    from components import features
+
+    paths = tf.io.gfile.glob(os.path.join(text_statistics_uri, f"Split-{split}", "FeatureStats.pb"))
+    if not paths:
+        return None
+    for feature in tfdv.load_stats_binary(paths[0]).datasets[0].features:
+        if feature.path.step and feature.path.step[-1] == features.NUM_WORDPIECES_KEY:
+            for histogram in feature.num_stats.histograms:
+                if histogram.type == histogram.STANDARD and histogram.buckets:
+                    edges = [histogram.buckets[0].low_value] + [b.high_value for b in histogram.buckets]
+                    return edges, [b.sample_count for b in histogram.buckets]
+    return None
+
+
 def _bars(ax, groups: Dict[str, Dict[str, float]], ylabel: str, xlabel: str) -> None:
     keys = sorted({k for g in groups.values() for k in g})
     width = 0.8 / max(len(groups), 1)
@@ -142,14 +164,25 @@ def data_section(context: ReportContext, summary: dict) -> str:
         lengths = token_lengths(context.transformed)
         cut = context.max_seq_length - 2  # [CLS] and [SEP] take two positions
 
+        before = length_histogram(context.baseline_text_statistics) if context.baseline_text_statistics else None
+
         def histogram(ax):
-            ax.hist(lengths, bins=min(60, max(10, max(lengths, default=1))), color="#3b7dd8")
+            if before:  # shares, on the baseline's buckets, so the two runs compare whatever their sizes
+                import numpy as np
+
+                edges, counts = before
+                now, _ = np.histogram(lengths, bins=edges)
+                ax.stairs(now / max(now.sum(), 1), edges, fill=True, color="#3b7dd8", alpha=0.6, label="this run")
+                ax.stairs(np.array(counts) / max(sum(counts), 1), edges, color="#333", label="baseline (last accepted)")
+                ax.set_ylabel("share of texts")
+            else:
+                ax.hist(lengths, bins=min(60, max(10, max(lengths, default=1))), color="#3b7dd8")
+                ax.set_ylabel("texts")
             ax.axvline(cut, color="#c0392b", linestyle="--", label=f"cut: {cut} tokens (max_seq_length "
                                                                    f"{context.max_seq_length})")
             ax.set_xlabel("WordPiece tokens per text (train split)")
-            ax.set_ylabel("texts")
             ax.legend()
-        parts.append(_figure(histogram, "Token lengths"))
+        parts.append(_figure(histogram, "Token lengths" + (" against the baseline" if before else "")))
     text = summary.get("text_statistics", {}).get("train")
     if text and text.get("examples"):
         parts.append(_p(f"Train split: {text['truncated']} of {text['examples']} texts truncated "
@@ -215,11 +248,14 @@ def evaluation_section(context: ReportContext, summary: dict) -> str:
     else:
         gates = context.evaluator
         baseline = summary.get("baseline_model")
-        rows = [["accuracy (eval)", metrics.get("sparse_categorical_accuracy"), f">= {gates.min_accuracy}",
-                 f"drop <= {gates.max_accuracy_drop}" if baseline else "no model in service"],
-                ["macro F1 (eval)", metrics.get("macro_f1_score"), f">= {gates.min_macro_f1}",
-                 f"drop <= {gates.max_macro_f1_drop}" if baseline else "no model in service"]]
-        parts.append(_table(["metric", "candidate", "absolute gate", "against the model in service"], rows))
+        served = summary.get("baseline_eval_metrics") or {}
+        rows = [[name, metrics.get(key), served.get(key, "–"), f">= {low}",
+                 f"drop <= {drop}" if baseline else "no model in service"]
+                for name, key, low, drop in (
+                    ("accuracy (eval)", "sparse_categorical_accuracy", gates.min_accuracy, gates.max_accuracy_drop),
+                    ("macro F1 (eval)", "macro_f1_score", gates.min_macro_f1, gates.max_macro_f1_drop))]
+        parts.append(_table(["metric", "candidate", "model in service", "absolute gate",
+                             "allowed drop against the model in service"], rows))
         parts.append(_p(f"Compared with the model in service: {baseline}." if baseline else
                         "No model in service yet: the candidate was judged on the absolute gates alone."))
         if summary.get("blessed"):

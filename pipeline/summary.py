@@ -306,6 +306,8 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
         result["frozen_schema"] = frozen_schema_file(config.pipeline_root)
     baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)
     result["baseline_model"] = baseline[0].uri if baseline else None
+    if baseline and evaluation_uri and not result.get("not_comparable"):
+        result["baseline_eval_metrics"] = evaluator_metrics(evaluation_uri, "baseline")  # the model in service
     pushed = record.artifacts(nodes.PUSHER, "pushed_model")
     pushed_dir = None
     if pushed and pushed[0].custom_properties["pushed"].int_value == 1:

@@ -187,6 +187,10 @@ def test_extra_column_is_accepted_with_a_warning(accepted):
     assert any("review_id" in w and "not used" in w for w in warnings), warnings  # the input check
     assert any("review_id" in w for w in json.loads((accepted.root / "anomalies.json").read_text())["warnings"])
     assert "warning:" in accepted.proc.stderr and "review_id" in accepted.proc.stderr
+    # A second run: its report compares the labels and the token lengths with the last accepted data.
+    page = (accepted.root / "report.html").read_text()
+    assert 'alt="Train labels against the drift checks&#x27; baseline"' in page
+    assert 'alt="Token lengths against the baseline"' in page and "review_id" in page  # the warning, too
 
 
 # Bad models never replace good ones ---------------------------------------------------------------------------------
