@@ -81,6 +81,14 @@ def card_html(card: dict) -> str:
             f'</body></html>')
 
 
+def blessing_facts(blessing):
+    """(blessed, the model in service's URI or "") of the Evaluator's ModelBlessing artifact."""
+    blessed = blessing.has_custom_property("blessed") and blessing.get_int_custom_property("blessed") == 1
+    baseline = (blessing.get_string_custom_property("baseline_model")
+                if blessing.has_custom_property("baseline_model") else "")
+    return blessed, baseline
+
+
 def _span(artifact) -> int:
     try:
         return int(artifact.span)
@@ -104,9 +112,7 @@ def ModelCardWriter(
 
     from components.warmup import ASSETS_EXTRA
 
-    blessed = blessing.has_custom_property("blessed") and blessing.get_int_custom_property("blessed") == 1
-    baseline = (blessing.get_string_custom_property("baseline_model")
-                if blessing.has_custom_property("baseline_model") else "")
+    blessed, baseline = blessing_facts(blessing)
     card = build_card(model.uri, evaluation.uri, blessed, baseline, examples.uri, _span(examples), text_key,
                       label_key, json.loads(facts))
     page = card_html(card)

@@ -86,10 +86,10 @@ def RunReport(
     from pipeline.evaluation import EvaluatorSettings
     from pipeline.report import ReportContext, render
 
+    from components.model_card import blessing_facts
+
     given = json.loads(context)
-    blessed = blessing.has_custom_property("blessed") and blessing.get_int_custom_property("blessed") == 1
-    baseline = (blessing.get_string_custom_property("baseline_model")
-                if blessing.has_custom_property("baseline_model") else "")
+    blessed, baseline = blessing_facts(blessing)
     summary = summary_from_artifacts(
         statistics.uri,
         {"ExampleValidator": (anomalies.uri, anomalies.split_names),
