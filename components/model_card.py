@@ -18,6 +18,7 @@ import json
 import os
 
 from tfx import v1 as tfx
+from tfx.utils import io_utils
 
 CARD_JSON = "model_card.json"
 CARD_HTML = "model_card.html"
@@ -118,12 +119,8 @@ def ModelCardWriter(
     page = card_html(card)
     targets = [card_model.uri]
     if card["blessed"]:
-        source, target = os.path.join(model.uri, SERVING), os.path.join(card_model.uri, SERVING)
-        for folder, _, files in tf.io.gfile.walk(source):
-            relative = os.path.relpath(folder, source)
-            tf.io.gfile.makedirs(os.path.join(target, relative))
-            for name in files:
-                tf.io.gfile.copy(os.path.join(folder, name), os.path.join(target, relative, name), overwrite=True)
+        target = os.path.join(card_model.uri, SERVING)
+        io_utils.copy_dir(os.path.join(model.uri, SERVING), target)
         targets.append(os.path.join(target, ASSETS_EXTRA))
     for folder in targets:
         tf.io.gfile.makedirs(folder)

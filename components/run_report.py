@@ -23,27 +23,16 @@ def summary_from_artifacts(statistics: str, anomalies: dict, text_statistics: st
     split names))."""
     import tensorflow as tf
 
-    from components.gates import anomaly_problems, is_warning, load_anomalies
     from components.model_card import CARD_JSON
     from components.model_metrics import evaluator_metrics
     from components.text_stats import SUMMARY_FILE
+    from pipeline.summary import anomalies_and_warnings, split_counts
 
     def read(path):
         return json.loads(tf.io.gfile.GFile(path).read()) if tf.io.gfile.exists(path) else {}
 
-    problems = []
-    for found_by, (uri, split_names) in anomalies.items():
-        problems += [{**p, "found_by": found_by} for p in anomaly_problems(load_anomalies(uri, split_names))]
-    counts = {}
-    import tensorflow_data_validation as tfdv
-
-    for path in sorted(tf.io.gfile.glob(os.path.join(statistics, "Split-*", "FeatureStats.pb"))):
-        stats = tfdv.load_stats_binary(path)
-        counts[os.path.basename(os.path.dirname(path)).removeprefix("Split-")] = int(stats.datasets[0].num_examples)
-    summary = {**facts, "examples_per_split": counts,
-               "anomalies": [p for p in problems if not is_warning(p)],
-               "warnings": [f"feature {p['feature']!r} in split {p['split']!r}: {p['description']}"
-                            for p in problems if is_warning(p)],
+    found, warnings = anomalies_and_warnings([(node, uri, names) for node, (uri, names) in anomalies.items()])
+    summary = {**facts, "examples_per_split": split_counts(statistics), "anomalies": found, "warnings": warnings,
                "text_statistics": read(os.path.join(text_statistics, SUMMARY_FILE)),
                "model_uri": model, "eval_metrics": evaluator_metrics(evaluation), "blessed": blessed,
                "baseline_model": baseline or None, "components": {},

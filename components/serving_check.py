@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from tfx import v1 as tfx
+from tfx.utils import io_utils
 
 from components import serving_ops
 
@@ -93,7 +94,7 @@ def ServingCheck(
     model_dir = os.path.join(model.uri, "Format-Serving")
     if "://" in model_dir:  # an object store (Kubeflow): the checks read a local copy
         with tempfile.TemporaryDirectory() as local:
-            _copy_tree(model_dir, local)
+            io_utils.copy_dir(model_dir, local)
             report = check_model(local)
     else:
         report = check_model(model_dir)
@@ -102,16 +103,6 @@ def ServingCheck(
     with tf.io.gfile.GFile(os.path.join(blessing.uri, REPORT_FILE), "w") as f:
         f.write(json.dumps(report))
     blessing.set_int_custom_property("blessed", 1)
-
-
-def _copy_tree(source: str, target: str) -> None:
-    import tensorflow as tf
-
-    for folder, _, files in tf.io.gfile.walk(source):
-        relative = os.path.relpath(folder, source) if folder != source else ""
-        os.makedirs(os.path.join(target, relative), exist_ok=True)
-        for name in files:
-            tf.io.gfile.copy(os.path.join(folder, name), os.path.join(target, relative, name), overwrite=True)
 
 
 def read_report(blessing_uri: str) -> dict:

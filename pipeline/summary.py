@@ -5,10 +5,9 @@ Used by run_local.py for the key figure of each step as it ends, the on-screen s
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from pathlib import Path
 
@@ -85,12 +84,25 @@ class RunRecord:
         return found[0].uri if found else None
 
 
+def anomalies_and_warnings(artifacts: List[Tuple[str, str, str]]) -> Tuple[List[dict], List[str]]:
+    """(anomalies, warnings) of ExampleAnomalies artifacts given as (found_by node, uri, split names): each anomaly
+    a record naming the node that found it, each warning (a kind that does not stop the run) a sentence."""
+    from components.gates import anomaly_problems, is_warning, load_anomalies
+
+    problems = [{**p, "found_by": node} for node, uri, split_names in artifacts
+                for p in anomaly_problems(load_anomalies(uri, split_names))]
+    return ([p for p in problems if not is_warning(p)],
+            [f"feature {p['feature']!r} in split {p['split']!r}: {p['description']}" for p in problems
+             if is_warning(p)])
+
+
 def split_counts(statistics_uri: str) -> Dict[str, int]:
-    """Examples per split, from StatisticsGen's output."""
+    """Examples per split, from StatisticsGen's output (a local folder or a URI)."""
+    import tensorflow as tf
     from tensorflow_data_validation.utils import stats_util
 
     counts = {}
-    for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
+    for path in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
         split = os.path.basename(os.path.dirname(path))[len("Split-"):]
         stats = stats_util.load_stats_binary(path)
         counts[split] = int(stats.datasets[0].num_examples) if stats.datasets else 0
@@ -244,7 +256,6 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
                     error: Optional[str] = None) -> dict:
     """The run summary from ML Metadata: counts, timings, anomalies, text statistics, metrics, blessing, push,
     test-split scores."""
-    from components.gates import anomaly_problems, is_warning, load_anomalies
     from components.text_stats import SUMMARY_FILE
 
     record = RunRecord(config.metadata_path, config.pipeline_name)
@@ -267,14 +278,11 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     if config.use_spans and ingested:
         result["ingested_span"] = _span(ingested[0])
         result["training_spans"] = sorted(_span(a) for a in record.artifacts(nodes.TRANSFORM, "examples", output=False))
-    problems = []
-    for node in nodes.VALIDATORS:
-        for artifact in record.artifacts(node, "anomalies"):
-            split_names = artifact.properties["split_names"].string_value
-            problems += [{**p, "found_by": node} for p in anomaly_problems(load_anomalies(artifact.uri, split_names))]
-    result["anomalies"] = [p for p in problems if not is_warning(p)]
-    result["warnings"] = list(warnings) + [f"feature {p['feature']!r} in split {p['split']!r}: {p['description']}"
-                                           for p in problems if is_warning(p)]
+    anomalies, found_warnings = anomalies_and_warnings(
+        [(node, a.uri, a.properties["split_names"].string_value)
+         for node in nodes.VALIDATORS for a in record.artifacts(node, "anomalies")])
+    result["anomalies"] = anomalies
+    result["warnings"] = list(warnings) + found_warnings
     text_stats_uri = record.artifact_uri(nodes.TEXT_STATISTICS_GEN, "statistics")
     if text_stats_uri:
         result["text_statistics"] = read_json(os.path.join(text_stats_uri, SUMMARY_FILE))

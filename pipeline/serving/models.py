@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from pipeline.serving import rest
 from pipeline.serving.batching import Arrays, Batcher
@@ -138,21 +138,21 @@ class ModelRegistry:
         return {int(n): os.path.join(self.base_dir, n) for n in names
                 if n.isdigit() and os.path.isfile(os.path.join(self.base_dir, n, "saved_model.pb"))}
 
-    def aspired(self) -> Optional[int]:
-        """The version to serve: the newest that has not failed."""
+    def aspired(self) -> Optional[Tuple[int, str]]:
+        """(version, folder) to serve: the newest that has not failed."""
         with self._lock:
             failed = {v for v, s in self.statuses.items() if s.error}
-        candidates = [v for v in self.version_folders() if v not in failed]
-        return max(candidates) if candidates else None
+        candidates = {v: path for v, path in self.version_folders().items() if v not in failed}
+        return (max(candidates), candidates[max(candidates)]) if candidates else None
 
     # -- loading ------------------------------------------------------------------------------------------------
     def poll_once(self) -> None:
         """Loads the aspired version if it is not the one in service; switches to it once it is ready."""
-        target = self.aspired()
+        aspired = self.aspired()
         current = self.current
-        if target is None or (current is not None and current.version == target):
+        if aspired is None or (current is not None and current.version == aspired[0]):
             return
-        path = self.version_folders()[target]
+        target, path = aspired
         with self._lock:
             self.statuses[target] = VersionStatus(target, LOADING)
         start = time.time()

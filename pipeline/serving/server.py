@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from components.features import CLASS_NAMES_FILE
 from components.settings import setting
 from pipeline.config import MODEL_NAME
 from pipeline.serving import rest
@@ -35,8 +36,9 @@ from pipeline.serving.models import ModelRegistry, Signature
 
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
 DEMO_PAGE = Path(__file__).resolve().parent / "demo.html"
-# Files of a version's assets.extra/ (ignored by TF Serving) that the demo page shows when present.
-CLASS_NAMES_FILE = "class_names.json"  # components/features.CLASS_NAMES_FILE, written by the Trainer
+# Files of a version's assets.extra/ (ignored by TF Serving) that the demo page shows when present: the class names
+# (written by the Trainer) and the model card (components/model_card.py, CARD_JSON; named here so that the server
+# does not import TFX).
 MODEL_CARD_FILE = "model_card.json"
 
 
