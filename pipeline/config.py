@@ -28,10 +28,36 @@ SCHEMA_DIR = REPO_ROOT / "schema"
 OUTPUTS_DIR = REPO_ROOT / "outputs"
 
 BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
+# Where the Beam steps (ExampleGen, StatisticsGen, Transform, Evaluator, ...) run: Beam's DirectRunner in the step's
+# own process, Google Cloud Dataflow, or a Flink or Spark cluster through its Beam job server (Beam's PortableRunner).
+# The beam_pipeline_args of each are built in pipeline/options.py (`beam_pipeline_args`).
+BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
+# How a portable runner (flink, spark) starts the Python SDK workers that run the user code: in a container of the
+# SDK image (DOCKER), from a worker pool already running (EXTERNAL), or as a command on each node (PROCESS).
+BEAM_ENVIRONMENTS = ("DOCKER", "EXTERNAL", "PROCESS")
+# The Vertex AI Training machine type of each Trainer replica when the Trainer runs as a multi-worker job.
+DEFAULT_TRAINER_MACHINE_TYPE = "n1-standard-8"
 
 # Hash split used when the data does not bring its own train/eval/test folders.
 HASH_BUCKETS = (("train", 8), ("eval", 1), ("test", 1))
 SPAN_FOLDER = "span-{SPAN}"  # ExampleGen's span placeholder
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexTraining:
+    """The Trainer as a multi-worker Vertex AI Training custom job (TFX's Google Cloud AI Platform Trainer): a chief
+    pool of one replica and a worker pool of `workers - 1`, every replica `machine_type` running `image` (the
+    pipeline's own image, which has the project's code). Vertex AI sets TF_CONFIG in each replica."""
+
+    workers: int
+    project: str
+    region: str
+    image: str
+    machine_type: str = DEFAULT_TRAINER_MACHINE_TYPE
+
+    def __post_init__(self):
+        if self.workers < 2:
+            raise ValueError(f"a Vertex AI Training job of the Trainer has at least 2 workers, not {self.workers}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +110,9 @@ class PipelineConfig:
 
     # Execution.
     beam_pipeline_args: Tuple[str, ...] = ()
+    # Kubeflow: None runs the Trainer in its step's pod (one process); else the Trainer step launches a multi-worker
+    # Vertex AI Training job (pipeline/pipeline.py).
+    vertex_training: Optional[VertexTraining] = None
     enable_cache: bool = True
 
     def __post_init__(self):
@@ -124,6 +153,7 @@ def curated_schema(dataset: str) -> Optional[Path]:
 
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "RUN_FN", "SCHEMA_DIR",
-    "DATA_DIR", "SPAN_FOLDER", "BEAM_DIRECT_MODES", "HASH_BUCKETS",
+    "DATA_DIR", "SPAN_FOLDER", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS", "HASH_BUCKETS",
+    "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
     "default_pipeline_root", "default_serving_dir", "curated_schema",
 ]

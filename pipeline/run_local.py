@@ -1,4 +1,5 @@
-"""Run the pipeline on this machine: TFX LocalDagRunner, Apache Beam's DirectRunner, ML Metadata in SQLite.
+"""Run the pipeline on this machine: TFX LocalDagRunner, Apache Beam's DirectRunner (or --beam-runner), ML Metadata in
+SQLite.
 
     python pipeline/run_local.py                      # built-in rotten_tomatoes, pretrained MiniLM
     python pipeline/run_local.py --dataset 20newsgroups
@@ -29,7 +30,6 @@ import traceback
 from typing import List, Optional
 
 from pipeline import assets, console, inputs, options
-from pipeline.config import BEAM_DIRECT_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pipeline-root", type=Path, help="where artifacts, logs and the ML Metadata store go")
     run.add_argument("--serving-dir", type=Path,
                      help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/")
-    run.add_argument("--beam-direct-mode", choices=BEAM_DIRECT_MODES, default="in_memory",
-                     help="Beam DirectRunner mode for the data components")
-    run.add_argument("--beam-workers", type=int, default=1,
-                     help="Beam DirectRunner workers (0: one per CPU)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
     run.add_argument("--infra-validator", action="store_true",
                      help="also start the pinned tensorflow/serving image on the candidate with the local Docker "
@@ -60,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true",
                      help="show the TFX/Beam/TensorFlow logs on screen instead of writing them to "
                           "<pipeline_root>/logs/")
+    options.add_beam_flags(p, options.LOCAL)
     return p
 
 

@@ -16,7 +16,7 @@ from pipeline import options
 from pipeline.inputs import InputError
 from pipeline.kubeflow import commands
 from pipeline.kubeflow.client import ENV_COOKIE, ENV_ENDPOINT, ENV_TOKEN
-from pipeline.kubeflow.compiler import DEFAULT_BEAM_ARGS, DEFAULT_IMAGE, cmd_compile
+from pipeline.kubeflow.compiler import DEFAULT_IMAGE, cmd_compile
 from pipeline.kubeflow.errors import ApiError, one_line
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, shortcuts
 
@@ -69,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                                            "server's default pipeline root")
     c.add_argument("--serving-dir", help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/ "
                                          "(default: PIPELINE_ROOT/serving)")
-    c.add_argument("--beam-args", default=DEFAULT_BEAM_ARGS,
-                   help='Beam pipeline arguments of the data steps, one string: --beam-args="--runner=... ..."')
     c.add_argument("--no-cache", action="store_true", help="compile with KFP's step cache off")
     c.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
     options.add_pipeline_flags(c, options.KUBEFLOW)
+    options.add_beam_flags(c, options.KUBEFLOW)
+    options.add_trainer_workers_flags(c)
 
     u = sub.add_parser("upload", formatter_class=fmt, help="upload a spec as a pipeline, or a new version of it",
                        description="Upload a spec file as a new pipeline, or as a new version of the pipeline of "

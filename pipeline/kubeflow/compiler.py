@@ -18,7 +18,6 @@ from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
 
 DEFAULT_IMAGE = "ghcr.io/your-org/bert-tfx-pipeline:0.1.0"  # the placeholder the k8s/ manifests use too
-DEFAULT_BEAM_ARGS = "--direct_running_mode=in_memory --direct_num_workers=1"
 
 
 def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
