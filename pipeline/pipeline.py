@@ -29,7 +29,7 @@ from components.pusher import AtomicPusherExecutor
 from components.run_report import RunReport
 from components.settings import to_custom_config
 from components.serving_check import ServingCheck
-from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig
+from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig, VertexTraining
 from pipeline.evaluation import make_eval_config
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
@@ -148,6 +148,21 @@ def infra_validator(config: PipelineConfig, trainer, example_gen, serving_check)
     return validator
 
 
+def vertex_training_config(vertex: VertexTraining) -> dict:
+    """The keys TFX's Google Cloud AI Platform Trainer reads from the Trainer's custom_config (all prefixed
+    `ai_platform_`, which TrainerSettings ignores): Vertex AI, its region, and the CustomJob: a chief pool of one
+    replica and a worker pool of the others, each running the pipeline's image (the executor sets the command)."""
+    extension = tfx.extensions.google_cloud_ai_platform
+
+    def pool(replicas: int) -> dict:
+        return {"machine_spec": {"machine_type": vertex.machine_type}, "replica_count": replicas,
+                "container_spec": {"image_uri": vertex.image}}
+
+    return {extension.ENABLE_VERTEX_KEY: True, extension.VERTEX_REGION_KEY: vertex.region,
+            extension.TRAINING_ARGS_KEY: {"project": vertex.project,
+                                          "job_spec": {"worker_pool_specs": [pool(1), pool(vertex.workers - 1)]}}}
+
+
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     input_config, output_config = example_gen_input(config)
     example_gen = tfx.components.CsvExampleGen(
@@ -224,14 +239,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(MODEL_RESOLVER)
 
-    trainer = tfx.components.Trainer(
+    # One process in the Trainer step, or (Kubeflow, --trainer-workers N) a multi-worker Vertex AI Training job that
+    # the step launches and waits for: TFX's Google Cloud AI Platform Trainer, the same run_fn in every replica.
+    trainer_class, vertex_config = tfx.components.Trainer, {}
+    if config.vertex_training is not None:
+        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        vertex_config = vertex_training_config(config.vertex_training)
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=config.trainer.to_custom_config(code_version),
+        custom_config={**config.trainer.to_custom_config(code_version), **vertex_config},
         # The model in service, to start from (--warm-start).
         base_model=model_resolver.outputs["model"] if config.trainer.warm_start else None).with_id(TRAINER)
     trainer.add_upstream_node(text_gate)  # nothing is trained when the text checks fail

@@ -653,3 +653,95 @@ def test_local_options_the_compiler_allows(tmp_path, compiled):
     assert "base_model" not in compiled.spec["root"]["dag"]["tasks"]["Trainer"]["inputs"].get("artifacts", {})
     with pytest.raises(errors.UserError, match="compile with --warm-start"):
         parameters.resolve_parameters(compiled.spec, ["warm_start=true"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The Trainer as a multi-worker Vertex AI Training job (--trainer-workers N)
+
+VERTEX_ARGS = ["--trainer-workers", "3", "--trainer-machine-type", "n1-highmem-16", "--vertex-project", "my-project",
+               "--vertex-region", "europe-west4"]
+PLAIN_TRAINER = "tfx.components.trainer.executor.GenericExecutor"
+VERTEX_TRAINER = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+
+
+def _trainer_executor(spec: dict) -> dict:
+    component = spec["root"]["dag"]["tasks"]["Trainer"]["componentRef"]["name"]
+    return spec["deploymentSpec"]["executors"][spec["components"][component]["executorLabel"]]["container"]
+
+
+def _class_path(container: dict) -> str:
+    return container["args"][container["args"].index("--executor_class_path") + 1]
+
+
+@pytest.fixture(scope="module")
+def vertex_spec(tmp_path_factory):
+    output = tmp_path_factory.mktemp("kfp-vertex") / "vertex.json"
+    with process_state_kept():
+        assert kfp_cli.main(["compile", *COMPILE_ARGS, *VERTEX_ARGS, "--pipeline-root", "gs://bucket/root",
+                             "--output", str(output)]) == 0
+    return json.loads(output.read_text())["pipelineSpec"]
+
+
+def test_one_trainer_worker_keeps_the_plain_trainer(compiled):
+    assert _class_path(_trainer_executor(compiled.spec)) == PLAIN_TRAINER
+    default = json.loads(compiled.spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])
+    assert not [key for key in default if key.startswith("ai_platform_")]
+
+
+def test_trainer_workers_run_the_trainer_as_a_vertex_job(vertex_spec, compiled):
+    from components.trainer_settings import TrainerSettings
+
+    tasks = vertex_spec["root"]["dag"]["tasks"]
+    assert set(tasks) == set(compiled.spec["root"]["dag"]["tasks"])  # the same DAG, the node id still Trainer
+    container = _trainer_executor(vertex_spec)
+    assert _class_path(container) == VERTEX_TRAINER and container["image"] == IMAGE
+    assert tasks["Trainer"]["inputs"]["parameters"]["custom_config"]["componentInputParameter"] == "trainer_config"
+    config = json.loads(vertex_spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])
+    assert config["ai_platform_enable_vertex"] is True
+    assert config["ai_platform_vertex_region"] == "europe-west4"
+    job = config["ai_platform_training_args"]
+    assert job["project"] == "my-project"
+    pools = job["job_spec"]["worker_pool_specs"]
+    machine = {"machine_type": "n1-highmem-16"}
+    # Vertex AI: the first pool is the chief (one replica), the second the other workers; every replica runs the
+    # pipeline's image (TFX's executor sets the command).
+    assert pools == [{"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": IMAGE}},
+                     {"machine_spec": machine, "replica_count": 2, "container_spec": {"image_uri": IMAGE}}]
+    # run_fn reads the same settings as from the plain Trainer's config (the ai_platform_* keys are TFX's).
+    assert TrainerSettings.from_custom_config(config).epochs == 2
+    plain = json.loads(compiled.spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])
+    assert {k: v for k, v in config.items() if not k.startswith("ai_platform_")} == plain
+
+
+def test_vertex_trainer_config_per_run_keeps_the_worker_pools(vertex_spec):
+    default = json.loads(vertex_spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])
+    merged = json.loads(parameters.resolve_parameters(vertex_spec, ["epochs=5"])["trainer_config"])
+    assert merged == {**default, "epochs": 5}
+    # A whole trainer_config without the compiled ai_platform_* keys would fail in the Trainer step: refused now.
+    bare = {k: v for k, v in default.items() if not k.startswith("ai_platform_")}
+    with pytest.raises(errors.UserError, match="ai_platform_enable_vertex, ai_platform_training_args, "
+                                               "ai_platform_vertex_region"):
+        parameters.resolve_parameters(vertex_spec, [f"trainer_config={json.dumps(bare)}"])
+    assert parameters.resolve_parameters(vertex_spec, [f"trainer_config={json.dumps(default)}"])
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--trainer-workers", "2"], ["--trainer-workers 2", "needs --vertex-project"]),
+    (["--trainer-workers", "4", "--vertex-project", "p"], ["--trainer-workers 4", "needs --vertex-region"]),
+    (["--trainer-workers", "2", "--vertex-region", "r"], ["needs --vertex-project"]),
+    (["--trainer-workers", "0"], ["--trainer-workers must be 1 or more, not 0"]),
+    (["--trainer-workers", "-3"], ["--trainer-workers must be 1 or more, not -3"]),
+    (["--vertex-project", "p"], ["--vertex-project applies only with --trainer-workers above 1"]),
+    (["--trainer-machine-type", "n1-standard-4"], ["--trainer-machine-type applies only with --trainer-workers"]),
+])
+def test_trainer_workers_errors(tmp_path, capsys, args, fragments):
+    output = tmp_path / "x.json"
+    assert kfp_cli.main(["compile", "--output", str(output), "--pipeline-root", "gs://b/r", *args]) == 2
+    assert_one_error(capsys.readouterr().err, *fragments)
+    assert not output.exists()
+
+
+def test_vertex_workers_need_a_cloud_storage_pipeline_root(tmp_path, capsys):
+    output = tmp_path / "x.json"
+    assert kfp_cli.main(["compile", "--output", str(output), *VERTEX_ARGS, "--pipeline-root", "/mnt/pipeline"]) == 2
+    assert_one_error(capsys.readouterr().err, "--pipeline-root must be on Cloud Storage", "/mnt/pipeline")

@@ -148,6 +148,16 @@ def check_trainer_config(document: dict, spec: dict) -> None:
         trainer = TrainerSettings.from_custom_config(document)
     except settings_lib.SettingsError as e:
         raise UserError(f"--param trainer_config: {e}") from None
+    # A spec compiled with --trainer-workers N runs the Trainer on Vertex AI Training, set up by the ai_platform_*
+    # keys of the compiled trainer_config: a whole trainer_config without them would fail in the Trainer step.
+    try:
+        compiled = json.loads(spec_parameters(spec).get("trainer_config", {}).get("defaultValue") or "{}")
+    except ValueError:
+        compiled = {}
+    missing = sorted(k for k in compiled if k.startswith(settings_lib.EXTENSION_KEY_PREFIX) and k not in document)
+    if missing:
+        raise UserError(f"--param trainer_config: this spec's Trainer runs on Vertex AI Training and needs the "
+                        f"compiled keys {', '.join(missing)} too (or set single fields with --param FIELD=VALUE).")
     if trainer.warm_start and not _wires_base_model(spec):
         raise UserError("--param warm_start=true: this spec's Trainer is not given the model in service; compile with "
                         "--warm-start (then warm_start=false turns it off for a run).")
