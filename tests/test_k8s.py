@@ -1,6 +1,8 @@
 """The container image (k8s/Dockerfile) and the Kubernetes manifests (k8s/*.yaml), checked with the real tools.
 
-- kubernetes-validate: every manifest against the Kubernetes OpenAPI schemas, strict (unknown fields fail);
+- kubernetes-validate: every manifest against the Kubernetes OpenAPI schemas, strict (unknown fields fail); the TFJob
+  (k8s/trainer-tfjob.yaml, a custom resource kubernetes-validate has no schema for) against k8s/schemas/tfjob-v1.json,
+  with its pod templates checked by the same strict Kubernetes schemas;
 - checkov: the manifests (framework kubernetes) and the Dockerfile (framework dockerfile), no failed check, and
   every skipped check skipped on the resource itself with a reason;
 - hadolint: nothing above `info` in the Dockerfile;
@@ -26,6 +28,13 @@ REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "k8s"
 DOCKERFILE = K8S / "Dockerfile"
 KUSTOMIZATION = K8S / "kustomization.yaml"
+# Manifests applied on their own, not through kustomization.yaml (each with the reason).
+OPTIONAL_MANIFESTS = {
+    "trainer-tfjob.yaml": "a TFJob needs the Kubeflow Training Operator's CRD, and is a one-off run, not a standing "
+                          "workload: `kubectl apply -k k8s/` must not fail on clusters without the operator",
+}
+TFJOB_FILE = K8S / "trainer-tfjob.yaml"
+TFJOB_SCHEMA = K8S / "schemas" / "tfjob-v1.json"
 TOOLS_VENV = Path(os.environ.get("BERT_TFX_TOOLS_VENV") or REPO / ".venv-tools")
 
 NAMESPACE = "bert-tfx"
@@ -62,8 +71,10 @@ def _run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
                           cwd=REPO, **kwargs)
 
 
-def _manifest_files() -> list[Path]:
-    return sorted(p for p in K8S.glob("*.yaml") if p.name != KUSTOMIZATION.name)
+def _manifest_files(optional: bool = False) -> list[Path]:
+    """The manifests kustomization.yaml applies (with `optional`, also those applied on their own)."""
+    return sorted(p for p in K8S.glob("*.yaml")
+                  if p.name != KUSTOMIZATION.name and (optional or p.name not in OPTIONAL_MANIFESTS))
 
 
 def _docs(path: Path) -> list[dict]:
@@ -71,8 +82,8 @@ def _docs(path: Path) -> list[dict]:
         return [d for d in yaml.safe_load_all(f) if d]
 
 
-def _resources() -> list[dict]:
-    return [d for p in _manifest_files() for d in _docs(p)]
+def _resources(optional: bool = False) -> list[dict]:
+    return [d for p in _manifest_files(optional) for d in _docs(p)]
 
 
 def _one(kind: str) -> dict:
@@ -177,10 +188,12 @@ def test_kustomization_lists_every_manifest():
     assert kust["kind"] == "Kustomization"
     assert kust["namespace"] == NAMESPACE
     assert sorted(kust["resources"]) == sorted(p.name for p in _manifest_files())
+    assert not set(kust["resources"]) & set(OPTIONAL_MANIFESTS)
+    assert all((K8S / name).is_file() for name in OPTIONAL_MANIFESTS)
     assert "commonLabels" in kust or "labels" in kust
     image_names = {i["name"] for i in kust.get("images", [])}
     assert PIPELINE_IMAGE.split(":")[0] in image_names, "the placeholder image must be replaceable via images:"
-    for doc in _resources():  # the files are consistent with the kustomization even when applied one by one
+    for doc in _resources(optional=True):  # the files are consistent with the kustomization even when applied alone
         if doc["kind"] != "Namespace":
             assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
 
@@ -228,7 +241,7 @@ def test_checkov_skips_are_deliberate_and_explained(checkov_reports, framework):
         assert len(reason) > 20, f"{check['check_id']} on {check['resource']} is skipped without a reason"
     if framework == "kubernetes":  # skipped on the resource itself, through its checkov.io/skipN annotation
         annotated = {(d["kind"], d["metadata"]["name"], v.split("=", 1)[0])
-                     for d in _resources()
+                     for d in _resources(optional=True)
                      for k, v in (d["metadata"].get("annotations") or {}).items()
                      if k.startswith("checkov.io/skip")}
         for check in skipped:
@@ -324,12 +337,24 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context():
 # -------------------------------------------------------------------------------- the manifests' own contract
 
 
+def _pod_templates() -> list[tuple[str, dict]]:
+    """(where, pod template) of every workload, the TFJob's replicas included."""
+    templates = []
+    for workload in _workloads():
+        template = (workload["spec"]["jobTemplate"]["spec"]["template"] if workload["kind"] == "CronJob"
+                    else workload["spec"]["template"])
+        templates.append((f"{workload['kind']}/{workload['metadata']['name']}", template))
+    for replica, spec in _tfjob()["spec"]["tfReplicaSpecs"].items():
+        templates.append((f"TFJob/{_tfjob()['metadata']['name']}/{replica}", spec["template"]))
+    return templates
+
+
 def test_every_pod_is_hardened():
-    workloads = _workloads()
-    assert {w["kind"] for w in workloads} == {"Deployment", "CronJob"}
-    for workload in workloads:
-        pod = _pod_spec(workload)
-        where = f"{workload['kind']}/{workload['metadata']['name']}"
+    assert {w["kind"] for w in _workloads()} == {"Deployment", "CronJob"}
+    templates = _pod_templates()
+    assert len(templates) == 4  # serving, the CronJob, the TFJob's chief and workers
+    for where, template in templates:
+        pod = template["spec"]
         assert pod["automountServiceAccountToken"] is False, where
         pod_sc = pod["securityContext"]
         assert pod_sc["runAsNonRoot"] is True and int(pod_sc["runAsUser"]) > 0, where
@@ -409,9 +434,158 @@ def test_pipeline_cronjob():
 
 
 def test_network_policies_cover_every_workload():
-    policies = [d for d in _resources() if d["kind"] == "NetworkPolicy"]
-    for workload in _workloads():
-        labels = (workload["spec"]["jobTemplate"]["spec"]["template"] if workload["kind"] == "CronJob"
-                  else workload["spec"]["template"])["metadata"]["labels"]
+    policies = [d for d in _resources(optional=True) if d["kind"] == "NetworkPolicy"]
+    for where, template in _pod_templates():
+        labels = template["metadata"]["labels"]
         assert any(set(p["spec"]["podSelector"].get("matchLabels", {}).items()) <= set(labels.items())
-                   for p in policies), f"no NetworkPolicy selects {workload['metadata']['name']}"
+                   for p in policies), f"no NetworkPolicy selects {where}"
+
+
+# ------------------------------------------------------------------------------------- the TFJob (distributed Trainer)
+
+
+def _tfjob() -> dict:
+    (job,) = [d for d in _docs(TFJOB_FILE) if d["kind"] == "TFJob"]
+    return job
+
+
+# Run with .venv-tools' Python: validates JSON documents (stdin) against k8s/schemas/tfjob-v1.json, with the strict
+# Kubernetes definitions kubernetes-validate ships registered under their own $id; prints each document's errors.
+_TFJOB_VALIDATOR = r"""
+import json, sys
+import importlib_resources, jsonschema
+from referencing import Registry, Resource
+version, schema_file = sys.argv[1], sys.argv[2]
+folder = importlib_resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}-local-strict"
+definitions = json.loads((folder / "_definitions.json").read_text())
+assert definitions["$id"] == "https://kubernetes.io/api/_definitions.json", definitions["$id"]
+with open(schema_file) as f:
+    schema = json.load(f)
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(definitions) @ Registry())
+print(json.dumps([sorted("/".join(map(str, e.absolute_path)) + ": " + e.message for e in validator.iter_errors(doc))
+                  for doc in json.load(sys.stdin)]))
+"""
+
+
+def _validate_tfjobs(version: str, docs: list[dict]) -> list[list[str]]:
+    proc = _run([_tool("python"), "-c", _TFJOB_VALIDATOR, version, TFJOB_SCHEMA], input=json.dumps(docs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def _broken(edit) -> dict:
+    job = json.loads(json.dumps(_tfjob()))  # a deep copy (the YAML anchor shares the replicas' template)
+    edit(job)
+    return job
+
+
+def _container(job: dict, replica: str = "Chief") -> dict:
+    return job["spec"]["tfReplicaSpecs"][replica]["template"]["spec"]["containers"][0]
+
+
+# Each must be refused: the schema and the strict pod schema really check what the TFJob sets.
+BROKEN_TFJOBS = {
+    "api version": lambda j: j.update(apiVersion="kubeflow.org/v2"),
+    "replica type": lambda j: j["spec"]["tfReplicaSpecs"].update(Wroker=j["spec"]["tfReplicaSpecs"].pop("Worker")),
+    "two chiefs": lambda j: j["spec"]["tfReplicaSpecs"]["Chief"].update(replicas=2),
+    "replicas as text": lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(replicas="3"),
+    "restart policy": lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(restartPolicy="Sometimes"),
+    "run policy field": lambda j: j["spec"]["runPolicy"].update(cleanPodPolcy="All"),
+    "container field": lambda j: _container(j).update(imagePullPolcy="Always"),
+    "container name": lambda j: _container(j, "Worker").update(name="trainer"),
+    "resource quantity": lambda j: _container(j)["resources"]["limits"].update(cpu=["8"]),
+    "no template": lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].pop("template"),
+}
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_tfjob_validates_against_the_training_operator_schema(version):
+    schema = json.loads(TFJOB_SCHEMA.read_text(encoding="utf-8"))
+    assert "kubeflow-training==1.9.4" in schema["$comment"]  # where its fields come from
+    names = list(BROKEN_TFJOBS)
+    results = _validate_tfjobs(version, [_tfjob()] + [_broken(BROKEN_TFJOBS[name]) for name in names])
+    assert results[0] == [], "k8s/trainer-tfjob.yaml:\n" + "\n".join(results[0])
+    for name, errors in zip(names, results[1:]):
+        assert errors, f"a TFJob with a broken {name} was accepted"
+
+
+def test_tfjob_companions_validate_against_kubernetes_schema(tmp_path):
+    """The ConfigMap and NetworkPolicy beside the TFJob, with the strict Kubernetes schemas."""
+    others = [d for d in _docs(TFJOB_FILE) if d["kind"] != "TFJob"]
+    assert {d["kind"] for d in others} == {"ConfigMap", "NetworkPolicy"}
+    rendered = tmp_path / "companions.yaml"
+    rendered.write_text(yaml.safe_dump_all(others), encoding="utf-8")
+    for version in KUBERNETES_VERSIONS:
+        report = _validate(version, [rendered])
+        assert len([line for line in report.splitlines() if " passed for resource " in line]) == len(others)
+
+
+def test_tfjob_runs_the_training_entry_point_on_the_pipeline_root():
+    from components.trainer_settings import TrainerSettings
+    from pipeline import train_job
+
+    job = _tfjob()
+    assert job["apiVersion"] == "kubeflow.org/v1" and job["metadata"]["namespace"] == NAMESPACE
+    replicas = job["spec"]["tfReplicaSpecs"]
+    assert set(replicas) == {"Chief", "Worker"}
+    assert replicas["Chief"]["replicas"] == 1 and replicas["Worker"]["replicas"] >= 1
+    claims = {d["metadata"]["name"]: d for d in _resources() if d["kind"] == "PersistentVolumeClaim"}
+    (config_map,) = [d for d in _docs(TFJOB_FILE) if d["kind"] == "ConfigMap"]
+    for replica, spec in replicas.items():
+        assert spec["restartPolicy"] in ("OnFailure", "Never", "ExitCode"), replica
+        pod = spec["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["name"] == "tensorflow" and container["image"] == PIPELINE_IMAGE
+        assert {"name": "tfjob-port", "containerPort": 2222, "protocol": "TCP"} in container["ports"]
+        assert container["command"] == ["python", "-m", "pipeline.train_job"]
+        # The arguments as the kubelet expands them ($(VAR) from the container's env), read by the entry point.
+        env = {e["name"]: e["value"] for e in container["env"]}
+        args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+        parsed = train_job.build_parser().parse_args(args)
+        assert (REPO / "pipeline" / "train_job.py").is_file()
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+
+        def volume_of(path: str) -> dict:
+            mount = max((m for m in mounts if str(path).startswith(m.rstrip("/") + "/")), key=len)
+            return volumes[mounts[mount]["name"]]
+
+        for path in (parsed.examples, parsed.transform_graph, parsed.model_dir):
+            claim = volume_of(path)["persistentVolumeClaim"]["claimName"]
+            assert claim == "bert-pipeline-root" and claim in claims, path
+        assert parsed.examples.startswith("/mnt/pipeline/root/Transform/transformed_examples/")
+        assert parsed.transform_graph.startswith("/mnt/pipeline/root/Transform/transform_graph/")
+        # --config is the ConfigMap's key, and holds what run_fn reads, strictly (every Trainer setting).
+        source = volume_of(parsed.config)["configMap"]["name"]
+        assert source == config_map["metadata"]["name"]
+        settings = TrainerSettings.from_custom_config(json.loads(config_map["data"][parsed.config.name]))
+        assert settings.pretrained_dir.startswith("/pipeline/data/checkpoints/")
+
+
+def test_tfjob_pods_pass_checkov(tmp_path):
+    """checkov has no checks for a TFJob's pod templates: each replica's pod, as a Job, is checked instead (with the
+    file's NetworkPolicy, which its graph checks look for)."""
+    job = _tfjob()
+    policies = [d for d in _docs(TFJOB_FILE) if d["kind"] == "NetworkPolicy"]
+    (tmp_path / "policies.yaml").write_text(yaml.safe_dump_all(policies), encoding="utf-8")
+    jobs = set()
+    for replica, spec in job["spec"]["tfReplicaSpecs"].items():
+        name = f"{job['metadata']['name']}-{replica.lower()}"
+        as_job = {"apiVersion": "batch/v1", "kind": "Job",
+                  "metadata": {"name": name, "namespace": NAMESPACE, "labels": job["metadata"]["labels"],
+                               "annotations": {"checkov.io/skip1": "CKV_K8S_43=The project image is a placeholder "
+                                                                   "tag replaced per deployment, like the CronJob's"}},
+                  "spec": {"backoffLimit": 1, "template": {**spec["template"], "spec": {
+                      **spec["template"]["spec"], "restartPolicy": "OnFailure"}}}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(as_job), encoding="utf-8")
+        jobs.add(f"Job.{NAMESPACE}.{name}")
+    env = dict(os.environ, CKV_SKIP_PACKAGE_UPDATE_CHECK="true", BC_SKIP_MAPPING="TRUE", LOG_LEVEL="WARNING")
+    proc = _run([_tool("checkov"), "--directory", tmp_path, "--framework", "kubernetes", "--output", "json",
+                 "--compact", "--skip-download"], env=env)
+    report = json.loads(proc.stdout)
+    summary = report["summary"]
+    assert summary["passed"] > 0 and summary["parsing_errors"] == 0, summary
+    assert jobs <= {c["resource"] for c in report["results"]["passed_checks"]}, "checkov did not check both pods"
+    assert summary["failed"] == 0, _failed_summary(report)
+    assert {c["check_id"] for c in report["results"]["skipped_checks"]} <= ALLOWED_CHECKOV_SKIPS["kubernetes"]
