@@ -146,6 +146,7 @@ def SchemaCurator(
     import tensorflow_data_validation as tfdv
 
     frozen = os.path.join(resolve_frozen_dir(frozen_dir, schema.uri), SCHEMA_FILE)
+    tf.io.gfile.makedirs(schema.uri)  # TFX's local runner creates output folders; KFP's launcher does not
     if tf.io.gfile.exists(frozen):
         tf.io.gfile.copy(frozen, os.path.join(schema.uri, SCHEMA_FILE), overwrite=True)
         return
@@ -175,4 +176,5 @@ def SchemaFreezer(
         frozen = SCHEMA_HEADER + text
         _write_text_atomically(os.path.join(frozen_dir, DIGEST_FILE), digest(frozen.encode()) + "\n")
         _write_text_atomically(target, frozen)  # last: its presence means the folder is complete
+    tf.io.gfile.makedirs(frozen_schema.uri)  # not made by KFP's launcher
     tf.io.gfile.copy(target, os.path.join(frozen_schema.uri, SCHEMA_FILE), overwrite=True)

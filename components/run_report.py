@@ -91,5 +91,6 @@ def RunReport(
         from_custom_config(EvaluatorSettings, given["evaluator"]), statistics=statistics.uri,
         baseline_statistics=baseline_statistics.uri if baseline_statistics is not None else None,
         transformed=transformed_examples.uri), summary)
+    tf.io.gfile.makedirs(report.uri)  # TFX's local runner creates output folders; KFP's launcher does not
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_FILE), "w") as f:
         f.write(page)

@@ -98,6 +98,7 @@ def ServingCheck(
             report = check_model(local)
     else:
         report = check_model(model_dir)
+    tf.io.gfile.makedirs(blessing.uri)  # TFX's local runner creates output folders; KFP's launcher does not
     with tf.io.gfile.GFile(os.path.join(blessing.uri, BLESSED_FILE), "w") as f:
         f.write("")
     with tf.io.gfile.GFile(os.path.join(blessing.uri, REPORT_FILE), "w") as f:
