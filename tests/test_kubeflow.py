@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 RUN_KUBEFLOW = REPO / "pipeline" / "run_kubeflow.py"
 IMAGE = "registry.example.com/ml/bert-tfx-pipeline:1.2.3"
 NAME = "bert-text-classifier"
-ENTRYPOINT = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+ENTRYPOINT = ["python", "-m", "pipeline.kubeflow.entrypoint"]  # TFX's run_executor, inputs typed (entrypoint.py)
 COMPILE_ARGS = ["--image", IMAGE, "--data-root", "gs://bucket/reviews", "--serving-dir", "gs://bucket/serving",
                 "--epochs", "2", "--train-steps", "50", "--learning-rate", "3e-5", "--min-accuracy", "0.7"]
 PARAMETERS = {"data_root", "train_args", "trainer_config", "eval_config"}

@@ -18,6 +18,9 @@ from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
 
 DEFAULT_IMAGE = "ghcr.io/your-org/bert-tfx-pipeline:0.1.0"  # the placeholder the k8s/ manifests use too
+# Every step's command: TFX's kubeflow_v2_run_executor, with the input artifacts' types that open-source KFP leaves
+# out taken from the spec (pipeline/kubeflow/entrypoint.py).
+ENTRYPOINT = ["python", "-m", "pipeline.kubeflow.entrypoint"]
 
 
 def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
@@ -32,7 +35,8 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
     defaults = expose_runtime_parameters(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=image, use_pipeline_spec_2_1=True),  # schema 2.1.0: the one KFP 2 servers read
+            default_image=image, default_commands=ENTRYPOINT,
+            use_pipeline_spec_2_1=True),  # schema 2.1.0: the one KFP 2 servers read; it passes the inputs spec
         output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))
     job = runner.run(pipeline, parameter_values=defaults, write_out=False)
     finish_spec(job["pipelineSpec"], defaults, config, uncached=[nodes.EXAMPLE_GEN])

@@ -1,0 +1,69 @@
+"""The command of every step of the compiled pipeline (`python -m pipeline.kubeflow.entrypoint ARGS`): TFX's
+`kubeflow_v2_run_executor`, after giving each input artifact the type its component declares.
+
+TFX's entrypoint finds the class of an input artifact (tfx.Examples, tfx.Schema, ...) only in the artifact's own
+`type`. Vertex AI Pipelines fills that in; the open-source KFP v2 driver does not: it hands over artifacts read back
+from its metadata store with an empty instance schema, and TFX 1.16 then fails every step that has an input
+(`'NoneType' object has no attribute 'get'`, tensorflow/tfx#7768). The spec already carries each step's input
+definitions (TFX passes them as --json_serialized_inputs_spec_args with pipeline spec 2.1), so the type of an input
+without one is taken from there. Artifacts that have a type keep it; everything else is TFX's entrypoint unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import List
+
+INVOCATION = "--json_serialized_invocation_args"
+INPUTS_SPEC = "--json_serialized_inputs_spec_args"
+
+
+def _flag_value(argv: List[str], flag: str):
+    """(index of the argument holding the value, value, prefix before the value) of `flag VALUE` or `flag=VALUE` in
+    argv, or (None, None, None)."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return i + 1, argv[i + 1], ""
+        if arg.startswith(flag + "="):
+            return i, arg[len(flag) + 1:], flag + "="
+    return None, None, None
+
+
+def _untyped(artifact: dict) -> bool:
+    kind = artifact.get("type") or {}
+    return not (kind.get("schemaTitle") or (kind.get("instanceSchema") or "").strip() or kind.get("schemaUri"))
+
+
+def with_input_types(argv: List[str]) -> List[str]:
+    """argv with the ExecutorInput's untyped input artifacts given their declared artifactType."""
+    at, invocation, prefix = _flag_value(argv, INVOCATION)
+    _, inputs_spec, _ = _flag_value(argv, INPUTS_SPEC)
+    if invocation is None or inputs_spec is None:
+        return list(argv)
+    executor_input = json.loads(invocation)
+    declared = json.loads(inputs_spec).get("artifacts", {})
+    changed = False
+    for key, listing in executor_input.get("inputs", {}).get("artifacts", {}).items():
+        artifact_type = declared.get(key, {}).get("artifactType")
+        for artifact in listing.get("artifacts", []):
+            if artifact_type and _untyped(artifact):
+                artifact["type"] = artifact_type
+                changed = True
+    if not changed:
+        return list(argv)
+    out = list(argv)
+    out[at] = prefix + json.dumps(executor_input)
+    return out
+
+
+def main() -> None:
+    from absl import app
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    sys.argv = with_input_types(sys.argv)
+    app.run(kubeflow_v2_run_executor.main, flags_parser=kubeflow_v2_run_executor._parse_flags)  # noqa: SLF001
+
+
+if __name__ == "__main__":
+    main()
