@@ -22,6 +22,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Type, TypeVar
 # An extra key the pipeline adds to custom_config: a digest of components/*.py, so TFX's cache is invalidated when the
 # code changes (pipeline/pipeline.py). Not a setting; allowed, and ignored, when reading a custom_config back.
 CODE_VERSION_KEY = "code_version"
+# Keys TFX's Google Cloud AI Platform (Vertex AI Training) Trainer reads from the Trainer's custom_config (the worker
+# pools, region...), which its training job hands on to run_fn with the rest: allowed, and ignored, when reading back.
+EXTENSION_KEY_PREFIX = "ai_platform_"
 
 S = TypeVar("S")
 
@@ -115,14 +118,16 @@ def to_custom_config(settings: Any, code_version: Optional[str] = None) -> Dict[
 
 
 def from_custom_config(cls: Type[S], config: Optional[Mapping[str, Any]]) -> S:
-    """The settings a custom_config holds; every field must be there, and nothing else (but the code version)."""
+    """The settings a custom_config holds; every field must be there, and nothing else (but the code version and the
+    Vertex AI Trainer's ai_platform_* keys)."""
     name = component_name(cls)
     if not isinstance(config, Mapping):
         raise SettingsError(f"the {name} custom_config must be a JSON object with the keys "
                             f"{', '.join(f.name for f in dataclasses.fields(cls))}; got {type(config).__name__}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     missing = [k for k in fields if k not in config]
-    unknown = sorted(k for k in config if k not in fields and k != CODE_VERSION_KEY)
+    unknown = sorted(k for k in config
+                     if k not in fields and k != CODE_VERSION_KEY and not k.startswith(EXTENSION_KEY_PREFIX))
     problems = []
     if missing:
         problems.append(f"missing key(s) {', '.join(missing)}")
