@@ -4,6 +4,11 @@ Input: Transform's examples (`input_word_ids`, `input_mask`, `input_type_ids` pa
 `label_id`). Batches are built from examples of similar length and padded only to the longest in the
 batch (length bucketing); the model itself also trims padding columns, so serving gets the same speed-up.
 
+Distribution: run_fn trains under the tf.distribute strategy components/distribution.py chooses (MultiWorkerMirrored
+when TF_CONFIG describes a cluster, Mirrored on several GPUs, else the default); batch_size is per replica, each step
+takes batch_size x replicas examples, and the loss is the mean over that global batch however it is split
+(GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps what it writes.
+
 Export: one SavedModel with three signatures
 - `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
   `label_id`;
@@ -31,7 +36,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import bert, features, warmup
+from components import bert, distribution, features, warmup
 from components.progress import progress
 from components.trainer_settings import SCRATCH_MAX_POSITIONS, TrainerSettings
 
@@ -95,7 +100,8 @@ def _to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
 
 def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
              shuffle: bool, seed: int) -> tf.data.Dataset:
-    """(features, label) batches of similar-length examples, each padded only to its longest example."""
+    """(features, label) batches of `batch_size` (the global batch) similar-length examples, each padded only to its
+    longest example."""
     raw = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
@@ -107,7 +113,12 @@ def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_
                  for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
         return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
 
-    return bucket_batches(raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache(), batch_size, shuffle, seed)
+    ds = bucket_batches(raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache(), batch_size, shuffle, seed)
+    # Distributed over several workers, each builds this same sequence of global batches (same files, same seed) and
+    # tf.distribute splits every batch between the replicas: sharding by data, since one file cannot be split by file.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
 
 
 def bucket_batches(examples: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
@@ -127,25 +138,69 @@ def bucket_batches(examples: tf.data.Dataset, batch_size: int, shuffle: bool, se
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+# The loss as an exact metric: Keras' own 'loss' log weighs replicas as if they had as many examples each (see
+# GlobalBatchCrossEntropy), a plain metric sums examples and counts across replicas. The history records it as 'loss'.
+CROSS_ENTROPY = "cross_entropy"
+
+
+class GlobalBatchCrossEntropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy averaged over the global batch, however tf.distribute splits it.
+
+    Keras' default reduction averages each replica's examples and then the replicas, which is the global mean only
+    when every replica gets as many examples; length bucketing makes batches of any size, so a batch of 13 split 7 + 6
+    would weigh examples unequally. Dividing each replica's sum by the global count (one scalar all-reduce) makes every
+    step exactly the single-process step on the same global batch. On one replica this is the plain batch mean."""
+
+    def __init__(self, name: str = "sparse_categorical_crossentropy"):
+        super().__init__(reduction=keras.losses.Reduction.SUM, name=name)
+
+    def call(self, y_true, y_pred):
+        per_example = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        count = tf.cast(tf.shape(per_example)[0], per_example.dtype)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            count = replica.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return per_example / tf.maximum(count, 1.0)
+
+
 class _Progress(keras.callbacks.Callback):
     """One line every `every` steps (Keras' own progress bar floods non-interactive logs)."""
 
-    def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50):
+    def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50, task: str = "", replicas: int = 1):
         super().__init__()
+        # Keras sums the replicas' own running means in its per-step logs (its 'auto' reduction); the epoch logs are
+        # the true means. Per step, the mean over replicas is shown.
+        self.replicas = replicas
         self.steps_per_epoch, self.epochs, self.every = steps_per_epoch, epochs, every
         self.epoch, self.start = 0, time.time()
+        self.name = f"Trainer ({task})" if task else "Trainer"
+        # Training speed after the first step (which includes tracing): the steps and seconds of each epoch's rest.
+        self.timed_steps, self.timed_seconds, self.epoch_start = 0, 0.0, None
+        self.step_loss: List[float] = []  # after each step: the epoch's mean training loss so far (Keras' own log)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        self.epoch, self.epoch_start = epoch, None
 
     def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        loss = float((logs or {}).get(CROSS_ENTROPY, float("nan"))) / self.replicas
+        self.step_loss.append(round(loss, 7))
+        if self.epoch_start is None:
+            self.epoch_start = now
+        else:
+            self.timed_steps, self.timed_seconds = self.timed_steps + 1, self.timed_seconds + (now - self.last_step)
+        self.last_step = now
         if (batch + 1) % self.every == 0:
-            progress(f"Trainer: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
-                     f"loss {logs.get('loss', float('nan')):.4f} ({time.time() - self.start:.0f} s)")
+            progress(f"{self.name}: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
+                     f"loss {loss:.4f} ({time.time() - self.start:.0f} s)")
+
+    def steps_per_second(self) -> float:
+        return self.timed_steps / self.timed_seconds if self.timed_seconds else 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        summary = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        progress(f"Trainer: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)")
+        summary = " ".join(f"{k.replace(CROSS_ENTROPY, 'loss')} {v:.4f}" for k, v in (logs or {}).items()
+                           if not k.endswith("loss"))
+        progress(f"{self.name}: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)")
 
 
 def _count(ds: tf.data.Dataset) -> int:
@@ -214,6 +269,14 @@ class ServingModule(tf.Module):
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     settings = TrainerSettings.from_custom_config(fn_args.custom_config)
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything in this process.
+    kind, strategy = distribution.make_strategy(settings.distribution)
+    chief, task = distribution.is_chief(), distribution.task_name()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = settings.batch_size * replicas  # tf.distribute hands each replica batch_size of them
+    if replicas > 1 or task:
+        progress(f"Trainer: {distribution.NAMES[kind]}, {replicas} replica(s){f', task {task}' if task else ''}"
+                 f"{'' if chief else ' (writes to a temporary folder)'}; global batch {global_batch}")
     keras.utils.set_random_seed(settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
@@ -223,9 +286,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         raise ValueError(f"the label domain has {num_classes} value(s); a classifier needs at least 2.")
 
     train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                        settings.batch_size, shuffle=True, seed=settings.seed)
+                        global_batch, shuffle=True, seed=settings.seed)
     eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                       settings.batch_size, shuffle=False, seed=settings.seed)
+                       global_batch, shuffle=False, seed=settings.seed)
     batches_per_epoch = _count(train_ds)
     total_steps = batches_per_epoch * settings.epochs
     epochs, steps_per_epoch = settings.epochs, None  # None: each epoch is one full pass
@@ -235,60 +298,78 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         epochs = math.ceil(total_steps / steps_per_epoch)
         train_ds = train_ds.repeat()
 
-    if settings.pretrained_dir:
-        encoder = bert.load_pretrained(settings.pretrained_dir)
-    else:
-        encoder = bert.build_encoder(
-            bert.preset_config(settings.model_size,
-                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
-                               max_position_embeddings=SCRATCH_MAX_POSITIONS))
-    model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
-    if settings.warm_start:
-        _warm_start(model, fn_args.base_model)
-    model.compile(optimizer=_make_optimizer(settings, total_steps),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    with strategy.scope():  # the variables (model and optimizer) are mirrored on every replica
+        if settings.pretrained_dir:
+            encoder = bert.load_pretrained(settings.pretrained_dir)
+        else:
+            encoder = bert.build_encoder(
+                bert.preset_config(settings.model_size,
+                                   vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
+                                   max_position_embeddings=SCRATCH_MAX_POSITIONS))
+        model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
+        if settings.warm_start:
+            _warm_start(model, fn_args.base_model)
+        model.compile(optimizer=_make_optimizer(settings, total_steps),
+                      loss=GlobalBatchCrossEntropy(),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                               keras.metrics.SparseCategoricalCrossentropy(name=CROSS_ENTROPY)])
 
-    callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50),
-                 _Progress(steps_per_epoch or batches_per_epoch, epochs)]
-    if epochs > 1:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience,
-            restore_best_weights=True))
-    history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=0)
+    with distribution.write_location(fn_args.model_run_dir, chief) as log_dir:
+        speed = _Progress(steps_per_epoch or batches_per_epoch, epochs, task=task, replicas=replicas)
+        callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50), speed]
+        if epochs > 1:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience,
+                restore_best_weights=True))
+        history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                            callbacks=callbacks, verbose=0)
     logging.info("training history: %s", json.dumps(history.history))
-    _write_history(fn_args.serving_model_dir, history.history, settings, total_steps,
-                   steps_per_epoch or batches_per_epoch, restored_best=epochs > 1)
+    # Every worker saves (saving may read variables collectively); only the chief's copy is kept.
+    with distribution.write_location(fn_args.serving_model_dir, chief) as serving_model_dir:
+        tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))  # the Model artifact folder
+        _write_history(serving_model_dir, history.history, settings, total_steps,
+                       steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
+                       steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss)
+        _export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
 
+
+def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
+            serving_model_dir: str) -> None:
+    """The serving model with its warm-up requests and class names, and the Keras weights beside it."""
     module = ServingModule(model, tf_transform_output, settings, class_names)
-    tf.saved_model.save(module, fn_args.serving_model_dir, signatures=module.signatures())
-    warmup.write_requests(fn_args.serving_model_dir, warmup.text_requests(
+    tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
+    warmup.write_requests(serving_model_dir, warmup.text_requests(
         _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
     # The class names also travel with the pushed model (TF Serving ignores assets.extra/; the demo page reads them).
-    with tf.io.gfile.GFile(os.path.join(fn_args.serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
+    with tf.io.gfile.GFile(os.path.join(serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
                            "w") as f:
         json.dump(class_names, f)
-    model.save_weights(os.path.join(_weights_dir(fn_args.serving_model_dir), "weights"))
+    model.save_weights(os.path.join(_weights_dir(serving_model_dir), "weights"))
     # The classes, beside the serving model: the Evaluator compares them with the model in service's first.
-    with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")),
                                         features.CLASS_NAMES_FILE), "w") as f:
         json.dump(class_names, f)
 
 
 def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
-                   total_steps: int, steps_per_epoch: int, restored_best: bool) -> None:
+                   total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
+                   steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None) -> None:
     """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
-    and the model card read it)."""
+    and the model card read it); also the replicas and global batch, the training loss after every step and the
+    steps per second (benchmarks/distributed.py reads them)."""
     schedule = WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
     steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
+    history = {k: v for k, v in history.items() if not k.endswith("loss")}  # exact cross-entropy instead
+    history = {k.replace(CROSS_ENTROPY, "loss"): v for k, v in history.items()}
     val = history.get("val_accuracy") or []
     kept = (int(max(range(len(val)), key=lambda i: val[i])) + 1) if (restored_best and val) else len(
         history.get("loss", []))
     record = {"settings": settings.to_custom_config(),
               "history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
               "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+              "replicas": replicas, "global_batch_size": settings.batch_size * replicas,
+              "train_steps_per_second": steps_per_second, "step_loss": list(step_loss or []),
               "learning_rate": [[step, float(schedule(step))] for step in steps]}
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
         json.dump(record, f)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
+from components.distribution import STRATEGIES
 from components.features import DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY
 from components.settings import from_custom_config, setting, to_custom_config, validate
 
@@ -42,7 +43,8 @@ class TrainerSettings:
     pooling: str = setting("mean", "classification head on the [CLS] vector or the mean over tokens",
                            flag="--pooling", choices=POOLING_MODES)
     epochs: int = setting(3, "passes over the training split", flag="--epochs", positive=True)
-    batch_size: int = setting(32, "examples per batch", flag="--batch-size", positive=True)
+    batch_size: int = setting(32, "examples per batch and replica (a step takes batch size x replicas examples when "
+                                  "training is distributed)", flag="--batch-size", positive=True)
     learning_rate: float = setting(
         5e-5, f"peak AdamW learning rate (default 5e-05 fine-tuning a checkpoint, {SCRATCH_LEARNING_RATE:g} with "
               "--pretrained none)", flag="--learning-rate", positive=True)
@@ -55,6 +57,10 @@ class TrainerSettings:
         1, "epochs without a better eval accuracy before training stops (the best epoch's weights are kept)",
         flag="--early-stopping-patience", positive=True)
     seed: int = setting(42, "random seed of training", flag="--seed")
+    distribution: str = setting(
+        "auto", "tf.distribute strategy: auto picks multi_worker when TF_CONFIG describes more than one task (TFJob, "
+                "Vertex AI Training), mirrored with more than one local GPU, else default (one device)",
+        flag="--distribution", choices=STRATEGIES)
     warm_start: bool = setting(False, "start from the weights of the model in service (the latest blessed model) "
                                       "instead of the checkpoint; it needs the same model settings and vocabulary",
                                flag="--warm-start")
