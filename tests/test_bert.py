@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from safetensors.numpy import save_file
 
+from checkpoints import hf_tensors as _hf_tensors, write_checkpoint as _write_checkpoint
 from components import bert
 from pipeline.assets import ensure_checkpoint
 
@@ -45,48 +45,6 @@ def _inputs(ids, mask, dtype=np.int32):
     ids = np.asarray(ids, dtype=dtype)
     return {"input_word_ids": ids, "input_mask": np.asarray(mask, dtype=dtype),
             "input_type_ids": np.zeros_like(ids)}
-
-
-def _hf_tensors(config: bert.BertConfig, seed: int = 0) -> dict:
-    """Random tensors named and shaped like a Hugging Face BertModel checkpoint of `config`."""
-    rng = np.random.default_rng(seed)
-    h, f = config.hidden_size, config.intermediate_size
-    shapes = {
-        "embeddings.word_embeddings.weight": (config.vocab_size, h),
-        "embeddings.position_embeddings.weight": (config.max_position_embeddings, h),
-        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, h),
-        "embeddings.LayerNorm.weight": (h,), "embeddings.LayerNorm.bias": (h,),
-        "pooler.dense.weight": (h, h), "pooler.dense.bias": (h,),
-    }
-    for i in range(config.num_layers):
-        p = f"encoder.layer.{i}"
-        for which in ("query", "key", "value"):
-            shapes[f"{p}.attention.self.{which}.weight"] = (h, h)
-            shapes[f"{p}.attention.self.{which}.bias"] = (h,)
-        shapes.update({
-            f"{p}.attention.output.dense.weight": (h, h), f"{p}.attention.output.dense.bias": (h,),
-            f"{p}.attention.output.LayerNorm.weight": (h,), f"{p}.attention.output.LayerNorm.bias": (h,),
-            f"{p}.intermediate.dense.weight": (f, h), f"{p}.intermediate.dense.bias": (f,),
-            f"{p}.output.dense.weight": (h, f), f"{p}.output.dense.bias": (h,),
-            f"{p}.output.LayerNorm.weight": (h,), f"{p}.output.LayerNorm.bias": (h,),
-        })
-    tensors = {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in shapes.items()}
-    tensors["embeddings.position_ids"] = np.arange(config.max_position_embeddings, dtype=np.int64)[None]
-    return tensors
-
-
-def _write_checkpoint(folder: Path, config: bert.BertConfig, tensors: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    hf_config = {
-        "model_type": "bert", "hidden_act": "gelu", "position_embedding_type": "absolute",
-        "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
-        "intermediate_size": config.intermediate_size,
-        "max_position_embeddings": config.max_position_embeddings,
-    }
-    (folder / "config.json").write_text(json.dumps(hf_config))
-    save_file(tensors, str(folder / "model.safetensors"))
-    return folder
 
 
 # ---------------------------------------------------------------------------------------------- parity

@@ -1,11 +1,11 @@
 """run_fn's model: output shapes, padding invariance, the learning-rate schedule, and the exported signatures."""
 
 import numpy as np
-import tensorflow as tf
 import tf_keras as keras
 
 from components import bert, features
 from components.trainer import WarmupLinearDecay, _to_model_inputs, build_classifier
+from signatures import check_signatures
 
 
 def _tiny_classifier(num_classes=3):
@@ -51,37 +51,7 @@ def test_warmup_then_linear_decay():
 
 def test_exported_signatures_have_documented_inputs_and_outputs(first_run):
     _, summary, _ = first_run
-    loaded = tf.saved_model.load(summary["pushed_dir"])
-    assert set(loaded.signatures) == {"serving_default", "serving_examples", "transform_features"}
-
-    default = loaded.signatures["serving_default"]
-    (text_spec,) = default.structured_input_signature[1].values()
-    assert list(default.structured_input_signature[1]) == ["text"]
-    assert text_spec.dtype == tf.string and text_spec.shape.as_list() == [None]
-    outputs = default.structured_outputs
-    assert set(outputs) == {"probabilities", "label", "label_id"}
-    assert outputs["probabilities"].dtype == tf.float32 and outputs["probabilities"].shape.as_list() == [None, 2]
-    assert outputs["label"].dtype == tf.string
-
-    examples = loaded.signatures["serving_examples"]
-    assert list(examples.structured_input_signature[1]) == ["examples"]
-    assert set(examples.structured_outputs) == {"probabilities", "label", "label_id"}
-
-    # The same text through raw strings and through a serialized tf.Example gives the same probabilities.
-    text = "an unexpectedly moving film"
-    example = tf.train.Example(features=tf.train.Features(feature={
-        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))}))
-    p1 = default(text=tf.constant([text]))["probabilities"].numpy()
-    p2 = examples(examples=tf.constant([example.SerializeToString()]))["probabilities"].numpy()
-    np.testing.assert_allclose(p1, p2, atol=1e-6)
-
-    transform = loaded.signatures["transform_features"]
-    labelled = tf.train.Example(features=tf.train.Features(feature={
-        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()])),
-        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"fresh"]))}))
-    out = transform(examples=tf.constant([labelled.SerializeToString()]))
-    assert {features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY, features.LABEL_ID_KEY} <= set(out)
-    assert out[features.WORD_IDS_KEY].shape[-1] == 64  # --max-seq-length of the run
+    check_signatures(summary["pushed_dir"], max_seq_length=64)  # --max-seq-length of the run
 
 
 def test_autograph_converts_the_project_layers_but_not_tf_keras():
