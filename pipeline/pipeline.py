@@ -28,6 +28,7 @@ from components.model_card import ModelCardWriter
 from components.pusher import AtomicPusherExecutor
 from components.run_report import RunReport
 from components.settings import to_custom_config
+from components.trainer_executor import VertexTrainer
 from components.serving_check import ServingCheck
 from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig, VertexTraining
 from pipeline.evaluation import make_eval_config
@@ -243,7 +244,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     # the step launches and waits for: TFX's Google Cloud AI Platform Trainer, the same run_fn in every replica.
     trainer_class, vertex_config = tfx.components.Trainer, {}
     if config.vertex_training is not None:
-        trainer_class = tfx.extensions.google_cloud_ai_platform.Trainer
+        trainer_class = VertexTrainer  # TFX's, whose non-chief replicas need not write the model
         vertex_config = vertex_training_config(config.vertex_training)
     trainer = trainer_class(
         run_fn=RUN_FN,

@@ -661,7 +661,7 @@ def test_local_options_the_compiler_allows(tmp_path, compiled):
 VERTEX_ARGS = ["--trainer-workers", "3", "--trainer-machine-type", "n1-highmem-16", "--vertex-project", "my-project",
                "--vertex-region", "europe-west4"]
 PLAIN_TRAINER = "tfx.components.trainer.executor.GenericExecutor"
-VERTEX_TRAINER = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+VERTEX_TRAINER = "components.trainer_executor.VertexTrainerExecutor"
 
 
 def _trainer_executor(spec: dict) -> dict:
