@@ -27,7 +27,7 @@ from components import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGr
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -309,8 +309,11 @@ def pool(sequence_output: tf.Tensor, input_mask: tf.Tensor, mode: str = "cls") -
 # --------------------------------------------------------------------------------------------------------
 
 # Tensors in HF checkpoints that are not weights of our encoder and are skipped on purpose:
-# the position_ids buffer, and the pooler (our classification head pools [CLS] or the mean itself).
-_IGNORED_PREFIXES = ("embeddings.position_ids", "pooler.")
+# the position_ids buffer, the pooler (our classification head pools [CLS] or the mean itself), and the
+# pre-training heads of BertForPreTraining/BertForMaskedLM checkpoints (cls.predictions: masked LM,
+# cls.seq_relationship: next sentence), which a classifier does not use; components/mlm.py claims
+# cls.predictions through `extra_targets` when it trains a masked-LM head.
+_IGNORED_PREFIXES = ("embeddings.position_ids", "pooler.", "cls.")
 
 
 @dataclasses.dataclass
@@ -417,40 +420,57 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"could not read {path}: {e}") from e
 
 
+def read_hf_tensors(checkpoint: Union[str, os.PathLike, Mapping[str, np.ndarray]]
+                    ) -> tuple[dict[str, np.ndarray], str]:
+    """(tensors by their checkpoint names, where they came from for messages) of a checkpoint folder
+    (with model.safetensors), a .safetensors file, or a dict of numpy arrays (returned as a copy)."""
+    if isinstance(checkpoint, Mapping):
+        return dict(checkpoint), "the given tensors"
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no weights file at {path}.")
+    return _read_safetensors(path), str(path)
+
+
 def load_hf_weights(encoder: keras.Model,
                     checkpoint: Union[str, os.PathLike, Mapping[str, np.ndarray]],
-                    ignore_prefixes: Iterable[str] = ()) -> keras.Model:
+                    ignore_prefixes: Iterable[str] = (),
+                    extra_targets: Optional[Mapping[str, Mapping[str, _Target]]] = None) -> keras.Model:
     """Assigns Hugging Face BERT weights to an encoder built by `build_encoder` (in place; returns it).
 
     `checkpoint` is a checkpoint folder (with model.safetensors), a .safetensors file, or a dict of numpy
     arrays keyed by HF names (optionally 'bert.'-prefixed, LayerNorm as weight/bias or gamma/beta).
-    The pooler and the position_ids buffer are ignored; tensors under `ignore_prefixes` (e.g. 'cls.' or
-    'classifier.' of task checkpoints, matched after removing 'bert.') are ignored too. Anything else must
-    match exactly: missing, unexpected, duplicated or mis-shaped tensors raise CheckpointError naming them,
-    and nothing is assigned unless everything matches.
-    """
-    if isinstance(checkpoint, Mapping):
-        tensors, source = dict(checkpoint), "the given tensors"
-    else:
-        path = Path(checkpoint)
-        if path.is_dir():
-            path = path / WEIGHTS_FILE
-        if not path.is_file():
-            raise CheckpointError(f"no weights file at {path}.")
-        tensors, source = _read_safetensors(path), str(path)
+    The pooler, the pre-training heads ('cls.') and the position_ids buffer are ignored; tensors under
+    `ignore_prefixes` (e.g. 'classifier.' of task checkpoints, matched after removing 'bert.') are ignored too.
+    Anything else must match exactly: missing, unexpected, duplicated or mis-shaped tensors raise
+    CheckpointError naming them, and nothing is assigned unless everything matches.
 
-    ignored = tuple(_IGNORED_PREFIXES) + tuple(ignore_prefixes)
+    `extra_targets` ({HF name prefix: {HF name: target}}) adds weights outside the encoder to the same
+    all-or-nothing accounting (components/mlm.py's head under 'cls.predictions.'): every tensor under such
+    a prefix must match those targets, even where a built-in ignored prefix covers it; `ignore_prefixes` still win.
+    """
+    tensors, source = read_hf_tensors(checkpoint)
+    extra_targets = dict(extra_targets or {})
+    claimed = tuple(extra_targets)
+    ignore_prefixes = tuple(ignore_prefixes)
     found: dict[str, tuple[str, np.ndarray]] = {}  # canonical name -> (original name, array)
     duplicates = []
     for original, array in tensors.items():
         name = _canonical_name(original)
-        if name.startswith(ignored):
+        if name.startswith(ignore_prefixes) or (name.startswith(_IGNORED_PREFIXES) and not name.startswith(claimed)):
             continue
         if name in found:
             duplicates.append(f"{found[name][0]} and {original}")
         found[name] = (original, np.asarray(array))
 
     targets = _weight_targets(encoder)
+    for prefix, extra in extra_targets.items():
+        outside = [n for n in extra if not n.startswith(prefix) or n in targets]
+        if outside:
+            raise ValueError(f"extra targets {outside} are not under {prefix!r} or clash with encoder weights.")
+        targets.update(extra)
     problems = []
     if duplicates:
         problems.append("duplicated tensors: " + "; ".join(duplicates))
@@ -520,5 +540,5 @@ def read_vocab(checkpoint_dir: Union[str, os.PathLike]) -> list[str]:
 __all__ = [
     "BertConfig", "CheckpointError", "INPUT_NAMES", "KeyPaddingMask", "PRESETS", "PositionEmbedding", "build_encoder",
     "checkpoint_tokenizer_settings", "load_hf_weights", "load_pretrained", "pool", "preset_config",
-    "read_vocab",
+    "read_hf_tensors", "read_vocab",
 ]
