@@ -40,6 +40,19 @@ def hf_tensors(config: bert.BertConfig, seed: int = 0) -> dict:
     return tensors
 
 
+def mlm_head_tensors(config: bert.BertConfig, seed: int = 1) -> dict:
+    """Random tensors named and shaped like BertForMaskedLM's `cls.predictions` head of `config`, without the
+    decoder matrix (tied to the word embeddings; HF's safetensors files store it once)."""
+    rng = np.random.default_rng(seed)
+    h = config.hidden_size
+    shapes = {
+        "cls.predictions.transform.dense.weight": (h, h), "cls.predictions.transform.dense.bias": (h,),
+        "cls.predictions.transform.LayerNorm.weight": (h,), "cls.predictions.transform.LayerNorm.bias": (h,),
+        "cls.predictions.bias": (config.vocab_size,),
+    }
+    return {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in shapes.items()}
+
+
 def write_checkpoint(folder: Path, config: bert.BertConfig, tensors: dict, vocab: Optional[Path] = None) -> Path:
     """A Hugging Face-format checkpoint folder: config.json (dropout included), model.safetensors and, when given, a
     copy of the vocabulary file."""
