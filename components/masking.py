@@ -25,8 +25,8 @@ chosen piece then independently gets [MASK] / a random token / itself (tensorflo
 Two deliberate departures from tensorflow-text's `RandomItemSelector`, whose `get_selection_mask` this module's
 selector replaces (it keeps the base class's `get_selectable`, i.e. `unselectable_ids`):
 
-* How many: the stock selector takes ceil(rate x eligible) per row, which over-selects short texts (a 20-token
-  review gets 3, i.e. 15%, but a 21-token one gets 4, 19%; on Rotten Tomatoes this is about 16.8% instead of 15%).
+* How many: the stock selector takes ceil(rate x eligible) per row, which over-selects short texts (a review of
+  21 eligible tokens gets 4, i.e. 19%; on Rotten Tomatoes reviews it chose 16.85% instead of 15%).
   Here the count is rounded stochastically, floor(rate x eligible + u) with u ~ U[0, 1), so its expectation is
   exactly rate x eligible for every row length.
 * Capped in tokens: at most `max_predictions` tokens per row are chosen (the fixed layout has that many slots).
