@@ -21,6 +21,8 @@ Whole-word masking (`whole_word=True`): a word's `##` continuation pieces are ch
 are grouped into ragged [batch, (words), (pieces)], on which tensorflow-text's selector chooses whole words; the 15%
 stays a share of tokens (pieces) in expectation, because each word of a row is equally likely to be chosen. Each
 chosen piece then independently gets [MASK] / a random token / itself (tensorflow-text's chooser works per piece).
+Random tokens are drawn uniformly from the whole vocabulary, as BERT's original data generator and Hugging Face's
+collator do.
 
 Two deliberate departures from tensorflow-text's `RandomItemSelector`, whose `get_selection_mask` this module's
 selector replaces (it keeps the base class's `get_selectable`, i.e. `unselectable_ids`):

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from components import bert, features, masking, preprocessing
-from pipeline.assets import DATA_DIR, ensure_checkpoint
+from pipeline.assets import ensure_checkpoint, ensure_dataset
 
 MAX_SEQ_LENGTH = 128
 RATE = 0.15
@@ -27,10 +27,7 @@ def vocab():
 @pytest.fixture(scope="module")
 def corpus(vocab):
     """All Rotten Tomatoes reviews as BERT inputs ([CLS] pieces [SEP], padded to 128): about 330,000 real tokens."""
-    path = DATA_DIR / "datasets" / "rotten_tomatoes" / "data.csv"
-    if not path.is_file():
-        from pipeline.assets import ensure_dataset
-        ensure_dataset("rotten_tomatoes")
+    path = ensure_dataset("rotten_tomatoes") / "data.csv"
     with open(path, encoding="utf-8", newline="") as f:
         texts = [row["text"] for row in csv.DictReader(f)]
     tokenizer = preprocessing.build_tokenizer(str(ensure_checkpoint() / "vocab.txt"))
