@@ -23,8 +23,10 @@ import os
 
 from components import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
 
+import dataclasses
 import json
 import math
+import tempfile
 import time
 from typing import Dict, List, Optional
 
@@ -36,7 +38,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import bert, distribution, features, warmup
+from components import bert, distribution, features, precision, warmup
 from components.progress import progress
 from components.trainer_settings import SCRATCH_MAX_POSITIONS, TrainerSettings
 
@@ -85,8 +87,8 @@ def build_classifier(encoder: keras.Model, num_classes: int, pooling: str, dropo
     sequence = encoder(inputs)
     pooled = bert.pool(sequence, inputs[features.MASK_KEY], pooling)
     pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    probabilities = keras.layers.Dense(
-        num_classes, activation="softmax", name="classifier",
+    probabilities = keras.layers.Dense(  # float32 under any mixed-precision policy: a softmax to compare and serve
+        num_classes, activation="softmax", name="classifier", dtype=tf.float32,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(pooled)
     return keras.Model(inputs, probabilities, name="bert_classifier")
 
@@ -166,14 +168,16 @@ class GlobalBatchCrossEntropy(keras.losses.Loss):
 class _Progress(keras.callbacks.Callback):
     """One line every `every` steps (Keras' own progress bar floods non-interactive logs)."""
 
-    def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50, task: str = "", replicas: int = 1):
+    def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50, task: str = "", replicas: int = 1,
+                 name: str = "Trainer", loss_key: str = ""):
         super().__init__()
         # Keras sums the replicas' own running means in its per-step logs (its 'auto' reduction); the epoch logs are
         # the true means. Per step, the mean over replicas is shown.
         self.replicas = replicas
         self.steps_per_epoch, self.epochs, self.every = steps_per_epoch, epochs, every
         self.epoch, self.start = 0, time.time()
-        self.name = f"Trainer ({task})" if task else "Trainer"
+        self.name = f"{name} ({task})" if task else name
+        self.loss_key = loss_key or CROSS_ENTROPY
         # Training speed after the first step (which includes tracing): the steps and seconds of each epoch's rest.
         self.timed_steps, self.timed_seconds, self.epoch_start = 0, 0.0, None
         self.step_loss: List[float] = []  # after each step: the epoch's mean training loss so far (Keras' own log)
@@ -183,7 +187,7 @@ class _Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        loss = float((logs or {}).get(CROSS_ENTROPY, float("nan"))) / self.replicas
+        loss = float((logs or {}).get(self.loss_key, float("nan"))) / self.replicas
         self.step_loss.append(round(loss, 7))
         if self.epoch_start is None:
             self.epoch_start = now
@@ -199,7 +203,7 @@ class _Progress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         summary = " ".join(f"{k.replace(CROSS_ENTROPY, 'loss')} {v:.4f}" for k, v in (logs or {}).items()
-                           if not k.endswith("loss"))
+                           if self.loss_key != CROSS_ENTROPY or not k.endswith("loss"))
         progress(f"{self.name}: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)")
 
 
@@ -208,9 +212,13 @@ def _count(ds: tf.data.Dataset) -> int:
 
 
 def _make_optimizer(settings: TrainerSettings, total_steps: int):
-    schedule = WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=settings.weight_decay,
-                                       epsilon=1e-6, clipnorm=1.0)
+    return make_optimizer(settings.learning_rate, settings.warmup_ratio, settings.weight_decay, total_steps)
+
+
+def make_optimizer(peak: float, warmup_ratio: float, weight_decay: float, total_steps: int):
+    """AdamW with linear warmup to `peak` and linear decay to 0 over `total_steps`, gradients clipped at norm 1."""
+    schedule = WarmupLinearDecay(peak, int(total_steps * warmup_ratio), total_steps)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, clipnorm=1.0)
     # Decoupled weight decay, but none on LayerNorm parameters and biases (standard BERT practice).
     optimizer.exclude_from_weight_decay(var_names=["layer_norm", "LayerNorm", "layernorm", "bias"])
     return optimizer
@@ -298,15 +306,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         epochs = math.ceil(total_steps / steps_per_epoch)
         train_ds = train_ds.repeat()
 
-    with strategy.scope():  # the variables (model and optimizer) are mirrored on every replica
-        if settings.pretrained_dir:
-            encoder = bert.load_pretrained(settings.pretrained_dir)
-        else:
-            encoder = bert.build_encoder(
-                bert.preset_config(settings.model_size,
-                                   vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
-                                   max_position_embeddings=SCRATCH_MAX_POSITIONS))
-        model = build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
+    if settings.adapted_encoder:  # start from the Pretrainer's adapted checkpoint (the Trainer's base_model input)
+        if not fn_args.base_model:
+            raise ValueError("adapted_encoder is set but the Trainer has no base_model input (the Pretrainer's model).")
+        settings = dataclasses.replace(settings, pretrained_dir=_local_folder(fn_args.base_model))
+        progress(f"Trainer: starting from the encoder the Pretrainer adapted, {fn_args.base_model}")
+    compute = precision.choose(settings.precision, len(tf.config.list_physical_devices("GPU")))
+    # The variables (model and optimizer) are mirrored on every replica; layers compute in `compute`'s dtype.
+    with strategy.scope(), precision.keras_policy(compute):
+        model = _new_classifier(settings, tf_transform_output, num_classes)
         if settings.warm_start:
             _warm_start(model, fn_args.base_model)
         model.compile(optimizer=_make_optimizer(settings, total_steps),
@@ -325,12 +333,30 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                             callbacks=callbacks, verbose=0)
     logging.info("training history: %s", json.dumps(history.history))
     # Every worker saves (saving may read variables collectively); only the chief's copy is kept.
+    if compute != "float32":  # served in float32 whatever the training precision (components/precision.py)
+        with precision.keras_policy("float32"):
+            trained, model = model, _new_classifier(settings, tf_transform_output, num_classes, load=False)
+            model.set_weights(trained.get_weights())
     with distribution.write_location(fn_args.serving_model_dir, chief) as serving_model_dir:
         tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))  # the Model artifact folder
         _write_history(serving_model_dir, history.history, settings, total_steps,
                        steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
-                       steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss)
+                       steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute)
         _export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
+
+
+def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes: int, load: bool = True):
+    """The classifier: the checkpoint's encoder (its weights loaded unless `load` is False) or a new preset one, with
+    the head; built under the current Keras dtype policy."""
+    if settings.pretrained_dir:
+        encoder = bert.load_pretrained(settings.pretrained_dir) if load else bert.build_encoder(
+            bert.BertConfig.from_hf_config(settings.pretrained_dir))
+    else:
+        encoder = bert.build_encoder(
+            bert.preset_config(settings.model_size,
+                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
+                               max_position_embeddings=SCRATCH_MAX_POSITIONS))
+    return build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
 
 
 def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
@@ -353,7 +379,8 @@ def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerS
 
 def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
                    total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
-                   steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None) -> None:
+                   steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None,
+                   compute: str = "float32") -> None:
     """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
     and the model card read it); also the replicas and global batch, the training loss after every step and the
@@ -369,7 +396,7 @@ def _write_history(serving_model_dir: str, history: Dict[str, List[float]], sett
               "history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
               "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
               "replicas": replicas, "global_batch_size": settings.batch_size * replicas,
-              "train_steps_per_second": steps_per_second, "step_loss": list(step_loss or []),
+              "train_steps_per_second": steps_per_second, "step_loss": list(step_loss or []), "precision": compute,
               "learning_rate": [[step, float(schedule(step))] for step in steps]}
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
         json.dump(record, f)
@@ -411,6 +438,17 @@ def _warm_start(model: keras.Model, base_model: Optional[str]) -> None:
         raise ValueError(f"cannot warm-start from the model in service ({os.path.dirname(base_model)}): its "
                          f"architecture or vocabulary differs from this run's ({str(e).splitlines()[0]}).") from None
     progress(f"Trainer: warm start from the model in service, {os.path.dirname(base_model)}")
+
+
+def _local_folder(folder: str) -> str:
+    """A local copy of a folder given as a URI (the checkpoint loader reads local files); local paths as they are."""
+    if "://" not in folder:
+        return folder
+    from tfx.utils import io_utils
+
+    target = tempfile.mkdtemp(prefix="checkpoint-")
+    io_utils.copy_dir(folder, target)
+    return target
 
 
 def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:

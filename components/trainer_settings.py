@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from components.distribution import STRATEGIES
+from components.precision import PRECISIONS
 from components.features import DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY
 from components.settings import from_custom_config, setting, to_custom_config, validate
 
@@ -61,6 +62,13 @@ class TrainerSettings:
         "auto", "tf.distribute strategy: auto picks multi_worker when TF_CONFIG describes more than one task (TFJob, "
                 "Vertex AI Training), mirrored with more than one local GPU, else default (one device)",
         flag="--distribution", choices=STRATEGIES)
+    precision: str = setting(
+        "auto", "training precision: auto trains in mixed_bfloat16 (bfloat16 compute, float32 weights) on a CPU with "
+                "native bfloat16 instructions (AVX-512 BF16 / AMX) and no GPU, else float32; the served model is "
+                "float32 either way", flag="--precision", choices=PRECISIONS)
+    adapted_encoder: bool = setting(
+        False, derived="--pretrain-epochs above 0: start from the encoder the Pretrainer adapted (the Trainer's "
+                       "base_model input) instead of pretrained_dir")
     warm_start: bool = setting(False, "start from the weights of the model in service (the latest blessed model) "
                                       "instead of the checkpoint; it needs the same model settings and vocabulary",
                                flag="--warm-start")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from components.features import TransformSettings
+from components.pretraining_settings import PretrainerSettings
 from components.trainer_settings import TrainerSettings
 from pipeline.assets import DATA_DIR, REPO_ROOT
 from pipeline.evaluation import EvaluatorSettings
@@ -23,6 +24,7 @@ MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (
 # from this checkout locally and from the code baked into the image on Kubeflow.
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
+PRETRAIN_RUN_FN = "components.pretraining.run_fn"  # the masked-LM stage's Trainer
 
 SCHEMA_DIR = REPO_ROOT / "schema"
 OUTPUTS_DIR = REPO_ROOT / "outputs"
@@ -74,6 +76,7 @@ class PipelineConfig:
     transform: TransformSettings
     trainer: TrainerSettings
     evaluator: EvaluatorSettings = EvaluatorSettings()
+    pretrainer: PretrainerSettings = PretrainerSettings()  # the masked-LM stage; off by default
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
     metadata_path: Optional[str] = None  # SQLite file for ML Metadata; None: the runner's own store (KFP)
@@ -152,7 +155,7 @@ def curated_schema(dataset: str) -> Optional[Path]:
 
 
 __all__ = [
-    "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "RUN_FN", "SCHEMA_DIR",
+    "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "RUN_FN", "SCHEMA_DIR",
     "DATA_DIR", "SPAN_FOLDER", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS", "HASH_BUCKETS",
     "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
     "default_pipeline_root", "default_serving_dir", "curated_schema",

@@ -14,6 +14,7 @@ copies of the schema and the packaged checkpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import posixpath
@@ -25,6 +26,7 @@ from typing import Callable, List, Optional, Tuple
 from components import settings as settings_lib
 from components import text_checks
 from components.features import MIN_LEARNED_VOCAB_SIZE, TransformSettings
+from components.pretraining_settings import PretrainerSettings
 from components.trainer_settings import SCRATCH_LEARNING_RATE, SCRATCH_MAX_POSITIONS, TrainerSettings
 from pipeline import assets, inputs
 from pipeline.config import (BEAM_DIRECT_MODES, BEAM_ENVIRONMENTS, BEAM_RUNNERS, DEFAULT_TRAINER_MACHINE_TYPE,
@@ -126,7 +128,16 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                      if f.name not in MODEL_FLAGS[TrainerSettings]]
     settings_lib.add_flags(train, TrainerSettings, names=trainer_flags, defaults={"learning_rate": None})
     train.add_argument("--train-steps", type=positive_int,
-                       help="stop after this many batches (overrides --epochs when smaller)")
+                       help="stop after this many batches (overrides --epochs when smaller; caps the masked-LM "
+                            "stage too)")
+    pretrain = parser.add_argument_group(
+        "masked-LM stage", "continue BERT's masked-language-model training on the run's own text before fine-tuning "
+                           "(the Pretrainer step; off unless --pretrain-epochs is above 0)")
+    settings_lib.add_flags(pretrain, PretrainerSettings)
+    pretrain.add_argument("--unlabeled-data", type=Path if local else str, metavar="DIR",
+                          help="also train the masked-LM stage on the texts of this folder's .csv files (the "
+                               "--text-column) and .txt files (one text per line)" +
+                               ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
     settings_lib.add_flags(train, EvaluatorSettings)
 
 
@@ -380,8 +391,9 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
 
 
 def component_settings(args: argparse.Namespace, model: dict):
-    """(TransformSettings, TrainerSettings, EvaluatorSettings) from the flags and `model_settings` (plus the label
-    names and, for --max-seq-length auto, the chosen length)."""
+    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings) from the flags and
+    `model_settings` (plus the label names, for --max-seq-length auto the chosen length, and the --unlabeled-data
+    folder with its digest)."""
     chosen = {"max_seq_length": model["max_seq_length"]} if "max_seq_length" in model else {}
     try:
         transform = settings_lib.from_args(
@@ -392,9 +404,20 @@ def component_settings(args: argparse.Namespace, model: dict):
             vocab_file=model["vocab_file"], pretrained_dir=model["pretrained_dir"],
             learning_rate=model["learning_rate"], label_names=transform.label_names)
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
+        pretrainer = PretrainerSettings.derived_from(
+            trainer, transform, pretrain_epochs=args.pretrain_epochs,
+            pretrain_learning_rate=args.pretrain_learning_rate, masking_rate=args.masking_rate,
+            whole_word_masking=args.whole_word_masking, **model.get("unlabeled", {}))
     except settings_lib.SettingsError as e:
         raise InputError(str(e)) from None
-    return transform, trainer, evaluator
+    if model.get("unlabeled", {}).get("unlabeled_data") and not pretrainer.enabled:
+        raise InputError("--unlabeled-data is read by the masked-LM stage only: pass --pretrain-epochs N (N > 0) too.")
+    if pretrainer.enabled and trainer.warm_start:
+        raise InputError("--warm-start and --pretrain-epochs exclude each other: a warm start continues from the model "
+                         "in service, whose encoder was already adapted; pass one of them.")
+    if pretrainer.enabled:
+        trainer = dataclasses.replace(trainer, adapted_encoder=True)
+    return transform, trainer, evaluator, pretrainer
 
 
 def text_checks_for(schema: Optional[str]) -> Optional[str]:
@@ -494,12 +517,15 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
                      f"against")
     elif source == "frozen":
         notes.append(f"schema: {schema} (frozen by this pipeline's first accepted run)")
-    transform, trainer, evaluator = component_settings(args, model)
+    if args.unlabeled_data is not None:
+        model["unlabeled"], note = _unlabeled(args.unlabeled_data.resolve(), args.text_key)
+        notes.append(note)
+    transform, trainer, evaluator, pretrainer = component_settings(args, model)
 
     serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
-        transform=transform, trainer=trainer, evaluator=evaluator,
+        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
         metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset, input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,
         # A curated schema is imported (a snapshot: see snapshot_schema); a frozen one is published by the pipeline's
@@ -510,6 +536,18 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=beam_args,
         enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator)), warnings, notes
+
+
+def _unlabeled(folder: Path, text_key: str):
+    """The Pretrainer's --unlabeled-data settings (folder and digest), read once here, and a line saying so."""
+    from components import unlabeled
+
+    try:
+        count, digest = unlabeled.check(str(folder), text_key)
+    except unlabeled.UnlabeledDataError as e:
+        raise InputError(str(e)) from None
+    return {"unlabeled_data": str(folder), "unlabeled_digest": digest}, \
+        f"unlabeled data: {count} texts from {folder} for the masked-LM stage"
 
 
 def _docker_checked(infra_validator: bool) -> bool:
@@ -629,7 +667,9 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     elif args.schema and os.path.isfile(args.schema):
         local_schema = Path(args.schema)
     model["label_names"] = _kubeflow_labels(args, dataset, local_schema, args.label_key)
-    transform, trainer, evaluator = component_settings(args, model)
+    if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
+        model["unlabeled"] = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
+    transform, trainer, evaluator, pretrainer = component_settings(args, model)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
     if not schema_file and not pipeline_root:
@@ -645,7 +685,8 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     vertex = vertex_training(args, pipeline_root)
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
-        transform=transform, trainer=trainer, evaluator=evaluator, metadata_path=None, orchestrator=KUBEFLOW,
+        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer, metadata_path=None,
+        orchestrator=KUBEFLOW,
         dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, schema_file=schema_file,
         schema_source="--schema" if args.schema else ("curated" if schema_file else "none"), text_checks_file=text_checks_for(str(local_schema) if local_schema else None),
         train_steps=args.train_steps, beam_pipeline_args=beam_args, vertex_training=vertex,

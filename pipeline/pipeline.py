@@ -2,7 +2,8 @@
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (curated) / SchemaGen (inferred, for comparison)
 -> ExampleValidator + DriftValidator (against the last accepted statistics) -> DataValidationGate
--> Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate -> Trainer (BERT)
+-> Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate -> [Pretrainer (masked-LM stage, with
+--pretrain-epochs)] -> Trainer (BERT)
 -> ServingCheck (servable by the stock TF Serving image) -> Evaluator (TFMA, against the latest blessed model)
 -> ModelCardWriter (the model with its card) -> Pusher (only when blessed, by both).
 """
@@ -30,7 +31,7 @@ from components.run_report import RunReport
 from components.settings import to_custom_config
 from components.trainer_executor import VertexTrainer
 from components.serving_check import ServingCheck
-from pipeline.config import HASH_BUCKETS, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig, VertexTraining
+from pipeline.config import HASH_BUCKETS, PRETRAIN_RUN_FN, PREPROCESSING_FN, RUN_FN, SPAN_FOLDER, PipelineConfig, VertexTraining
 from pipeline.evaluation import make_eval_config
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
@@ -50,6 +51,7 @@ TRANSFORM = "Transform"
 TEXT_STATISTICS_GEN = "TextStatisticsGen"
 TEXT_GATE = "TextValidationGate"
 MODEL_RESOLVER = "latest_blessed_model_resolver"
+PRETRAINER = "Pretrainer"
 TRAINER = "Trainer"
 SERVING_CHECK = "ServingCheck"
 INFRA_VALIDATOR = "InfraValidator"
@@ -240,6 +242,24 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(MODEL_RESOLVER)
 
+    # The masked-LM stage (--pretrain-epochs > 0): a second Trainer whose run_fn adapts the encoder to the training
+    # split's texts (and --unlabeled-data's); its Model artifact is the fine-tuning Trainer's starting checkpoint.
+    pretrainer = []
+    if config.pretrainer.enabled:
+        pretrainer = [tfx.components.Trainer(
+            run_fn=PRETRAIN_RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema,
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),  # measured on, never trained on
+            custom_config=config.pretrainer.to_custom_config(code_version)).with_id(PRETRAINER)]
+        pretrainer[0].add_upstream_node(text_gate)
+    if config.trainer.warm_start:
+        start_from = model_resolver.outputs["model"]  # the model in service
+    else:
+        start_from = pretrainer[0].outputs["model"] if pretrainer else None
+
     # One process in the Trainer step, or (Kubeflow, --trainer-workers N) a multi-worker Vertex AI Training job that
     # the step launches and waits for: TFX's Google Cloud AI Platform Trainer, the same run_fn in every replica.
     trainer_class, vertex_config = tfx.components.Trainer, {}
@@ -254,8 +274,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={**config.trainer.to_custom_config(code_version), **vertex_config},
-        # The model in service, to start from (--warm-start).
-        base_model=model_resolver.outputs["model"] if config.trainer.warm_start else None).with_id(TRAINER)
+        # What to start from: the model in service (--warm-start), or the Pretrainer's adapted encoder.
+        base_model=start_from).with_id(TRAINER)
     trainer.add_upstream_node(text_gate)  # nothing is trained when the text checks fail
 
     # The model must load and answer its warm-up requests with only the ops of the stock TF Serving image before it
@@ -309,7 +329,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             sort_keys=True)).with_id(RUN_REPORT)]
 
     components += [example_validator, data_baseline, drift_validator, data_gate, transform, text_baseline,
-                   text_statistics_gen, text_gate, *freezer, model_resolver, trainer, serving_check, *infra, evaluator, card, pusher, *report]
+                   text_statistics_gen, text_gate, *freezer, model_resolver, *pretrainer, trainer, serving_check, *infra, evaluator, card, pusher, *report]
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -217,6 +217,15 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
         return figure
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
         return "passed"
+    if node_id == nodes.PRETRAINER and outputs.get("model"):
+        from components.pretraining import HISTORY_FILE
+
+        record = read_json(os.path.join(outputs["model"][0].uri, HISTORY_FILE))
+        history, before = record.get("history") or {}, record.get("before") or {}
+        if history.get("val_mlm_accuracy"):
+            return (f"eval masked-LM accuracy {before.get('mlm_accuracy', float('nan')):.3f} -> "
+                    f"{history['val_mlm_accuracy'][-1]:.3f}, loss {before.get('loss', float('nan')):.3f} -> "
+                    f"{history['val_loss'][-1]:.3f}")
     if node_id == nodes.SERVING_CHECK and outputs.get("blessing"):
         from components.serving_check import read_report
 

@@ -27,7 +27,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
-RUN_FN = "components.trainer.run_fn"
+RUN_FNS = {"trainer": "components.trainer.run_fn", "pretrainer": "components.pretraining.run_fn"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,11 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Model artifact folder to write: the serving model goes to MODEL_DIR/Format-Serving")
     p.add_argument("--model-run-dir", help="TensorBoard logs (default: MODEL_DIR-logs)")
     p.add_argument("--config", required=True, type=Path,
-                   help="JSON file with the Trainer's custom_config (every Trainer setting, as the pipeline passes it)")
+                   help="JSON file with the step's custom_config (every setting, as the pipeline passes it)")
     p.add_argument("--train-steps", type=int, default=0,
                    help="stop after this many global steps (0: the configured epochs)")
     p.add_argument("--train-split", default="train", help="split of --examples to train on")
     p.add_argument("--eval-split", default="eval", help="split of --examples to choose the epoch on")
+    p.add_argument("--step", choices=sorted(RUN_FNS), default="trainer",
+                   help="which step's run_fn: the Trainer (fine-tuning; --config holds the Trainer's settings) or the "
+                        "Pretrainer (the masked-LM stage; --config holds the Pretrainer's settings)")
     return p
 
 
@@ -75,11 +78,12 @@ def _check(args: argparse.Namespace) -> dict:
         config = json.loads(args.config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"--config {args.config}: {e}.") from None
+    from components.pretraining_settings import PretrainerSettings
     from components.settings import SettingsError
     from components.trainer_settings import TrainerSettings
 
     try:
-        TrainerSettings.from_custom_config(config)
+        (PretrainerSettings if args.step == "pretrainer" else TrainerSettings).from_custom_config(config)
     except SettingsError as e:
         raise InputError(f"--config {args.config}: {e}") from None
     return config
@@ -124,9 +128,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (InputError, distribution.DistributionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from components import trainer
+    import importlib
 
-    trainer.run_fn(fn_args(args, config))
+    module, _, function = RUN_FNS[args.step].rpartition(".")
+    getattr(importlib.import_module(module), function)(fn_args(args, config))
     if distribution.is_chief():
         print(f"trained: {args.model_dir}/Format-Serving")
     return 0

@@ -17,7 +17,9 @@ RUN_LOCAL = REPO / "pipeline" / "run_local.py"
 # so the absolute accuracy gate is off here (the tests check the mechanics: blessing, baseline, push).
 QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", "tiny",
               "--max-seq-length", "64", "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3",
-              "--vocab", "checkpoint", "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
+              "--vocab", "checkpoint", "--min-accuracy", "0.0", "--min-macro-f1", "0.0",
+              # the masked-LM stage, one pass (a from-scratch encoder learns quickly at this rate)
+              "--pretrain-epochs", "1", "--pretrain-learning-rate", "1e-3"]
 
 # The nodes a second run on the same data takes from the cache, and those that run again: the validation against
 # the last accepted data, whose baseline is then the first run's statistics (they are cheap).

@@ -21,6 +21,7 @@ import pytest
 
 from components import settings as settings_lib
 from components.features import TransformSettings
+from components.pretraining_settings import PretrainerSettings
 from components.trainer_settings import SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
 from pipeline import assets, options
 from pipeline.evaluation import EvaluatorSettings
@@ -28,7 +29,7 @@ from pipeline.inputs import InputError
 from pipeline.kubeflow import cli as kfp_cli
 from pipeline.run_local import build_parser as local_parser
 
-SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings)
+SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings)
 CHOSEN_BY_THE_FRONT_DOOR = {"learning_rate", "vocab_mode", "learned_vocab_size"}  # default None: chosen from others
 
 
@@ -91,7 +92,7 @@ def test_every_flag_is_offered_with_the_dataclass_default(cls, parser_of):
 def test_hyperparameters_are_the_trainer_settings_with_a_flag():
     names = {f.name for f in hyperparameters()}
     assert names == {"model_size", "pooling", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
-                     "dropout", "early_stopping_patience", "seed", "warm_start"}
+                     "dropout", "early_stopping_patience", "seed", "distribution", "precision", "warm_start"}
 
 
 def test_custom_config_round_trip_is_strict():
