@@ -50,7 +50,8 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
         "data": {"dataset": facts.get("dataset"), "data_root": facts.get("data_root"), "examples": examples_uri,
                  "span": examples_span, "text_column": text_key, "label_column": label_key},
         "classes": read(os.path.join(model_uri, features.CLASS_NAMES_FILE)),
-        "checkpoint": settings.get("pretrained_dir") or f"none (trained from scratch, {settings.get('model_size')})",
+        "checkpoint": (settings.get("pretrained_dir") or f"none (trained from scratch, {settings.get('model_size')})")
+        + (", adapted to the data by the masked-LM stage" if settings.get("adapted_encoder") else ""),
         "settings": settings,
         "training": {"epochs_run": len(history.get("loss", [])), "kept_epoch": kept,
                      "eval_accuracy_per_epoch": history.get("val_accuracy")},

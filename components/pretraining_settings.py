@@ -49,7 +49,7 @@ class PretrainerSettings:
     weight_decay: float = setting(0.01, derived=_FROM_TRAINER)
     warmup_ratio: float = setting(0.1, derived=_FROM_TRAINER)
     seed: int = setting(42, derived=_FROM_TRAINER)
-    precision: str = setting("auto", derived=_FROM_TRAINER, choices=PRECISIONS)
+    precision: str = setting("float32", derived=_FROM_TRAINER, choices=PRECISIONS)
 
     def __post_init__(self):
         validate(self)

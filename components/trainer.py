@@ -309,12 +309,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if settings.adapted_encoder:  # start from the Pretrainer's adapted checkpoint (the Trainer's base_model input)
         if not fn_args.base_model:
             raise ValueError("adapted_encoder is set but the Trainer has no base_model input (the Pretrainer's model).")
-        settings = dataclasses.replace(settings, pretrained_dir=_local_folder(fn_args.base_model))
+        start = dataclasses.replace(settings, pretrained_dir=_local_folder(fn_args.base_model))
         progress(f"Trainer: starting from the encoder the Pretrainer adapted, {fn_args.base_model}")
+    else:
+        start = settings
     compute = precision.choose(settings.precision, len(tf.config.list_physical_devices("GPU")))
     # The variables (model and optimizer) are mirrored on every replica; layers compute in `compute`'s dtype.
     with strategy.scope(), precision.keras_policy(compute):
-        model = _new_classifier(settings, tf_transform_output, num_classes)
+        model = _new_classifier(start, tf_transform_output, num_classes)
         if settings.warm_start:
             _warm_start(model, fn_args.base_model)
         model.compile(optimizer=_make_optimizer(settings, total_steps),
@@ -335,13 +337,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Every worker saves (saving may read variables collectively); only the chief's copy is kept.
     if compute != "float32":  # served in float32 whatever the training precision (components/precision.py)
         with precision.keras_policy("float32"):
-            trained, model = model, _new_classifier(settings, tf_transform_output, num_classes, load=False)
+            trained, model = model, _new_classifier(start, tf_transform_output, num_classes, load=False)
             model.set_weights(trained.get_weights())
     with distribution.write_location(fn_args.serving_model_dir, chief) as serving_model_dir:
         tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))  # the Model artifact folder
         _write_history(serving_model_dir, history.history, settings, total_steps,
                        steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
-                       steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute)
+                       steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute,
+                       started_from=fn_args.base_model if settings.adapted_encoder else settings.pretrained_dir)
         _export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
 
 
@@ -380,7 +383,7 @@ def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerS
 def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
                    total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
                    steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None,
-                   compute: str = "float32") -> None:
+                   compute: str = "float32", started_from: Optional[str] = None) -> None:
     """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
     and the model card read it); also the replicas and global batch, the training loss after every step and the
@@ -397,6 +400,7 @@ def _write_history(serving_model_dir: str, history: Dict[str, List[float]], sett
               "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
               "replicas": replicas, "global_batch_size": settings.batch_size * replicas,
               "train_steps_per_second": steps_per_second, "step_loss": list(step_loss or []), "precision": compute,
+              "started_from": started_from,
               "learning_rate": [[step, float(schedule(step))] for step in steps]}
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
         json.dump(record, f)

@@ -62,10 +62,13 @@ class TrainerSettings:
         "auto", "tf.distribute strategy: auto picks multi_worker when TF_CONFIG describes more than one task (TFJob, "
                 "Vertex AI Training), mirrored with more than one local GPU, else default (one device)",
         flag="--distribution", choices=STRATEGIES)
+    # float32 by default: a full default run in mixed_bfloat16 on the development CPU (AVX-512 BF16, AMX) was slower
+    # (Trainer 835 s against 684 s) at the same accuracy; see components/precision.py and the README.
     precision: str = setting(
-        "auto", "training precision: auto trains in mixed_bfloat16 (bfloat16 compute, float32 weights) on a CPU with "
-                "native bfloat16 instructions (AVX-512 BF16 / AMX) and no GPU, else float32; the served model is "
-                "float32 either way", flag="--precision", choices=PRECISIONS)
+        "float32", "training precision: mixed_bfloat16 computes in bfloat16 with float32 weights; bf16_if_native "
+                   "picks it on a "
+                   "CPU with native bfloat16 instructions (AVX-512 BF16 / AMX) and no GPU, else float32; the served "
+                   "model is float32 either way", flag="--precision", choices=PRECISIONS)
     adapted_encoder: bool = setting(
         False, derived="--pretrain-epochs above 0: start from the encoder the Pretrainer adapted (the Trainer's "
                        "base_model input) instead of pretrained_dir")

@@ -2,6 +2,7 @@
 QUICK_ARGS turn it on), adapts the encoder, and the fine-tuning Trainer starts from exactly its weights; without the
 stage the Trainer starts from its checkpoint; the front door's checks of its flags; the Kubeflow spec with the stage."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -49,9 +50,11 @@ def test_the_trainer_starts_from_exactly_the_adapted_weights(first_run):
     history = json.loads((_latest(root / nodes.TRAINER / "model") / "training_history.json").read_text())
     settings = TrainerSettings.from_custom_config(history["settings"])
     adapted = _pretrainer_model(first_run) / "Format-Serving"
-    assert settings.adapted_encoder and settings.pretrained_dir == str(adapted)
+    assert settings.adapted_encoder and history["started_from"] == str(adapted)
+    assert settings.pretrained_dir is None  # the run's own checkpoint setting: none, an encoder from scratch
     graph = _latest(root / nodes.TRANSFORM / "transform_graph")
-    classifier = trainer._new_classifier(settings, tft.TFTransformOutput(str(graph)), len(settings.label_names))
+    start = dataclasses.replace(settings, pretrained_dir=history["started_from"])
+    classifier = trainer._new_classifier(start, tft.TFTransformOutput(str(graph)), len(settings.label_names))
     start = {w.name: w.numpy() for w in classifier.get_layer("bert_encoder").weights}
     reference = {w.name: w.numpy() for w in mlm.load_pretrained_mlm(adapted).encoder.weights}
     assert start.keys() == reference.keys() and len(start) > 10
@@ -64,6 +67,7 @@ def test_without_the_stage_the_trainer_starts_from_its_checkpoint(served):
     assert not (root / nodes.PRETRAINER).exists()
     history = json.loads((_latest(root / nodes.TRAINER / "model") / "training_history.json").read_text())
     assert history["settings"]["adapted_encoder"] is False
+    assert history["started_from"] == history["settings"]["pretrained_dir"]
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -57,8 +57,8 @@ def test_exported_signatures_have_documented_inputs_and_outputs(first_run):
 
 
 def test_the_served_model_computes_in_float32_whatever_the_training_precision(first_run):
-    # --precision auto: mixed_bfloat16 on a CPU with bfloat16 instructions (this machine's), float32 elsewhere; the
-    # exported graph has no bfloat16 tensor in either case.
+    # The quick run trains with --precision bf16_if_native: mixed_bfloat16 on a CPU with bfloat16 instructions (this machine's),
+    # float32 elsewhere; the exported graph has no bfloat16 tensor in either case.
     paths, summary, _ = first_run
     from pathlib import Path
 

@@ -15,9 +15,9 @@ def test_cpu_bf16_flags(cpuinfo, expected):
 
 
 @pytest.mark.parametrize("setting, gpus, cpuinfo, expected", [
-    ("auto", 0, BF16_CPU, "mixed_bfloat16"),
-    ("auto", 0, PLAIN_CPU, "float32"),  # emulated bfloat16 would be slower than float32
-    ("auto", 1, BF16_CPU, "float32"),  # on a GPU the CPU's instructions say nothing
+    ("bf16_if_native", 0, BF16_CPU, "mixed_bfloat16"),
+    ("bf16_if_native", 0, PLAIN_CPU, "float32"),  # emulated bfloat16 would be slower than float32
+    ("bf16_if_native", 1, BF16_CPU, "float32"),  # on a GPU the CPU's instructions say nothing
     ("float32", 0, BF16_CPU, "float32"),
     ("mixed_bfloat16", 0, PLAIN_CPU, "mixed_bfloat16"),
 ])
