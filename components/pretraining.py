@@ -31,7 +31,7 @@ from tfx import v1 as tfx
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 
-from components import bert, features, masking, mlm, precision, trainer, unlabeled
+from components import bert, features, masking, mlm, optimization, precision, trainer, unlabeled
 from components.pretraining_settings import PretrainerSettings
 from components.progress import progress
 from components.trainer_settings import SCRATCH_MAX_POSITIONS
@@ -160,7 +160,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         config, encoder, head, note = _encoder_and_head(settings, len(vocab))
         progress(f"Pretrainer: {note}; {compute}, {total_steps} steps")
         model = mlm.build_pretraining_model(encoder, head)
-        model.compile(optimizer=trainer.make_optimizer(settings.pretrain_learning_rate, settings.warmup_ratio,
+        model.compile(optimizer=optimization.make_optimizer(settings.pretrain_learning_rate, settings.warmup_ratio,
                                                        settings.weight_decay, total_steps),
                       loss=MaskedLMLoss(), metrics=[MaskedLMAccuracy()])
     start = time.time()

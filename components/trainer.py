@@ -38,7 +38,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import bert, distribution, features, precision, warmup
+from components import bert, distribution, features, optimization, precision, warmup
 from components.progress import progress
 from components.trainer_settings import SCRATCH_MAX_POSITIONS, TrainerSettings
 
@@ -52,25 +52,6 @@ HISTORY_FILE = "training_history.json"  # beside Format-Serving: the curves the 
 
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
 _BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
-
-
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`."""
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
-        super().__init__()
-        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
-        total = tf.cast(max(self.total_steps, 1), tf.float32)
-        up = self.peak * step / warmup
-        down = self.peak * tf.maximum(0.0, (total - step) / tf.maximum(total - warmup, 1.0))
-        return tf.where(step < warmup, up, down)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
 def _trim_to_longest(word_ids, mask, type_ids):
@@ -211,17 +192,10 @@ def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
 
-def _make_optimizer(settings: TrainerSettings, total_steps: int):
-    return make_optimizer(settings.learning_rate, settings.warmup_ratio, settings.weight_decay, total_steps)
-
-
-def make_optimizer(peak: float, warmup_ratio: float, weight_decay: float, total_steps: int):
-    """AdamW with linear warmup to `peak` and linear decay to 0 over `total_steps`, gradients clipped at norm 1."""
-    schedule = WarmupLinearDecay(peak, int(total_steps * warmup_ratio), total_steps)
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, clipnorm=1.0)
-    # Decoupled weight decay, but none on LayerNorm parameters and biases (standard BERT practice).
-    optimizer.exclude_from_weight_decay(var_names=["layer_norm", "LayerNorm", "layernorm", "bias"])
-    return optimizer
+def _make_optimizer(settings: TrainerSettings, total_steps: int, model: keras.Model):
+    return optimization.make_optimizer(settings.learning_rate, settings.warmup_ratio, settings.weight_decay,
+                                       total_steps, settings.layer_decay,
+                                       optimization.encoder_layers(v.name for v in model.trainable_variables))
 
 
 def _raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:
@@ -319,7 +293,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = _new_classifier(start, tf_transform_output, num_classes)
         if settings.warm_start:
             _warm_start(model, fn_args.base_model)
-        model.compile(optimizer=_make_optimizer(settings, total_steps),
+        model.compile(optimizer=_make_optimizer(settings, total_steps, model),
                       loss=GlobalBatchCrossEntropy(),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                                keras.metrics.SparseCategoricalCrossentropy(name=CROSS_ENTROPY)])
@@ -388,7 +362,7 @@ def _write_history(serving_model_dir: str, history: Dict[str, List[float]], sett
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
     and the model card read it); also the replicas and global batch, the training loss after every step and the
     steps per second (benchmarks/distributed.py reads them)."""
-    schedule = WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
+    schedule = optimization.WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
     steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
     history = {k: v for k, v in history.items() if not k.endswith("loss")}  # exact cross-entropy instead
     history = {k.replace(CROSS_ENTROPY, "loss"): v for k, v in history.items()}

@@ -53,6 +53,10 @@ class TrainerSettings:
                                   flag="--weight-decay", unit_interval=True)
     warmup_ratio: float = setting(0.1, "share of the training steps the learning rate warms up over, then decays "
                                        "linearly to 0", flag="--warmup-ratio", unit_interval=True)
+    layer_decay: float = setting(
+        1.0, "layer-wise learning-rate decay: the head trains at --learning-rate, the top encoder layer at that x decay, "
+             "each layer below at another x decay, the embeddings lowest (components/optimization.py); 1.0 turns it off",
+        flag="--layer-decay", unit_interval=True)
     dropout: float = setting(0.1, "dropout before the classification head", flag="--dropout", unit_interval=True)
     early_stopping_patience: int = setting(
         1, "epochs without a better eval accuracy before training stops (the best epoch's weights are kept)",

@@ -92,7 +92,7 @@ def test_every_flag_is_offered_with_the_dataclass_default(cls, parser_of):
 def test_hyperparameters_are_the_trainer_settings_with_a_flag():
     names = {f.name for f in hyperparameters()}
     assert names == {"model_size", "pooling", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
-                     "dropout", "early_stopping_patience", "seed", "distribution", "precision", "warm_start"}
+                     "layer_decay", "dropout", "early_stopping_patience", "seed", "distribution", "precision", "warm_start"}
 
 
 def test_custom_config_round_trip_is_strict():

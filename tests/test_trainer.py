@@ -1,4 +1,4 @@
-"""run_fn's model: output shapes, padding invariance, the learning-rate schedule, and the exported signatures."""
+"""run_fn's model: output shapes, padding invariance, and the exported signatures."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import tf_keras as keras
 
 from components import bert, features
-from components.trainer import WarmupLinearDecay, _to_model_inputs, build_classifier
+from components.trainer import _to_model_inputs, build_classifier
 from signatures import check_signatures
 
 
@@ -43,12 +43,6 @@ def test_trim_drops_only_unused_padding_columns():
     out = _to_model_inputs(_batch([[2, 5, 3], [2, 3]], 10))
     assert out[features.WORD_IDS_KEY].shape == (2, 3)
     assert out[features.MASK_KEY].numpy().tolist() == [[1, 1, 1], [1, 1, 0]]
-
-
-def test_warmup_then_linear_decay():
-    schedule = WarmupLinearDecay(peak=1e-3, warmup_steps=10, total_steps=110)
-    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
-    np.testing.assert_allclose(values, [0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9)
 
 
 def test_exported_signatures_have_documented_inputs_and_outputs(first_run):
