@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,16 +36,6 @@ def pipeline_inputs(root: Path):
     return inputs, {**TrainerSettings().to_custom_config(), **settings}
 
 
-def _ports(n: int) -> List[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def train(name: str, base: Path, inputs: List[str], settings: Dict, steps: int = 0, workers: int = 1,
           timeout: float = 7200, env: Optional[Dict[str, str]] = None, step: str = "trainer") -> Dict:
     """Trains with `settings` (the per-replica batch included) on `workers` processes; returns the chief's
@@ -55,14 +44,15 @@ def train(name: str, base: Path, inputs: List[str], settings: Dict, steps: int =
     config.write_text(json.dumps(settings))
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     full_env.update(TF_USE_LEGACY_KERAS="1", PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
-    addresses = [f"127.0.0.1:{p}" for p in _ports(workers)]
+    sys.path.insert(0, str(REPO))
+    from components.distribution import localhost_cluster
+
+    tf_configs = localhost_cluster(workers) if workers > 1 else [None]
     procs, start = [], time.perf_counter()
-    for index in range(workers):
+    for index, tf_config in enumerate(tf_configs):
         task_env = dict(full_env)
-        if workers > 1:
-            cluster = {"chief": addresses[:1], "worker": addresses[1:]}
-            task = {"type": "chief", "index": 0} if index == 0 else {"type": "worker", "index": index - 1}
-            task_env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": task})
+        if tf_config:
+            task_env["TF_CONFIG"] = tf_config
         log = open(base / f"log-{name}-{index}.txt", "w")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "pipeline.train_job", *inputs, "--model-dir", str(base / f"model-{name}"),

@@ -25,8 +25,9 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 _CHIEF_TYPES = ("chief", "master")
@@ -124,6 +125,20 @@ def task_name(tf_config: Optional[Mapping[str, Any]] = None) -> str:
     tf_config = read_tf_config() if tf_config is None else tf_config
     task = tf_config.get("task") or {}
     return f"{task['type']}:{task.get('index', 0)}" if cluster_size(tf_config) else ""
+
+
+def localhost_cluster(tasks: int) -> List[str]:
+    """TF_CONFIG values for a cluster of one chief and tasks-1 workers on free ports of 127.0.0.1, the chief's first:
+    a real multi-worker cluster on one machine (the tests and benchmarks/distributed.py)."""
+    sockets = [socket.socket() for _ in range(tasks)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    cluster = {"chief": addresses[:1], **({"worker": addresses[1:]} if tasks > 1 else {})}
+    return [json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0} if i == 0 else
+                        {"type": "worker", "index": i - 1}}) for i in range(tasks)]
 
 
 @contextlib.contextmanager

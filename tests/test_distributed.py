@@ -10,7 +10,6 @@ and --dropout 0): dropout masks are drawn per replica, so with dropout the two r
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 from checkpoints import hf_tensors, write_checkpoint
-from components import bert
+from components import bert, distribution
 from signatures import check_signatures
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,16 +29,6 @@ PER_REPLICA_BATCH = 8
 
 def _latest(folder: Path) -> Path:
     return max(folder.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
-
-
-def _free_ports(n: int):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _train_job(args, env_extra, log: Path):
@@ -71,16 +60,14 @@ def runs(first_run, tmp_path_factory):
     for name, batch in (("single", 2 * PER_REPLICA_BATCH), ("multi", PER_REPLICA_BATCH)):
         (base / f"{name}.json").write_text(json.dumps(dict(settings, batch_size=batch)))
 
-    chief_port, worker_port = _free_ports(2)
-    cluster = {"chief": [f"127.0.0.1:{chief_port}"], "worker": [f"127.0.0.1:{worker_port}"]}
+    tf_configs = dict(zip(("chief", "worker"), distribution.localhost_cluster(2)))
     common = ["--examples", examples, "--transform-graph", graph, "--train-steps", STEPS]
     procs = {}
     for task in ("chief", "worker"):
         scratch = base / f"tmp-{task}"  # the worker's temporary folders go here: checked empty afterwards
         scratch.mkdir()
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": task, "index": 0}})
         procs[task] = _train_job([*common, "--model-dir", base / task / "model", "--config", base / "multi.json"],
-                                 {"TF_CONFIG": tf_config, "TMPDIR": str(scratch)}, base / f"{task}.log")
+                                 {"TF_CONFIG": tf_configs[task], "TMPDIR": str(scratch)}, base / f"{task}.log")
     procs["single"] = _train_job([*common, "--model-dir", base / "single" / "model", "--config", base / "single.json"],
                                  {}, base / "single.log")
     try:

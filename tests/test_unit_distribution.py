@@ -84,3 +84,13 @@ def test_write_location(tmp_path, monkeypatch):
         open(where + ".txt", "w").close()
     assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["marker"]  # its own folder is gone
     assert not (tmp_path / "model").exists()
+
+
+def test_a_localhost_cluster_is_one_chief_and_workers_on_distinct_free_ports():
+    configs = [json.loads(c) for c in d.localhost_cluster(3)]
+    assert [d.task_name(c) for c in configs] == ["chief:0", "worker:0", "worker:1"]
+    assert [d.is_chief(c) for c in configs] == [True, False, False]
+    for c in configs:
+        assert d.read_tf_config({"TF_CONFIG": json.dumps(c)}) == c and d.cluster_size(c) == 3
+    addresses = configs[0]["cluster"]["chief"] + configs[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
