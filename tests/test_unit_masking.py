@@ -93,22 +93,27 @@ def _check_layout_and_replacements(out, corpus, vocab):
     return to_mask, random, unchanged
 
 
+def _check_rates(out, corpus, vocab):
+    """(eligible count, chosen count, rate, [MASK] / random / unchanged shares) after checking them against the
+    stated tolerances: only eligible tokens chosen, 15% +- 0.5 points, 80/10/10 +- 1.5 points."""
+    eligible, chosen = _eligible(corpus, vocab), _selected(out)
+    assert not (chosen & ~eligible).any()
+    rate = chosen.sum() / eligible.sum()
+    assert abs(rate - RATE) <= 0.005, rate
+    shares = _check_layout_and_replacements(out, corpus, vocab)
+    assert all(abs(share - want) <= 0.015 for share, want in zip(shares, (0.8, 0.1, 0.1))), shares
+    return eligible.sum(), chosen.sum(), rate, shares
+
+
 def test_token_masking_statistics(corpus, vocab):
     masker = masking.MlmMasker.from_vocab(vocab, selection_rate=RATE,
                                           max_predictions=masking.max_predictions_for(MAX_SEQ_LENGTH, RATE))
     # [UNK] is special here: never chosen, not counted as eligible.
     assert vocab.index(features.UNK) in masker.unselectable_ids
     out = _mask_all(masker, corpus, seed=1)
-    eligible = _eligible(corpus, vocab)
-    assert eligible.sum() >= 100_000
-    chosen = _selected(out)
-    assert not (chosen & ~eligible).any()
-    rate = chosen.sum() / eligible.sum()
-    assert abs(rate - RATE) <= 0.005, rate
-    to_mask, random, unchanged = _check_layout_and_replacements(out, corpus, vocab)
-    assert abs(to_mask - 0.8) <= 0.015 and abs(random - 0.1) <= 0.015 and abs(unchanged - 0.1) <= 0.015, (
-        to_mask, random, unchanged)
-    print(f"\ntoken masking: {eligible.sum()} eligible tokens, {chosen.sum()} chosen ({rate:.4f}); "
+    eligible, chosen, rate, (to_mask, random, unchanged) = _check_rates(out, corpus, vocab)
+    assert eligible >= 100_000
+    print(f"\ntoken masking: {eligible} eligible tokens, {chosen} chosen ({rate:.4f}); "
           f"[MASK] {to_mask:.4f}, random {random:.4f}, unchanged {unchanged:.4f}")
 
 
@@ -152,14 +157,8 @@ def test_whole_word_masking_chooses_whole_words(corpus, vocab):
     multi_piece_chosen = np.sum((pieces[used] > 1) & (picked[used] == pieces[used]))
     assert multi_piece_chosen > 1000  # the corpus has many multi-piece words; they are chosen whole
 
-    eligible = _eligible(corpus, vocab)
-    assert not (chosen & ~eligible).any()
-    rate = chosen.sum() / eligible.sum()
-    assert abs(rate - RATE) <= 0.005, rate
-    to_mask, random, unchanged = _check_layout_and_replacements(out, corpus, vocab)
-    assert abs(to_mask - 0.8) <= 0.015 and abs(random - 0.1) <= 0.015 and abs(unchanged - 0.1) <= 0.015, (
-        to_mask, random, unchanged)
-    print(f"\nwhole-word masking: {chosen.sum()} of {eligible.sum()} eligible tokens ({rate:.4f}), "
+    eligible, n_chosen, rate, (to_mask, random, unchanged) = _check_rates(out, corpus, vocab)
+    print(f"\nwhole-word masking: {n_chosen} of {eligible} eligible tokens ({rate:.4f}), "
           f"{multi_piece_chosen} multi-piece words chosen whole; [MASK] {to_mask:.4f}, random {random:.4f}, "
           f"unchanged {unchanged:.4f}")
 
