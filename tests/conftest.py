@@ -42,6 +42,16 @@ def run_local(*args, timeout=900, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def assert_one_error(stderr: str, *fragments: str) -> str:
+    """stderr is exactly one `error: ...` line (no traceback, no log noise) containing every fragment."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def first_run(tmp_path_factory):
     """The first run into a fresh pipeline root: returns (paths, summary dict, process)."""

@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options_validator import PipelineOptionsValida
 from apache_beam.transforms import environments
 from tfx.dsl.components.base import executor_spec
 
-from conftest import run_local
+from conftest import assert_one_error, run_local
 from pipeline import options
 from pipeline import run_local as run_local_module
 from pipeline.inputs import InputError
@@ -74,15 +74,6 @@ def process_state_kept():
         else:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
         absl.logging.set_verbosity(verbosity)
-
-
-def one_error(stderr: str, *fragments: str) -> str:
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------------------------ local runner
@@ -264,14 +255,14 @@ def test_kubeflow_compile_refuses_with_one_line(tmp_path, capsys, flags, fragmen
     output = tmp_path / "x.json"
     with process_state_kept():
         assert kfp_cli.main(["compile", "--output", str(output), "--pipeline-root", "gs://b/r", *flags]) == 2
-    one_error(capsys.readouterr().err, *fragments)
+    assert_one_error(capsys.readouterr().err, *fragments)
     assert not output.exists()
 
 
 def test_kubeflow_bad_beam_args(tmp_path, capsys):
     with process_state_kept():
         assert kfp_cli.main(["compile", "--output", str(tmp_path / "x.json"), "--beam-args=--x='unclosed"]) == 2
-    one_error(capsys.readouterr().err, "--beam-args")
+    assert_one_error(capsys.readouterr().err, "--beam-args")
 
 
 @pytest.mark.parametrize("flags, fragments", [

@@ -30,6 +30,7 @@ from pipeline.kubeflow import cli as kfp_cli
 from pipeline.kubeflow import client, cron, errors, parameters, specs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import assert_one_error  # noqa: E402
 from kfp_stub import KfpStub  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,16 +70,6 @@ def run_cli(*args, env=None, timeout=300):
     full_env.update(TF_USE_LEGACY_KERAS="1", **(env or {}))
     return subprocess.run([sys.executable, str(RUN_KUBEFLOW), *map(str, args)], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_error(stderr: str, *fragments: str) -> str:
-    """stderr is exactly one `error: ...` line (no traceback, no log noise) containing every fragment."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------
