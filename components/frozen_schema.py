@@ -24,9 +24,9 @@ import os
 
 from tfx import v1 as tfx
 
-SCHEMA_FILE = "schema.pbtxt"
-DIGEST_FILE = ".frozen.sha256"  # the digest of schema.pbtxt as frozen: a different file was edited since
-FROZEN_DIR = "schema"  # under the pipeline root
+# Where the frozen schema lives and whether it was edited: components/frozen_files.py (no TFX, for the front door).
+from components.frozen_files import DIGEST_FILE, SCHEMA_FILE, digest
+
 LABEL_DOMAIN = "label"
 LABEL_DRIFT_THRESHOLD = 0.2  # the largest change of one class's share against the last accepted data
 TEXT_CHECKS_HEADER = """\
@@ -92,27 +92,6 @@ def resolve_frozen_dir(frozen_dir: str, artifact_uri: str) -> str:
     for _ in range(3):
         root = os.path.dirname(root)
     return os.path.join(root, frozen_dir)
-
-
-def frozen_schema_file(pipeline_root: str) -> str:
-    return os.path.join(pipeline_root, FROZEN_DIR, SCHEMA_FILE)
-
-
-def digest(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def frozen_edit(pipeline_root: str) -> str:
-    """'' while the frozen schema is as it was frozen; the digest of the edited file once the user edited it."""
-    path = frozen_schema_file(pipeline_root)
-    if not os.path.isfile(path):
-        return ""
-    current = digest(open(path, "rb").read())
-    recorded = os.path.join(os.path.dirname(path), DIGEST_FILE)
-    frozen = open(recorded).read().strip() if os.path.isfile(recorded) else ""
-    return "" if current == frozen else current
 
 
 def _write_text_atomically(path: str, text: str) -> None:

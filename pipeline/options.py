@@ -24,6 +24,7 @@ from typing import Callable, List, Optional, Tuple
 
 from components import settings as settings_lib
 from components import text_checks
+from components.frozen_files import frozen_edit, frozen_schema_file
 from components.features import MIN_LEARNED_VOCAB_SIZE, TransformSettings
 from components.pretraining_settings import PretrainerSettings
 from components.trainer_settings import SCRATCH_LEARNING_RATE, SCRATCH_MAX_POSITIONS, TrainerSettings
@@ -290,8 +291,6 @@ def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
 def local_schema(args: argparse.Namespace, pipeline_root: Path) -> Tuple[Optional[str], str]:
     """(schema file, where it comes from): --schema, the built-in dataset's curated schema, the schema the pipeline
     froze on its first accepted run, or none yet (the run curates SchemaGen's and freezes it once accepted)."""
-    from components.frozen_schema import frozen_schema_file
-
     if args.schema is not None:
         if not Path(args.schema).is_file():
             raise InputError(f"schema file {args.schema} does not exist.", "NO_SCHEMA", path=str(args.schema))
@@ -308,8 +307,6 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     """A local run's config, checking the input data on the way (InputError); also returns the input checks'
     warnings, and notes (what was chosen for the user). The cross-setting checks come first: they fail in a second,
     reading no data."""
-    from components.frozen_schema import frozen_edit
-
     beam_args = beam_pipeline_args(args, LOCAL)
     from_scratch = args.pretrained.lower() == "none"
     checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())

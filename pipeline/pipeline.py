@@ -23,7 +23,8 @@ from tfx.dsl.components.base import executor_spec
 from components import text_checks, text_stats
 from components import evaluator as class_aware_evaluator
 from components.drift import DriftValidator
-from components.frozen_schema import FROZEN_DIR, SchemaCurator, SchemaFreezer
+from components.frozen_files import FROZEN_DIR
+from components.frozen_schema import SchemaCurator, SchemaFreezer
 from components.gates import DataValidationGate
 from components.model_card import ModelCardWriter
 from components.pusher import AtomicPusherExecutor
@@ -36,30 +37,8 @@ from pipeline.evaluation import make_eval_config
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
 
-# Node ids: the names of the steps in ML Metadata, the console, the summary, the Kubeflow spec and the tests.
-EXAMPLE_GEN = "CsvExampleGen"
-SPAN_WINDOW = "span_window_resolver"
-STATISTICS_GEN = "StatisticsGen"
-SCHEMA_GEN = "SchemaGen"
-IMPORT_SCHEMA_GEN = "ImportSchemaGen"
-SCHEMA_CURATOR = "SchemaCurator"
-SCHEMA_FREEZER = "SchemaFreezer"
-EXAMPLE_VALIDATOR = "ExampleValidator"
-DRIFT_VALIDATOR = "DriftValidator"
-DATA_GATE = "DataValidationGate"
-TRANSFORM = "Transform"
-TEXT_STATISTICS_GEN = "TextStatisticsGen"
-TEXT_GATE = "TextValidationGate"
-MODEL_RESOLVER = "latest_blessed_model_resolver"
-PRETRAINER = "Pretrainer"
-TRAINER = "Trainer"
-SERVING_CHECK = "ServingCheck"
-INFRA_VALIDATOR = "InfraValidator"
-EVALUATOR = "Evaluator"
-MODEL_CARD = "ModelCardWriter"
-RUN_REPORT = "RunReport"
-PUSHER = "Pusher"
-VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
+# The node ids (pipeline/nodes.py), re-exported: pipeline.pipeline.TRAINER is nodes.TRAINER.
+from pipeline.nodes import *  # noqa: E402,F401,F403
 
 
 def frozen_schema_dir(config: PipelineConfig) -> str:

@@ -178,7 +178,7 @@ def _run(config, warnings: List[str], err):
 
 def step_advice(node: Optional[str]) -> str:
     """What a user can try when a step fails with an error of its own (not a refusal of the data)."""
-    from pipeline import pipeline as nodes
+    from pipeline import nodes
 
     advice = {
         nodes.EXAMPLE_GEN: "check that the CSV files can be read and did not change during the run",

@@ -15,7 +15,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components.model_metrics import evaluator_metrics, read_split, test_metrics  # noqa: F401  (re-exported)
-from pipeline import pipeline as nodes
+from pipeline import nodes
 from pipeline.config import PipelineConfig
 
 ANOMALIES_REPORT = "anomalies.json"  # in the pipeline root: what stopped (or was tolerated in) the last run
@@ -318,7 +318,7 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
             result["not_blessed_because"].insert(0, not_comparable_text(result["not_comparable"]))
     frozen = record.artifacts(nodes.SCHEMA_FREEZER, "frozen_schema")
     if frozen:
-        from components.frozen_schema import frozen_schema_file
+        from components.frozen_files import frozen_schema_file
 
         result["frozen_schema"] = frozen_schema_file(config.pipeline_root)
     baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)

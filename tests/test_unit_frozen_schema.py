@@ -7,7 +7,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports Ten
 import pandas as pd
 import tensorflow_data_validation as tfdv
 
-from components import frozen_schema
+from components import frozen_files, frozen_schema
 
 
 def _inferred():
@@ -44,9 +44,9 @@ def test_an_edit_of_the_frozen_file_is_noticed(tmp_path):
     folder.mkdir()
     text = "feature { name: 'x' }\n"
     (folder / "schema.pbtxt").write_text(text)
-    (folder / frozen_schema.DIGEST_FILE).write_text(frozen_schema.digest(text.encode()) + "\n")
-    assert frozen_schema.frozen_edit(str(tmp_path)) == ""
+    (folder / frozen_files.DIGEST_FILE).write_text(frozen_files.digest(text.encode()) + "\n")
+    assert frozen_files.frozen_edit(str(tmp_path)) == ""
     (folder / "schema.pbtxt").write_text(text + "# edited\n")
-    assert frozen_schema.frozen_edit(str(tmp_path)) == frozen_schema.digest((text + "# edited\n").encode())
-    assert frozen_schema.frozen_edit(str(tmp_path / "nowhere")) == ""
+    assert frozen_files.frozen_edit(str(tmp_path)) == frozen_files.digest((text + "# edited\n").encode())
+    assert frozen_files.frozen_edit(str(tmp_path / "nowhere")) == ""
     assert "max_truncated_share = 0.5" in frozen_schema.default_text_checks_toml()
