@@ -3,8 +3,9 @@ the way KFP's v2 driver and launcher run it (tests/kfp_local.py), from CsvExampl
 
 The spec is compiled with this machine's paths (data root, pipeline root, serving folder: what the pods would see)
 and no packaged checkpoint (--pretrained none --vocab learn: the image's /pipeline/data is not here). Each container
-task runs its own command and arguments from the spec's deploymentSpec in a fresh interpreter, with this checkout
-on PYTHONPATH in place of the image's /pipeline and an empty BERT_TFX_DATA_DIR; the run's runtime parameters are
+task runs its own command and arguments from the spec's deploymentSpec in a process of its own (forked from a
+server that has imported TensorFlow, TFX and Beam once; KFP_LOCAL_FRESH_INTERPRETERS=1: fresh interpreters), with
+this checkout on PYTHONPATH in place of the image's /pipeline and an empty BERT_TFX_DATA_DIR; the run's runtime parameters are
 what `run --param train_steps=3` sends.
 
 What this does not reproduce, and so does not prove:
