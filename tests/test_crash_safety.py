@@ -178,8 +178,9 @@ def test_atomic_pusher_takes_the_next_free_version_and_cleans_up(model_uri, tmp_
 # ---------------------------------------------------------------------------------------------------------------
 # Real runs of pipeline/run_local.py: a concurrent run is refused; a run SIGKILLed in the Trainer resumes.
 
-# One epoch is enough here (and keeps the file's runtime down); the Trainer still runs for tens of seconds.
-CRASH_ARGS = [*QUICK_ARGS, "--epochs", "1"]
+# One epoch, no masked-LM stage and float32 are enough here (and keep the file's runtime down: the quick run tests
+# those); the Trainer still runs for well over the watcher's polling interval.
+CRASH_ARGS = [*QUICK_ARGS, "--epochs", "1", "--pretrain-epochs", "0", "--precision", "float32"]
 UPSTREAM_CACHED = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM)
 
 
