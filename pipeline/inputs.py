@@ -306,9 +306,12 @@ def builtin_data_root(dataset: str) -> Path:
 
 def schema_label_names(schema_file: str, label_key: str) -> Optional[Tuple[str, ...]]:
     """The label's string domain in a schema.pbtxt, or None when the schema does not restrict it."""
-    from tensorflow_data_validation.utils import schema_util
+    # The schema proto parsed directly: TFDV's load_schema_text does the same but imports TensorFlow (seconds).
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
-    schema = schema_util.load_schema_text(schema_file)
+    with open(schema_file, encoding="utf-8") as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
     feature = next((f for f in schema.feature if f.name == label_key), None)
     if feature is None:
         raise InputError(f"schema {schema_file} has no feature {label_key!r} (the label column).")
