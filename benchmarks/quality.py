@@ -48,7 +48,6 @@ def pretrain(name: str, base: Path, inputs, trainer_settings: dict, overrides: d
     """The masked-LM stage on the same Transform output (the Pretrainer's run_fn), from the Trainer's settings."""
     import tensorflow_transform as tft
 
-    sys.path.insert(0, str(train_jobs.REPO))
     from components import features
     from components.pretraining_settings import PretrainerSettings
 
@@ -65,7 +64,6 @@ def test_metrics(model_dir: str, examples_dir: str):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    sys.path.insert(0, str(train_jobs.REPO))
     from components import features
 
     files = tf.io.gfile.glob(os.path.join(examples_dir, "Split-test", "*"))

@@ -161,7 +161,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         progress(f"Pretrainer: {note}; {compute}, {total_steps} steps")
         model = mlm.build_pretraining_model(encoder, head)
         model.compile(optimizer=optimization.make_optimizer(settings.pretrain_learning_rate, settings.warmup_ratio,
-                                                       settings.weight_decay, total_steps),
+                                                            settings.weight_decay, total_steps),
                       loss=MaskedLMLoss(), metrics=[MaskedLMAccuracy()])
     start = time.time()
     before = model.evaluate(eval_ds, verbose=0, return_dict=True)
