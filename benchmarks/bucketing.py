@@ -49,7 +49,7 @@ def time_steps(dataset: tf.data.Dataset, steps: int, warmup: int, seed: int) -> 
     checkpoint = assets.ensure_checkpoint()
     model = trainer.build_classifier(bert.load_pretrained(checkpoint), 2, "mean", 0.1)
     settings = trainer.TrainerSettings()
-    model.compile(optimizer=trainer._make_optimizer(settings, steps + warmup, model),
+    model.compile(optimizer=trainer._make_optimizer(settings, steps + warmup),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     batches = iter(dataset.repeat())
     tokens = 0

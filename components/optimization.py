@@ -15,7 +15,7 @@ schedule's rate for every layer (at most 0.01 x 5e-5 of a weight per step; the d
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Iterable
+from typing import Dict, Iterable
 
 import tensorflow as tf
 import tf_keras as keras
@@ -63,16 +63,18 @@ def encoder_layers(variable_names: Iterable[str]) -> int:
 
 
 class LayerwiseDecayAdamW(keras.optimizers.AdamW):
-    """AdamW whose update of each variable is scaled by `factor(variable name)` (see the module docstring)."""
+    """AdamW whose update of each variable is scaled by its layer_factor (see the module docstring); the encoder's
+    depth is read from the variables it is built for."""
 
-    def __init__(self, factor: Callable[[str], float], **kwargs):
+    def __init__(self, decay: float, **kwargs):
         super().__init__(**kwargs)
-        self._factor = factor
+        self.decay = decay
         self._factors: Dict[str, float] = {}
 
     def build(self, var_list):
         super().build(var_list)
-        self._factors = {self._var_key(v): self._factor(v.name) for v in var_list}
+        num_layers = encoder_layers(v.name for v in var_list)
+        self._factors = {self._var_key(v): layer_factor(v.name, num_layers, self.decay) for v in var_list}
 
     def update_step(self, gradient, variable):
         factor = self._factors.get(self._var_key(variable), 1.0)
@@ -84,13 +86,13 @@ class LayerwiseDecayAdamW(keras.optimizers.AdamW):
 
 
 def make_optimizer(peak: float, warmup_ratio: float, weight_decay: float, total_steps: int,
-                   layer_decay: float = 1.0, num_layers: int = 0):
+                   layer_decay: float = 1.0):
     """AdamW with linear warmup to `peak` and linear decay to 0 over `total_steps`, gradients clipped at norm 1;
     with layer_decay < 1 the encoder's layers get the decayed rates of layer_factor."""
     schedule = WarmupLinearDecay(peak, int(total_steps * warmup_ratio), total_steps)
     kwargs = dict(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, clipnorm=1.0)
     if layer_decay < 1.0:
-        optimizer = LayerwiseDecayAdamW(lambda name: layer_factor(name, num_layers, layer_decay), **kwargs)
+        optimizer = LayerwiseDecayAdamW(layer_decay, **kwargs)
     else:
         optimizer = keras.optimizers.AdamW(**kwargs)
     # Decoupled weight decay, but none on LayerNorm parameters and biases (standard BERT practice).

@@ -192,10 +192,9 @@ def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
 
-def _make_optimizer(settings: TrainerSettings, total_steps: int, model: keras.Model):
+def _make_optimizer(settings: TrainerSettings, total_steps: int):
     return optimization.make_optimizer(settings.learning_rate, settings.warmup_ratio, settings.weight_decay,
-                                       total_steps, settings.layer_decay,
-                                       optimization.encoder_layers(v.name for v in model.trainable_variables))
+                                       total_steps, settings.layer_decay)
 
 
 def _raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:
@@ -293,7 +292,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = _new_classifier(start, tf_transform_output, num_classes)
         if settings.warm_start:
             _warm_start(model, fn_args.base_model)
-        model.compile(optimizer=_make_optimizer(settings, total_steps, model),
+        model.compile(optimizer=_make_optimizer(settings, total_steps),
                       loss=GlobalBatchCrossEntropy(),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                                keras.metrics.SparseCategoricalCrossentropy(name=CROSS_ENTROPY)])
