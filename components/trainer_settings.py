@@ -21,6 +21,8 @@ POOLING_MODES = ("cls", "mean")
 # Peak learning rate when training from scratch (no checkpoint): a new encoder needs larger steps than fine-tuning.
 # Chosen on Rotten Tomatoes' eval split, mini encoder, learned vocabulary: 0.782 eval accuracy at 5e-4, 0.760 at 5e-5.
 SCRATCH_LEARNING_RATE = 5e-4
+# Chosen on Rotten Tomatoes' eval split, all-MiniLM-L6-v2 (benchmarks/README.md): 0.826 at 1e-4, 0.822 at 5e-5.
+FINETUNE_LEARNING_RATE = 1e-4
 # Position embeddings of an encoder trained from scratch: the longest --max-seq-length it takes.
 SCRATCH_MAX_POSITIONS = 512
 
@@ -46,10 +48,10 @@ class TrainerSettings:
     epochs: int = setting(3, "passes over the training split", flag="--epochs", positive=True)
     batch_size: int = setting(32, "examples per batch and replica (a step takes batch size x replicas examples when "
                                   "training is distributed)", flag="--batch-size", positive=True)
-    # Chosen on Rotten Tomatoes' eval split, all-MiniLM-L6-v2 (benchmarks/README.md): 0.826 at 1e-4, 0.822 at 5e-5.
     learning_rate: float = setting(
-        1e-4, f"peak AdamW learning rate (default 0.0001 fine-tuning a checkpoint, {SCRATCH_LEARNING_RATE:g} with "
-              "--pretrained none)", flag="--learning-rate", positive=True)
+        FINETUNE_LEARNING_RATE, f"peak AdamW learning rate (default {FINETUNE_LEARNING_RATE:g} fine-tuning a "
+                                f"checkpoint, {SCRATCH_LEARNING_RATE:g} with --pretrained none)",
+        flag="--learning-rate", positive=True)
     weight_decay: float = setting(0.01, "AdamW's decoupled weight decay (none on LayerNorm and biases)",
                                   flag="--weight-decay", unit_interval=True)
     warmup_ratio: float = setting(0.1, "share of the training steps the learning rate warms up over, then decays "
