@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components import bert, features, preprocessing, trainer  # noqa: E402
+from components import features, hf_checkpoint, preprocessing, trainer  # noqa: E402
 from pipeline import assets  # noqa: E402
 
 KEYS = (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)
@@ -47,7 +47,7 @@ def load_examples(limit: int):
 def time_steps(dataset: tf.data.Dataset, steps: int, warmup: int, seed: int) -> dict:
     keras.utils.set_random_seed(seed)
     checkpoint = assets.ensure_checkpoint()
-    model = trainer.build_classifier(bert.load_pretrained(checkpoint), 2, "mean", 0.1)
+    model = trainer.build_classifier(hf_checkpoint.load_pretrained(checkpoint), 2, "mean", 0.1)
     settings = trainer.TrainerSettings()
     model.compile(optimizer=trainer._make_optimizer(settings, steps + warmup),
                   loss=keras.losses.SparseCategoricalCrossentropy())
@@ -77,7 +77,7 @@ def main() -> int:
     args = parser.parse_args()
 
     texts, labels = load_examples(4096)
-    vocab_file, lower_case = bert.checkpoint_tokenizer_settings(str(assets.ensure_checkpoint()))
+    vocab_file, lower_case = hf_checkpoint.checkpoint_tokenizer_settings(str(assets.ensure_checkpoint()))
     tokenizer = preprocessing.build_tokenizer(str(vocab_file), lower_case)
     encoded = preprocessing.tokenize(tf.constant(texts), tokenizer, args.max_seq_length, tokenizer.cls_id,
                                      tokenizer.sep_id)

@@ -13,7 +13,7 @@ Public API:
 * `masked_lm_loss(labels, logits, weights)`, `masked_lm_accuracy(labels, logits, weights)` – sparse cross-entropy
   and accuracy averaged over the real predictions (weight 1.0), as components/masking.py lays them out.
 * `load_mlm_weights(encoder, head, checkpoint)` / `load_pretrained_mlm(checkpoint_dir)` – Hugging Face weights for
-  encoder *and* head, with bert.py's all-or-nothing accounting extended to `cls.predictions.*`. A checkpoint
+  encoder *and* head, with hf_checkpoint.py's all-or-nothing accounting extended to `cls.predictions.*`. A checkpoint
   without any `cls.predictions.*` tensor (the packaged all-MiniLM-L6-v2 is a sentence encoder and has none) loads
   the encoder and leaves the head initialised; the returned note says which happened.
 * `export_hf_checkpoint(folder, encoder, config, vocab_file, lower_case, head=None)` – the exact inverse of the
@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import bert
+from components import bert, hf_checkpoint
 from components.masking import MASKED_POSITIONS_KEY
 
 HEAD_PREFIX = "cls.predictions."
@@ -151,22 +151,22 @@ def masked_lm_accuracy(labels: tf.Tensor, logits: tf.Tensor, weights: tf.Tensor)
 # --------------------------------------------------------------------------------------------------------
 
 
-def head_targets(head: MaskedLMHead) -> dict[str, bert._Target]:
+def head_targets(head: MaskedLMHead) -> dict[str, hf_checkpoint.Target]:
     """Every `cls.predictions.*` tensor name (LayerNorm as weight/bias) -> the head weight it loads into.
 
     The decoder matrix is not a target: it is the word-embedding matrix (checked by `load_mlm_weights`).
     """
     kernel, bias = head.transform.kernel, head.transform.bias
+    target, same = hf_checkpoint.Target, hf_checkpoint.identity
     return {
         # torch Linear weight is (out, in); the Dense kernel is (in, out).
-        "cls.predictions.transform.dense.weight": bert._Target(kernel, (kernel.shape[1], kernel.shape[0]),
-                                                               lambda a: a.T),
-        "cls.predictions.transform.dense.bias": bert._Target(bias, tuple(bias.shape), bert._identity),
-        "cls.predictions.transform.LayerNorm.weight": bert._Target(head.layer_norm.gamma,
-                                                                   tuple(head.layer_norm.gamma.shape), bert._identity),
-        "cls.predictions.transform.LayerNorm.bias": bert._Target(head.layer_norm.beta,
-                                                                 tuple(head.layer_norm.beta.shape), bert._identity),
-        _OUTPUT_BIAS: bert._Target(head.output_bias, tuple(head.output_bias.shape), bert._identity),
+        "cls.predictions.transform.dense.weight": target(kernel, (kernel.shape[1], kernel.shape[0]), lambda a: a.T),
+        "cls.predictions.transform.dense.bias": target(bias, tuple(bias.shape), same),
+        "cls.predictions.transform.LayerNorm.weight": target(head.layer_norm.gamma, tuple(head.layer_norm.gamma.shape),
+                                                             same),
+        "cls.predictions.transform.LayerNorm.bias": target(head.layer_norm.beta, tuple(head.layer_norm.beta.shape),
+                                                           same),
+        _OUTPUT_BIAS: target(head.output_bias, tuple(head.output_bias.shape), same),
     }
 
 
@@ -182,10 +182,11 @@ def load_mlm_weights(encoder: keras.Model, head: MaskedLMHead,
     output bias twice) must equal `cls.predictions.bias`. The next-sentence head (`cls.seq_relationship.*`) and the
     pooler are ignored. Without any `cls.predictions.*` tensor, only the encoder is loaded.
     """
-    tensors, source = bert.read_hf_tensors(checkpoint)
-    by_name = {bert._canonical_name(k): k for k in tensors}  # canonical -> original (the loader reports duplicates)
+    tensors, source = hf_checkpoint.read_hf_tensors(checkpoint)
+    # canonical -> original name (the loader reports duplicates)
+    by_name = {hf_checkpoint.canonical_name(k): k for k in tensors}
     if not any(name.startswith(HEAD_PREFIX) for name in by_name):
-        bert.load_hf_weights(encoder, checkpoint)
+        hf_checkpoint.load_hf_weights(encoder, checkpoint)
         return (f"{source} has no masked-LM head (no cls.predictions.* tensors): the encoder was loaded and the MLM "
                 "head initialised (random transform, LayerNorm 1/0, zero output bias; decoder tied to the word "
                 "embeddings).")
@@ -196,7 +197,7 @@ def load_mlm_weights(encoder: keras.Model, head: MaskedLMHead,
     if _DECODER_WEIGHT in by_name and _WORD_EMBEDDINGS in by_name:
         decoder, embeddings = array(_DECODER_WEIGHT), array(_WORD_EMBEDDINGS)
         if decoder.shape != embeddings.shape or not np.array_equal(decoder, embeddings):
-            raise bert.CheckpointError(
+            raise hf_checkpoint.CheckpointError(
                 f"checkpoint {source}: {by_name[_DECODER_WEIGHT]} (shape {decoder.shape}) is not the word-embedding "
                 f"matrix {by_name[_WORD_EMBEDDINGS]} (shape {embeddings.shape}): its decoder is not tied, and this "
                 "head's decoder is the word embeddings.")
@@ -205,13 +206,13 @@ def load_mlm_weights(encoder: keras.Model, head: MaskedLMHead,
         if _OUTPUT_BIAS in by_name:
             a, b = array(_DECODER_BIAS), array(_OUTPUT_BIAS)
             if a.shape != b.shape or not np.array_equal(a, b):
-                raise bert.CheckpointError(
+                raise hf_checkpoint.CheckpointError(
                     f"checkpoint {source}: {by_name[_DECODER_BIAS]} differs from {by_name[_OUTPUT_BIAS]}; both are "
                     "the output bias in BertForMaskedLM and must be equal.")
         else:  # only the decoder's alias of the output bias was saved: load it as the output bias
             renamed = {k: v for k, v in tensors.items() if k != by_name[_DECODER_BIAS]}
             renamed[_OUTPUT_BIAS] = tensors[by_name[_DECODER_BIAS]]
-    bert.load_hf_weights(encoder, renamed if renamed is not None else checkpoint,
+    hf_checkpoint.load_hf_weights(encoder, renamed if renamed is not None else checkpoint,
                          ignore_prefixes=("cls.predictions.decoder.",),
                          extra_targets={HEAD_PREFIX: head_targets(head)})
     return f"loaded the encoder and the masked-LM head (cls.predictions.*) from {source}."
@@ -227,17 +228,17 @@ class PretrainedMLM(NamedTuple):
 def load_pretrained_mlm(checkpoint_dir: Union[str, os.PathLike], name: str = "bert_encoder") -> PretrainedMLM:
     """Encoder and MLM head described by `checkpoint_dir/config.json`, with the weights of model.safetensors."""
     folder = Path(checkpoint_dir)
-    for required in (bert.CONFIG_FILE, bert.WEIGHTS_FILE):
+    for required in (bert.CONFIG_FILE, hf_checkpoint.WEIGHTS_FILE):
         if not (folder / required).is_file():
-            raise bert.CheckpointError(f"checkpoint folder {folder} lacks {required}.")
+            raise hf_checkpoint.CheckpointError(f"checkpoint folder {folder} lacks {required}.")
     config = bert.BertConfig.from_hf_config(folder / bert.CONFIG_FILE)
     encoder = bert.build_encoder(config, name=name)
     head = build_head(encoder, config)
-    note = load_mlm_weights(encoder, head, folder / bert.WEIGHTS_FILE)
+    note = load_mlm_weights(encoder, head, folder / hf_checkpoint.WEIGHTS_FILE)
     return PretrainedMLM(config, encoder, head, note)
 
 
-def _to_hf_layout(target: bert._Target) -> np.ndarray:
+def _to_hf_layout(target: hf_checkpoint.Target) -> np.ndarray:
     """The variable's value in the checkpoint's layout: the loader's conversion (a transpose/reshape, i.e. a
     permutation of elements) applied to element indices says where each element came from; put it back there."""
     hf_size = int(np.prod(target.hf_shape, dtype=np.int64))
@@ -255,7 +256,7 @@ def _check_config(encoder: keras.Model, config: bert.BertConfig) -> None:
     emb = word_embedding_layer(encoder)
     attention = encoder.get_layer("layer_0/attention") if config.num_layers else None
     actual = {
-        "vocab_size": emb.input_dim, "hidden_size": emb.output_dim, "num_layers": bert._num_layers(encoder),
+        "vocab_size": emb.input_dim, "hidden_size": emb.output_dim, "num_layers": hf_checkpoint.num_layers(encoder),
         "max_position_embeddings": encoder.get_layer("embeddings/position_embeddings").max_length,
         "type_vocab_size": encoder.get_layer("embeddings/token_type_embeddings").input_dim,
         "intermediate_size": encoder.get_layer("layer_0/intermediate").units if attention else None,
@@ -299,7 +300,7 @@ def export_hf_checkpoint(folder: Union[str, os.PathLike], encoder: keras.Model, 
     BertForMaskedLM names (`bert.` + encoder names, `cls.predictions.*`) with one. The tied decoder matrix is not
     written twice (as HF's safetensors files do not): it is the word embeddings. No pooler is written (the
     classifier pools itself; HF's BertModel would initialise one). Loading the folder with `load_mlm_weights` or
-    `bert.load_pretrained` gives back exactly these weights.
+    `hf_checkpoint.load_pretrained` gives back exactly these weights.
     """
     from safetensors.numpy import save_file
 
@@ -307,17 +308,17 @@ def export_hf_checkpoint(folder: Union[str, os.PathLike], encoder: keras.Model, 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     prefix = "bert." if head is not None else ""
-    tensors = {prefix + name: _to_hf_layout(t) for name, t in bert._weight_targets(encoder).items()}
+    tensors = {prefix + name: _to_hf_layout(t) for name, t in hf_checkpoint.weight_targets(encoder).items()}
     if head is not None:
         if head.word_embeddings is not word_embedding_layer(encoder):
             raise ValueError("the head is tied to another encoder's word embeddings; build it with build_head(encoder).")
         tensors.update({name: _to_hf_layout(t) for name, t in head_targets(head).items()})
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
-    save_file(tensors, str(folder / bert.WEIGHTS_FILE), metadata={"format": "pt"})
+    save_file(tensors, str(folder / hf_checkpoint.WEIGHTS_FILE), metadata={"format": "pt"})
     (folder / bert.CONFIG_FILE).write_text(json.dumps(hf_config_dict(config, head is not None), indent=2) + "\n")
     vocab = Path(vocab_file).read_bytes()
-    (folder / bert.VOCAB_FILE).write_bytes(vocab)
-    (folder / bert.TOKENIZER_CONFIG_FILE).write_text(
+    (folder / hf_checkpoint.VOCAB_FILE).write_bytes(vocab)
+    (folder / hf_checkpoint.TOKENIZER_CONFIG_FILE).write_text(
         json.dumps({**_TOKENIZER_CONFIG, "do_lower_case": bool(lower_case)}, indent=2) + "\n")
     return folder
 

@@ -38,7 +38,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import bert, distribution, features, optimization, precision, warmup
+from components import bert, distribution, features, hf_checkpoint, optimization, precision, warmup
 from components.progress import progress
 from components.trainer_settings import SCRATCH_MAX_POSITIONS, TrainerSettings
 
@@ -325,7 +325,7 @@ def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes:
     """The classifier: the checkpoint's encoder (its weights loaded unless `load` is False) or a new preset one, with
     the head; built under the current Keras dtype policy."""
     if settings.pretrained_dir:
-        encoder = bert.load_pretrained(settings.pretrained_dir) if load else bert.build_encoder(
+        encoder = hf_checkpoint.load_pretrained(settings.pretrained_dir) if load else bert.build_encoder(
             bert.BertConfig.from_hf_config(settings.pretrained_dir))
     else:
         encoder = bert.build_encoder(

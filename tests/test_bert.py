@@ -1,4 +1,4 @@
-"""Tests of components/bert.py: parity with Hugging Face BertModel, strict weight loading, presets, export."""
+"""Tests of components/bert.py and components/hf_checkpoint.py: parity with Hugging Face BertModel, strict weight loading, presets, export."""
 
 import os
 
@@ -16,7 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from checkpoints import hf_tensors as _hf_tensors, write_checkpoint as _write_checkpoint
-from components import bert
+from components import bert, hf_checkpoint
 from pipeline.assets import ensure_checkpoint
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minilm_l6_reference.json"
@@ -38,7 +38,7 @@ def checkpoint_dir():
 
 @pytest.fixture(scope="module")
 def minilm(checkpoint_dir):
-    return bert.load_pretrained(checkpoint_dir)
+    return hf_checkpoint.load_pretrained(checkpoint_dir)
 
 
 def _inputs(ids, mask, dtype=np.int32):
@@ -105,9 +105,9 @@ def test_tiny_checkpoint_roundtrip_with_prefix_and_gamma_beta(tmp_path):
         renamed["bert." + k] = v
     renamed["classifier.weight"] = np.zeros((3, TINY.hidden_size), np.float32)
     _write_checkpoint(tmp_path, TINY, renamed)
-    with pytest.raises(bert.CheckpointError, match="classifier.weight"):
-        bert.load_pretrained(tmp_path)
-    encoder = bert.load_pretrained(tmp_path, ignore_prefixes=("classifier.",))
+    with pytest.raises(hf_checkpoint.CheckpointError, match="classifier.weight"):
+        hf_checkpoint.load_pretrained(tmp_path)
+    encoder = hf_checkpoint.load_pretrained(tmp_path, ignore_prefixes=("classifier.",))
 
     def var(name):
         return next(w for w in encoder.weights if w.name == name).numpy()
@@ -138,8 +138,8 @@ def test_strict_loading_rejects_bad_checkpoints(tmp_path, defect, named):
     else:
         tensors[named] = np.zeros((TINY.intermediate_size, TINY.hidden_size + 1), np.float32)
     _write_checkpoint(tmp_path, TINY, tensors)
-    with pytest.raises(bert.CheckpointError, match=defect.replace("misshaped", "mis-shaped")) as err:
-        bert.load_pretrained(tmp_path)
+    with pytest.raises(hf_checkpoint.CheckpointError, match=defect.replace("misshaped", "mis-shaped")) as err:
+        hf_checkpoint.load_pretrained(tmp_path)
     assert named in str(err.value)
     if defect == "misshaped":
         assert "(16, 9)" in str(err.value) and "(16, 8)" in str(err.value)
@@ -150,18 +150,18 @@ def test_strict_loading_assigns_nothing_on_error():
     before = [w.numpy() for w in encoder.weights]
     tensors = _hf_tensors(TINY)
     del tensors["embeddings.LayerNorm.bias"]
-    with pytest.raises(bert.CheckpointError, match="embeddings.LayerNorm.bias"):
-        bert.load_hf_weights(encoder, tensors)
+    with pytest.raises(hf_checkpoint.CheckpointError, match="embeddings.LayerNorm.bias"):
+        hf_checkpoint.load_hf_weights(encoder, tensors)
     for b, w in zip(before, encoder.weights):
         np.testing.assert_array_equal(b, w.numpy())
 
 
 def test_incomplete_checkpoint_folder(tmp_path):
-    with pytest.raises(bert.CheckpointError, match="does not exist"):
-        bert.load_pretrained(tmp_path / "nope")
+    with pytest.raises(hf_checkpoint.CheckpointError, match="does not exist"):
+        hf_checkpoint.load_pretrained(tmp_path / "nope")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(bert.CheckpointError, match="model.safetensors"):
-        bert.load_pretrained(tmp_path)
+    with pytest.raises(hf_checkpoint.CheckpointError, match="model.safetensors"):
+        hf_checkpoint.load_pretrained(tmp_path)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -179,14 +179,14 @@ def test_from_hf_config_rejects_other_architectures(checkpoint_dir, change, mess
 
 
 def test_tokenizer_settings(checkpoint_dir, tmp_path):
-    vocab_path, lower_case = bert.checkpoint_tokenizer_settings(checkpoint_dir)
+    vocab_path, lower_case = hf_checkpoint.checkpoint_tokenizer_settings(checkpoint_dir)
     assert vocab_path == checkpoint_dir / "vocab.txt" and lower_case is True
-    vocab = bert.read_vocab(checkpoint_dir)
+    vocab = hf_checkpoint.read_vocab(checkpoint_dir)
     assert len(vocab) == 30522 and vocab[101] == "[CLS]" and vocab[102] == "[SEP]"
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
-    assert bert.checkpoint_tokenizer_settings(tmp_path)[1] is True  # no tokenizer_config.json
+    assert hf_checkpoint.checkpoint_tokenizer_settings(tmp_path)[1] is True  # no tokenizer_config.json
     (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": false}')
-    assert bert.checkpoint_tokenizer_settings(tmp_path)[1] is False
+    assert hf_checkpoint.checkpoint_tokenizer_settings(tmp_path)[1] is False
 
 
 # ----------------------------------------------------------------------------------------------- build

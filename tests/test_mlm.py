@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 from scipy.special import erf
 
 from checkpoints import hf_tensors, mlm_head_tensors, write_checkpoint
-from components import bert, features, masking, mlm
+from components import bert, features, hf_checkpoint, masking, mlm
 from pipeline.assets import ensure_checkpoint
 
 TINY = bert.BertConfig(vocab_size=50, hidden_size=8, num_layers=2, num_heads=2, intermediate_size=16,
@@ -175,7 +175,7 @@ def test_strict_head_loading_names_the_tensor_and_assigns_nothing(tmp_path, defe
     write_checkpoint(tmp_path, TINY, tensors)
     encoder, head = _fresh()
     before = _values(encoder, head)
-    with pytest.raises(bert.CheckpointError, match=defect.replace("misshaped", "mis-shaped")) as err:
+    with pytest.raises(hf_checkpoint.CheckpointError, match=defect.replace("misshaped", "mis-shaped")) as err:
         mlm.load_mlm_weights(encoder, head, tmp_path)
     assert named in str(err.value) and str(tmp_path) in str(err.value)
     if defect == "misshaped":
@@ -187,7 +187,7 @@ def test_strict_head_loading_names_the_tensor_and_assigns_nothing(tmp_path, defe
 def test_head_and_encoder_problems_are_reported_together():
     tensors = _mlm_checkpoint_tensors()
     del tensors["bert.encoder.layer.1.output.dense.bias"], tensors["cls.predictions.transform.LayerNorm.weight"]
-    with pytest.raises(bert.CheckpointError) as err:
+    with pytest.raises(hf_checkpoint.CheckpointError) as err:
         mlm.load_mlm_weights(*_fresh(), tensors)
     assert "encoder.layer.1.output.dense.bias" in str(err.value)
     assert "cls.predictions.transform.LayerNorm.weight" in str(err.value)
@@ -197,7 +197,7 @@ def test_untied_decoder_is_refused(tmp_path):
     tensors = _mlm_checkpoint_tensors()
     tensors["cls.predictions.decoder.weight"] = tensors["cls.predictions.decoder.weight"] + 1e-3
     write_checkpoint(tmp_path, TINY, tensors)
-    with pytest.raises(bert.CheckpointError, match="cls.predictions.decoder.weight .* not tied"):
+    with pytest.raises(hf_checkpoint.CheckpointError, match="cls.predictions.decoder.weight .* not tied"):
         mlm.load_mlm_weights(*_fresh(), tmp_path)
 
 
@@ -206,7 +206,7 @@ def test_decoder_bias_alias(tmp_path):
     bias = tensors["cls.predictions.bias"]
     # Both names (old checkpoints): they must agree.
     tensors["cls.predictions.decoder.bias"] = bias + 1.0
-    with pytest.raises(bert.CheckpointError, match="cls.predictions.decoder.bias differs"):
+    with pytest.raises(hf_checkpoint.CheckpointError, match="cls.predictions.decoder.bias differs"):
         mlm.load_mlm_weights(*_fresh(), tensors)
     # Only the decoder's name: it is the output bias.
     tensors["cls.predictions.decoder.bias"] = tensors.pop("cls.predictions.bias")
@@ -230,7 +230,7 @@ def test_packaged_checkpoint_without_head_initialises_it():
     assert "no masked-LM head" in loaded.note and "initialised" in loaded.note
     assert not np.any(loaded.head.output_bias.numpy())
     np.testing.assert_array_equal(loaded.head.layer_norm.gamma.numpy(), np.ones(loaded.config.hidden_size))
-    reference = load_file(str(checkpoint / bert.WEIGHTS_FILE))
+    reference = load_file(str(checkpoint / hf_checkpoint.WEIGHTS_FILE))
     np.testing.assert_array_equal(mlm.word_embedding_layer(loaded.encoder).embeddings.numpy(),
                                   reference["embeddings.word_embeddings.weight"])
 
@@ -247,7 +247,7 @@ def test_export_round_trip_is_exact(tmp_path):
 
     # The file holds the source's tensors bit for bit, under BertForMaskedLM names (the tied decoder, the pooler,
     # the next-sentence head and the position_ids buffer are not weights of encoder or head).
-    written = load_file(str(exported / bert.WEIGHTS_FILE))
+    written = load_file(str(exported / hf_checkpoint.WEIGHTS_FILE))
     kept = {k: v for k, v in tensors.items()
             if not k.startswith(("bert.pooler.", "bert.embeddings.position_ids", "cls.seq_relationship.",
                                  "cls.predictions.decoder."))}
@@ -262,12 +262,12 @@ def test_export_round_trip_is_exact(tmp_path):
     for a, b in zip(_values(loaded.encoder, loaded.head), _values(again.encoder, again.head)):
         assert np.array_equal(a, b)
     assert json.loads((exported / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
-    assert bert.checkpoint_tokenizer_settings(exported) == (exported / "vocab.txt", False)
+    assert hf_checkpoint.checkpoint_tokenizer_settings(exported) == (exported / "vocab.txt", False)
     assert (exported / "vocab.txt").read_bytes() == (source / "vocab.txt").read_bytes()
 
 
 def test_fine_tuning_classifier_starts_from_the_exported_encoder(tmp_path):
-    """The Trainer's pretrained_dir path (bert.load_pretrained + build_classifier) takes an exported folder, with or
+    """The Trainer's pretrained_dir path (hf_checkpoint.load_pretrained + build_classifier) takes an exported folder, with or
     without the head, and gets exactly the adapted encoder weights."""
     from components.trainer import build_classifier
 
@@ -280,10 +280,10 @@ def test_fine_tuning_classifier_starts_from_the_exported_encoder(tmp_path):
     for with_head in (True, False):
         folder = mlm.export_hf_checkpoint(tmp_path / f"adapted_{with_head}", encoder, TINY, vocab,
                                           head=head if with_head else None)
-        names = set(load_file(str(folder / bert.WEIGHTS_FILE)))
+        names = set(load_file(str(folder / hf_checkpoint.WEIGHTS_FILE)))
         assert any(n.startswith("cls.predictions.") for n in names) == with_head
         assert all(n.startswith(("bert.", "cls.")) for n in names) == with_head
-        classifier = build_classifier(bert.load_pretrained(folder), num_classes=2, pooling="cls", dropout=0.1)
+        classifier = build_classifier(hf_checkpoint.load_pretrained(folder), num_classes=2, pooling="cls", dropout=0.1)
         inner = next(layer for layer in classifier.layers if isinstance(layer, keras.Model))
         assert len(inner.weights) == len(encoder.weights)
         for a, b in zip(encoder.weights, inner.weights):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from components import bert, features, masking, preprocessing
+from components import features, hf_checkpoint, masking, preprocessing
 from pipeline.assets import ensure_checkpoint, ensure_dataset
 
 MAX_SEQ_LENGTH = 128
@@ -21,7 +21,7 @@ RATE = 0.15
 
 @pytest.fixture(scope="module")
 def vocab():
-    return bert.read_vocab(ensure_checkpoint())
+    return hf_checkpoint.read_vocab(ensure_checkpoint())
 
 
 @pytest.fixture(scope="module")
