@@ -158,7 +158,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     with precision.keras_policy(compute):
         config, encoder, head, note = _encoder_and_head(settings, len(vocab))
-        progress(f"Pretrainer: {note}; {compute}, {total_steps} steps")
+        progress(f"Pretrainer: {note} Training: {compute}, {total_steps} steps.")
         model = mlm.build_pretraining_model(encoder, head)
         model.compile(optimizer=optimization.make_optimizer(settings.pretrain_learning_rate, settings.warmup_ratio,
                                                             settings.weight_decay, total_steps),
