@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import posixpath
-import re
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -29,7 +28,7 @@ from components.features import MIN_LEARNED_VOCAB_SIZE, TransformSettings
 from components.pretraining_settings import PretrainerSettings
 from components.trainer_settings import SCRATCH_LEARNING_RATE, SCRATCH_MAX_POSITIONS, TrainerSettings
 from pipeline import assets, inputs
-from pipeline.config import (BEAM_DIRECT_MODES, PIPELINE_NAME, PipelineConfig, curated_schema, default_pipeline_root,
+from pipeline.config import (BEAM_DIRECT_MODES, PipelineConfig, curated_schema, default_pipeline_root,
                              default_serving_dir)
 from pipeline.evaluation import EvaluatorSettings
 from pipeline.inputs import InputError
@@ -41,10 +40,6 @@ from pipeline.runner_options import (KUBEFLOW, LOCAL, add_beam_flags, add_traine
 IMAGE_ROOT = "/pipeline"
 IMAGE_DATA_DIR = posixpath.join(IMAGE_ROOT, "data")
 IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_CHECKPOINT)
-# How pipeline/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
-BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS}
-KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
-PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 # Settings whose flag lives in the model group; the other flagged settings are data or training flags.
 MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length"),
@@ -264,7 +259,7 @@ def text_checks_for(schema: Optional[str]) -> Optional[str]:
     return checks_file
 
 
-def _check_labels(labels, label_key: str) -> Tuple[str, ...]:
+def check_labels(labels, label_key: str) -> Tuple[str, ...]:
     if len(set(labels)) < 2:
         raise InputError(f"the data has {len(set(labels))} distinct label value(s) in column {label_key!r}; a "
                          "classifier needs at least 2.")
@@ -336,7 +331,7 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         name = f"{name}-max{args.max_examples}"
     checks_file = text_checks_for(schema)
     labels = domain or inputs.label_values(newest, splits, text_key, label_key)
-    model["label_names"] = _check_labels(labels, label_key)
+    model["label_names"] = check_labels(labels, label_key)
     notes = []
     if args.max_seq_length == settings_lib.AUTO:
         model["max_seq_length"], note = _auto_length(args, newest, splits, model)
@@ -423,107 +418,7 @@ def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: dict)
                     f"whole and cuts {cut} ({cut / max(seen, 1):.1%}){estimated}; pass --max-seq-length N to choose.")
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Kubeflow
-
-def pod_location(value: str, what: str) -> str:
-    """A URI (scheme://...) or an absolute POSIX path: what a pod of the pipeline can resolve."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) or value.startswith("/"):
-        return value.rstrip("/") if len(value) > 1 else value
-    raise InputError(f"{what} {value!r} must be a URI (gs://..., s3://...) or an absolute path as the pipeline's "
-                     "pods see it (e.g. inside the image).")
-
-
-def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[str, ...]:
-    labels = tuple(args.labels or ())
-    if labels:
-        return _check_labels(labels, label_key)
-    if dataset != "custom" and not args.schema and local_schema is None:
-        raise InputError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); pass "
-                         "--labels.")
-    if local_schema is None:
-        raise InputError("pass --labels (the label values, comma-separated): the schema is not readable here, and "
-                         "compiling reads no data.")
-    labels = inputs.schema_label_names(str(local_schema), label_key) or ()
-    if not labels:
-        raise InputError(f"{local_schema} does not list the label values of {label_key!r}; pass --labels.")
-    return _check_labels(labels, label_key)
-
-
-def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
-    """The config of the compiled KFP pipeline. Paths are as the pipeline's pods see them (inside the image, or URIs);
-    only this checkout's copies of the curated schema and the packaged checkpoint are read here (label names, text
-    checks, the checkpoint's config), and a checkpoint given as a URI through TensorFlow's file systems."""
-    if not PIPELINE_NAME_PATTERN.match(args.name):
-        raise InputError(f"--name {args.name!r}: KFP pipeline names are lowercase letters, digits and '-', starting "
-                         "with a letter or digit, at most 128 characters.")
-    beam_args = beam_pipeline_args(args, KUBEFLOW)
-    if args.spans_window > 1:
-        raise InputError("--spans-window above 1 needs TFX's span-range resolver, which the Kubeflow V2 compiler does "
-                         "not support; each Kubeflow run trains on the newest span (--spans-window 1).")
-    if args.pretrained.lower() == "none":
-        checkpoint, local_copy = None, None
-    else:
-        checkpoint = pod_location(args.pretrained, "--pretrained")
-        local_copy = str(assets.ensure_checkpoint()) if checkpoint == IMAGE_CHECKPOINT else None
-    model = model_settings(args, checkpoint, local_copy,
-                           packaged_vocab=lambda: posixpath.join(IMAGE_CHECKPOINT, "vocab.txt"))
-    if args.max_seq_length == settings_lib.AUTO:  # compiling reads no data: the dataclass default
-        model["max_seq_length"] = min(TransformSettings.max_seq_length, model["positions"])
-
-    dataset = args.dataset
-    if dataset == "custom":
-        if not args.data_root:
-            raise InputError("--dataset custom needs --data-root (where the pipeline's pods find the CSV files).")
-        data_root = pod_location(args.data_root, "--data-root")
-        schema_file = pod_location(args.schema, "--schema") if args.schema else None
-        splits = args.input_splits if args.input_splits is not None else ()
-    else:
-        data_root = pod_location(args.data_root, "--data-root") if args.data_root else \
-            posixpath.join(IMAGE_DATA_DIR, "datasets", dataset)
-        schema_file = pod_location(args.schema, "--schema") if args.schema else \
-            posixpath.join(IMAGE_ROOT, "schema", dataset, "schema.pbtxt")
-        splits = args.input_splits if args.input_splits is not None else BUILTIN_SPLITS.get(dataset)
-        if splits is None:
-            raise InputError(f"the split layout of dataset {dataset!r} is not known here; pass --input-splits.")
-    if splits and not {"train", "eval"} <= set(splits):
-        raise InputError(f"--input-splits {','.join(splits)}: the Trainer needs a 'train' and the Evaluator an 'eval' "
-                         "split.")
-    # This checkout's copy of the schema (the image has the same one): the label names, and the thresholds of the
-    # text checks, which are compiled into the pipeline.
-    local_schema = None
-    if dataset != "custom" and not args.schema:
-        local_schema = curated_schema(dataset)
-    elif args.schema and os.path.isfile(args.schema):
-        local_schema = Path(args.schema)
-    model["label_names"] = _kubeflow_labels(args, dataset, local_schema, args.label_key)
-    if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
-        model["unlabeled"] = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
-    transform, trainer, evaluator, pretrainer = component_settings(args, model)
-
-    pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
-    if not schema_file and not pipeline_root:
-        raise InputError("without --schema the pipeline freezes the schema of its first accepted data under the "
-                         "pipeline root: pass --pipeline-root (or --schema).")
-    if args.serving_dir:
-        serving_dir = pod_location(args.serving_dir, "--serving-dir")
-    elif pipeline_root:
-        serving_dir = posixpath.join(pipeline_root, "serving")
-    else:
-        raise InputError("pass --serving-dir (where blessed models are pushed, readable by TensorFlow Serving), or "
-                         "--pipeline-root to push under PIPELINE_ROOT/serving.")
-    vertex = vertex_training(args, pipeline_root)
-    return PipelineConfig(
-        pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
-        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer, metadata_path=None,
-        orchestrator=KUBEFLOW,
-        dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, schema_file=schema_file,
-        schema_source="--schema" if args.schema else ("curated" if schema_file else "none"), text_checks_file=text_checks_for(str(local_schema) if local_schema else None),
-        train_steps=args.train_steps, beam_pipeline_args=beam_args, vertex_training=vertex,
-        enable_cache=not args.no_cache)
-
-
 __all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "add_beam_flags", "add_trainer_workers_flags",
-           "beam_pipeline_args", "vertex_training", "local_config", "kubeflow_config", "local_pipeline_root",
-           "model_settings", "read_checkpoint", "pod_location", "positive_int", "IMAGE_CHECKPOINT", "IMAGE_ROOT",
-           "IMAGE_DATA_DIR", "KFP_PIPELINE_NAME", "BEAM_DIRECT_MODES"]
+           "beam_pipeline_args", "vertex_training", "local_config", "local_pipeline_root", "model_settings",
+           "component_settings", "read_checkpoint", "positive_int", "text_checks_for", "check_labels",
+           "IMAGE_CHECKPOINT", "IMAGE_ROOT", "IMAGE_DATA_DIR", "BEAM_DIRECT_MODES"]

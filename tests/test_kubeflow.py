@@ -25,8 +25,8 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import options
 from pipeline.kubeflow import cli as kfp_cli
+from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow import client, cron, errors, parameters, specs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -88,7 +88,7 @@ def compiled(tmp_path_factory):
     job = json.loads((base / "cli.json").read_text())
     from pipeline.pipeline import create_pipeline
 
-    config = options.kubeflow_config(kfp_cli.build_parser().parse_args([*args, "--output", "unused.json"]))
+    config = kfp_options.kubeflow_config(kfp_cli.build_parser().parse_args([*args, "--output", "unused.json"]))
     return SimpleNamespace(base=base, root=root, path=base / "cli.json", job=job, spec=job["pipelineSpec"],
                            components=create_pipeline(config).components, stdout=proc.stdout)
 

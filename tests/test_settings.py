@@ -27,6 +27,7 @@ from pipeline import assets, options
 from pipeline.evaluation import EvaluatorSettings
 from pipeline.inputs import InputError
 from pipeline.kubeflow import cli as kfp_cli
+from pipeline.kubeflow import options as kfp_options
 from pipeline.run_local import build_parser as local_parser
 
 SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings)
@@ -219,7 +220,7 @@ def test_not_a_checkpoint_folder(tmp_path):
 def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
     assets.ensure_checkpoint()
     args = _compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r"])
-    config = options.kubeflow_config(args)
+    config = kfp_options.kubeflow_config(args)
     assert config.trainer.pretrained_dir == options.IMAGE_CHECKPOINT
     assert config.transform.vocab_file == f"{options.IMAGE_CHECKPOINT}/vocab.txt"
     assert config.transform.lower_case is True  # all-MiniLM-L6-v2's tokenizer_config says do_lower_case
@@ -229,7 +230,7 @@ def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
                            (["--spans-window", "2"], "span-range resolver"),
                            (["--pretrained", "relative/ckpt"], "must be a URI")]:
         with pytest.raises(InputError, match=fragment):
-            options.kubeflow_config(_compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r",
+            kfp_options.kubeflow_config(_compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r",
                                                                   *argv]))
 
 

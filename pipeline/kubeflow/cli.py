@@ -15,6 +15,7 @@ from typing import List, Optional
 from pipeline import options
 from pipeline.inputs import InputError
 from pipeline.kubeflow import commands
+from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow.client import ENV_COOKIE, ENV_ENDPOINT, ENV_TOKEN
 from pipeline.kubeflow.compiler import DEFAULT_IMAGE, cmd_compile
 from pipeline.kubeflow.errors import ApiError, one_line
@@ -35,7 +36,7 @@ def _add_source(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--pipeline-id", help=f"{what} an uploaded pipeline instead (its latest version, or --version-id)")
     p.add_argument("--pipeline", metavar="NAME", help=f"{what} the uploaded pipeline of this name instead")
     p.add_argument("--version-id", help="pipeline version to use with --pipeline-id/--pipeline (default: latest)")
-    p.add_argument("--experiment", default=options.KFP_PIPELINE_NAME,
+    p.add_argument("--experiment", default=kfp_options.KFP_PIPELINE_NAME,
                    help="experiment to file runs under (created if new)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="runtime parameter (" + ", ".join(r.name for r in RUNTIME_PARAMETERS) + ") or one field of "
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", required=True, help="spec file to write (.json, .yaml or .yml)")
     c.add_argument("--image", default=DEFAULT_IMAGE, help="container image built from k8s/Dockerfile that every step "
                                                           "runs in")
-    c.add_argument("--name", default=options.KFP_PIPELINE_NAME,
+    c.add_argument("--name", default=kfp_options.KFP_PIPELINE_NAME,
                    help="pipeline name (lowercase letters, digits, '-')")
     c.add_argument("--pipeline-root", help="where the runs' artifacts go (gs://..., s3://...); default: the KFP "
                                            "server's default pipeline root")

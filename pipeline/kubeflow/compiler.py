@@ -12,7 +12,7 @@ import json
 import os
 from typing import Dict, Sequence
 
-from pipeline import options
+from pipeline.kubeflow import options as kfp_options
 from pipeline.config import PipelineConfig
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
@@ -85,7 +85,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UserError(f"--output {args.output}: the spec file name must end in .json, .yaml or .yml.")
     if not args.image.strip():
         raise UserError("--image must name the container image built from k8s/Dockerfile.")
-    config = options.kubeflow_config(args)
+    config = kfp_options.kubeflow_config(args)
     try:
         job = compile_pipeline(config, args.image, args.output)
     except (ValueError, TypeError) as e:  # TFX's checks of the pipeline and its arguments

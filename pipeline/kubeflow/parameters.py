@@ -23,7 +23,7 @@ from components import settings as settings_lib
 from components.trainer_settings import TrainerSettings, hyperparameters
 from pipeline.evaluation import EvaluatorSettings
 from pipeline.kubeflow.errors import UserError
-from pipeline.options import pod_location
+from pipeline.kubeflow.options import pod_location
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""`compile`'s half of the front door: the command line as a `PipelineConfig` for the compiled Kubeflow pipeline.
+
+The flags and their settings are the local runner's (pipeline/options.py); what differs is where things are. Nothing
+here reads data: paths are as the pipeline's pods see them (inside the image built with k8s/Dockerfile, or URIs), and
+only this checkout's copies of the curated schema (label names, text checks) and of the packaged checkpoint are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Optional, Tuple
+
+from components import settings as settings_lib
+from components.features import TransformSettings
+from pipeline import assets, inputs, options
+from pipeline.config import PIPELINE_NAME, PipelineConfig, curated_schema
+from pipeline.inputs import InputError
+
+# How pipeline/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
+BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS}
+KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
+PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+
+
+def pod_location(value: str, what: str) -> str:
+    """A URI (scheme://...) or an absolute POSIX path: what a pod of the pipeline can resolve."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) or value.startswith("/"):
+        return value.rstrip("/") if len(value) > 1 else value
+    raise InputError(f"{what} {value!r} must be a URI (gs://..., s3://...) or an absolute path as the pipeline's "
+                     "pods see it (e.g. inside the image).")
+
+
+def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[str, ...]:
+    labels = tuple(args.labels or ())
+    if labels:
+        return options.check_labels(labels, label_key)
+    if dataset != "custom" and not args.schema and local_schema is None:
+        raise InputError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); pass "
+                         "--labels.")
+    if local_schema is None:
+        raise InputError("pass --labels (the label values, comma-separated): the schema is not readable here, and "
+                         "compiling reads no data.")
+    labels = inputs.schema_label_names(str(local_schema), label_key) or ()
+    if not labels:
+        raise InputError(f"{local_schema} does not list the label values of {label_key!r}; pass --labels.")
+    return options.check_labels(labels, label_key)
+
+
+def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
+    """The config of the compiled KFP pipeline. Paths are as the pipeline's pods see them (inside the image, or URIs);
+    only this checkout's copies of the curated schema and the packaged checkpoint are read here (label names, text
+    checks, the checkpoint's config), and a checkpoint given as a URI through TensorFlow's file systems."""
+    if not PIPELINE_NAME_PATTERN.match(args.name):
+        raise InputError(f"--name {args.name!r}: KFP pipeline names are lowercase letters, digits and '-', starting "
+                         "with a letter or digit, at most 128 characters.")
+    beam_args = options.beam_pipeline_args(args, options.KUBEFLOW)
+    if args.spans_window > 1:
+        raise InputError("--spans-window above 1 needs TFX's span-range resolver, which the Kubeflow V2 compiler does "
+                         "not support; each Kubeflow run trains on the newest span (--spans-window 1).")
+    if args.pretrained.lower() == "none":
+        checkpoint, local_copy = None, None
+    else:
+        checkpoint = pod_location(args.pretrained, "--pretrained")
+        local_copy = str(assets.ensure_checkpoint()) if checkpoint == options.IMAGE_CHECKPOINT else None
+    model = options.model_settings(args, checkpoint, local_copy,
+                                   packaged_vocab=lambda: posixpath.join(options.IMAGE_CHECKPOINT, "vocab.txt"))
+    if args.max_seq_length == settings_lib.AUTO:  # compiling reads no data: the dataclass default
+        model["max_seq_length"] = min(TransformSettings.max_seq_length, model["positions"])
+
+    dataset = args.dataset
+    if dataset == "custom":
+        if not args.data_root:
+            raise InputError("--dataset custom needs --data-root (where the pipeline's pods find the CSV files).")
+        data_root = pod_location(args.data_root, "--data-root")
+        schema_file = pod_location(args.schema, "--schema") if args.schema else None
+        splits = args.input_splits if args.input_splits is not None else ()
+    else:
+        data_root = pod_location(args.data_root, "--data-root") if args.data_root else \
+            posixpath.join(options.IMAGE_DATA_DIR, "datasets", dataset)
+        schema_file = pod_location(args.schema, "--schema") if args.schema else \
+            posixpath.join(options.IMAGE_ROOT, "schema", dataset, "schema.pbtxt")
+        splits = args.input_splits if args.input_splits is not None else BUILTIN_SPLITS.get(dataset)
+        if splits is None:
+            raise InputError(f"the split layout of dataset {dataset!r} is not known here; pass --input-splits.")
+    if splits and not {"train", "eval"} <= set(splits):
+        raise InputError(f"--input-splits {','.join(splits)}: the Trainer needs a 'train' and the Evaluator an 'eval' "
+                         "split.")
+    # This checkout's copy of the schema (the image has the same one): the label names, and the thresholds of the
+    # text checks, which are compiled into the pipeline.
+    local_schema = None
+    if dataset != "custom" and not args.schema:
+        local_schema = curated_schema(dataset)
+    elif args.schema and os.path.isfile(args.schema):
+        local_schema = Path(args.schema)
+    model["label_names"] = _kubeflow_labels(args, dataset, local_schema, args.label_key)
+    if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
+        model["unlabeled"] = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
+    transform, trainer, evaluator, pretrainer = options.component_settings(args, model)
+
+    pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
+    if not schema_file and not pipeline_root:
+        raise InputError("without --schema the pipeline freezes the schema of its first accepted data under the "
+                         "pipeline root: pass --pipeline-root (or --schema).")
+    if args.serving_dir:
+        serving_dir = pod_location(args.serving_dir, "--serving-dir")
+    elif pipeline_root:
+        serving_dir = posixpath.join(pipeline_root, "serving")
+    else:
+        raise InputError("pass --serving-dir (where blessed models are pushed, readable by TensorFlow Serving), or "
+                         "--pipeline-root to push under PIPELINE_ROOT/serving.")
+    vertex = options.vertex_training(args, pipeline_root)
+    return PipelineConfig(
+        pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
+        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer, metadata_path=None,
+        orchestrator=options.KUBEFLOW,
+        dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, schema_file=schema_file,
+        schema_source="--schema" if args.schema else ("curated" if schema_file else "none"),
+        text_checks_file=options.text_checks_for(str(local_schema) if local_schema else None),
+        train_steps=args.train_steps, beam_pipeline_args=beam_args, vertex_training=vertex,
+        enable_cache=not args.no_cache)
