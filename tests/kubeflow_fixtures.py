@@ -36,7 +36,7 @@ PARAMETERS = {"data_root", "train_args", "trainer_config", "eval_config"}
 @contextlib.contextmanager
 def process_state_kept():
     """run_kubeflow's main() quiets TensorFlow (an environment variable) and absl logging for the CLI; in-process
-    calls must not leave that behind for the rest of the test session."""
+    calls (here and in tests/test_beam_runners.py) must not leave that behind for the rest of the test session."""
     level, verbosity = os.environ.get("TF_CPP_MIN_LOG_LEVEL"), absl.logging.get_verbosity()
     try:
         yield

@@ -11,11 +11,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
-import contextlib
 import csv
 import json
 
-import absl.logging
 import pytest
 from apache_beam.options.pipeline_options import (DebugOptions, DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   PortableOptions, StandardOptions, WorkerOptions)
@@ -24,6 +22,7 @@ from apache_beam.transforms import environments
 from tfx.dsl.components.base import executor_spec
 
 from conftest import assert_one_error, run_local
+from kubeflow_fixtures import process_state_kept
 from pipeline import options
 from pipeline import run_local as run_local_module
 from pipeline.inputs import InputError
@@ -59,21 +58,6 @@ PRESETS = {
 
 def expected(name: str, sdk: str) -> tuple:
     return tuple(arg.format(sdk=sdk) for arg in PRESETS[name][1])
-
-
-@contextlib.contextmanager
-def process_state_kept():
-    """run_kubeflow's main() quiets TensorFlow and absl logging for the CLI; in-process calls must not leave that
-    behind for the rest of the test session."""
-    level, verbosity = os.environ.get("TF_CPP_MIN_LOG_LEVEL"), absl.logging.get_verbosity()
-    try:
-        yield
-    finally:
-        if level is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
-        absl.logging.set_verbosity(verbosity)
 
 
 # ------------------------------------------------------------------------------------------------ local runner
