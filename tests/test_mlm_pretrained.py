@@ -49,13 +49,11 @@ def antiberty() -> Path:
     if not target.exists():
         unpacked = assets.unpack_wheel(ANTIBERTY, "antiberty/trained_models/", target.with_name(target.name + ".wheel"),
                                        (_MODEL + "pytorch_model.bin", _MODEL + "config.json", "vocab.txt"))
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        tmp = assets._atomic_dir(target)  # the assets' all-or-nothing publishing, as for the packaged checkpoint
         save_file(read_state_dict(unpacked / _MODEL / "pytorch_model.bin"), str(tmp / hf_checkpoint.WEIGHTS_FILE))
         shutil.copy(unpacked / _MODEL / bert.CONFIG_FILE, tmp / bert.CONFIG_FILE)
         shutil.copy(unpacked / "vocab.txt", tmp / hf_checkpoint.VOCAB_FILE)
-        os.replace(tmp, target)
+        assets._publish(tmp, target)
         shutil.rmtree(unpacked)
     return target
 
