@@ -133,6 +133,7 @@ def _run(config, warnings: List[str], err):
 
     from components.gates import DataValidationError
     from components.serving_check import ServingCheckError
+    from pipeline import beam_dependencies
     from pipeline import summary as s
     from pipeline.pipeline import create_pipeline
 
@@ -142,6 +143,7 @@ def _run(config, warnings: List[str], err):
     error, status = None, 0
     try:
         pipeline = create_pipeline(config)
+        beam_dependencies.skip_tfx_package()
         reporter.steps = console.count_steps(pipeline)
         with reporter.watching(lambda execution: s.execution_state(config.metadata_path, execution)):
             tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -56,9 +56,11 @@ def assert_one_error(stderr: str, *fragments: str) -> str:
 def first_run(tmp_path_factory):
     """The first run into a fresh pipeline root: returns (paths, summary dict, process)."""
     base = tmp_path_factory.mktemp("e2e")
-    paths = {"pipeline_root": base / "root", "serving_dir": base / "serving", "summary": base / "summary1.json"}
+    paths = {"pipeline_root": base / "root", "serving_dir": base / "serving", "summary": base / "summary1.json",
+             "temp": base / "tmp"}  # the run's TMPDIR, for what it leaves in the temp folder
+    paths["temp"].mkdir()
     proc = run_local(*QUICK_ARGS, "--pipeline-root", paths["pipeline_root"], "--serving-dir", paths["serving_dir"],
-                     "--summary-json", paths["summary"])
+                     "--summary-json", paths["summary"], env={"TMPDIR": str(paths["temp"])})
     assert proc.returncode == 0, f"run_local failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
     return paths, json.loads(paths["summary"].read_text()), proc
 

@@ -41,6 +41,16 @@ def test_first_run_is_blessed_pushed_and_summarised(first_run):
     assert "blessed: True" in proc.stdout
 
 
+def test_a_run_leaves_no_copy_of_tfx_in_the_temp_folder(first_run):
+    # TFX's Beam executors would copy TFX's 52 MB package into a temp folder per Beam step and never delete it
+    # (pipeline/beam_dependencies.py); what the run leaves in its TMPDIR is at most small files.
+    paths, _, _ = first_run
+    copies = sorted(str(p.parent.parent) for p in paths["temp"].glob("*/build/tfx/setup.py"))
+    assert copies == []
+    left = sum(p.stat().st_size for p in paths["temp"].rglob("*") if p.is_file())
+    assert left < 5 * 2**20, f"{left} bytes left in the run's temp folder"
+
+
 def test_pushed_model_classifies_raw_strings_in_a_fresh_process(first_run):
     _, summary, _ = first_run
     code = (
