@@ -41,7 +41,7 @@ def parse_config(text: str):
     return name, overrides
 
 
-PRETRAINER_KEYS = ("pretrain_epochs", "pretrain_learning_rate", "masking_rate", "whole_word_masking")
+PRETRAINER_KEYS = ("pretrain_epochs", "pretrain_learning_rate", "masking_rate", "whole_word_masking", "unlabeled_data")
 
 
 def pretrain(name: str, base: Path, inputs, trainer_settings: dict, overrides: dict, steps: int) -> dict:
