@@ -1,105 +1,148 @@
 """The container image (k8s/Dockerfile) and the Kubernetes manifests (k8s/*.yaml), checked with the real tools.
 
-- kubernetes-validate: every manifest against the Kubernetes OpenAPI schemas, strict (unknown fields fail); the TFJob
-  (k8s/trainer-tfjob.yaml, a custom resource kubernetes-validate has no schema for) against k8s/schemas/tfjob-v1.json,
-  with its pod templates checked by the same strict Kubernetes schemas;
+- kubernetes-validate: every manifest against the Kubernetes OpenAPI schemas, strict (unknown fields fail);
 - checkov: the manifests (framework kubernetes) and the Dockerfile (framework dockerfile), no failed check, and
   every skipped check skipped on the resource itself with a reason;
 - hadolint: nothing above `info` in the Dockerfile;
 - plus the project's own contract: base image = the TFX version installed, Keras 2, non-root numeric user, ...
 
-The linters are not in .venv (checkov's dependencies clash with the TFX pins): they live in .venv-tools, made from
-requirements-tools.lock by `make test` (or `make tools`). Without it these tests fail and say so.
+The TFJob (k8s/trainer-tfjob.yaml) has its own file, tests/test_k8s_tfjob.py. The linters are not in .venv
+(checkov's dependencies clash with the TFX pins): they live in .venv-tools (tests/k8s_tools.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-K8S = REPO / "k8s"
-DOCKERFILE = K8S / "Dockerfile"
-KUSTOMIZATION = K8S / "kustomization.yaml"
-# Manifests applied on their own, not through kustomization.yaml (each with the reason).
-OPTIONAL_MANIFESTS = {
-    "trainer-tfjob.yaml": "a TFJob needs the Kubeflow Training Operator's CRD, and is a one-off run, not a standing "
-                          "workload: `kubectl apply -k k8s/` must not fail on clusters without the operator",
-}
-TFJOB_FILE = K8S / "trainer-tfjob.yaml"
-TFJOB_SCHEMA = K8S / "schemas" / "tfjob-v1.json"
-TOOLS_VENV = Path(os.environ.get("BERT_TFX_TOOLS_VENV") or REPO / ".venv-tools")
-
-NAMESPACE = "bert-tfx"
-MODEL_NAME = "bert_classifier"
-SERVING_IMAGE = "tensorflow/serving:2.16.1"
-PIPELINE_IMAGE = "ghcr.io/your-org/bert-tfx-pipeline:0.1.0"
-# Kubernetes versions to validate against: an older release still widely run, and the newest the pinned
-# kubernetes-validate ships.
-KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
-# Checks deliberately skipped (each on its resource, with the reason next to it). A new skip must be added here.
-ALLOWED_CHECKOV_SKIPS = {
-    "kubernetes": {"CKV_K8S_43"},  # image by digest: tags are pinned; digest pinning via kustomize images
-    "dockerfile": {"CKV_DOCKER_2"},  # HEALTHCHECK: Kubernetes ignores it, the image runs batch steps
-}
-TOOL_TIMEOUT_S = 120
+from k8s_tools import (ALLOWED_CHECKOV_SKIPS, DOCKERFILE, K8S, KUBERNETES_VERSIONS, KUSTOMIZATION, MODEL_NAME,
+                       NAMESPACE, OPTIONAL_MANIFESTS, PIPELINE_IMAGE, REPO, SERVING_IMAGE, checkov_env,
+                       failed_summary, manifest_files, one_resource, pod_spec, resources, run_tool,
+                       tfjob, tool, validate, workloads)
 
 
-# --------------------------------------------------------------------------------------------------- helpers
+# -------------------------------------------------------------------------------------- kubernetes-validate
 
 
-def _tool(name: str) -> Path:
-    path = TOOLS_VENV / "bin" / name
-    if not path.is_file():
-        pytest.fail(
-            f"{path} not found: the linters these tests run live in their own virtual environment. "
-            f"Run `make test` (or `make tools`) to create {TOOLS_VENV} from requirements-tools.lock.",
-            pytrace=False,
-        )
-    return path
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_validate_against_kubernetes_schema(version):
+    files = manifest_files()
+    assert files, "no manifests in k8s/"
+    report = validate(version, files)
+    passed = [line for line in report.splitlines() if " passed for resource " in line]
+    assert len(passed) == len(resources()), report
 
 
-def _run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
-                          cwd=REPO, **kwargs)
+def test_rendered_kustomization_validates(tmp_path):
+    """The set `kubectl apply -k k8s/` would send, rendered offline where kustomize or kubectl is installed."""
+    if shutil.which("kustomize"):
+        cmd = ["kustomize", "build", K8S]
+    elif shutil.which("kubectl"):
+        cmd = ["kubectl", "kustomize", K8S]
+    else:
+        pytest.skip("neither kustomize nor kubectl is installed to render k8s/kustomization.yaml "
+                    "(each manifest file is still validated on its own)")
+    proc = run_tool(cmd)
+    assert proc.returncode == 0, proc.stderr
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(proc.stdout, encoding="utf-8")
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert len(docs) == len(resources())
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == NAMESPACE
+    validate(KUBERNETES_VERSIONS[0], [rendered])
 
 
-def _manifest_files(optional: bool = False) -> list[Path]:
-    """The manifests kustomization.yaml applies (with `optional`, also those applied on their own)."""
-    return sorted(p for p in K8S.glob("*.yaml")
-                  if p.name != KUSTOMIZATION.name and (optional or p.name not in OPTIONAL_MANIFESTS))
+def test_kustomization_lists_every_manifest():
+    kust = yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8"))
+    assert kust["kind"] == "Kustomization"
+    assert kust["namespace"] == NAMESPACE
+    assert sorted(kust["resources"]) == sorted(p.name for p in manifest_files())
+    assert not set(kust["resources"]) & set(OPTIONAL_MANIFESTS)
+    assert all((K8S / name).is_file() for name in OPTIONAL_MANIFESTS)
+    assert "commonLabels" in kust or "labels" in kust
+    image_names = {i["name"] for i in kust.get("images", [])}
+    assert PIPELINE_IMAGE.split(":")[0] in image_names, "the placeholder image must be replaceable via images:"
+    for doc in resources(optional=True):  # the files are consistent with the kustomization even when applied alone
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
 
 
-def _docs(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [d for d in yaml.safe_load_all(f) if d]
+# --------------------------------------------------------------------------------------------------- checkov
 
 
-def _resources(optional: bool = False) -> list[dict]:
-    return [d for p in _manifest_files(optional) for d in _docs(p)]
+@pytest.fixture(scope="module")
+def checkov_reports() -> dict[str, dict]:
+    """One checkov run over k8s/ for both frameworks (checkov's start-up is the slow part)."""
+    env = checkov_env()
+    proc = run_tool([tool("checkov"), "--directory", K8S, "--framework", "kubernetes", "dockerfile",
+                 "--output", "json", "--compact", "--skip-download"], env=env)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"checkov did not report JSON (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                    f"{proc.stderr[-3000:]}", pytrace=False)
+    reports = {r["check_type"]: r for r in (data if isinstance(data, list) else [data])}
+    return reports
 
 
-def _one(kind: str) -> dict:
-    found = [d for d in _resources() if d["kind"] == kind]
-    assert len(found) == 1, f"expected exactly one {kind} in k8s/, found {len(found)}"
-    return found[0]
+@pytest.mark.parametrize("framework", ["kubernetes", "dockerfile"])
+def test_checkov_reports_no_failed_checks(checkov_reports, framework):
+    assert framework in checkov_reports, f"checkov scanned nothing for {framework}: {list(checkov_reports)}"
+    report = checkov_reports[framework]
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0, report["results"].get("parsing_errors")
+    assert summary["passed"] > 0 and summary["resource_count"] > 0, summary
+    assert summary["failed"] == 0, f"checkov {framework} failed checks:\n{failed_summary(report)}"
 
 
-def _pod_spec(resource: dict) -> dict:
-    if resource["kind"] == "CronJob":
-        return resource["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return resource["spec"]["template"]["spec"]
+@pytest.mark.parametrize("framework", ["kubernetes", "dockerfile"])
+def test_checkov_skips_are_deliberate_and_explained(checkov_reports, framework):
+    skipped = checkov_reports[framework]["results"]["skipped_checks"]
+    unexpected = {c["check_id"] for c in skipped} - ALLOWED_CHECKOV_SKIPS[framework]
+    assert not unexpected, f"checks skipped without being listed in ALLOWED_CHECKOV_SKIPS: {unexpected}"
+    for check in skipped:
+        reason = (check.get("check_result") or {}).get("suppress_comment", "").strip()
+        assert len(reason) > 20, f"{check['check_id']} on {check['resource']} is skipped without a reason"
+    if framework == "kubernetes":  # skipped on the resource itself, through its checkov.io/skipN annotation
+        annotated = {(d["kind"], d["metadata"]["name"], v.split("=", 1)[0])
+                     for d in resources(optional=True)
+                     for k, v in (d["metadata"].get("annotations") or {}).items()
+                     if k.startswith("checkov.io/skip")}
+        for check in skipped:
+            kind, _namespace, name = check["resource"].split(".", 2)
+            assert (kind, name, check["check_id"]) in annotated, check["resource"]
 
 
-def _workloads() -> list[dict]:
-    return [d for d in _resources() if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")]
+# -------------------------------------------------------------------------------------------------- hadolint
+
+
+def test_hadolint_reports_nothing_above_info():
+    proc = run_tool([tool("hadolint"), "--no-color", "--format", "json", "--failure-threshold", "warning",
+                 DOCKERFILE])
+    findings = json.loads(proc.stdout or "[]")
+    serious = [f for f in findings if f["level"] in ("error", "warning")]
+    assert proc.returncode == 0 and not serious, "hadolint:\n" + "\n".join(
+        f"line {f['line']}: {f['code']} ({f['level']}) {f['message']}" for f in findings) + proc.stderr
+
+
+def test_hadolint_ignores_carry_a_reason():
+    lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if "hadolint ignore=" in line:
+            above = lines[i - 1].strip() if i else ""
+            assert above.startswith("#") and "hadolint" not in above and len(above) > 10, \
+                f"line {i + 1}: put the reason for `{line.strip()}` in a comment on the line above"
+
+
+# ----------------------------------------------------------------------------------- the image's own contract
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
@@ -139,140 +182,6 @@ def _pinned(path: Path) -> dict[str, str]:
     return pins
 
 
-# -------------------------------------------------------------------------------------- kubernetes-validate
-
-
-def _validate(version: str, files: list[Path]) -> str:
-    proc = _run([_tool("kubernetes-validate"), "--kubernetes-version", version, "--strict", *files])
-    report = (proc.stdout + proc.stderr).strip()
-    # A resource whose apiVersion/kind has no schema is only a WARN with exit status 0: count that as a failure.
-    problems = [line for line in report.splitlines() if not line.startswith("INFO")]
-    assert proc.returncode == 0 and not problems, \
-        f"kubernetes-validate {version} --strict (exit {proc.returncode}):\n" + "\n".join(problems)
-    return report
-
-
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_manifests_validate_against_kubernetes_schema(version):
-    files = _manifest_files()
-    assert files, "no manifests in k8s/"
-    report = _validate(version, files)
-    passed = [line for line in report.splitlines() if " passed for resource " in line]
-    assert len(passed) == len(_resources()), report
-
-
-def test_rendered_kustomization_validates(tmp_path):
-    """The set `kubectl apply -k k8s/` would send, rendered offline where kustomize or kubectl is installed."""
-    if shutil.which("kustomize"):
-        cmd = ["kustomize", "build", K8S]
-    elif shutil.which("kubectl"):
-        cmd = ["kubectl", "kustomize", K8S]
-    else:
-        pytest.skip("neither kustomize nor kubectl is installed to render k8s/kustomization.yaml "
-                    "(each manifest file is still validated on its own)")
-    proc = _run(cmd)
-    assert proc.returncode == 0, proc.stderr
-    rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(proc.stdout, encoding="utf-8")
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-    assert len(docs) == len(_resources())
-    for doc in docs:
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]
-        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == NAMESPACE
-    _validate(KUBERNETES_VERSIONS[0], [rendered])
-
-
-def test_kustomization_lists_every_manifest():
-    kust = yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8"))
-    assert kust["kind"] == "Kustomization"
-    assert kust["namespace"] == NAMESPACE
-    assert sorted(kust["resources"]) == sorted(p.name for p in _manifest_files())
-    assert not set(kust["resources"]) & set(OPTIONAL_MANIFESTS)
-    assert all((K8S / name).is_file() for name in OPTIONAL_MANIFESTS)
-    assert "commonLabels" in kust or "labels" in kust
-    image_names = {i["name"] for i in kust.get("images", [])}
-    assert PIPELINE_IMAGE.split(":")[0] in image_names, "the placeholder image must be replaceable via images:"
-    for doc in _resources(optional=True):  # the files are consistent with the kustomization even when applied alone
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
-
-
-# --------------------------------------------------------------------------------------------------- checkov
-
-
-@pytest.fixture(scope="module")
-def checkov_reports() -> dict[str, dict]:
-    """One checkov run over k8s/ for both frameworks (checkov's start-up is the slow part)."""
-    env = dict(os.environ, CKV_SKIP_PACKAGE_UPDATE_CHECK="true", BC_SKIP_MAPPING="TRUE", LOG_LEVEL="WARNING")
-    proc = _run([_tool("checkov"), "--directory", K8S, "--framework", "kubernetes", "dockerfile",
-                 "--output", "json", "--compact", "--skip-download"], env=env)
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"checkov did not report JSON (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                    f"{proc.stderr[-3000:]}", pytrace=False)
-    reports = {r["check_type"]: r for r in (data if isinstance(data, list) else [data])}
-    return reports
-
-
-def _failed_summary(report: dict) -> str:
-    return "\n".join(f"{c['check_id']} {c['check_name']} -- {c['resource']} ({c['file_path']}:"
-                     f"{c['file_line_range']})" for c in report["results"]["failed_checks"])
-
-
-@pytest.mark.parametrize("framework", ["kubernetes", "dockerfile"])
-def test_checkov_reports_no_failed_checks(checkov_reports, framework):
-    assert framework in checkov_reports, f"checkov scanned nothing for {framework}: {list(checkov_reports)}"
-    report = checkov_reports[framework]
-    summary = report["summary"]
-    assert summary["parsing_errors"] == 0, report["results"].get("parsing_errors")
-    assert summary["passed"] > 0 and summary["resource_count"] > 0, summary
-    assert summary["failed"] == 0, f"checkov {framework} failed checks:\n{_failed_summary(report)}"
-
-
-@pytest.mark.parametrize("framework", ["kubernetes", "dockerfile"])
-def test_checkov_skips_are_deliberate_and_explained(checkov_reports, framework):
-    skipped = checkov_reports[framework]["results"]["skipped_checks"]
-    unexpected = {c["check_id"] for c in skipped} - ALLOWED_CHECKOV_SKIPS[framework]
-    assert not unexpected, f"checks skipped without being listed in ALLOWED_CHECKOV_SKIPS: {unexpected}"
-    for check in skipped:
-        reason = (check.get("check_result") or {}).get("suppress_comment", "").strip()
-        assert len(reason) > 20, f"{check['check_id']} on {check['resource']} is skipped without a reason"
-    if framework == "kubernetes":  # skipped on the resource itself, through its checkov.io/skipN annotation
-        annotated = {(d["kind"], d["metadata"]["name"], v.split("=", 1)[0])
-                     for d in _resources(optional=True)
-                     for k, v in (d["metadata"].get("annotations") or {}).items()
-                     if k.startswith("checkov.io/skip")}
-        for check in skipped:
-            kind, _namespace, name = check["resource"].split(".", 2)
-            assert (kind, name, check["check_id"]) in annotated, check["resource"]
-
-
-# -------------------------------------------------------------------------------------------------- hadolint
-
-
-def test_hadolint_reports_nothing_above_info():
-    proc = _run([_tool("hadolint"), "--no-color", "--format", "json", "--failure-threshold", "warning",
-                 DOCKERFILE])
-    findings = json.loads(proc.stdout or "[]")
-    serious = [f for f in findings if f["level"] in ("error", "warning")]
-    assert proc.returncode == 0 and not serious, "hadolint:\n" + "\n".join(
-        f"line {f['line']}: {f['code']} ({f['level']}) {f['message']}" for f in findings) + proc.stderr
-
-
-def test_hadolint_ignores_carry_a_reason():
-    lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if "hadolint ignore=" in line:
-            above = lines[i - 1].strip() if i else ""
-            assert above.startswith("#") and "hadolint" not in above and len(above) > 10, \
-                f"line {i + 1}: put the reason for `{line.strip()}` in a comment on the line above"
-
-
-# ----------------------------------------------------------------------------------- the image's own contract
-
-
 def test_dockerfile_base_image_is_the_installed_tfx_version():
     tfx_version = _pinned(REPO / "requirements-tfx.txt")["tfx"]
     froms = [args for keyword, args in _dockerfile_instructions() if keyword == "FROM"]
@@ -296,7 +205,7 @@ def test_dockerfile_environment_user_and_code():
     assert uid.isdigit() and int(uid) > 0, f"USER must be a numeric non-root uid (runAsNonRoot), got {users[-1]}"
     assert not gid or (gid.isdigit() and int(gid) > 0), users[-1]
     # The pipeline pod runs as the image's user (its files, e.g. the fetched data, are readable to it).
-    assert _pod_spec(_one("CronJob"))["securityContext"]["runAsUser"] == int(uid)
+    assert pod_spec(one_resource("CronJob"))["securityContext"]["runAsUser"] == int(uid)
 
     workdir = [args for keyword, args in instructions if keyword == "WORKDIR"][-1]
     assert workdir.startswith("/")
@@ -340,17 +249,17 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context():
 def _pod_templates() -> list[tuple[str, dict]]:
     """(where, pod template) of every workload, the TFJob's replicas included."""
     templates = []
-    for workload in _workloads():
+    for workload in workloads():
         template = (workload["spec"]["jobTemplate"]["spec"]["template"] if workload["kind"] == "CronJob"
                     else workload["spec"]["template"])
         templates.append((f"{workload['kind']}/{workload['metadata']['name']}", template))
-    for replica, spec in _tfjob()["spec"]["tfReplicaSpecs"].items():
-        templates.append((f"TFJob/{_tfjob()['metadata']['name']}/{replica}", spec["template"]))
+    for replica, spec in tfjob()["spec"]["tfReplicaSpecs"].items():
+        templates.append((f"TFJob/{tfjob()['metadata']['name']}/{replica}", spec["template"]))
     return templates
 
 
 def test_every_pod_is_hardened():
-    assert {w["kind"] for w in _workloads()} == {"Deployment", "CronJob"}
+    assert {w["kind"] for w in workloads()} == {"Deployment", "CronJob"}
     templates = _pod_templates()
     assert len(templates) == 4  # serving, the CronJob, the TFJob's chief and workers
     for where, template in templates:
@@ -375,8 +284,8 @@ def test_every_pod_is_hardened():
 
 
 def test_tensorflow_serving():
-    deployment = _one("Deployment")
-    pod = _pod_spec(deployment)
+    deployment = one_resource("Deployment")
+    pod = pod_spec(deployment)
     (container,) = pod["containers"]
     assert container["image"] == SERVING_IMAGE
     args = " ".join(container.get("command", []) + container.get("args", []))
@@ -391,21 +300,21 @@ def test_tensorflow_serving():
     assert models["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == models["name"])
     claim = volume["persistentVolumeClaim"]["claimName"]
-    assert claim in {p["metadata"]["name"] for p in _resources() if p["kind"] == "PersistentVolumeClaim"}
+    assert claim in {p["metadata"]["name"] for p in resources() if p["kind"] == "PersistentVolumeClaim"}
 
-    service = _one("Service")
+    service = one_resource("Service")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
 
 
 def test_pipeline_cronjob():
-    cronjob = _one("CronJob")
+    cronjob = one_resource("CronJob")
     spec = cronjob["spec"]
     assert spec["schedule"] == "0 3 * * 1"
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["startingDeadlineSeconds"] > 0
     assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
-    pod = _pod_spec(cronjob)
+    pod = pod_spec(cronjob)
     (container,) = pod["containers"]
     assert container["image"] == PIPELINE_IMAGE
     command = container.get("command", []) + container.get("args", [])
@@ -422,7 +331,7 @@ def test_pipeline_cronjob():
         mount_path = max((m for m in mounts if path == m or path.startswith(m.rstrip("/") + "/")), key=len)
         return claims_by_volume[mounts[mount_path]["name"]], mounts[mount_path]
 
-    serving_pod = _pod_spec(_one("Deployment"))
+    serving_pod = pod_spec(one_resource("Deployment"))
     serving_claim = next(v["persistentVolumeClaim"]["claimName"] for v in serving_pod["volumes"]
                          if "persistentVolumeClaim" in v)
     claim, mount = claim_of("/mnt/serving")
@@ -434,158 +343,10 @@ def test_pipeline_cronjob():
 
 
 def test_network_policies_cover_every_workload():
-    policies = [d for d in _resources(optional=True) if d["kind"] == "NetworkPolicy"]
+    policies = [d for d in resources(optional=True) if d["kind"] == "NetworkPolicy"]
     for where, template in _pod_templates():
         labels = template["metadata"]["labels"]
         assert any(set(p["spec"]["podSelector"].get("matchLabels", {}).items()) <= set(labels.items())
                    for p in policies), f"no NetworkPolicy selects {where}"
 
 
-# ------------------------------------------------------------------------------------- the TFJob (distributed Trainer)
-
-
-def _tfjob() -> dict:
-    (job,) = [d for d in _docs(TFJOB_FILE) if d["kind"] == "TFJob"]
-    return job
-
-
-# Run with .venv-tools' Python: validates JSON documents (stdin) against k8s/schemas/tfjob-v1.json, with the strict
-# Kubernetes definitions kubernetes-validate ships registered under their own $id; prints each document's errors.
-_TFJOB_VALIDATOR = r"""
-import json, sys
-import importlib_resources, jsonschema
-from referencing import Registry, Resource
-version, schema_file = sys.argv[1], sys.argv[2]
-folder = importlib_resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}-local-strict"
-definitions = json.loads((folder / "_definitions.json").read_text())
-assert definitions["$id"] == "https://kubernetes.io/api/_definitions.json", definitions["$id"]
-with open(schema_file) as f:
-    schema = json.load(f)
-jsonschema.Draft202012Validator.check_schema(schema)
-validator = jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(definitions) @ Registry())
-print(json.dumps([sorted("/".join(map(str, e.absolute_path)) + ": " + e.message for e in validator.iter_errors(doc))
-                  for doc in json.load(sys.stdin)]))
-"""
-
-
-def _validate_tfjobs(version: str, docs: list[dict]) -> list[list[str]]:
-    proc = _run([_tool("python"), "-c", _TFJOB_VALIDATOR, version, TFJOB_SCHEMA], input=json.dumps(docs))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
-
-
-def _broken(edit) -> dict:
-    job = json.loads(json.dumps(_tfjob()))  # a deep copy (the YAML anchor shares the replicas' template)
-    edit(job)
-    return job
-
-
-def _container(job: dict, replica: str = "Chief") -> dict:
-    return job["spec"]["tfReplicaSpecs"][replica]["template"]["spec"]["containers"][0]
-
-
-# Each must be refused: the schema and the strict pod schema really check what the TFJob sets.
-BROKEN_TFJOBS = {
-    "api version": lambda j: j.update(apiVersion="kubeflow.org/v2"),
-    "replica type": lambda j: j["spec"]["tfReplicaSpecs"].update(Wroker=j["spec"]["tfReplicaSpecs"].pop("Worker")),
-    "two chiefs": lambda j: j["spec"]["tfReplicaSpecs"]["Chief"].update(replicas=2),
-    "replicas as text": lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(replicas="3"),
-    "restart policy": lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(restartPolicy="Sometimes"),
-    "run policy field": lambda j: j["spec"]["runPolicy"].update(cleanPodPolcy="All"),
-    "container field": lambda j: _container(j).update(imagePullPolcy="Always"),
-    "container name": lambda j: _container(j, "Worker").update(name="trainer"),
-    "resource quantity": lambda j: _container(j)["resources"]["limits"].update(cpu=["8"]),
-    "no template": lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].pop("template"),
-}
-
-
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_tfjob_validates_against_the_training_operator_schema(version):
-    schema = json.loads(TFJOB_SCHEMA.read_text(encoding="utf-8"))
-    assert "kubeflow-training==1.9.4" in schema["$comment"]  # where its fields come from
-    names = list(BROKEN_TFJOBS)
-    results = _validate_tfjobs(version, [_tfjob()] + [_broken(BROKEN_TFJOBS[name]) for name in names])
-    assert results[0] == [], "k8s/trainer-tfjob.yaml:\n" + "\n".join(results[0])
-    for name, errors in zip(names, results[1:]):
-        assert errors, f"a TFJob with a broken {name} was accepted"
-
-
-def test_tfjob_companions_validate_against_kubernetes_schema(tmp_path):
-    """The ConfigMap and NetworkPolicy beside the TFJob, with the strict Kubernetes schemas."""
-    others = [d for d in _docs(TFJOB_FILE) if d["kind"] != "TFJob"]
-    assert {d["kind"] for d in others} == {"ConfigMap", "NetworkPolicy"}
-    rendered = tmp_path / "companions.yaml"
-    rendered.write_text(yaml.safe_dump_all(others), encoding="utf-8")
-    for version in KUBERNETES_VERSIONS:
-        report = _validate(version, [rendered])
-        assert len([line for line in report.splitlines() if " passed for resource " in line]) == len(others)
-
-
-def test_tfjob_runs_the_training_entry_point_on_the_pipeline_root():
-    from components.trainer_settings import TrainerSettings
-    from pipeline import train_job
-
-    job = _tfjob()
-    assert job["apiVersion"] == "kubeflow.org/v1" and job["metadata"]["namespace"] == NAMESPACE
-    replicas = job["spec"]["tfReplicaSpecs"]
-    assert set(replicas) == {"Chief", "Worker"}
-    assert replicas["Chief"]["replicas"] == 1 and replicas["Worker"]["replicas"] >= 1
-    claims = {d["metadata"]["name"]: d for d in _resources() if d["kind"] == "PersistentVolumeClaim"}
-    (config_map,) = [d for d in _docs(TFJOB_FILE) if d["kind"] == "ConfigMap"]
-    for replica, spec in replicas.items():
-        assert spec["restartPolicy"] in ("OnFailure", "Never", "ExitCode"), replica
-        pod = spec["template"]["spec"]
-        (container,) = pod["containers"]
-        assert container["name"] == "tensorflow" and container["image"] == PIPELINE_IMAGE
-        assert {"name": "tfjob-port", "containerPort": 2222, "protocol": "TCP"} in container["ports"]
-        assert container["command"] == ["python", "-m", "pipeline.train_job"]
-        # The arguments as the kubelet expands them ($(VAR) from the container's env), read by the entry point.
-        env = {e["name"]: e["value"] for e in container["env"]}
-        args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
-        parsed = train_job.build_parser().parse_args(args)
-        assert (REPO / "pipeline" / "train_job.py").is_file()
-        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-        volumes = {v["name"]: v for v in pod["volumes"]}
-
-        def volume_of(path: str) -> dict:
-            mount = max((m for m in mounts if str(path).startswith(m.rstrip("/") + "/")), key=len)
-            return volumes[mounts[mount]["name"]]
-
-        for path in (parsed.examples, parsed.transform_graph, parsed.model_dir):
-            claim = volume_of(path)["persistentVolumeClaim"]["claimName"]
-            assert claim == "bert-pipeline-root" and claim in claims, path
-        assert parsed.examples.startswith("/mnt/pipeline/root/Transform/transformed_examples/")
-        assert parsed.transform_graph.startswith("/mnt/pipeline/root/Transform/transform_graph/")
-        # --config is the ConfigMap's key, and holds what run_fn reads, strictly (every Trainer setting).
-        source = volume_of(parsed.config)["configMap"]["name"]
-        assert source == config_map["metadata"]["name"]
-        settings = TrainerSettings.from_custom_config(json.loads(config_map["data"][parsed.config.name]))
-        assert settings.pretrained_dir.startswith("/pipeline/data/checkpoints/")
-
-
-def test_tfjob_pods_pass_checkov(tmp_path):
-    """checkov has no checks for a TFJob's pod templates: each replica's pod, as a Job, is checked instead (with the
-    file's NetworkPolicy, which its graph checks look for)."""
-    job = _tfjob()
-    policies = [d for d in _docs(TFJOB_FILE) if d["kind"] == "NetworkPolicy"]
-    (tmp_path / "policies.yaml").write_text(yaml.safe_dump_all(policies), encoding="utf-8")
-    jobs = set()
-    for replica, spec in job["spec"]["tfReplicaSpecs"].items():
-        name = f"{job['metadata']['name']}-{replica.lower()}"
-        as_job = {"apiVersion": "batch/v1", "kind": "Job",
-                  "metadata": {"name": name, "namespace": NAMESPACE, "labels": job["metadata"]["labels"],
-                               "annotations": {"checkov.io/skip1": "CKV_K8S_43=The project image is a placeholder "
-                                                                   "tag replaced per deployment, like the CronJob's"}},
-                  "spec": {"backoffLimit": 1, "template": {**spec["template"], "spec": {
-                      **spec["template"]["spec"], "restartPolicy": "OnFailure"}}}}
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(as_job), encoding="utf-8")
-        jobs.add(f"Job.{NAMESPACE}.{name}")
-    env = dict(os.environ, CKV_SKIP_PACKAGE_UPDATE_CHECK="true", BC_SKIP_MAPPING="TRUE", LOG_LEVEL="WARNING")
-    proc = _run([_tool("checkov"), "--directory", tmp_path, "--framework", "kubernetes", "--output", "json",
-                 "--compact", "--skip-download"], env=env)
-    report = json.loads(proc.stdout)
-    summary = report["summary"]
-    assert summary["passed"] > 0 and summary["parsing_errors"] == 0, summary
-    assert jobs <= {c["resource"] for c in report["results"]["passed_checks"]}, "checkov did not check both pods"
-    assert summary["failed"] == 0, _failed_summary(report)
-    assert {c["check_id"] for c in report["results"]["skipped_checks"]} <= ALLOWED_CHECKOV_SKIPS["kubernetes"]
