@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from pipeline import assets  # noqa: E402
 from pipeline.config import MODEL_NAME, default_serving_dir  # noqa: E402
 from pipeline.serving.process import ServerProcess  # noqa: E402
+from components.quiet_exit import quiet_exit  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
 
@@ -166,6 +167,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    os._exit(code)
+    quiet_exit(main())

@@ -19,6 +19,8 @@ import os
 import sys
 import time
 
+from components.quiet_exit import quiet_exit
+
 # Python packages a served model must not need (TF Serving has none of them).
 FOREIGN_MODULES = ("tfx", "tfx_bsl", "tensorflow_transform", "tensorflow_model_analysis", "tf_keras", "keras",
                    "apache_beam", "tensorflow_text")
@@ -109,5 +111,4 @@ if __name__ == "__main__":
                   "problems": [f"the model does not load: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
                                if str(e).strip() else f"the model does not load: {type(e).__name__}"]}
     print(json.dumps(result), flush=True)
-    sys.stdout.flush()
-    os._exit(0)  # skip TF's noisy interpreter teardown
+    quiet_exit(0)

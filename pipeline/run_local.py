@@ -30,6 +30,7 @@ import traceback
 from typing import List, Optional
 
 from pipeline import assets, console, inputs, options
+from components.quiet_exit import quiet_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,9 +220,4 @@ def report_input_error(args: argparse.Namespace, error: Exception) -> None:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: TF 2.16 prints spurious "Exception ignored in AtomicFunction.__del__"
-    # tracebacks while it garbage-collects at exit. Everything has been written and flushed by now.
-    os._exit(code)
+    quiet_exit(main())

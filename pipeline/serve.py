@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from components import settings as contract  # noqa: E402
+from components.quiet_exit import quiet_exit  # noqa: E402
 from pipeline.config import default_serving_dir  # noqa: E402
 from pipeline.options import HelpFormatter  # noqa: E402
 from pipeline.serving.server import ServerSettings  # noqa: E402
@@ -110,6 +111,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    os._exit(code)  # TF's interpreter teardown prints spurious tracebacks
+    quiet_exit(main())

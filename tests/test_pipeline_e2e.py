@@ -41,12 +41,15 @@ def test_first_run_is_blessed_pushed_and_summarised(first_run):
     assert "blessed: True" in proc.stdout
 
 
-def test_a_run_leaves_no_copy_of_tfx_in_the_temp_folder(first_run):
+def test_a_run_leaves_no_copy_of_tfx_and_no_generated_source_in_the_temp_folder(first_run):
     # TFX's Beam executors would copy TFX's 52 MB package into a temp folder per Beam step and never delete it
-    # (pipeline/beam_dependencies.py); what the run leaves in its TMPDIR is at most small files.
+    # (pipeline/beam_dependencies.py); autograph's generated sources are deleted by an exit handler that os._exit
+    # would skip (components/quiet_exit.py). What the run leaves in its TMPDIR is at most small files.
     paths, _, _ = first_run
     copies = sorted(str(p.parent.parent) for p in paths["temp"].glob("*/build/tfx/setup.py"))
     assert copies == []
+    generated = sorted(p.name for p in paths["temp"].rglob("__autograph_generated_file*"))
+    assert generated == [], f"{len(generated)} autograph sources left behind"
     left = sum(p.stat().st_size for p in paths["temp"].rglob("*") if p.is_file())
     assert left < 5 * 2**20, f"{left} bytes left in the run's temp folder"
 
