@@ -14,9 +14,7 @@ import sys
 
 
 def quiet_exit(code: int) -> None:
-    """Flush the console, run the atexit handlers, and end the process with `code`, skipping the teardown."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    """Run the atexit handlers, flush the console, and end the process with `code`, skipping the teardown."""
     # atexit has no public "run the handlers now"; _run_exitfuncs is what the interpreter itself calls at exit.
     atexit._run_exitfuncs()
     sys.stdout.flush()
