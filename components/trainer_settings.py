@@ -71,9 +71,8 @@ class TrainerSettings:
         "auto", "tf.distribute strategy: auto picks multi_worker when TF_CONFIG describes more than one task (TFJob, "
                 "Vertex AI Training), mirrored with more than one local GPU, else default (one device)",
         flag="--distribution", choices=STRATEGIES)
-    # float32 by default: a full default run in mixed_bfloat16 on the development CPU (AVX-512 BF16, AMX) was slower
-    # (Trainer 835 s against 684 s) at the same accuracy; on 20newsgroups at 128 tokens it was 1.55x as fast, at
-    # the same accuracy. See components/precision.py and the README.
+    # float32 by default: slower than float32 on the default data, faster on long texts; the measurements are in
+    # components/precision.py's docstring and the README.
     precision: str = setting(
         "float32", "training precision: mixed_bfloat16 computes in bfloat16 with float32 weights; bf16_if_native "
                    "picks it on a CPU with native bfloat16 instructions (AVX-512 BF16 / AMX) and no GPU, else "
