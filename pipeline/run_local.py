@@ -29,8 +29,9 @@ import time
 import traceback
 from typing import List, Optional
 
-from pipeline import assets, console, inputs, options
-from components.quiet_exit import quiet_exit
+from pipeline.data import assets
+from pipeline.cli import console, inputs, options
+from components.runtime.quiet_exit import quiet_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         status, summary, config = _main(args, log)
     if config is not None:
         write_reports(args, Path(config.pipeline_root), summary)
-        from pipeline.summary import summary_lines
+        from pipeline.cli.summary import summary_lines
 
         print("\n".join(summary_lines(summary)), flush=True)
     return status
@@ -132,11 +133,11 @@ def _run(config, warnings: List[str], err):
     """Runs the pipeline with a line per step; returns (exit status, summary)."""
     from tfx import v1 as tfx
 
-    from components.gates import DataValidationError
-    from components.serving_check import ServingCheckError
-    from pipeline import beam_dependencies
-    from pipeline import summary as s
-    from pipeline.pipeline import create_pipeline
+    from components.validation.gates import DataValidationError
+    from components.release.serving_check import ServingCheckError
+    from pipeline.dag import beam_dependencies
+    from pipeline.cli import summary as s
+    from pipeline.dag.pipeline import create_pipeline
 
     reporter = console.StepReporter(
         0, lambda node, execution: s.step_figure(config.metadata_path, node, execution))
@@ -170,7 +171,7 @@ def _run(config, warnings: List[str], err):
         print(f"error: {error}", file=err, flush=True)
     summary = s.collect_summary(config, time.time() - start, warnings, error)
     try:  # the report, of a finished or a stopped run alike; a failure to draw it never changes the run's outcome
-        from pipeline.report import write_report
+        from pipeline.cli.report import write_report
 
         summary["report"] = write_report(config, summary)
     except Exception as e:  # noqa: BLE001 - reported in one line
@@ -181,7 +182,7 @@ def _run(config, warnings: List[str], err):
 
 def step_advice(node: Optional[str]) -> str:
     """What a user can try when a step fails with an error of its own (not a refusal of the data)."""
-    from pipeline import nodes
+    from pipeline.dag import nodes
 
     advice = {
         nodes.EXAMPLE_GEN: "check that the CSV files can be read and did not change during the run",
@@ -196,7 +197,7 @@ def step_advice(node: Optional[str]) -> str:
 def write_reports(args: argparse.Namespace, pipeline_root: Optional[Path], summary: dict) -> None:
     """The summary to --summary-json, and the anomalies and warnings to <pipeline_root>/anomalies.json (machine-
     readable, for whatever watches the pipeline: empty lists when the data passed every check)."""
-    from pipeline.summary import ANOMALIES_REPORT, write_json
+    from pipeline.cli.summary import ANOMALIES_REPORT, write_json
 
     if args.summary_json:
         write_json(str(args.summary_json), summary)

@@ -1,11 +1,11 @@
-"""The pipeline's Trainer step as a stand-alone job: components/trainer.py's run_fn on a Transform step's outputs.
+"""The pipeline's Trainer step as a stand-alone job: components/modules/trainer.py's run_fn on a Transform step's outputs.
 
     python -m pipeline.train_job --examples ROOT/Transform/transformed_examples/ID \\
         --transform-graph ROOT/Transform/transform_graph/ID --model-dir /models/candidate --config trainer.json
 
 This is how the same module runs as a multi-worker job outside the pipeline, e.g. as a Kubeflow TFJob
 (k8s/trainer-tfjob.yaml): every replica runs this command with the TF_CONFIG the Training Operator sets, run_fn trains
-under MultiWorkerMirroredStrategy (components/distribution.py), and only the chief writes the model. The inputs are
+under MultiWorkerMirroredStrategy (components/model/distribution.py), and only the chief writes the model. The inputs are
 read as TFX's Trainer reads them (TFX's own FnArgs from the artifacts); --config is the Trainer's custom_config, as
 the pipeline passes it (the Kubeflow spec's `trainer_config` parameter, or `training_history.json`'s settings).
 
@@ -27,7 +27,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
-RUN_FNS = {"trainer": "components.trainer.run_fn", "pretrainer": "components.pretraining.run_fn"}
+RUN_FNS = {"trainer": "components.modules.trainer.run_fn", "pretrainer": "components.modules.pretraining.run_fn"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,9 +78,9 @@ def _check(args: argparse.Namespace) -> dict:
         config = json.loads(args.config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"--config {args.config}: {e}.") from None
-    from components.pretraining_settings import PretrainerSettings
-    from components.settings import SettingsError
-    from components.trainer_settings import TrainerSettings
+    from components.settings.pretraining import PretrainerSettings
+    from components.settings.base import SettingsError
+    from components.settings.trainer import TrainerSettings
 
     try:
         (PretrainerSettings if args.step == "pretrainer" else TrainerSettings).from_custom_config(config)
@@ -120,7 +120,7 @@ def fn_args(args: argparse.Namespace, custom_config: dict):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from components import distribution
+    from components.model import distribution
 
     try:
         distribution.read_tf_config()  # a bad TF_CONFIG is the user's to fix, before TensorFlow starts

@@ -1,4 +1,4 @@
-"""Regenerates components/tf_serving_ops.json: the ops the pinned stock TensorFlow Serving image can run.
+"""Regenerates components/release/tf_serving_ops.json: the ops the pinned stock TensorFlow Serving image can run.
 
 The stock `tensorflow/serving` image links TensorFlow's own ops (of the TensorFlow version it was built with) and
 tensorflow-text 2.12.1's ops (every image from 2.12 to 2.19 links that release). Both lists are read from the op
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "components" / "tf_serving_ops.json"
+OUT = Path(__file__).resolve().parent.parent / "components" / "release" / "tf_serving_ops.json"
 IMAGE = "tensorflow/serving:2.16.1"  # k8s/serving-deployment.yaml pins the same tag (tests/test_k8s.py checks)
 
 # Prints {"version": ..., "before": [ops after `import tensorflow`], "after": [ops after tensorflow_text too]}.

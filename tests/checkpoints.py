@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 from safetensors.numpy import save_file
 
-from components import bert
+from components.model import bert
 
 
 def hf_tensors(config: bert.BertConfig, seed: int = 0) -> dict:

@@ -25,7 +25,7 @@ QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", 
 
 # The nodes a second run on the same data takes from the cache, and those that run again: the validation against
 # the last accepted data, whose baseline is then the first run's statistics (they are cheap).
-from pipeline import pipeline as nodes  # noqa: E402  (the node ids, defined where the DAG is built)
+from pipeline.dag import pipeline as nodes  # noqa: E402  (the node ids, defined where the DAG is built)
 
 UPSTREAM = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.IMPORT_SCHEMA_GEN, nodes.SCHEMA_GEN, nodes.EXAMPLE_VALIDATOR,
             nodes.TRANSFORM)

@@ -73,7 +73,7 @@ def compiled(tmp_path_factory):
         assert kfp_cli.main([*args, "--output", str(base / "again.json")]) == 0
         assert kfp_cli.main([*args, "--output", str(base / "spec.yaml")]) == 0
     job = json.loads((base / "cli.json").read_text())
-    from pipeline.pipeline import create_pipeline
+    from pipeline.dag.pipeline import create_pipeline
 
     config = kfp_options.kubeflow_config(kfp_cli.build_parser().parse_args([*args, "--output", "unused.json"]))
     return SimpleNamespace(base=base, root=root, path=base / "cli.json", job=job, spec=job["pipelineSpec"],

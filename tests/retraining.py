@@ -5,7 +5,7 @@ fixtures of conftest.py.
 
 It is a user's own data, as a user would give it: CSV files with columns of their own naming, given only through
 --data-root, --text-column and --label-column, with no --schema. Its protection is the schema the first accepted run
-froze under the pipeline root (components/frozen_schema.py) with the default text checks; the built-in datasets'
+froze under the pipeline root (components/validation/frozen_schema.py) with the default text checks; the built-in datasets'
 curated schemas work the same way (ImportSchemaGen instead of the frozen file) and are run end to end by
 test_pipeline_e2e.py.
 """
@@ -18,7 +18,7 @@ import random
 import shutil
 from pathlib import Path
 
-from pipeline import pipeline as nodes
+from pipeline.dag import pipeline as nodes
 from conftest import run_local
 
 TEXT, LABEL = "review", "verdict"  # the user's column names

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from pipeline import pipeline as nodes
+from pipeline.dag import pipeline as nodes
 from conftest import OWN_DATA_UPSTREAM, VALIDATION
 from retraining import LABEL, TEXT, N, Case, rows, snapshot, write_csv
 

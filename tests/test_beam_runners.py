@@ -23,9 +23,9 @@ from tfx.dsl.components.base import executor_spec
 
 from conftest import assert_one_error, run_local
 from kubeflow_fixtures import process_state_kept
-from pipeline import options
+from pipeline.cli import options
 from pipeline import run_local as run_local_module
-from pipeline.inputs import InputError
+from pipeline.cli.inputs import InputError
 from pipeline.kubeflow import cli as kfp_cli
 
 IMAGE = "registry.example.com/ml/bert-tfx-pipeline:1.2.3"  # compile --image
@@ -89,7 +89,7 @@ def beam_steps(pipeline) -> dict:
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_local_preset_reaches_the_pipeline_and_its_beam_steps(data_root, name):
-    from pipeline.pipeline import create_pipeline
+    from pipeline.dag.pipeline import create_pipeline
 
     config, _, _ = options.local_config(local_args(data_root, *PRESETS[name][0], "--beam-sdk-image", SDK_IMAGE)
                                         if name != "direct" else local_args(data_root))

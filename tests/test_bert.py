@@ -1,4 +1,4 @@
-"""Tests of components/bert.py and components/hf_checkpoint.py: parity with Hugging Face BertModel, strict weight loading, presets, export."""
+"""Tests of components/model/bert.py and components/model/hf_checkpoint.py: parity with Hugging Face BertModel, strict weight loading, presets, export."""
 
 import os
 
@@ -16,8 +16,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from checkpoints import hf_tensors as _hf_tensors, write_checkpoint as _write_checkpoint
-from components import bert, hf_checkpoint
-from pipeline.assets import ensure_checkpoint
+from components.model import bert, hf_checkpoint
+from pipeline.data.assets import ensure_checkpoint
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minilm_l6_reference.json"
 

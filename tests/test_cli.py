@@ -91,7 +91,7 @@ def test_a_step_that_fails_ends_with_one_line_naming_it(tmp_path):
     it) ends the run with one `error:` line that names the step and what to try, never a raw exception."""
     import shutil
 
-    from pipeline.assets import ensure_checkpoint
+    from pipeline.data.assets import ensure_checkpoint
 
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(ensure_checkpoint(), checkpoint)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import pipeline as nodes
+from pipeline.dag import pipeline as nodes
 from conftest import QUICK_ARGS, REPO
 from serving_server import push_model
 
@@ -122,7 +122,7 @@ def _push_while_watching(executor_class, model_uri: Path, tmp_path: Path):
 def test_atomic_pusher_never_exposes_a_partial_version(model_uri, tmp_path, slow_copy):
     import tensorflow as tf
 
-    from components.pusher import AtomicPusherExecutor
+    from components.release.pusher import AtomicPusherExecutor
 
     base, pushed, watcher = _push_while_watching(AtomicPusherExecutor, model_uri, tmp_path)
     assert watcher.polls > 100 and watcher.complete_seen > 0
@@ -149,7 +149,7 @@ def test_the_watcher_catches_the_stock_pushers_partial_versions(model_uri, tmp_p
 
 
 def test_atomic_pusher_takes_the_next_free_version_and_cleans_up(model_uri, tmp_path):
-    from components.pusher import STAGING_PREFIX, AtomicPusherExecutor
+    from components.release.pusher import STAGING_PREFIX, AtomicPusherExecutor
 
     base = tmp_path / "bert_classifier"
     now = int(time.time())
@@ -209,7 +209,7 @@ def _command(code: Path, args) -> list:
 
 
 def _env() -> dict:
-    from pipeline.assets import DATA_DIR  # the checkout's data and weights, not a copy of them
+    from pipeline.data.assets import DATA_DIR  # the checkout's data and weights, not a copy of them
 
     return {**os.environ, "TF_USE_LEGACY_KERAS": "1", "BERT_TFX_DATA_DIR": str(DATA_DIR)}
 
@@ -230,7 +230,7 @@ def crash_and_rerun(tmp_path_factory):
     """Starts a run; while it holds the pipeline root, starts a second one with the same arguments (refused);
     SIGKILLs the first one's process group once its Trainer is training; runs again with the same arguments
     while a watcher polls the serving directory. Returns what each step observed."""
-    from pipeline.summary import RunRecord
+    from pipeline.cli.summary import RunRecord
 
     base = tmp_path_factory.mktemp("crash")
     code = _snapshot_code(base / "code")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from checkpoints import hf_tensors, write_checkpoint
-from components import bert, distribution
+from components.model import bert, distribution
 from signatures import check_signatures
 
 REPO = Path(__file__).resolve().parent.parent

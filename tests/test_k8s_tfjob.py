@@ -91,7 +91,7 @@ def test_tfjob_companions_validate_against_kubernetes_schema(tmp_path):
 
 
 def test_tfjob_runs_the_training_entry_point_on_the_pipeline_root():
-    from components.trainer_settings import TrainerSettings
+    from components.settings.trainer import TrainerSettings
     from pipeline import train_job
 
     job = tfjob()

@@ -105,11 +105,11 @@ def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(com
         assert not {"module_file", "module_path"} & set(task.get("inputs", {}).get("parameters", {})), name
     tasks = spec["root"]["dag"]["tasks"]
     constant = lambda task, key: tasks[task]["inputs"]["parameters"][key]["runtimeValue"]["constant"]  # noqa: E731
-    assert constant("Trainer", "run_fn") == "components.trainer.run_fn"
-    assert constant("Transform", "preprocessing_fn") == "components.preprocessing.preprocessing_fn"
+    assert constant("Trainer", "run_fn") == "components.modules.trainer.run_fn"
+    assert constant("Transform", "preprocessing_fn") == "components.modules.preprocessing.preprocessing_fn"
     assert constant("ImportSchemaGen", "schema_file") == "/pipeline/schema/rotten_tomatoes/schema.pbtxt"
     gate_args = executors["DataValidationGate_executor"]["container"]["args"]
-    assert gate_args[gate_args.index("--executor_class_path") + 1].startswith("components.gates.")
+    assert gate_args[gate_args.index("--executor_class_path") + 1].startswith("components.validation.gates.")
 
 
 def test_runtime_parameters_are_root_inputs_with_the_compiled_defaults(compiled):
@@ -216,7 +216,7 @@ def test_every_trainer_setting_is_in_the_runtime_parameter_and_settable_per_run(
     run_fn reads (strictly)."""
     import dataclasses
 
-    from components.trainer_settings import TrainerSettings, hyperparameters
+    from components.settings.trainer import TrainerSettings, hyperparameters
 
     declared = compiled.spec["root"]["inputDefinitions"]["parameters"]
     default = json.loads(declared["trainer_config"]["defaultValue"])
@@ -283,7 +283,7 @@ def test_local_options_the_compiler_allows(tmp_path, compiled):
 VERTEX_ARGS = ["--trainer-workers", "3", "--trainer-machine-type", "n1-highmem-16", "--vertex-project", "my-project",
                "--vertex-region", "europe-west4"]
 PLAIN_TRAINER = "tfx.components.trainer.executor.GenericExecutor"
-VERTEX_TRAINER = "components.trainer_executor.VertexTrainerExecutor"
+VERTEX_TRAINER = "components.modules.trainer_executor.VertexTrainerExecutor"
 
 
 def _trainer_executor(spec: dict) -> dict:
@@ -311,7 +311,7 @@ def test_one_trainer_worker_keeps_the_plain_trainer(compiled):
 
 
 def test_trainer_workers_run_the_trainer_as_a_vertex_job(vertex_spec, compiled):
-    from components.trainer_settings import TrainerSettings
+    from components.settings.trainer import TrainerSettings
 
     tasks = vertex_spec["root"]["dag"]["tasks"]
     assert set(tasks) == set(compiled.spec["root"]["dag"]["tasks"])  # the same DAG, the node id still Trainer

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kfp_local  # noqa: E402
 from retraining import LABEL, TEXT, rows, write_csv  # noqa: E402
 
-from pipeline import pipeline as nodes  # noqa: E402
+from pipeline.dag import pipeline as nodes  # noqa: E402
 from pipeline.kubeflow import compiler, entrypoint, parameters  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def test_inputs_were_upstream_outputs_as_kfp_hands_them_over(executed):
     assert given[0]["type"] == {"instanceSchema": ""}
     trainer = results[nodes.TRAINER].executor_input["inputs"]["parameterValues"]
     assert json.loads(trainer["train_args"]) == {"splits": ["train"], "num_steps": 3}
-    assert trainer["run_fn"] == "components.trainer.run_fn"
+    assert trainer["run_fn"] == "components.modules.trainer.run_fn"
     assert results[nodes.EXAMPLE_GEN].executor_input["inputs"]["parameterValues"]["input_base"] == str(executed.data)
 
 

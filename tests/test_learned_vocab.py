@@ -25,8 +25,9 @@ import tokenizers
 from conftest import run_local
 from test_preprocessing import analyze_and_transform
 
-from components import features, preprocessing
-from components.features import TransformSettings
+from components import features
+from components.modules import preprocessing
+from components.settings.transform import TransformSettings
 
 NEUTRAL = ["영화", "배우", "연기", "이야기", "음악", "장면", "감독", "주인공", "오늘", "정말", "너무", "그리고",
            "이번", "처음", "친구", "가족", "극장", "시간", "결말", "대사"]
@@ -86,7 +87,7 @@ def test_learned_vocab_settings():
     assert json.loads(json.dumps(config)) == config
     assert TransformSettings.from_custom_config(config) == s
     assert TransformSettings("text", "label", "", vocab_mode="learn").learned_vocab_size == \
-        features.DEFAULT_LEARNED_VOCAB_SIZE
+        TransformSettings.learned_vocab_size
     for bad in (dict(vocab_file="v.txt", vocab_mode="learn"), dict(vocab_file="", vocab_mode="checkpoint"),
                 dict(vocab_file="", vocab_mode="bpe"), dict(vocab_file="", vocab_mode="learn", learned_vocab_size=5)):
         with pytest.raises(ValueError):
@@ -115,7 +116,7 @@ def korean_run(tmp_path_factory):
 def test_learned_vocabulary_is_an_asset_with_specials_first(korean_run):
     _, _, out_dir, vocab = korean_run
     assert vocab[:5] == list(features.SPECIAL_TOKENS)
-    assert len(vocab) == len(set(vocab)) <= features.DEFAULT_LEARNED_VOCAB_SIZE
+    assert len(vocab) == len(set(vocab)) <= TransformSettings.learned_vocab_size
     # Frequent words are whole tokens (as the normalization spells them: Hangul as conjoining jamo).
     missing = [w for w in COMMON_WORDS if nfd(w) not in vocab]
     assert not missing, f"common words not learned whole: {missing}"

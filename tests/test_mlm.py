@@ -1,4 +1,4 @@
-"""Tests of components/mlm.py: the head's arithmetic against Hugging Face's definition, training on a small corpus,
+"""Tests of components/model/mlm.py: the head's arithmetic against Hugging Face's definition, training on a small corpus,
 strict loading of `cls.predictions.*`, and the export back to a Hugging Face folder (exact round trip)."""
 
 import os
@@ -15,8 +15,9 @@ from safetensors.numpy import load_file
 from scipy.special import erf
 
 from checkpoints import hf_tensors, mlm_head_tensors, write_checkpoint
-from components import bert, features, hf_checkpoint, masking, mlm
-from pipeline.assets import ensure_checkpoint
+from components.model import bert, hf_checkpoint, masking, mlm
+from components import features
+from pipeline.data.assets import ensure_checkpoint
 
 TINY = bert.BertConfig(vocab_size=50, hidden_size=8, num_layers=2, num_heads=2, intermediate_size=16,
                        max_position_embeddings=16)
@@ -269,7 +270,7 @@ def test_export_round_trip_is_exact(tmp_path):
 def test_fine_tuning_classifier_starts_from_the_exported_encoder(tmp_path):
     """The Trainer's pretrained_dir path (hf_checkpoint.load_pretrained + build_classifier) takes an exported folder, with or
     without the head, and gets exactly the adapted encoder weights."""
-    from components.trainer import build_classifier
+    from components.modules.trainer import build_classifier
 
     keras.utils.set_random_seed(6)
     encoder, head = _fresh()

@@ -22,8 +22,9 @@ import pytest
 import tensorflow as tf
 from safetensors.numpy import save_file
 
-from components import bert, features, hf_checkpoint, masking, mlm
-from pipeline import assets
+from components.model import bert, hf_checkpoint, masking, mlm
+from components import features
+from pipeline.data import assets
 from torch_state_dict import read_state_dict
 
 ANTIBERTY = assets.Distribution("antiberty==0.1.3", "antiberty-0.1.3-")

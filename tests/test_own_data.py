@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline import pipeline as nodes
+from pipeline.dag import pipeline as nodes
 from conftest import OWN_DATA_UPSTREAM, run_local
 from retraining import LABEL, NEW_CLASS, N, Case, rows, snapshot, write_csv
 

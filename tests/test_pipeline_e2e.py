@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import pipeline as nodes
+from pipeline.dag import pipeline as nodes
 from conftest import UPSTREAM, VALIDATION
 
 
@@ -43,8 +43,8 @@ def test_first_run_is_blessed_pushed_and_summarised(first_run):
 
 def test_a_run_leaves_no_copy_of_tfx_and_no_generated_source_in_the_temp_folder(first_run):
     # TFX's Beam executors would copy TFX's 52 MB package into a temp folder per Beam step and never delete it
-    # (pipeline/beam_dependencies.py); autograph's generated sources are deleted by an exit handler that os._exit
-    # would skip (components/quiet_exit.py). What the run leaves in its TMPDIR is at most small files.
+    # (pipeline/dag/beam_dependencies.py); autograph's generated sources are deleted by an exit handler that os._exit
+    # would skip (components/runtime/quiet_exit.py). What the run leaves in its TMPDIR is at most small files.
     paths, _, _ = first_run
     copies = sorted(str(p.parent.parent) for p in paths["temp"].glob("*/build/tfx/setup.py"))
     assert copies == []
@@ -109,7 +109,7 @@ def test_the_evaluator_knows_a_models_classes(first_run, tmp_path):
     trained before the Trainer wrote that file, their number (the serving model's output width)."""
     import shutil
 
-    from components.evaluator import UNKNOWN_NAME, class_names_of, same_classes
+    from components.release.evaluator import UNKNOWN_NAME, class_names_of, same_classes
 
     _, summary, _ = first_run
     assert class_names_of(summary["model_uri"]) == ["fresh", "rotten"]

@@ -21,9 +21,10 @@ import tokenizers
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata
 
-from components import features, preprocessing
-from components.features import TransformSettings
-from pipeline.assets import ensure_checkpoint
+from components import features
+from components.modules import preprocessing
+from components.settings.transform import TransformSettings
+from pipeline.data.assets import ensure_checkpoint
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minilm_l6_reference.json"
 MAX_LEN = 128

@@ -1,4 +1,4 @@
-"""The masked-LM stage (components/pretraining.py): it runs in the quick end-to-end run (tests/conftest.py's
+"""The masked-LM stage (components/modules/pretraining.py): it runs in the quick end-to-end run (tests/conftest.py's
 QUICK_ARGS turn it on), adapts the encoder, and the fine-tuning Trainer starts from exactly its weights; without the
 stage the Trainer starts from its checkpoint; the front door's checks of its flags; the Kubeflow spec with the stage."""
 
@@ -12,9 +12,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 import pytest
 
-from pipeline import options
-from pipeline import pipeline as nodes
-from pipeline.inputs import InputError
+from pipeline.cli import options
+from pipeline.dag import pipeline as nodes
+from pipeline.cli.inputs import InputError
 from pipeline.run_local import build_parser as local_parser
 
 
@@ -27,7 +27,7 @@ def _pretrainer_model(first_run) -> Path:
 
 
 def test_the_stage_adapts_the_encoder_and_reports_it(first_run):
-    from components.pretraining import HISTORY_FILE
+    from components.modules.pretraining import HISTORY_FILE
 
     model = _pretrainer_model(first_run)
     assert sorted(p.name for p in (model / "Format-Serving").iterdir()) == [
@@ -43,8 +43,9 @@ def test_the_stage_adapts_the_encoder_and_reports_it(first_run):
 def test_the_trainer_starts_from_exactly_the_adapted_weights(first_run):
     import tensorflow_transform as tft
 
-    from components import mlm, trainer
-    from components.trainer_settings import TrainerSettings
+    from components.model import mlm
+    from components.modules import trainer
+    from components.settings.trainer import TrainerSettings
 
     root = Path(first_run[0]["pipeline_root"])
     history = json.loads((_latest(root / nodes.TRAINER / "model") / "training_history.json").read_text())
@@ -101,7 +102,7 @@ def test_unlabeled_data_is_read_and_keyed_by_its_content(tmp_path):
     (folder / "a.txt").write_text("first text\nsecond text\na new one\n")
     assert _local(tmp_path / "again", "--pretrain-epochs", "2", "--unlabeled-data", folder)[0] \
         .pretrainer.unlabeled_digest != digest
-    from components.pretraining_settings import PretrainerSettings
+    from components.settings.pretraining import PretrainerSettings
 
     settings = PretrainerSettings.from_custom_config(config.pretrainer.to_custom_config())
     assert settings == config.pretrainer
@@ -145,4 +146,4 @@ def test_the_kubeflow_spec_runs_the_stage_before_the_trainer(tmp_path):
     assert config["unlabeled_data"] == "gs://b/unlabeled"
     executor = spec["deploymentSpec"]["executors"][spec["components"][tasks[nodes.PRETRAINER]["componentRef"]["name"]]
                                                    ["executorLabel"]]["container"]
-    assert "components.pretraining.run_fn" in json.dumps(executor) or "run_fn" in json.dumps(tasks[nodes.PRETRAINER])
+    assert "components.modules.pretraining.run_fn" in json.dumps(executor) or "run_fn" in json.dumps(tasks[nodes.PRETRAINER])

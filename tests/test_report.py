@@ -1,4 +1,4 @@
-"""The run report (pipeline/report.py) and the model card (components/model_card.py) of the quick run, opened in a
+"""The run report (pipeline/cli/report.py) and the model card (components/release/model_card.py) of the quick run, opened in a
 real headless browser; a stopped run's report is checked in tests/retraining.py."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from components.model_card import CARD_HTML, CARD_JSON
-from pipeline.report import SECTIONS
+from components.release.model_card import CARD_HTML, CARD_JSON
+from components.release.report_page import SECTIONS
 from conftest import ARTIFACTS, open_page
 
 
@@ -50,13 +50,13 @@ def test_the_report_shows_every_section_with_loaded_plots_in_a_real_browser(firs
 
 
 def test_on_kubeflow_the_run_report_step_draws_the_same_report_from_the_artifacts(first_run, browser, tmp_path):
-    """components/run_report.py (the RunReport step of the Kubeflow spec) on the quick run's real artifacts."""
-    from components.run_report import summary_from_artifacts
-    from pipeline import pipeline as nodes
-    from pipeline.config import PIPELINE_NAME
-    from pipeline.evaluation import EvaluatorSettings
-    from pipeline.report import ReportContext, render
-    from pipeline.summary import RunRecord
+    """components/release/run_report.py (the RunReport step of the Kubeflow spec) on the quick run's real artifacts."""
+    from components.release.run_report import summary_from_artifacts
+    from pipeline.dag import pipeline as nodes
+    from pipeline.dag.config import PIPELINE_NAME
+    from components.settings.evaluator import EvaluatorSettings
+    from components.release.report_page import ReportContext, render
+    from pipeline.cli.summary import RunRecord
 
     paths, summary, _ = first_run
     record = RunRecord(str(paths["pipeline_root"] / "metadata.sqlite"), PIPELINE_NAME)

@@ -203,7 +203,7 @@ def test_a_broken_version_is_reported_and_not_served(server):
 
 def test_a_version_pushed_by_the_pusher_takes_over_without_a_failed_request(server, tmp_path):
     """A bounded client loop runs across the switch; the Pusher (its real executor) publishes the new version."""
-    from components.pusher import AtomicPusherExecutor
+    from components.release.pusher import AtomicPusherExecutor
 
     running, summary = server
     answers, stop = [], threading.Event()

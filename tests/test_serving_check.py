@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components import serving_ops, warmup
-from components.serving_check import ServingCheckError, check_model
+from components.release import serving_ops
+from components.modules import warmup
+from components.release.serving_check import ServingCheckError, check_model
 
 K8S_SERVING = Path(__file__).resolve().parent.parent / "k8s" / "serving-deployment.yaml"
 
@@ -95,12 +96,12 @@ def test_a_good_model_passes_with_its_figures(tmp_path):
 
 
 def _push_pipeline(root: Path, model_uri: Path, serving: Path):
-    """Importer (the model) -> ServingCheck -> Pusher, as in pipeline/pipeline.py."""
+    """Importer (the model) -> ServingCheck -> Pusher, as in pipeline/dag/pipeline.py."""
     from tfx import v1 as tfx
     from tfx.dsl.components.base import executor_spec
 
-    from components.pusher import AtomicPusherExecutor
-    from components.serving_check import ServingCheck
+    from components.release.pusher import AtomicPusherExecutor
+    from components.release.serving_check import ServingCheck
 
     model = tfx.dsl.Importer(source_uri=str(model_uri), artifact_type=tfx.types.standard_artifacts.Model
                              ).with_id("model")

@@ -1,4 +1,4 @@
-"""The settings contract (components/settings.py) and the front door (pipeline/options.py), on small in-memory inputs.
+"""The settings contract (components/settings/base.py) and the front door (pipeline/cli/options.py), on small in-memory inputs.
 
 Each setting is defined once, in its component's dataclass; these tests prove that every one of them reaches both
 runners with the same default, travels as a strict custom_config, and that the checks across settings refuse a bad
@@ -19,13 +19,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from components import settings as settings_lib
-from components.features import TransformSettings
-from components.pretraining_settings import PretrainerSettings
-from components.trainer_settings import SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
-from pipeline import assets, options
-from pipeline.evaluation import EvaluatorSettings
-from pipeline.inputs import InputError
+from components.settings import base as settings_lib
+from components.settings.transform import TransformSettings
+from components.settings.pretraining import PretrainerSettings
+from components.settings.trainer import SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
+from pipeline.data import assets
+from pipeline.cli import options
+from components.settings.evaluator import EvaluatorSettings
+from pipeline.cli.inputs import InputError
 from pipeline.kubeflow import cli as kfp_cli
 from pipeline.kubeflow import options as kfp_options
 from pipeline.run_local import build_parser as local_parser
@@ -133,7 +134,7 @@ def test_value_checks_apply_to_constructed_settings_too():
 def test_run_fn_refuses_a_partial_trainer_config_before_anything_else():
     """What a Kubeflow user who edits trainer_config in the UI and leaves out a key gets: an error naming it, not a
     model trained from scratch."""
-    from components import trainer
+    from components.modules import trainer
 
     config = TrainerSettings(vocab_file="/v.txt", pretrained_dir="/ckpt").to_custom_config()
     del config["pretrained_dir"]
@@ -235,7 +236,7 @@ def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
 
 
 def test_transform_and_trainer_must_agree():
-    from pipeline.config import PipelineConfig
+    from pipeline.dag.config import PipelineConfig
 
     with pytest.raises(ValueError, match="disagree on text_key"):
         PipelineConfig(pipeline_root="r", data_root="d", serving_dir="s",
@@ -245,7 +246,7 @@ def test_transform_and_trainer_must_agree():
 
 def test_auto_sequence_length_covers_the_training_texts(tmp_path):
     """--max-seq-length auto: the shortest multiple of 32 that holds 98% of the texts whole, capped by the encoder."""
-    from pipeline import sequence_length
+    from pipeline.cli import sequence_length
 
     vocab = str(assets.ensure_checkpoint() / "vocab.txt")
     texts = [" ".join(["good"] * n) for n in range(1, 101)]  # 1..100 words, one WordPiece token each
@@ -267,7 +268,7 @@ def test_infra_validator_needs_a_docker_daemon_and_wires_the_pinned_serving_imag
     """--infra-validator: refused in one line without a Docker daemon (none here); with one, TFX's InfraValidator runs
     the pinned tensorflow/serving image after the ServingCheck, before the Evaluator, and the Pusher takes its
     blessing."""
-    from pipeline import pipeline as nodes
+    from pipeline.dag import pipeline as nodes
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     args = ["--data-root", _data(tmp_path), "--pretrained", _checkpoint(tmp_path, lower_case=True),

@@ -1,4 +1,4 @@
-"""The run summary (pipeline/summary.py), on small in-memory inputs: the reasons a model was not blessed, the lines
+"""The run summary (pipeline/cli/summary.py), on small in-memory inputs: the reasons a model was not blessed, the lines
 a person reads, and the readers of the artifacts it summarises."""
 
 import os
@@ -11,7 +11,7 @@ import pandas as pd
 import tensorflow as tf
 from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2, validation_result_pb2
 
-from pipeline import summary as s
+from pipeline.cli import summary as s
 
 
 def _failure(name, value, is_diff=False, lower=None, absolute=None):
@@ -120,7 +120,8 @@ def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
     """The macro F1 gate applies to the macro average only: a class with a low F1 alone does not fail a model."""
     import tensorflow_model_analysis as tfma
 
-    from pipeline.evaluation import EvaluatorSettings, make_eval_config
+    from components.settings.evaluator import EvaluatorSettings
+    from components.release.eval_config import make_eval_config
 
     config = make_eval_config(EvaluatorSettings(min_macro_f1=0.55, max_macro_f1_drop=0.03), num_classes=3)
     thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import tf_keras as keras
 
-from components import bert, features
-from components.trainer import _to_model_inputs, build_classifier
+from components.model import bert
+from components import features
+from components.modules.trainer import _to_model_inputs, build_classifier
 from signatures import check_signatures
 
 
@@ -58,7 +59,7 @@ def test_the_served_model_computes_in_float32_whatever_the_training_precision(fi
 
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from components import precision
+    from components.model import precision
 
     model_root = Path(summary["pushed_dir"])
     history = json.loads(next(Path(paths["pipeline_root"], "Trainer", "model").glob("*/training_history.json"))
@@ -72,7 +73,7 @@ def test_the_served_model_computes_in_float32_whatever_the_training_precision(fi
 
 
 def test_autograph_converts_the_project_layers_but_not_tf_keras():
-    # components.keras2 (imported by bert and trainer) adds TF 2.15's "do not convert" rule for Keras under its new
+    # components.runtime.keras2 (imported by bert and trainer) adds TF 2.15's "do not convert" rule for Keras under its new
     # module name; without it every process spends ~20 s re-writing Keras internals on its first fit or export.
     from tensorflow.python.autograph.impl import conversion
 

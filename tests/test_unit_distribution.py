@@ -1,10 +1,10 @@
-"""components/distribution.py: which strategy run_fn trains under, who keeps what it writes (no TensorFlow needed)."""
+"""components/model/distribution.py: which strategy run_fn trains under, who keeps what it writes (no TensorFlow needed)."""
 
 import json
 
 import pytest
 
-from components import distribution as d
+from components.model import distribution as d
 
 CLUSTER = {"chief": ["h:1"], "worker": ["h:2", "h:3"]}
 

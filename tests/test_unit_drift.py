@@ -1,4 +1,4 @@
-"""Unit tests of components/drift.py: only drift reasons are kept, and TFDV's L-infinity comparator on the label
+"""Unit tests of components/validation/drift.py: only drift reasons are kept, and TFDV's L-infinity comparator on the label
 fires on a real distribution change and not on noise (statistics made in memory from small DataFrames)."""
 
 import os
@@ -14,7 +14,7 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
 from tfx.types import standard_artifact_utils  # noqa: E402
 
-from components import drift, gates  # noqa: E402
+from components.validation import drift, gates  # noqa: E402
 
 Info = anomalies_pb2.AnomalyInfo
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The frozen schema of a pipeline without --schema (components/frozen_schema.py), on small in-memory inputs."""
+"""The frozen schema of a pipeline without --schema (components/validation/frozen_schema.py), on small in-memory inputs."""
 
 import os
 
@@ -7,7 +7,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports Ten
 import pandas as pd
 import tensorflow_data_validation as tfdv
 
-from components import frozen_files, frozen_schema
+from components.validation import frozen_files, frozen_schema
 
 
 def _inferred():

@@ -1,4 +1,4 @@
-"""Unit tests of components/gates.py: anomalies flattened to problems, warnings, the message, the artifact
+"""Unit tests of components/validation/gates.py: anomalies flattened to problems, warnings, the message, the artifact
 layout, and the DataValidationGate's function (called directly through TFX's `test_call`, no pipeline)."""
 
 import os
@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
 from tfx.types import standard_artifact_utils  # noqa: E402
 
-from components import gates  # noqa: E402
+from components.validation import gates  # noqa: E402
 
 Info = anomalies_pb2.AnomalyInfo
 

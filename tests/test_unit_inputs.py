@@ -1,4 +1,4 @@
-"""Unit tests of pipeline/inputs.py on tiny CSV files: what CsvExampleGen could not read is one clear InputError
+"""Unit tests of pipeline/cli/inputs.py on tiny CSV files: what CsvExampleGen could not read is one clear InputError
 (kind, file, line), splits and spans are found, and the subset is deterministic."""
 
 import os
@@ -11,8 +11,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from pipeline import inputs  # noqa: E402
-from pipeline.inputs import InputError  # noqa: E402
+from pipeline.cli import inputs  # noqa: E402
+from pipeline.cli.inputs import InputError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,5 +1,5 @@
-"""Tests of components/masking.py on real text: the Rotten Tomatoes reviews tokenized by the project's tokenizer
-(components/preprocessing.py) with the packaged checkpoint's vocabulary, masked as a tf.data map would."""
+"""Tests of components/model/masking.py on real text: the Rotten Tomatoes reviews tokenized by the project's tokenizer
+(components/modules/preprocessing.py) with the packaged checkpoint's vocabulary, masked as a tf.data map would."""
 
 import os
 
@@ -12,8 +12,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from components import features, hf_checkpoint, masking, preprocessing
-from pipeline.assets import ensure_checkpoint, ensure_dataset
+from components import features
+from components.model import hf_checkpoint, masking
+from components.modules import preprocessing
+from pipeline.data.assets import ensure_checkpoint, ensure_dataset
 
 MAX_SEQ_LENGTH = 128
 RATE = 0.15

@@ -1,4 +1,4 @@
-"""components/optimization.py: the learning-rate schedule and layer-wise learning-rate decay on a real (tiny) BERT
+"""components/model/optimization.py: the learning-rate schedule and layer-wise learning-rate decay on a real (tiny) BERT
 classifier, in a tf.function as Keras' fit runs it."""
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import bert, features, optimization
-from components.trainer import _to_model_inputs, build_classifier
+from components.model import bert, optimization
+from components import features
+from components.modules.trainer import _to_model_inputs, build_classifier
 
 
 def test_warmup_then_linear_decay():

@@ -1,8 +1,8 @@
-"""components/precision.py: which precision the Trainer trains in (no TensorFlow needed but for the policy)."""
+"""components/model/precision.py: which precision the Trainer trains in (no TensorFlow needed but for the policy)."""
 
 import pytest
 
-from components import precision
+from components.model import precision
 
 BF16_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n"
 AMX_CPU = "flags\t\t: fpu avx512f amx_bf16 amx_tile\n"

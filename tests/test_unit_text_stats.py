@@ -1,4 +1,4 @@
-"""Unit tests of components/text_stats.py and components/text_checks.py: the summary of the per-example text counts,
+"""Unit tests of components/validation/text_stats.py and components/validation/text_checks.py: the summary of the per-example text counts,
 the threshold checks at their boundaries, the token-count drift, and the thresholds files."""
 
 import os
@@ -15,8 +15,9 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
 from tfx.types import standard_artifact_utils  # noqa: E402
 
-from components import features, gates, text_checks, text_stats  # noqa: E402
-from components.text_checks import DEFAULT_CHECKS, checks_file_for, load_checks  # noqa: E402
+from components import features  # noqa: E402
+from components.validation import gates, text_checks, text_stats
+from components.validation.text_checks import DEFAULT_CHECKS, checks_file_for, load_checks  # noqa: E402
 
 Info = anomalies_pb2.AnomalyInfo
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """The command line of pipeline/run_kubeflow.py: compile, upload, run, schedule.
 
-`compile` takes the same data, model and training flags as run_local.py (pipeline/options.py generates both), so a
+`compile` takes the same data, model and training flags as run_local.py (pipeline/cli/options.py generates both), so a
 setting added to a settings dataclass is offered here too.
 """
 
@@ -12,8 +12,8 @@ import sys
 import warnings
 from typing import List, Optional
 
-from pipeline import options
-from pipeline.inputs import InputError
+from pipeline.cli import options
+from pipeline.cli.inputs import InputError
 from pipeline.kubeflow import commands
 from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow.client import ENV_COOKIE, ENV_ENDPOINT, ENV_TOKEN

@@ -13,7 +13,7 @@ import os
 from typing import Dict, Sequence
 
 from pipeline.kubeflow import options as kfp_options
-from pipeline.config import PipelineConfig
+from pipeline.dag.config import PipelineConfig
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
 
@@ -28,8 +28,8 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
     as JSON, or (.yaml/.yml) the PipelineSpec as YAML, the form `kfp` itself writes. Returns the PipelineJob dict."""
     from tfx import v1 as tfx
 
-    from pipeline import pipeline as nodes
-    from pipeline.pipeline import create_pipeline
+    from pipeline.dag import pipeline as nodes
+    from pipeline.dag.pipeline import create_pipeline
 
     pipeline = create_pipeline(config)
     defaults = expose_runtime_parameters(pipeline)

@@ -7,7 +7,7 @@ from its metadata store with an empty instance schema, and TFX 1.16 then fails e
 (`'NoneType' object has no attribute 'get'`, tensorflow/tfx#7768). The spec already carries each step's input
 definitions (TFX passes them as --json_serialized_inputs_spec_args with pipeline spec 2.1), so the type of an input
 without one is taken from there. Artifacts that have a type keep it; everything else is TFX's entrypoint unchanged,
-except that Beam steps do not build TFX's ephemeral package (pipeline/beam_dependencies.py).
+except that Beam steps do not build TFX's ephemeral package (pipeline/dag/beam_dependencies.py).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
-    from pipeline import beam_dependencies
+    from pipeline.dag import beam_dependencies
 
     beam_dependencies.skip_tfx_package()
     sys.argv = with_input_types(sys.argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pipeline.inputs import InputError
+from pipeline.cli.inputs import InputError
 
 
 class UserError(InputError):

@@ -1,6 +1,6 @@
 """`compile`'s half of the front door: the command line as a `PipelineConfig` for the compiled Kubeflow pipeline.
 
-The flags and their settings are the local runner's (pipeline/options.py); what differs is where things are. Nothing
+The flags and their settings are the local runner's (pipeline/cli/options.py); what differs is where things are. Nothing
 here reads data: paths are as the pipeline's pods see them (inside the image built with k8s/Dockerfile, or URIs), and
 only this checkout's copies of the curated schema (label names, text checks) and of the packaged checkpoint are read.
 """
@@ -14,13 +14,14 @@ import re
 from pathlib import Path
 from typing import Optional, Tuple
 
-from components import settings as settings_lib
-from components.features import TransformSettings
-from pipeline import assets, inputs, options
-from pipeline.config import PIPELINE_NAME, PipelineConfig, curated_schema
-from pipeline.inputs import InputError
+from components.settings import base as settings_lib
+from components.settings.transform import TransformSettings
+from pipeline.data import assets
+from pipeline.cli import inputs, options
+from pipeline.dag.config import PIPELINE_NAME, PipelineConfig, curated_schema
+from pipeline.cli.inputs import InputError
 
-# How pipeline/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
+# How pipeline/data/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
 BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS}
 KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")

@@ -5,7 +5,7 @@ has these (STRING) inputs, each defaulting to the value given at compile time:
 
     data_root       CsvExampleGen's input_base: the folder of CSV files to train on
     train_args      the Trainer's TrainArgs as JSON; "num_steps" caps training (absent: full epochs)
-    trainer_config  the Trainer's custom_config as JSON: every TrainerSettings field (components/trainer_settings.py)
+    trainer_config  the Trainer's custom_config as JSON: every TrainerSettings field (components/settings/trainer.py)
     eval_config     the Evaluator's tfma.EvalConfig as JSON, with the accuracy gate
 
 `--param` also sets single fields of the JSON ones, merged into the compiled default: train_steps, every Trainer
@@ -19,9 +19,9 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Sequence, Tuple
 
-from components import settings as settings_lib
-from components.trainer_settings import TrainerSettings, hyperparameters
-from pipeline.evaluation import EvaluatorSettings
+from components.settings import base as settings_lib
+from components.settings.trainer import TrainerSettings, hyperparameters
+from components.settings.evaluator import EvaluatorSettings
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.options import pod_location
 
@@ -29,7 +29,7 @@ from pipeline.kubeflow.options import pod_location
 @dataclasses.dataclass(frozen=True)
 class RuntimeParam:
     name: str
-    node: str  # the name of the node-id constant in pipeline/pipeline.py whose exec property it replaces
+    node: str  # the name of the node-id constant in pipeline/dag/pipeline.py whose exec property it replaces
     exec_property: str
     is_json: bool
     description: str
@@ -42,7 +42,7 @@ RUNTIME_PARAMETERS = (
     RuntimeParam("train_args", "TRAINER", "train_args", True,
                  'TFX TrainArgs as JSON; "num_steps" caps the number of training batches (absent: full epochs).'),
     RuntimeParam("trainer_config", "TRAINER", "custom_config", True,
-                 "The Trainer's custom_config as JSON, every setting of components/trainer_settings.py (epochs, "
+                 "The Trainer's custom_config as JSON, every setting of components/settings/trainer.py (epochs, "
                  "batch_size, learning_rate, ...); a value given here replaces the whole object and must hold every "
                  "key."),
     RuntimeParam("eval_config", "EVALUATOR", "eval_config", True,
@@ -73,7 +73,7 @@ def expose_runtime_parameters(pipeline) -> Dict[str, str]:
     create_pipeline() set (the same strings the executors would have received), and returns those defaults."""
     from tfx.orchestration import data_types
 
-    from pipeline import pipeline as nodes
+    from pipeline.dag import pipeline as nodes
 
     defaults = {}
     by_id = {c.id: c for c in pipeline.components}
@@ -136,7 +136,7 @@ def spec_parameters(spec: dict) -> Dict[str, dict]:
 
 def _wires_base_model(spec: dict) -> bool:
     """Whether the spec's Trainer receives the model in service (compiled with --warm-start)."""
-    from pipeline import pipeline as nodes
+    from pipeline.dag import pipeline as nodes
 
     task = spec.get("root", {}).get("dag", {}).get("tasks", {}).get(nodes.TRAINER, {})
     return "base_model" in task.get("inputs", {}).get("artifacts", {})

@@ -2,7 +2,7 @@
 
 `SERVING_DIR/MODEL_NAME/<version>/` folders (all digits; hidden staging folders such as the Pusher's `.tmp-push-*`
 and any other name are ignored) are polled every `poll_seconds`. The newest version that has not failed is the one
-to serve: it is loaded in the background, answers its warm-up requests (components/warmup.py, as TF Serving replays
+to serve: it is loaded in the background, answers its warm-up requests (components/modules/warmup.py, as TF Serving replays
 them), and only then replaces the version in service. A request holds the version it started with, so requests in
 flight finish on the old version. A version that fails to load or to warm up is reported (state END, its error)
 and not retried; the version in service, if any, keeps serving. A folder without saved_model.pb yet is waited for.
@@ -97,7 +97,7 @@ def load_version(version: int, path: str, batching: Optional[BatchingOptions]) -
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the tokenizer's ops)
 
-    from components import warmup
+    from components.modules import warmup
 
     model = tf.saved_model.load(path, tags=["serve"])
     signatures = {name: Signature(name, _input_specs(fn), fn) for name, fn in model.signatures.items()}

@@ -16,7 +16,7 @@ from typing import Optional
 
 import requests
 
-from pipeline.config import MODEL_NAME
+from pipeline.dag.config import MODEL_NAME
 
 SERVE = Path(__file__).resolve().parent.parent / "serve.py"
 MODEL = MODEL_NAME

@@ -29,15 +29,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from components.features import CLASS_NAMES_FILE
-from components.settings import setting
-from pipeline.config import MODEL_NAME
+from components.settings.base import setting
+from pipeline.dag.config import MODEL_NAME
 from pipeline.serving import rest
 from pipeline.serving.models import ModelRegistry, Signature
 
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
 DEMO_PAGE = Path(__file__).resolve().parent / "demo.html"
 # Files of a version's assets.extra/ (ignored by TF Serving) that the demo page shows when present: the class names
-# (written by the Trainer) and the model card (components/model_card.py, CARD_JSON; named here so that the server
+# (written by the Trainer) and the model card (components/release/model_card.py, CARD_JSON; named here so that the server
 # does not import TFX).
 MODEL_CARD_FILE = "model_card.json"
 

@@ -1,0 +1,348 @@
+"""The TFX Trainer module: `run_fn` fine-tunes (or trains from scratch) a BERT classifier and exports it.
+
+Input: Transform's examples (`input_word_ids`, `input_mask`, `input_type_ids` padded to max_seq_length,
+`label_id`). Batches are built from examples of similar length and padded only to the longest in the
+batch (length bucketing); the model itself also trims padding columns, so serving gets the same speed-up.
+
+Distribution: run_fn trains under the tf.distribute strategy components/model/distribution.py chooses (MultiWorkerMirrored
+when TF_CONFIG describes a cluster, Mirrored on several GPUs, else the default); batch_size is per replica, each step
+takes batch_size x replicas examples, and the loss is the mean over that global batch however it is split
+(GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps what it writes.
+
+Export: one SavedModel with three signatures
+- `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
+  `label_id`;
+- `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
+- `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels);
+and TF Serving warm-up requests with a few eval texts (`assets.extra/`, components/modules/warmup.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from components.runtime import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import absl.logging as logging
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the WordPiece ops the transform graph uses)
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components.model import bert, distribution, hf_checkpoint, optimization, precision
+from components import features
+from components.modules import training_loop, warmup
+from components.runtime.progress import progress
+from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
+
+# The classifier's Keras weights, kept in the Model artifact beside Format-Serving/ (which alone is pushed), so a
+# later run can warm-start from the model in service.
+WEIGHTS_DIR = "keras_weights"
+
+WARMUP_TEXTS = 8  # eval texts in the warm-up requests (one alone, all as a batch, two as tf.Examples)
+
+HISTORY_FILE = "training_history.json"  # beside Format-Serving: the curves the run report plots
+
+def build_classifier(encoder: keras.Model, num_classes: int, pooling: str, dropout: float) -> keras.Model:
+    """Encoder + dropout + dense softmax head on the [CLS] vector or the mean over real tokens."""
+    inputs = {key: keras.Input(shape=(None,), dtype=tf.int32, name=key)
+              for key in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
+    sequence = encoder(inputs)
+    pooled = bert.pool(sequence, inputs[features.MASK_KEY], pooling)
+    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    probabilities = keras.layers.Dense(  # float32 under any mixed-precision policy: a softmax to compare and serve
+        num_classes, activation="softmax", name="classifier", dtype=tf.float32,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(pooled)
+    return keras.Model(inputs, probabilities, name="bert_classifier")
+
+
+def _to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    ids, mask, types = (tf.cast(transformed[k], tf.int32)
+                        for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY))
+    ids, mask, types = training_loop.trim_to_longest(ids, mask, types)
+    return {features.WORD_IDS_KEY: ids, features.MASK_KEY: mask, features.TYPE_IDS_KEY: types}
+
+
+def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
+             shuffle: bool, seed: int) -> tf.data.Dataset:
+    """(features, label) batches of `batch_size` (the global batch) similar-length examples, each padded only to its
+    longest example."""
+    raw = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
+        tf_transform_output.transformed_metadata.schema).unbatch()
+
+    def trim(example):
+        length = tf.reduce_sum(tf.cast(example[features.MASK_KEY], tf.int32))
+        feats = {k: tf.cast(example[k][:length], tf.int32)
+                 for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
+        return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
+
+    ds = training_loop.bucket_batches(raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache(), batch_size, shuffle, seed)
+    # Distributed over several workers, each builds this same sequence of global batches (same files, same seed) and
+    # tf.distribute splits every batch between the replicas: sharding by data, since one file cannot be split by file.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+class GlobalBatchCrossEntropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy averaged over the global batch, however tf.distribute splits it.
+
+    Keras' default reduction averages each replica's examples and then the replicas, which is the global mean only
+    when every replica gets as many examples; length bucketing makes batches of any size, so a batch of 13 split 7 + 6
+    would weigh examples unequally. Dividing each replica's sum by the global count (one scalar all-reduce) makes every
+    step exactly the single-process step on the same global batch. On one replica this is the plain batch mean."""
+
+    def __init__(self, name: str = "sparse_categorical_crossentropy"):
+        super().__init__(reduction=keras.losses.Reduction.SUM, name=name)
+
+    def call(self, y_true, y_pred):
+        per_example = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        count = tf.cast(tf.shape(per_example)[0], per_example.dtype)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            count = replica.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return per_example / tf.maximum(count, 1.0)
+
+
+def _make_optimizer(settings: TrainerSettings, total_steps: int):
+    return optimization.make_optimizer(settings.learning_rate, settings.warmup_ratio, settings.weight_decay,
+                                       total_steps, settings.layer_decay)
+
+
+class ServingModule(tf.Module):
+    """What is exported: the classifier, the transform graph and the class names, with three signatures."""
+
+    def __init__(self, model: keras.Model, tf_transform_output, settings: TrainerSettings, class_names):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        raw_spec = tf_transform_output.raw_feature_spec()
+        self._text_key = settings.text_key
+        self._text_spec = raw_spec[settings.text_key]
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k == settings.text_key}
+        self._full_spec = {k: v for k, v in raw_spec.items() if k in (settings.text_key, settings.label_key)}
+        self.class_names = tf.constant(class_names, dtype=tf.string)
+
+    def _predict(self, transformed):
+        probabilities = self.model(_to_model_inputs(transformed), training=False)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"probabilities": probabilities, "label_id": label_id,
+                "label": tf.gather(self.class_names, label_id)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(self, text):
+        transformed = self.tft_layer({self._text_key: training_loop.raw_input_for_text(text, self._text_spec)})
+        return self._predict(transformed)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples):
+        raw = tf.io.parse_example(examples, self._serving_spec)
+        return self._predict(self.tft_layer(raw))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(self, examples):
+        raw = tf.io.parse_example(examples, self._full_spec)
+        return self.tft_layer(raw)
+
+    def signatures(self):
+        return {"serving_default": self.serve_text.get_concrete_function(),
+                "serving_examples": self.serve_examples.get_concrete_function(),
+                "transform_features": self.transform_features.get_concrete_function()}
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    settings = TrainerSettings.from_custom_config(fn_args.custom_config)
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything in this process.
+    kind, strategy = distribution.make_strategy(settings.distribution)
+    chief, task = distribution.is_chief(), distribution.task_name()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = settings.batch_size * replicas  # tf.distribute hands each replica batch_size of them
+    if replicas > 1 or task:
+        progress(f"Trainer: {distribution.NAMES[kind]}, {replicas} replica(s){f', task {task}' if task else ''}"
+                 f"{'' if chief else ' (writes to a temporary folder)'}; global batch {global_batch}")
+    keras.utils.set_random_seed(settings.seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    class_names = list(settings.label_names)  # the schema's label domain: label id i is class_names[i]
+    num_classes = len(class_names)
+    if num_classes < 2:
+        raise ValueError(f"the label domain has {num_classes} value(s); a classifier needs at least 2.")
+
+    train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                        global_batch, shuffle=True, seed=settings.seed)
+    eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+                       global_batch, shuffle=False, seed=settings.seed)
+    batches_per_epoch = training_loop.count_batches(train_ds)
+    total_steps = batches_per_epoch * settings.epochs
+    epochs, steps_per_epoch = settings.epochs, None  # None: each epoch is one full pass
+    if fn_args.train_steps and fn_args.train_steps < total_steps:  # an explicit cap (quick runs)
+        total_steps = int(fn_args.train_steps)
+        steps_per_epoch = min(batches_per_epoch, total_steps)
+        epochs = math.ceil(total_steps / steps_per_epoch)
+        train_ds = train_ds.repeat()
+
+    if settings.adapted_encoder:  # start from the Pretrainer's adapted checkpoint (the Trainer's base_model input)
+        if not fn_args.base_model:
+            raise ValueError("adapted_encoder is set but the Trainer has no base_model input (the Pretrainer's model).")
+        start = dataclasses.replace(settings, pretrained_dir=training_loop.local_folder(fn_args.base_model))
+        progress(f"Trainer: starting from the encoder the Pretrainer adapted, {fn_args.base_model}")
+    else:
+        start = settings
+    compute = precision.choose(settings.precision, len(tf.config.list_physical_devices("GPU")))
+    # The variables (model and optimizer) are mirrored on every replica; layers compute in `compute`'s dtype.
+    with strategy.scope(), precision.keras_policy(compute):
+        model = _new_classifier(start, tf_transform_output, num_classes)
+        if settings.warm_start:
+            _warm_start(model, fn_args.base_model)
+        model.compile(optimizer=_make_optimizer(settings, total_steps),
+                      loss=GlobalBatchCrossEntropy(),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                               keras.metrics.SparseCategoricalCrossentropy(name=training_loop.CROSS_ENTROPY)])
+
+    with distribution.write_location(fn_args.model_run_dir, chief) as log_dir:
+        speed = training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs, task=task, replicas=replicas)
+        callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50), speed]
+        if epochs > 1:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience,
+                restore_best_weights=True))
+        history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                            callbacks=callbacks, verbose=0)
+    logging.info("training history: %s", json.dumps(history.history))
+    # Every worker saves (saving may read variables collectively); only the chief's copy is kept.
+    if compute != "float32":  # served in float32 whatever the training precision (components/model/precision.py)
+        with precision.keras_policy("float32"):
+            trained, model = model, _new_classifier(start, tf_transform_output, num_classes, load=False)
+            model.set_weights(trained.get_weights())
+    with distribution.write_location(fn_args.serving_model_dir, chief) as serving_model_dir:
+        tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))  # the Model artifact folder
+        _write_history(serving_model_dir, history.history, settings, total_steps,
+                       steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
+                       steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute,
+                       started_from=fn_args.base_model if settings.adapted_encoder else settings.pretrained_dir)
+        _export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
+
+
+def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes: int, load: bool = True):
+    """The classifier: the checkpoint's encoder (its weights loaded unless `load` is False) or a new preset one, with
+    the head; built under the current Keras dtype policy."""
+    if settings.pretrained_dir:
+        encoder = hf_checkpoint.load_pretrained(settings.pretrained_dir) if load else bert.build_encoder(
+            bert.BertConfig.from_hf_config(settings.pretrained_dir))
+    else:
+        encoder = bert.build_encoder(
+            bert.preset_config(settings.model_size,
+                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
+                               max_position_embeddings=SCRATCH_MAX_POSITIONS))
+    return build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
+
+
+def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
+            serving_model_dir: str) -> None:
+    """The serving model with its warm-up requests and class names, and the Keras weights beside it."""
+    module = ServingModule(model, tf_transform_output, settings, class_names)
+    tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
+    warmup.write_requests(serving_model_dir, warmup.text_requests(
+        _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
+    # The class names also travel with the pushed model (TF Serving ignores assets.extra/; the demo page reads them).
+    with tf.io.gfile.GFile(os.path.join(serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
+                           "w") as f:
+        json.dump(class_names, f)
+    model.save_weights(os.path.join(_weights_dir(serving_model_dir), "weights"))
+    # The classes, beside the serving model: the Evaluator compares them with the model in service's first.
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")),
+                                        features.CLASS_NAMES_FILE), "w") as f:
+        json.dump(class_names, f)
+
+
+def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
+                   total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
+                   steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None,
+                   compute: str = "float32", started_from: Optional[str] = None) -> None:
+    """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
+    whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
+    and the model card read it); also the replicas and global batch, the training loss after every step and the
+    steps per second (benchmarks/distributed.py reads them)."""
+    schedule = optimization.WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
+    steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
+    history = {k: v for k, v in history.items() if not k.endswith("loss")}  # exact cross-entropy instead
+    history = {k.replace(training_loop.CROSS_ENTROPY, "loss"): v for k, v in history.items()}
+    val = history.get("val_accuracy") or []
+    kept = (int(max(range(len(val)), key=lambda i: val[i])) + 1) if (restored_best and val) else len(
+        history.get("loss", []))
+    record = {"settings": settings.to_custom_config(),
+              "history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
+              "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+              "replicas": replicas, "global_batch_size": settings.batch_size * replicas,
+              "train_steps_per_second": steps_per_second, "step_loss": list(step_loss or []), "precision": compute,
+              "started_from": started_from,
+              "learning_rate": [[step, float(schedule(step))] for step in steps]}
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
+        json.dump(record, f)
+
+
+def _eval_texts(fn_args, tf_transform_output, count: int) -> List[str]:
+    """The first `count` non-empty texts of the eval split (Transform passes them through, features.RAW_TEXT_KEY)."""
+    raw = fn_args.data_accessor.tf_dataset_factory(
+        fn_args.eval_files, tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
+        tf_transform_output.transformed_metadata.schema)
+    texts: List[str] = []
+    for batch in raw:
+        texts += [t.decode("utf-8") for t in tf.reshape(batch[features.RAW_TEXT_KEY], [-1]).numpy() if t.strip()]
+        if len(texts) >= count:
+            break
+    if not texts:
+        raise ValueError("the eval split has no non-empty text to write the serving warm-up requests with.")
+    return texts[:count]
+
+
+def _weights_dir(serving_model_dir: str) -> str:
+    """<model artifact>/keras_weights, from the artifact's Format-Serving folder."""
+    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), WEIGHTS_DIR)
+
+
+def _warm_start(model: keras.Model, base_model: Optional[str]) -> None:
+    """Loads the weights of the model in service (the Trainer's `base_model`) into `model`."""
+    if not base_model:
+        logging.warning("warm start: no model in service yet, so training starts from the usual initial weights.")
+        progress("Trainer: warm start requested, but no model is in service yet: starting from the usual weights.")
+        return
+    weights = os.path.join(_weights_dir(base_model), "weights")
+    if not tf.io.gfile.glob(weights + ".index"):
+        raise ValueError(f"cannot warm-start: the model in service ({os.path.dirname(base_model)}) has no saved "
+                         f"Keras weights ({WEIGHTS_DIR}/); train once without --warm-start.")
+    try:
+        model.load_weights(weights).expect_partial()
+    except (ValueError, tf.errors.OpError) as e:
+        raise ValueError(f"cannot warm-start from the model in service ({os.path.dirname(base_model)}): its "
+                         f"architecture or vocabulary differs from this run's ({str(e).splitlines()[0]}).") from None
+    progress(f"Trainer: warm start from the model in service, {os.path.dirname(base_model)}")
+
+
+def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:
+    """The WordPiece vocabulary Transform tokenized with: the one it learned from the training split, when it
+    learned one (an asset of the transform graph), else `settings.vocab_file`."""
+    learned = tf_transform_output.vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
+    if learned:
+        return learned
+    if not settings.vocab_file:
+        raise ValueError("no vocabulary to size the embedding with: Transform learned none and the Trainer's "
+                         "custom_config has no vocab_file.")
+    return settings.vocab_file
+
+
+def _vocab_size(vocab_file: str) -> int:
+    """Number of tokens in the WordPiece vocabulary Transform tokenizes with (token ids are below it)."""
+    with tf.io.gfile.GFile(vocab_file) as f:
+        return sum(1 for _ in f)

@@ -1,0 +1,114 @@
+"""What both Trainer module files share (trainer.py fine-tunes the classifier, pretraining.py runs the masked-LM
+stage): batching examples of similar length, counting batches, shaping raw text like the schema's text feature,
+a local copy of a checkpoint given as a URI, and the progress lines of training."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import List
+
+import tensorflow as tf
+import tf_keras as keras
+
+from components import features
+from components.runtime.progress import progress
+
+# Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
+BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
+
+
+def trim_to_longest(word_ids, mask, type_ids):
+    """Drops the padding columns that no example of the batch uses (mask is 1 on real tokens)."""
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))
+    longest = tf.maximum(longest, 1)
+    return word_ids[:, :longest], mask[:, :longest], type_ids[:, :longest]
+
+
+def bucket_batches(examples: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """(features, label) examples of any length -> batches of similar-length examples, each padded only to its
+    longest example (benchmarks/bucketing.py measures the speed-up over padding to max_seq_length)."""
+    ds = examples
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    boundaries = list(BUCKET_BOUNDARIES)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda f, _: tf.shape(f[features.WORD_IDS_KEY])[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        drop_remainder=False)
+    if shuffle:  # buckets fill at different rates: mix the order of batches too
+        ds = ds.shuffle(64, seed=seed + 1, reshuffle_each_iteration=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# The loss as an exact metric: Keras' own 'loss' log weighs replicas as if they had as many examples each (see
+# GlobalBatchCrossEntropy), a plain metric sums examples and counts across replicas. The history records it as 'loss'.
+CROSS_ENTROPY = "cross_entropy"
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One line every `every` steps (Keras' own progress bar floods non-interactive logs)."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50, task: str = "", replicas: int = 1,
+                 name: str = "Trainer", loss_key: str = ""):
+        super().__init__()
+        # Keras sums the replicas' own running means in its per-step logs (its 'auto' reduction); the epoch logs are
+        # the true means. Per step, the mean over replicas is shown.
+        self.replicas = replicas
+        self.steps_per_epoch, self.epochs, self.every = steps_per_epoch, epochs, every
+        self.epoch, self.start = 0, time.time()
+        self.name = f"{name} ({task})" if task else name
+        self.loss_key = loss_key or CROSS_ENTROPY
+        # Training speed after the first step (which includes tracing): the steps and seconds of each epoch's rest.
+        self.timed_steps, self.timed_seconds, self.epoch_start = 0, 0.0, None
+        self.step_loss: List[float] = []  # after each step: the epoch's mean training loss so far (Keras' own log)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_start = epoch, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        loss = float((logs or {}).get(self.loss_key, float("nan"))) / self.replicas
+        self.step_loss.append(round(loss, 7))
+        if self.epoch_start is None:
+            self.epoch_start = now
+        else:
+            self.timed_steps, self.timed_seconds = self.timed_steps + 1, self.timed_seconds + (now - self.last_step)
+        self.last_step = now
+        if (batch + 1) % self.every == 0:
+            progress(f"{self.name}: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
+                     f"loss {loss:.4f} ({time.time() - self.start:.0f} s)")
+
+    def steps_per_second(self) -> float:
+        return self.timed_steps / self.timed_seconds if self.timed_seconds else 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        summary = " ".join(f"{k.replace(CROSS_ENTROPY, 'loss')} {v:.4f}" for k, v in (logs or {}).items()
+                           if self.loss_key != CROSS_ENTROPY or not k.endswith("loss"))
+        progress(f"{self.name}: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)")
+
+
+def count_batches(ds: tf.data.Dataset) -> int:
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:
+    """Shapes a [batch] string tensor like the raw feature spec of the text column."""
+    if isinstance(spec, tf.io.FixedLenFeature):
+        return tf.reshape(texts, [-1] + list(spec.shape))
+    # VarLenFeature: one value per example
+    n = tf.shape(texts, out_type=tf.int64)[0]
+    indices = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
+    return tf.SparseTensor(indices=indices, values=texts, dense_shape=tf.stack([n, tf.constant(1, tf.int64)]))
+
+
+def local_folder(folder: str) -> str:
+    """A local copy of a folder given as a URI (the checkpoint loader reads local files); local paths as they are."""
+    if "://" not in folder:
+        return folder
+    from tfx.utils import io_utils
+
+    target = tempfile.mkdtemp(prefix="checkpoint-")
+    io_utils.copy_dir(folder, target)
+    return target

@@ -1,0 +1,79 @@
+"""TensorFlow Serving warm-up requests: written into the exported model, replayed by every server that loads it.
+
+TF Serving reads `<version>/assets.extra/tf_serving_warmup_requests`, a TFRecord file of `PredictionLog` protos, and
+sends each request to the model before it marks the version AVAILABLE, so the first real request does not pay for
+graph tracing and memory allocation. The Trainer writes a few real texts from the eval split there
+(`write_requests`); the project's own serving check (components/release/serving_check.py) and local server
+(pipeline/serve.py) replay the same file (`read_requests`).
+
+Only TensorFlow and tensorflow-serving-api's protos are imported: the serving check's probe runs this in a process
+that must not load TFX, TFT or Keras.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+ASSETS_EXTRA = "assets.extra"  # files TF Serving ignores when loading, except the warm-up file
+WARMUP_FILE = "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving replays at most this many records
+
+Request = Tuple[str, Dict[str, np.ndarray]]  # (signature name, input name -> batch of values)
+
+
+def warmup_path(model_dir: str) -> str:
+    return os.path.join(model_dir, ASSETS_EXTRA, WARMUP_FILE)
+
+
+def serialized_examples(texts: Sequence[str], text_key: str) -> List[bytes]:
+    """tf.Examples carrying only the text column, as `serving_examples` takes them."""
+    return [tf.train.Example(features=tf.train.Features(feature={
+        text_key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode("utf-8")]))})).SerializeToString()
+        for t in texts]
+
+
+def text_requests(texts: Sequence[str], text_key: str) -> List[Request]:
+    """The warm-up set for a text classifier: one text alone and the texts as one batch on `serving_default`, and
+    two tf.Examples on `serving_examples`, so every predict signature is traced and checked once."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("warm-up requests need at least one text")
+    return [("serving_default", {"text": np.array([texts[0].encode("utf-8")], dtype=object)}),
+            ("serving_default", {"text": np.array([t.encode("utf-8") for t in texts], dtype=object)}),
+            ("serving_examples", {"examples": np.array(serialized_examples(texts[:2], text_key), dtype=object)})]
+
+
+def write_requests(model_dir: str, requests: Sequence[Request], model_name: str = "") -> str:
+    """Writes `requests` as TF Serving's warm-up file of `model_dir`; returns its path."""
+    path = warmup_path(model_dir)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, inputs in requests:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+            for name, value in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_requests(model_dir: str) -> List[Request]:
+    """The predict requests of `model_dir`'s warm-up file ([] when it has none), as TF Serving replays them."""
+    path = warmup_path(model_dir)
+    if not tf.io.gfile.exists(path):
+        return []
+    requests = []
+    for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") != "predict_log":
+            continue  # classify/regress/multi-inference logs: none of this project's models writes them
+        request = log.predict_log.request
+        requests.append((request.model_spec.signature_name or "serving_default",
+                         {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}))
+    return requests

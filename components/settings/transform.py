@@ -1,0 +1,65 @@
+"""The Transform module's settings (components/modules/preprocessing.py reads them from its `custom_config`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
+
+from components.features import (CLS, DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY, MIN_LEARNED_VOCAB_SIZE, SEP,
+                                 VOCAB_MODES)
+from components.settings.base import SettingsError, from_custom_config, setting, to_custom_config, validate
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformSettings:
+    """What the Transform module (components/modules/preprocessing.py) reads: the component's `custom_config`, serialized
+    and read back strictly by components/settings/base.py. Flags: see `setting(flag=...)`."""
+
+    COMPONENT: ClassVar[str] = "Transform"
+
+    text_key: str = setting(DEFAULT_TEXT_KEY, "CSV column holding the text", flag="--text-column")
+    label_key: str = setting(DEFAULT_LABEL_KEY, "CSV column holding the class label", flag="--label-column")
+    # WordPiece vocabulary, one token a line; line number = token id ("" when learned)
+    vocab_file: str = setting("", derived="--pretrained's vocab.txt (or the packaged one with --pretrained none)")
+    lower_case: bool = setting(True, derived="the checkpoint's tokenizer_config.json (do_lower_case)")
+    max_seq_length: int = setting(
+        128, "WordPiece tokens per text incl. [CLS]/[SEP]; longer texts are truncated (at most the checkpoint's "
+             "max_position_embeddings). 'auto': the length that covers 98% of the training texts, a multiple of 32 "
+             "(on Kubeflow, which reads no data when compiling: 128)", flag="--max-seq-length", positive=True,
+        auto=True)
+    vocab_mode: str = setting(
+        "checkpoint", "WordPiece vocabulary: 'checkpoint' uses the checkpoint's vocab.txt (with --pretrained none, "
+                      "the packaged uncased one); 'learn' learns one from the training split during the run, for any "
+                      "language (only when training from scratch). Default: 'learn' with --pretrained none, else "
+                      "'checkpoint'", flag="--vocab", choices=VOCAB_MODES)
+    # The label's domain, in the schema's order: label ids are positions in it (stable across runs and spans).
+    label_names: Tuple[str, ...] = setting((), derived="the schema's label domain (a curated, frozen or inferred "
+                                                       "schema), or the training data's label values")
+    learned_vocab_size: int = setting(
+        8000, "target size of a learned vocabulary, special tokens included (only with --vocab learn)",
+        flag="--vocab-size", positive=True)
+
+    def __post_init__(self):
+        validate(self)
+        if self.vocab_mode == "checkpoint" and not self.vocab_file:
+            raise SettingsError("Transform setting 'vocab_file' must name a WordPiece vocabulary file when "
+                                "vocab_mode is 'checkpoint'.")
+        if self.vocab_mode == "learn" and self.vocab_file:
+            raise SettingsError("Transform setting 'vocab_file' must be empty when the vocabulary is learned.")
+        if self.learned_vocab_size < MIN_LEARNED_VOCAB_SIZE:
+            raise SettingsError(f"Transform setting 'learned_vocab_size' (--vocab-size) must be at least "
+                                f"{MIN_LEARNED_VOCAB_SIZE}; got {self.learned_vocab_size}.")
+        if self.max_seq_length < 2:
+            raise SettingsError(f"Transform setting 'max_seq_length' must leave room for {CLS} and {SEP}; got "
+                                f"{self.max_seq_length}.")
+
+    def to_custom_config(self, code_version: Optional[str] = None) -> Dict[str, Any]:
+        return to_custom_config(self, code_version)
+
+    @classmethod
+    def from_custom_config(cls, config: Optional[Mapping[str, Any]]) -> "TransformSettings":
+        return from_custom_config(cls, config)
+
+
+DEFAULT_MAX_SEQ_LENGTH = TransformSettings.max_seq_length
+DEFAULT_LEARNED_VOCAB_SIZE = TransformSettings.learned_vocab_size

@@ -1,0 +1,28 @@
+"""Where a pipeline's frozen schema lives and whether the user edited it (components/validation/frozen_schema.py freezes it).
+Without TFX, so the runner's front door can read them before anything heavy loads."""
+
+import hashlib
+import os
+
+SCHEMA_FILE = "schema.pbtxt"
+DIGEST_FILE = ".frozen.sha256"  # the digest of schema.pbtxt as frozen: a different file was edited since
+FROZEN_DIR = "schema"  # under the pipeline root
+
+
+def frozen_schema_file(pipeline_root: str) -> str:
+    return os.path.join(pipeline_root, FROZEN_DIR, SCHEMA_FILE)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def frozen_edit(pipeline_root: str) -> str:
+    """'' while the frozen schema is as it was frozen; the digest of the edited file once the user edited it."""
+    path = frozen_schema_file(pipeline_root)
+    if not os.path.isfile(path):
+        return ""
+    current = digest(open(path, "rb").read())
+    recorded = os.path.join(os.path.dirname(path), DIGEST_FILE)
+    frozen = open(recorded).read().strip() if os.path.isfile(recorded) else ""
+    return "" if current == frozen else current

