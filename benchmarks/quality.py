@@ -49,11 +49,11 @@ def pretrain(name: str, base: Path, inputs, trainer_settings: dict, overrides: d
     import tensorflow_transform as tft
 
     from components import features
+    from components.settings.encoder import shared_fields
     from components.settings.pretraining import PretrainerSettings
 
     spec = tft.TFTransformOutput(inputs[3]).transformed_feature_spec()
-    shared = {k: trainer_settings[k] for k in ("vocab_file", "pretrained_dir", "model_size", "batch_size",
-                                               "weight_decay", "warmup_ratio", "seed", "precision", "text_key")}
+    shared = {k: trainer_settings[k] for k in shared_fields()}
     config = PretrainerSettings(max_seq_length=int(spec[features.WORD_IDS_KEY].shape[0]), **shared, **overrides)
     return train_jobs.train(f"{name}-mlm", base, inputs, config.to_custom_config(), steps, step="pretrainer")
 

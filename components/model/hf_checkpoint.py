@@ -26,11 +26,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components.model import bert
+from components.model import bert, tokenizer_config
+from components.model.tokenizer_config import TOKENIZER_CONFIG_FILE
 
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 
 class CheckpointError(ValueError):
@@ -251,12 +251,9 @@ def checkpoint_tokenizer_settings(checkpoint_dir: Union[str, os.PathLike]) -> tu
     """(vocab.txt path, lower_case) of a checkpoint; lower_case is `do_lower_case` from
     tokenizer_config.json, True when the file or the key is absent (as for the original uncased BERT)."""
     folder = _require_files(checkpoint_dir, (VOCAB_FILE,))
-    lower_case = True
-    tokenizer_config = folder / TOKENIZER_CONFIG_FILE
-    if tokenizer_config.is_file():
-        with open(tokenizer_config, encoding="utf-8") as f:
-            lower_case = bool(json.load(f).get("do_lower_case", True))
-    return folder / VOCAB_FILE, lower_case
+    path = folder / TOKENIZER_CONFIG_FILE
+    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return folder / VOCAB_FILE, tokenizer_config.lower_case(config)
 
 
 def read_vocab(checkpoint_dir: Union[str, os.PathLike]) -> list[str]:

@@ -1,13 +1,18 @@
 """The settings contract: each component's settings are one frozen dataclass, and this is how they travel.
 
-A settings class (TransformSettings in features.py, TrainerSettings in trainer_settings.py, EvaluatorSettings in
-pipeline/dag/evaluation.py) declares each setting once, with its default and, for the ones a user sets, its command-
-line flag and help text (`setting(...)`). From that one declaration:
+A settings class (TransformSettings, TrainerSettings and PretrainerSettings, which share EncoderTrainingSettings,
+and EvaluatorSettings, one file each beside this one) declares each setting once, with its default and, for the ones
+a user sets, its command-line flag and help text (`setting(...)`). From that one declaration:
 - the component's `custom_config` is the dataclass serialized (`to_custom_config`), and reading it back
   (`from_custom_config`) is strict: a missing or unknown key, or a value of the wrong type, is an error naming the key
   and the component, never a silent default (a Kubeflow user editing the `trainer_config` runtime parameter must not
   get a model trained from scratch because one key was left out);
 - the runners' flags are generated (`add_flags`), so both runners offer every setting with the same default.
+
+Why not pydantic 2 (pinned here as a dependency of TFX's): its strict mode would do the type checks below, but most
+of this file is what it does not do (the argparse flags, their help and defaults, 'auto', the derived-setting
+documentation, and refusals worded for the command line and the Kubeflow parameter), and frozen stdlib dataclasses
+keep the settings importable in every Beam and Kubeflow worker without another library's version rules.
 
 No TensorFlow here: the runners import this to build their command lines.
 """
@@ -17,9 +22,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
-from typing import Any, Dict, Mapping, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Type, TypeVar
 
-# An extra key the pipeline adds to custom_config: a digest of components/*.py, so TFX's cache is invalidated when the
+# An extra key the pipeline adds to custom_config: a digest of the code under components/, so TFX's cache is invalidated when the
 # code changes (pipeline/dag/pipeline.py). Not a setting; allowed, and ignored, when reading a custom_config back.
 CODE_VERSION_KEY = "code_version"
 # Keys TFX's Google Cloud AI Platform (Vertex AI Training) Trainer reads from the Trainer's custom_config (the worker
@@ -37,14 +42,19 @@ AUTO = "auto"  # the flag value of a setting with auto=True: the front door choo
 
 
 def setting(default: Any, help: str = "", *, flag: Optional[str] = None, choices: Sequence[Any] = (),
-            derived: str = "", positive: bool = False, unit_interval: bool = False, auto: bool = False):
+            derived: str = "", positive: bool = False, unit_interval: bool = False, auto: bool = False,
+            default_by: Optional[Callable[[Any], Any]] = None):
     """A dataclass field of a settings class.
 
-    flag: the command-line flag both runners offer for it (None: no flag of its own). derived: for a setting without its own flag, what the runners derive it from (documentation, and a test
-    checks every setting is either a flag or derived). positive/unit_interval: checks of the value. auto: the flag also takes 'auto' (and defaults to it), for the runner to choose from the data."""
+    flag: the command-line flag both runners offer for it (None: no flag of its own). derived: for a setting without
+    its own flag, what the runners derive it from (documentation, and a test checks every setting is either a flag or
+    derived). positive/unit_interval: checks of the value. auto: the flag also takes 'auto' (and defaults to it), for
+    the runner to choose from the data. default_by: a default that follows from the other settings, a named function
+    of the instance declared beside the field: the field's default is then None, which the instance replaces with
+    `default_by(instance)` when it is built (a custom_config always holds the value, never null)."""
     return dataclasses.field(default=default, metadata={
         "help": help, "flag": flag or "", "choices": tuple(choices), "derived": derived, "positive": positive,
-        "unit_interval": unit_interval, "auto": auto})
+        "unit_interval": unit_interval, "auto": auto, "default_by": default_by})
 
 
 def flag_of(field: dataclasses.Field) -> str:
@@ -70,7 +80,7 @@ def check_value(cls: type, field: dataclasses.Field, value: Any) -> Any:
     kind, optional = _type_of(cls, field)
     where = f"{component_name(cls)} setting {field.name!r}"
     if value is None:
-        if optional:
+        if optional and not field.metadata.get("default_by"):
             return None
         raise SettingsError(f"{where} must not be null.")
     if typing.get_origin(kind) is tuple:  # Tuple[str, ...]: a JSON list of strings
@@ -102,7 +112,11 @@ def check_value(cls: type, field: dataclasses.Field, value: Any) -> Any:
 
 
 def validate(settings: Any) -> None:
-    """Checks every field of a settings instance (call from __post_init__)."""
+    """Fills the defaults that follow from other settings (`default_by`), then checks every field of a settings
+    instance (call from __post_init__)."""
+    for field in dataclasses.fields(settings):
+        if getattr(settings, field.name) is None and field.metadata.get("default_by"):
+            object.__setattr__(settings, field.name, field.metadata["default_by"](settings))
     for field in dataclasses.fields(settings):
         value = check_value(type(settings), field, getattr(settings, field.name))
         object.__setattr__(settings, field.name, value)
@@ -141,6 +155,13 @@ def from_custom_config(cls: Type[S], config: Optional[Mapping[str, Any]]) -> S:
 
 def flag_fields(cls: type):
     return [f for f in dataclasses.fields(cls) if flag_of(f)]
+
+
+def declared_fields(cls: type):
+    """The fields `cls` declares itself, not those it inherits (a class extending shared settings offers only
+    these flags of its own: the shared ones are its parent's flags, offered once)."""
+    own = vars(cls).get("__annotations__", {})
+    return [f for f in dataclasses.fields(cls) if f.name in own]
 
 
 def parse_value(cls: type, field: dataclasses.Field, text: str) -> Any:
@@ -184,8 +205,8 @@ def _converter(cls: type, field: dataclasses.Field):
 def add_flags(group, cls: type, names: Optional[Sequence[str]] = None,
               defaults: Optional[Mapping[str, Any]] = None) -> None:
     """Adds one flag per setting of `cls` that has one (only `names`, when given). Its default is the dataclass
-    default (or `defaults[name]`, e.g. None for a setting whose default the front door chooses from other settings);
-    the value lands in args.<field name>."""
+    default (or `defaults[name]`: None for a setting whose default the front door chooses from the data or the
+    checkpoint); the value lands in args.<field name>."""
     defaults = defaults or {}
     for field in flag_fields(cls):
         if names is not None and field.name not in names:
@@ -213,4 +234,4 @@ def from_args(cls: Type[S], args: argparse.Namespace, **given) -> S:
 
 
 __all__ = ["CODE_VERSION_KEY", "SettingsError", "setting", "validate", "to_custom_config", "from_custom_config",
-           "add_flags", "from_args", "flag_fields", "flag_of", "check_value", "parse_value", "component_name"]
+           "add_flags", "from_args", "flag_fields", "declared_fields", "flag_of", "check_value", "parse_value", "component_name"]

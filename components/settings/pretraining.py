@@ -1,8 +1,8 @@
 """The Pretrainer's settings (components/modules/pretraining.py's `run_fn` reads them from its custom_config).
 
 The masked-LM stage's own hyperparameters have flags here; what it shares with the fine-tuning Trainer (checkpoint,
-vocabulary, batch size, seed, precision, optimizer schedule) is derived from the Trainer's settings at the front door,
-so each of those is still defined once (components/settings/trainer.py). No TensorFlow here.
+vocabulary, batch size, seed, precision, optimizer schedule) is declared once, in components/settings/encoder.py,
+and copied from the Trainer's settings at the front door (`derived_from`). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -11,21 +11,19 @@ from typing import Any, ClassVar, Dict, Mapping, Optional
 
 import dataclasses
 
-from components.features import DEFAULT_TEXT_KEY
-from components.model.precision import PRECISIONS
 from components.settings.base import SettingsError, from_custom_config, setting, to_custom_config, validate
-
-_FROM_TRAINER = "the Trainer's setting of the same name"
+from components.settings.encoder import EncoderTrainingSettings, shared_fields
+from components.settings.transform import TransformSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainerSettings:
+class PretrainerSettings(EncoderTrainingSettings):
     """The Pretrainer's custom_config."""
 
     COMPONENT: ClassVar[str] = "Pretrainer"
 
     # Off by default: chosen on the eval splits, no variant measured (1 to 3 epochs, whole-word masking, domain text)
-    # beat fine-tuning alone by more than a few eval examples on Rotten Tomatoes or 20newsgroups (README, Results).
+    # beat fine-tuning alone by more than a few eval examples (benchmarks/results.md).
     pretrain_epochs: int = setting(
         0, "masked-LM passes over the training split's texts (and --unlabeled-data's) that adapt the encoder to the "
            "data before fine-tuning; 0 turns the stage off", flag="--pretrain-epochs")
@@ -41,17 +39,8 @@ class PretrainerSettings:
                       "line) the masked-LM stage also reads; never the eval or test split")
     unlabeled_digest: str = setting("", derived="a digest of --unlabeled-data's file names, sizes and times, so a "
                                                 "changed folder re-runs the stage (TFX's cache keys on settings)")
-    text_key: str = setting(DEFAULT_TEXT_KEY, derived="--text-column (the same as Transform's)")
     lower_case: bool = setting(True, derived="Transform's lower_case (written into the adapted checkpoint)")
-    vocab_file: str = setting("", derived=_FROM_TRAINER)
-    pretrained_dir: Optional[str] = setting(None, derived=_FROM_TRAINER)
-    model_size: str = setting("mini", derived=_FROM_TRAINER)
-    max_seq_length: int = setting(128, derived="Transform's max_seq_length (sizes the masked positions per text)")
-    batch_size: int = setting(32, derived=_FROM_TRAINER)
-    weight_decay: float = setting(0.01, derived=_FROM_TRAINER)
-    warmup_ratio: float = setting(0.1, derived=_FROM_TRAINER)
-    seed: int = setting(42, derived=_FROM_TRAINER)
-    precision: str = setting("float32", derived=_FROM_TRAINER, choices=PRECISIONS)
+    max_seq_length: int = setting(TransformSettings.max_seq_length, derived="Transform's max_seq_length (sizes the masked positions per text)")
 
     def __post_init__(self):
         validate(self)
@@ -76,8 +65,5 @@ class PretrainerSettings:
     @classmethod
     def derived_from(cls, trainer, transform, **flags) -> "PretrainerSettings":
         """The Pretrainer's settings: its own (flags), the rest from the Trainer's and Transform's."""
-        shared = {name: getattr(trainer, name) for name in ("vocab_file", "pretrained_dir", "model_size",
-                                                            "batch_size", "weight_decay", "warmup_ratio", "seed",
-                                                            "precision")}
-        return cls(text_key=transform.text_key, lower_case=transform.lower_case,
-                   max_seq_length=transform.max_seq_length, **shared, **flags)
+        shared = {name: getattr(trainer, name) for name in shared_fields()}
+        return cls(lower_case=transform.lower_case, max_seq_length=transform.max_seq_length, **shared, **flags)

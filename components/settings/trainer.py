@@ -10,54 +10,43 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
+from components.features import DEFAULT_LABEL_KEY
 from components.model.distribution import STRATEGIES
-from components.model.precision import PRECISIONS
-from components.features import DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY
 from components.settings.base import from_custom_config, setting, to_custom_config, validate
+from components.settings.encoder import MODEL_SIZES, SCRATCH_MAX_POSITIONS, EncoderTrainingSettings  # noqa: F401
 
-MODEL_SIZES = ("tiny", "mini", "small")
 POOLING_MODES = ("cls", "mean")
 
-# Peak learning rate when training from scratch (no checkpoint): a new encoder needs larger steps than fine-tuning.
-# Chosen on Rotten Tomatoes' eval split, mini encoder, learned vocabulary: 0.782 eval accuracy at 5e-4, 0.760 at 5e-5.
-SCRATCH_LEARNING_RATE = 5e-4
-# Chosen on Rotten Tomatoes' eval split, all-MiniLM-L6-v2 (benchmarks/README.md): 0.826 at 1e-4, 0.822 at 5e-5.
+# Peak learning rates, chosen on Rotten Tomatoes' eval split (benchmarks/results.md): a checkpoint is fine-tuned
+# with small steps; an encoder trained from scratch needs larger ones.
 FINETUNE_LEARNING_RATE = 1e-4
-# Position embeddings of an encoder trained from scratch: the longest --max-seq-length it takes.
-SCRATCH_MAX_POSITIONS = 512
+SCRATCH_LEARNING_RATE = 5e-4
+
+
+def default_learning_rate(settings: "TrainerSettings") -> float:
+    """The learning rate when none is given: FINETUNE_LEARNING_RATE with a checkpoint, SCRATCH_LEARNING_RATE
+    without one (--pretrained none)."""
+    return FINETUNE_LEARNING_RATE if settings.pretrained_dir else SCRATCH_LEARNING_RATE
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainerSettings:
+class TrainerSettings(EncoderTrainingSettings):
     """The Trainer's custom_config. Settings with a flag are hyperparameters a user may change per run (also through
     the Kubeflow runtime parameter); the others follow from the data, the checkpoint and Transform's settings."""
 
     COMPONENT: ClassVar[str] = "Trainer"
 
-    text_key: str = setting(DEFAULT_TEXT_KEY, derived="--text-column (the same as Transform's)")
     label_key: str = setting(DEFAULT_LABEL_KEY, derived="--label-column (the same as Transform's)")
-    vocab_file: str = setting("", derived="--pretrained / --vocab (Transform's vocabulary file; '' when learned)")
     label_names: Tuple[str, ...] = setting((), derived="Transform's label_names: the class names, in label-id order")
-    pretrained_dir: Optional[str] = setting(
-        None, derived="--pretrained: a Hugging Face-format BERT checkpoint folder; null trains from scratch")
-    model_size: str = setting("mini", "encoder preset when training from scratch: tiny 2x128, mini 4x256, small "
-                                      "4x512 (layers x hidden)", flag="--model-size", choices=MODEL_SIZES)
-    # all-MiniLM-L6-v2 was trained with mean pooling. On Rotten Tomatoes' eval split (the default data) mean and
-    # [CLS] are one review apart; on 20newsgroups' long posts [CLS] was 10 of 1,115 eval posts ahead (README).
+    # all-MiniLM-L6-v2 was trained with mean pooling; [CLS] pays on long texts (benchmarks/results.md).
     pooling: str = setting("mean", "classification head on the [CLS] vector or the mean over tokens (mean: chosen "
                                    "on Rotten Tomatoes; cls measured better on 20newsgroups' long posts)",
                            flag="--pooling", choices=POOLING_MODES)
     epochs: int = setting(3, "passes over the training split", flag="--epochs", positive=True)
-    batch_size: int = setting(32, "examples per batch and replica (a step takes batch size x replicas examples when "
-                                  "training is distributed)", flag="--batch-size", positive=True)
-    learning_rate: float = setting(
-        FINETUNE_LEARNING_RATE, f"peak AdamW learning rate (default {FINETUNE_LEARNING_RATE:g} fine-tuning a "
-                                f"checkpoint, {SCRATCH_LEARNING_RATE:g} with --pretrained none)",
-        flag="--learning-rate", positive=True)
-    weight_decay: float = setting(0.01, "AdamW's decoupled weight decay (none on LayerNorm and biases)",
-                                  flag="--weight-decay", unit_interval=True)
-    warmup_ratio: float = setting(0.1, "share of the training steps the learning rate warms up over, then decays "
-                                       "linearly to 0", flag="--warmup-ratio", unit_interval=True)
+    learning_rate: Optional[float] = setting(
+        None, f"peak AdamW learning rate (default {FINETUNE_LEARNING_RATE:g} fine-tuning a checkpoint, "
+              f"{SCRATCH_LEARNING_RATE:g} with --pretrained none)", flag="--learning-rate", positive=True,
+        default_by=default_learning_rate)
     layer_decay: float = setting(
         1.0, "layer-wise learning-rate decay: the head trains at --learning-rate, the top encoder layer at that x decay, "
              "each layer below at another x decay, the embeddings lowest (components/model/optimization.py); 1.0 turns it off",
@@ -66,18 +55,10 @@ class TrainerSettings:
     early_stopping_patience: int = setting(
         1, "epochs without a better eval accuracy before training stops (the best epoch's weights are kept)",
         flag="--early-stopping-patience", positive=True)
-    seed: int = setting(42, "random seed of training", flag="--seed")
     distribution: str = setting(
         "auto", "tf.distribute strategy: auto picks multi_worker when TF_CONFIG describes more than one task (TFJob, "
                 "Vertex AI Training), mirrored with more than one local GPU, else default (one device)",
         flag="--distribution", choices=STRATEGIES)
-    # float32 by default: slower than float32 on the default data, faster on long texts; the measurements are in
-    # components/model/precision.py's docstring and the README.
-    precision: str = setting(
-        "float32", "training precision: mixed_bfloat16 computes in bfloat16 with float32 weights; bf16_if_native "
-                   "picks it on a CPU with native bfloat16 instructions (AVX-512 BF16 / AMX) and no GPU, else "
-                   "float32 (measured 1.55x as fast on long texts, 128 tokens, slower on short ones); the served "
-                   "model is float32 either way", flag="--precision", choices=PRECISIONS)
     adapted_encoder: bool = setting(
         False, derived="--pretrain-epochs above 0: start from the encoder the Pretrainer adapted (the Trainer's "
                        "base_model input) instead of pretrained_dir")

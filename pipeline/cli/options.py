@@ -1,10 +1,9 @@
 """The front door: one command line, one `PipelineConfig`, for both runners.
 
 run_local.py and run_kubeflow.py's `compile` share their data, model and training flags, generated from the settings
-dataclasses (components/settings/base.py), and the logic that turns them into a config: the learning rate for training
-from scratch, the vocabulary and its lower-casing from the checkpoint, the label names, the text checks, and the
+dataclasses (components/settings/base.py), and the logic that turns them into a config: the vocabulary and its lower-casing from the checkpoint, the label names, the text checks, and the
 checks across settings (the sequence length against the checkpoint's position embeddings, the vocabulary mode against
-the checkpoint), which run before anything else and fail with one line (`InputError`, exit status 2).
+the checkpoint: pipeline/cli/model_choice.py), which run before anything else and fail with one line (`InputError`, exit status 2).
 
 The runners differ only in where things are: the local runner reads the data on this machine and checks it; the
 Kubeflow one reads no data (paths are as the pipeline's pods see them, in the image or URIs) and only this checkout's
@@ -24,16 +23,16 @@ from typing import Callable, List, Optional, Tuple
 from components.settings import base as settings_lib
 from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
-from components.features import MIN_LEARNED_VOCAB_SIZE
 from components.settings.transform import TransformSettings
 from components.settings.pretraining import PretrainerSettings
-from components.settings.trainer import SCRATCH_LEARNING_RATE, SCRATCH_MAX_POSITIONS, TrainerSettings
+from components.settings.trainer import TrainerSettings
 from pipeline.data import assets
 from pipeline.cli import inputs
 from pipeline.dag.config import (BEAM_DIRECT_MODES, PipelineConfig, curated_schema, default_pipeline_root,
                              default_serving_dir)
 from components.settings.evaluator import EvaluatorSettings
 from pipeline.cli.inputs import InputError
+from pipeline.cli.model_choice import ModelChoice, model_settings, read_checkpoint  # noqa: F401  (re-exported)
 from pipeline.cli.runner_options import (KUBEFLOW, LOCAL, add_beam_flags, add_trainer_workers_flags,  # noqa: F401
                                      beam_pipeline_args, vertex_training)
 
@@ -46,6 +45,8 @@ IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_
 # Settings whose flag lives in the model group; the other flagged settings are data or training flags.
 MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length"),
                TrainerSettings: ("model_size", "pooling")}
+# The masked-LM stage's own flags; the settings it shares with the Trainer are the Trainer's flags.
+PRETRAINER_FLAGS = [f for f in settings_lib.declared_fields(PretrainerSettings) if settings_lib.flag_of(f)]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -123,14 +124,14 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
     train = parser.add_argument_group("training" if local else "training (defaults of the runtime parameters)")
     trainer_flags = [f.name for f in settings_lib.flag_fields(TrainerSettings)
                      if f.name not in MODEL_FLAGS[TrainerSettings]]
-    settings_lib.add_flags(train, TrainerSettings, names=trainer_flags, defaults={"learning_rate": None})
+    settings_lib.add_flags(train, TrainerSettings, names=trainer_flags)
     train.add_argument("--train-steps", type=positive_int,
                        help="stop after this many batches (overrides --epochs when smaller; caps the masked-LM "
                             "stage too)")
     pretrain = parser.add_argument_group(
         "masked-LM stage", "continue BERT's masked-language-model training on the run's own text before fine-tuning "
                            "(the Pretrainer step; off unless --pretrain-epochs is above 0)")
-    settings_lib.add_flags(pretrain, PretrainerSettings)
+    settings_lib.add_flags(pretrain, PretrainerSettings, names=[f.name for f in PRETRAINER_FLAGS])
     pretrain.add_argument("--unlabeled-data", type=Path if local else str, metavar="DIR",
                           help="also train the masked-LM stage on the texts of this folder's .csv files (the "
                                "--text-column) and .txt files (one text per line)" +
@@ -138,110 +139,25 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
     settings_lib.add_flags(train, EvaluatorSettings)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Checkpoints
-
-def _read_text(location: str) -> Optional[str]:
-    """A small file's text, from this machine or a URI (through TensorFlow's file systems); None when absent."""
-    if "://" not in location:
-        return Path(location).read_text(encoding="utf-8") if os.path.isfile(location) else None
-    import tensorflow as tf  # deferred: only for URIs
-
-    try:
-        if not tf.io.gfile.exists(location):
-            return None
-        with tf.io.gfile.GFile(location) as f:
-            return f.read()
-    except tf.errors.OpError as e:
-        raise InputError(f"cannot read {location} from here ({str(e).splitlines()[0]}); the checkpoint's config is "
-                         "checked before the run.") from None
-
-
-def _exists(location: str) -> bool:
-    if "://" not in location:
-        return os.path.isfile(location)
-    import tensorflow as tf
-
-    return tf.io.gfile.exists(location)
-
-
-def read_checkpoint(location: str, shown: Optional[str] = None) -> Tuple[dict, bool]:
-    """(config.json as a dict, lower_case from tokenizer_config.json) of a checkpoint folder. `shown` is the folder
-    as the user named it, when `location` is a local copy of it."""
-    shown = shown or location
-    config_text = _read_text(posixpath.join(location, "config.json"))
-    has_vocab = _read_text(posixpath.join(location, "vocab.txt")) is not None
-    has_weights = _exists(posixpath.join(location, "model.safetensors"))
-    if config_text is None or not has_vocab or not has_weights:
-        raise InputError(f"--pretrained {shown} is not a BERT checkpoint folder (config.json, model.safetensors and "
-                         "vocab.txt expected).")
-    try:
-        config = json.loads(config_text)
-        tokenizer_text = _read_text(posixpath.join(location, "tokenizer_config.json"))
-        tokenizer = json.loads(tokenizer_text) if tokenizer_text else {}
-    except ValueError as e:
-        raise InputError(f"--pretrained {shown}: config.json or tokenizer_config.json is not valid JSON ({e}).") \
-            from None
-    # do_lower_case absent: lower-case, as the original uncased BERT tokenizer does.
-    return config, bool(tokenizer.get("do_lower_case", True))
-
-
-def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_copy: Optional[str] = None,
-                   packaged_vocab: Callable[[], str] = str) -> dict:
-    """The settings that follow from --pretrained, --vocab, --vocab-size, --max-seq-length and --learning-rate, checked
-    against each other and against the checkpoint: vocab_mode, vocab_file, lower_case, pretrained_dir,
-    learning_rate, and the encoder's position embeddings. `checkpoint` is None when training from scratch; `local_copy` is a readable copy of it;
-    `packaged_vocab()` is the packaged uncased vocabulary's file, for training from scratch with --vocab checkpoint."""
-    from_scratch = checkpoint is None
-    vocab_mode = args.vocab_mode or ("learn" if from_scratch else "checkpoint")
-    if vocab_mode == "learn" and not from_scratch:
-        raise InputError(f"--vocab learn cannot be used with --pretrained {args.pretrained}: a pretrained model needs "
-                         "its own vocabulary (use --pretrained none to learn one).")
-    if args.learned_vocab_size is not None and vocab_mode != "learn":
-        raise InputError("--vocab-size applies only to a learned vocabulary (--vocab learn).")
-    if args.learned_vocab_size is not None and args.learned_vocab_size < MIN_LEARNED_VOCAB_SIZE:
-        raise InputError(f"--vocab-size must be at least {MIN_LEARNED_VOCAB_SIZE}.")
-    if from_scratch:
-        positions, where = SCRATCH_MAX_POSITIONS, f"the --model-size {args.model_size} encoder's"
-        lower_case, vocab_file = True, ("" if vocab_mode == "learn" else packaged_vocab())
-    else:
-        config, lower_case = read_checkpoint(local_copy or checkpoint, shown=checkpoint)
-        positions = int(config.get("max_position_embeddings", 512))
-        where = f"the checkpoint's max_position_embeddings ({posixpath.join(checkpoint, 'config.json')})"
-        vocab_file = posixpath.join(checkpoint, "vocab.txt")
-    if args.max_seq_length != settings_lib.AUTO and args.max_seq_length > positions:
-        raise InputError(f"--max-seq-length {args.max_seq_length} is more than {where} {positions} positions; pass "
-                         f"--max-seq-length {positions} or less.")
-    if vocab_mode == "learn":
-        lower_case = True  # the learned vocabulary is lower-cased (components/modules/preprocessing.py)
-    learning_rate = args.learning_rate
-    if learning_rate is None:
-        learning_rate = SCRATCH_LEARNING_RATE if from_scratch else TrainerSettings.learning_rate
-    return {"vocab_mode": vocab_mode, "vocab_file": vocab_file, "lower_case": lower_case,
-            "pretrained_dir": checkpoint, "learning_rate": learning_rate, "positions": positions}
-
-
-def component_settings(args: argparse.Namespace, model: dict):
-    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings) from the flags and
-    `model_settings` (plus the label names, for --max-seq-length auto the chosen length, and the --unlabeled-data
-    folder with its digest)."""
-    chosen = {"max_seq_length": model["max_seq_length"]} if "max_seq_length" in model else {}
+def component_settings(args: argparse.Namespace, model: ModelChoice, label_names: Tuple[str, ...],
+                       max_seq_length: Optional[int] = None, unlabeled: Optional[dict] = None):
+    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings) from the flags, the `ModelChoice`,
+    the label names, the length chosen for --max-seq-length auto, and the Pretrainer's --unlabeled-data settings."""
+    chosen = {"max_seq_length": max_seq_length} if max_seq_length is not None else {}
+    unlabeled = unlabeled or {}
     try:
         transform = settings_lib.from_args(
-            TransformSettings, args, vocab_mode=model["vocab_mode"], vocab_file=model["vocab_file"],
-            lower_case=model["lower_case"], label_names=model["label_names"], **chosen)
+            TransformSettings, args, vocab_mode=model.vocab_mode, vocab_file=model.vocab_file,
+            lower_case=model.lower_case, label_names=label_names, **chosen)
         trainer = settings_lib.from_args(
             TrainerSettings, args, text_key=transform.text_key, label_key=transform.label_key,
-            vocab_file=model["vocab_file"], pretrained_dir=model["pretrained_dir"],
-            learning_rate=model["learning_rate"], label_names=transform.label_names)
+            vocab_file=model.vocab_file, pretrained_dir=model.pretrained_dir, label_names=transform.label_names)
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
         pretrainer = PretrainerSettings.derived_from(
-            trainer, transform, pretrain_epochs=args.pretrain_epochs,
-            pretrain_learning_rate=args.pretrain_learning_rate, masking_rate=args.masking_rate,
-            whole_word_masking=args.whole_word_masking, **model.get("unlabeled", {}))
+            trainer, transform, **{f.name: getattr(args, f.name) for f in PRETRAINER_FLAGS}, **unlabeled)
     except settings_lib.SettingsError as e:
         raise InputError(str(e)) from None
-    if model.get("unlabeled", {}).get("unlabeled_data") and not pretrainer.enabled:
+    if unlabeled.get("unlabeled_data") and not pretrainer.enabled:
         raise InputError("--unlabeled-data is read by the masked-LM stage only: pass --pretrain-epochs N (N > 0) too.")
     if pretrainer.enabled and trainer.warm_start:
         raise InputError("--warm-start and --pretrain-epochs exclude each other: a warm start continues from the model "
@@ -333,10 +249,10 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         name = f"{name}-max{args.max_examples}"
     checks_file = text_checks_for(schema)
     labels = domain or inputs.label_values(newest, splits, text_key, label_key)
-    model["label_names"] = check_labels(labels, label_key)
-    notes = []
+    label_names = check_labels(labels, label_key)
+    notes, max_seq_length, unlabeled = [], None, None
     if args.max_seq_length == settings_lib.AUTO:
-        model["max_seq_length"], note = _auto_length(args, newest, splits, model)
+        max_seq_length, note = _auto_length(args, newest, splits, model)
         notes.append(note)
     if source == "none":
         notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "
@@ -345,9 +261,9 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     elif source == "frozen":
         notes.append(f"schema: {schema} (frozen by this pipeline's first accepted run)")
     if args.unlabeled_data is not None:
-        model["unlabeled"], note = _unlabeled(args.unlabeled_data.resolve(), args.text_key)
+        unlabeled, note = _unlabeled(args.unlabeled_data.resolve(), args.text_key)
         notes.append(note)
-    transform, trainer, evaluator, pretrainer = component_settings(args, model)
+    transform, trainer, evaluator, pretrainer = component_settings(args, model, label_names, max_seq_length, unlabeled)
 
     serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
     return PipelineConfig(
@@ -406,16 +322,16 @@ def snapshot_schema(schema: str, pipeline_root: Path) -> str:
     return str(target)
 
 
-def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: dict) -> Tuple[int, str]:
+def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: ModelChoice) -> Tuple[int, str]:
     """--max-seq-length auto: the length chosen from the training texts, and a line saying so."""
     from pipeline.cli import sequence_length
 
     files = inputs.split_files(data_root, splits)
     texts = [text for path in files.get("train", files.get("")) for text, _ in
              inputs.read_rows(path, args.text_key, args.label_key)]
-    length, cut, seen = sequence_length.choose(texts, model["vocab_file"], model["lower_case"], model["positions"])
+    length, cut, seen = sequence_length.choose(texts, model.vocab_file, model.lower_case, model.positions)
     estimated = " (estimated from word counts: the vocabulary is learned during the run)" \
-        if not model["vocab_file"] else ""
+        if not model.vocab_file else ""
     return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of {seen} training texts "
                     f"whole and cuts {cut} ({cut / max(seen, 1):.1%}){estimated}; pass --max-seq-length N to choose.")
 

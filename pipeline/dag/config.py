@@ -114,7 +114,7 @@ class PipelineConfig:
     # Execution.
     beam_pipeline_args: Tuple[str, ...] = ()
     # Kubeflow: None runs the Trainer in its step's pod (one process); else the Trainer step launches a multi-worker
-    # Vertex AI Training job (pipeline/dag/pipeline.py).
+    # Vertex AI Training job (pipeline/dag/training.py).
     vertex_training: Optional[VertexTraining] = None
     enable_cache: bool = True
 

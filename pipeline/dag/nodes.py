@@ -1,5 +1,5 @@
 """The pipeline's node ids: the names of its steps in ML Metadata, the console, the summary, the Kubeflow spec and the
-tests. Kept apart from pipeline/dag/pipeline.py, which imports TFX (seconds), for what needs only the names: the run
+tests. Kept apart from the stage builders (pipeline/dag/stages/), which import TFX (seconds), for what needs only the names: the run
 summary, and the refusal of bad input before anything heavy loads."""
 
 EXAMPLE_GEN = "CsvExampleGen"
@@ -26,9 +26,15 @@ RUN_REPORT = "RunReport"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
 
+
+def baseline_resolver_id(gate_id: str) -> str:
+    """The node that resolves the statistics `gate_id` last accepted (the drift checks' baseline)."""
+    return f"{gate_id}_baseline_resolver"
+
+
 __all__ = [
     "EXAMPLE_GEN", "SPAN_WINDOW", "STATISTICS_GEN", "SCHEMA_GEN", "IMPORT_SCHEMA_GEN", "SCHEMA_CURATOR",
     "SCHEMA_FREEZER", "EXAMPLE_VALIDATOR", "DRIFT_VALIDATOR", "DATA_GATE", "TRANSFORM", "TEXT_STATISTICS_GEN",
     "TEXT_GATE", "MODEL_RESOLVER", "PRETRAINER", "TRAINER", "SERVING_CHECK", "INFRA_VALIDATOR", "EVALUATOR",
-    "MODEL_CARD", "RUN_REPORT", "PUSHER", "VALIDATORS",
+    "MODEL_CARD", "RUN_REPORT", "PUSHER", "VALIDATORS", "baseline_resolver_id",
 ]

@@ -28,7 +28,7 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
     as JSON, or (.yaml/.yml) the PipelineSpec as YAML, the form `kfp` itself writes. Returns the PipelineJob dict."""
     from tfx import v1 as tfx
 
-    from pipeline.dag import pipeline as nodes
+    from pipeline.dag import nodes
     from pipeline.dag.pipeline import create_pipeline
 
     pipeline = create_pipeline(config)

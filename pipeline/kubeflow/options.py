@@ -69,8 +69,9 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         local_copy = str(assets.ensure_checkpoint()) if checkpoint == options.IMAGE_CHECKPOINT else None
     model = options.model_settings(args, checkpoint, local_copy,
                                    packaged_vocab=lambda: posixpath.join(options.IMAGE_CHECKPOINT, "vocab.txt"))
+    max_seq_length = None
     if args.max_seq_length == settings_lib.AUTO:  # compiling reads no data: the dataclass default
-        model["max_seq_length"] = min(TransformSettings.max_seq_length, model["positions"])
+        max_seq_length = min(TransformSettings.max_seq_length, model.positions)
 
     dataset = args.dataset
     if dataset == "custom":
@@ -97,10 +98,12 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         local_schema = curated_schema(dataset)
     elif args.schema and os.path.isfile(args.schema):
         local_schema = Path(args.schema)
-    model["label_names"] = _kubeflow_labels(args, dataset, local_schema, args.label_key)
+    label_names = _kubeflow_labels(args, dataset, local_schema, args.label_key)
+    unlabeled = None
     if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
-        model["unlabeled"] = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
-    transform, trainer, evaluator, pretrainer = options.component_settings(args, model)
+        unlabeled = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
+    transform, trainer, evaluator, pretrainer = options.component_settings(args, model, label_names, max_seq_length,
+                                                                           unlabeled)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
     if not schema_file and not pipeline_root:

@@ -73,7 +73,7 @@ def expose_runtime_parameters(pipeline) -> Dict[str, str]:
     create_pipeline() set (the same strings the executors would have received), and returns those defaults."""
     from tfx.orchestration import data_types
 
-    from pipeline.dag import pipeline as nodes
+    from pipeline.dag import nodes
 
     defaults = {}
     by_id = {c.id: c for c in pipeline.components}
@@ -136,7 +136,7 @@ def spec_parameters(spec: dict) -> Dict[str, dict]:
 
 def _wires_base_model(spec: dict) -> bool:
     """Whether the spec's Trainer receives the model in service (compiled with --warm-start)."""
-    from pipeline.dag import pipeline as nodes
+    from pipeline.dag import nodes
 
     task = spec.get("root", {}).get("dag", {}).get("tasks", {}).get(nodes.TRAINER, {})
     return "base_model" in task.get("inputs", {}).get("artifacts", {})

@@ -1,0 +1,105 @@
+"""Stage 1, the data: ExampleGen -> StatisticsGen -> the schema (curated, frozen or inferred) -> ExampleValidator and
+DriftValidator (against the last accepted statistics) -> DataValidationGate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+from typing import Any, List
+
+from tfx import v1 as tfx
+
+from components.validation.drift import DriftValidator
+from components.validation.frozen_files import FROZEN_DIR
+from components.validation.frozen_schema import SchemaCurator
+from components.validation.gates import DataValidationGate
+from pipeline.dag.config import HASH_BUCKETS, SPAN_FOLDER, PipelineConfig
+from pipeline.dag.nodes import (DATA_GATE, DRIFT_VALIDATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR, IMPORT_SCHEMA_GEN,
+                                SCHEMA_CURATOR, SCHEMA_GEN, STATISTICS_GEN)
+from pipeline.dag.resolvers import last_accepted_statistics, span_window
+
+
+@dataclasses.dataclass(frozen=True)
+class DataStage:
+    """The data stage's nodes (in order) and what later stages read from it."""
+
+    nodes: List[Any]
+    example_gen: Any
+    statistics_gen: Any
+    schema: Any  # the schema channel every later step checks against
+    training_examples: Any  # what Transform reads: this run's span, or a window of the last spans
+    example_validator: Any
+    drift_validator: Any
+    data_gate: Any  # nothing is transformed (or trained) when it fails
+    baseline_statistics: Any  # the resolver of the statistics the data gate last accepted
+
+
+def frozen_schema_dir(config: PipelineConfig) -> str:
+    """Where a pipeline without a curated schema keeps the one it froze (components/validation/frozen_schema.py): relative to the
+    pipeline root on a local run (so a moved or copied root keeps its cache), the full location on Kubeflow."""
+    return FROZEN_DIR if config.orchestrator == "local" else posixpath.join(config.pipeline_root, FROZEN_DIR)
+
+
+def fix_hint(config: PipelineConfig) -> str:
+    """What a refusal tells the user to change when their data changed legitimately: their own files, or a flag."""
+    if config.schema_source == "none":
+        return ("this is the pipeline's first accepted-data check, against the schema inferred from this data and "
+                "the default thresholds; pass --schema FILE (a schema.pbtxt, with a text_checks.toml beside it) to "
+                "set your own")
+    schema = config.schema_origin or config.schema_file
+    return f"edit {schema} or the text_checks.toml beside it (see the README)"
+
+
+def example_gen_input(config: PipelineConfig):
+    """ExampleGen's input/output split configuration: the data's own splits, or a hash split."""
+    prefix = f"{SPAN_FOLDER}/" if config.use_spans else ""
+    if config.input_splits:
+        input_config = tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=split, pattern=f"{prefix}{split}/*.csv") for split in config.input_splits])
+        return input_config, None
+    input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="all", pattern=f"{prefix}*.csv")])
+    output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+        tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets) for name, buckets in HASH_BUCKETS]))
+    return input_config, output_config
+
+
+def data_validation(config: PipelineConfig) -> DataStage:
+    """Ingests the data, describes it and checks it against the schema and the last accepted data; the gate stops the
+    run (and never becomes a baseline) when it fails."""
+    input_config, output_config = example_gen_input(config)
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data_root, input_config=input_config, output_config=output_config).with_id(EXAMPLE_GEN)
+    # Without spans, or with a window of one, everything trains on what ExampleGen just ingested. With a window,
+    # Transform and Trainer read the last `spans_window` spans recorded in ML Metadata.
+    window = [span_window(example_gen, config.spans_window)] if config.use_spans and config.spans_window > 1 else []
+    training_examples = (window[0] if window else example_gen).outputs["examples"]
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(STATISTICS_GEN)
+
+    # The inferred schema is always computed, to compare with the curated one (or to become it when the data has no
+    # curated schema yet: curated by SchemaCurator, frozen by SchemaFreezer once the data passed the checks).
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True).with_id(SCHEMA_GEN)
+    if config.schema_file:
+        curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file).with_id(IMPORT_SCHEMA_GEN)
+    else:
+        curated = SchemaCurator(inferred_schema=schema_gen.outputs["schema"], text_key=config.text_key,
+                                label_key=config.label_key, label_names=json.dumps(list(config.label_names)),
+                                frozen_dir=frozen_schema_dir(config), frozen_edit=config.frozen_edit
+                                ).with_id(SCHEMA_CURATOR)
+    schema = curated.outputs["schema"]
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema).with_id(EXAMPLE_VALIDATOR)
+    baseline = last_accepted_statistics(DATA_GATE, config)
+    drift_validator = DriftValidator(statistics=statistics_gen.outputs["statistics"], schema=schema,
+                                     baseline_statistics=baseline.outputs["statistics"]).with_id(DRIFT_VALIDATOR)
+    data_gate = DataValidationGate(
+        anomalies=example_validator.outputs["anomalies"], more_anomalies=drift_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"], fix=fix_hint(config)).with_id(DATA_GATE)
+    return DataStage(
+        nodes=[example_gen, *window, statistics_gen, schema_gen, curated, example_validator, baseline,
+               drift_validator, data_gate],
+        example_gen=example_gen, statistics_gen=statistics_gen, schema=schema, training_examples=training_examples,
+        example_validator=example_validator, drift_validator=drift_validator, data_gate=data_gate,
+        baseline_statistics=baseline)

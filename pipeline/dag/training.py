@@ -1,0 +1,77 @@
+"""Stage 3, the model: [Pretrainer (the masked-LM stage, with --pretrain-epochs)] -> Trainer (BERT), starting from the
+checkpoint, the Pretrainer's adapted encoder, or the model in service (--warm-start)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List
+
+from tfx import v1 as tfx
+
+from components.modules.trainer_executor import VertexTrainer
+from pipeline.dag.config import PRETRAIN_RUN_FN, RUN_FN, PipelineConfig, VertexTraining
+from pipeline.dag.data_validation import DataStage
+from pipeline.dag.nodes import PRETRAINER, TRAINER
+from pipeline.dag.preprocessing import PreprocessingStage
+from pipeline.dag.resolvers import model_in_service
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingStage:
+    """The training stage's nodes (in order) and what the release stage reads from it."""
+
+    nodes: List[Any]
+    model_resolver: Any  # the model in service
+    trainer: Any
+
+
+def vertex_training_config(vertex: VertexTraining) -> dict:
+    """The keys TFX's Google Cloud AI Platform Trainer reads from the Trainer's custom_config (all prefixed
+    `ai_platform_`, which TrainerSettings ignores): Vertex AI, its region, and the CustomJob: a chief pool of one
+    replica and a worker pool of the others, each running the pipeline's image (the executor sets the command)."""
+    extension = tfx.extensions.google_cloud_ai_platform
+
+    def pool(replicas: int) -> dict:
+        return {"machine_spec": {"machine_type": vertex.machine_type}, "replica_count": replicas,
+                "container_spec": {"image_uri": vertex.image}}
+
+    return {extension.ENABLE_VERTEX_KEY: True, extension.VERTEX_REGION_KEY: vertex.region,
+            extension.TRAINING_ARGS_KEY: {"project": vertex.project,
+                                          "job_spec": {"worker_pool_specs": [pool(1), pool(vertex.workers - 1)]}}}
+
+
+def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, code_version: str) -> TrainingStage:
+    """Trains the classifier once the text checks passed, after the optional masked-LM stage."""
+    transformed = text.transform.outputs["transformed_examples"]
+    graph = text.transform.outputs["transform_graph"]
+    model_resolver = model_in_service()
+
+    # The masked-LM stage: a second Trainer whose run_fn adapts the encoder to the training split's texts (and
+    # --unlabeled-data's); its Model artifact is the fine-tuning Trainer's starting checkpoint.
+    pretrainer = []
+    if config.pretrainer.enabled:
+        pretrainer = [tfx.components.Trainer(
+            run_fn=PRETRAIN_RUN_FN, examples=transformed, transform_graph=graph, schema=data.schema,
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),  # measured on, never trained on
+            custom_config=config.pretrainer.to_custom_config(code_version)).with_id(PRETRAINER)]
+        pretrainer[0].add_upstream_node(text.text_gate)
+    if config.trainer.warm_start:
+        start_from = model_resolver.outputs["model"]  # the model in service
+    else:
+        start_from = pretrainer[0].outputs["model"] if pretrainer else None
+
+    # One process in the Trainer step, or (Kubeflow, --trainer-workers N) a multi-worker Vertex AI Training job that
+    # the step launches and waits for: TFX's Google Cloud AI Platform Trainer, the same run_fn in every replica.
+    trainer_class, vertex_config = tfx.components.Trainer, {}
+    if config.vertex_training is not None:
+        trainer_class = VertexTrainer  # TFX's, whose non-chief replicas need not write the model
+        vertex_config = vertex_training_config(config.vertex_training)
+    trainer = trainer_class(
+        run_fn=RUN_FN, examples=transformed, transform_graph=graph, schema=data.schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={**config.trainer.to_custom_config(code_version), **vertex_config},
+        base_model=start_from).with_id(TRAINER)
+    trainer.add_upstream_node(text.text_gate)  # nothing is trained when the text checks fail
+    return TrainingStage(nodes=[model_resolver, *pretrainer, trainer], model_resolver=model_resolver, trainer=trainer)
