@@ -1,8 +1,8 @@
 """Benchmark: training throughput with length bucketing vs padding every batch to max_seq_length.
 
-The Trainer (components/modules/training_loop.py, `bucket_batches`) groups examples of similar length and pads each batch only to
-its longest example. This measures what that buys on the default data and model: the same fine-tuning steps
-(all-MiniLM-L6-v2 + mean-pooling head, AdamW, batch 32) on the same Rotten Tomatoes snippets, tokenized by the
+The Trainer (components/modules/training_loop.py, `bucket_batches`) groups examples of similar length and pads each
+batch only to its longest example. This measures what that buys on the default data and model: the same fine-tuning
+steps (all-MiniLM-L6-v2 + mean-pooling head, AdamW, batch 32) on the same Rotten Tomatoes snippets, tokenized by the
 pipeline's own WordPiece tokenizer, fed (a) bucketed as the Trainer does and (b) padded to max_seq_length.
 
     .venv/bin/python benchmarks/bucketing.py [--steps 40] [--json out.json]

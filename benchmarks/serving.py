@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from pipeline.data import assets  # noqa: E402
-from pipeline.dag.config import MODEL_NAME, default_serving_dir  # noqa: E402
-from pipeline.serving.process import ServerProcess  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
+from pipeline.dag.config import MODEL_NAME, default_serving_dir  # noqa: E402
+from pipeline.data import assets  # noqa: E402
+from pipeline.serving.process import ServerProcess  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
 
@@ -147,7 +147,8 @@ def main() -> int:
     call, call_batch = in_process(str(base / str(versions[0])))
     measure("in-process SavedModel", call, corpus, args.seconds, args.max_requests, results)
     results.append(ceiling(call_batch, corpus, args.seconds))
-    print(f"{results[-1]['mode']:<22}: {results[-1]['texts_per_s']:>7} texts/s (the most batching can reach)", flush=True)
+    print(f"{results[-1]['mode']:<22}: {results[-1]['texts_per_s']:>7} texts/s (the most batching can reach)",
+          flush=True)
     with tempfile.TemporaryDirectory() as logs:
         for name, flags in (("server, batching", ()), ("server, no batching", ("--no-batching",))):
             with ServerProcess(args.serving_dir, *flags, log=Path(logs) / "serve.log") as server:

@@ -38,7 +38,7 @@ SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 
 # Where the WordPiece vocabulary comes from: "checkpoint", a file (the checkpoint's vocab.txt, or the packaged uncased
 # one when training from scratch), or "learn": learned by Transform from the training split
-# (components/modules/preprocessing.py), with SPECIAL_TOKENS at ids 0..4.
+# (components/modules/learned_vocab.py), with SPECIAL_TOKENS at ids 0..4.
 VOCAB_MODES = ("checkpoint", "learn")
 MIN_LEARNED_VOCAB_SIZE = 100  # the specials, the alphabet and its "##" continuations need room
 # The learned vocabulary's file name among the transform graph's assets, and its key for

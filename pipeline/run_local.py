@@ -29,9 +29,9 @@ import time
 import traceback
 from typing import List, Optional
 
-from pipeline.data import assets
-from pipeline.cli import console, inputs, options
 from components.runtime.quiet_exit import quiet_exit
+from pipeline.cli import console, inputs, options
+from pipeline.data import assets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,10 +133,10 @@ def _run(config, warnings: List[str], err):
     """Runs the pipeline with a line per step; returns (exit status, summary)."""
     from tfx import v1 as tfx
 
-    from components.validation.gates import DataValidationError
     from components.release.serving_check import ServingCheckError
-    from pipeline.dag import beam_dependencies
+    from components.validation.gates import DataValidationError
     from pipeline.cli import summary as s
+    from pipeline.dag import beam_dependencies
     from pipeline.dag.pipeline import create_pipeline
 
     reporter = console.StepReporter(

@@ -23,10 +23,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from components.settings import base as contract  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
-from pipeline.dag.config import default_serving_dir  # noqa: E402
+from components.settings import base as contract  # noqa: E402
 from pipeline.cli.options import HelpFormatter  # noqa: E402
+from pipeline.dag.config import default_serving_dir  # noqa: E402
 from pipeline.serving.server import ServerSettings  # noqa: E402
 
 DEFAULT_DATASET = "rotten_tomatoes"  # `make run`'s dataset, whose serving folder is served by default

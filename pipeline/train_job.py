@@ -1,12 +1,13 @@
-"""The pipeline's Trainer step as a stand-alone job: components/modules/trainer.py's run_fn on a Transform step's outputs.
+"""The pipeline's Trainer step as a stand-alone job: components/modules/trainer.py's run_fn on a Transform step's
+outputs.
 
     python -m pipeline.train_job --examples ROOT/Transform/transformed_examples/ID \\
         --transform-graph ROOT/Transform/transform_graph/ID --model-dir /models/candidate --config trainer.json
 
 This is how the same module runs as a multi-worker job outside the pipeline, e.g. as a Kubeflow TFJob
 (k8s/trainer-tfjob.yaml): every replica runs this command with the TF_CONFIG the Training Operator sets, run_fn trains
-under MultiWorkerMirroredStrategy (components/model/distribution.py), and only the chief writes the model. The inputs are
-read as TFX's Trainer reads them (TFX's own FnArgs from the artifacts); --config is the Trainer's custom_config, as
+under MultiWorkerMirroredStrategy (components/model/distribution.py), and only the chief writes the model. The inputs
+are read as TFX's Trainer reads them (TFX's own FnArgs from the artifacts); --config is the Trainer's custom_config, as
 the pipeline passes it (the Kubeflow spec's `trainer_config` parameter, or `training_history.json`'s settings).
 
 Exit status: 0 when trained (and, on the chief, the model written under MODEL_DIR/Format-Serving); 2 for invalid input
@@ -78,8 +79,8 @@ def _check(args: argparse.Namespace) -> dict:
         config = json.loads(args.config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"--config {args.config}: {e}.") from None
-    from components.settings.pretraining import PretrainerSettings
     from components.settings.base import SettingsError
+    from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
 
     try:

@@ -41,7 +41,8 @@ if sys.argv[1] == "text":
     import tensorflow_text
     text_version = tensorflow_text.__version__
     # Some op libraries are loaded on first use; load all of them.
-    for lib in glob.glob(os.path.join(os.path.dirname(tensorflow_text.__file__), "python", "**", "_*.so"), recursive=True):
+    for lib in glob.glob(os.path.join(os.path.dirname(tensorflow_text.__file__), "python", "**", "_*.so"),
+    recursive=True):
         tf.load_op_library(lib)
     after = ops()
 print(json.dumps({"version": tf.__version__, "text_version": text_version, "before": before, "after": after}))

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 
-from components.runtime import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+
+# isort: split
 
 import dataclasses
 import json

@@ -24,7 +24,9 @@ Public API:
 
 from __future__ import annotations
 
-from components.runtime import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+
+# isort: split
 
 import json
 import os
@@ -311,7 +313,8 @@ def export_hf_checkpoint(folder: Union[str, os.PathLike], encoder: keras.Model, 
     tensors = {prefix + name: _to_hf_layout(t) for name, t in hf_checkpoint.weight_targets(encoder).items()}
     if head is not None:
         if head.word_embeddings is not word_embedding_layer(encoder):
-            raise ValueError("the head is tied to another encoder's word embeddings; build it with build_head(encoder).")
+            raise ValueError("the head is tied to another encoder's word embeddings; build it with "
+                             "build_head(encoder).")
         tensors.update({name: _to_hf_layout(t) for name, t in head_targets(head).items()})
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     save_file(tensors, str(folder / hf_checkpoint.WEIGHTS_FILE), metadata={"format": "pt"})

@@ -1,13 +1,10 @@
 """The Trainer's numeric precision: float32, or Keras' mixed_bfloat16 (bfloat16 compute, float32 variables).
 
-`--precision float32` is the default. `--precision bf16_if_native` trains in mixed_bfloat16 when the CPU has native bfloat16
-instructions (AVX-512 BF16 or AMX-BF16, read from /proc/cpuinfo) and no GPU is used, float32 otherwise: without those
-instructions bfloat16 is emulated and slower than float32. Measured on the development CPU (which has both), the
-default Rotten Tomatoes run in mixed_bfloat16 took longer than in float32 (its Trainer 835 s against 684 s: the first
-epoch, which builds the kernels of every new batch shape, was much slower, the others no faster) at the same accuracy
-(test 0.836 against 0.839), so it is not the default (README, results table). On 20newsgroups at 128 tokens,
-longer batches, it trained 1.55x as fast as float32 at the same accuracy (eval 0.903 against 0.905): worth
-choosing for long texts.
+`--precision float32` is the default. `--precision bf16_if_native` trains in mixed_bfloat16 when the CPU has native
+bfloat16 instructions (AVX-512 BF16 or AMX-BF16, read from /proc/cpuinfo) and no GPU is used, float32 otherwise: without
+those instructions bfloat16 is emulated and slower than float32. Even with them it is not the default: on short texts
+the first epoch, which builds the kernels of every new batch shape, is much slower and the others no faster, while on
+long texts (longer batches) it pays at the same accuracy. The measurements are in benchmarks/results.md.
 
 Whatever the training precision, the exported serving model computes in float32: run_fn rebuilds the classifier
 under the float32 policy with the trained weights (float32 variables in both), so a serving CPU without bfloat16

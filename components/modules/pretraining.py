@@ -1,11 +1,11 @@
 """The Pretrainer: masked-language-model training that adapts the encoder to the run's own text before fine-tuning.
 
-A second TFX Trainer (pipeline/dag/pipeline.py, node `Pretrainer`) runs this `run_fn` on Transform's output: the training
-split's texts, plus --unlabeled-data's (tokenized by the same transform graph), never the eval or test split, which
-only measure it. Each batch is masked anew in the input pipeline (components/model/masking.py: 15% of the real tokens, 80%
-[MASK] / 10% random / 10% unchanged, optionally whole words), so every epoch sees different masks. The model is the
-encoder with BERT's masked-LM head (components/model/mlm.py, decoder tied to the word embeddings), loaded strictly from the
-checkpoint when it ships `cls.predictions.*` and initialised (said on the console) when it does not.
+A second TFX Trainer (pipeline/dag/pipeline.py, node `Pretrainer`) runs this `run_fn` on Transform's output: the
+training split's texts, plus --unlabeled-data's (tokenized by the same transform graph), never the eval or test split,
+which only measure it. Each batch is masked anew in the input pipeline (components/model/masking.py: 15% of the real
+tokens, 80% [MASK] / 10% random / 10% unchanged, optionally whole words), so every epoch sees different masks. The model
+is the encoder with BERT's masked-LM head (components/model/mlm.py, decoder tied to the word embeddings), loaded
+strictly from the checkpoint when it ships `cls.predictions.*` and initialised (said on the console) when it does not.
 
 Output: the Model artifact's Format-Serving/ holds the adapted encoder and head as a Hugging Face checkpoint
 (config.json, model.safetensors, vocab.txt), which the fine-tuning Trainer loads as its checkpoint (its base_model
@@ -15,7 +15,9 @@ the eval split's).
 
 from __future__ import annotations
 
-from components.runtime import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+
+# isort: split
 
 import json
 import os
@@ -31,11 +33,11 @@ from tfx import v1 as tfx
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 
-from components.model import bert, masking, mlm, optimization, precision
 from components import features
-from components.modules import trainer, training_loop, unlabeled
-from components.settings.pretraining import PretrainerSettings
+from components.model import bert, masking, mlm, optimization, precision
+from components.modules import training_loop, unlabeled
 from components.runtime.progress import progress
+from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import SCRATCH_MAX_POSITIONS
 
 HISTORY_FILE = "pretraining_history.json"
@@ -170,8 +172,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     progress(f"Pretrainer: before training, eval masked-LM loss {before['loss']:.3f}, accuracy "
              f"{before['mlm_accuracy']:.3f}")
     history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=[training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs, name="Pretrainer",
-                                                     loss_key="loss")], verbose=0).history
+                        callbacks=[training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs,
+                                                               name="Pretrainer", loss_key="loss")],
+                        verbose=0).history
     progress(f"Pretrainer: eval masked-LM loss {history['val_loss'][-1]:.3f}, accuracy "
              f"{history['val_mlm_accuracy'][-1]:.3f} ({time.time() - start:.0f} s)")
 

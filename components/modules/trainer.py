@@ -4,10 +4,11 @@ Input: Transform's examples (`input_word_ids`, `input_mask`, `input_type_ids` pa
 `label_id`). Batches are built from examples of similar length and padded only to the longest in the
 batch (length bucketing); the model itself also trims padding columns, so serving gets the same speed-up.
 
-Distribution: run_fn trains under the tf.distribute strategy components/model/distribution.py chooses (MultiWorkerMirrored
-when TF_CONFIG describes a cluster, Mirrored on several GPUs, else the default); batch_size is per replica, each step
-takes batch_size x replicas examples, and the loss is the mean over that global batch however it is split
-(GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps what it writes.
+Distribution: run_fn trains under the tf.distribute strategy components/model/distribution.py chooses
+(MultiWorkerMirrored when TF_CONFIG describes a cluster, Mirrored on several GPUs, else the default); batch_size is per
+replica, each step takes batch_size x replicas examples, and the loss is the mean over that global batch however it is
+split (GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps what it
+writes.
 
 Export: one SavedModel with three signatures
 - `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import os
 
-from components.runtime import keras2  # noqa: F401,I001  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its AutoGraph rule, see keras2.py)
+
+# isort: split
 
 import dataclasses
 import json
 import math
-import tempfile
-import time
 from typing import Dict, List, Optional
 
 import absl.logging as logging
@@ -38,8 +39,8 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components.model import bert, distribution, hf_checkpoint, optimization, precision
 from components import features
+from components.model import bert, distribution, hf_checkpoint, optimization, precision
 from components.modules import training_loop, warmup
 from components.runtime.progress import progress
 from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
@@ -87,7 +88,8 @@ def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_
                  for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
         return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
 
-    ds = training_loop.bucket_batches(raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache(), batch_size, shuffle, seed)
+    examples = raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = training_loop.bucket_batches(examples, batch_size, shuffle, seed)
     # Distributed over several workers, each builds this same sequence of global batches (same files, same seed) and
     # tf.distribute splits every batch between the replicas: sharding by data, since one file cannot be split by file.
     options = tf.data.Options()
@@ -274,7 +276,8 @@ def _write_history(serving_model_dir: str, history: Dict[str, List[float]], sett
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
     and the model card read it); also the replicas and global batch, the training loss after every step and the
     steps per second (benchmarks/distributed.py reads them)."""
-    schedule = optimization.WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio), total_steps)
+    schedule = optimization.WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio),
+                                              total_steps)
     steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
     history = {k: v for k, v in history.items() if not k.endswith("loss")}  # exact cross-entropy instead
     history = {k.replace(training_loop.CROSS_ENTROPY, "loss"): v for k, v in history.items()}

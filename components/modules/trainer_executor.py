@@ -2,11 +2,10 @@
 writing the model.
 
 TFX's GenericExecutor fails a Trainer whose run_fn left no serving model. Under MultiWorkerMirroredStrategy only the
-chief keeps the model (components/model/distribution.py: the other replicas write to temporary folders), so on every other
-replica of a Vertex AI Training job that check would fail the replica, and with it the job, depending only on whether
-the chief happened to finish writing first. Here a non-chief replica runs run_fn and returns; the chief is checked as
-before.
-"""
+chief keeps the model (components/model/distribution.py: the other replicas write to temporary folders), so on every
+other replica of a Vertex AI Training job that check would fail the replica, and with it the job, depending only on
+whether the chief happened to finish writing first. Here a non-chief replica runs run_fn and returns; the chief is
+checked as before."""
 
 from __future__ import annotations
 

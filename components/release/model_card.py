@@ -31,8 +31,8 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     import tensorflow as tf
 
     from components import features
-    from components.release import model_metrics
     from components.modules.trainer import HISTORY_FILE
+    from components.release import model_metrics
 
     def read(path):
         return json.loads(tf.io.gfile.GFile(path).read()) if tf.io.gfile.exists(path) else None

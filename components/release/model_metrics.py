@@ -55,7 +55,7 @@ def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
         example = tf.train.Example.FromString(record.numpy())
         feats = example.features.feature
 
-        def value(key):
+        def value(key, feats=feats):
             f = feats.get(key)
             if f is None:
                 return ""

@@ -1,4 +1,5 @@
-"""The run report's page: one self-contained `report.html` in the pipeline root, plots embedded, readable without network.
+"""The run report's page: one self-contained `report.html` in the pipeline root, plots embedded, readable without
+network.
 
 Sections: the run (and, for a failed or refused run, the reason first), data (examples and labels per split against
 the drift checks' baseline, token lengths with the `max_seq_length` cut), validation (every anomaly and warning),
@@ -36,6 +37,278 @@ class ReportContext:
     baseline_statistics: Optional[str] = None  # the statistics the drift checks compared with
     transformed: Optional[str] = None  # Transform's transformed examples
     baseline_text_statistics: Optional[str] = None  # the text statistics the length-drift check compared with
+
+
+def _figure(draw, title: str, width: float = 6.4, height: float = 3.2) -> str:
+    """An <img> of the plot `draw(ax)` makes, with `title`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    draw(ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: List[str], rows: List[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _p(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+def label_counts(statistics_uri: str, label_key: str) -> Dict[str, Dict[str, float]]:
+    """Split -> label -> examples, from a StatisticsGen artifact."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    result = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
+        split = os.path.basename(os.path.dirname(path)).removeprefix("Split-")
+        stats = tfdv.load_stats_binary(path)
+        for feature in stats.datasets[0].features:
+            if feature.path.step and feature.path.step[-1] == label_key:
+                buckets = feature.string_stats.rank_histogram.buckets or feature.string_stats.top_values
+                result[split] = {getattr(b, "label", getattr(b, "value", "")): b.sample_count if hasattr(
+                    b, "sample_count") else b.frequency for b in buckets}
+    return result
+
+
+def token_lengths(transformed_uri: str, split: str = "train") -> List[int]:
+    """WordPiece tokens per text before truncation, from Transform's output (features.NUM_WORDPIECES_KEY)."""
+    import tensorflow as tf
+
+    from components import features
+
+    files = sorted(tf.io.gfile.glob(os.path.join(transformed_uri, f"Split-{split}", "*")))
+    spec = {features.NUM_WORDPIECES_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    lengths: List[int] = []
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024):
+        lengths += tf.io.parse_example(batch, spec)[features.NUM_WORDPIECES_KEY].numpy().tolist()
+    return lengths
+
+
+def length_histogram(text_statistics_uri: str, split: str = "train"):
+    """(bucket edges, examples per bucket) of WordPiece tokens per text, from TextStatisticsGen's TFDV statistics
+    (the standard histogram of features.NUM_WORDPIECES_KEY); None when absent."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    from components import features
+
+    paths = tf.io.gfile.glob(os.path.join(text_statistics_uri, f"Split-{split}", "FeatureStats.pb"))
+    if not paths:
+        return None
+    for feature in tfdv.load_stats_binary(paths[0]).datasets[0].features:
+        if feature.path.step and feature.path.step[-1] == features.NUM_WORDPIECES_KEY:
+            for histogram in feature.num_stats.histograms:
+                if histogram.type == histogram.STANDARD and histogram.buckets:
+                    edges = [histogram.buckets[0].low_value] + [b.high_value for b in histogram.buckets]
+                    return edges, [b.sample_count for b in histogram.buckets]
+    return None
+
+
+def _bars(ax, groups: Dict[str, Dict[str, float]], ylabel: str, xlabel: str) -> None:
+    keys = sorted({k for g in groups.values() for k in g})
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, values) in enumerate(groups.items()):
+        ax.bar([x + i * width for x in range(len(keys))], [values.get(k, 0) for k in keys], width, label=name)
+    ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(keys))], keys, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    ax.legend()
+
+
+def data_section(context: ReportContext, summary: dict) -> str:
+    parts = []
+    counts = summary.get("examples_per_split")
+    if not counts:
+        return _p("No statistics: the run stopped before StatisticsGen.")
+    parts.append(_figure(lambda ax: (ax.bar(list(counts), list(counts.values())), ax.set_ylabel("examples"),
+                                     ax.set_xlabel("split")), "Examples per split"))
+    labels = label_counts(context.statistics, context.label_key) if context.statistics else {}
+    if labels:
+        parts.append(_figure(lambda ax: _bars(ax, labels, "examples", f"label ({context.label_key})"),
+                             "Label distribution per split"))
+    if context.baseline_statistics and labels.get("train"):
+        before = label_counts(context.baseline_statistics, context.label_key).get("train", {})
+        share = lambda c: {k: v / max(sum(c.values()), 1) for k, v in c.items()}  # noqa: E731
+        parts.append(_figure(lambda ax: _bars(ax, {"this run": share(labels["train"]), "baseline (last accepted)":
+                                                   share(before)}, "share of examples", "label"),
+                             "Train labels against the drift checks' baseline"))
+    else:
+        parts.append(_p("No baseline: this is the pipeline's first accepted data, so the drift checks had nothing to "
+                        "compare with."))
+    if context.transformed:
+        lengths = token_lengths(context.transformed)
+        cut = context.max_seq_length - 2  # [CLS] and [SEP] take two positions
+
+        before = length_histogram(context.baseline_text_statistics) if context.baseline_text_statistics else None
+
+        def histogram(ax):
+            if before:  # shares, on the baseline's buckets, so the two runs compare whatever their sizes
+                import numpy as np
+
+                edges, counts = before
+                now, _ = np.histogram(lengths, bins=edges)
+                ax.stairs(now / max(now.sum(), 1), edges, fill=True, color="#3b7dd8", alpha=0.6, label="this run")
+                ax.stairs(np.array(counts) / max(sum(counts), 1), edges, color="#333", label="baseline (last accepted)")
+                ax.set_ylabel("share of texts")
+            else:
+                ax.hist(lengths, bins=min(60, max(10, max(lengths, default=1))), color="#3b7dd8")
+                ax.set_ylabel("texts")
+            ax.axvline(cut, color="#c0392b", linestyle="--", label=f"cut: {cut} tokens (max_seq_length "
+                                                                   f"{context.max_seq_length})")
+            ax.set_xlabel("WordPiece tokens per text (train split)")
+            ax.legend()
+        parts.append(_figure(histogram, "Token lengths" + (" against the baseline" if before else "")))
+    text = summary.get("text_statistics", {}).get("train")
+    if text and text.get("examples"):
+        parts.append(_p(f"Train split: {text['truncated']} of {text['examples']} texts truncated "
+                        f"({text['truncated_share']:.1%}); [UNK] {text['unk_share']:.2%} of tokens; {text['empty']} "
+                        "empty."))
+    return "".join(parts)
+
+
+def validation_section(summary: dict) -> str:
+    anomalies, warnings = summary.get("anomalies", []), summary.get("warnings", [])
+    if not anomalies and not warnings:
+        return _p("No anomaly and no warning: the data passed every check.")
+    parts = []
+    if anomalies:
+        parts.append(_table(["found by", "split", "feature", "kind", "what"],
+                            [[a.get("found_by", ""), a["split"], a["feature"], a["kind"], a["description"]]
+                             for a in anomalies]))
+    else:
+        parts.append(_p("No anomaly."))
+    parts += [_p(f"Warning: {w}") for w in warnings]
+    return "".join(parts)
+
+
+def training_section(summary: dict) -> str:
+    import tensorflow as tf
+
+    from components.trainer import HISTORY_FILE
+
+    model_uri = summary.get("model_uri")
+    path = os.path.join(model_uri, HISTORY_FILE) if model_uri else ""
+    if not path or not tf.io.gfile.exists(path):
+        return _p("No training history: the run stopped before the Trainer.")
+    record = json.loads(tf.io.gfile.GFile(path).read())
+    history = record["history"]
+    epochs = list(range(1, len(history.get("loss", [])) + 1))
+
+    def curves(ax, metric):
+        for key, name in ((metric, "train"), (f"val_{metric}", "eval")):
+            if history.get(key):
+                ax.plot(epochs, history[key], marker="o", label=name)
+        ax.axvline(record["kept_epoch"], color="#888", linestyle=":", label=f"kept: epoch {record['kept_epoch']}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_xticks(epochs)
+        ax.legend()
+
+    steps, rates = zip(*record["learning_rate"]) if record["learning_rate"] else ((), ())
+    kept = (f"Early stopping on eval accuracy kept epoch {record['kept_epoch']} of {len(epochs)}."
+            if record["early_stopping"] else f"All {len(epochs)} epoch(s) kept (no early stopping).")
+    return "".join([
+        _figure(lambda ax: curves(ax, "loss"), "Loss per epoch"),
+        _figure(lambda ax: curves(ax, "accuracy"), "Accuracy per epoch"),
+        _figure(lambda ax: (ax.plot(steps, rates), ax.set_xlabel("training step"), ax.set_ylabel("learning rate")),
+                "Learning-rate schedule"),
+        _p(kept)])
+
+
+def evaluation_section(context: ReportContext, summary: dict) -> str:
+    parts = []
+    metrics = summary.get("eval_metrics")
+    if not metrics:
+        parts.append(_p("No evaluation: the run stopped before the Evaluator."))
+    else:
+        gates = context.evaluator
+        baseline = summary.get("baseline_model")
+        served = summary.get("baseline_eval_metrics") or {}
+        rows = [[name, metrics.get(key), served.get(key, "–"), f">= {low}",
+                 f"drop <= {drop}" if baseline else "no model in service"]
+                for name, key, low, drop in (
+                    ("accuracy (eval)", "sparse_categorical_accuracy", gates.min_accuracy, gates.max_accuracy_drop),
+                    ("macro F1 (eval)", "macro_f1_score", gates.min_macro_f1, gates.max_macro_f1_drop))]
+        parts.append(_table(["metric", "candidate", "model in service", "absolute gate",
+                             "allowed drop against the model in service"], rows))
+        parts.append(_p(f"Compared with the model in service: {baseline}." if baseline else
+                        "No model in service yet: the candidate was judged on the absolute gates alone."))
+        if summary.get("blessed"):
+            parts.append(_p("Blessed: every threshold passed."))
+        else:
+            parts.append(_p("Not blessed: " + ("; ".join(summary.get("not_blessed_because") or []) or "see above")
+                            + "."))
+    test = summary.get("test_metrics")
+    if test and test.get("confusion"):
+        classes, matrix = test["classes"], test["confusion"]
+
+        def confusion(ax, normalised):
+            import numpy as np
+
+            values = np.array(matrix, dtype=float)
+            if normalised:
+                values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
+            ax.imshow(values, cmap="Blues")
+            for i in range(len(classes)):
+                for j in range(len(classes)):
+                    ax.text(j, i, f"{values[i, j]:.2f}" if normalised else int(values[i, j]), ha="center",
+                            va="center", fontsize=8)
+            ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+            ax.set_yticks(range(len(classes)), classes)
+            ax.set_xlabel("predicted class")
+            ax.set_ylabel("true class")
+
+        size = min(3 + 0.35 * len(classes), 10)
+        parts.append(_p(f"Test split ({test['examples']} examples): accuracy {test['accuracy']}, macro F1 "
+                        f"{test['macro_f1']}."))
+        parts.append(_figure(lambda ax: confusion(ax, False), "Confusion matrix, test (counts)", size, size))
+        parts.append(_figure(lambda ax: confusion(ax, True), "Confusion matrix, test (row shares)",
+                             size, size))
+        parts.append(_table(["class", "precision", "recall", "F1", "examples"],
+                            [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                             for c, v in test["per_class"].items()]))
+        parts.append("<h3>Most confident mistakes (test split)</h3>" + _table(
+            ["text", "true", "predicted", "probability"],
+            [[m["text"], m["label"], m["predicted"], m["probability"]] for m in test["confident_mistakes"]]))
+    return "".join(parts)
+
+
+def timings_section(summary: dict) -> str:
+    components = summary.get("components") or {}
+    if not components:
+        return _p(summary.get("timings_note") or "No step ran.")
+    names = list(components)
+    seconds = [components[n].get("seconds") or 0 for n in names]
+    colours = ["#bbb" if components[n].get("state") == "CACHED" else "#3b7dd8" for n in names]
+
+    def bars(ax):
+        ax.barh(names, seconds, color=colours)
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds (grey: taken from the cache)")
+    cached = [n for n in names if components[n].get("state") == "CACHED"]
+    return (_figure(bars, "Seconds per component", 7, 0.8 + 0.3 * len(names)) +
+            _p("From the cache: " + (", ".join(cached) if cached else "none") + "."))
+
+
+def run_section(summary: dict) -> str:
+    rows = [["dataset", summary.get("dataset")], ["model", summary.get("model")],
+            ["wall time", f"{summary.get('wall_seconds')} s"], ["blessed", summary.get("blessed")],
+            ["pushed", summary.get("pushed_dir") or "no"]]
+    return _table(["", ""], rows)
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#1d1d1f}

@@ -25,8 +25,8 @@ def summary_from_artifacts(statistics: str, anomalies: dict, text_statistics: st
 
     from components.release.model_card import CARD_JSON
     from components.release.model_metrics import evaluator_metrics
-    from components.validation.text_stats import SUMMARY_FILE
     from components.release.run_facts import anomalies_and_warnings, split_counts
+    from components.validation.text_stats import SUMMARY_FILE
 
     def read(path):
         return json.loads(tf.io.gfile.GFile(path).read()) if tf.io.gfile.exists(path) else {}
@@ -71,11 +71,10 @@ def RunReport(
     Evaluator's settings, and the dataset and model names."""
     import tensorflow as tf
 
+    from components.release.model_card import blessing_facts
+    from components.release.report_page import ReportContext, render
     from components.settings.base import from_custom_config
     from components.settings.evaluator import EvaluatorSettings
-    from components.release.report_page import ReportContext, render
-
-    from components.release.model_card import blessing_facts
 
     given = json.loads(context)
     blessed, baseline = blessing_facts(blessing)

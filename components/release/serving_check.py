@@ -48,8 +48,8 @@ def run_probe(model_dir: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(":"),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
-        done = subprocess.run([sys.executable, "-m", "components.release.serving_probe", model_dir], cwd=str(_ROOT), env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([sys.executable, "-m", "components.release.serving_probe", model_dir], cwd=str(_ROOT),
+                              env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "requests": 0, "problems": [f"loading and warming up took over {timeout:.0f} s"]}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

@@ -3,10 +3,9 @@
     python -m components.release.serving_probe MODEL_DIR
 
 Only TensorFlow, tensorflow-text's op libraries (the C++ ops TF Serving links, not its Python package) and
-tensorflow-serving-api's protos are loaded: TFX, TFT, Keras, Beam and tensorflow-text's Python code are blocked (importing them raises ImportError), so a model that needs anything from those
-at serving time fails here as it would in TF Serving. Prints one JSON line: {"ok", "requests", "problems",
-"seconds"}.
-"""
+tensorflow-serving-api's protos are loaded: TFX, TFT, Keras, Beam and tensorflow-text's Python code are blocked
+(importing them raises ImportError), so a model that needs anything from those at serving time fails here as it would in
+TF Serving. Prints one JSON line: {"ok", "requests", "problems", "seconds"}."""
 
 from __future__ import annotations
 

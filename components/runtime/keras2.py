@@ -5,8 +5,8 @@
 - AutoGraph leaves Keras' own code alone through a "do not convert" rule for the module prefix `keras`, which is
   where Keras 2 lived until TF 2.15. Its new home, `tf_keras`, has no such rule, so the first `fit`, `evaluate` or
   export of every process re-writes some fifty Keras internals (base Layer.__call__, the functional graph
-  runner, ...) through AutoGraph: 15-20 s per process on the 2-core development machine, measured on the tiny
-  model (first training step 22.7 s without the rule, 3.8 s with it). The same rule for `tf_keras` restores
+  runner, ...) through AutoGraph, seconds of every process's start (benchmarks/results.md has the figures). The
+  same rule for `tf_keras` restores
   TF 2.15's behaviour; AutoGraph still converts the project's own layers, as it did then. TensorFlow's public
   API has no way to add a rule, hence the module attribute (TF's own converter tests set it the same way).
 """

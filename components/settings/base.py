@@ -24,8 +24,9 @@ import dataclasses
 import typing
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Type, TypeVar
 
-# An extra key the pipeline adds to custom_config: a digest of the code under components/, so TFX's cache is invalidated when the
-# code changes (pipeline/dag/pipeline.py). Not a setting; allowed, and ignored, when reading a custom_config back.
+# An extra key the pipeline adds to custom_config: a digest of the code under components/, so TFX's cache is invalidated
+# when the code changes (pipeline/dag/pipeline.py). Not a setting; allowed, and ignored, when reading a custom_config
+# back.
 CODE_VERSION_KEY = "code_version"
 # Keys TFX's Google Cloud AI Platform (Vertex AI Training) Trainer reads from the Trainer's custom_config (the worker
 # pools, region...), which its training job hands on to run_fn with the rest: allowed, and ignored, when reading back.
@@ -234,4 +235,5 @@ def from_args(cls: Type[S], args: argparse.Namespace, **given) -> S:
 
 
 __all__ = ["CODE_VERSION_KEY", "SettingsError", "setting", "validate", "to_custom_config", "from_custom_config",
-           "add_flags", "from_args", "flag_fields", "declared_fields", "flag_of", "check_value", "parse_value", "component_name"]
+           "add_flags", "from_args", "flag_fields", "declared_fields", "flag_of", "check_value", "parse_value",
+           "component_name"]

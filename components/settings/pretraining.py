@@ -7,9 +7,8 @@ and copied from the Trainer's settings at the front door (`derived_from`). No Te
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Mapping, Optional
-
 import dataclasses
+from typing import Any, ClassVar, Dict, Mapping, Optional
 
 from components.settings.base import SettingsError, from_custom_config, setting, to_custom_config, validate
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
@@ -40,7 +39,8 @@ class PretrainerSettings(EncoderTrainingSettings):
     unlabeled_digest: str = setting("", derived="a digest of --unlabeled-data's file names, sizes and times, so a "
                                                 "changed folder re-runs the stage (TFX's cache keys on settings)")
     lower_case: bool = setting(True, derived="Transform's lower_case (written into the adapted checkpoint)")
-    max_seq_length: int = setting(TransformSettings.max_seq_length, derived="Transform's max_seq_length (sizes the masked positions per text)")
+    max_seq_length: int = setting(TransformSettings.max_seq_length,
+                                  derived="Transform's max_seq_length (sizes the masked positions per text)")
 
     def __post_init__(self):
         validate(self)

@@ -48,8 +48,9 @@ class TrainerSettings(EncoderTrainingSettings):
               f"{SCRATCH_LEARNING_RATE:g} with --pretrained none)", flag="--learning-rate", positive=True,
         default_by=default_learning_rate)
     layer_decay: float = setting(
-        1.0, "layer-wise learning-rate decay: the head trains at --learning-rate, the top encoder layer at that x decay, "
-             "each layer below at another x decay, the embeddings lowest (components/model/optimization.py); 1.0 turns it off",
+        1.0, "layer-wise learning-rate decay: the head trains at --learning-rate, the top encoder layer at that x "
+             "decay, each layer below at another x decay, the embeddings lowest (components/model/optimization.py); "
+             "1.0 turns it off",
         flag="--layer-decay", unit_interval=True)
     dropout: float = setting(0.1, "dropout before the classification head", flag="--dropout", unit_interval=True)
     early_stopping_patience: int = setting(

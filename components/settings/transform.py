@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
 
-from components.features import (CLS, DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY, MIN_LEARNED_VOCAB_SIZE, SEP,
-                                 VOCAB_MODES)
+from components.features import CLS, DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY, MIN_LEARNED_VOCAB_SIZE, SEP, VOCAB_MODES
 from components.settings.base import SettingsError, from_custom_config, setting, to_custom_config, validate
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformSettings:
-    """What the Transform module (components/modules/preprocessing.py) reads: the component's `custom_config`, serialized
-    and read back strictly by components/settings/base.py. Flags: see `setting(flag=...)`."""
+    """What the Transform module (components/modules/preprocessing.py) reads: the component's `custom_config`,
+    serialized and read back strictly by components/settings/base.py. Flags: see `setting(flag=...)`."""
 
     COMPONENT: ClassVar[str] = "Transform"
 

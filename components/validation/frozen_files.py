@@ -1,5 +1,5 @@
-"""Where a pipeline's frozen schema lives and whether the user edited it (components/validation/frozen_schema.py freezes it).
-Without TFX, so the runner's front door can read them before anything heavy loads."""
+"""Where a pipeline's frozen schema lives and whether the user edited it (components/validation/frozen_schema.py
+freezes it). Without TFX, so the runner's front door can read them before anything heavy loads."""
 
 import hashlib
 import os

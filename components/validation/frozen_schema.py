@@ -24,14 +24,15 @@ import os
 
 from tfx import v1 as tfx
 
-# Where the frozen schema lives and whether it was edited: components/validation/frozen_files.py (no TFX, for the front door).
+# Where the frozen schema lives and whether it was edited: components/validation/frozen_files.py (no TFX, for the front
+# door).
 from components.validation.frozen_files import DIGEST_FILE, SCHEMA_FILE, digest
 
 LABEL_DOMAIN = "label"
 LABEL_DRIFT_THRESHOLD = 0.2  # the largest change of one class's share against the last accepted data
 TEXT_CHECKS_HEADER = """\
-# Thresholds of the checks on the tokenized text (components/validation/text_stats.py), frozen with schema.pbtxt by the first
-# accepted run. Shares are fractions; 1.0 turns a max_* check off, 0.0 a min_* check.
+# Thresholds of the checks on the tokenized text (components/validation/text_stats.py), frozen with schema.pbtxt by the
+# first accepted run. Shares are fractions; 1.0 turns a max_* check off, 0.0 a min_* check.
 """
 SCHEMA_HEADER = """\
 # Frozen by the first run whose data passed the checks: every later run validates its data against this file.

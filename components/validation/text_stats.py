@@ -6,10 +6,10 @@ WordPiece tokens, [UNK] tokens). For every split this component
 - computes TFDV statistics of those counts, clipped at twice the sequence length (an ExampleStatistics artifact:
   `tfdv.visualize_statistics` shows the sequence-length distribution) and a `text_statistics.json` of the exact
   shares and percentiles the checks use;
-- checks the shares against the thresholds of `text_checks.toml` beside the curated schema (components/validation/text_checks.py):
-  texts with no token at all (empty after normalization, e.g. whitespace only), texts truncated at max_seq_length,
-  [UNK] among the tokens, words the vocabulary covers. A new span in another language, or in
-  a script the vocabulary lacks, fails the [UNK] and coverage checks;
+- checks the shares against the thresholds of `text_checks.toml` beside the curated schema
+  (components/validation/text_checks.py): texts with no token at all (empty after normalization, e.g. whitespace only),
+  texts truncated at max_seq_length, [UNK] among the tokens, words the vocabulary covers. A new span in another
+  language, or in a script the vocabulary lacks, fails the [UNK] and coverage checks;
 - compares the train split's token-count distribution with the last accepted data's (TFDV's Jensen-Shannon
   divergence drift comparator; none on the first run).
 Problems are written as an ExampleAnomalies artifact, like ExampleValidator's; the TextValidationGate stops the
@@ -19,7 +19,7 @@ run before the Trainer when there is any. Never fails itself.
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -27,9 +27,9 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
 from components import features
-from components.validation.text_checks import DEFAULT_CHECKS
 from components.validation.drift import drift_only
 from components.validation.gates import STATISTICS_FILE, write_anomalies
+from components.validation.text_checks import DEFAULT_CHECKS
 
 SUMMARY_FILE = "text_statistics.json"  # in the statistics artifact: the shares of every split
 DRIFT_SPLIT = "train"

@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from pipeline.data import assets
 from pipeline.dag.config import HASH_BUCKETS
+from pipeline.data import assets
 
 SPLIT_FOLDERS = ("train", "eval", "test")
 

@@ -1,9 +1,10 @@
 """The front door: one command line, one `PipelineConfig`, for both runners.
 
 run_local.py and run_kubeflow.py's `compile` share their data, model and training flags, generated from the settings
-dataclasses (components/settings/base.py), and the logic that turns them into a config: the vocabulary and its lower-casing from the checkpoint, the label names, the text checks, and the
-checks across settings (the sequence length against the checkpoint's position embeddings, the vocabulary mode against
-the checkpoint: pipeline/cli/model_choice.py), which run before anything else and fail with one line (`InputError`, exit status 2).
+dataclasses (components/settings/base.py), and the logic that turns them into a config: the vocabulary and its
+lower-casing from the checkpoint, the label names, the text checks, and the checks across settings (the sequence length
+against the checkpoint's position embeddings, the vocabulary mode against the checkpoint: pipeline/cli/model_choice.py),
+which run before anything else and fail with one line (`InputError`, exit status 2).
 
 The runners differ only in where things are: the local runner reads the data on this machine and checks it; the
 Kubeflow one reads no data (paths are as the pipeline's pods see them, in the image or URIs) and only this checkout's
@@ -14,28 +15,37 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import posixpath
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from components.settings import base as settings_lib
-from components.validation import text_checks
-from components.validation.frozen_files import frozen_edit, frozen_schema_file
-from components.settings.transform import TransformSettings
+from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
-from pipeline.data import assets
+from components.settings.transform import TransformSettings
+from components.validation import text_checks
+from components.validation.frozen_files import frozen_edit, frozen_schema_file
 from pipeline.cli import inputs
-from pipeline.dag.config import (BEAM_DIRECT_MODES, PipelineConfig, curated_schema, default_pipeline_root,
-                             default_serving_dir)
-from components.settings.evaluator import EvaluatorSettings
 from pipeline.cli.inputs import InputError
 from pipeline.cli.model_choice import ModelChoice, model_settings, read_checkpoint  # noqa: F401  (re-exported)
-from pipeline.cli.runner_options import (KUBEFLOW, LOCAL, add_beam_flags, add_trainer_workers_flags,  # noqa: F401
-                                     beam_pipeline_args, vertex_training)
-
+from pipeline.cli.runner_options import (  # noqa: F401
+    KUBEFLOW,
+    LOCAL,
+    add_beam_flags,
+    add_trainer_workers_flags,
+    beam_pipeline_args,
+    vertex_training,
+)
+from pipeline.dag.config import (
+    BEAM_DIRECT_MODES,
+    PipelineConfig,
+    curated_schema,
+    default_pipeline_root,
+    default_serving_dir,
+)
+from pipeline.data import assets
 
 # Kubeflow: the image (k8s/Dockerfile) has WORKDIR and PYTHONPATH /pipeline, BERT_TFX_DATA_DIR=/pipeline/data.
 IMAGE_ROOT = "/pipeline"

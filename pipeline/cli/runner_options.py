@@ -10,9 +10,14 @@ import re
 import shlex
 from typing import Optional, Tuple
 
-from pipeline.dag.config import (BEAM_DIRECT_MODES, BEAM_ENVIRONMENTS, BEAM_RUNNERS, DEFAULT_TRAINER_MACHINE_TYPE,
-                             VertexTraining)
 from pipeline.cli.inputs import InputError
+from pipeline.dag.config import (
+    BEAM_DIRECT_MODES,
+    BEAM_ENVIRONMENTS,
+    BEAM_RUNNERS,
+    DEFAULT_TRAINER_MACHINE_TYPE,
+    VertexTraining,
+)
 
 LOCAL, KUBEFLOW = "local", "kubeflow"  # the runner a parser or config is for
 

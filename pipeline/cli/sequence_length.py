@@ -2,9 +2,8 @@
 
 Transform pads every text to one length, fixed in the transform graph, so it is chosen from the training texts
 before anything runs: the shortest multiple of 32 that holds COVERAGE of them whole (in WordPiece tokens, with
-[CLS] and [SEP]), capped by the encoder's position embeddings. Length bucketing (components/modules/trainer.py) keeps short
-texts cheap whatever the length. With a vocabulary still to be learned, lengths are estimated from word counts.
-"""
+[CLS] and [SEP]), capped by the encoder's position embeddings. Length bucketing (components/modules/trainer.py) keeps
+short texts cheap whatever the length. With a vocabulary still to be learned, lengths are estimated from word counts."""
 
 from __future__ import annotations
 

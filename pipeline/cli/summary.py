@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional, Tuple
-
 from pathlib import Path
+from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -195,25 +194,11 @@ def _span(artifact) -> int:
     return artifact.custom_properties["span"].int_value
 
 
-def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[str],
-                    error: Optional[str] = None) -> dict:
-    """The run summary from ML Metadata: counts, timings, anomalies, text statistics, metrics, blessing, push,
-    test-split scores."""
+def _data_facts(record: RunRecord, config: PipelineConfig) -> dict:
+    """Examples per split, spans, the validators' anomalies and warnings, the text statistics."""
     from components.validation.text_stats import SUMMARY_FILE
 
-    record = RunRecord(config.metadata_path, config.pipeline_name)
-    pretrained = config.trainer.pretrained_dir
-    result = {
-        "dataset": config.dataset,
-        "data_root": config.data_root,
-        "schema": config.schema_origin or config.schema_file,
-        "schema_source": config.schema_source,
-        "model": f"pretrained:{Path(pretrained).name}" if pretrained else config.trainer.model_size,
-        "model_size": config.trainer.model_size if not pretrained else Path(pretrained).name,
-        "max_seq_length": config.transform.max_seq_length,
-        "wall_seconds": round(wall_seconds, 1),
-        "components": record.seconds(),
-    }
+    result = {}
     stats_uri = record.artifact_uri(nodes.STATISTICS_GEN, "statistics")
     if stats_uri:
         result["examples_per_split"] = split_counts(stats_uri)
@@ -225,10 +210,16 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
         [(node, a.uri, a.properties["split_names"].string_value)
          for node in nodes.VALIDATORS for a in record.artifacts(node, "anomalies")])
     result["anomalies"] = anomalies
-    result["warnings"] = list(warnings) + found_warnings
+    result["warnings"] = found_warnings
     text_stats_uri = record.artifact_uri(nodes.TEXT_STATISTICS_GEN, "statistics")
     if text_stats_uri:
         result["text_statistics"] = read_json(os.path.join(text_stats_uri, SUMMARY_FILE))
+    return result
+
+
+def _evaluation_facts(record: RunRecord) -> dict:
+    """The serving check, the eval metrics, the blessing and why not, the model in service."""
+    result = {}
     serving_check = record.artifact_uri(nodes.SERVING_CHECK, "blessing")
     if serving_check:
         from components.release.serving_check import read_report
@@ -250,15 +241,21 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
         result["not_blessed_because"] = validation_failures(evaluation_uri, result.get("eval_metrics"))
         if result.get("not_comparable"):
             result["not_blessed_because"].insert(0, not_comparable_text(result["not_comparable"]))
+    baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)
+    result["baseline_model"] = baseline[0].uri if baseline else None
+    if baseline and evaluation_uri and not result.get("not_comparable"):
+        result["baseline_eval_metrics"] = evaluator_metrics(evaluation_uri, "baseline")  # the model in service
+    return result
+
+
+def _model_facts(record: RunRecord, config: PipelineConfig) -> dict:
+    """The frozen schema, the push, the model and its test-split scores."""
+    result = {}
     frozen = record.artifacts(nodes.SCHEMA_FREEZER, "frozen_schema")
     if frozen:
         from components.validation.frozen_files import frozen_schema_file
 
         result["frozen_schema"] = frozen_schema_file(config.pipeline_root)
-    baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)
-    result["baseline_model"] = baseline[0].uri if baseline else None
-    if baseline and evaluation_uri and not result.get("not_comparable"):
-        result["baseline_eval_metrics"] = evaluator_metrics(evaluation_uri, "baseline")  # the model in service
     pushed = record.artifacts(nodes.PUSHER, "pushed_model")
     pushed_dir = None
     if pushed and pushed[0].custom_properties["pushed"].int_value == 1:
@@ -279,6 +276,30 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
     elif model_dir and examples_uri:
         texts, labels = read_split(examples_uri, "test", config.text_key, config.label_key)
         result["test_metrics"] = {**test_metrics(model_dir, texts, labels), "model_dir": model_dir}
+    return result
+
+
+def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[str],
+                    error: Optional[str] = None) -> dict:
+    """The run summary from ML Metadata: counts, timings, anomalies, text statistics, metrics, blessing, push,
+    test-split scores."""
+    record = RunRecord(config.metadata_path, config.pipeline_name)
+    pretrained = config.trainer.pretrained_dir
+    result = {
+        "dataset": config.dataset,
+        "data_root": config.data_root,
+        "schema": config.schema_origin or config.schema_file,
+        "schema_source": config.schema_source,
+        "model": f"pretrained:{Path(pretrained).name}" if pretrained else config.trainer.model_size,
+        "model_size": config.trainer.model_size if not pretrained else Path(pretrained).name,
+        "max_seq_length": config.transform.max_seq_length,
+        "wall_seconds": round(wall_seconds, 1),
+        "components": record.seconds(),
+    }
+    data = _data_facts(record, config)
+    result.update(data, warnings=list(warnings) + data["warnings"])
+    result.update(_evaluation_facts(record))
+    result.update(_model_facts(record, config))
     if error:
         result["error"] = error
     return result

@@ -11,11 +11,11 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Tuple
 
-from components.settings.transform import TransformSettings
+from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
+from components.settings.transform import TransformSettings
 from pipeline.data.assets import DATA_DIR, REPO_ROOT
-from components.settings.evaluator import EvaluatorSettings
 
 PIPELINE_NAME = "bert_text_classifier"
 MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (TF Serving's --model_name)
@@ -92,8 +92,8 @@ class PipelineConfig:
     spans_window: int = 1
     schema_file: Optional[str] = None  # the schema the data is validated against; None: none yet (see schema_source)
     # Where schema_file comes from: "--schema", "curated" (a built-in dataset's), "frozen" (the one this pipeline
-    # froze on its first accepted run, components/validation/frozen_schema.py), or "none": this run curates SchemaGen's schema
-    # and freezes it under the pipeline root once the data passes the checks.
+    # froze on its first accepted run, components/validation/frozen_schema.py), or "none": this run curates SchemaGen's
+    # schema and freezes it under the pipeline root once the data passes the checks.
     schema_source: str = "none"
     # The schema file as the user knows it, for messages, when schema_file is a snapshot of it (the local runner
     # imports a copy named by its content, so an edited schema is not taken from TFX's cache).
@@ -101,8 +101,8 @@ class PipelineConfig:
     # With a frozen schema: '' while it is as frozen, else the edited file's digest (a new cache key for the step that
     # publishes it, components/validation/frozen_schema.py).
     frozen_edit: str = ""
-    # Thresholds of the checks on the tokenized text (components/validation/text_stats.py): a text_checks.toml, by default the
-    # one beside the curated schema; None: text_checks.DEFAULT_CHECKS.
+    # Thresholds of the checks on the tokenized text (components/validation/text_stats.py): a text_checks.toml, by
+    # default the one beside the curated schema; None: text_checks.DEFAULT_CHECKS.
     text_checks_file: Optional[str] = None
 
     train_steps: Optional[int] = None  # caps the number of training steps (quick runs); None: full epochs

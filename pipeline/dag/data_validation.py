@@ -15,8 +15,16 @@ from components.validation.frozen_files import FROZEN_DIR
 from components.validation.frozen_schema import SchemaCurator
 from components.validation.gates import DataValidationGate
 from pipeline.dag.config import HASH_BUCKETS, SPAN_FOLDER, PipelineConfig
-from pipeline.dag.nodes import (DATA_GATE, DRIFT_VALIDATOR, EXAMPLE_GEN, EXAMPLE_VALIDATOR, IMPORT_SCHEMA_GEN,
-                                SCHEMA_CURATOR, SCHEMA_GEN, STATISTICS_GEN)
+from pipeline.dag.nodes import (
+    DATA_GATE,
+    DRIFT_VALIDATOR,
+    EXAMPLE_GEN,
+    EXAMPLE_VALIDATOR,
+    IMPORT_SCHEMA_GEN,
+    SCHEMA_CURATOR,
+    SCHEMA_GEN,
+    STATISTICS_GEN,
+)
 from pipeline.dag.resolvers import last_accepted_statistics, span_window
 
 
@@ -36,8 +44,9 @@ class DataStage:
 
 
 def frozen_schema_dir(config: PipelineConfig) -> str:
-    """Where a pipeline without a curated schema keeps the one it froze (components/validation/frozen_schema.py): relative to the
-    pipeline root on a local run (so a moved or copied root keeps its cache), the full location on Kubeflow."""
+    """Where a pipeline without a curated schema keeps the one it froze (components/validation/frozen_schema.py):
+    relative to the pipeline root on a local run (so a moved or copied root keeps its cache), the full location on
+    Kubeflow."""
     return FROZEN_DIR if config.orchestrator == "local" else posixpath.join(config.pipeline_root, FROZEN_DIR)
 
 

@@ -1,6 +1,6 @@
 """The pipeline's node ids: the names of its steps in ML Metadata, the console, the summary, the Kubeflow spec and the
-tests. Kept apart from the stage builders (pipeline/dag/stages/), which import TFX (seconds), for what needs only the names: the run
-summary, and the refusal of bad input before anything heavy loads."""
+tests. Kept apart from the stage builders (pipeline/dag/stages/), which import TFX (seconds), for what needs only the
+names: the run summary, and the refusal of bad input before anything heavy loads."""
 
 EXAMPLE_GEN = "CsvExampleGen"
 SPAN_WINDOW = "span_window_resolver"

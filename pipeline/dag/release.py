@@ -103,7 +103,8 @@ def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, t
         infra_blessing=(infra[0] if infra else serving_check).outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(config.serving_dir, config.model_name))),
-        # Copies into a hidden staging folder, then renames the version folder into place (components/release/pusher.py).
+        # Copies into a hidden staging folder, then renames the version folder into place
+        # (components/release/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
     report = [] if config.orchestrator == "local" else [run_report(config, data, text, train, evaluation, card)]
     return [serving_check, *infra, evaluation, card, pusher, *report]

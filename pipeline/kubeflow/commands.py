@@ -9,8 +9,16 @@ import hashlib
 import json
 import tempfile
 
-from pipeline.kubeflow.client import (Kfp, check_source_args, name_filter, run_options, find_pipeline,
-                                      get_experiment, latest_version, pipeline_source)
+from pipeline.kubeflow.client import (
+    Kfp,
+    check_source_args,
+    find_pipeline,
+    get_experiment,
+    latest_version,
+    name_filter,
+    pipeline_source,
+    run_options,
+)
 from pipeline.kubeflow.cron import normalize_cron
 from pipeline.kubeflow.errors import ApiError, UserError
 from pipeline.kubeflow.parameters import resolve_parameters

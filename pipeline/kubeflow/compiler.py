@@ -12,8 +12,8 @@ import json
 import os
 from typing import Dict, Sequence
 
-from pipeline.kubeflow import options as kfp_options
 from pipeline.dag.config import PipelineConfig
+from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
 

@@ -16,10 +16,10 @@ from typing import Optional, Tuple
 
 from components.settings import base as settings_lib
 from components.settings.transform import TransformSettings
-from pipeline.data import assets
 from pipeline.cli import inputs, options
-from pipeline.dag.config import PIPELINE_NAME, PipelineConfig, curated_schema
 from pipeline.cli.inputs import InputError
+from pipeline.dag.config import PIPELINE_NAME, PipelineConfig, curated_schema
+from pipeline.data import assets
 
 # How pipeline/data/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
 BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS}

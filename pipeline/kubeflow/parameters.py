@@ -20,8 +20,8 @@ import json
 from typing import Any, Dict, List, Sequence, Tuple
 
 from components.settings import base as settings_lib
-from components.settings.trainer import TrainerSettings, hyperparameters
 from components.settings.evaluator import EvaluatorSettings
+from components.settings.trainer import TrainerSettings, hyperparameters
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.options import pod_location
 

@@ -2,11 +2,10 @@
 
 `SERVING_DIR/MODEL_NAME/<version>/` folders (all digits; hidden staging folders such as the Pusher's `.tmp-push-*`
 and any other name are ignored) are polled every `poll_seconds`. The newest version that has not failed is the one
-to serve: it is loaded in the background, answers its warm-up requests (components/modules/warmup.py, as TF Serving replays
-them), and only then replaces the version in service. A request holds the version it started with, so requests in
-flight finish on the old version. A version that fails to load or to warm up is reported (state END, its error)
-and not retried; the version in service, if any, keeps serving. A folder without saved_model.pb yet is waited for.
-"""
+to serve: it is loaded in the background, answers its warm-up requests (components/modules/warmup.py, as TF Serving
+replays them), and only then replaces the version in service. A request holds the version it started with, so requests
+in flight finish on the old version. A version that fails to load or to warm up is reported (state END, its error) and
+not retried; the version in service, if any, keeps serving. A folder without saved_model.pb yet is waited for."""
 
 from __future__ import annotations
 

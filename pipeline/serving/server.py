@@ -37,8 +37,8 @@ from pipeline.serving.models import ModelRegistry, Signature
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
 DEMO_PAGE = Path(__file__).resolve().parent / "demo.html"
 # Files of a version's assets.extra/ (ignored by TF Serving) that the demo page shows when present: the class names
-# (written by the Trainer) and the model card (components/release/model_card.py, CARD_JSON; named here so that the server
-# does not import TFX).
+# (written by the Trainer) and the model card (components/release/model_card.py, CARD_JSON; named here so that the
+# server does not import TFX).
 MODEL_CARD_FILE = "model_card.json"
 
 
@@ -90,7 +90,8 @@ def error(status: int, message: str) -> JSONResponse:
 
 
 # /v1/models/<name>[/versions/<version>][/metadata | :<verb>]
-_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?:/(?P<metadata>metadata)|:(?P<verb>[^/:]+))?$")
+_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
+                   r"(?:/(?P<metadata>metadata)|:(?P<verb>[^/:]+))?$")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -117,72 +118,97 @@ async def run_signature(signature: Signature, inputs):
     return await asyncio.wrap_future(future)
 
 
-def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
-    limit = int(settings.max_request_mb * 2 ** 20)
+def _version_of(match) -> Optional[int]:
+    if match["version"] is None:
+        return None
+    if not match["version"].isdigit():
+        raise rest.RestError(400, f"Malformed version: {match['version']!r} is not a version number")
+    return int(match["version"])
 
-    def version_of(match) -> Optional[int]:
-        if match["version"] is None:
-            return None
-        if not match["version"].isdigit():
-            raise rest.RestError(400, f"Malformed version: {match['version']!r} is not a version number")
-        return int(match["version"])
 
-    def check_name(name: str, what: str) -> None:
-        if name != registry.name:
-            raise rest.RestError(404, f"{what}: this server serves model {registry.name!r} only, not {name!r}")
+def _check_name(registry: ModelRegistry, name: str, what: str) -> None:
+    if name != registry.name:
+        raise rest.RestError(404, f"{what}: this server serves model {registry.name!r} only, not {name!r}")
 
-    def status(name: str, version: Optional[int]) -> JSONResponse:
-        check_name(name, "Could not find any versions of model " + name)
-        statuses = registry.status(version)
-        if not statuses:
-            raise rest.RestError(404, f"Could not find version {version} of model {name}" if version is not None
-                                 else f"Could not find any versions of model {name}")
-        return JSONResponse({"model_version_status": statuses})
 
-    def metadata(name: str, version: Optional[int]) -> JSONResponse:
-        check_name(name, "Servable not found")
-        loaded = registry.serving(version)
-        return JSONResponse({"model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
-                             "metadata": {"signature_def": loaded.metadata}})
+def _status(registry: ModelRegistry, name: str, version: Optional[int]) -> JSONResponse:
+    _check_name(registry, name, "Could not find any versions of model " + name)
+    statuses = registry.status(version)
+    if not statuses:
+        raise rest.RestError(404, f"Could not find version {version} of model {name}" if version is not None
+                             else f"Could not find any versions of model {name}")
+    return JSONResponse({"model_version_status": statuses})
 
-    async def predict(request: Request, name: str, version: Optional[int]) -> JSONResponse:
-        check_name(name, "Servable not found")
-        body = await read_body(request, limit)
-        signature_name, key, payload = rest.parse_predict(body)
-        loaded = registry.serving(version)  # held until answered: a version switch does not affect this request
-        signature = loaded.signatures.get(signature_name)
-        if signature is None:
-            raise rest.RestError(400, f"Serving signature name: \"{signature_name}\" not found in signature def "
-                                      f"(the model has {', '.join(sorted(loaded.signatures))})")
-        inputs = rest.decode_inputs(key, payload, signature.inputs)
+
+def _metadata(registry: ModelRegistry, name: str, version: Optional[int]) -> JSONResponse:
+    _check_name(registry, name, "Servable not found")
+    loaded = registry.serving(version)
+    return JSONResponse({"model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
+                         "metadata": {"signature_def": loaded.metadata}})
+
+
+async def _predict(registry: ModelRegistry, limit: int, request: Request, name: str,
+                   version: Optional[int]) -> JSONResponse:
+    _check_name(registry, name, "Servable not found")
+    body = await read_body(request, limit)
+    signature_name, key, payload = rest.parse_predict(body)
+    loaded = registry.serving(version)  # held until answered: a version switch does not affect this request
+    signature = loaded.signatures.get(signature_name)
+    if signature is None:
+        raise rest.RestError(400, f"Serving signature name: \"{signature_name}\" not found in signature def "
+                                  f"(the model has {', '.join(sorted(loaded.signatures))})")
+    inputs = rest.decode_inputs(key, payload, signature.inputs)
+    try:
+        outputs = await run_signature(signature, inputs)
+    except Exception as e:  # noqa: BLE001 - answered as TF Serving would
+        import tensorflow as tf
+
+        message = str(getattr(e, "message", "") or e).strip().splitlines()[0][:500] if str(e).strip() \
+            else type(e).__name__
+        status_code = 400 if isinstance(e, (tf.errors.InvalidArgumentError, ValueError, TypeError)) else 500
+        raise rest.RestError(status_code, message) from None
+    return JSONResponse(rest.encode_outputs(key, outputs))
+
+
+def _demo_model(registry: ModelRegistry) -> Response:
+    """The demo page's model facts: the version in service, its class names and model card."""
+    current = registry.current
+    if current is None:
+        return error(404, f"The server has no version of {registry.name} yet: it serves one as soon as the "
+                          "pipeline has pushed it (make run).")
+    extra = {}
+    for key, name in (("class_names", CLASS_NAMES_FILE), ("model_card", MODEL_CARD_FILE)):
+        path = os.path.join(current.path, "assets.extra", name)
         try:
-            outputs = await run_signature(signature, inputs)
-        except Exception as e:  # noqa: BLE001 - answered as TF Serving would
-            import tensorflow as tf
+            with open(path, encoding="utf-8") as f:
+                extra[key] = json.load(f)
+        except (OSError, ValueError):
+            extra[key] = None
+    return JSONResponse({"name": registry.name, "version": current.version, **extra})
 
-            message = str(getattr(e, "message", "") or e).strip().splitlines()[0][:500] if str(e).strip() \
-                else type(e).__name__
-            status_code = 400 if isinstance(e, (tf.errors.InvalidArgumentError, ValueError, TypeError)) else 500
-            raise rest.RestError(status_code, message) from None
-        return JSONResponse(rest.encode_outputs(key, outputs))
+
+def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
+    """The HTTP application: TF Serving's REST routes under /v1/models/, and the demo page at /."""
+    limit = int(settings.max_request_mb * 2 ** 20)
 
     async def models(request: Request) -> Response:
         match = _PATH.match(request.path_params["rest"])
         if not match:
             return error(404, f"Malformed request: {request.method} {request.url.path}")
         try:
-            version = version_of(match)
+            version = _version_of(match)
             if request.method == "GET":
                 if match["verb"]:
                     return error(405, f"{request.url.path} takes POST, not GET")
-                return (metadata if match["metadata"] else status)(match["name"], version)
+                return (_metadata if match["metadata"] else _status)(registry, match["name"], version)
             if match["verb"] != "predict":
                 if match["verb"] in ("classify", "regress"):
                     return error(400, f"this server implements :predict only (for tf.Examples: :predict with "
                                       f"\"signature_name\": \"serving_examples\" and {{\"b64\": ...}} values), not "
                                       f":{match['verb']}")
                 return error(405 if not match["verb"] else 404, f"Malformed request: POST {request.url.path}")
-            return await asyncio.wait_for(predict(request, match["name"], version), settings.request_timeout)
+            return await asyncio.wait_for(_predict(registry, limit, request, match["name"], version),
+                                          settings.request_timeout)
         except rest.RestError as e:
             return error(e.status, e.message)
         except asyncio.TimeoutError:
@@ -196,19 +222,7 @@ def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
         return HTMLResponse(page)
 
     async def demo_model(request: Request) -> Response:
-        current = registry.current
-        if current is None:
-            return error(404, f"The server has no version of {registry.name} yet: it serves one as soon as the "
-                              "pipeline has pushed it (make run).")
-        extra = {}
-        for key, name in (("class_names", CLASS_NAMES_FILE), ("model_card", MODEL_CARD_FILE)):
-            path = os.path.join(current.path, "assets.extra", name)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    extra[key] = json.load(f)
-            except (OSError, ValueError):
-                extra[key] = None
-        return JSONResponse({"name": registry.name, "version": current.version, **extra})
+        return _demo_model(registry)
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
