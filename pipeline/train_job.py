@@ -28,7 +28,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
-RUN_FNS = {"trainer": "components.modules.trainer.run_fn", "pretrainer": "components.modules.pretraining.run_fn"}
+from pipeline.dag.config import PRETRAIN_RUN_FN, RUN_FN  # noqa: E402  (the module paths the pipeline's Trainers load)
+
+RUN_FNS = {"trainer": RUN_FN, "pretrainer": PRETRAIN_RUN_FN}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ would all pass. Instead:
   (`<pipeline_root>/schema/schema.pbtxt`, with a `text_checks.toml` of the default thresholds beside it), where the
   user can read and edit it. From then on `SchemaCurator` publishes the frozen file instead, so every new span is
   validated against it, never against itself. A data change that is legitimate (a new class) is an edit of that
-  file (README).
+  file (docs/data.md).
 
 Caching: the curator's parameters are the same before and after the freeze, so a second run on unchanged data takes
 it (and Transform, and the Trainer) from the cache; an edit of the frozen file is a new `frozen_edit` parameter (the
@@ -37,7 +37,7 @@ TEXT_CHECKS_HEADER = """\
 SCHEMA_HEADER = """\
 # Frozen by the first run whose data passed the checks: every later run validates its data against this file.
 # Edit it when the data changes legitimately: add a class to string_domain "label" (at the end: label ids follow
-# this order), loosen the label's drift_comparator threshold; see the README ("Your own data").
+# this order), loosen the label's drift_comparator threshold; see docs/data.md ("Your own data").
 """
 
 

@@ -92,7 +92,8 @@ def is_warning(problem: dict) -> bool:
     return set(problem["kind"].split(",")) <= WARNING_KINDS
 
 
-DEFAULT_FIX = "update the schema or the text_checks.toml beside it (see the README)"
+DEFAULT_FIX = ("update the schema or the text_checks.toml beside it (see docs/protections.md, 'Where the thresholds "
+               "live')")
 
 
 def describe_problems(problems: List[dict], fix: str = "") -> str:

@@ -37,7 +37,7 @@ def add_beam_flags(parser: argparse.ArgumentParser, target: str) -> None:
     local = target == LOCAL
     beam = parser.add_argument_group(
         "beam runner", "where the Beam steps (CsvExampleGen, StatisticsGen, SchemaGen, ExampleValidator, Transform, "
-                       "Evaluator) run; the README's \"Beam runners\" table says what each runner needs")
+                       "Evaluator) run; docs/beam-runners.md says what each runner needs")
     beam.add_argument("--beam-runner", choices=BEAM_RUNNERS, default="direct",
                       help="direct: Beam's DirectRunner inside the step's own process; dataflow: Google Cloud Dataflow "
                            "(needs --beam-project, --beam-region, --beam-temp-location); flink, spark: a Flink or "

@@ -344,7 +344,7 @@ def summary_lines(summary: dict) -> List[str]:
         lines.append(f"test: accuracy {t.get('accuracy')}, macro F1 {t.get('macro_f1')} on {t['examples']} examples")
     if summary.get("frozen_schema"):
         lines.append(f"schema: frozen to {summary['frozen_schema']}; later runs check their data against it (edit it "
-                     "when the data changes on purpose, e.g. a new class: see the README)")
+                     "when the data changes on purpose, e.g. a new class: see docs/protections.md)")
     if summary.get("not_comparable", {}).get("accepted"):
         lines.append(f"note: {not_comparable_text(summary['not_comparable'])}")
     lines.append(f"blessed: {summary['blessed']}" + (

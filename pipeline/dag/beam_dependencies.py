@@ -6,7 +6,7 @@ TFX 1.16's BaseBeamExecutor, whenever a step has Beam pipeline arguments and non
 could pip-install TFX at start-up. It never deletes the folder: about 2 s and 52 MB per Beam step, so each `make run`
 left ~0.4 GB in /tmp and a test suite ~3 GB (it once filled this machine's disk). Here that package is never needed:
 DirectRunner runs in this process, and every other runner this project offers runs its SDK workers from an image or
-environment that already has TFX and the project's code (README, "Beam runners"); installing an sdist of TFX with
+environment that already has TFX and the project's code (docs/beam-runners.md); installing an sdist of TFX with
 all its requirements from PyPI at worker start-up would be slow at best and fails on workers without internet.
 TFX has no setting for this, hence the module attribute: the executor looks the function up at call time.
 """

@@ -57,7 +57,7 @@ def fix_hint(config: PipelineConfig) -> str:
                 "the default thresholds; pass --schema FILE (a schema.pbtxt, with a text_checks.toml beside it) to "
                 "set your own")
     schema = config.schema_origin or config.schema_file
-    return f"edit {schema} or the text_checks.toml beside it (see the README)"
+    return f"edit {schema} or the text_checks.toml beside it (see docs/protections.md, 'Where the thresholds live')"
 
 
 def example_gen_input(config: PipelineConfig):
