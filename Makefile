@@ -6,8 +6,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v p
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Linters for tests/test_k8s.py (hadolint, checkov, kubernetes-validate): a venv of their own, since checkov's
-# dependencies conflict with the TFX pins.
+# Linters (ruff for the code; hadolint, checkov and kubernetes-validate for tests/integration/test_k8s.py): a venv of
+# their own, since checkov's dependencies conflict with the TFX pins.
 TOOLS_VENV  ?= .venv-tools
 TOOLS_PY    := $(TOOLS_VENV)/bin/python
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
@@ -23,15 +23,17 @@ TEST_ARGS ?=
 # that share a run so that each run happens once.
 TEST_WORKERS ?= 2
 
-.PHONY: help venv tools assets browser run serve test clean-outputs
+.PHONY: help venv tools assets browser run serve lint test test-fast clean-outputs
 
 help:
-	@echo "make run    - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
-	@echo "make serve  - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; SERVE_ARGS='--help')"
-	@echo "make test   - run the test suite"
-	@echo "make venv   - only create $(VENV) with the pinned dependencies"
-	@echo "make tools  - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
-	@echo "make assets - only fetch the built-in datasets and pretrained weights into data/"
+	@echo "make run       - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
+	@echo "make serve     - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; SERVE_ARGS='--help')"
+	@echo "make test      - lint (ruff), then run the whole test suite"
+	@echo "make lint      - only ruff, with the rules in pyproject.toml"
+	@echo "make test-fast - only the tests that need no pipeline run and are not slow (under 2 minutes)"
+	@echo "make venv      - only create $(VENV) with the pinned dependencies"
+	@echo "make tools     - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
+	@echo "make assets    - only fetch the built-in datasets and pretrained weights into data/"
 
 $(STAMP): requirements.lock requirements-tfx.txt pyproject.toml scripts/check_python.py
 	@$(PYTHON) scripts/check_python.py
@@ -70,8 +72,18 @@ browser:
 serve: $(STAMP)
 	$(PY) pipeline/serve.py $(SERVE_ARGS)
 
-test: assets browser $(TOOLS_STAMP)
+# ruff lives in the tools venv (pinned in requirements-tools.lock); its rules are pyproject.toml's [tool.ruff].
+lint: $(TOOLS_STAMP)
+	$(TOOLS_VENV)/bin/ruff check .
+
+test: lint assets browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
+
+# The tests that need no pipeline run (marker pipeline_run: tests/e2e/ and the users of a shared run's fixture) and
+# are not slow (marker slow): tests/unit/ and most of tests/integration/, linters and a browser test included.
+# loadgroup keeps each module on one worker, so that its module-scoped fixtures are built once (2:10 without it).
+test-fast: lint assets browser
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not pipeline_run and not slow" $(TEST_ARGS)
 
 clean-outputs:
 	rm -rf outputs

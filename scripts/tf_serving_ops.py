@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "components" / "release" / "tf_serving_ops.json"
-IMAGE = "tensorflow/serving:2.16.1"  # k8s/serving-deployment.yaml pins the same tag (tests/test_k8s.py checks)
+# k8s/serving-deployment.yaml pins the same tag (tests/integration/test_k8s.py checks).
+IMAGE = "tensorflow/serving:2.16.1"
 
 # Prints {"version": ..., "before": [ops after `import tensorflow`], "after": [ops after tensorflow_text too]}.
 _PROBE = r"""

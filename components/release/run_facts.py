@@ -46,13 +46,13 @@ def validation_failures(evaluation_uri: str, metrics: Optional[Dict[str, float]]
     reasons = []
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
-            reasons.append(_describe_failure(failure, metrics or {}))
+            reasons.append(describe_failure(failure, metrics or {}))
     if not reasons and result.HasField("validation_details"):
         reasons.append(str(result.validation_details).replace("\n", " "))
     return reasons
 
 
-def _describe_failure(failure, metrics: Dict[str, float]) -> str:
+def describe_failure(failure, metrics: Dict[str, float]) -> str:
     name = failure.metric_key.name
     if not failure.metric_value.HasField("double_value"):
         return f"{name}: {failure.message or str(failure).replace(chr(10), ' ')}"

@@ -22,7 +22,7 @@ def token_counts(texts: Sequence[str], vocab_file: str, lower_case: bool) -> Seq
     vocabulary file (one to be learned), an estimate from the words."""
     import tensorflow as tf
 
-    from components.modules.preprocessing import BertPreTokenizer, build_tokenizer
+    from components.modules.wordpiece import BertPreTokenizer, build_tokenizer
 
     counts = []
     tokenizer = build_tokenizer(vocab_file, lower_case) if vocab_file else BertPreTokenizer(lower_case=lower_case)

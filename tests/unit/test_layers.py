@@ -73,7 +73,7 @@ def test_every_module_has_a_layer():
 
 
 def test_every_package_says_what_it_holds():
-    for name, path in MODULES.items():
+    for path in MODULES.values():
         if path.name == "__init__.py":
             doc = ast.get_docstring(ast.parse(path.read_text()))
             assert doc and len(doc) > 80, f"{path.relative_to(REPO)} needs a docstring saying what lives there"

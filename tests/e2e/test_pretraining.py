@@ -1,0 +1,68 @@
+"""The masked-LM stage (components/modules/pretraining.py) in pipeline runs: it runs in the quick end-to-end run
+(support's QUICK_ARGS turn it on), adapts the encoder, and the fine-tuning Trainer starts from exactly its weights;
+without the stage (the `served` run) the Trainer starts from its checkpoint. Its flags:
+tests/unit/test_pretraining_flags.py."""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np
+
+from pipeline.dag import nodes
+
+
+def _latest(folder: Path) -> Path:
+    return max(folder.iterdir(), key=lambda p: int(p.name))
+
+
+def _pretrainer_model(first_run) -> Path:
+    return _latest(Path(first_run[0]["pipeline_root"]) / nodes.PRETRAINER / "model")
+
+
+def test_the_stage_adapts_the_encoder_and_reports_it(first_run):
+    from components.modules.pretraining import HISTORY_FILE
+
+    model = _pretrainer_model(first_run)
+    assert sorted(p.name for p in (model / "Format-Serving").iterdir()) == [
+        "config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+    record = json.loads((model / HISTORY_FILE).read_text())
+    assert "initialised" in record["head"] or "new encoder" in record["head"]
+    # Trained: the eval split's masked-LM loss fell (the eval texts are measured on, never trained on).
+    assert record["history"]["val_loss"][-1] < record["before"]["loss"] - 0.5, record
+    _, summary, proc = first_run
+    assert f"{nodes.PRETRAINER} done" in proc.stdout and "eval masked-LM accuracy" in proc.stdout
+
+
+def test_the_trainer_starts_from_exactly_the_adapted_weights(first_run):
+    import tensorflow_transform as tft
+
+    from components.model import mlm
+    from components.modules import trainer
+    from components.settings.trainer import TrainerSettings
+
+    root = Path(first_run[0]["pipeline_root"])
+    history = json.loads((_latest(root / nodes.TRAINER / "model") / "training_history.json").read_text())
+    settings = TrainerSettings.from_custom_config(history["settings"])
+    adapted = _pretrainer_model(first_run) / "Format-Serving"
+    assert settings.adapted_encoder and history["started_from"] == str(adapted)
+    assert settings.pretrained_dir is None  # the run's own checkpoint setting: none, an encoder from scratch
+    graph = _latest(root / nodes.TRANSFORM / "transform_graph")
+    start = dataclasses.replace(settings, pretrained_dir=history["started_from"])
+    classifier = trainer._new_classifier(start, tft.TFTransformOutput(str(graph)), len(settings.label_names))
+    start = {w.name: w.numpy() for w in classifier.get_layer("bert_encoder").weights}
+    reference = {w.name: w.numpy() for w in mlm.load_pretrained_mlm(adapted).encoder.weights}
+    assert start.keys() == reference.keys() and len(start) > 10
+    assert all(np.array_equal(start[name], reference[name]) for name in start)
+
+
+def test_without_the_stage_the_trainer_starts_from_its_checkpoint(served):
+    base, summary = served
+    root = base / "root"
+    assert not (root / nodes.PRETRAINER).exists()
+    history = json.loads((_latest(root / nodes.TRAINER / "model") / "training_history.json").read_text())
+    assert history["settings"]["adapted_encoder"] is False
+    assert history["started_from"] == history["settings"]["pretrained_dir"]

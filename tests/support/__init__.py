@@ -1,0 +1,62 @@
+"""Helpers shared by the tests (importable as `support` through pytest's `pythonpath`, see pyproject.toml).
+
+This module: the checkout's paths, the quick pipeline run's arguments, `run_local` (pipeline/run_local.py as a user runs
+it), `assert_one_error`, and groups of node ids (UPSTREAM, OWN_DATA_UPSTREAM, VALIDATION). Nothing here imports
+TensorFlow or TFX. The modules beside it: `browser` (Playwright pages), `retraining` and `own_data` (data the tests
+write), `checkpoints`, `signatures`, `torch_state_dict` (model files), `serving_server` (publishing versions, the
+server), `kubeflow`, `kfp_stub`, `kfp_local` (the Kubeflow runner, a stub KFP API, the spec executed locally),
+`k8s_tools` (the manifests and the linters), `tft_run` (a real TF Transform run) and `korean` (a small Korean corpus).
+
+Fixtures are not here: they live in tests/conftest.py (the shared pipeline runs, the browser) and in each room's
+conftest.py.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+from pipeline.dag import nodes  # noqa: E402  (the node ids alone: no TFX)
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_LOCAL = REPO / "pipeline" / "run_local.py"
+FIXTURES = REPO / "tests" / "fixtures"  # data files of the tests (reference outputs)
+
+# Small enough for the suite's time budget. A tiny model on 1,000 examples barely beats the majority class,
+# so the absolute accuracy gate is off here (the tests check the mechanics: blessing, baseline, push).
+QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", "tiny",
+              "--max-seq-length", "64", "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3",
+              "--vocab", "checkpoint", "--min-accuracy", "0.0", "--min-macro-f1", "0.0",
+              # the masked-LM stage, one pass (a from-scratch encoder learns quickly at this rate)
+              "--pretrain-epochs", "1", "--pretrain-learning-rate", "1e-3",
+              # bfloat16 compute where the CPU has it (tests/e2e/test_exported_model.py checks the served model is
+              # float32)
+              "--precision", "bf16_if_native"]
+
+# The nodes a second run on the same data takes from the cache, and those that run again: the validation against
+# the last accepted data, whose baseline is then the first run's statistics (they are cheap).
+UPSTREAM = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.IMPORT_SCHEMA_GEN, nodes.SCHEMA_GEN, nodes.EXAMPLE_VALIDATOR,
+            nodes.TRANSFORM)
+# A pipeline without a curated schema (support/retraining.py's) curates SchemaGen's, then publishes the frozen one.
+OWN_DATA_UPSTREAM = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.SCHEMA_GEN, nodes.SCHEMA_CURATOR,
+                     nodes.EXAMPLE_VALIDATOR, nodes.TRANSFORM)
+VALIDATION = (nodes.DRIFT_VALIDATOR, nodes.DATA_GATE, nodes.TEXT_STATISTICS_GEN, nodes.TEXT_GATE)
+
+
+def run_local(*args, timeout=900, env=None):
+    """Runs pipeline/run_local.py as a user would (a fresh interpreter), returning the CompletedProcess."""
+    full_env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(RUN_LOCAL), *map(str, args)], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_error(stderr: str, *fragments: str) -> str:
+    """stderr is exactly one `error: ...` line (no traceback, no log noise) containing every fragment."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

@@ -1,0 +1,50 @@
+"""What tests/integration/test_kubeflow.py (the compiled spec), test_kubeflow_commands.py (upload, run, schedule) and
+test_beam_runners.py share: the arguments of the compile they check, `run_cli` (pipeline/run_kubeflow.py as a user runs
+it) and `process_state_kept`. The fixtures built on them (`compiled`, `stub`, `cli`) are
+tests/integration/conftest.py's."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+import contextlib
+import subprocess
+import sys
+
+import absl.logging
+
+from pipeline.kubeflow import client
+from support import REPO
+
+RUN_KUBEFLOW = REPO / "pipeline" / "run_kubeflow.py"
+IMAGE = "registry.example.com/ml/bert-tfx-pipeline:1.2.3"
+NAME = "bert-text-classifier"
+ENTRYPOINT = ["python", "-m", "pipeline.kubeflow.entrypoint"]  # TFX's run_executor, inputs typed (entrypoint.py)
+COMPILE_ARGS = ["--image", IMAGE, "--data-root", "gs://bucket/reviews", "--serving-dir", "gs://bucket/serving",
+                "--epochs", "2", "--train-steps", "50", "--learning-rate", "3e-5", "--min-accuracy", "0.7"]
+PARAMETERS = {"data_root", "train_args", "trainer_config", "eval_config"}
+
+
+@contextlib.contextmanager
+def process_state_kept():
+    """run_kubeflow's main() quiets TensorFlow (an environment variable) and absl logging for the CLI; in-process
+    calls (tests/integration/conftest.py's fixtures, test_beam_runners.py) must not leave that behind for the rest
+    of the test session."""
+    level, verbosity = os.environ.get("TF_CPP_MIN_LOG_LEVEL"), absl.logging.get_verbosity()
+    try:
+        yield
+    finally:
+        if level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+        absl.logging.set_verbosity(verbosity)
+
+
+def run_cli(*args, env=None, timeout=300):
+    """pipeline/run_kubeflow.py in a fresh interpreter, as a user runs it."""
+    unset = (client.ENV_ENDPOINT, client.ENV_TOKEN, client.ENV_COOKIE)
+    full_env = {k: v for k, v in os.environ.items() if k not in unset}
+    full_env.update(TF_USE_LEGACY_KERAS="1", **(env or {}))
+    return subprocess.run([sys.executable, str(RUN_KUBEFLOW), *map(str, args)], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

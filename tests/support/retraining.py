@@ -1,0 +1,114 @@
+"""Retraining on new spans, shared by tests/e2e/test_bad_inputs.py, test_spans.py and test_own_data.py (and the executed
+Kubeflow spec's data): a small, easily learned dataset of review snippets written by the tests, the arguments of its
+runs, and `Case`, a copy of the good run's pipeline root and serving folder to which a test adds a span-2. The runs
+themselves are the `served` and `accepted` fixtures of tests/conftest.py.
+
+It is a user's own data, as a user would give it: CSV files with columns of their own naming, given only through
+--data-root, --text-column and --label-column, with no --schema. Its protection is the schema the first accepted run
+froze under the pipeline root (components/validation/frozen_schema.py) with the default text checks; the built-in
+datasets' curated schemas work the same way (ImportSchemaGen instead of the frozen file) and are run end to end by
+tests/e2e/test_pipeline_e2e.py.
+"""
+
+import csv
+import hashlib
+import html
+import json
+import random
+import shutil
+from pathlib import Path
+
+from pipeline.dag import nodes
+from support import run_local
+
+TEXT, LABEL = "review", "verdict"  # the user's column names
+GOOD = ["wonderful", "brilliant", "moving", "delightful", "superb", "charming", "gripping", "masterful"]
+BAD = ["awful", "boring", "tedious", "clumsy", "dreadful", "lifeless", "bland", "painful"]
+FILLER = ["the", "film", "story", "actors", "plot", "director", "scenes", "music", "ending", "cast", "script",
+          "camera", "was", "is", "and", "with", "a", "quite", "really", "its"]
+# Tiny model, checkpoint vocabulary (English words: no [UNK]), no schema; the first run is blessed whatever its
+# accuracy. --max-seq-length is left to choose itself (auto) from the data.
+ARGS = ["--text-column", TEXT, "--label-column", LABEL, "--pretrained", "none", "--model-size", "tiny",
+        "--vocab", "checkpoint", "--batch-size", "16", "--learning-rate", "2e-3", "--min-accuracy", "0.0",
+        "--min-macro-f1", "0.0"]
+GOOD_RUN = ["--epochs", "3"]
+N = 400
+NEW_CLASS = "mixed"  # a class span-1 does not have: reviews that are neither (tests/e2e/test_own_data.py)
+MIXED = ["uneven", "patchy", "inconsistent", "partly", "halfway", "flawed", "promising", "middling"]
+
+
+def review(rng: random.Random, label: str, words=None) -> str:
+    cue = {"fresh": GOOD, "rotten": BAD}.get(label, MIXED)
+    picked = rng.choices(FILLER, k=words or rng.randint(6, 14)) + rng.sample(cue, 2)
+    rng.shuffle(picked)
+    return " ".join(picked)
+
+
+def rows(n=N, seed=0, fresh_share=0.5, length=None, new_share=0.0):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        label = "fresh" if rng.random() < fresh_share else "rotten"
+        if rng.random() < new_share:
+            label = NEW_CLASS
+        out.append([review(rng, label, length), label])
+    return out
+
+
+def write_csv(path: Path, data, header=(TEXT, LABEL)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(data)
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    """Relative path -> sha256 of every file under folder: the model in service, byte for byte."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class Case:
+    """A copy of the good run's pipeline root and serving folder, and a data root with its span-1."""
+
+    def __init__(self, served, tmp_path: Path):
+        base, self.good = served
+        self.tmp, self.served_data = tmp_path, base / "data"
+        self.root, self.serving, self.data = tmp_path / "root", tmp_path / "serving", tmp_path / "data"
+        shutil.copytree(base / "root", self.root)
+        shutil.copytree(base / "serving", self.serving)
+        shutil.copytree(base / "data" / "span-1", self.data / "span-1")
+        self.before = snapshot(self.serving)
+        self.span = self.data / "span-2"
+
+    def run(self, *extra, data_root=None):
+        self.proc = run_local(*ARGS, *extra, "--data-root", data_root or self.data, "--pipeline-root", self.root,
+                              "--serving-dir", self.serving, "--summary-json", self.tmp / "summary.json")
+        summary_file = self.tmp / "summary.json"
+        self.summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+        return self.proc
+
+    def assert_refused(self, kind: str, feature: str, *fragments, trained: bool = False):
+        proc = self.proc
+        assert proc.returncode == 2, (proc.returncode, proc.stderr[-4000:])
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, proc.stderr[-4000:]
+        assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
+        for fragment in fragments:
+            assert fragment in errors[0], errors[0]
+        assert self.summary is not None and self.summary["error"], "no --summary-json written"
+        if self.summary["components"]:  # the pipeline started: its report says first why it stopped
+            page = (self.root / "report.html").read_text()
+            assert f"This run stopped: {html.escape(self.summary['error'])}" in page
+            assert "No training history: the run stopped before the Trainer." in page or trained
+        report = json.loads((self.root / "anomalies.json").read_text())
+        for anomalies in (self.summary["anomalies"], report["anomalies"]):
+            assert any(kind in a["kind"].split(",") and a["feature"] == feature for a in anomalies), anomalies
+        components = self.summary["components"]
+        if not trained:
+            assert nodes.TRAINER not in components, components
+        assert nodes.PUSHER not in components and not self.summary["pushed"], components
+        assert snapshot(self.serving) == self.before  # the model in service, byte for byte
