@@ -154,6 +154,17 @@ def from_custom_config(cls: Type[S], config: Optional[Mapping[str, Any]]) -> S:
     return cls(**{k: check_value(cls, f, config[k]) for k, f in fields.items()})
 
 
+class CustomConfigMixin:
+    """`to_custom_config()` and `from_custom_config()` as methods of a settings dataclass (and so of its subclasses)."""
+
+    def to_custom_config(self, code_version: Optional[str] = None) -> Dict[str, Any]:
+        return to_custom_config(self, code_version)
+
+    @classmethod
+    def from_custom_config(cls: Type[S], config: Optional[Mapping[str, Any]]) -> S:
+        return from_custom_config(cls, config)
+
+
 def flag_fields(cls: type):
     return [f for f in dataclasses.fields(cls) if flag_of(f)]
 
@@ -234,6 +245,6 @@ def from_args(cls: Type[S], args: argparse.Namespace, **given) -> S:
     return cls(**values)
 
 
-__all__ = ["CODE_VERSION_KEY", "SettingsError", "setting", "validate", "to_custom_config", "from_custom_config",
-           "add_flags", "from_args", "flag_fields", "declared_fields", "flag_of", "check_value", "parse_value",
-           "component_name"]
+__all__ = ["CODE_VERSION_KEY", "CustomConfigMixin", "SettingsError", "setting", "validate", "to_custom_config",
+           "from_custom_config", "add_flags", "from_args", "flag_fields", "declared_fields", "flag_of", "check_value",
+           "parse_value", "component_name"]

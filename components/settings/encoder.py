@@ -9,7 +9,7 @@ from typing import Optional
 
 from components.features import DEFAULT_TEXT_KEY
 from components.model.precision import PRECISIONS
-from components.settings.base import setting
+from components.settings.base import CustomConfigMixin, setting
 
 MODEL_SIZES = ("tiny", "mini", "small")
 # Position embeddings of an encoder trained from scratch: the longest --max-seq-length it takes.
@@ -17,7 +17,7 @@ SCRATCH_MAX_POSITIONS = 512
 
 
 @dataclasses.dataclass(frozen=True)
-class EncoderTrainingSettings:
+class EncoderTrainingSettings(CustomConfigMixin):
     """The settings the two Trainer module files share (components/modules/trainer.py, pretraining.py)."""
 
     text_key: str = setting(DEFAULT_TEXT_KEY, derived="--text-column (the same as Transform's)")

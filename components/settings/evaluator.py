@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from components.settings.base import setting, validate
+from components.settings.base import CustomConfigMixin, setting, validate
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluatorSettings:
+class EvaluatorSettings(CustomConfigMixin):
     """A model is blessed only when, on the eval split, its accuracy is at least `min_accuracy` and its macro F1 at
     least `min_macro_f1`, and neither is lower than the model in service's by more than `max_accuracy_drop` /
     `max_macro_f1_drop` (TFX drops those two checks on the first run: no model in service). Macro F1 is what a model

@@ -8,9 +8,9 @@ and copied from the Trainer's settings at the front door (`derived_from`). No Te
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Optional
+from typing import ClassVar, Optional
 
-from components.settings.base import SettingsError, from_custom_config, setting, to_custom_config, validate
+from components.settings.base import SettingsError, setting, validate
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
 from components.settings.transform import TransformSettings
 
@@ -54,13 +54,6 @@ class PretrainerSettings(EncoderTrainingSettings):
     @property
     def enabled(self) -> bool:
         return self.pretrain_epochs > 0
-
-    def to_custom_config(self, code_version: Optional[str] = None) -> Dict[str, Any]:
-        return to_custom_config(self, code_version)
-
-    @classmethod
-    def from_custom_config(cls, config: Optional[Mapping[str, Any]]) -> "PretrainerSettings":
-        return from_custom_config(cls, config)
 
     @classmethod
     def derived_from(cls, trainer, transform, **flags) -> "PretrainerSettings":

@@ -8,11 +8,11 @@ Kubeflow spec's `trainer_config` runtime parameter carries it, and `run_kubeflow
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
+from typing import ClassVar, Optional, Tuple
 
 from components.features import DEFAULT_LABEL_KEY
 from components.model.distribution import STRATEGIES
-from components.settings.base import from_custom_config, setting, to_custom_config, validate
+from components.settings.base import setting, validate
 from components.settings.encoder import MODEL_SIZES, SCRATCH_MAX_POSITIONS, EncoderTrainingSettings  # noqa: F401
 
 POOLING_MODES = ("cls", "mean")
@@ -69,13 +69,6 @@ class TrainerSettings(EncoderTrainingSettings):
 
     def __post_init__(self):
         validate(self)
-
-    def to_custom_config(self, code_version: Optional[str] = None) -> Dict[str, Any]:
-        return to_custom_config(self, code_version)
-
-    @classmethod
-    def from_custom_config(cls, config: Optional[Mapping[str, Any]]) -> "TrainerSettings":
-        return from_custom_config(cls, config)
 
 
 def hyperparameters():

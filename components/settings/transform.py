@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
+from typing import ClassVar, Tuple
 
 from components.features import CLS, DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY, MIN_LEARNED_VOCAB_SIZE, SEP, VOCAB_MODES
-from components.settings.base import SettingsError, from_custom_config, setting, to_custom_config, validate
+from components.settings.base import CustomConfigMixin, SettingsError, setting, validate
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformSettings:
+class TransformSettings(CustomConfigMixin):
     """What the Transform module (components/modules/preprocessing.py) reads: the component's `custom_config`,
     serialized and read back strictly by components/settings/base.py. Flags: see `setting(flag=...)`."""
 
@@ -52,12 +52,6 @@ class TransformSettings:
             raise SettingsError(f"Transform setting 'max_seq_length' must leave room for {CLS} and {SEP}; got "
                                 f"{self.max_seq_length}.")
 
-    def to_custom_config(self, code_version: Optional[str] = None) -> Dict[str, Any]:
-        return to_custom_config(self, code_version)
-
-    @classmethod
-    def from_custom_config(cls, config: Optional[Mapping[str, Any]]) -> "TransformSettings":
-        return from_custom_config(cls, config)
 
 
 DEFAULT_MAX_SEQ_LENGTH = TransformSettings.max_seq_length
