@@ -9,6 +9,13 @@ from components.features import CLS, DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY, MIN_LE
 from components.settings.base import CustomConfigMixin, SettingsError, setting, validate
 
 
+def default_vocab_mode(pretrained: bool) -> str:
+    """The vocabulary when --vocab is not given: a checkpoint's own ('checkpoint'), or one learned from the data when
+    training from scratch ('learn'). The front door applies it before the vocabulary file is known, since that file
+    follows from the mode (pipeline/cli/model_choice.py)."""
+    return "checkpoint" if pretrained else "learn"
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformSettings(CustomConfigMixin):
     """What the Transform module (components/modules/preprocessing.py) reads: the component's `custom_config`,

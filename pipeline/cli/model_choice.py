@@ -15,6 +15,7 @@ from components.features import MIN_LEARNED_VOCAB_SIZE
 from components.model import tokenizer_config
 from components.settings.base import AUTO
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
+from components.settings.transform import default_vocab_mode
 from pipeline.cli.inputs import InputError
 
 
@@ -79,7 +80,7 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
     `checkpoint` is None when training from scratch; `local_copy` is a readable copy of it; `packaged_vocab()` is the
     packaged uncased vocabulary's file, for training from scratch with --vocab checkpoint."""
     from_scratch = checkpoint is None
-    vocab_mode = args.vocab_mode or ("learn" if from_scratch else "checkpoint")
+    vocab_mode = args.vocab_mode or default_vocab_mode(pretrained=not from_scratch)
     if vocab_mode == "learn" and not from_scratch:
         raise InputError(f"--vocab learn cannot be used with --pretrained {args.pretrained}: a pretrained model needs "
                          "its own vocabulary (use --pretrained none to learn one).")

@@ -126,7 +126,8 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                        help="Hugging Face-format BERT checkpoint folder (config.json, model.safetensors, vocab.txt) "
                             "to fine-tune" + ("" if local else ", in the image or a URI") + "; 'none' trains a "
                             "--model-size encoder from scratch (see --vocab)")
-    # --vocab and --vocab-size default to None: chosen from --pretrained below.
+    # --vocab and --vocab-size default to None, "not given": --vocab then follows --pretrained by the rule beside the
+    # setting (transform.default_vocab_mode), and --vocab-size is refused unless the vocabulary is learned.
     settings_lib.add_flags(model, TransformSettings, names=MODEL_FLAGS[TransformSettings],
                            defaults={"vocab_mode": None, "learned_vocab_size": None})
     settings_lib.add_flags(model, TrainerSettings, names=MODEL_FLAGS[TrainerSettings])
