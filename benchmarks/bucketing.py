@@ -32,7 +32,7 @@ import tf_keras as keras  # noqa: E402
 
 from components import features  # noqa: E402
 from components.model import hf_checkpoint
-from components.modules import preprocessing, trainer, training_loop
+from components.modules import trainer, training_loop, wordpiece
 from components.settings.transform import TransformSettings  # noqa: E402
 from pipeline.data import assets  # noqa: E402
 
@@ -81,8 +81,8 @@ def main() -> int:
 
     texts, labels = load_examples(4096)
     vocab_file, lower_case = hf_checkpoint.checkpoint_tokenizer_settings(str(assets.ensure_checkpoint()))
-    tokenizer = preprocessing.build_tokenizer(str(vocab_file), lower_case)
-    encoded = preprocessing.tokenize(tf.constant(texts), tokenizer, args.max_seq_length, tokenizer.cls_id,
+    tokenizer = wordpiece.build_tokenizer(str(vocab_file), lower_case)
+    encoded = wordpiece.tokenize(tf.constant(texts), tokenizer, args.max_seq_length, tokenizer.cls_id,
                                      tokenizer.sep_id)
     encoded = {k: tf.cast(encoded[k], tf.int32) for k in KEYS}
     lengths = tf.reduce_sum(encoded[features.MASK_KEY], axis=1)

@@ -22,8 +22,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
-from components.modules.learned_vocab import learn_wordpiece_vocab, learned_wordpiece_ids  # noqa: F401
-from components.modules.wordpiece import BertWordpieceTokenizer, build_tokenizer, to_bert_inputs, tokenize  # noqa: F401
+from components.modules.learned_vocab import learned_wordpiece_ids
+from components.modules.wordpiece import build_tokenizer, to_bert_inputs
 from components.settings.transform import TransformSettings
 
 

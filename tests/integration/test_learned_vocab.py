@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 import tokenizers
 
 from components import features
-from components.modules import preprocessing
+from components.modules import learned_vocab, wordpiece
 from components.settings.transform import TransformSettings
 from support import run_local
 from support.korean import COMMON_WORDS, LABELS, UNK_ID, korean_corpus, nfd
@@ -42,7 +42,7 @@ def reference_tokenizer(vocab: list[str]) -> tokenizers.Tokenizer:
 
 def test_learn_wordpiece_vocab_layout_and_determinism():
     counts = [("영화", 30), ("재미있어요", 12), ("movie", 9), ("movies", 4), ("[UNK]", 50), ("x", 1)]
-    vocab = preprocessing.learn_wordpiece_vocab(counts, vocab_size=200)
+    vocab = learned_vocab.learn_wordpiece_vocab(counts, vocab_size=200)
     assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert len(vocab) == len(set(vocab)) <= 200
     assert "영화" in vocab and "movie" in vocab and "##s" in vocab
@@ -50,8 +50,8 @@ def test_learn_wordpiece_vocab_layout_and_determinism():
     # Every character alone and as a continuation: no word of known characters becomes [UNK].
     for char in "영화재미있어요movix":
         assert char in vocab and f"##{char}" in vocab, char
-    assert preprocessing.learn_wordpiece_vocab(list(reversed(counts)), vocab_size=200) == vocab
-    assert preprocessing.learn_wordpiece_vocab([], vocab_size=200) == list(features.SPECIAL_TOKENS)
+    assert learned_vocab.learn_wordpiece_vocab(list(reversed(counts)), vocab_size=200) == vocab
+    assert learned_vocab.learn_wordpiece_vocab([], vocab_size=200) == list(features.SPECIAL_TOKENS)
 
 
 def test_learned_vocab_settings():
@@ -120,7 +120,7 @@ def test_ids_match_reference_wordpiece_over_the_learned_vocabulary(korean_run):
     for text, got in [(r["text"], o) for r, o in zip(rows, out)]:
         n = sum(got[features.MASK_KEY])
         assert got[features.WORD_IDS_KEY][1:n - 1] == ref.encode(text, add_special_tokens=False).ids[:MAX_LEN - 2]
-    tokenizer = preprocessing.BertWordpieceTokenizer(str(_vocab_path(korean_run)), learned=True)
+    tokenizer = wordpiece.BertWordpieceTokenizer(str(_vocab_path(korean_run)), learned=True)
     ids = tokenizer.tokenize(tf.constant([unseen])).to_list()[0]
     assert ids == ref.encode(unseen, add_special_tokens=False).ids
     assert UNK_ID not in ids and len(ids) > len(unseen.split())

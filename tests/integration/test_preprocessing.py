@@ -18,7 +18,7 @@ import tokenizers
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components import features
-from components.modules import preprocessing
+from components.modules import preprocessing, wordpiece
 from components.settings.transform import TransformSettings
 from pipeline.data.assets import ensure_checkpoint
 from support import FIXTURES
@@ -200,11 +200,11 @@ def test_exported_graph_has_no_python_ops(tricky_run):
 
 @pytest.fixture(scope="module")
 def tokenizer(vocab_file):
-    return preprocessing.build_tokenizer(vocab_file, lower_case=True)
+    return wordpiece.build_tokenizer(vocab_file, lower_case=True)
 
 
 def _tokenize(tokenizer, texts, max_len):
-    out = preprocessing.tokenize(tf.constant(texts, tf.string), tokenizer, max_len,
+    out = wordpiece.tokenize(tf.constant(texts, tf.string), tokenizer, max_len,
                                  tokenizer.cls_id, tokenizer.sep_id)
     return {k: v.numpy().tolist() for k, v in out.items() if v.dtype != tf.string}
 
@@ -241,7 +241,7 @@ def test_cased_vocabulary_settings(vocab_file):
     ref.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=False)
     ref.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
     ref.add_special_tokens(list(features.SPECIAL_TOKENS))
-    tok = preprocessing.build_tokenizer(vocab_file, lower_case=False)
+    tok = wordpiece.build_tokenizer(vocab_file, lower_case=False)
     texts = list(TRICKY.values()) + ["Hello World", "café", "naïve"]
     got = tok.tokenize(tf.constant(texts)).to_list()
     for text, ids in zip(texts, got):

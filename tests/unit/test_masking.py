@@ -14,7 +14,7 @@ import tensorflow_text as tf_text
 
 from components import features
 from components.model import hf_checkpoint, masking
-from components.modules import preprocessing
+from components.modules import wordpiece
 from pipeline.data.assets import ensure_checkpoint, ensure_dataset
 
 MAX_SEQ_LENGTH = 128
@@ -32,8 +32,8 @@ def corpus(vocab):
     path = ensure_dataset("rotten_tomatoes") / "data.csv"
     with open(path, encoding="utf-8", newline="") as f:
         texts = [row["text"] for row in csv.DictReader(f)]
-    tokenizer = preprocessing.build_tokenizer(str(ensure_checkpoint() / "vocab.txt"))
-    inputs = preprocessing.tokenize(tf.constant(texts), tokenizer, MAX_SEQ_LENGTH, tokenizer.cls_id, tokenizer.sep_id)
+    tokenizer = wordpiece.build_tokenizer(str(ensure_checkpoint() / "vocab.txt"))
+    inputs = wordpiece.tokenize(tf.constant(texts), tokenizer, MAX_SEQ_LENGTH, tokenizer.cls_id, tokenizer.sep_id)
     return {k: v.numpy() for k, v in inputs.items()}
 
 
@@ -170,7 +170,7 @@ def test_whole_word_masking_chooses_whole_words(corpus, vocab):
 
 def test_cap_in_tokens_never_cuts_a_word(vocab):
     """With every word chosen (rate 1) but room for 3 tokens, rows get whole words only, at most 3 tokens."""
-    tokenizer = preprocessing.build_tokenizer(str(ensure_checkpoint() / "vocab.txt"))
+    tokenizer = wordpiece.build_tokenizer(str(ensure_checkpoint() / "vocab.txt"))
     ids = tokenizer.tokenize(tf.constant(["unbelievably overwrought melodrama about a dog",
                                           "a thoroughly unremarkable film", ""]))
     masker = masking.MlmMasker.from_vocab(vocab, selection_rate=1.0, max_predictions=3, whole_word=True)
