@@ -137,7 +137,7 @@ def _run(config, warnings: List[str], err):
     from components.validation.gates import DataValidationError
     from pipeline.cli import summary as s
     from pipeline.dag import beam_dependencies
-    from pipeline.dag.pipeline import create_pipeline
+    from pipeline.dag.pipeline import create_pipeline, local_ir
 
     reporter = console.StepReporter(
         0, lambda node, execution: s.step_figure(config.metadata_path, node, execution))
@@ -148,7 +148,7 @@ def _run(config, warnings: List[str], err):
         beam_dependencies.skip_tfx_package()
         reporter.steps = console.count_steps(pipeline)
         with reporter.watching(lambda execution: s.execution_state(config.metadata_path, execution)):
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            tfx.orchestration.LocalDagRunner().run_with_ir(local_ir(pipeline))
     except Exception as e:  # noqa: BLE001 - reported as one line below, with the component's own message
         refusals = (DataValidationError, ServingCheckError)  # the data, or the model, refused with the reason
         cause = e

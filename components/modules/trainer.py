@@ -29,7 +29,7 @@ from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its Aut
 import dataclasses
 import json
 import math
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import absl.logging as logging
 import tensorflow as tf
@@ -40,14 +40,11 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components import features
+from components.baselines import store
 from components.model import bert, distribution, hf_checkpoint, optimization, precision
 from components.modules import training_loop, warmup
 from components.runtime.progress import progress
 from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
-
-# The classifier's Keras weights, kept in the Model artifact beside Format-Serving/ (which alone is pushed), so a
-# later run can warm-start from the model in service.
-WEIGHTS_DIR = "keras_weights"
 
 WARMUP_TEXTS = 8  # eval texts in the warm-up requests (one alone, all as a batch, two as tf.Examples)
 
@@ -205,8 +202,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # The variables (model and optimizer) are mirrored on every replica; layers compute in `compute`'s dtype.
     with strategy.scope(), precision.keras_policy(compute):
         model = _new_classifier(start, tf_transform_output, num_classes)
-        if settings.warm_start:
-            _warm_start(model, fn_args.base_model)
+        warm_from = (_warm_start(model, fn_args.base_model, _tokenizer_vocab_file(settings, tf_transform_output),
+                                 blank=lambda: _new_classifier(start, tf_transform_output, num_classes, load=False))
+                     if settings.warm_start else None)
         model.compile(optimizer=_make_optimizer(settings, total_steps),
                       loss=GlobalBatchCrossEntropy(),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -232,7 +230,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         _write_history(serving_model_dir, history.history, settings, total_steps,
                        steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
                        steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute,
-                       started_from=fn_args.base_model if settings.adapted_encoder else settings.pretrained_dir)
+                       started_from=warm_from or (fn_args.base_model if settings.adapted_encoder
+                                                  else settings.pretrained_dir))
         _export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
 
 
@@ -252,7 +251,8 @@ def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes:
 
 def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
             serving_model_dir: str) -> None:
-    """The serving model with its warm-up requests and class names, and the Keras weights beside it."""
+    """The serving model with its warm-up requests and class names (a later --warm-start restores the classifier
+    from this SavedModel's variables once it is in service)."""
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
     warmup.write_requests(serving_model_dir, warmup.text_requests(
@@ -261,7 +261,6 @@ def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerS
     with tf.io.gfile.GFile(os.path.join(serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
                            "w") as f:
         json.dump(class_names, f)
-    model.save_weights(os.path.join(_weights_dir(serving_model_dir), "weights"))
     # The classes, beside the serving model: the Evaluator compares them with the model in service's first.
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")),
                                         features.CLASS_NAMES_FILE), "w") as f:
@@ -310,27 +309,56 @@ def _eval_texts(fn_args, tf_transform_output, count: int) -> List[str]:
     return texts[:count]
 
 
-def _weights_dir(serving_model_dir: str) -> str:
-    """<model artifact>/keras_weights, from the artifact's Format-Serving folder."""
-    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), WEIGHTS_DIR)
+def _warm_start(model: keras.Model, base_model: Optional[str], vocab_file: Optional[str] = None,
+                blank: Optional[Callable[[], keras.Model]] = None) -> Optional[str]:
+    """Loads the weights of the model in service into `model`: `base_model` is BaselineLookup's copy of the served
+    version folder (components/baselines/lookup.py), whose SavedModel holds the classifier as its `model` attribute
+    (ServingModule), so its variables restore straight into this run's classifier. Every variable of `model` must
+    get a value from it (a model of another architecture or vocabulary is refused, not half loaded), and its
+    vocabulary (the one asset of its transform graph) must be `vocab_file`'s, token for token: the same number of
+    different tokens would load without complaint and mean other words. Returns the served folder it started from
+    (None: nothing in service yet).
 
-
-def _warm_start(model: keras.Model, base_model: Optional[str]) -> None:
-    """Loads the weights of the model in service (the Trainer's `base_model`) into `model`."""
-    if not base_model:
+    The variables are read into a throwaway copy of the classifier (`blank()`, or a clone) and then copied into
+    `model`: the SavedModel also holds the served model's optimizer (its step count, its moments), which a restore
+    into `model` itself would hand to this run's optimizer once it is created, starting its learning-rate schedule
+    where the old run's ended."""
+    if not base_model or not tf.io.gfile.exists(os.path.join(base_model, "saved_model.pb")):
         logging.warning("warm start: no model in service yet, so training starts from the usual initial weights.")
         progress("Trainer: warm start requested, but no model is in service yet: starting from the usual weights.")
-        return
-    weights = os.path.join(_weights_dir(base_model), "weights")
-    if not tf.io.gfile.glob(weights + ".index"):
-        raise ValueError(f"cannot warm-start: the model in service ({os.path.dirname(base_model)}) has no saved "
-                         f"Keras weights ({WEIGHTS_DIR}/); train once without --warm-start.")
+        return None
+    served = _served_folder(base_model)
+    if vocab_file and not _same_vocabulary(base_model, vocab_file):
+        raise ValueError(f"cannot warm-start from the model in service ({served}): its vocabulary differs from this "
+                         "run's (one learned from the data, --vocab learn, changes with the data), so its embeddings "
+                         "would stand for other tokens; train without --warm-start, or with a fixed vocabulary "
+                         "(--vocab checkpoint).")
+    copy = blank() if blank else keras.models.clone_model(model)
     try:
-        model.load_weights(weights).expect_partial()
-    except (ValueError, tf.errors.OpError) as e:
-        raise ValueError(f"cannot warm-start from the model in service ({os.path.dirname(base_model)}): its "
-                         f"architecture or vocabulary differs from this run's ({str(e).splitlines()[0]}).") from None
-    progress(f"Trainer: warm start from the model in service, {os.path.dirname(base_model)}")
+        status = tf.train.Checkpoint(model=copy).read(os.path.join(base_model, "variables", "variables"))
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ValueError(f"cannot warm-start from the model in service ({served}): its architecture or vocabulary "
+                         f"differs from this run's ({str(e).splitlines()[0][:300]}).") from None
+    status.expect_partial()  # the SavedModel also holds the transform graph, the class names and the optimizer
+    model.set_weights(copy.get_weights())
+    progress(f"Trainer: warm start from the model in service, {served}")
+    return served
+
+
+def _same_vocabulary(saved_model: str, vocab_file: str) -> bool:
+    """Whether the SavedModel's vocabulary asset holds exactly `vocab_file`'s tokens (True when it has no asset to
+    compare: a model exported without its transform graph)."""
+    assets = tf.io.gfile.glob(os.path.join(saved_model, "assets", "*"))
+    if len(assets) != 1:
+        return True
+    with tf.io.gfile.GFile(assets[0], "rb") as theirs, tf.io.gfile.GFile(vocab_file, "rb") as ours:
+        return theirs.read().split() == ours.read().split()
+
+
+def _served_folder(base_model: str) -> str:
+    """The served version folder that BaselineLookup copied into `base_model`'s artifact (else `base_model`)."""
+    return store.read_record(os.path.dirname(base_model.rstrip("/"))).get("source") or base_model
 
 
 def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:

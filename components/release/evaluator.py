@@ -5,6 +5,9 @@ Such a pair is "not comparable": the candidate is evaluated alone, and it is not
 the evaluation artifact (`not_comparable.json`, read by the run summary). After a class was added to the schema on
 purpose, `--accept-new-classes` (EvaluatorSettings.accept_new_classes) blesses it on the absolute gates alone.
 The classes of a model are the `class_names.json` the Trainer writes beside its serving model.
+
+The baseline is BaselineLookup's copy of the model in service (components/baselines/lookup.py); when nothing is in
+service yet the candidate is evaluated alone, and the blessing names the served folder it was compared with.
 """
 
 import json
@@ -15,6 +18,7 @@ from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_component_specs
 
+from components.baselines import lookup
 from components.features import CLASS_NAMES_FILE
 
 NOT_COMPARABLE_FILE = "not_comparable.json"  # in the evaluation artifact, when the classes differ
@@ -68,16 +72,21 @@ class Executor(evaluator_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties):
         import tensorflow as tf
 
-        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+        baseline = [m for m in input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or [] if lookup.found(m)]
+        input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: baseline}
+        served = lookup.source(baseline[0]) if baseline else ""
         note = None
         if baseline:
             theirs = class_names_of(baseline[0].uri)
             ours = class_names_of(input_dict[standard_component_specs.MODEL_KEY][0].uri)
             if theirs is not None and ours is not None and not same_classes(theirs, ours):
-                note = {"baseline_model": baseline[0].uri, "baseline_classes": list(theirs),
+                note = {"baseline_model": served or baseline[0].uri, "baseline_classes": list(theirs),
                         "candidate_classes": list(ours), "accepted": self.accept_new_classes}
                 input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: []}
         super().Do(input_dict, output_dict, exec_properties)
+        if served and not note:  # the model card and the run report name the folder in service, not its copy
+            output_dict[standard_component_specs.BLESSING_KEY][0].set_string_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, served)
         if note is None:
             return
         evaluation = output_dict[standard_component_specs.EVALUATION_KEY][0]

@@ -14,6 +14,7 @@ import os
 from tfx import v1 as tfx
 from tfx.types.experimental.simple_artifacts import File
 
+from components.baselines import lookup
 from components.release.report_page import REPORT_FILE
 
 
@@ -88,7 +89,7 @@ def RunReport(
     page = render(ReportContext(
         given["pipeline_name"], given["label_key"], given["max_seq_length"],
         from_custom_config(EvaluatorSettings, given["evaluator"]), statistics=statistics.uri,
-        baseline_statistics=baseline_statistics.uri if baseline_statistics is not None else None,
+        baseline_statistics=baseline_statistics.uri if lookup.found(baseline_statistics) else None,
         transformed=transformed_examples.uri), summary)
     tf.io.gfile.makedirs(report.uri)  # TFX's local runner creates output folders; KFP's launcher does not
     with tf.io.gfile.GFile(os.path.join(report.uri, REPORT_FILE), "w") as f:

@@ -17,6 +17,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
+from components.baselines import lookup
 from components.validation.gates import STATISTICS_FILE, write_anomalies
 
 SPLIT = "train"  # the split compared: the data the model would be trained on
@@ -55,7 +56,7 @@ def DriftValidator(
         baseline_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None):
     """Records the drift of the train split against `baseline_statistics` (nothing without a baseline)."""
     found = anomalies_pb2.Anomalies()
-    if baseline_statistics is not None and SPLIT in standard_artifact_utils.decode_split_names(
+    if lookup.found(baseline_statistics) and SPLIT in standard_artifact_utils.decode_split_names(
             baseline_statistics.split_names):
         found = drift_anomalies(statistics.uri, baseline_statistics.uri, os.path.join(schema.uri, "schema.pbtxt"))
     write_anomalies(anomalies, {SPLIT: found})

@@ -24,6 +24,8 @@ import os
 
 from tfx import v1 as tfx
 
+from components.baselines.lookup import resolve_under_root
+
 # Where the frozen schema lives and whether it was edited: components/validation/frozen_files.py (no TFX, for the front
 # door).
 from components.validation.frozen_files import DIGEST_FILE, SCHEMA_FILE, digest
@@ -84,15 +86,8 @@ def curate(inferred, text_key: str, label_key: str, label_names):
 
 
 def resolve_frozen_dir(frozen_dir: str, artifact_uri: str) -> str:
-    """`frozen_dir` as given (a URI or an absolute path: Kubeflow), or, relative, under the pipeline root, which a
-    local run's artifact URI starts with (<pipeline_root>/<node id>/<output key>/<execution id>). Relative keeps the
-    step's cache key the same when a pipeline root is moved or copied."""
-    if "://" in frozen_dir or os.path.isabs(frozen_dir):
-        return frozen_dir
-    root = artifact_uri.rstrip("/")
-    for _ in range(3):
-        root = os.path.dirname(root)
-    return os.path.join(root, frozen_dir)
+    """`frozen_dir` as given (a URI or an absolute path: Kubeflow), or, relative, under the pipeline root."""
+    return resolve_under_root(frozen_dir, artifact_uri)
 
 
 def _write_text_atomically(path: str, text: str) -> None:

@@ -16,9 +16,13 @@ model; it is reported in the run summary.
 import os
 from typing import Dict, List
 
+from absl import logging
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
+
+from components.baselines import store
+from components.baselines.lookup import resolve_under_root
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under each Split-<name>/ folder
 STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under each Split-<name>/ folder
@@ -111,9 +115,12 @@ def DataValidationGate(
         statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
         validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
         more_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies] = None,
-        fix: tfx.dsl.components.Parameter[str] = ""):
-    """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`.
-    `fix`: what the refusal message tells the user to change when the data changed legitimately."""
+        fix: tfx.dsl.components.Parameter[str] = "",
+        baselines_dir: tfx.dsl.components.Parameter[str] = ""):
+    """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`, and
+    publishes them as the next version under `baselines_dir` (relative: under the pipeline root), where the next
+    run's BaselineLookup finds them (components/baselines/). `fix`: what the refusal message tells the user to change
+    when the data changed legitimately."""
     import tensorflow as tf
 
     problems = anomaly_problems(load_anomalies(anomalies.uri, anomalies.split_names))
@@ -129,3 +136,19 @@ def DataValidationGate(
         for name in tf.io.gfile.listdir(source):
             tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name), overwrite=True)
     validated_statistics.split_names = statistics.split_names
+    validated_statistics.span = statistics.span
+    if baselines_dir:
+        publish_accepted(validated_statistics, resolve_under_root(baselines_dir, validated_statistics.uri),
+                         produced_by=statistics.uri)
+
+
+def publish_accepted(statistics, base: str, produced_by: str) -> str:
+    """Publishes accepted `statistics` as the next baseline version under `base`, with the run (the URI of the
+    statistics, which names the run's execution locally and its run id on Kubeflow), span and time."""
+    span = getattr(statistics, "span", None)
+    record = {"gate": os.path.basename(base.rstrip("/")), "produced_by": produced_by,
+              "span": int(span) if span is not None else None, "split_names": statistics.split_names,
+              "accepted_at": store.now()}
+    folder = store.publish(statistics.uri, base, record)
+    logging.info("%s: accepted statistics published as the next baseline, %s", record["gate"], folder)
+    return folder

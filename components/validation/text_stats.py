@@ -27,6 +27,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
 from components import features
+from components.baselines import lookup
 from components.validation.drift import drift_only
 from components.validation.gates import STATISTICS_FILE, write_anomalies
 from components.validation.text_checks import DEFAULT_CHECKS
@@ -157,6 +158,8 @@ def TextStatisticsGen(
     import tensorflow_data_validation as tfdv
 
     thresholds = {**DEFAULT_CHECKS, **json.loads(checks)}
+    if not lookup.found(baseline_statistics):  # a first run: BaselineLookup found no accepted text statistics yet
+        baseline_statistics = None
     summaries, found = {}, {}
     for split, files in sorted(_split_files(examples).items()):
         counts = read_counts(files)

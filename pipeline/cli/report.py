@@ -14,10 +14,17 @@ def context_of_run(config, record) -> ReportContext:
     return ReportContext(
         config.pipeline_name, config.label_key, config.transform.max_seq_length, config.evaluator,
         statistics=record.artifact_uri(nodes.STATISTICS_GEN, "statistics"),
-        baseline_statistics=record.artifact_uri(nodes.DRIFT_VALIDATOR, "baseline_statistics", output=False),
+        baseline_statistics=_baseline(record, nodes.DRIFT_VALIDATOR),
         transformed=record.artifact_uri(nodes.TRANSFORM, "transformed_examples"),
-        baseline_text_statistics=record.artifact_uri(nodes.TEXT_STATISTICS_GEN, "baseline_statistics",
-                                                     output=False))
+        baseline_text_statistics=_baseline(record, nodes.TEXT_STATISTICS_GEN))
+
+
+def _baseline(record, node_id: str):
+    """The statistics `node_id` compared with, when BaselineLookup found any (None on a first run)."""
+    from components.baselines import lookup
+
+    found = [a for a in record.artifacts(node_id, "baseline_statistics", output=False) if lookup.found(a)]
+    return found[0].uri if found else None
 
 
 def write_report(config, summary: dict) -> str:

@@ -131,6 +131,18 @@ def _anomaly_figure(artifacts) -> str:
     return figure + (f", {warnings} warning(s)" if warnings else "")
 
 
+def lookup_figure(outputs) -> str:
+    """What BaselineLookup found: the served version, and the versions of the statistics the gates last accepted."""
+    from components.baselines import lookup
+
+    def version(key: str) -> str:
+        found = [a for a in outputs.get(key, []) if lookup.found(a)]
+        return os.path.basename(lookup.source(found[0]).rstrip("/")) if found else "none"
+
+    return (f"model in service {version('model')}; last accepted statistics: data {version('data_statistics')}, "
+            f"text {version('text_statistics')}")
+
+
 def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
     """The one figure that says how a step went: examples per split, anomalies found, blessed or not, pushed where."""
     store = _store(metadata_path)
@@ -148,6 +160,8 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
         if train.get("examples"):
             figure += f"; train: {train['tokens_mean']} tokens on average, {train['truncated_share']:.1%} truncated"
         return figure
+    if node_id == nodes.BASELINE_LOOKUP and outputs.get("model"):
+        return lookup_figure(outputs)
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
         return "passed"
     if node_id == nodes.PRETRAINER and outputs.get("model"):
@@ -241,8 +255,11 @@ def _evaluation_facts(record: RunRecord) -> dict:
         result["not_blessed_because"] = validation_failures(evaluation_uri, result.get("eval_metrics"))
         if result.get("not_comparable"):
             result["not_blessed_because"].insert(0, not_comparable_text(result["not_comparable"]))
-    baseline = record.artifacts(nodes.EVALUATOR, "baseline_model", output=False)
-    result["baseline_model"] = baseline[0].uri if baseline else None
+    from components.baselines import lookup
+
+    # The model in service it was compared with: the served version folder BaselineLookup copied.
+    baseline = [m for m in record.artifacts(nodes.EVALUATOR, "baseline_model", output=False) if lookup.found(m)]
+    result["baseline_model"] = (lookup.source(baseline[0]) or baseline[0].uri) if baseline else None
     if baseline and evaluation_uri and not result.get("not_comparable"):
         result["baseline_eval_metrics"] = evaluator_metrics(evaluation_uri, "baseline")  # the model in service
     return result

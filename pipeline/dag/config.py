@@ -80,7 +80,9 @@ class PipelineConfig:
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
     metadata_path: Optional[str] = None  # SQLite file for ML Metadata; None: the runner's own store (KFP)
-    orchestrator: str = "local"  # "local" or "kubeflow": what the pipeline is built for (only resolver classes differ)
+    # "local" or "kubeflow": what the pipeline is built for (where it keeps state: relative to the pipeline root
+    # locally, full locations on Kubeflow; and the RunReport step, on Kubeflow only)
+    orchestrator: str = "local"
     dataset: str = "custom"  # a built-in dataset's name, or "custom" for a user's CSV files
 
     # Input data: CSV files with a header; `input_splits` lists sub-folders that are already

@@ -1,5 +1,6 @@
 """Stage 1, the data: ExampleGen -> StatisticsGen -> the schema (curated, frozen or inferred) -> ExampleValidator and
-DriftValidator (against the last accepted statistics) -> DataValidationGate."""
+DriftValidator (against the last accepted statistics, from BaselineLookup) -> DataValidationGate (which publishes
+what it accepted as the next run's baseline)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from components.validation.drift import DriftValidator
 from components.validation.frozen_files import FROZEN_DIR
 from components.validation.frozen_schema import SchemaCurator
 from components.validation.gates import DataValidationGate
+from pipeline.dag.baselines import baseline_lookup, baselines_dir
 from pipeline.dag.config import HASH_BUCKETS, SPAN_FOLDER, PipelineConfig
 from pipeline.dag.nodes import (
     DATA_GATE,
@@ -25,7 +27,7 @@ from pipeline.dag.nodes import (
     SCHEMA_GEN,
     STATISTICS_GEN,
 )
-from pipeline.dag.resolvers import last_accepted_statistics, span_window
+from pipeline.dag.resolvers import span_window
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,7 @@ class DataStage:
     example_validator: Any
     drift_validator: Any
     data_gate: Any  # nothing is transformed (or trained) when it fails
-    baseline_statistics: Any  # the resolver of the statistics the data gate last accepted
+    baselines: Any  # BaselineLookup: the model in service and the statistics both gates last accepted
 
 
 def frozen_schema_dir(config: PipelineConfig) -> str:
@@ -100,15 +102,16 @@ def data_validation(config: PipelineConfig) -> DataStage:
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema).with_id(EXAMPLE_VALIDATOR)
-    baseline = last_accepted_statistics(DATA_GATE, config)
+    baselines = baseline_lookup(config)
     drift_validator = DriftValidator(statistics=statistics_gen.outputs["statistics"], schema=schema,
-                                     baseline_statistics=baseline.outputs["statistics"]).with_id(DRIFT_VALIDATOR)
+                                     baseline_statistics=baselines.outputs["data_statistics"]).with_id(DRIFT_VALIDATOR)
     data_gate = DataValidationGate(
         anomalies=example_validator.outputs["anomalies"], more_anomalies=drift_validator.outputs["anomalies"],
-        statistics=statistics_gen.outputs["statistics"], fix=fix_hint(config)).with_id(DATA_GATE)
+        statistics=statistics_gen.outputs["statistics"], fix=fix_hint(config),
+        baselines_dir=baselines_dir(config, DATA_GATE)).with_id(DATA_GATE)
     return DataStage(
-        nodes=[example_gen, *window, statistics_gen, schema_gen, curated, example_validator, baseline,
+        nodes=[example_gen, *window, statistics_gen, schema_gen, curated, example_validator, baselines,
                drift_validator, data_gate],
         example_gen=example_gen, statistics_gen=statistics_gen, schema=schema, training_examples=training_examples,
         example_validator=example_validator, drift_validator=drift_validator, data_gate=data_gate,
-        baseline_statistics=baseline)
+        baselines=baselines)

@@ -5,7 +5,8 @@ create_pipeline() reads like the diagram, one builder per stage:
   preprocessing.py    Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate [-> SchemaFreezer]
   training.py         [Pretrainer (masked-LM stage)] -> Trainer (BERT)
   release.py          ServingCheck -> [InfraValidator] -> Evaluator -> ModelCardWriter -> Pusher [-> RunReport]
-The nodes that read earlier runs (the last accepted statistics, the model in service) are in resolvers.py, their ids in
+What a run reads from earlier runs (the model in service, the statistics each gate last accepted) comes from one
+BaselineLookup step (baselines.py), never from the cache (nodes.NEVER_CACHED, local_ir below). Node ids are in
 nodes.py.
 """
 
@@ -51,3 +52,21 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam_pipeline_args))
+
+
+def local_ir(pipeline: tfx.dsl.Pipeline):
+    """`pipeline` compiled for TFX's LocalDagRunner (`run_with_ir`), with TFX's cache off for the steps of
+    nodes.NEVER_CACHED. TFX has no per-node cache switch (its compiler copies the pipeline's setting to every node),
+    so the compiled IR is changed; everything else is what LocalDagRunner.run would compile."""
+    from tfx.dsl.compiler import compiler
+
+    from pipeline.dag.nodes import NEVER_CACHED
+
+    for component in pipeline.components:
+        if hasattr(component, "_resolve_pip_dependencies"):  # as TFX's runner does before compiling
+            component._resolve_pip_dependencies(pipeline.pipeline_info.pipeline_root)  # noqa: SLF001
+    ir = compiler.Compiler().compile(pipeline)
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in NEVER_CACHED:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    return ir

@@ -12,10 +12,10 @@ from tfx import v1 as tfx
 from components.validation import text_checks, text_stats
 from components.validation.frozen_schema import SchemaFreezer
 from components.validation.gates import DataValidationGate
+from pipeline.dag.baselines import baselines_dir
 from pipeline.dag.config import PREPROCESSING_FN, PipelineConfig
 from pipeline.dag.data_validation import DataStage, fix_hint, frozen_schema_dir
 from pipeline.dag.nodes import SCHEMA_FREEZER, TEXT_GATE, TEXT_STATISTICS_GEN, TRANSFORM
-from pipeline.dag.resolvers import last_accepted_statistics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,18 +36,19 @@ def preprocessing(config: PipelineConfig, data: DataStage, code_version: str) ->
         custom_config=config.transform.to_custom_config(code_version)).with_id(TRANSFORM)
     transform.add_upstream_node(data.data_gate)
 
-    baseline = last_accepted_statistics(TEXT_GATE, config)
     text_statistics_gen = text_stats.TextStatisticsGen(
-        examples=transform.outputs["transformed_examples"], baseline_statistics=baseline.outputs["statistics"],
+        examples=transform.outputs["transformed_examples"],
+        baseline_statistics=data.baselines.outputs["text_statistics"],
         text_key=config.text_key, max_seq_length=config.transform.max_seq_length,
         checks=json.dumps(text_checks.load_checks(config.text_checks_file), sort_keys=True)
     ).with_id(TEXT_STATISTICS_GEN)
     text_gate = DataValidationGate(
         anomalies=text_statistics_gen.outputs["anomalies"],
-        statistics=text_statistics_gen.outputs["statistics"], fix=fix_hint(config)).with_id(TEXT_GATE)
+        statistics=text_statistics_gen.outputs["statistics"], fix=fix_hint(config),
+        baselines_dir=baselines_dir(config, TEXT_GATE)).with_id(TEXT_GATE)
     freezer = []
     if not config.schema_file:  # the first run whose data passes both gates freezes the schema it was checked with
         freezer = [SchemaFreezer(schema=data.schema, frozen_dir=frozen_schema_dir(config)).with_id(SCHEMA_FREEZER)]
         freezer[0].add_upstream_node(text_gate)
-    return PreprocessingStage(nodes=[transform, baseline, text_statistics_gen, text_gate, *freezer],
+    return PreprocessingStage(nodes=[transform, text_statistics_gen, text_gate, *freezer],
                               transform=transform, text_statistics_gen=text_statistics_gen, text_gate=text_gate)

@@ -55,7 +55,7 @@ def evaluator(config: PipelineConfig, data: DataStage, train: TrainingStage, aft
                 else class_aware_evaluator.Executor)
     node = tfx.components.Evaluator(
         examples=data.example_gen.outputs["examples"], model=train.trainer.outputs["model"],
-        baseline_model=train.model_resolver.outputs["model"], example_splits=["eval"],
+        baseline_model=train.model_in_service, example_splits=["eval"],
         eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
     node.executor_spec = executor_spec.BeamExecutorSpec(executor)  # the Evaluator takes no executor argument
     node.add_upstream_node(after)
@@ -73,7 +73,7 @@ def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage
         text_anomalies=text.text_statistics_gen.outputs["anomalies"],
         transformed_examples=text.transform.outputs["transformed_examples"], model=train.trainer.outputs["model"],
         evaluation=evaluation.outputs["evaluation"], blessing=evaluation.outputs["blessing"],
-        card_model=card.outputs["card_model"], baseline_statistics=data.baseline_statistics.outputs["statistics"],
+        card_model=card.outputs["card_model"], baseline_statistics=data.baselines.outputs["data_statistics"],
         context=json.dumps({
             "pipeline_name": config.pipeline_name, "label_key": config.label_key,
             "max_seq_length": config.transform.max_seq_length, "evaluator": to_custom_config(config.evaluator),

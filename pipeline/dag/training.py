@@ -13,7 +13,6 @@ from pipeline.dag.config import PRETRAIN_RUN_FN, RUN_FN, PipelineConfig, VertexT
 from pipeline.dag.data_validation import DataStage
 from pipeline.dag.nodes import PRETRAINER, TRAINER
 from pipeline.dag.preprocessing import PreprocessingStage
-from pipeline.dag.resolvers import model_in_service
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +20,7 @@ class TrainingStage:
     """The training stage's nodes (in order) and what the release stage reads from it."""
 
     nodes: List[Any]
-    model_resolver: Any  # the model in service
+    model_in_service: Any  # BaselineLookup's copy of the served version (nothing on a first run)
     trainer: Any
 
 
@@ -44,7 +43,7 @@ def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, 
     """Trains the classifier once the text checks passed, after the optional masked-LM stage."""
     transformed = text.transform.outputs["transformed_examples"]
     graph = text.transform.outputs["transform_graph"]
-    model_resolver = model_in_service()
+    model_in_service = data.baselines.outputs["model"]
 
     # The masked-LM stage: a second Trainer whose run_fn adapts the encoder to the training split's texts (and
     # --unlabeled-data's); its Model artifact is the fine-tuning Trainer's starting checkpoint.
@@ -57,7 +56,7 @@ def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, 
             custom_config=config.pretrainer.to_custom_config(code_version)).with_id(PRETRAINER)]
         pretrainer[0].add_upstream_node(text.text_gate)
     if config.trainer.warm_start:
-        start_from = model_resolver.outputs["model"]  # the model in service
+        start_from = model_in_service
     else:
         start_from = pretrainer[0].outputs["model"] if pretrainer else None
 
@@ -74,4 +73,4 @@ def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, 
         custom_config={**config.trainer.to_custom_config(code_version), **vertex_config},
         base_model=start_from).with_id(TRAINER)
     trainer.add_upstream_node(text.text_gate)  # nothing is trained when the text checks fail
-    return TrainingStage(nodes=[model_resolver, *pretrainer, trainer], model_resolver=model_resolver, trainer=trainer)
+    return TrainingStage(nodes=[*pretrainer, trainer], model_in_service=model_in_service, trainer=trainer)

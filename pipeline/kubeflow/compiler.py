@@ -39,15 +39,16 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
             use_pipeline_spec_2_1=True),  # schema 2.1.0: the one KFP 2 servers read; it passes the inputs spec
         output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))
     job = runner.run(pipeline, parameter_values=defaults, write_out=False)
-    finish_spec(job["pipelineSpec"], defaults, config, uncached=[nodes.EXAMPLE_GEN])
+    finish_spec(job["pipelineSpec"], defaults, config, uncached=[nodes.EXAMPLE_GEN, *nodes.NEVER_CACHED])
     write_spec(job, output)
     return job
 
 
 def finish_spec(spec: dict, defaults: Dict[str, str], config: PipelineConfig, uncached: Sequence[str]) -> None:
     """What TFX's compiler leaves out and a KFP server needs from the spec alone (it reads no PipelineJob):
-    parameter defaults and descriptions, and the pipeline root. Also turns the KFP cache off for ExampleGen, whose
-    output depends on the files under data_root, which are not part of KFP's cache key."""
+    parameter defaults and descriptions, and the pipeline root. Also turns the KFP cache off for the tasks whose
+    output depends on what KFP's cache key does not see: ExampleGen (the files under data_root) and BaselineLookup
+    (what is in service now; with constant inputs, a cached lookup would answer with run 1's baselines forever)."""
     declared = spec_parameters(spec)
     for param in RUNTIME_PARAMETERS:
         declared[param.name].update(defaultValue=defaults[param.name], isOptional=True, description=param.description)

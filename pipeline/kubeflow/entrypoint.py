@@ -6,8 +6,15 @@ TFX's entrypoint finds the class of an input artifact (tfx.Examples, tfx.Schema,
 from its metadata store with an empty instance schema, and TFX 1.16 then fails every step that has an input
 (`'NoneType' object has no attribute 'get'`, tensorflow/tfx#7768). The spec already carries each step's input
 definitions (TFX passes them as --json_serialized_inputs_spec_args with pipeline spec 2.1), so the type of an input
-without one is taken from there. Artifacts that have a type keep it; everything else is TFX's entrypoint unchanged,
-except that Beam steps do not build TFX's ephemeral package (pipeline/dag/beam_dependencies.py).
+without one is taken from there. Artifacts that have a type keep it.
+
+The open-source driver also adds an output artifact of its own to every step, `executor-logs` (a `system.Artifact`
+the launcher uploads the step's log to, when the backend publishes logs: its default; backend/src/v2/driver/driver.go
+L747-760). TFX's entrypoint imports a class for every output's type and fails on that one (`Could not import
+system.Artifact`), so it is removed before TFX sees the ExecutorInput; the launcher still uploads the log.
+
+Everything else is TFX's entrypoint unchanged, except that Beam steps do not build TFX's ephemeral package
+(pipeline/dag/beam_dependencies.py).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import List
 
 INVOCATION = "--json_serialized_invocation_args"
 INPUTS_SPEC = "--json_serialized_inputs_spec_args"
+KFP_OUTPUTS = ("executor-logs",)  # outputs the open-source driver adds, which no TFX component declares
 
 
 def _flag_value(argv: List[str], flag: str):
@@ -37,13 +45,14 @@ def _untyped(artifact: dict) -> bool:
 
 
 def with_input_types(argv: List[str]) -> List[str]:
-    """argv with the ExecutorInput's untyped input artifacts given their declared artifactType."""
+    """argv with the ExecutorInput's untyped input artifacts given their declared artifactType, and without the
+    outputs KFP's driver adds for itself (KFP_OUTPUTS)."""
     at, invocation, prefix = _flag_value(argv, INVOCATION)
     _, inputs_spec, _ = _flag_value(argv, INPUTS_SPEC)
-    if invocation is None or inputs_spec is None:
+    if invocation is None:
         return list(argv)
     executor_input = json.loads(invocation)
-    declared = json.loads(inputs_spec).get("artifacts", {})
+    declared = json.loads(inputs_spec).get("artifacts", {}) if inputs_spec is not None else {}
     changed = False
     for key, listing in executor_input.get("inputs", {}).get("artifacts", {}).items():
         artifact_type = declared.get(key, {}).get("artifactType")
@@ -51,6 +60,9 @@ def with_input_types(argv: List[str]) -> List[str]:
             if artifact_type and _untyped(artifact):
                 artifact["type"] = artifact_type
                 changed = True
+    outputs = executor_input.get("outputs", {}).get("artifacts", {})
+    for key in KFP_OUTPUTS:
+        changed = outputs.pop(key, None) is not None or changed
     if not changed:
         return list(argv)
     out = list(argv)

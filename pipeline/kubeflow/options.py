@@ -106,9 +106,9 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
                                                                            unlabeled)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
-    if not schema_file and not pipeline_root:
-        raise InputError("without --schema the pipeline freezes the schema of its first accepted data under the "
-                         "pipeline root: pass --pipeline-root (or --schema).")
+    if not pipeline_root:
+        raise InputError("pass --pipeline-root: the gates publish the statistics they accept under it, and the next "
+                         "run's drift checks read them from there (the schema frozen without --schema, too).")
     if args.serving_dir:
         serving_dir = pod_location(args.serving_dir, "--serving-dir")
     elif pipeline_root:

@@ -11,6 +11,7 @@ mixed scripts, an extra column) is accepted, and the run says what it did with i
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -130,12 +131,15 @@ def test_empty_span_folder(case):
 # 8. Drift against the previous span ---------------------------------------------------------------------------------
 
 def test_label_distribution_drift(case):
+    # The local runner's run-2 of the retraining scenario that tests/integration/test_kubeflow_executed.py runs on
+    # the compiled Kubeflow spec: the same drifted span, refused against the good run's accepted statistics.
     write_csv(case.span / "reviews.csv", rows(N, seed=8, fresh_share=0.95))
     case.run()
     case.assert_refused("COMPARATOR_L_INFTY_HIGH", LABEL, f"'{LABEL}'", "Linfty",
                         f"edit {case.root / 'schema' / 'schema.pbtxt'}")
     assert case.summary["anomalies"][0]["found_by"] == "DriftValidator"
     assert nodes.TRANSFORM not in case.summary["components"]
+    assert case.summary["components"][nodes.BASELINE_LOOKUP]["state"] == "COMPLETE"
 
 
 def test_text_length_drift(case):
@@ -207,7 +211,8 @@ def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
     for node in VALIDATION + (nodes.TRAINER, nodes.EVALUATOR):
         assert summary["components"][node]["state"] == "COMPLETE", (node, summary["components"][node])
     assert summary["anomalies"] == [], summary["anomalies"]
-    assert summary["baseline_model"] == case.good["model_uri"] != summary["model_uri"]
+    assert summary["baseline_model"] == case.good["pushed_dir"]  # the version in service, compared with
+    assert summary["components"][nodes.BASELINE_LOOKUP]["state"] == "COMPLETE"  # never from the cache
     assert summary["blessed"] is False and summary["pushed"] is False
     # The metric, its value, the model in service's, and the allowed drop.
     reasons = " ".join(summary["not_blessed_because"])
@@ -229,3 +234,12 @@ def test_warm_start_from_the_model_in_service(accepted):
     assert accepted.proc.returncode == 0, accepted.proc.stderr[-4000:]
     assert "warm start from the model in service" in accepted.proc.stdout
     assert accepted.summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, accepted.summary["eval_metrics"]
+    # The local runner's run-3 of the retraining scenario (tests/integration/test_kubeflow_executed.py runs it on the
+    # compiled Kubeflow spec): started from, and compared with, the version folder in service.
+    served = accepted.good["pushed_dir"]
+    assert accepted.summary["baseline_model"] == served
+    history = json.loads((Path(accepted.summary["model_uri"]) / "training_history.json").read_text())
+    assert history["started_from"] == served
+    # Drift was measured against the statistics the good run's gate accepted, published under the pipeline root.
+    published = sorted((accepted.root / "baselines" / nodes.DATA_GATE).iterdir())
+    assert len(published) == 2 and json.loads((published[0] / "baseline.json").read_text())["span"] == 1

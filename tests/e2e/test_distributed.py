@@ -90,7 +90,7 @@ def runs(first_run, tmp_path_factory):
 def test_both_workers_finish_and_only_the_chief_keeps_what_it_writes(runs):
     base = runs["base"]
     assert (base / "chief" / "model" / "Format-Serving" / "saved_model.pb").is_file()
-    assert (base / "chief" / "model" / "keras_weights").is_dir()
+    assert (base / "chief" / "model" / "Format-Serving" / "variables" / "variables.index").is_file()
     assert "trained:" in runs["logs"]["chief"]
     # The worker ran the same saving code into a temporary folder, deleted afterwards; its --model-dir stays unmade.
     assert not (base / "worker" / "model").exists()

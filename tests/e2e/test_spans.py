@@ -22,4 +22,4 @@ def test_second_run_ingests_only_the_new_span_and_trains_on_the_window(served, a
     assert sum(second["examples_per_split"].values()) == N  # only the new span was read
     assert second["training_spans"] == [1, 2]  # ... and training saw the window of the last two
     assert second["components"]["Transform"]["state"] == "COMPLETE"
-    assert second["baseline_model"] == first["model_uri"]
+    assert second["baseline_model"] == first["pushed_dir"]  # the version folder in service

@@ -49,15 +49,7 @@ def _upstream(task: dict) -> set:
 
 def test_one_task_per_component_in_dependency_order(compiled):
     tasks = compiled.spec["root"]["dag"]["tasks"]
-    expected = set()
-    for component in compiled.components:
-        strategy = component.exec_properties.get("resolver_class") if type(component).__name__ == "Resolver" else None
-        if strategy is not None and strategy.__name__ == "LatestBlessedModelStrategy":
-            # compiled into two queries: latest blessing, then its model
-            expected |= {f"{component.id}-model-blessing-resolver", f"{component.id}-model-resolver"}
-        else:  # components, and the LatestArtifactStrategy resolvers of the drift baselines (one query each)
-            expected.add(component.id)
-    assert set(tasks) == expected
+    assert set(tasks) == {component.id for component in compiled.components}  # no resolver node, no extra query
 
     upstream = {name: _upstream(task) for name, task in tasks.items()}
     level = {}
@@ -71,21 +63,22 @@ def test_one_task_per_component_in_dependency_order(compiled):
     order = sorted(tasks, key=lambda name: (depth(name), name))
     for position, name in enumerate(order):
         assert upstream[name] <= set(order[:position]), f"{name} depends on a later or unknown task"
-    assert order[0] == "CsvExampleGen" and not upstream["CsvExampleGen"]
+    assert set(order[:2]) == {"BaselineLookup", "CsvExampleGen"}
+    assert not upstream["CsvExampleGen"] and not upstream["BaselineLookup"]
     last = max(level.values())
     assert {name for name, v in level.items() if v == last} == {"Pusher", "RunReport"}  # both after the card
     assert upstream["StatisticsGen"] == {"CsvExampleGen"}
     assert {"DataValidationGate", "CsvExampleGen", "ImportSchemaGen"} <= upstream["Transform"]
     assert "Transform" in upstream["Trainer"]
-    assert {"Trainer", "latest_blessed_model_resolver-model-resolver", "ServingCheck"} <= upstream["Evaluator"]
+    assert {"Trainer", "BaselineLookup", "ServingCheck"} <= upstream["Evaluator"]
     assert upstream["ServingCheck"] == {"Trainer"}
     assert upstream["ModelCardWriter"] == {"Trainer", "Evaluator", "CsvExampleGen"}
     assert upstream["Pusher"] == {"Evaluator", "ServingCheck", "ModelCardWriter"}
     assert {"ModelCardWriter", "Evaluator", "Trainer", "Transform", "TextStatisticsGen", "DriftValidator",
             "ExampleValidator", "StatisticsGen"} <= upstream["RunReport"]
     report = tasks["RunReport"]
-    assert report["inputs"]["artifacts"]["baseline_statistics"]["taskOutputArtifact"]["producerTask"].startswith(
-        "DataValidationGate_baseline_resolver")
+    assert report["inputs"]["artifacts"]["baseline_statistics"]["taskOutputArtifact"] == {
+        "producerTask": "BaselineLookup", "outputArtifactKey": "data_statistics"}
     context = json.loads(report["inputs"]["parameters"]["context"]["runtimeValue"]["constant"])
     assert context["label_key"] == "label" and {"min_accuracy", "max_macro_f1_drop"} <= set(context["evaluator"])
 
@@ -95,9 +88,6 @@ def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(com
     executors = spec["deploymentSpec"]["executors"]
     for name, task in spec["root"]["dag"]["tasks"].items():
         executor = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]
-        if "resolver" in name:  # the model in service, the drift baselines: metadata queries, no container
-            assert "resolver" in executor
-            continue
         assert executor["container"]["image"] == IMAGE, name
         assert executor["container"]["command"] == ENTRYPOINT, name
         assert not {"module_file", "module_path"} & set(task.get("inputs", {}).get("parameters", {})), name
@@ -176,9 +166,10 @@ def test_compile_custom_data_in_span_folders(tmp_path, capsys, compiled):
     output = tmp_path / "spans.yaml"
     args = ["compile", "--output", str(output), "--dataset", "custom", "--data-root", "gs://b/incoming", "--spans",
             "--labels", "neg,pos", "--text-column", "review", "--serving-dir", "gs://b/serving", "--image", IMAGE]
-    # Without a schema the pipeline freezes one under the pipeline root: it needs to know where that is.
+    # The gates publish what they accept under the pipeline root (and, without a schema, the pipeline freezes one
+    # there): it needs to know where that is.
     assert kfp_cli.main(args) == 2
-    assert_one_error(capsys.readouterr().err, "pass --pipeline-root (or --schema)")
+    assert_one_error(capsys.readouterr().err, "pass --pipeline-root: the gates publish the statistics they accept")
     assert kfp_cli.main([*args, "--pipeline-root", "gs://b/root"]) == 0
     spec = yaml.safe_load(output.read_text())
     tasks = spec["root"]["dag"]["tasks"]
@@ -267,8 +258,8 @@ def test_local_options_the_compiler_allows(tmp_path, compiled):
     assert kfp_cli.main(["compile", "--output", str(warm), "--pipeline-root", "gs://b/r", "--warm-start"]) == 0
     spec = json.loads(warm.read_text())["pipelineSpec"]
     trainer = spec["root"]["dag"]["tasks"]["Trainer"]
-    assert trainer["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]["producerTask"] == \
-        "latest_blessed_model_resolver-model-resolver"
+    assert trainer["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"] == {
+        "producerTask": "BaselineLookup", "outputArtifactKey": "model"}
     off = json.loads(parameters.resolve_parameters(spec, ["warm_start=false"])["trainer_config"])
     assert off["warm_start"] is False
     # Without --warm-start the Trainer has no model in service to start from: turning it on per run is refused.

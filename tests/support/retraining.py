@@ -82,6 +82,7 @@ class Case:
         shutil.copytree(base / "serving", self.serving)
         shutil.copytree(base / "data" / "span-1", self.data / "span-1")
         self.before = snapshot(self.serving)
+        self.baselines = {gate: snapshot(self.root / "baselines" / gate) for gate in (nodes.DATA_GATE, nodes.TEXT_GATE)}
         self.span = self.data / "span-2"
 
     def run(self, *extra, data_root=None):
@@ -112,3 +113,9 @@ class Case:
             assert nodes.TRAINER not in components, components
         assert nodes.PUSHER not in components and not self.summary["pushed"], components
         assert snapshot(self.serving) == self.before  # the model in service, byte for byte
+        # Refused data never becomes a baseline (raw data the data gate accepted before the text gate refused it
+        # is published by the data gate, as it passed there).
+        data_passed = components.get(nodes.DATA_GATE, {}).get("state") == "COMPLETE"
+        for gate, before in self.baselines.items():
+            if gate == nodes.TEXT_GATE or not data_passed:
+                assert snapshot(self.root / "baselines" / gate) == before, gate

@@ -80,9 +80,8 @@ def test_the_stages_come_in_the_diagrams_order_each_gated_by_the_one_before(tmp_
     ids = [c.id for c in pipeline.components]
     assert sorted(ids) == sorted([
         nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.SCHEMA_GEN, nodes.IMPORT_SCHEMA_GEN, nodes.EXAMPLE_VALIDATOR,
-        nodes.baseline_resolver_id(nodes.DATA_GATE), nodes.DRIFT_VALIDATOR, nodes.DATA_GATE, nodes.TRANSFORM,
-        nodes.baseline_resolver_id(nodes.TEXT_GATE), nodes.TEXT_STATISTICS_GEN, nodes.TEXT_GATE,
-        nodes.MODEL_RESOLVER, nodes.TRAINER, nodes.SERVING_CHECK, nodes.EVALUATOR, nodes.MODEL_CARD, nodes.PUSHER])
+        nodes.BASELINE_LOOKUP, nodes.DRIFT_VALIDATOR, nodes.DATA_GATE, nodes.TRANSFORM, nodes.TEXT_STATISTICS_GEN,
+        nodes.TEXT_GATE, nodes.TRAINER, nodes.SERVING_CHECK, nodes.EVALUATOR, nodes.MODEL_CARD, nodes.PUSHER])
     assert before(ids, nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.DRIFT_VALIDATOR, nodes.DATA_GATE, nodes.TRANSFORM,
                   nodes.TEXT_STATISTICS_GEN, nodes.TEXT_GATE, nodes.TRAINER, nodes.SERVING_CHECK, nodes.EVALUATOR,
                   nodes.MODEL_CARD, nodes.PUSHER)
@@ -91,6 +90,23 @@ def test_the_stages_come_in_the_diagrams_order_each_gated_by_the_one_before(tmp_
     assert nodes.DATA_GATE in upstream[nodes.TRANSFORM]
     assert nodes.TEXT_GATE in upstream[nodes.TRAINER]
     assert nodes.SERVING_CHECK in upstream[nodes.EVALUATOR]
+    # What the run compares with comes from one step, not from resolvers reading ML Metadata.
+    assert not [c.id for c in pipeline.components if type(c).__name__ == "Resolver"]
+    for node, key in ((nodes.DRIFT_VALIDATOR, "baseline_statistics"),
+                      (nodes.TEXT_STATISTICS_GEN, "baseline_statistics"), (nodes.EVALUATOR, "baseline_model")):
+        assert built[node].inputs[key].producer_component_id == nodes.BASELINE_LOOKUP, node
+
+
+def test_the_lookup_is_never_cached_locally_and_everything_else_follows_the_pipeline(tmp_path):
+    """TFX has no per-node cache switch: local_ir turns it off in the compiled IR for nodes.NEVER_CACHED only."""
+    from pipeline.dag.pipeline import local_ir
+
+    ir = local_ir(create_pipeline(config(tmp_path)))
+    caching = {n.pipeline_node.node_info.id: n.pipeline_node.execution_options.caching_options.enable_cache
+               for n in ir.nodes}
+    assert nodes.NEVER_CACHED == (nodes.BASELINE_LOOKUP,)
+    assert caching.pop(nodes.BASELINE_LOOKUP) is False
+    assert caching and all(caching.values()), caching
 
 
 def test_optional_nodes_join_their_stage(tmp_path):

@@ -20,9 +20,10 @@ Info = anomalies_pb2.AnomalyInfo
 class FakeArtifact:
     """What the gate functions use of a TFX artifact: a folder and the encoded split names."""
 
-    def __init__(self, uri, split_names=""):
+    def __init__(self, uri, split_names="", span=0):
         self.uri = str(uri)
         self.split_names = split_names
+        self.span = span
 
 
 def info(*reasons, description="", short_description=""):

@@ -19,6 +19,7 @@ LAYERS = (
     ("components.features", "components.runtime"),
     ("components.model",),
     ("components.settings",),
+    ("components.baselines",),
     ("components.modules",),
     ("components.validation",),
     ("components.release",),

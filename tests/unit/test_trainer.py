@@ -52,3 +52,70 @@ def test_autograph_converts_the_project_layers_but_not_tf_keras():
     assert conversion.is_allowlisted(keras.layers.Dense.call)
     assert conversion.is_allowlisted(keras.Model.fit)
     assert not conversion.is_allowlisted(bert.pool)  # the project's own code is still converted
+
+
+# Warm start: from the SavedModel in service -------------------------------------------------------------------------
+
+def _served(tmp_path, model, vocab=None) -> str:
+    """A SavedModel holding `model` as its `model` attribute, as the exported ServingModule does (with `vocab` as
+    its one asset, as the transform graph's vocabulary)."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model = model
+    module.class_names = tf.constant(["neg", "pos"])  # more than the classifier: restored partially, on purpose
+    if vocab:
+        module.vocab = tf.saved_model.Asset(str(vocab))
+    path = str(tmp_path / "served" / "1700000000")
+    tf.saved_model.save(module, path)
+    return path
+
+
+def test_warm_start_restores_every_weight_of_the_served_classifier(tmp_path):
+    from components.modules.trainer import _warm_start
+
+    served = _tiny_classifier(2)
+    served.set_weights([w + np.random.default_rng(1).normal(0, 0.5, w.shape) for w in served.get_weights()])
+    # The served model was trained: its SavedModel holds an optimizer that took steps.
+    served.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    batch = _batch([[2, 5, 7, 3], [2, 9, 3]], 4)
+    served.fit(batch, np.array([0, 1]), epochs=3, verbose=0)
+    fresh = _tiny_classifier(2)
+    assert any(not np.allclose(a, b) for a, b in zip(fresh.get_weights(), served.get_weights(), strict=True))
+    _warm_start(fresh, _served(tmp_path, served), blank=lambda: _tiny_classifier(2))
+    for a, b in zip(fresh.get_weights(), served.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Its optimizer starts afresh: the learning-rate schedule counts this run's steps, not the served run's too.
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    fresh.fit(batch, np.array([0, 1]), epochs=1, verbose=0)
+    assert int(fresh.optimizer.iterations.numpy()) == 1 and int(served.optimizer.iterations.numpy()) == 3
+
+
+def test_warm_start_refuses_a_served_model_of_another_shape_and_starts_fresh_without_one(tmp_path):
+    import pytest
+
+    from components.modules.trainer import _warm_start
+
+    other = build_classifier(bert.build_encoder(bert.preset_config("tiny", vocab_size=300)), 2, "cls", 0.1)
+    with pytest.raises(ValueError, match=r"cannot warm-start from the model in service .*1700000000.*differs"):
+        _warm_start(_tiny_classifier(2), _served(tmp_path, other))
+    before = _tiny_classifier(2)
+    weights = [w.copy() for w in before.get_weights()]
+    _warm_start(before, str(tmp_path / "no-model-in-service" / "Format-Serving"))  # a first run's empty lookup
+    for a, b in zip(before.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_warm_start_refuses_a_served_model_whose_vocabulary_differs(tmp_path):
+    """Same shapes, other tokens (a vocabulary learned anew from other data): refused, not silently misread."""
+    import pytest
+
+    from components.modules.trainer import _warm_start
+
+    theirs, ours = tmp_path / "theirs.txt", tmp_path / "ours.txt"
+    theirs.write_text("[PAD]\n[UNK]\ngood\nbad\n")
+    ours.write_text("[PAD]\n[UNK]\nbad\ngood\n")
+    served = _served(tmp_path, _tiny_classifier(2), vocab=theirs)
+    with pytest.raises(ValueError, match=r"its vocabulary differs from this run's .*--vocab checkpoint"):
+        _warm_start(_tiny_classifier(2), served, str(ours))
+    assert _warm_start(_tiny_classifier(2), served, str(theirs)) == served

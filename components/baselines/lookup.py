@@ -1,0 +1,111 @@
+"""BaselineLookup: the step that hands a run what it compares with, read from folders (components/baselines/store.py).
+
+- `model`: the model in service, i.e. the highest version under the push destination (`serving_dir/model_name`):
+  the folder TF Serving answers with, model card included. The Evaluator's baseline, and the Trainer's starting point
+  with --warm-start.
+- `data_statistics`, `text_statistics`: the statistics the data gate and the text gate last accepted (their newest
+  publication under `<pipeline root>/baselines/`), the drift checks' baselines.
+
+Each output is a copy of what was found, with a `baseline.json` saying where it came from (`found`, `source`, and the
+publication's record), so what a run compared with stays readable after newer versions appear; in ML Metadata (the
+local runner) the artifacts also carry `baseline_found` and `baseline_source` properties, so a run's lineage shows
+which baseline it used. When nothing is there yet (a first run, or a model never pushed), an output is an empty
+folder with `{"found": false}` and the steps reading it go on without a baseline: `found()` says which.
+
+The same step runs on every orchestrator. Its output depends on what is in service *now*, which none of its inputs
+say, so it must never come from a cache: pipeline/dag/nodes.py lists it among the steps that are never cached, and
+both the local runner and the Kubeflow compiler turn caching off for them.
+"""
+
+# No `from __future__ import annotations` here: TFX's @component reads the real type hints.
+import json
+import os
+
+from tfx import v1 as tfx
+
+from components.baselines import store
+from components.features import CLASS_NAMES_FILE
+
+SERVING = "Format-Serving"  # where a Model artifact holds its SavedModel (TFX's layout)
+FOUND_PROPERTY, SOURCE_PROPERTY = "baseline_found", "baseline_source"
+
+
+def resolve_under_root(path: str, artifact_uri: str) -> str:
+    """`path` as given (a URI or an absolute path: Kubeflow), or, relative, under the pipeline root, which a local
+    run's artifact URI starts with (<pipeline_root>/<node id>/<output key>/<execution id>). Relative keeps a step's
+    cache key the same when a pipeline root is moved or copied."""
+    if not store.is_local(path) or os.path.isabs(path):
+        return path
+    root = artifact_uri.rstrip("/")
+    for _ in range(3):
+        root = os.path.dirname(root)
+    return os.path.join(root, path)
+
+
+def lookup_record(artifact) -> dict:
+    """The baseline.json of a BaselineLookup output ({} for an artifact that is not one)."""
+    return store.read_record(artifact.uri)
+
+
+def found(artifact) -> bool:
+    """Whether `artifact` holds a baseline: None does not, a BaselineLookup output says so in its record, and any
+    other artifact (statistics given directly) does."""
+    return artifact is not None and bool(lookup_record(artifact).get("found", True))
+
+
+def source(artifact) -> str:
+    """The folder a found baseline was copied from ("" when none was found)."""
+    return lookup_record(artifact).get("source", "") if artifact is not None else ""
+
+
+def _mark(artifact, record: dict) -> None:
+    store.write_record(artifact.uri, record)
+    artifact.set_int_custom_property(FOUND_PROPERTY, int(bool(record["found"])))
+    artifact.set_string_custom_property(SOURCE_PROPERTY, record.get("source", ""))
+
+
+def copy_model_in_service(serving_base: str, model) -> dict:
+    """Copies the highest complete version under `serving_base` into `model`; returns the lookup record."""
+    import tensorflow as tf
+
+    folder = store.newest(serving_base, marker=store.MODEL_MARKER)
+    if folder is None:
+        return {"found": False, "looked_in": serving_base}
+    store.copy_tree(folder, store.join(model.uri, SERVING))
+    classes = store.join(folder, "assets.extra", CLASS_NAMES_FILE)  # the Trainer's copy, for the class check
+    if tf.io.gfile.exists(classes):
+        tf.io.gfile.copy(classes, store.join(model.uri, CLASS_NAMES_FILE), overwrite=True)
+    return {"found": True, "looked_in": serving_base, "source": folder, "version": os.path.basename(folder)}
+
+
+def copy_statistics(base: str, statistics) -> dict:
+    """Copies the newest statistics a gate published under `base` into `statistics`; returns the lookup record."""
+    folder = store.newest(base)
+    if folder is None:
+        statistics.split_names = json.dumps([])
+        return {"found": False, "looked_in": base}
+    published = store.read_record(folder)
+    store.copy_tree(folder, statistics.uri)
+    statistics.split_names = published.get("split_names", json.dumps([]))
+    if published.get("span") is not None:
+        statistics.span = int(published["span"])
+    return {"found": True, "looked_in": base, "source": folder, "published": published}
+
+
+@tfx.dsl.components.component
+def BaselineLookup(
+        model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+        data_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+        text_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+        serving_base: tfx.dsl.components.Parameter[str],
+        data_baselines: tfx.dsl.components.Parameter[str],
+        text_baselines: tfx.dsl.components.Parameter[str]):
+    """`serving_base`: the push destination (serving_dir/model_name). `data_baselines`, `text_baselines`: where the
+    data and the text gates publish what they accept (relative: under the pipeline root)."""
+    from absl import logging
+
+    model_record = copy_model_in_service(serving_base, model)
+    _mark(model, model_record)
+    for artifact, base in ((data_statistics, data_baselines), (text_statistics, text_baselines)):
+        _mark(artifact, copy_statistics(resolve_under_root(base, artifact.uri), artifact))
+    logging.info("BaselineLookup: model in service %s", model_record.get("source") or f"none under {serving_base}")
