@@ -21,10 +21,20 @@ what KFP's driver and launcher (kubeflow/pipelines, backend/src/v2/driver and ba
 - after exit 0, the executor's ExecutorOutput file: its artifact metadata (and a changed URI) merged into the output
   artifacts as the launcher does, its parameter values (or the output parameter files) as output parameters.
 
-Importer tasks publish the artifact at their URI with their metadata. Resolver tasks query a metadata store that
-this harness starts empty, as on a pipeline's first run: each query resolves to no artifact. A task whose upstream
-failed is not run. Trigger conditions, loops and sub-DAGs are not used by this project's spec and are refused
-(NotImplementedError) rather than guessed; so is a placeholder the launcher would not substitute.
+- the task cache, as the backend keeps it across runs (backend/src/v2/driver/cache.go, cacheutils/cache.go): a task
+  whose cachingOptions.enableCache is set is looked up by a fingerprint of its input artifacts' store ids, its
+  resolved input parameters, its output artifact and parameter specs, and its raw image, command and arguments,
+  within the pipeline's name; a hit republishes the cached execution's artifacts (the same ids) and parameters and
+  runs nothing. Entries are written only after a task succeeds. `Server` holds the store and the cache, so several
+  runs of one spec (each `execute_spec` call with the same server) behave as a recurring run does;
+- the driver's `executor-logs` output artifact, which it adds to every container task's outputs when the backend
+  publishes logs (its default; backend/src/v2/driver/driver.go L747-760).
+
+Before anything runs, the spec is checked against what the open-source backend refuses (tests/support/kfp_rules.py):
+a resolver executor, for one, is refused there at run creation and here with the same rule. Importer tasks publish
+the artifact at their URI with their metadata. A task whose upstream failed is not run. Trigger conditions, loops and
+sub-DAGs are not used by this project's spec and are refused rather than guessed; so is a placeholder the launcher
+would not substitute.
 """
 
 from __future__ import annotations
@@ -42,15 +52,22 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from support import kfp_rules
+
 REPO = Path(__file__).resolve().parents[2]
 EXECUTOR_OUTPUT = "output_metadata.json"
+LOGS_OUTPUT = "executor-logs"  # the driver's extra output when logs are published (driver.go L747-760)
+
+
+class RefusedSpec(ValueError):
+    """The open-source backend would refuse this spec (the message lists each rule broken and its source)."""
 
 
 @dataclasses.dataclass
 class TaskResult:
     name: str
     kind: str  # container, importer, resolver
-    status: str  # SUCCEEDED, FAILED, SKIPPED (an upstream task failed)
+    status: str  # SUCCEEDED, CACHED (outputs reused, nothing run), FAILED, SKIPPED (an upstream task failed)
     returncode: Optional[int] = None
     seconds: float = 0.0
     executor_input: Optional[dict] = None  # as substituted for {{$}}
@@ -59,6 +76,7 @@ class TaskResult:
     artifacts: Dict[str, List[dict]] = dataclasses.field(default_factory=dict)  # output key -> RuntimeArtifacts
     parameters: Dict[str, Any] = dataclasses.field(default_factory=dict)  # output parameter -> value
     log: Optional[Path] = None
+    fingerprint: Optional[str] = None  # the cache key, for a task with caching on
 
     def log_tail(self, chars: int = 6000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log and self.log.exists() else ""
@@ -122,6 +140,41 @@ class _Store:
                   "type": {"instanceSchema": ""}}
         self.next_id += 1
         return stored
+
+
+@dataclasses.dataclass
+class Server:
+    """The backend's state that outlives a run: the metadata store and the task cache (fingerprint -> the
+    published outputs and parameters of the execution that succeeded with it), per pipeline name. `cache`: the
+    server-level switch (the API server's CacheEnabled)."""
+
+    cache: bool = True
+    publish_logs: bool = True
+    store: _Store = dataclasses.field(default_factory=_Store)
+    entries: Dict[tuple, dict] = dataclasses.field(default_factory=dict)
+    runs: List[str] = dataclasses.field(default_factory=list)
+
+
+def cache_fingerprint(executor_input: dict, outputs_spec: dict, container: dict) -> str:
+    """The backend's cache key of a container task (cacheutils/cache.go GenerateCacheKey L173-229, hashed as at
+    L151-171: the key's JSON with sorted keys, then sha256): the store ids of the input artifacts, the resolved input
+    parameters, the output artifacts' names, types and metadata without their URIs, the output parameters' types, and
+    the raw (unsubstituted) image and command + arguments."""
+    import hashlib
+
+    inputs, outputs = executor_input["inputs"], executor_input["outputs"]
+    key = {
+        "inputArtifactNames": {k: {"artifactNames": [a["name"] for a in v["artifacts"]]}
+                               for k, v in inputs.get("artifacts", {}).items()},
+        "inputParameterValues": inputs.get("parameterValues", {}),
+        "outputArtifactsSpec": {k: {kk: vv for kk, vv in v["artifacts"][0].items() if kk != "uri"}
+                                for k, v in outputs.get("artifacts", {}).items()},
+        "outputParametersSpec": {k: v.get("parameterType", "STRING")
+                                 for k, v in outputs_spec.get("parameters", {}).items()},
+        "containerSpec": {"image": container.get("image", ""),
+                          "cmdArgs": [*container.get("command", []), *container.get("args", [])]},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _stored_value(value):
@@ -188,16 +241,20 @@ def _parameter_from_file(path: Path, kind: str):
 def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: Union[str, os.PathLike],
                  env: Optional[Mapping[str, str]] = None, *, parameter_values: Optional[Mapping[str, Any]] = None,
                  python: str = sys.executable, run_id: Optional[str] = None, timeout: float = 1800,
-                 on_task=None) -> Dict[str, TaskResult]:
+                 on_task=None, server: Optional[Server] = None) -> Dict[str, TaskResult]:
     """Executes every task of the spec's root DAG; returns TaskResult per task name, in the order they ran.
 
     `pipeline_root`: the run's pipeline root (KFP's runtimeConfig.pipelineRoot); `env`: the containers' environment
     (the image's: PYTHONPATH to the code, TF_USE_LEGACY_KERAS, ...), added to this process's; `parameter_values`:
     runtime parameters of the run (others keep the PipelineJob's values or the defaults); `python` stands for the
-    image's `python`; `on_task(result)` is called after each task."""
+    image's `python`; `on_task(result)` is called after each task; `server`: the backend's store and cache, kept
+    across the runs given the same one (a new, empty one by default: a first run). Raises RefusedSpec, before
+    running anything, for a spec the open-source backend refuses."""
     spec, job_values = load(spec_or_path)
-    if "dag" not in spec["root"]:
-        raise NotImplementedError("the root component is not a DAG")
+    broken = kfp_rules.violations(spec)
+    if broken:
+        raise RefusedSpec("the open-source KFP backend refuses this spec:\n" + "\n".join(broken))
+    server = server or Server()
     declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     root_params = {name: p["defaultValue"] for name, p in declared.items() if "defaultValue" in p}
     root_params.update(job_values)
@@ -207,51 +264,63 @@ def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: 
         raise ValueError(f"runtime parameters without a value: {missing}")
 
     run_id = run_id or uuid.uuid4().hex[:12]
-    run_root = f"{str(pipeline_root).rstrip('/')}/{spec['pipelineInfo']['name']}/{run_id}"
+    if run_id in server.runs:
+        raise ValueError(f"run id {run_id} was used already")
+    server.runs.append(run_id)
+    pipeline_name = spec["pipelineInfo"]["name"]
+    run_root = f"{str(pipeline_root).rstrip('/')}/{pipeline_name}/{run_id}"
     scratch = Path(pipeline_root) / ".kfp_local" / run_id  # the pods' own disks
     full_env = {**os.environ, **(env or {})}
     tasks = spec["root"]["dag"]["tasks"]
-    store = _Store()
     published: Dict[str, Dict[str, List[dict]]] = {}  # task -> output key -> RuntimeArtifacts as stored
     results: Dict[str, TaskResult] = {}
 
     for name in dag_order(tasks):
         task = tasks[name]
-        for unsupported in ("triggerPolicy", "iterator", "parameterIterator", "artifactIterator"):
-            if task.get(unsupported):
-                raise NotImplementedError(f"task {name}: {unsupported} is not reproduced by this harness")
         component = spec["components"][task["componentRef"]["name"]]
-        if "dag" in component:
-            raise NotImplementedError(f"task {name}: sub-DAGs are not reproduced by this harness")
         executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
-        kind = next(iter(k for k in ("container", "importer", "resolver") if k in executor), None)
-        if kind is None:
-            raise NotImplementedError(f"task {name}: executor {sorted(executor)} is not reproduced")
-        if any(results[u].status != "SUCCEEDED" for u in _upstream(task)):
+        kind = "importer" if "importer" in executor else "container"  # the rules refused anything else
+        if any(results[u].status not in DONE for u in _upstream(task)):
             results[name] = TaskResult(name, kind, "SKIPPED")
             continue
 
-        parameters, artifacts = _task_inputs(name, task, component, root_params, results, published)
-        outputs_spec = component.get("outputDefinitions", {})
-        if kind == "resolver":
-            # The queries (`outputArtifactQueries`) run against an empty store: a first run finds nothing.
-            result = TaskResult(name, kind, "SUCCEEDED", artifacts={k: [] for k in outputs_spec.get("artifacts", {})})
-            published[name] = {k: [] for k in result.artifacts}
-        elif kind == "importer":
-            result, published[name] = _import(name, executor["importer"], parameters, store, run_root)
+        resolved, parameters, artifacts = _task_inputs(name, task, component, root_params, results, published)
+        if kind == "importer":
+            result, published[name] = _import(name, executor["importer"], parameters, server.store, run_root)
         else:
-            result = _run_container(name, executor["container"], component, parameters, artifacts, run_root,
-                                    scratch / name, full_env, python, timeout)
-            if result.status == "SUCCEEDED":
-                published[name] = {key: [store.publish(a, key, run_root) for a in listing]
-                                   for key, listing in result.artifacts.items()}
+            container = executor["container"]
+            executor_input = _executor_input(component, parameters, artifacts, run_root, name, scratch / name,
+                                             server.publish_logs)
+            fingerprint = None
+            if server.cache and task.get("cachingOptions", {}).get("enableCache"):
+                keyed = {**executor_input, "inputs": {**executor_input["inputs"], "parameterValues": resolved}}
+                fingerprint = cache_fingerprint(keyed, component.get("outputDefinitions", {}), container)
+            hit = server.entries.get((pipeline_name, fingerprint)) if fingerprint else None
+            if hit:  # the container is not run; the cached execution's outputs are republished as they are
+                result = TaskResult(name, kind, "CACHED", artifacts=hit["published"], parameters=hit["parameters"],
+                                    fingerprint=fingerprint)
+                published[name] = hit["published"]
+            else:
+                result = _run_container(name, container, component, executor_input, scratch / name, full_env,
+                                        python, timeout)
+                result.fingerprint = fingerprint
+                if result.status == "SUCCEEDED":
+                    published[name] = {key: [server.store.publish(a, key, run_root) for a in listing]
+                                       for key, listing in result.artifacts.items()}
+                    if fingerprint:  # written by the launcher once the task succeeded
+                        server.entries[(pipeline_name, fingerprint)] = {"published": published[name],
+                                                                        "parameters": dict(result.parameters)}
         results[name] = result
         if on_task:
             on_task(result)
     return results
 
 
+DONE = ("SUCCEEDED", "CACHED")
+
+
 def _task_inputs(name, task, component, root_params, results, published):
+    """(the parameters the driver resolves, the same with the launcher's component defaults, the artifacts)."""
     parameters: Dict[str, Any] = {}
     for key, source in task.get("inputs", {}).get("parameters", {}).items():
         if "runtimeValue" in source:
@@ -264,6 +333,7 @@ def _task_inputs(name, task, component, root_params, results, published):
             parameters[key] = results[producer["producerTask"]].parameters[producer["outputParameterKey"]]
         else:
             raise NotImplementedError(f"task {name}: parameter {key} from {sorted(source)}")
+    resolved = dict(parameters)
     for key, definition in component.get("inputDefinitions", {}).get("parameters", {}).items():
         if key not in parameters and "defaultValue" in definition:
             parameters[key] = definition["defaultValue"]
@@ -273,7 +343,7 @@ def _task_inputs(name, task, component, root_params, results, published):
             raise NotImplementedError(f"task {name}: artifact {key} from {sorted(source)}")
         producer = source["taskOutputArtifact"]
         artifacts[key] = published[producer["producerTask"]][producer["outputArtifactKey"]]
-    return parameters, artifacts
+    return resolved, parameters, artifacts
 
 
 def _import(name, importer, parameters, store, run_root):
@@ -285,22 +355,31 @@ def _import(name, importer, parameters, store, run_root):
     return result, {"artifact": [store.publish(artifact, "artifact", run_root)]}
 
 
-def _run_container(name, container, component, parameters, artifacts, run_root, scratch: Path, env, python, timeout):
-    salt = uuid.uuid4().hex[:8]
-    task_root = f"{run_root}/{name}/{salt}"
-    scratch.mkdir(parents=True, exist_ok=True)
+def _executor_input(component, parameters, artifacts, run_root, name, scratch: Path, publish_logs: bool) -> dict:
+    """The ExecutorInput the driver builds: inputs as resolved, one output artifact per output key under
+    PIPELINE_ROOT/PIPELINE_NAME/RUN_ID/TASK/SALT/KEY (plus the driver's executor-logs), output parameter files."""
+    task_root = f"{run_root}/{name}/{uuid.uuid4().hex[:8]}"
     outputs_spec = component.get("outputDefinitions", {})
+    artifacts_out = {key: {"artifacts": [{"name": key, "uri": f"{task_root}/{key}", "type": spec["artifactType"],
+                                          **({"metadata": spec["metadata"]} if spec.get("metadata") else {})}]}
+                     for key, spec in outputs_spec.get("artifacts", {}).items()}
+    if publish_logs:
+        artifacts_out[LOGS_OUTPUT] = {"artifacts": [{"name": LOGS_OUTPUT, "uri": f"{task_root}/{LOGS_OUTPUT}",
+                                                     "type": {"schemaTitle": "system.Artifact"}}]}
     outputs = {
-        "artifacts": {key: {"artifacts": [{"name": key, "uri": f"{task_root}/{key}", "type": spec["artifactType"],
-                                           **({"metadata": spec["metadata"]} if spec.get("metadata") else {})}]}
-                      for key, spec in outputs_spec.get("artifacts", {}).items()},
+        "artifacts": artifacts_out,
         "parameters": {key: {"outputFile": str(scratch / "tmp" / "kfp" / "outputs" / key)}
                        for key in outputs_spec.get("parameters", {})},
         "outputFile": f"{task_root}/{EXECUTOR_OUTPUT}",
     }
-    executor_input = {"inputs": {"parameterValues": parameters,
-                                 "artifacts": {k: {"artifacts": v} for k, v in artifacts.items()}},
-                      "outputs": outputs}
+    return {"inputs": {"parameterValues": parameters, "artifacts": {k: {"artifacts": v} for k, v in artifacts.items()}},
+            "outputs": outputs}
+
+
+def _run_container(name, container, component, executor_input, scratch: Path, env, python, timeout):
+    scratch.mkdir(parents=True, exist_ok=True)
+    outputs_spec = component.get("outputDefinitions", {})
+    outputs = executor_input["outputs"]
     # As the launcher marshals it (protojson): a valid ExecutorInput message.
     message = json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput())
     executor_input_json = json_format.MessageToJson(message, indent=None)
@@ -322,6 +401,12 @@ def _run_container(name, container, component, parameters, artifacts, run_root, 
     log = scratch / "log.txt"
     started = time.monotonic()
     returncode = _run_command(command + args, scratch, env, log, python, timeout)
+    if LOGS_OUTPUT in outputs["artifacts"] and log.exists():  # the launcher uploads the task's log there
+        import shutil
+
+        logs = Path(outputs["artifacts"][LOGS_OUTPUT]["artifacts"][0]["uri"])
+        logs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, logs / "log.txt" if logs.is_dir() else logs)
     result = TaskResult(name, "container", "SUCCEEDED" if returncode == 0 else "FAILED", returncode,
                         time.monotonic() - started, json.loads(executor_input_json), command + args, log=log)
     if returncode != 0:

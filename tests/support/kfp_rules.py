@@ -1,0 +1,251 @@
+"""What the open-source Kubeflow Pipelines v2 backend refuses in a pipeline spec, at run creation and at run time.
+
+Each rule is a function of the PipelineSpec dict returning the violations it finds, and names the backend source it
+was read from (kubeflow/pipelines at commit 7b70c7b95f6832772efd6fd0029a4024491a0f44, August 2026; paths under
+backend/src/). They cover what a TFX KubeflowV2DagRunner spec can get wrong; features the compiler never emits
+(sub-DAGs, loops, exit handlers, platform specs, workspaces) are refused outright by `no_unmodelled_features`, so a
+spec that passes here does not rely on a rule this module lacks. tests/support/kfp_local.py refuses a spec with any
+violation before it executes a task, as the API server would.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, Iterator, List
+
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+SOURCE_COMMIT = "7b70c7b95f6832772efd6fd0029a4024491a0f44"
+RULES: List[Callable[[dict], Iterator[str]]] = []
+CITATIONS: Dict[str, str] = {}
+
+# The runtimeValue constants the driver replaces, each only as the whole string (v2/driver/resolve.go L435-452).
+DRIVER_PLACEHOLDERS = {"{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_job_uuid}}",
+                       "{{$.pipeline_task_name}}", "{{$.pipeline_task_uuid}}", "{{$.pipeline_job_create_time_utc}}",
+                       "{{$.pipeline_job_schedule_time_utc}}"}
+ARGO_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
+UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+JSON_KINDS = {"NUMBER_INTEGER": (int, float), "NUMBER_DOUBLE": (int, float), "BOOLEAN": (bool,), "LIST": (list,),
+              "STRUCT": (dict,)}
+
+
+def rule(citation: str):
+    def register(check):
+        RULES.append(check)
+        CITATIONS[check.__name__] = citation
+        return check
+    return register
+
+
+def violations(spec: dict) -> List[str]:
+    """Every violation of every rule, each as 'rule: what (source)'."""
+    found = []
+    for check in RULES:
+        found += [f"{check.__name__}: {v} ({CITATIONS[check.__name__]})" for v in check(spec)]
+    return found
+
+
+def _tasks(spec):
+    return spec.get("root", {}).get("dag", {}).get("tasks", {})
+
+
+def _component(spec, task):
+    return spec.get("components", {}).get(task.get("componentRef", {}).get("name", ""), {})
+
+
+def _executor(spec, component):
+    return spec.get("deploymentSpec", {}).get("executors", {}).get(component.get("executorLabel", ""), {})
+
+
+@rule("apiserver/template/v2_template.go L234-236")
+def schema_version_2_1_0(spec):
+    if spec.get("schemaVersion") != "2.1.0":
+        yield f"schemaVersion is {spec.get('schemaVersion')!r}; KFP only supports schema version 2.1.0"
+
+
+@rule("apiserver/template/template.go L112-120, v2/compiler/visitor.go L193-206: strict protojson")
+def a_pipeline_spec_without_unknown_fields(spec):
+    try:
+        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+    except json_format.ParseError as e:
+        yield f"not a PipelineSpec: {e}"
+
+
+@rule("v2/compiler/argocompiler/argo.go L95-97; apiserver/common/utils.go L35, L110-124 (upload)")
+def pipeline_name_uploadable(spec):
+    name = spec.get("pipelineInfo", {}).get("name", "")
+    if not UPLOAD_NAME.match(name):
+        yield f"pipelineInfo.name {name!r} is not lower-case alphanumerics and '-' (at most 128)"
+
+
+@rule("v2/compiler/argocompiler/dag.go L142-144, L150-181")
+def a_root_dag_with_tasks(spec):
+    tasks = _tasks(spec)
+    if not tasks or all(t.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED"
+                        for t in tasks.values()):
+        yield "the root component is not a DAG with a non-exit task"
+
+
+@rule("v2/compiler/visitor.go L125-134 ('non-container and non-importer executor not implemented'); "
+      "argocompiler/dag.go L348-351")
+def container_or_importer_executors_only(spec):
+    for label, executor in spec.get("deploymentSpec", {}).get("executors", {}).items():
+        kinds = sorted(set(executor) & {"container", "importer", "resolver", "customJob"}) or sorted(executor)
+        if kinds not in (["container"], ["importer"]):
+            yield f"executor {label} is {'/'.join(kinds)}: non-container and non-importer executor not implemented"
+
+
+@rule("v2/compiler/visitor.go L107-110, L136-139, L155-162")
+def components_and_executors_exist(spec):
+    for name, task in _tasks(spec).items():
+        ref = task.get("componentRef", {}).get("name", "")
+        if not ref or ref not in spec.get("components", {}):
+            yield f"task {name}: component ref {ref!r} not found"
+            continue
+        component = spec["components"][ref]
+        if "dag" not in component and not component.get("executorLabel"):
+            yield f"component {ref}: unknown component implementation"
+        elif component.get("executorLabel") and not _executor(spec, component):
+            yield f"component {ref}: executor(label={component['executorLabel']!r}) not found in deployment config"
+
+
+@rule("v2/compiler/argocompiler/dag.go L41-44, L655-706 (producers); Argo validateDAG (dependencies)")
+def producers_and_dependencies_are_sibling_tasks(spec):
+    tasks = _tasks(spec)
+    for name, task in tasks.items():
+        inputs = task.get("inputs", {})
+        for source in [*inputs.get("parameters", {}).values(), *inputs.get("artifacts", {}).values()]:
+            for key in ("taskOutputParameter", "taskOutputArtifact"):
+                if key in source and source[key].get("producerTask") not in tasks:
+                    yield f"task {name}: unknown producer task {source[key].get('producerTask')!r} in DAG"
+        for dependency in task.get("dependentTasks", []):
+            if dependency not in tasks:
+                yield f"task {name}: depends on unknown task {dependency!r}"
+
+
+@rule("v2/driver/resolve.go L700-805 (a missing output key crashes the driver), L577-694")
+def upstream_outputs_exist(spec):
+    tasks = _tasks(spec)
+    for name, task in tasks.items():
+        inputs = task.get("inputs", {})
+        for key, source in inputs.get("artifacts", {}).items():
+            producer = source.get("taskOutputArtifact")
+            if producer and producer.get("producerTask") in tasks:
+                outputs = _component(spec, tasks[producer["producerTask"]]).get("outputDefinitions", {})
+                if producer.get("outputArtifactKey") not in outputs.get("artifacts", {}):
+                    yield f"task {name}: input {key} reads {producer} which its producer does not output"
+        for key, source in inputs.get("parameters", {}).items():
+            producer = source.get("taskOutputParameter")
+            if producer and producer.get("producerTask") in tasks:
+                outputs = _component(spec, tasks[producer["producerTask"]]).get("outputDefinitions", {})
+                if producer.get("outputParameterKey") not in outputs.get("parameters", {}):
+                    yield f"task {name}: parameter {key} reads {producer} which its producer does not output"
+
+
+@rule("Argo validateWorkflowFieldNames via v2/compiler/argocompiler/dag.go L250, L293 (task key and <key>-driver)")
+def task_keys_are_argo_names(spec):
+    for name in _tasks(spec):
+        if not ARGO_NAME.match(name) or len(name) > 121:
+            yield f"task key {name!r} is not an Argo task name ([a-zA-Z0-9][-a-zA-Z0-9]*, at most 121 with -driver)"
+
+
+@rule("v2/driver/driver.go L710-730 ('task spec is required'); v2/component/importer_launcher.go L136")
+def task_info_names(spec):
+    for name, task in _tasks(spec).items():
+        info = task.get("taskInfo", {}).get("name", "")
+        if not info:
+            yield f"task {name}: taskInfo.name is empty"
+        elif "importer" in _executor(spec, _component(spec, task)) and info != name:
+            yield f"importer task {name}: taskInfo.name {info!r} differs from its key (downstream lookups fail)"
+
+
+@rule("v2/compiler/argocompiler/dag.go L65-70, L337-342; v2/driver/dag.go L160-162")
+def no_artifact_iterators_or_importer_conditions(spec):
+    for name, task in _tasks(spec).items():
+        if task.get("artifactIterator"):
+            yield f"task {name}: artifact iterator not implemented"
+        if "importer" in _executor(spec, _component(spec, task)) and task.get("triggerPolicy", {}).get("condition"):
+            yield f"importer task {name}: triggerPolicy.condition on importer task is not supported"
+
+
+@rule("v2/driver/resolve.go L187-193, L203-251 (a non-optional input without a value: refused, or \"\")")
+def every_component_input_has_a_value(spec):
+    for name, task in _tasks(spec).items():
+        given = task.get("inputs", {}).get("parameters", {})
+        for key, definition in _component(spec, task).get("inputDefinitions", {}).get("parameters", {}).items():
+            if key not in given and not definition.get("isOptional"):
+                yield f"task {name}: non-optional parameter {key!r} has no task input (its default is not applied)"
+        for key, definition in _component(spec, task).get("inputDefinitions", {}).get("artifacts", {}).items():
+            if key not in task.get("inputs", {}).get("artifacts", {}) and not definition.get("isOptional"):
+                yield f"task {name}: non-optional input artifact {key!r} has no source"
+
+
+@rule("v2/driver/resolve.go L218-253 (no string-to-number coercion), L389-405 (parent DAG input)")
+def parameter_values_match_their_types(spec):
+    root = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    for name, task in _tasks(spec).items():
+        declared = _component(spec, task).get("inputDefinitions", {}).get("parameters", {})
+        for key, source in task.get("inputs", {}).get("parameters", {}).items():
+            kind = declared.get(key, {}).get("parameterType", "STRING")
+            if "componentInputParameter" in source:
+                parent = root.get(source["componentInputParameter"])
+                if parent is None:
+                    yield f"task {name}: parent DAG does not have input parameter {source['componentInputParameter']!r}"
+                elif kind != "STRING" and parent.get("parameterType") != kind:
+                    yield f"task {name}: {key} is {kind} but root input is {parent.get('parameterType')}"
+            constant = source.get("runtimeValue", {}).get("constant")
+            if constant is not None and kind in JSON_KINDS and (
+                    not isinstance(constant, JSON_KINDS[kind]) or (kind != "BOOLEAN" and isinstance(constant, bool))):
+                yield f"task {name}: {key} is {kind} but its constant is {type(constant).__name__}"
+
+
+@rule("v2/driver/resolve.go L430-452 (whole-string placeholders only)")
+def placeholders_the_driver_substitutes(spec):
+    for name, task in _tasks(spec).items():
+        for key, source in task.get("inputs", {}).get("parameters", {}).items():
+            constant = source.get("runtimeValue", {}).get("constant")
+            if isinstance(constant, str) and "{{$." in constant and constant not in DRIVER_PLACEHOLDERS:
+                yield f"task {name}: {key} embeds a placeholder the driver leaves as is: {constant[:80]!r}"
+
+
+@rule("v2/driver/util.go L165-288 (container args), v2/component/launcher_v2.go L1051-1173")
+def container_placeholders_resolve(spec):
+    known = re.compile(r"\{\{\$(\.inputs\.parameters\['([^']+)'\]|\.inputs\.artifacts\['([^']+)'\]\.(uri|path)"
+                       r"|\.outputs\.(parameters|artifacts)\['([^']+)'\][.a-z_]*)?\}\}")
+    for name, task in _tasks(spec).items():
+        component = _component(spec, task)
+        container = _executor(spec, component).get("container")
+        if container is None:
+            continue
+        if not container.get("image"):
+            yield f"task {name}: container without an image"
+        inputs = component.get("inputDefinitions", {})
+        for arg in [*container.get("command", []), *container.get("args", [])]:
+            for match in re.finditer(r"\{\{\$[^}]*\}\}", arg):
+                parsed = known.fullmatch(match.group(0))
+                if not parsed:
+                    yield f"task {name}: placeholder {match.group(0)!r} is not substituted"
+                elif parsed.group(2) and parsed.group(2) not in inputs.get("parameters", {}):
+                    yield f"task {name}: parameter {parsed.group(2)!r} not found in executor input"
+
+
+@rule("v2/component/launcher_v2.go L1175-1186, v2/metadata/client.go L1199-1210 (glog.Fatal 'No title')")
+def output_artifact_types_have_a_title(spec):
+    for ref, component in spec.get("components", {}).items():
+        for key, output in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            kind = output.get("artifactType", {})
+            if not kind.get("schemaTitle") and not re.search(r"^title:", kind.get("instanceSchema", ""), re.M):
+                yield f"component {ref}: output {key} has an artifact type without a title"
+
+
+@rule("backend features this module does not model: sub-DAGs, loops, exit handlers (argocompiler/dag.go L63-181)")
+def no_unmodelled_features(spec):
+    for name, task in _tasks(spec).items():
+        for feature in ("parameterIterator", "iteratorPolicy", "triggerPolicy"):
+            if task.get(feature):
+                yield f"task {name}: {feature} (not checked by these rules)"
+        if "dag" in _component(spec, task):
+            yield f"task {name}: a sub-DAG (not checked by these rules)"
+    if spec.get("root", {}).get("dag", {}).get("outputs"):
+        yield "the root DAG has outputs (not checked by these rules)"
