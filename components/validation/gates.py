@@ -115,11 +115,13 @@ def DataValidationGate(
         statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
         validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
         more_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies] = None,
+        examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
         fix: tfx.dsl.components.Parameter[str] = "",
         baselines_dir: tfx.dsl.components.Parameter[str] = ""):
     """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`, and
     publishes them as the next version under `baselines_dir` (relative: under the pipeline root), where the next
-    run's BaselineLookup finds them (components/baselines/). `fix`: what the refusal message tells the user to change
+    run's BaselineLookup finds them (components/baselines/), with the span of `examples` (the examples ingested:
+    TFX's StatisticsGen does not carry the span over). `fix`: what the refusal message tells the user to change
     when the data changed legitimately."""
     import tensorflow as tf
 
@@ -136,10 +138,18 @@ def DataValidationGate(
         for name in tf.io.gfile.listdir(source):
             tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name), overwrite=True)
     validated_statistics.split_names = statistics.split_names
-    validated_statistics.span = statistics.span
+    validated_statistics.span = span_of(examples if examples is not None else statistics)
     if baselines_dir:
         publish_accepted(validated_statistics, resolve_under_root(baselines_dir, validated_statistics.uri),
                          produced_by=statistics.uri)
+
+
+def span_of(artifact) -> int:
+    """An artifact's span: TFX keeps it as a property or, for ExampleGen's examples, as a custom property."""
+    span = int(getattr(artifact, "span", 0) or 0)
+    if not span and hasattr(artifact, "has_custom_property") and artifact.has_custom_property("span"):
+        span = int(artifact.get_int_custom_property("span"))
+    return span
 
 
 def publish_accepted(statistics, base: str, produced_by: str) -> str:

@@ -107,8 +107,8 @@ def data_validation(config: PipelineConfig) -> DataStage:
                                      baseline_statistics=baselines.outputs["data_statistics"]).with_id(DRIFT_VALIDATOR)
     data_gate = DataValidationGate(
         anomalies=example_validator.outputs["anomalies"], more_anomalies=drift_validator.outputs["anomalies"],
-        statistics=statistics_gen.outputs["statistics"], fix=fix_hint(config),
-        baselines_dir=baselines_dir(config, DATA_GATE)).with_id(DATA_GATE)
+        statistics=statistics_gen.outputs["statistics"], examples=example_gen.outputs["examples"],
+        fix=fix_hint(config), baselines_dir=baselines_dir(config, DATA_GATE)).with_id(DATA_GATE)
     return DataStage(
         nodes=[example_gen, *window, statistics_gen, schema_gen, curated, example_validator, baselines,
                drift_validator, data_gate],

@@ -44,8 +44,8 @@ def preprocessing(config: PipelineConfig, data: DataStage, code_version: str) ->
     ).with_id(TEXT_STATISTICS_GEN)
     text_gate = DataValidationGate(
         anomalies=text_statistics_gen.outputs["anomalies"],
-        statistics=text_statistics_gen.outputs["statistics"], fix=fix_hint(config),
-        baselines_dir=baselines_dir(config, TEXT_GATE)).with_id(TEXT_GATE)
+        statistics=text_statistics_gen.outputs["statistics"], examples=data.example_gen.outputs["examples"],
+        fix=fix_hint(config), baselines_dir=baselines_dir(config, TEXT_GATE)).with_id(TEXT_GATE)
     freezer = []
     if not config.schema_file:  # the first run whose data passes both gates freezes the schema it was checked with
         freezer = [SchemaFreezer(schema=data.schema, frozen_dir=frozen_schema_dir(config)).with_id(SCHEMA_FREEZER)]

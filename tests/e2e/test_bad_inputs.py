@@ -211,7 +211,7 @@ def test_degraded_model_is_not_blessed_and_the_summary_says_why(case):
     for node in VALIDATION + (nodes.TRAINER, nodes.EVALUATOR):
         assert summary["components"][node]["state"] == "COMPLETE", (node, summary["components"][node])
     assert summary["anomalies"] == [], summary["anomalies"]
-    assert summary["baseline_model"] == case.good["pushed_dir"]  # the version in service, compared with
+    assert summary["baseline_model"] == case.in_service()  # the version in service, compared with
     assert summary["components"][nodes.BASELINE_LOOKUP]["state"] == "COMPLETE"  # never from the cache
     assert summary["blessed"] is False and summary["pushed"] is False
     # The metric, its value, the model in service's, and the allowed drop.
@@ -236,7 +236,7 @@ def test_warm_start_from_the_model_in_service(accepted):
     assert accepted.summary["eval_metrics"]["sparse_categorical_accuracy"] >= 0.8, accepted.summary["eval_metrics"]
     # The local runner's run-3 of the retraining scenario (tests/integration/test_kubeflow_executed.py runs it on the
     # compiled Kubeflow spec): started from, and compared with, the version folder in service.
-    served = accepted.good["pushed_dir"]
+    served = accepted.in_service()
     assert accepted.summary["baseline_model"] == served
     history = json.loads((Path(accepted.summary["model_uri"]) / "training_history.json").read_text())
     assert history["started_from"] == served

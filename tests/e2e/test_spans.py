@@ -14,12 +14,11 @@ def test_first_run_ingests_its_only_span(served):
     assert summary["pushed"], summary
 
 
-def test_second_run_ingests_only_the_new_span_and_trains_on_the_window(served, accepted):
-    _, first = served
+def test_second_run_ingests_only_the_new_span_and_trains_on_the_window(accepted):
     second = accepted.summary
     assert accepted.proc.returncode == 0, accepted.proc.stderr[-4000:]
     assert second["ingested_span"] == 2
     assert sum(second["examples_per_split"].values()) == N  # only the new span was read
     assert second["training_spans"] == [1, 2]  # ... and training saw the window of the last two
     assert second["components"]["Transform"]["state"] == "COMPLETE"
-    assert second["baseline_model"] == first["pushed_dir"]  # the version folder in service
+    assert second["baseline_model"] == accepted.in_service()  # the version folder in service

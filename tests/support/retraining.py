@@ -85,6 +85,11 @@ class Case:
         self.baselines = {gate: snapshot(self.root / "baselines" / gate) for gate in (nodes.DATA_GATE, nodes.TEXT_GATE)}
         self.span = self.data / "span-2"
 
+    def in_service(self) -> str:
+        """The good run's pushed version, as this case's serving folder holds it (a copy)."""
+        pushed = Path(self.good["pushed_dir"])
+        return str(self.serving / pushed.parent.name / pushed.name)
+
     def run(self, *extra, data_root=None):
         self.proc = run_local(*ARGS, *extra, "--data-root", data_root or self.data, "--pipeline-root", self.root,
                               "--serving-dir", self.serving, "--summary-json", self.tmp / "summary.json")

@@ -88,6 +88,14 @@ def test_the_gate_publishes_what_it_accepts_and_nothing_it_refuses(tmp_path):
     assert record["produced_by"] == statistics.uri and record["accepted_at"]
     assert json.loads(record["split_names"]) == ["train", "eval"]
     assert (Path(published) / "Split-train" / gates.STATISTICS_FILE).read_text() == "run train"
+    # With the examples the statistics describe, their span is recorded (TFX's StatisticsGen does not copy it).
+    examples = artifact(standard_artifacts.Examples, tmp_path / "examples")
+    examples.set_int_custom_property("span", 5)  # where CsvExampleGen records it
+    gates.DataValidationGate.test_call(
+        anomalies=clean, statistics=statistics, examples=examples, baselines_dir=str(base),
+        validated_statistics=artifact(standard_artifacts.ExampleStatistics, tmp_path / "validated-2"))
+    assert store.read_record(store.newest(str(base)))["span"] == 5
+    accepted = store.versions(str(base))
 
     refused = artifact(standard_artifacts.ExampleAnomalies, tmp_path / "refused")
     bad = gates.anomalies_pb2.Anomalies()
@@ -96,7 +104,7 @@ def test_the_gate_publishes_what_it_accepts_and_nothing_it_refuses(tmp_path):
     with pytest.raises(gates.DataValidationError):
         gates.DataValidationGate.test_call(anomalies=refused, statistics=statistics, validated_statistics=artifact(
             standard_artifacts.ExampleStatistics, tmp_path / "v2"), baselines_dir=str(base))
-    assert store.versions(str(base)) == [Path(published).name]  # refused data never becomes a baseline
+    assert store.versions(str(base)) == accepted  # refused data never becomes a baseline
 
 
 # BaselineLookup --------------------------------------------------------------------------------------------------
