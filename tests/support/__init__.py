@@ -4,7 +4,8 @@ This module: the checkout's paths, the quick pipeline run's arguments, `run_loca
 it), `assert_one_error`, and groups of node ids (UPSTREAM, OWN_DATA_UPSTREAM, VALIDATION). Nothing here imports
 TensorFlow or TFX. The modules beside it: `browser` (Playwright pages), `retraining` and `own_data` (data the tests
 write), `checkpoints`, `signatures`, `torch_state_dict` (model files), `serving_server` (publishing versions, the
-server), `kubeflow`, `kfp_stub`, `kfp_local` (the Kubeflow runner, a stub KFP API, the spec executed locally),
+server), `kubeflow`, `kfp_stub`, `kfp_local`, `task_process`, `kfp_rules` (the Kubeflow runner, a stub KFP API, the
+spec executed locally and how its tasks' processes start, the open-source backend's rules for a spec),
 `k8s_tools` (the manifests and the linters), `tft_run` (a real TF Transform run) and `korean` (a small Korean corpus).
 
 Fixtures are not here: they live in tests/conftest.py (the shared pipeline runs, the browser) and in each room's

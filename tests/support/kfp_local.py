@@ -17,7 +17,7 @@ what KFP's driver and launcher (kubeflow/pipelines, backend/src/v2/driver and ba
 - the task's own container command and arguments from the spec's deploymentSpec, with `{{$}}` (the ExecutorInput as
   JSON) and the launcher's other placeholders substituted, `python` replaced by the given interpreter, run in a
   process of its own from a scratch folder (so the code comes from PYTHONPATH, as from the image's /pipeline;
-  forked from a server that has imported TensorFlow, TFX and Beam, see _run_command);
+  forked from a server that has imported TensorFlow, TFX and Beam: support/task_process.py);
 - after exit 0, the executor's ExecutorOutput file: its artifact metadata (and a changed URI) merged into the output
   artifacts as the launcher does, its parameter values (or the output parameter files) as output parameters.
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -53,6 +52,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from support import kfp_rules
+from support.task_process import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 EXECUTOR_OUTPUT = "output_metadata.json"
@@ -400,7 +400,7 @@ def _run_container(name, container, component, executor_input, scratch: Path, en
 
     log = scratch / "log.txt"
     started = time.monotonic()
-    returncode = _run_command(command + args, scratch, env, log, python, timeout)
+    returncode = run_command(command + args, scratch, env, log, python, timeout)
     if LOGS_OUTPUT in outputs["artifacts"] and log.exists():  # the launcher uploads the task's log there
         import shutil
 
@@ -433,49 +433,3 @@ def _run_container(name, container, component, executor_input, scratch: Path, en
             kind = outputs_spec["parameters"][key].get("parameterType", "STRING")
             result.parameters[key] = _parameter_from_file(Path(spec["outputFile"]), kind)
     return result
-
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Running a task's command. `python -m MODULE ARGS` (every task of this project's spec) runs in a process forked from
-# a server that has imported TensorFlow, TFX and Beam once (multiprocessing's forkserver, itself a fresh interpreter
-# started for this): each task is still its own process with the pod's environment, working folder and argv, run
-# as `python -m` runs it (runpy), but it does not spend ~15 s importing those libraries again. Set
-# KFP_LOCAL_FRESH_INTERPRETERS=1 to run every command in a fresh interpreter instead, exactly as a pod would.
-
-PRELOAD = ["tensorflow", "tensorflow_text", "tensorflow_transform", "tensorflow_data_validation",
-           "tensorflow_model_analysis", "apache_beam", "tfx.v1"]
-
-
-def _run_command(argv: List[str], cwd: Path, env: Mapping[str, str], log: Path, python: str, timeout: float) -> int:
-    if argv[:2] != [python, "-m"] or os.environ.get("KFP_LOCAL_FRESH_INTERPRETERS") == "1":
-        with open(log, "w", encoding="utf-8") as out:
-            return subprocess.run(argv, cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=timeout).returncode
-    import multiprocessing
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)  # takes effect when the server starts (the first task)
-    process = context.Process(target=_run_module, args=(argv[2], argv[3:], str(cwd), dict(env), str(log)))
-    process.start()
-    process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join()
-        raise subprocess.TimeoutExpired(argv, timeout)
-    return process.exitcode
-
-
-def _run_module(module: str, args: List[str], cwd: str, env: Dict[str, str], log: str) -> None:
-    """`python -m module args` in this (forked) process: the pod's environment, folder, output and import path."""
-    import runpy
-
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    sys.path[:0] = [cwd] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.argv = [module, *args]  # runpy replaces argv[0] with the module's file, as `python -m` does
-    runpy.run_module(module, run_name="__main__", alter_sys=True)

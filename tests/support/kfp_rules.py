@@ -128,19 +128,15 @@ def producers_and_dependencies_are_sibling_tasks(spec):
 def upstream_outputs_exist(spec):
     tasks = _tasks(spec)
     for name, task in tasks.items():
-        inputs = task.get("inputs", {})
-        for key, source in inputs.get("artifacts", {}).items():
-            producer = source.get("taskOutputArtifact")
-            if producer and producer.get("producerTask") in tasks:
+        for kind, source_key, output_key in (("artifacts", "taskOutputArtifact", "outputArtifactKey"),
+                                             ("parameters", "taskOutputParameter", "outputParameterKey")):
+            for key, source in task.get("inputs", {}).get(kind, {}).items():
+                producer = source.get(source_key)
+                if not producer or producer.get("producerTask") not in tasks:
+                    continue  # an unknown producer is producers_and_dependencies_are_sibling_tasks'
                 outputs = _component(spec, tasks[producer["producerTask"]]).get("outputDefinitions", {})
-                if producer.get("outputArtifactKey") not in outputs.get("artifacts", {}):
-                    yield f"task {name}: input {key} reads {producer} which its producer does not output"
-        for key, source in inputs.get("parameters", {}).items():
-            producer = source.get("taskOutputParameter")
-            if producer and producer.get("producerTask") in tasks:
-                outputs = _component(spec, tasks[producer["producerTask"]]).get("outputDefinitions", {})
-                if producer.get("outputParameterKey") not in outputs.get("parameters", {}):
-                    yield f"task {name}: parameter {key} reads {producer} which its producer does not output"
+                if producer.get(output_key) not in outputs.get(kind, {}):
+                    yield f"task {name}: input {key} reads {producer}, which its producer does not output"
 
 
 @rule("Argo validateWorkflowFieldNames via v2/compiler/argocompiler/dag.go L250, L293 (task key and <key>-driver)")
