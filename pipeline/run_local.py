@@ -31,6 +31,7 @@ from typing import List, Optional
 
 from components.runtime.quiet_exit import quiet_exit
 from pipeline.cli import console, inputs, options
+from pipeline.cli.local_paths import Uri, local_path
 from pipeline.data import assets
 
 
@@ -47,14 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=options.HelpFormatter)
     options.add_pipeline_flags(p, options.LOCAL)
     run = p.add_argument_group("run")
-    run.add_argument("--pipeline-root", type=Path, help="where artifacts, logs and the ML Metadata store go")
-    run.add_argument("--serving-dir", type=Path,
+    run.add_argument("--pipeline-root", type=local_path,
+                     help="where artifacts, logs and the ML Metadata store go (a local folder)")
+    run.add_argument("--serving-dir", type=local_path,
                      help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/")
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
     run.add_argument("--infra-validator", action="store_true",
                      help="also start the pinned tensorflow/serving image on the candidate with the local Docker "
                           "daemon (TFX's InfraValidator) and push only what it served")
-    run.add_argument("--summary-json", type=Path, help="also write the run summary to this JSON file")
+    run.add_argument("--summary-json", type=local_path, help="also write the run summary to this JSON file")
     run.add_argument("--verbose", action="store_true",
                      help="show the TFX/Beam/TensorFlow logs on screen instead of writing them to "
                           "<pipeline_root>/logs/")
@@ -199,7 +201,7 @@ def write_reports(args: argparse.Namespace, pipeline_root: Optional[Path], summa
     readable, for whatever watches the pipeline: empty lists when the data passed every check)."""
     from pipeline.cli.summary import ANOMALIES_REPORT, write_json
 
-    if args.summary_json:
+    if args.summary_json and not isinstance(args.summary_json, Uri):  # a URI was refused: written nowhere
         write_json(str(args.summary_json), summary)
     if pipeline_root is not None:
         write_json(str(pipeline_root / ANOMALIES_REPORT),
@@ -211,7 +213,8 @@ def report_input_error(args: argparse.Namespace, error: Exception) -> None:
     problem = error.as_problem() if isinstance(error, inputs.InputError) else {
         "split": "", "feature": "(input)", "kind": "ASSET_UNAVAILABLE", "description": str(error)}
     summary = {"dataset": args.dataset if args.data_root is None else "custom",
-               "data_root": str(args.data_root.resolve()) if args.data_root else None, "error": str(error),
+               "data_root": str(args.data_root.resolve()) if isinstance(args.data_root, Path) else args.data_root,
+               "error": str(error),
                "anomalies": [problem], "warnings": [], "components": {}, "blessed": False, "pushed": False,
                "pushed_dir": None}
     # Into an existing pipeline root only (retraining: the report sits with the earlier runs); a refused first

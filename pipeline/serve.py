@@ -25,6 +25,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
 from components.settings import base as contract  # noqa: E402
+from pipeline.cli.local_paths import URI  # noqa: E402
 from pipeline.cli.options import HelpFormatter  # noqa: E402
 from pipeline.dag.config import default_serving_dir  # noqa: E402
 from pipeline.serving.server import ServerSettings  # noqa: E402
@@ -63,6 +64,10 @@ def main(argv=None) -> int:
         settings = contract.from_args(ServerSettings, args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if URI.match(settings.serving_dir or ""):  # Path() would make s3://b/m the local folder s3:/b/m
+        print(f"error: --serving-dir {settings.serving_dir}: this server reads a local folder (this machine's disk, "
+              "or a volume mounted on it), not a URI; pass a local path.", file=sys.stderr)
         return 2
     serving_dir = Path(settings.serving_dir or default_serving_dir(DEFAULT_DATASET)).resolve()
     if not serving_dir.is_dir():

