@@ -347,8 +347,19 @@ def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: Model
     length, cut, seen = sequence_length.choose(texts, model.vocab_file, model.lower_case, model.positions)
     estimated = " (estimated from word counts: the vocabulary is learned during the run)" \
         if not model.vocab_file else ""
-    return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of {seen} training texts "
-                    f"whole and cuts {cut} ({cut / max(seen, 1):.1%}){estimated}; pass --max-seq-length N to choose.")
+    train_folder = "train" in files
+    aside = ("" if train_folder else
+             "; the texts are the rows of every split, as the training split is drawn from them during the run")
+    return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of "
+                    f"{counted_texts(seen, len(texts), train_folder)} whole and cuts {cut} "
+                    f"({cut / max(seen, 1):.1%}){estimated}{aside}; pass --max-seq-length N to choose.")
+
+
+def counted_texts(seen: int, total: int, train_folder: bool) -> str:
+    """What the auto length looked at, said as it is: the training split's texts when the data has a train/ folder,
+    else every row; all of them, or a sample."""
+    kind = "training texts" if train_folder else "texts"
+    return f"the {total} {kind}" if seen == total else f"a sample of {seen} of the {total} {kind}"
 
 
 __all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "add_beam_flags", "add_trainer_workers_flags",

@@ -323,3 +323,12 @@ def test_infra_validator_needs_a_docker_daemon_and_wires_the_pinned_serving_imag
         n.id for n in built[nodes.EVALUATOR].upstream_nodes}
     assert built[nodes.PUSHER].inputs["infra_blessing"].producer_component_id == nodes.INFRA_VALIDATOR
     assert nodes.INFRA_VALIDATOR not in {c.id for c in create_pipeline(config).components}
+
+
+def test_the_auto_length_note_says_what_it_counted():
+    """The training split's texts only where the data has a train/ folder; else every row, said so; a sample, named."""
+    from pipeline.cli.options import counted_texts
+
+    assert counted_texts(2225, 2225, train_folder=False) == "the 2225 texts"
+    assert counted_texts(5000, 12808, train_folder=False) == "a sample of 5000 of the 12808 texts"
+    assert counted_texts(1800, 1800, train_folder=True) == "the 1800 training texts"
