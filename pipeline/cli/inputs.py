@@ -222,18 +222,45 @@ def check_labels(scan: CsvScan, label_key: str, domain: Optional[Sequence[str]],
                          "UNKNOWN_LABELS", label_key, str(scan.path))
 
 
+def check_texts(scan: CsvScan, text_key: str) -> None:
+    """Refuses a file with rows whose text field is empty: the schema requires a text in every example, and the data
+    gate would refuse the whole span later without naming the file or the lines. (A text of spaces is present; the
+    text checks judge those, by their share.)"""
+    empty = [n for n, (text, _) in zip(scan.lines, scan.rows) if text == ""]
+    if empty:
+        raise InputError(f"{scan.path}: {len(empty)} of {len(scan.rows)} rows have an empty text in column "
+                         f"{text_key!r} ({_lines(empty)}); every example needs a text: remove those rows, or fill "
+                         "them in, and run again.", "EMPTY_TEXT_FIELDS", text_key, str(scan.path))
+
+
+def schema_requires_text(schema_file: str, text_key: str) -> bool:
+    """Whether a schema.pbtxt requires the text in every example (presence.min_fraction 1, as the curated and the
+    frozen schemas do); a schema that lets it be missing leaves empty texts to the pipeline's own checks."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with open(schema_file, encoding="utf-8") as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    feature = next((f for f in schema.feature if f.name == text_key), None)
+    return feature is None or not feature.HasField("presence") or feature.presence.min_fraction >= 1.0
+
+
 def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
-                label_domain: Optional[Sequence[str]] = None, domain_file: str = "") -> List[str]:
+                label_domain: Optional[Sequence[str]] = None, domain_file: str = "",
+                text_required: bool = True) -> List[str]:
     """Reads every CSV file of the data the run will ingest (one span's, with spans) the way CsvExampleGen will.
     Raises InputError for what it could not read, a split with no rows, files whose headers differ (CsvExampleGen
-    takes the column names from one file), rows without a label, and (given the schema's `label_domain`, from
-    `domain_file`) label values outside it; returns warnings (columns the pipeline ignores, header-only files)."""
+    takes the column names from one file), rows without a label or (`text_required`) without a text, and (given the
+    schema's `label_domain`, from `domain_file`) label values outside it; returns warnings (columns the pipeline
+    ignores, header-only files)."""
     warnings: List[str] = []
     header_of = None
     for split, paths in split_files(data_root, splits).items():
         scans = [scan_csv(p, text_key, label_key) for p in paths]
         for scan in scans:
             check_labels(scan, label_key, label_domain, domain_file)
+            if text_required:
+                check_texts(scan, text_key)
             if header_of is None:
                 header_of = scan
             elif scan.header != header_of.header:

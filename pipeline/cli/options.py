@@ -255,7 +255,8 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     pipeline_root = local_pipeline_root(args)
     schema, source = local_schema(args, pipeline_root)
     domain = inputs.schema_label_names(schema, label_key) if schema else None
-    warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema or "")
+    required = inputs.schema_requires_text(schema, text_key) if schema else True
+    warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema or "", text_required=required)
     if span_folders and args.max_examples:
         raise InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
     if args.max_examples:

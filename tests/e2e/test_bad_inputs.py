@@ -59,9 +59,11 @@ def test_a_few_empty_texts(case):
         data[i][0] = ""
     write_csv(case.span / "reviews.csv", data)
     case.run()
-    # The frozen schema requires a text in every example (presence.min_fraction 1.0), as a curated one does.
-    case.assert_refused("INVALID_FEATURE_SHAPE", TEXT, f"'{TEXT}'", "an empty CSV field", "schema/schema.pbtxt")
-    assert nodes.TRANSFORM not in case.summary["components"]
+    # The frozen schema requires a text in every example (presence.min_fraction 1.0), as a curated one does: refused
+    # at the door, naming the file, the rows and what to do, before any step runs.
+    case.assert_refused("EMPTY_TEXT_FIELDS", TEXT, f"{case.span / 'reviews.csv'}: 3 of 200 rows have an empty text",
+                        f"'{TEXT}'", "lines 7, 52, 122", "remove those rows, or fill them in")
+    assert case.summary["components"] == {}
 
 
 def test_mostly_whitespace_texts(case):

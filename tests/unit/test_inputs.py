@@ -370,3 +370,33 @@ def test_schema_label_names_inline_domain_none_and_missing(tmp_path):
     assert inputs.schema_label_names(str(dangling), "y") is None
     error = refused(lambda: inputs.schema_label_names(str(free), "label"), "INVALID_INPUT")
     assert "has no feature 'label'" in str(error) and str(free) in str(error)
+
+
+# Empty texts: refused at the door, naming the file and the lines ---------------------------------------------------
+
+def test_empty_text_fields_are_refused_naming_file_lines_and_what_to_do(tmp_path):
+    data = rows(30)
+    for i in (2, 9):
+        data[i][0] = ""
+    path = write_rows(tmp_path / "data" / "reviews.csv", data)
+    error = refused(lambda: inputs.check_input(tmp_path / "data", (), "text", "label"), "EMPTY_TEXT_FIELDS")
+    assert str(error) == (f"{path}: 2 of 30 rows have an empty text in column 'text' (lines 4, 11); every example "
+                          "needs a text: remove those rows, or fill them in, and run again.")
+    assert error.as_problem()["feature"] == "text" and error.as_problem()["file"] == str(path)
+
+
+def test_texts_of_spaces_are_left_to_the_text_checks_and_an_optional_text_to_the_pipeline(tmp_path):
+    data = rows(10)
+    data[3][0] = "   "
+    write_rows(tmp_path / "spaces" / "reviews.csv", data)
+    assert inputs.check_input(tmp_path / "spaces", (), "text", "label") == []
+    data[3][0] = ""
+    write_rows(tmp_path / "empty" / "reviews.csv", data)
+    assert inputs.check_input(tmp_path / "empty", (), "text", "label", text_required=False) == []
+
+
+def test_the_curated_schemas_require_the_text_and_a_schema_may_not(tmp_path):
+    assert inputs.schema_requires_text(str(REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt"), "text")
+    loose = tmp_path / "schema.pbtxt"
+    loose.write_text('feature { name: "text" type: BYTES presence { min_fraction: 0.9 } }\n')
+    assert not inputs.schema_requires_text(str(loose), "text")
