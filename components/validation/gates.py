@@ -100,13 +100,22 @@ DEFAULT_FIX = ("update the schema or the text_checks.toml beside it (see docs/pr
                "live')")
 
 
-def describe_problems(problems: List[dict], fix: str = "") -> str:
+VOCABULARY_KINDS = frozenset({"UNKNOWN_TOKENS", "LOW_WORD_COVERAGE"})  # the vocabulary, not the data, is wrong
+
+
+def describe_problems(problems: List[dict], fix: str = "", vocabulary_fix: str = "") -> str:
     """One paragraph: each problem, then what to do; `fix` says what to change when the data changed legitimately,
-    naming the user's own files (the pipeline knows which schema it validated against)."""
+    naming the user's own files (the pipeline knows which schema it validated against); `vocabulary_fix`, when the
+    problems include the vocabulary's (its coverage of the words, its [UNK] share), says what to do about that
+    first: usually another vocabulary, not other data."""
     parts = [f"feature '{p['feature']}' in split '{p['split']}': {p['description']} [{p['kind']}]"
              for p in problems]
-    return ("the data failed validation, so nothing was trained or pushed: " + "; ".join(parts) +
-            f". Fix the data, or, if it changed legitimately, {fix or DEFAULT_FIX}.")
+    kinds = {kind for p in problems for kind in p["kind"].split(",")}
+    advice = f" {vocabulary_fix[0].upper()}{vocabulary_fix[1:]}." if vocabulary_fix and kinds & VOCABULARY_KINDS \
+        else ""
+    otherwise = "Otherwise fix the data" if advice else "Fix the data"
+    return ("the data failed validation, so nothing was trained or pushed: " + "; ".join(parts) + "." + advice +
+            f" {otherwise}, or, if it changed legitimately, {fix or DEFAULT_FIX}.")
 
 
 @tfx.dsl.components.component
@@ -117,12 +126,13 @@ def DataValidationGate(
         more_anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies] = None,
         examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
         fix: tfx.dsl.components.Parameter[str] = "",
+        vocabulary_fix: tfx.dsl.components.Parameter[str] = "",
         baselines_dir: tfx.dsl.components.Parameter[str] = ""):
     """Fails the run when a validator reported any anomaly that is not a warning; else republishes `statistics`, and
     publishes them as the next version under `baselines_dir` (relative: under the pipeline root), where the next
     run's BaselineLookup finds them (components/baselines/), with the span of `examples` (the examples ingested:
     TFX's StatisticsGen does not carry the span over). `fix`: what the refusal message tells the user to change
-    when the data changed legitimately."""
+    when the data changed legitimately; `vocabulary_fix`: what to do when the vocabulary does not fit the texts."""
     import tensorflow as tf
 
     problems = anomaly_problems(load_anomalies(anomalies.uri, anomalies.split_names))
@@ -130,7 +140,7 @@ def DataValidationGate(
         problems += anomaly_problems(load_anomalies(more_anomalies.uri, more_anomalies.split_names))
     errors = [p for p in problems if not is_warning(p)]
     if errors:
-        raise DataValidationError(describe_problems(errors, fix))
+        raise DataValidationError(describe_problems(errors, fix, vocabulary_fix))
     for split in standard_artifact_utils.decode_split_names(statistics.split_names):
         source = os.path.join(statistics.uri, f"Split-{split}")
         target = os.path.join(validated_statistics.uri, f"Split-{split}")

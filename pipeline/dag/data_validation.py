@@ -62,6 +62,20 @@ def fix_hint(config: PipelineConfig) -> str:
     return f"edit {schema} or the text_checks.toml beside it (see docs/protections.md, 'Where the thresholds live')"
 
 
+def vocabulary_hint(config: PipelineConfig) -> str:
+    """What the text gate advises when the vocabulary does not fit the texts (low word coverage, many [UNK]): with a
+    checkpoint's vocabulary, one learned from the data or a checkpoint for the texts' language."""
+    if config.transform.vocab_mode != "checkpoint":
+        return ""  # learned from this data: more of it, or a larger --vocab-size, is the remedy (the thresholds say)
+    section = "docs/data.md, 'Training from scratch, in any language'"
+    if not config.trainer.pretrained_dir:  # from scratch, with the packaged vocabulary
+        return ("the packaged vocabulary does not cover these texts (a language or script it was not built for?): "
+                f"pass --vocab learn to learn a WordPiece vocabulary from your data, in any language ({section})")
+    return ("the checkpoint's vocabulary does not cover these texts (a language or script it was not built for?): "
+            "pass --pretrained none to train from scratch with a WordPiece vocabulary learned from your data, in any "
+            f"language ({section}), or --pretrained DIR with a checkpoint for that language")
+
+
 def example_gen_input(config: PipelineConfig):
     """ExampleGen's input/output split configuration: the data's own splits, or a hash split."""
     prefix = f"{SPAN_FOLDER}/" if config.use_spans else ""

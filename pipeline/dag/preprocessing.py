@@ -14,7 +14,7 @@ from components.validation.frozen_schema import SchemaFreezer
 from components.validation.gates import DataValidationGate
 from pipeline.dag.baselines import baselines_dir
 from pipeline.dag.config import PREPROCESSING_FN, PipelineConfig
-from pipeline.dag.data_validation import DataStage, fix_hint, frozen_schema_dir
+from pipeline.dag.data_validation import DataStage, fix_hint, frozen_schema_dir, vocabulary_hint
 from pipeline.dag.nodes import SCHEMA_FREEZER, TEXT_GATE, TEXT_STATISTICS_GEN, TRANSFORM
 
 
@@ -45,7 +45,8 @@ def preprocessing(config: PipelineConfig, data: DataStage, code_version: str) ->
     text_gate = DataValidationGate(
         anomalies=text_statistics_gen.outputs["anomalies"],
         statistics=text_statistics_gen.outputs["statistics"], examples=data.example_gen.outputs["examples"],
-        fix=fix_hint(config), baselines_dir=baselines_dir(config, TEXT_GATE)).with_id(TEXT_GATE)
+        fix=fix_hint(config), vocabulary_fix=vocabulary_hint(config),
+        baselines_dir=baselines_dir(config, TEXT_GATE)).with_id(TEXT_GATE)
     freezer = []
     if not config.schema_file:  # the first run whose data passes both gates freezes the schema it was checked with
         freezer = [SchemaFreezer(schema=data.schema, frozen_dir=frozen_schema_dir(config)).with_id(SCHEMA_FREEZER)]

@@ -164,7 +164,8 @@ def test_texts_the_vocabulary_cannot_represent(case):
             for _ in range(N)]
     write_csv(case.span / "reviews.csv", data)
     case.run()
-    case.assert_refused("UNKNOWN_TOKENS", TEXT, "[UNK]", "max_unk_share")
+    case.assert_refused("UNKNOWN_TOKENS", TEXT, "[UNK]", "max_unk_share",
+                        "The packaged vocabulary does not cover these texts", "pass --vocab learn")
     assert any("LOW_WORD_COVERAGE" in a["kind"] for a in case.summary["anomalies"]), case.summary["anomalies"]
     assert case.summary["text_statistics"]["train"]["unk_share"] > 0.9
 

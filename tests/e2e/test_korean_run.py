@@ -80,3 +80,24 @@ def test_korean_end_to_end_with_a_learned_vocabulary(tmp_path):
     shapes = tf.train.list_variables(str(pushed / "variables" / "variables"))
     assert [s for name, s in shapes if name.startswith("model/variables/") and s[0] == len(vocab)], shapes
     assert set(result["labels"]) <= set(LABELS)
+
+
+def test_korean_at_the_default_flags_is_refused_with_the_flag_that_makes_it_train(tmp_path):
+    """The packaged English checkpoint's vocabulary barely covers Hangul: the text gate refuses, and says to learn a
+    vocabulary with --pretrained none, which the test above follows to a pushed model."""
+    data = tmp_path / "korean_reviews"
+    data.mkdir()
+    with open(data / "reviews.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(korean_corpus(400, seed=2))
+    proc = run_local("--data-root", data, "--pipeline-root", tmp_path / "root", "--serving-dir", tmp_path / "serving",
+                     "--summary-json", tmp_path / "summary.json")
+    assert proc.returncode == 2, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "LOW_WORD_COVERAGE" in errors[0] or "UNKNOWN_TOKENS" in errors[0], errors[0]
+    assert "The checkpoint's vocabulary does not cover these texts" in errors[0]
+    assert "pass --pretrained none" in errors[0] and "Training from scratch, in any language" in errors[0]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["pushed"] is False and "Trainer" not in summary["components"]

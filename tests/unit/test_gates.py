@@ -271,3 +271,12 @@ def test_gate_reads_more_anomalies(tmp_path):
     gates.DataValidationGate.test_call(anomalies=clean, statistics=_statistics(tmp_path / "again"),
                                        validated_statistics=validated, more_anomalies=more)
     assert json.loads(validated.split_names) == ["train", "eval"]
+
+
+def test_a_vocabulary_problem_leads_with_the_vocabulary_advice():
+    coverage = {"split": "train", "feature": "text", "kind": "LOW_WORD_COVERAGE", "description": "only 89.6%"}
+    text = gates.describe_problems([coverage], fix="edit s.pbtxt", vocabulary_fix="pass --pretrained none")
+    assert text.endswith("only 89.6% [LOW_WORD_COVERAGE]. Pass --pretrained none. Otherwise fix the data, or, if it "
+                         "changed legitimately, edit s.pbtxt.")
+    drift = {"split": "train", "feature": "label", "kind": "COMPARATOR_L_INFTY_HIGH", "description": "drifted"}
+    assert "--pretrained" not in gates.describe_problems([drift], fix="edit s.pbtxt", vocabulary_fix="pass it")
