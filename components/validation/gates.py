@@ -100,6 +100,27 @@ DEFAULT_FIX = ("update the schema or the text_checks.toml beside it (see docs/pr
                "live')")
 
 
+def _by_feature_and_kind(problems: List[dict]) -> List[List[dict]]:
+    """The problems grouped by feature and kind, in their first appearance's order."""
+    groups: Dict[tuple, List[dict]] = {}
+    for problem in problems:
+        groups.setdefault((problem["feature"], problem["kind"]), []).append(problem)
+    return list(groups.values())
+
+
+def _said_once(group: List[dict]) -> str:
+    """One problem of one feature, with every split it was found in: the description once when the splits share
+    it, else each split's."""
+    first = group[0]
+    if len(group) == 1:
+        return f"feature '{first['feature']}' in split '{first['split']}': {first['description']} [{first['kind']}]"
+    splits = ", ".join(f"'{p['split']}'" for p in group)
+    if len({p["description"] for p in group}) == 1:
+        return f"feature '{first['feature']}' in splits {splits}: {first['description']} [{first['kind']}]"
+    each = "; ".join(f"in '{p['split']}', {p['description']}" for p in group)
+    return f"feature '{first['feature']}' [{first['kind']}] in splits {splits}: {each}"
+
+
 VOCABULARY_KINDS = frozenset({"UNKNOWN_TOKENS", "LOW_WORD_COVERAGE"})  # the vocabulary, not the data, is wrong
 
 
@@ -108,8 +129,7 @@ def describe_problems(problems: List[dict], fix: str = "", vocabulary_fix: str =
     naming the user's own files (the pipeline knows which schema it validated against); `vocabulary_fix`, when the
     problems include the vocabulary's (its coverage of the words, its [UNK] share), says what to do about that
     first: usually another vocabulary, not other data."""
-    parts = [f"feature '{p['feature']}' in split '{p['split']}': {p['description']} [{p['kind']}]"
-             for p in problems]
+    parts = [_said_once(group) for group in _by_feature_and_kind(problems)]
     kinds = {kind for p in problems for kind in p["kind"].split(",")}
     advice = f" {vocabulary_fix[0].upper()}{vocabulary_fix[1:]}." if vocabulary_fix and kinds & VOCABULARY_KINDS \
         else ""

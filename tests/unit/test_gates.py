@@ -280,3 +280,17 @@ def test_a_vocabulary_problem_leads_with_the_vocabulary_advice():
                          "changed legitimately, edit s.pbtxt.")
     drift = {"split": "train", "feature": "label", "kind": "COMPARATOR_L_INFTY_HIGH", "description": "drifted"}
     assert "--pretrained" not in gates.describe_problems([drift], fix="edit s.pbtxt", vocabulary_fix="pass it")
+
+
+def test_the_same_problem_in_several_splits_is_said_once_with_the_splits():
+    shape = "The feature has a shape, but it's not always present"
+    same = [{"split": split, "feature": "text", "kind": "INVALID_FEATURE_SHAPE", "description": shape}
+            for split in ("train", "eval", "test")]
+    text = gates.describe_problems(same)
+    assert text.count(shape) == 1 and "feature 'text' in splits 'train', 'eval', 'test':" in text
+    shares = [{"split": "train", "feature": "text", "kind": "EMPTY_TEXTS", "description": "12% empty"},
+              {"split": "eval", "feature": "text", "kind": "EMPTY_TEXTS", "description": "15% empty"},
+              {"split": "train", "feature": "label", "kind": "X", "description": "d"}]
+    text = gates.describe_problems(shares)
+    assert "feature 'text' [EMPTY_TEXTS] in splits 'train', 'eval': in 'train', 12% empty; in 'eval', 15% empty" in text
+    assert "feature 'label' in split 'train': d [X]" in text
