@@ -76,7 +76,8 @@ def _logical_lines(path: Path):
                 yield first, "".join(pending)
                 pending, quotes = [], 0
         if pending:
-            raise InputError(f"{path}, line {first}: a quoted field is never closed (unbalanced double quotes).",
+            raise InputError(f"{path}, line {first}: a quoted field is never closed (unbalanced double quotes); "
+                             "close it, and write a quote inside a quoted field twice (\"\").",
                              "MALFORMED_CSV", path=str(path))
 
 
@@ -88,11 +89,13 @@ def _parse_record(path: Path, number: int, line: str) -> Optional[List[str]]:
             raise InputError(f"{path}, line {number}: a field is longer than {CSV_FIELD_LIMIT:,} characters, the "
                              "most CsvExampleGen can read; shorten or split that text.", "FIELD_TOO_LONG",
                              path=str(path)) from None
-        raise InputError(f"{path}, line {number}: malformed CSV ({e}).", "MALFORMED_CSV", path=str(path)) from None
+        raise InputError(f"{path}, line {number}: malformed CSV ({e}); fix the line.", "MALFORMED_CSV",
+                         path=str(path)) from None
     if not records or records == [[]]:  # a blank line (csv reads it as one empty record): CsvExampleGen skips it too
         return None
     if len(records) > 1:
-        raise InputError(f"{path}, line {number}: malformed CSV (stray double quotes join or split records).",
+        raise InputError(f"{path}, line {number}: malformed CSV (stray double quotes join or split "
+                         "records); fix the quotes on that line (a quote inside a quoted field is written twice).",
                          "MALFORMED_CSV", path=str(path))
     return records[0]
 
@@ -121,7 +124,8 @@ def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
         if header is not None:
             break
     if not header:
-        raise InputError(f"{path} is empty: a CSV file with a header row is expected.", "NO_HEADER", path=str(path))
+        raise InputError(f"{path} is empty: a CSV file with a header row is expected; add a header naming the "
+                         "columns, then the rows (or remove the file).", "NO_HEADER", path=str(path))
     for role, key in (("text", text_key), ("label", label_key)):
         if key not in header:
             raise InputError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
@@ -133,8 +137,9 @@ def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
         if record is None:
             continue
         if len(record) != len(header):
-            raise InputError(f"{path}, line {number}: {len(record)} fields where the header has {len(header)}.",
-                             "MALFORMED_CSV", path=str(path))
+            raise InputError(f"{path}, line {number}: {len(record)} fields where the header has {len(header)}; fix "
+                             "the line (a field that holds a comma must be quoted: \"a, b\").", "MALFORMED_CSV",
+                             path=str(path))
         rows.append((record[text_at], record[label_at]))
         numbers.append(number)
     extra = [c for c in header if c not in (text_key, label_key)]
@@ -147,7 +152,8 @@ SPAN_RE = re.compile(r"^span-(\d+)$")
 def spans(data_root: Path) -> List[Tuple[int, Path]]:
     """The `span-N` folders under data_root, oldest first ([] when the data has no spans)."""
     if not data_root.is_dir():
-        raise InputError(f"data root {data_root} does not exist or is not a folder.", "NO_DATA",
+        raise InputError(f"data root {data_root} does not exist or is not a folder: pass --data-root the "
+                         "folder that holds your CSV files.", "NO_DATA",
                          path=str(data_root))
     found = [(int(m.group(1)), p) for p in data_root.iterdir() if p.is_dir() and (m := SPAN_RE.match(p.name))]
     return sorted(found)
@@ -160,7 +166,8 @@ def csv_files(folder: Path) -> List[Path]:
 def detect_splits(data_root: Path) -> Tuple[str, ...]:
     """('train', 'eval', 'test') when the data brings its own split folders, () for one set of files."""
     if not data_root.is_dir():
-        raise InputError(f"data root {data_root} does not exist or is not a folder.", "NO_DATA",
+        raise InputError(f"data root {data_root} does not exist or is not a folder: pass --data-root the "
+                         "folder that holds your CSV files.", "NO_DATA",
                          path=str(data_root))
     present = [s for s in SPLIT_FOLDERS if (data_root / s).is_dir()]
     if present:
@@ -171,12 +178,15 @@ def detect_splits(data_root: Path) -> Tuple[str, ...]:
                              "to have them split 80/10/10 by hash.", "NO_DATA_FILES", path=str(data_root))
         for split in present:
             if not csv_files(data_root / split):
-                raise InputError(f"split folder {data_root / split} has no .csv files.", "NO_DATA_FILES",
-                                 path=str(data_root / split))
+                raise InputError(f"split folder {data_root / split} has no .csv files: put that split's CSV files "
+                                 "in it.", "NO_DATA_FILES", path=str(data_root / split))
         return SPLIT_FOLDERS
     if not csv_files(data_root):
+        span = SPAN_RE.match(data_root.name)
         raise InputError(f"{data_root} has no .csv files (and no train/, eval/, test/ folders of them"
-                         f"{'' if SPAN_RE.match(data_root.name) else ', nor span-N/ folders'}).",
+                         f"{'' if span else ', nor span-N/ folders'}): "
+                         + ("put the span's CSV files in it, or remove the folder (the newest span is the one "
+                            "ingested)." if span else "point --data-root at the folder that holds your CSV files."),
                          "NO_DATA_FILES", path=str(data_root))
     return ()
 
@@ -204,8 +214,8 @@ def check_labels(scan: CsvScan, label_key: str, domain: Optional[Sequence[str]],
     missing = [n for n, (_, label) in zip(scan.lines, scan.rows) if not label.strip()]
     if missing:
         raise InputError(f"{scan.path}: {len(missing)} of {len(scan.rows)} rows have no value in the label column "
-                         f"{label_key!r} ({_lines(missing)}); every training example needs its label.",
-                         "MISSING_LABELS", label_key, str(scan.path))
+                         f"{label_key!r} ({_lines(missing)}); every training example needs its label: add the "
+                         "labels, or remove those rows.", "MISSING_LABELS", label_key, str(scan.path))
     if domain is None:
         return
     known = set(domain)
@@ -269,7 +279,8 @@ def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key
                                  "MISMATCHED_HEADERS", path=str(scan.path))
         where = data_root / split if split else data_root
         if not any(scan.rows for scan in scans):
-            raise InputError(f"{where} has no data rows (only a header): there is nothing to train on.",
+            raise InputError(f"{where} has no data rows (only a header): there is nothing to train on; add the rows "
+                             "to its CSV files.",
                              "NO_ROWS", path=str(where))
         warnings += [f"{scan.path} has a header but no rows." for scan in scans if not scan.rows]
     if header_of is not None and header_of.extra_columns:

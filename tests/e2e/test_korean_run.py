@@ -19,6 +19,7 @@ import tensorflow as tf
 from components import features
 from support import run_local
 from support.korean import LABELS, NEGATIVE, NEUTRAL, POSITIVE, UNK_ID, korean_corpus, nfd
+from support.retraining import assert_actionable
 
 E2E_CHECK = textwrap.dedent("""
     import json, sys
@@ -99,5 +100,6 @@ def test_korean_at_the_default_flags_is_refused_with_the_flag_that_makes_it_trai
     assert "LOW_WORD_COVERAGE" in errors[0] or "UNKNOWN_TOKENS" in errors[0], errors[0]
     assert "The checkpoint's vocabulary does not cover these texts" in errors[0]
     assert "pass --pretrained none" in errors[0] and "Training from scratch, in any language" in errors[0]
+    assert_actionable(errors[0])  # the flags, files and docs section it names exist
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pushed"] is False and "Trainer" not in summary["components"]

@@ -65,6 +65,29 @@ def write_csv(path: Path, data, header=(TEXT, LABEL)):
     return path
 
 
+def assert_actionable(message: str) -> None:
+    """A refusal says what to do with something that exists: a flag of pipeline/run_local.py, a file or folder on
+    this machine (the user's schema, the data file), or a section of the docs (`docs/x.md, 'Heading'`). Every
+    reference made is checked, and there must be at least one, and a verb telling the user what to do."""
+    import re
+
+    from pipeline.run_local import build_parser
+    from support import REPO
+
+    options = {o for action in build_parser()._actions for o in action.option_strings}  # noqa: SLF001
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", message))
+    assert flags <= options, f"flags that do not exist: {sorted(flags - options)} in: {message}"
+    files = {m.rstrip(".,;:)") for m in re.findall(r"(?<![\w.])(/[^\s'\"]+)", message)}
+    assert all(Path(f).exists() for f in files), f"files that do not exist: {files} in: {message}"
+    sections = re.findall(r"(docs/[a-z-]+\.md), '([^']+)'", message)
+    for doc, heading in sections:
+        text = (REPO / doc).read_text(encoding="utf-8")
+        assert re.search(rf"^#+ {re.escape(heading)}\s*$", text, re.M), f"no section {heading!r} in {doc}"
+    assert flags or files or sections, f"no flag, file or docs section to act on in: {message}"
+    verbs = r"\b(pass|edit|add|remove|put|point|fill|fix|save|provide|use|wait|run|install|rename)\b"
+    assert re.search(verbs, message, re.I), f"nothing says what to do in: {message}"
+
+
 def snapshot(folder: Path) -> dict:
     """Relative path -> sha256 of every file under folder: the model in service, byte for byte."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -105,6 +128,7 @@ class Case:
         assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
         for fragment in fragments:
             assert fragment in errors[0], errors[0]
+        assert_actionable(errors[0])
         assert self.summary is not None and self.summary["error"], "no --summary-json written"
         if self.summary["components"]:  # the pipeline started: its report says first why it stopped
             page = (self.root / "report.html").read_text()

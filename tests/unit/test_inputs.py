@@ -82,7 +82,8 @@ def test_unbalanced_quotes_name_the_line_where_the_field_opens(tmp_path):
 def test_wrong_field_count_names_the_line(tmp_path):
     path = write(tmp_path / "a.csv", "text,label\ngood,fresh\nbad,rotten,extra\n")
     error = refused(lambda: scan(path), "MALFORMED_CSV")
-    assert str(error) == f"{path}, line 3: 3 fields where the header has 2."
+    assert str(error) == (f"{path}, line 3: 3 fields where the header has 2; fix the line (a field that holds a "
+                          'comma must be quoted: "a, b").')
     path = write(tmp_path / "b.csv", "text,label\ngood,fresh\nno label\n")
     assert "line 3: 1 fields where the header has 2" in str(refused(lambda: scan(path), "MALFORMED_CSV"))
 
