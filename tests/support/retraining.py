@@ -84,7 +84,8 @@ def assert_actionable(message: str) -> None:
         text = (REPO / doc).read_text(encoding="utf-8")
         assert re.search(rf"^#+ {re.escape(heading)}\s*$", text, re.M), f"no section {heading!r} in {doc}"
     assert flags or files or sections, f"no flag, file or docs section to act on in: {message}"
-    verbs = r"\b(pass|edit|add|remove|put|point|fill|fix|save|provide|use|wait|run|install|rename)\b"
+    verbs = (r"\b(pass|edit|add|remove|put|point|fill|fix|save|provide|use|wait|run|install|rename|name|close|"
+             r"write|shorten|split|quote)\b")
     assert re.search(verbs, message, re.I), f"nothing says what to do in: {message}"
 
 
