@@ -42,13 +42,19 @@ E2E_CHECK = textwrap.dedent("""
 """)
 
 
-def test_korean_end_to_end_with_a_learned_vocabulary(tmp_path):
+def korean_reviews(tmp_path: Path) -> Path:
+    """A folder with support/korean.py's corpus as one CSV file."""
     data = tmp_path / "korean_reviews"
     data.mkdir()
     with open(data / "reviews.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["text", "label"])
         writer.writeheader()
         writer.writerows(korean_corpus(400, seed=2))
+    return data
+
+
+def test_korean_end_to_end_with_a_learned_vocabulary(tmp_path):
+    data = korean_reviews(tmp_path)
     summary_path = tmp_path / "summary.json"
     proc = run_local("--data-root", data, "--pretrained", "none", "--vocab", "learn", "--vocab-size", "2000",
                      "--model-size", "tiny", "--max-seq-length", "32", "--epochs", "2", "--batch-size", "32",
@@ -86,12 +92,7 @@ def test_korean_end_to_end_with_a_learned_vocabulary(tmp_path):
 def test_korean_at_the_default_flags_is_refused_with_the_flag_that_makes_it_train(tmp_path):
     """The packaged English checkpoint's vocabulary barely covers Hangul: the text gate refuses, and says to learn a
     vocabulary with --pretrained none, which the test above follows to a pushed model."""
-    data = tmp_path / "korean_reviews"
-    data.mkdir()
-    with open(data / "reviews.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(korean_corpus(400, seed=2))
+    data = korean_reviews(tmp_path)
     proc = run_local("--data-root", data, "--pipeline-root", tmp_path / "root", "--serving-dir", tmp_path / "serving",
                      "--summary-json", tmp_path / "summary.json")
     assert proc.returncode == 2, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
