@@ -4,7 +4,6 @@ against the model in service) -> ModelCardWriter -> Pusher (only when blessed by
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, List
 
 from tfx import v1 as tfx
@@ -17,6 +16,7 @@ from components.release.pusher import AtomicPusherExecutor
 from components.release.run_report import RunReport
 from components.release.serving_check import ServingCheck
 from components.settings.base import to_custom_config
+from pipeline.dag.baselines import serving_base
 from pipeline.dag.config import PipelineConfig
 from pipeline.dag.data_validation import DataStage
 from pipeline.dag.nodes import EVALUATOR, INFRA_VALIDATOR, MODEL_CARD, PUSHER, RUN_REPORT, SERVING_CHECK
@@ -102,7 +102,7 @@ def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, t
         model=card.outputs["card_model"], model_blessing=evaluation.outputs["blessing"],
         infra_blessing=(infra[0] if infra else serving_check).outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-            base_directory=os.path.join(config.serving_dir, config.model_name))),
+            base_directory=serving_base(config))),  # where BaselineLookup finds the model in service
         # Copies into a hidden staging folder, then renames the version folder into place
         # (components/release/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
