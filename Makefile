@@ -35,12 +35,14 @@ help:
 	@echo "make tools     - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
 	@echo "make assets    - only fetch the built-in datasets and pretrained weights into data/"
 
-$(STAMP): requirements.lock requirements-tfx.txt pyproject.toml scripts/check_python.py
+$(STAMP): requirements.lock requirements-tfx.txt requirements-s3.lock pyproject.toml scripts/check_python.py
 	@$(PYTHON) scripts/check_python.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.2
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --ignore-requires-python -r requirements-tfx.txt
+	# S3-compatible object stores (tensorflow-io, boto3) and the tests' S3 server (moto): see requirements-s3.lock.
+	$(PY) -m pip install --quiet --no-deps -r requirements-s3.lock
 	$(PY) -m pip check
 	@touch $@
 

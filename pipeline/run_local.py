@@ -8,7 +8,8 @@ SQLite.
 Exit status: 0 when the run finished (the summary says whether the model was blessed and pushed),
 2 when the input or the data validation stopped it, 1 when a component failed, 3 when another run is using the
 same pipeline root (one run at a time per pipeline root: an exclusive lock on <pipeline_root>/.run.lock, held for
-the whole run and released by the OS when the process ends, even when it is killed).
+the whole run and released by the OS when the process ends, even when it is killed; for a pipeline root on an object
+store the lock is in its local state folder, pipeline/cli/locations.py's state_dir, and guards this machine only).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import List, Optional
 
 from components.runtime.quiet_exit import quiet_exit
 from pipeline.cli import console, inputs, options
-from pipeline.cli.local_paths import Uri, local_path
+from pipeline.cli.locations import S3_ENDPOINT_HELP, is_uri, local_path, state_dir
+from pipeline.dag.config import OUTPUTS_DIR
 from pipeline.data import assets
 
 
@@ -42,21 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
                     "service and push it in TensorFlow Serving's layout, all on this machine.",
         epilog="Outputs default to outputs/<dataset>/{pipeline_root,serving}/. Re-running with the same "
                "arguments reuses unchanged steps from the cache; the model in service is the baseline the "
-               "new model must match. The libraries' logs go to <pipeline_root>/logs/ (--verbose shows them). "
+               "new model must match. The libraries' logs go to <pipeline_root>/logs/ (--verbose shows them; "
+               "outputs/object-store/... for an s3:// or gs:// root). "
                "Exit status: 0 finished (blessed or not), 1 a component failed, 2 invalid input or data, 3 another "
                "run is using the same pipeline root.",
         formatter_class=options.HelpFormatter)
     options.add_pipeline_flags(p, options.LOCAL)
     run = p.add_argument_group("run")
     run.add_argument("--pipeline-root", type=local_path,
-                     help="where artifacts, logs and the ML Metadata store go (a local folder)")
+                     help="where the artifacts, the run report and the run-to-run baselines go: a local folder, or "
+                          "s3://BUCKET/PATH (see --s3-endpoint) or gs://BUCKET/PATH; the ML Metadata store, the run "
+                          "lock and the log file of an object-store root stay on this machine, under "
+                          "outputs/object-store/")
     run.add_argument("--serving-dir", type=local_path,
-                     help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/")
+                     help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/ (a local folder, "
+                          "s3:// or gs://)")
+    run.add_argument("--s3-endpoint", metavar="URL", help=S3_ENDPOINT_HELP)
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
     run.add_argument("--infra-validator", action="store_true",
                      help="also start the pinned tensorflow/serving image on the candidate with the local Docker "
                           "daemon (TFX's InfraValidator) and push only what it served")
-    run.add_argument("--summary-json", type=local_path, help="also write the run summary to this JSON file")
+    run.add_argument("--summary-json", type=local_path,
+                     help="also write the run summary to this JSON file (a local path, s3:// or gs://)")
     run.add_argument("--verbose", action="store_true",
                      help="show the TFX/Beam/TensorFlow logs on screen instead of writing them to "
                           "<pipeline_root>/logs/")
@@ -69,17 +78,19 @@ EXIT_BUSY = 3
 _run_locks: dict = {}  # pipeline root -> descriptor, kept open for the life of the process: the lock is the open file
 
 
-def lock_pipeline_root(pipeline_root: str) -> Optional[str]:
-    """Takes an exclusive flock on <pipeline_root>/.run.lock for the rest of this process's life; returns None, or
-    the error message when another live run holds it. The kernel drops the lock when the process ends however it
-    ends (SIGKILL included), so a dead run never leaves a stale lock; the pid in the file is only for the message."""
+def lock_pipeline_root(pipeline_root: str, folder: Optional[str] = None) -> Optional[str]:
+    """Takes an exclusive flock on <folder>/.run.lock (folder: the pipeline root's local state folder, the root
+    itself when local) for the rest of this process's life; returns None, or the error message when another live
+    run holds it. The kernel drops the lock when the process ends however it ends (SIGKILL included), so a dead run
+    never leaves a stale lock; the pid in the file is only for the message."""
     import fcntl
 
-    if pipeline_root in _run_locks:  # main() called again in this process (flock is per open file, not re-entrant)
+    folder = folder or pipeline_root
+    if folder in _run_locks:  # main() called again in this process (flock is per open file, not re-entrant)
         return None
-    os.makedirs(pipeline_root, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
     # os.open's descriptors are not inherited by exec'd children (PEP 446): the lock dies with this process.
-    fd = os.open(os.path.join(pipeline_root, RUN_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(folder, RUN_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -89,7 +100,7 @@ def lock_pipeline_root(pipeline_root: str) -> Optional[str]:
                 "wait for it or use another --pipeline-root.")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _run_locks[pipeline_root] = fd
+    _run_locks[folder] = fd
     return None
 
 
@@ -99,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with console.LogFile(enabled=not args.verbose) as log:
         status, summary, config = _main(args, log)
     if config is not None:
-        write_reports(args, Path(config.pipeline_root), summary)
+        write_reports(args, config.pipeline_root, summary)
         from pipeline.cli.summary import summary_lines
 
         print("\n".join(summary_lines(summary)), flush=True)
@@ -119,13 +130,14 @@ def _main(args: argparse.Namespace, log: console.LogFile):
         print(f"warning: {warning}", file=err, flush=True)
     for note in notes:
         print(f"note: {note}", flush=True)
-    busy = lock_pipeline_root(config.pipeline_root)  # before any TFX work; held until this process exits
+    state = str(state_dir(config.pipeline_root, OUTPUTS_DIR))  # the local disk's part of the pipeline root
+    busy = lock_pipeline_root(config.pipeline_root, state)  # before any TFX work; held until this process exits
     if busy:
         print(f"error: {busy}", file=err, flush=True)
         return EXIT_BUSY, None, None
     print(f"pipeline root: {config.pipeline_root}\nserving dir:   {config.serving_dir}", flush=True)
     if log.enabled:
-        log.move_to(os.path.join(config.pipeline_root, console.LOG_DIR, time.strftime("run-%Y%m%d-%H%M%S.log")))
+        log.move_to(os.path.join(state, console.LOG_DIR, time.strftime("run-%Y%m%d-%H%M%S.log")))
         print(f"log file:      {log.path}", flush=True)
     status, summary = _run(config, warnings, err)
     return status, summary, config
@@ -163,9 +175,8 @@ def _run(config, warnings: List[str], err):
         else:
             # Not something the user can fix from the exception's text: name the step, say what to try, and keep
             # the whole story in a file.
-            log = Path(config.pipeline_root) / "last_error.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(traceback.format_exc())
+            log = os.path.join(config.pipeline_root, "last_error.log")
+            write_text(log, traceback.format_exc())
             failed = next((node for node, state in reporter.states.items() if state == "FAILED"), None)
             reason = f"{type(cause).__name__}: {str(cause).strip()}".splitlines()[0][:300]
             error, status = (f"step {failed or 'pipeline'} failed ({reason}); {step_advice(failed)} (traceback in "
@@ -196,15 +207,24 @@ def step_advice(node: Optional[str]) -> str:
     return advice + "; the same command, run again, resumes after the last finished step"
 
 
-def write_reports(args: argparse.Namespace, pipeline_root: Optional[Path], summary: dict) -> None:
+def write_text(path: str, text: str) -> None:
+    """Writes `path` on the local disk or an object store (tf.io.gfile)."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(text)
+
+
+def write_reports(args: argparse.Namespace, pipeline_root, summary: dict) -> None:
     """The summary to --summary-json, and the anomalies and warnings to <pipeline_root>/anomalies.json (machine-
     readable, for whatever watches the pipeline: empty lists when the data passed every check)."""
     from pipeline.cli.summary import ANOMALIES_REPORT, write_json
 
-    if args.summary_json and not isinstance(args.summary_json, Uri):  # a URI was refused: written nowhere
+    if args.summary_json:
         write_json(str(args.summary_json), summary)
     if pipeline_root is not None:
-        write_json(str(pipeline_root / ANOMALIES_REPORT),
+        write_json(os.path.join(str(pipeline_root), ANOMALIES_REPORT),
                    {key: summary.get(key) for key in ("dataset", "data_root", "error", "anomalies", "warnings")})
 
 
@@ -220,7 +240,16 @@ def report_input_error(args: argparse.Namespace, error: Exception) -> None:
     # Into an existing pipeline root only (retraining: the report sits with the earlier runs); a refused first
     # command leaves nothing behind. --summary-json gets the record either way.
     root = options.local_pipeline_root(args)
-    write_reports(args, root if root is not None and root.is_dir() else None, summary)
+    stores_answered = getattr(error, "kind", "") != "STORAGE_UNAVAILABLE"  # else a URI is the problem: none is used
+    if root is not None and is_uri(root):  # the pipeline root's folder exists on a store that answered
+        import tensorflow as tf
+
+        usable = stores_answered and tf.io.gfile.isdir(root)
+    else:
+        usable = root is not None and root.is_dir()
+    if not stores_answered and args.summary_json is not None and is_uri(args.summary_json):
+        args.summary_json = None
+    write_reports(args, root if usable else None, summary)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from components.runtime import object_store  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
 from components.settings import base as contract  # noqa: E402
-from pipeline.cli.local_paths import URI  # noqa: E402
+from pipeline.cli.locations import S3_ENDPOINT_HELP  # noqa: E402
 from pipeline.cli.options import HelpFormatter  # noqa: E402
 from pipeline.dag.config import default_serving_dir  # noqa: E402
 from pipeline.serving.server import ServerSettings  # noqa: E402
@@ -47,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                "flags, a missing serving folder or a port in use.",
         formatter_class=HelpFormatter)
     contract.add_flags(parser.add_argument_group("server"), ServerSettings)
+    parser.add_argument("--s3-endpoint", metavar="URL", help=S3_ENDPOINT_HELP)
     parser.add_argument("--verbose", action="store_true", help="log every request and TensorFlow's messages")
     return parser.parse_args(argv)
 
@@ -65,12 +67,23 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if URI.match(settings.serving_dir or ""):  # Path() would make s3://b/m the local folder s3:/b/m
-        print(f"error: --serving-dir {settings.serving_dir}: this server reads a local folder (this machine's disk, "
-              "or a volume mounted on it), not a URI; pass a local path.", file=sys.stderr)
-        return 2
-    serving_dir = Path(settings.serving_dir or default_serving_dir(DEFAULT_DATASET)).resolve()
-    if not serving_dir.is_dir():
+    if object_store.scheme(settings.serving_dir or ""):  # a URI stays one: Path() would make s3://b/m "s3:/b/m"
+        try:
+            object_store.configure_s3(args.s3_endpoint)
+            object_store.require(settings.serving_dir, "--serving-dir")
+            object_store.check_bucket(settings.serving_dir, "--serving-dir")
+        except object_store.StorageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        object_store.load_file_systems([settings.serving_dir])
+        import tensorflow as tf
+
+        serving_dir = settings.serving_dir.rstrip("/")
+        found = tf.io.gfile.isdir(serving_dir)
+    else:
+        serving_dir = str(Path(settings.serving_dir or default_serving_dir(DEFAULT_DATASET)).resolve())
+        found = os.path.isdir(serving_dir)
+    if not found:
         print(f"error: --serving-dir {serving_dir} does not exist: run the pipeline first (`make run`), or pass the "
               "--serving-dir it pushed to.", file=sys.stderr)
         return 2
@@ -98,13 +111,13 @@ def main(argv=None) -> int:
     from pipeline.serving.server import create_app
 
     batching = None if settings.no_batching else BatchingOptions(settings.max_batch_size, settings.batch_timeout_ms)
-    registry = ModelRegistry(str(serving_dir / settings.model_name), settings.model_name, settings.poll_seconds,
-                             batching)
+    model_dir = f"{serving_dir}/{settings.model_name}"
+    registry = ModelRegistry(model_dir, settings.model_name, settings.poll_seconds, batching)
     if not registry.version_folders():
         print(f"no version of {settings.model_name} under {serving_dir} yet: waiting for the pipeline to push one")
     registry.start()
     mode = f"batching up to {settings.max_batch_size} examples a call" if batching else "batching off"
-    print(f"serving {serving_dir / settings.model_name} on http://{settings.host}:{port} ({mode})", flush=True)
+    print(f"serving {model_dir} on http://{settings.host}:{port} ({mode})", flush=True)
     print("try: " + curl_line(settings.host, port, settings.model_name), flush=True)
     config = uvicorn.Config(create_app(registry, settings), log_level="info" if args.verbose else "warning",
                             access_log=args.verbose, timeout_keep_alive=5)

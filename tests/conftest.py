@@ -96,6 +96,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# An S3-compatible server on 127.0.0.1 (support/s3_server.py), one per test process; each test module its own bucket.
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    from support.s3_server import S3Server
+
+    with S3Server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # A real headless browser: Debian's chromium driven by Playwright (support/browser.py: open_page, ARTIFACTS).
 
 @pytest.fixture(scope="session")

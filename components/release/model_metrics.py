@@ -5,7 +5,6 @@ Used by the run summary (pipeline/cli/summary.py) and the model card (components
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 from typing import Dict
@@ -49,7 +48,7 @@ def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
     """(texts, labels) of one split of an ExampleGen output (gzipped TFRecords of tf.Examples)."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))  # any file system
     texts, labels = [], []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         example = tf.train.Example.FromString(record.numpy())

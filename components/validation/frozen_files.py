@@ -17,12 +17,25 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _read(path: str):
+    """The bytes of `path`, None when there is no such file; an object store (s3://, gs://) through tf.io.gfile,
+    imported only then."""
+    if "://" in path:
+        import tensorflow as tf
+
+        return tf.io.gfile.GFile(path, "rb").read() if tf.io.gfile.exists(path) else None
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def frozen_edit(pipeline_root: str) -> str:
     """'' while the frozen schema is as it was frozen; the digest of the edited file once the user edited it."""
     path = frozen_schema_file(pipeline_root)
-    if not os.path.isfile(path):
+    data = _read(path)
+    if data is None:
         return ""
-    current = digest(open(path, "rb").read())
-    recorded = os.path.join(os.path.dirname(path), DIGEST_FILE)
-    frozen = open(recorded).read().strip() if os.path.isfile(recorded) else ""
+    current = digest(data)
+    frozen = (_read(os.path.join(os.path.dirname(path), DIGEST_FILE)) or b"").decode().strip()
     return "" if current == frozen else current

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import posixpath
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from components.settings import base as settings_lib
 from components.settings.evaluator import EvaluatorSettings
@@ -29,7 +29,7 @@ from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
 from pipeline.cli import inputs
 from pipeline.cli.inputs import InputError
-from pipeline.cli.local_paths import Uri, local_path, refuse_uris
+from pipeline.cli.locations import Uri, check_uris, is_uri, join, local_path, mirror, state_dir
 from pipeline.cli.model_choice import ModelChoice, model_settings, read_checkpoint  # noqa: F401  (re-exported)
 from pipeline.cli.runner_options import (  # noqa: F401
     KUBEFLOW,
@@ -41,6 +41,7 @@ from pipeline.cli.runner_options import (  # noqa: F401
 )
 from pipeline.dag.config import (
     BEAM_DIRECT_MODES,
+    OUTPUTS_DIR,
     PipelineConfig,
     curated_schema,
     default_pipeline_root,
@@ -52,6 +53,8 @@ from pipeline.data import assets
 IMAGE_ROOT = "/pipeline"
 IMAGE_DATA_DIR = posixpath.join(IMAGE_ROOT, "data")
 IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_CHECKPOINT)
+# Local copies of a local run's inputs on an object store (--data-root, --schema, --pretrained), for the checks here.
+REMOTE_COPIES = assets.DATA_DIR / "remote"
 
 # Settings whose flag lives in the model group; the other flagged settings are data or training flags.
 MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length"),
@@ -95,7 +98,8 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
         data.add_argument("--data-root", type=local_path,
                           help="your own data: a folder of CSV files with a header row (split 80/10/10 by hash), or "
                                "with train/, eval/ and test/ folders of CSV files (used as given), or span-N/ folders "
-                               "of either")
+                               "of either; a local path or s3:// / gs:// (copied to data/remote/ for the input "
+                               "checks; ExampleGen reads the store)")
     else:
         data.add_argument("--data-root", help="default of runtime parameter data_root: the folder of CSV files as the "
                                               "pods see it (default for built-ins: /pipeline/data/datasets/DATASET "
@@ -199,15 +203,17 @@ def check_labels(labels, label_key: str) -> Tuple[str, ...]:
 # ----------------------------------------------------------------------------------------------------------------
 # Local runs
 
-def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
-    """The pipeline root a local run with these arguments uses, known before its data is checked (None for a custom
-    data root that does not exist, or a URI, which refuse_uris refuses)."""
-    if isinstance(args.pipeline_root, Uri) or isinstance(args.data_root, Uri):
-        return None
+def local_pipeline_root(args: argparse.Namespace) -> Optional[Union[Path, Uri]]:
+    """The pipeline root a local run with these arguments uses, known before its data is checked (a Path, the URI
+    as given, or None for a custom data root that does not exist here)."""
+    if isinstance(args.pipeline_root, Uri):
+        return args.pipeline_root
     if args.pipeline_root:
         return args.pipeline_root.resolve()
     if args.data_root is None:
         name = args.dataset
+    elif isinstance(args.data_root, Uri):
+        name = os.path.basename(args.data_root.rstrip("/"))
     elif args.data_root.is_dir():
         name = args.data_root.resolve().name
     else:
@@ -215,18 +221,20 @@ def local_pipeline_root(args: argparse.Namespace) -> Optional[Path]:
     return default_pipeline_root(f"{name}-max{args.max_examples}" if args.max_examples else name).resolve()
 
 
-def local_schema(args: argparse.Namespace, pipeline_root: Path) -> Tuple[Optional[str], str]:
+def local_schema(args: argparse.Namespace, pipeline_root: Union[Path, Uri]) -> Tuple[Optional[str], str]:
     """(schema file, where it comes from): --schema, the built-in dataset's curated schema, the schema the pipeline
     froze on its first accepted run, or none yet (the run curates SchemaGen's and freezes it once accepted)."""
+    import tensorflow as tf
+
     if args.schema is not None:
-        if not Path(args.schema).is_file():
+        if not tf.io.gfile.exists(str(args.schema)) or tf.io.gfile.isdir(str(args.schema)):
             raise InputError(f"schema file {args.schema} does not exist.", "NO_SCHEMA", path=str(args.schema))
-        return str(Path(args.schema).resolve()), "--schema"
+        return (str(args.schema) if is_uri(args.schema) else str(Path(args.schema).resolve())), "--schema"
     if args.data_root is None and curated_schema(args.dataset):
         return str(curated_schema(args.dataset)), "curated"
-    frozen = Path(frozen_schema_file(str(pipeline_root)))
-    if frozen.is_file():
-        return str(frozen), "frozen"
+    frozen = frozen_schema_file(str(pipeline_root))
+    if tf.io.gfile.exists(frozen):
+        return frozen, "frozen"
     return None, "none"
 
 
@@ -234,33 +242,42 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     """A local run's config, checking the input data on the way (InputError); also returns the input checks'
     warnings, and notes (what was chosen for the user). The cross-setting checks come first: they fail in a second,
     reading no data."""
-    refuse_uris(args)
+    check_uris(args)
     beam_args = beam_pipeline_args(args, LOCAL)
     from_scratch = args.pretrained.lower() == "none"
-    checkpoint = None if from_scratch else str(Path(args.pretrained).resolve())
+    if from_scratch:
+        checkpoint = None
+    elif is_uri(args.pretrained):  # the Trainer reads it with safetensors, from a local file
+        checkpoint = str(mirror(args.pretrained, "--pretrained", REMOTE_COPIES))
+    else:
+        checkpoint = str(Path(args.pretrained).resolve())
     if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
         assets.ensure_checkpoint()
     model = model_settings(args, checkpoint, packaged_vocab=lambda: str(assets.ensure_checkpoint() / "vocab.txt"))
     text_key, label_key = args.text_key, args.label_key
 
     if args.data_root is not None:
-        dataset, data_root = "custom", args.data_root.resolve()
+        dataset, data_root = "custom", args.data_root if is_uri(args.data_root) else args.data_root.resolve()
     else:
         dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
-    name = dataset if dataset != "custom" else data_root.name
-    span_folders = inputs.spans(data_root)
+    name = dataset if dataset != "custom" else os.path.basename(str(data_root).rstrip("/"))
+    # The checks below read the CSV files here; ExampleGen reads the store itself.
+    checked_root = mirror(data_root, "--data-root", REMOTE_COPIES) if is_uri(data_root) else data_root
+    span_folders = inputs.spans(checked_root)
     # With span folders the newest span is what this run ingests: check that one.
-    newest = span_folders[-1][1] if span_folders else data_root
+    newest = span_folders[-1][1] if span_folders else checked_root
     splits = inputs.detect_splits(newest)
     pipeline_root = local_pipeline_root(args)
-    schema, source = local_schema(args, pipeline_root)
+    schema_uri, source = local_schema(args, pipeline_root)
+    # The input checks read the schema here too: a local copy of one on a store.
+    schema = _local_copy(schema_uri) if schema_uri and is_uri(schema_uri) else schema_uri
     domain = inputs.schema_label_names(schema, label_key) if schema else None
     required = inputs.schema_requires_text(schema, text_key) if schema else True
     warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema or "", text_required=required)
     if span_folders and args.max_examples:
         raise InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
     if args.max_examples:
-        data_root = inputs.subset(data_root, splits, args.max_examples, text_key, label_key,
+        data_root = inputs.subset(checked_root, splits, args.max_examples, text_key, label_key,
                                   assets.DATA_DIR / "subsets")
         name = f"{name}-max{args.max_examples}"
     checks_file = text_checks_for(schema)
@@ -272,32 +289,46 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         notes.append(note)
     if source == "none":
         notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "
-                     f"passes, freezes it to {pipeline_root / 'schema' / 'schema.pbtxt'}, which later runs check "
+                     f"passes, freezes it to {frozen_schema_file(str(pipeline_root))}, which later runs check "
                      f"against")
     elif source == "frozen":
-        notes.append(f"schema: {schema} (frozen by this pipeline's first accepted run)")
+        notes.append(f"schema: {schema_uri} (frozen by this pipeline's first accepted run)")
     if args.unlabeled_data is not None:
-        unlabeled, note = _unlabeled(args.unlabeled_data.resolve(), args.text_key)
+        unlabeled_data = args.unlabeled_data if is_uri(args.unlabeled_data) else args.unlabeled_data.resolve()
+        unlabeled, note = _unlabeled(unlabeled_data, args.text_key)
         notes.append(note)
     transform, trainer, evaluator, pretrainer = component_settings(args, model, label_names, max_seq_length, unlabeled)
 
-    serving_dir = (args.serving_dir or default_serving_dir(name)).resolve()
+    serving_dir = args.serving_dir if is_uri(args.serving_dir) else \
+        (args.serving_dir or default_serving_dir(name)).resolve()
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
         transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
-        metadata_path=str(pipeline_root / "metadata.sqlite"), dataset=dataset, input_splits=splits,
+        metadata_path=str(state_dir(pipeline_root, OUTPUTS_DIR) / "metadata.sqlite"), dataset=dataset,
+        input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,
         # A curated schema is imported (a snapshot: see snapshot_schema); a frozen one is published by the pipeline's
         # SchemaCurator, which keeps the cache across the freeze.
         schema_file=snapshot_schema(schema, pipeline_root) if source in ("--schema", "curated") else None,
-        schema_source=source, schema_origin=schema,
+        schema_source=source, schema_origin=schema_uri,
         frozen_edit=frozen_edit(str(pipeline_root)) if source == "frozen" else "",
         text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=beam_args,
         enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator)), warnings, notes
 
 
-def _unlabeled(folder: Path, text_key: str):
+def _local_copy(schema_uri: str) -> str:
+    """A local copy of a schema on an object store, with the text_checks.toml beside it when there is one."""
+    import tensorflow as tf
+
+    copy = mirror(schema_uri, "--schema", REMOTE_COPIES)
+    checks = posixpath.join(posixpath.dirname(schema_uri), text_checks.CHECKS_FILE)
+    if tf.io.gfile.exists(checks):
+        tf.io.gfile.copy(checks, str(copy.parent / text_checks.CHECKS_FILE))
+    return str(copy)
+
+
+def _unlabeled(folder: Union[Path, Uri], text_key: str):
     """The Pretrainer's --unlabeled-data settings (folder and digest), read once here, and a line saying so."""
     from components.modules import unlabeled
 
@@ -322,13 +353,22 @@ def _docker_checked(infra_validator: bool) -> bool:
     return infra_validator
 
 
-def snapshot_schema(schema: str, pipeline_root: Path) -> str:
+def snapshot_schema(schema: str, pipeline_root: Union[Path, Uri]) -> str:
     """A copy of `schema` named by its content, under the pipeline root, for ImportSchemaGen: TFX's cache keys the
     import on the file's path, so an edited schema imported from the same path would be served from the cache."""
     import hashlib
     import shutil
 
     data = Path(schema).read_bytes()
+    if is_uri(pipeline_root):  # an object store: the file appears whole when its upload ends
+        import tensorflow as tf
+
+        remote = join(pipeline_root, "imported_schemas", hashlib.sha256(data).hexdigest()[:16], "schema.pbtxt")
+        if not tf.io.gfile.exists(remote):
+            tf.io.gfile.makedirs(os.path.dirname(remote))
+            with tf.io.gfile.GFile(remote, "wb") as f:
+                f.write(data)
+        return remote
     target = pipeline_root / "imported_schemas" / hashlib.sha256(data).hexdigest()[:16] / "schema.pbtxt"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)

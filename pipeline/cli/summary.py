@@ -15,6 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.release.model_metrics import evaluator_metrics, read_split, test_metrics  # noqa: F401  (re-exported)
 from components.release.run_facts import anomalies_and_warnings, split_counts, validation_failures  # noqa: F401
+from components.runtime.object_store import URI
 from pipeline.dag import nodes
 from pipeline.dag.config import PipelineConfig
 
@@ -92,11 +93,26 @@ def read_json(path: str):
 
 
 def write_json(path: str, summary: dict) -> None:
+    """Writes `path` whole or not at all: a rename on the local disk; on an object store (s3://, gs://) an object
+    appears only once its upload completes."""
+    text = json.dumps(summary, indent=2, sort_keys=False)
+    if URI.match(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+        return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=False)
+        f.write(text)
     os.replace(tmp, path)
+
+
+def _exists(path: str) -> bool:
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path)
 
 
 
@@ -287,7 +303,7 @@ def _model_facts(record: RunRecord, config: PipelineConfig) -> dict:
 
     card_uri = record.artifact_uri(nodes.MODEL_CARD, "card_model")
     card_file = os.path.join(card_uri, CARD_JSON) if card_uri else None
-    if card_file and os.path.exists(card_file):  # the model card scored the test split already
+    if card_file and _exists(card_file):  # the model card scored the test split already
         result["model_card"] = os.path.join(pushed_dir, "assets.extra", CARD_JSON) if pushed_dir else card_file
         result["test_metrics"] = {**read_json(card_file)["test_metrics"], "model_dir": model_dir}
     elif model_dir and examples_uri:

@@ -33,7 +33,10 @@ def preprocessing(config: PipelineConfig, data: DataStage, code_version: str) ->
     accepted text statistics."""
     transform = tfx.components.Transform(
         examples=data.training_examples, schema=data.schema, preprocessing_fn=PREPROCESSING_FN,
-        custom_config=config.transform.to_custom_config(code_version)).with_id(TRANSFORM)
+        custom_config=config.transform.to_custom_config(code_version),
+        # No run reads an analyzer cache back (there is no `analyzer_cache` input), so the updated one stays an empty
+        # folder; on an object store an empty folder does not exist, and TFX's cache then never reuses this step.
+        disable_analyzer_cache=True).with_id(TRANSFORM)
     transform.add_upstream_node(data.data_gate)
 
     text_statistics_gen = text_stats.TextStatisticsGen(

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from pipeline.cli import options
 from pipeline.cli.inputs import InputError
-from pipeline.kubeflow import commands
+from pipeline.kubeflow import commands, storage
 from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow.client import ENV_COOKIE, ENV_ENDPOINT, ENV_TOKEN
 from pipeline.kubeflow.compiler import DEFAULT_IMAGE, cmd_compile
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "server's default pipeline root")
     c.add_argument("--serving-dir", help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/ "
                                          "(default: PIPELINE_ROOT/serving)")
+    storage.add_flags(c)
     c.add_argument("--no-cache", action="store_true", help="compile with KFP's step cache off")
     c.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
     options.add_pipeline_flags(c, options.KUBEFLOW)

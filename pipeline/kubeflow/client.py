@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow.errors import ApiError, UserError, one_line
-from pipeline.kubeflow.specs import load_spec, write_upload_file
+from pipeline.kubeflow.specs import load_platform_spec, load_spec, write_upload_file
 
 ENV_TOKEN = "KF_PIPELINES_TOKEN"
 ENV_COOKIE = "KF_PIPELINES_COOKIE"
@@ -190,7 +190,8 @@ class Source:
 
 def pipeline_source(kfp: Kfp, args: argparse.Namespace, folder: str, spec: Optional[dict]) -> Source:
     if spec is not None:  # FILE, loaded before connecting
-        return Source(spec, package_path=write_upload_file(spec, folder, spec["pipelineInfo"]["name"]),
+        package = write_upload_file(spec, folder, spec["pipelineInfo"]["name"], load_platform_spec(args.file))
+        return Source(spec, package_path=package,
                       label=f"spec file {args.file}")
     pipeline_id = args.pipeline_id
     if args.pipeline:

@@ -22,7 +22,7 @@ from pipeline.kubeflow.client import (
 from pipeline.kubeflow.cron import normalize_cron
 from pipeline.kubeflow.errors import ApiError, UserError
 from pipeline.kubeflow.parameters import resolve_parameters
-from pipeline.kubeflow.specs import load_spec, write_upload_file
+from pipeline.kubeflow.specs import load_platform_spec, load_spec, write_upload_file
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         raise UserError("--name must not be empty.")
     kfp = Kfp(args.host, args.namespace)
     with tempfile.TemporaryDirectory() as folder:
-        path = write_upload_file(spec, folder, name)
+        path = write_upload_file(spec, folder, name, load_platform_spec(args.file))
         existing = find_pipeline(kfp, name)
         if existing is None:
             where = f"namespace {kfp.namespace}" if kfp.namespace else "this server"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from pipeline.dag.config import PipelineConfig
 from pipeline.kubeflow import options as kfp_options
+from pipeline.kubeflow import storage
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
 
@@ -23,9 +24,13 @@ DEFAULT_IMAGE = "ghcr.io/your-org/bert-tfx-pipeline:0.1.0"  # the placeholder th
 ENTRYPOINT = ["python", "-m", "pipeline.kubeflow.entrypoint"]
 
 
-def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
+def compile_pipeline(config: PipelineConfig, image: str, output: str, s3_endpoint: Optional[str] = None,
+                     s3_credentials: str = storage.DEFAULT_SECRET) -> dict:
     """Compiles create_pipeline(config) with KubeflowV2DagRunner and writes the spec to `output`: a PipelineJob
-    as JSON, or (.yaml/.yml) the PipelineSpec as YAML, the form `kfp` itself writes. Returns the PipelineJob dict."""
+    as JSON, or (.yaml/.yml) the PipelineSpec as YAML, the form `kfp` itself writes. With a location on s3://,
+    every step gets the endpoint and the credentials' secret (pipeline/kubeflow/storage.py); the platform spec that
+    carries the secret is the YAML's second document, or the PipelineJob's `platformSpec`. Returns the PipelineJob
+    dict."""
     from tfx import v1 as tfx
 
     from pipeline.dag import nodes
@@ -40,6 +45,12 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str) -> dict:
         output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))
     job = runner.run(pipeline, parameter_values=defaults, write_out=False)
     finish_spec(job["pipelineSpec"], defaults, config, uncached=[nodes.EXAMPLE_GEN, *nodes.NEVER_CACHED])
+    if storage.uses_s3(config.pipeline_root, config.serving_dir, config.data_root):
+        platform = storage.apply(job["pipelineSpec"], s3_endpoint, s3_credentials)
+        if platform:
+            job["platformSpec"] = platform
+    elif s3_endpoint:
+        raise UserError("--s3-endpoint applies only when --pipeline-root, --serving-dir or --data-root is on s3://.")
     write_spec(job, output)
     return job
 
@@ -66,7 +77,8 @@ def write_spec(job: dict, output: str) -> None:
         header = ["# PIPELINE DEFINITION", f"# Name: {spec['pipelineInfo']['name']}",
                   "# Compiled by pipeline/run_kubeflow.py (TFX KubeflowV2DagRunner).", "# Inputs:"]
         header += [f"#    {name}: str" for name in sorted(spec_parameters(spec))]
-        text = "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=True)
+        documents = [spec] + ([job["platformSpec"]] if job.get("platformSpec") else [])
+        text = "\n".join(header) + "\n" + yaml.safe_dump_all(documents, sort_keys=True)
     else:
         text = json.dumps(job, sort_keys=True, indent=2) + "\n"
     folder = os.path.dirname(os.path.abspath(output))
@@ -88,7 +100,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UserError("--image must name the container image built from k8s/Dockerfile.")
     config = kfp_options.kubeflow_config(args)
     try:
-        job = compile_pipeline(config, args.image, args.output)
+        job = compile_pipeline(config, args.image, args.output, args.s3_endpoint, args.s3_credentials_secret)
     except (ValueError, TypeError) as e:  # TFX's checks of the pipeline and its arguments
         raise UserError(f"the pipeline does not compile: {e}") from None
     spec = job["pipelineSpec"]

@@ -13,6 +13,11 @@ the launcher uploads the step's log to, when the backend publishes logs: its def
 L747-760). TFX's entrypoint imports a class for every output's type and fails on that one (`Could not import
 system.Artifact`), so it is removed before TFX sees the ExecutorInput; the launcher still uploads the log.
 
+On an S3-compatible pipeline root (s3://) TensorFlow needs tensorflow-io's S3 file system, which importing
+tensorflow_io registers: done here when the ExecutorInput names an s3:// URI. The step then ends with os._exit
+(components/runtime/quiet_exit.py): tensorflow-io 0.37.1 aborts a process at exit once its S3 file system was used
+(exit status 134, tensorflow/io#2039), which the launcher would report as a failed step after it succeeded.
+
 Everything else is TFX's entrypoint unchanged, except that Beam steps do not build TFX's ephemeral package
 (pipeline/dag/beam_dependencies.py).
 """
@@ -74,11 +79,21 @@ def main() -> None:
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
+    from components.runtime import object_store
+    from components.runtime.quiet_exit import quiet_exit
     from pipeline.dag import beam_dependencies
 
     beam_dependencies.skip_tfx_package()
     sys.argv = with_input_types(sys.argv)
-    app.run(kubeflow_v2_run_executor.main, flags_parser=kubeflow_v2_run_executor._parse_flags)  # noqa: SLF001
+    object_store.load_file_systems(["s3://"] if any("s3://" in arg for arg in sys.argv) else [])
+    try:
+        app.run(kubeflow_v2_run_executor.main, flags_parser=kubeflow_v2_run_executor._parse_flags)  # noqa: SLF001
+    except SystemExit as e:  # absl ends with sys.exit: its status, without the interpreter's teardown
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+        quiet_exit(code)
+    quiet_exit(0)
 
 
 if __name__ == "__main__":

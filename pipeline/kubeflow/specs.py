@@ -1,5 +1,7 @@
 """Spec files: what `compile` wrote (a PipelineJob as JSON, or a PipelineSpec as YAML), read back and checked, and
-the YAML file KFP's upload and run APIs take."""
+the YAML file KFP's upload and run APIs take. A spec may carry a Kubernetes platform spec (the S3 credentials' secret,
+pipeline/kubeflow/storage.py): the second document of the YAML file, as KFP's own compiler writes it, or the
+PipelineJob's `platformSpec`."""
 
 from __future__ import annotations
 
@@ -56,11 +58,25 @@ def load_spec(path: str) -> dict:
     return spec
 
 
-def write_upload_file(spec: dict, folder: str, name: str) -> str:
-    """The spec as the YAML file KFP's upload and run APIs take (kfp.Client reads only .yaml/.yml packages)."""
+def load_platform_spec(path: str):
+    """The platform spec a spec file carries (a dict with `platforms`), or None. The file was read by load_spec."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        return json.loads(text).get("platformSpec")
+    documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    return next((d for d in documents[1:] if "platforms" in d), None)
+
+
+def write_upload_file(spec: dict, folder: str, name: str, platform=None) -> str:
+    """The spec as the YAML file KFP's upload and run APIs take (kfp.Client reads only .yaml/.yml packages): the
+    PipelineSpec, then the platform spec as a second document when there is one (what the backend's
+    template/v2_template.go reads)."""
     import yaml
 
     path = os.path.join(folder, f"{re.sub(r'[^A-Za-z0-9_.-]', '-', name) or 'pipeline'}.yaml")
     with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(spec, f, sort_keys=True)
+        yaml.safe_dump_all([spec] + ([platform] if platform else []), f, sort_keys=True)
     return path

@@ -84,7 +84,9 @@ def _signature_metadata(path: str) -> dict:
     from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:  # a local folder or an object store
         saved.ParseFromString(f.read())
     graph = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), saved.meta_graphs[0])
     signature_map = meta_graph_pb2.MetaGraphDef(signature_def=graph.signature_def)
@@ -129,13 +131,22 @@ class ModelRegistry:
 
     # -- versions on disk ---------------------------------------------------------------------------------------
     def version_folders(self) -> Dict[int, str]:
-        """Version number -> folder, for the all-digit folders that hold a saved_model.pb."""
-        try:
-            names = os.listdir(self.base_dir)
-        except FileNotFoundError:
+        """Version number -> folder, for the all-digit folders that hold a saved_model.pb (on an object store the
+        Pusher writes saved_model.pb last, so its presence marks a complete version there too)."""
+        if "://" not in self.base_dir:
+            try:
+                names = os.listdir(self.base_dir)
+            except FileNotFoundError:
+                return {}
+            return {int(n): os.path.join(self.base_dir, n) for n in names
+                    if n.isdigit() and os.path.isfile(os.path.join(self.base_dir, n, "saved_model.pb"))}
+        import tensorflow as tf
+
+        if not tf.io.gfile.isdir(self.base_dir):
             return {}
-        return {int(n): os.path.join(self.base_dir, n) for n in names
-                if n.isdigit() and os.path.isfile(os.path.join(self.base_dir, n, "saved_model.pb"))}
+        names = [n.rstrip("/") for n in tf.io.gfile.listdir(self.base_dir)]
+        return {int(n): f"{self.base_dir}/{n}" for n in names
+                if n.isdigit() and tf.io.gfile.exists(f"{self.base_dir}/{n}/saved_model.pb")}
 
     def aspired(self) -> Optional[Tuple[int, str]]:
         """(version, folder) to serve: the newest that has not failed."""

@@ -28,7 +28,12 @@ what KFP's driver and launcher (kubeflow/pipelines, backend/src/v2/driver and ba
   runs nothing. Entries are written only after a task succeeds. `Server` holds the store and the cache, so several
   runs of one spec (each `execute_spec` call with the same server) behave as a recurring run does;
 - the driver's `executor-logs` output artifact, which it adds to every container task's outputs when the backend
-  publishes logs (its default; backend/src/v2/driver/driver.go L747-760).
+  publishes logs (its default; backend/src/v2/driver/driver.go L747-760);
+- on an s3:// pipeline root, the launcher's storage steps (support/kfp_storage.py): inputs downloaded to the pod's
+  disk, the ExecutorOutput file on the pod's disk, output folders' parents prepared, local paths uploaded after exit
+  0 (or skipped when the executor wrote none), and the container's env and the platform spec's secretAsEnv set.
+  A local-folder pipeline root stands for a volume mounted in every pod at the same path (the real launcher has no
+  local path for it): URIs are paths, nothing is copied.
 
 Before anything runs, the spec is checked against what the open-source backend refuses (tests/support/kfp_rules.py):
 a resolver executor, for one, is refused there at run creation and here with the same rule. Importer tasks publish
@@ -51,7 +56,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from support import kfp_rules
+from support import kfp_rules, kfp_storage
 from support.task_process import run_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,14 +82,17 @@ class TaskResult:
     parameters: Dict[str, Any] = dataclasses.field(default_factory=dict)  # output parameter -> value
     log: Optional[Path] = None
     fingerprint: Optional[str] = None  # the cache key, for a task with caching on
+    downloaded: List[str] = dataclasses.field(default_factory=list)  # s3 root: the input keys copied to the pod
+    uploads: Dict[str, str] = dataclasses.field(default_factory=dict)  # s3 root: per output, what the launcher did
 
     def log_tail(self, chars: int = 6000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log and self.log.exists() else ""
 
 
 def load(spec_or_path: Union[str, os.PathLike, Mapping]) -> tuple:
-    """(PipelineSpec dict, runtimeConfig parameterValues) of a PipelineJob or PipelineSpec (dict, JSON or YAML)."""
-    document = spec_or_path
+    """(PipelineSpec dict, runtimeConfig parameterValues, platform spec or {}) of a PipelineJob or PipelineSpec
+    (dict, JSON or YAML; a YAML file's second document is its platform spec)."""
+    document, platform = spec_or_path, {}
     if not isinstance(spec_or_path, Mapping):
         text = Path(spec_or_path).read_text(encoding="utf-8")
         if str(spec_or_path).endswith(".json"):
@@ -92,14 +100,17 @@ def load(spec_or_path: Union[str, os.PathLike, Mapping]) -> tuple:
         else:
             import yaml
 
-            document = yaml.safe_load(text)
+            documents = [d for d in yaml.safe_load_all(text) if d is not None]
+            document = documents[0]
+            platform = next((d for d in documents[1:] if "platforms" in d), {})
     document = json.loads(json.dumps(document))  # a copy
     if "pipelineSpec" in document:
         spec, values = document["pipelineSpec"], document.get("runtimeConfig", {}).get("parameterValues", {})
+        platform = document.get("platformSpec") or platform
     else:
         spec, values = document, {}
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # a valid spec, or ParseError
-    return spec, values
+    return spec, values, platform
 
 
 def dag_order(tasks: Mapping[str, dict]) -> List[str]:
@@ -241,16 +252,19 @@ def _parameter_from_file(path: Path, kind: str):
 def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: Union[str, os.PathLike],
                  env: Optional[Mapping[str, str]] = None, *, parameter_values: Optional[Mapping[str, Any]] = None,
                  python: str = sys.executable, run_id: Optional[str] = None, timeout: float = 1800,
-                 on_task=None, server: Optional[Server] = None) -> Dict[str, TaskResult]:
+                 on_task=None, server: Optional[Server] = None, scratch_root: Optional[Path] = None,
+                 secrets: Optional[Mapping[str, Mapping[str, str]]] = None) -> Dict[str, TaskResult]:
     """Executes every task of the spec's root DAG; returns TaskResult per task name, in the order they ran.
 
     `pipeline_root`: the run's pipeline root (KFP's runtimeConfig.pipelineRoot); `env`: the containers' environment
     (the image's: PYTHONPATH to the code, TF_USE_LEGACY_KERAS, ...), added to this process's; `parameter_values`:
     runtime parameters of the run (others keep the PipelineJob's values or the defaults); `python` stands for the
     image's `python`; `on_task(result)` is called after each task; `server`: the backend's store and cache, kept
-    across the runs given the same one (a new, empty one by default: a first run). Raises RefusedSpec, before
+    across the runs given the same one (a new, empty one by default: a first run); `scratch_root`: where the pods'
+    own disks are (default PIPELINE_ROOT/.kfp_local; required for an s3:// root); `secrets`: the namespace's
+    Kubernetes secrets (name -> key -> value) for the platform spec's secretAsEnv. Raises RefusedSpec, before
     running anything, for a spec the open-source backend refuses."""
-    spec, job_values = load(spec_or_path)
+    spec, job_values, platform = load(spec_or_path)
     broken = kfp_rules.violations(spec)
     if broken:
         raise RefusedSpec("the open-source KFP backend refuses this spec:\n" + "\n".join(broken))
@@ -269,8 +283,15 @@ def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: 
     server.runs.append(run_id)
     pipeline_name = spec["pipelineInfo"]["name"]
     run_root = f"{str(pipeline_root).rstrip('/')}/{pipeline_name}/{run_id}"
-    scratch = Path(pipeline_root) / ".kfp_local" / run_id  # the pods' own disks
+    remote = kfp_storage.is_object_store(str(pipeline_root))
+    if remote and not str(pipeline_root).startswith("s3://"):
+        raise NotImplementedError("of the object stores, only s3:// is reproduced here (no other server runs here)")
+    if remote and scratch_root is None:
+        raise ValueError("an s3:// pipeline root needs scratch_root, a local folder for the pods' own disks")
+    scratch = Path(scratch_root or Path(pipeline_root) / ".kfp_local") / run_id  # the pods' own disks
     full_env = {**os.environ, **(env or {})}
+    platform_executors = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get(
+        "executors", {})
     tasks = spec["root"]["dag"]["tasks"]
     published: Dict[str, Dict[str, List[dict]]] = {}  # task -> output key -> RuntimeArtifacts as stored
     results: Dict[str, TaskResult] = {}
@@ -290,7 +311,9 @@ def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: 
         else:
             container = executor["container"]
             executor_input = _executor_input(component, parameters, artifacts, run_root, name, scratch / name,
-                                             server.publish_logs)
+                                             server.publish_logs, remote)
+            task_env = {**full_env, **kfp_storage.container_env(
+                container, platform_executors.get(component["executorLabel"]), secrets or {}, name)}
             fingerprint = None
             if server.cache and task.get("cachingOptions", {}).get("enableCache"):
                 keyed = {**executor_input, "inputs": {**executor_input["inputs"], "parameterValues": resolved}}
@@ -301,8 +324,8 @@ def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: 
                                     fingerprint=fingerprint)
                 published[name] = hit["published"]
             else:
-                result = _run_container(name, container, component, executor_input, scratch / name, full_env,
-                                        python, timeout)
+                result = _run_container(name, container, component, executor_input, scratch / name, task_env,
+                                        python, timeout, remote)
                 result.fingerprint = fingerprint
                 if result.status == "SUCCEEDED":
                     published[name] = {key: [server.store.publish(a, key, run_root) for a in listing]
@@ -355,9 +378,11 @@ def _import(name, importer, parameters, store, run_root):
     return result, {"artifact": [store.publish(artifact, "artifact", run_root)]}
 
 
-def _executor_input(component, parameters, artifacts, run_root, name, scratch: Path, publish_logs: bool) -> dict:
+def _executor_input(component, parameters, artifacts, run_root, name, scratch: Path, publish_logs: bool,
+                    remote: bool = False) -> dict:
     """The ExecutorInput the driver builds: inputs as resolved, one output artifact per output key under
-    PIPELINE_ROOT/PIPELINE_NAME/RUN_ID/TASK/SALT/KEY (plus the driver's executor-logs), output parameter files."""
+    PIPELINE_ROOT/PIPELINE_NAME/RUN_ID/TASK/SALT/KEY (plus the driver's executor-logs), output parameter files, and
+    the ExecutorOutput file at TASK_ROOT's local path (on an object store: on the pod's disk)."""
     task_root = f"{run_root}/{name}/{uuid.uuid4().hex[:8]}"
     outputs_spec = component.get("outputDefinitions", {})
     artifacts_out = {key: {"artifacts": [{"name": key, "uri": f"{task_root}/{key}", "type": spec["artifactType"],
@@ -370,13 +395,15 @@ def _executor_input(component, parameters, artifacts, run_root, name, scratch: P
         "artifacts": artifacts_out,
         "parameters": {key: {"outputFile": str(scratch / "tmp" / "kfp" / "outputs" / key)}
                        for key in outputs_spec.get("parameters", {})},
-        "outputFile": f"{task_root}/{EXECUTOR_OUTPUT}",
+        "outputFile": (str(kfp_storage.local_path_for_uri(task_root, scratch / "pod") / EXECUTOR_OUTPUT) if remote
+                       else f"{task_root}/{EXECUTOR_OUTPUT}"),
     }
     return {"inputs": {"parameterValues": parameters, "artifacts": {k: {"artifacts": v} for k, v in artifacts.items()}},
             "outputs": outputs}
 
 
-def _run_container(name, container, component, executor_input, scratch: Path, env, python, timeout):
+def _run_container(name, container, component, executor_input, scratch: Path, env, python, timeout,
+                   remote: bool = False):
     scratch.mkdir(parents=True, exist_ok=True)
     outputs_spec = component.get("outputDefinitions", {})
     outputs = executor_input["outputs"]
@@ -393,15 +420,25 @@ def _run_container(name, container, component, executor_input, scratch: Path, en
         raise NotImplementedError(f"task {name}: no command (the image's ENTRYPOINT is not known here)")
     if command[0] == "python":
         command[0] = python
-    for spec in outputs["parameters"].values():  # the launcher's prepareOutputFolders
-        Path(spec["outputFile"]).parent.mkdir(parents=True, exist_ok=True)
-    for listing in outputs["artifacts"].values():
-        Path(listing["artifacts"][0]["uri"]).parent.mkdir(parents=True, exist_ok=True)
+    pod = scratch / "pod"  # the pod's own disk: /s3/... of LocalPathForURI is pod/s3/...
+    if remote:
+        downloaded = kfp_storage.download_inputs(executor_input, pod, env)
+        kfp_storage.prepare_output_folders(executor_input, pod)
+        Path(outputs["outputFile"]).parent.mkdir(parents=True, exist_ok=True)
+    else:  # a shared volume: the URIs are the paths
+        for spec in outputs["parameters"].values():  # the launcher's prepareOutputFolders
+            Path(spec["outputFile"]).parent.mkdir(parents=True, exist_ok=True)
+        for listing in outputs["artifacts"].values():
+            Path(listing["artifacts"][0]["uri"]).parent.mkdir(parents=True, exist_ok=True)
 
     log = scratch / "log.txt"
     started = time.monotonic()
     returncode = run_command(command + args, scratch, env, log, python, timeout)
-    if LOGS_OUTPUT in outputs["artifacts"] and log.exists():  # the launcher uploads the task's log there
+    if remote:
+        logs_uri = outputs["artifacts"].get(LOGS_OUTPUT, {}).get("artifacts", [{}])[0].get("uri")
+        if logs_uri and log.exists():
+            kfp_storage.upload_log(log, logs_uri, env)
+    elif LOGS_OUTPUT in outputs["artifacts"] and log.exists():  # the launcher uploads the task's log there
         import shutil
 
         logs = Path(outputs["artifacts"][LOGS_OUTPUT]["artifacts"][0]["uri"])
@@ -409,8 +446,13 @@ def _run_container(name, container, component, executor_input, scratch: Path, en
         shutil.copyfile(log, logs / "log.txt" if logs.is_dir() else logs)
     result = TaskResult(name, "container", "SUCCEEDED" if returncode == 0 else "FAILED", returncode,
                         time.monotonic() - started, json.loads(executor_input_json), command + args, log=log)
+    if remote:
+        result.downloaded = downloaded
     if returncode != 0:
         return result
+    if remote:  # uploadOutputArtifacts (the executor-logs artifact was uploaded above)
+        uploads = {k: v for k, v in outputs["artifacts"].items() if k != LOGS_OUTPUT}
+        result.uploads = kfp_storage.upload_outputs({"outputs": {"artifacts": uploads}}, pod, env)
 
     output_file = Path(outputs["outputFile"])
     executor_output = {}

@@ -1,0 +1,104 @@
+"""The runners' path flags: a local path, or a URI kept as a URI, never a URI taken for a folder name.
+
+`pathlib.Path("s3://bucket/root")` is the relative folder `s3:/bucket/root`, so a URI given to a local run used to
+be resolved under the current directory and written there without a word. The path flags' argparse type keeps a URI
+exactly as given (`Uri`); `check_uris` then makes sure, before anything is read or written, that an installed file
+system opens each one (components/runtime/object_store.py) and that an S3 bucket answers, naming the flag otherwise.
+
+Where a local run needs a local disk whatever its pipeline root is on, `state_dir` says where: the ML Metadata
+store (SQLite), the run lock (flock) and the libraries' log file. The input checks read CSV files with Python's csv
+module, so a --data-root or --schema on an object store is first copied to a local folder (`mirror`); the pipeline's
+own steps read the original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from components.runtime import object_store
+from components.runtime.object_store import URI, StorageError
+from pipeline.cli.inputs import InputError
+
+# The path flags of the local runner: the argparse destination -> the flag.
+FLAGS = {"pipeline_root": "--pipeline-root", "serving_dir": "--serving-dir", "data_root": "--data-root",
+         "schema": "--schema", "unlabeled_data": "--unlabeled-data", "pretrained": "--pretrained",
+         "summary_json": "--summary-json"}
+S3_ENDPOINT_HELP = ("the S3-compatible store's endpoint for s3:// paths, http(s)://HOST:PORT (default: $S3_ENDPOINT, "
+                    "$AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL; none: AWS S3); the credentials come from "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+
+
+class Uri(str):
+    """A path flag's value that names an object store or another URI scheme, kept exactly as given."""
+
+
+def local_path(value: str) -> Union[Path, Uri]:
+    """argparse type of a path flag: a Path, or the URI untouched."""
+    return Uri(value) if URI.match(value) else Path(value)
+
+
+def is_uri(value) -> bool:
+    return isinstance(value, Uri) or (isinstance(value, str) and bool(URI.match(value)))
+
+
+def join(base: Union[str, Path], *parts: str) -> str:
+    """os.path.join that keeps a URI's `scheme://` (os.path.join does too; named for the reader)."""
+    return os.path.join(str(base), *parts)
+
+
+def check_uris(args: argparse.Namespace, flags: Optional[dict] = None) -> None:
+    """InputError naming the flag of the first URI that no installed file system opens or whose S3 bucket does not
+    answer; then registers the file systems the URIs need in this process. Checked before anything is written."""
+    try:
+        object_store.configure_s3(getattr(args, "s3_endpoint", None))
+        uris = []
+        for dest, flag in (flags or FLAGS).items():
+            value = getattr(args, dest, None)
+            if value is not None and is_uri(str(value)):
+                object_store.require(str(value), flag)
+                uris.append((str(value), flag))
+        for uri, flag in uris:
+            object_store.check_bucket(uri, flag)
+    except StorageError as e:
+        raise InputError(str(e), "STORAGE_UNAVAILABLE") from None
+    object_store.load_file_systems(uri for uri, _ in uris)
+
+
+def state_dir(pipeline_root: Union[str, Path], outputs_dir: Path) -> Path:
+    """The local folder of what a run keeps on this machine's disk: the pipeline root itself when it is local;
+    for an object-store root, a folder under outputs/object-store/ named after it (TFX keeps ML Metadata apart from
+    the pipeline root in the same way: on Kubeflow it is the cluster's metadata service)."""
+    if not is_uri(str(pipeline_root)):
+        return Path(pipeline_root)
+    kind = object_store.scheme(str(pipeline_root))
+    rest = str(pipeline_root).split("://", 1)[1].strip("/")
+    return outputs_dir / "object-store" / kind / rest
+
+
+def mirror(uri: str, flag: str, target_root: Path) -> Path:
+    """A local copy of file or folder `uri` (tf.io.gfile) under target_root, fresh on each call (a file removed from
+    the store is gone from the copy too); returns the copy's path. InputError naming `flag` when there is none."""
+    import shutil
+
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(uri):
+        raise InputError(f"{flag} {uri} does not exist.", "NO_INPUT", path=uri)
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    target = target_root / f"{object_store.scheme(uri)}-{digest}" / os.path.basename(uri.rstrip("/"))
+    shutil.rmtree(target.parent, ignore_errors=True)
+    target.parent.mkdir(parents=True)
+    if not tf.io.gfile.isdir(uri):
+        tf.io.gfile.copy(uri, str(target))
+        return target
+    source = uri.rstrip("/")
+    for folder, _, files in tf.io.gfile.walk(source):
+        relative = folder[len(source):].strip("/")
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            tf.io.gfile.copy(f"{folder.rstrip('/')}/{name}", str(target / relative / name))
+    return target
