@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import requests
 
@@ -25,14 +25,19 @@ MODEL = MODEL_NAME
 class ServerProcess:
     """The server, from `with` until the end of the block."""
 
-    def __init__(self, serving_dir: Path, *flags: str, log: Optional[Path] = None):
-        self.serving_dir, self.flags = Path(serving_dir), flags
+    def __init__(self, serving_dir: Union[Path, str], *flags: str, log: Optional[Path] = None,
+                 env: Optional[dict] = None):
+        # A URI (s3://...) stays a string: Path() would turn it into the local folder s3:/...
+        self.serving_dir = serving_dir if "://" in str(serving_dir) else Path(serving_dir)
+        self.flags, self.extra_env = flags, env or {}
+        if log is None and isinstance(self.serving_dir, str):
+            raise ValueError("a serving folder on an object store needs log=PATH (a local file)")
         self.log = log or self.serving_dir.parent / "serve.log"
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
 
     def __enter__(self) -> "ServerProcess":
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", **self.extra_env}
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen([sys.executable, str(SERVE), "--serving-dir", str(self.serving_dir),
                                           "--port", "0", *self.flags], cwd=SERVE.parent.parent, env=env, stdout=out,

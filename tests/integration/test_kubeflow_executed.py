@@ -27,8 +27,9 @@ What this does not reproduce, and so does not prove:
 - ExampleGen's `preCacheCheck` hook (TFX's span/fingerprint driver) is not run: open-source KFP ignores lifecycle
   hooks. So the data root holds plain CSV files; `--spans` on Kubeflow is compiled and checked against the rules,
   not executed.
-- Retries, pod resources, object-store uploads and the KFP UI's artifact views are not modelled; the pipeline root
-  is a local folder (KFP would have gs://, s3://, or a volume).
+- Retries, pod resources and the KFP UI's artifact views are not modelled; the pipeline root is a local folder, as
+  a volume mounted in every pod would be (the launcher's object-store steps, with an s3:// root, are
+  tests/integration/test_kubeflow_on_s3.py's).
 - The image itself (tensorflow/tfx:1.16.0 with this project's code): the steps run with this checkout's virtualenv,
   whose TFX, TensorFlow and tensorflow-text versions are the image's by the pins tests/integration/test_k8s.py checks.
 """
@@ -51,7 +52,7 @@ import pytest
 from pipeline.dag import nodes
 from pipeline.kubeflow import compiler, entrypoint, parameters
 from support import REPO, kfp_local
-from support.retraining import LABEL, TEXT, rows, snapshot, write_csv
+from support.retraining import LABEL, TEXT, rows, snapshot, tiny_checkpoint, write_csv
 
 pytestmark = pytest.mark.slow  # the whole pipeline, task by task, three times: minutes
 
@@ -66,21 +67,6 @@ COMPILE_ARGS = ["--image", IMAGE, "--dataset", "custom", "--labels", "fresh,rott
 RUN_PARAMS = ["train_steps=3"]  # `run_kubeflow.py run --param train_steps=3`
 SPANS = {"run-1": dict(seed=0), "run-2": dict(seed=8, fresh_share=0.95), "run-3": dict(seed=3)}
 EXTRA_PARAMS = {"run-3": ["learning_rate=1e-9"]}
-
-
-def tiny_checkpoint(folder: Path) -> Path:
-    """A Hugging Face-format checkpoint of the tiny preset with random weights and a vocabulary of the reviews'
-    words (support/retraining.py), lower-cased."""
-    from components.model import bert
-    from support import checkpoints
-    from support.retraining import BAD, FILLER, GOOD, MIXED
-
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(GOOD + BAD + FILLER + MIXED)), ",", "."]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    vocab = folder.parent / "vocab.txt"
-    vocab.write_text("\n".join(words) + "\n")
-    config = bert.preset_config("tiny", vocab_size=len(words), max_position_embeddings=64)
-    return checkpoints.write_checkpoint(folder, config, checkpoints.hf_tensors(config), vocab=vocab)
 
 
 def served_versions(serving: Path):

@@ -13,7 +13,8 @@ what KFP's driver and launcher (kubeflow/pipelines, backend/src/v2/driver and ba
   and `type` an instance schema the driver leaves empty (it does not know the schema of a stored artifact);
 - outputs: one artifact per output of the component, `name` its output key, `type` the output's schema, `uri`
   PIPELINE_ROOT/PIPELINE_NAME/RUN_ID/TASK/SALT/KEY; output parameters in files under the task's scratch folder;
-  `outputs.outputFile` TASK_ROOT/output_metadata.json (where KFP puts it for an object-store pipeline root);
+  `outputs.outputFile` TASK_ROOT/output_metadata.json (for an object-store root: TASK_ROOT's local path on the pod's
+  disk, as the driver sets it);
 - the task's own container command and arguments from the spec's deploymentSpec, with `{{$}}` (the ExecutorInput as
   JSON) and the launcher's other placeholders substituted, `python` replaced by the given interpreter, run in a
   process of its own from a scratch folder (so the code comes from PYTHONPATH, as from the image's /pipeline;

@@ -149,3 +149,18 @@ class Case:
         for gate, before in self.baselines.items():
             if gate == nodes.TEXT_GATE or not data_passed:
                 assert snapshot(self.root / "baselines" / gate) == before, gate
+
+
+def tiny_checkpoint(folder: Path) -> Path:
+    """A Hugging Face-format checkpoint of the tiny preset with random weights and a vocabulary of the reviews'
+    words (support/retraining.py), lower-cased."""
+    from components.model import bert
+    from support import checkpoints
+    from support.retraining import BAD, FILLER, GOOD, MIXED
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(GOOD + BAD + FILLER + MIXED)), ",", "."]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    vocab = folder.parent / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n")
+    config = bert.preset_config("tiny", vocab_size=len(words), max_position_embeddings=64)
+    return checkpoints.write_checkpoint(folder, config, checkpoints.hf_tensors(config), vocab=vocab)

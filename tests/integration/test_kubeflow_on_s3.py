@@ -1,0 +1,131 @@
+"""The compiled Kubeflow spec on an S3-compatible store, as on a stock open-source Kubeflow (MinIO/SeaweedFS): its
+pipeline root, serving folder and data root on s3:// (moto's server on 127.0.0.1, support/s3_server.py).
+
+The spec carries what the pods need and KFP's launcher does not hand them: S3_ENDPOINT in every container's env, and
+the credentials from the secret mlpipeline-minio-artifact through the Kubernetes platform spec (secretAsEnv), as
+pipeline/kubeflow/storage.py writes them. It is then executed task by task with the launcher's storage steps
+(support/kfp_storage.py): inputs downloaded to the pod's disk, the ExecutorOutput on the pod's disk, local output paths
+uploaded after exit 0 or skipped when missing. Every TFX step writes straight to its s3:// URI, so the launcher
+uploads nothing of theirs (and overwrites nothing): the skip is what makes TFX and the launcher agree. The pods' only
+credentials are the secret's: this process's environment has none.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.dag import nodes
+from pipeline.kubeflow import parameters
+from support import REPO, kfp_local
+from support.retraining import LABEL, TEXT, rows, tiny_checkpoint, write_csv
+from support.s3_server import ACCESS_KEY, SECRET_KEY
+
+BUCKET = "mlpipeline"
+COMPILE_ARGS = ["--image", "registry.example.com/ml/bert-tfx-pipeline:1.2.3", "--dataset", "custom", "--labels",
+                "fresh,rotten", "--text-column", TEXT, "--label-column", LABEL, "--max-seq-length", "32",
+                "--batch-size", "16", "--epochs", "1", "--train-steps", "3", "--learning-rate", "2e-3",
+                "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
+SECRET = {"mlpipeline-minio-artifact": {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}}
+
+
+def compile_spec(tmp, server, *extra, output="pipeline.yaml"):
+    checkpoint = tiny_checkpoint(tmp / "checkpoint" / "tiny")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipeline" / "run_kubeflow.py"), "compile", *COMPILE_ARGS, "--pretrained",
+         str(checkpoint), "--data-root", f"s3://{BUCKET}/data", "--pipeline-root", f"s3://{BUCKET}/v2/bert",
+         "--serving-dir", f"s3://{BUCKET}/serving", "--s3-endpoint", server.endpoint, *extra,
+         "--output", str(tmp / output)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def compiled_s3(s3_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kfp_s3")
+    proc = compile_spec(tmp, s3_server)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    return tmp, tmp / "pipeline.yaml"
+
+
+def test_the_spec_gives_every_step_the_endpoint_and_the_secrets_keys(compiled_s3, s3_server):
+    _, path = compiled_s3
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    executors = {k: v for k, v in spec["deploymentSpec"]["executors"].items() if "container" in v}
+    assert executors
+    for label, executor in executors.items():
+        env = {e["name"]: e["value"] for e in executor["container"]["env"]}
+        assert env["S3_ENDPOINT"] == env["AWS_ENDPOINT_URL_S3"] == s3_server.endpoint, label
+        assert not any(k.startswith("AWS_ACCESS") or k.startswith("AWS_SECRET") for k in env), label  # never inline
+        secret = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][label]["secretAsEnv"]
+        assert secret == [{"secretName": "mlpipeline-minio-artifact", "keyToEnv": [
+            {"secretKey": "accesskey", "envVar": "AWS_ACCESS_KEY_ID"},
+            {"secretKey": "secretkey", "envVar": "AWS_SECRET_ACCESS_KEY"}]}], label
+    assert spec["defaultPipelineRoot"] == f"s3://{BUCKET}/v2/bert"
+
+
+def test_the_platform_spec_is_read_as_the_kfp_sdk_and_backend_read_it(compiled_s3):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from pipeline.kubeflow import specs
+
+    _, path = compiled_s3
+    platform = specs.load_platform_spec(str(path))
+    message = json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())  # the backend's PlatformSpec proto
+    assert "kubernetes" in message.platforms
+    upload = specs.write_upload_file(specs.load_spec(str(path)), str(path.parent), "upload", platform)
+    assert [d.get("platforms") is not None for d in yaml.safe_load_all(open(upload))] == [False, True]
+
+
+def test_s3_flags_are_checked(compiled_s3, s3_server):
+    tmp, _ = compiled_s3
+    proc = compile_spec(tmp, s3_server, "--s3-credentials-secret", "just-a-name", output="bad.yaml")
+    assert proc.returncode == 2 and "--s3-credentials-secret 'just-a-name' must be NAME:ACCESS_KEY_KEY:" \
+        in proc.stderr, proc.stderr
+    proc = compile_spec(tmp, s3_server, "--s3-credentials-secret", "none", output="pipeline.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "platformSpec" not in json.loads((tmp / "pipeline.json").read_text())
+
+
+@pytest.mark.slow  # the whole pipeline, task by task
+def test_the_spec_runs_with_every_artifact_on_the_store(compiled_s3, s3_server, tmp_path):
+    _, path = compiled_s3
+    s3_server.bucket(BUCKET)
+    local = tmp_path / "reviews.csv"
+    write_csv(local, rows(300, seed=0))
+    s3_server.client().upload_file(str(local), BUCKET, "data/reviews.csv")
+    (tmp_path / "no-data").mkdir()
+    pod_env = {"PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", "BERT_TFX_DATA_DIR": str(tmp_path / "no-data"),
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    spec, _, _ = kfp_local.load(path)
+    values = parameters.resolve_parameters(spec, ["train_steps=3"])
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+    os_environ = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(clean)  # the pods get the store's settings from the spec alone
+    try:
+        results = kfp_local.execute_spec(path, f"s3://{BUCKET}/v2/bert", pod_env, parameter_values=values,
+                                         run_id="run-1", scratch_root=tmp_path / "pods", secrets=SECRET, timeout=900)
+    finally:
+        os.environ.clear()
+        os.environ.update(os_environ)
+    failed = [f"{r.name}: {r.status}\n{r.log_tail()}" for r in results.values() if r.status not in kfp_local.DONE]
+    assert not failed, "\n".join(failed)
+    containers = [r for r in results.values() if r.kind == "container"]
+    for result in containers:
+        # TFX wrote every output straight to its s3:// URI: the launcher had no local file to upload
+        assert set(result.uploads.values()) <= {"skipped: local path does not exist"}, (result.name, result.uploads)
+        for listing in result.artifacts.values():
+            assert listing[0]["uri"].startswith(f"s3://{BUCKET}/v2/bert/"), (result.name, listing)
+    assert results[nodes.TRAINER].downloaded  # the launcher copied the Trainer's inputs to the pod's disk
+    keys = s3_server.keys(BUCKET)
+    pushed = [k for k in keys if k.startswith("serving/bert_classifier/") and k.endswith("/saved_model.pb")]
+    assert len(pushed) == 1, keys
+    assert any(k.startswith("v2/bert/baselines/DataValidationGate/") for k in keys)
+    assert any(k.endswith("/executor-logs") for k in keys)  # the launcher's log upload
