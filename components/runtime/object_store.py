@@ -90,7 +90,7 @@ def require(path: str, flag: str) -> None:
                            f"is the S3 bucket BUCKET on the MinIO service: write s3://{path.split('://', 1)[1]} and "
                            "point --s3-endpoint (or S3_ENDPOINT) at that service.")
     if kind not in ("s3", "gs"):
-        raise StorageError(f"{flag} {path}: no file system for {kind}:// is installed here; use a local path, "
+        raise StorageError(f"{flag} {path}: no file system for {kind}:// is installed; use a local path, "
                            "s3:// (an S3-compatible store) or gs:// (Cloud Storage).")
     missing = _missing_for(kind)
     if missing:

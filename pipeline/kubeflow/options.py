@@ -28,7 +28,15 @@ PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 
 def pod_location(value: str, what: str) -> str:
-    """A URI (scheme://...) or an absolute POSIX path: what a pod of the pipeline can resolve."""
+    """A URI the image's file systems open (s3://, gs://) or an absolute POSIX path: what a pod of the pipeline can
+    resolve. Another scheme (KFP's minio://, hdfs://) is refused naming the flag (components/runtime/object_store.py)."""
+    from components.runtime import object_store
+
+    if object_store.scheme(value) and object_store.scheme(value) not in ("s3", "gs"):
+        try:
+            object_store.require(value, what)
+        except object_store.StorageError as e:
+            raise InputError(str(e)) from None
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) or value.startswith("/"):
         return value.rstrip("/") if len(value) > 1 else value
     raise InputError(f"{what} {value!r} must be a URI (gs://..., s3://...) or an absolute path as the pipeline's "

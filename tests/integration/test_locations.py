@@ -104,3 +104,13 @@ def test_one_endpoint_setting_reaches_both_file_systems(monkeypatch):
                    "AWS_ENDPOINT_URL_S3": "http://minio-service.kubeflow:9000", "AWS_REGION": "us-east-1"}
     with pytest.raises(object_store.StorageError, match="must start with http:// or https://"):
         object_store.s3_environment("minio-service.kubeflow:9000")
+
+
+@pytest.mark.parametrize("flag", ["--pipeline-root", "--serving-dir", "--data-root", "--schema", "--unlabeled-data",
+                                  "--pretrained"])
+def test_the_kubeflow_compiler_refuses_a_scheme_the_image_cannot_open(tmp_path, flag):
+    proc = run(tmp_path, "run_kubeflow.py", "compile", "--output", str(tmp_path / "spec.yaml"), "--pipeline-root",
+               "s3://bucket/root", flag, "hdfs://namenode/x")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert_one_error(proc.stderr, f"{flag} hdfs://namenode/x:", "no file system for hdfs://")
+    assert os.listdir(tmp_path) == []
