@@ -123,6 +123,8 @@ def main(argv=None) -> int:
                             access_log=args.verbose, timeout_keep_alive=5)
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises the signal again for the caller
+        pass
     finally:
         registry.stop()
     return 0

@@ -263,17 +263,23 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     name = dataset if dataset != "custom" else os.path.basename(str(data_root).rstrip("/"))
     # The checks below read the CSV files here; ExampleGen reads the store itself.
     checked_root = mirror(data_root, "--data-root", REMOTE_COPIES) if is_uri(data_root) else data_root
-    span_folders = inputs.spans(checked_root)
-    # With span folders the newest span is what this run ingests: check that one.
-    newest = span_folders[-1][1] if span_folders else checked_root
-    splits = inputs.detect_splits(newest)
-    pipeline_root = local_pipeline_root(args)
-    schema_uri, source = local_schema(args, pipeline_root)
-    # The input checks read the schema here too: a local copy of one on a store.
-    schema = _local_copy(schema_uri) if schema_uri and is_uri(schema_uri) else schema_uri
-    domain = inputs.schema_label_names(schema, label_key) if schema else None
-    required = inputs.schema_requires_text(schema, text_key) if schema else True
-    warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema or "", text_required=required)
+    try:
+        span_folders = inputs.spans(checked_root)
+        # With span folders the newest span is what this run ingests: check that one.
+        newest = span_folders[-1][1] if span_folders else checked_root
+        splits = inputs.detect_splits(newest)
+        pipeline_root = local_pipeline_root(args)
+        schema_uri, source = local_schema(args, pipeline_root)
+        # The input checks read the schema here too: a local copy of one on a store.
+        schema = _local_copy(schema_uri) if schema_uri and is_uri(schema_uri) else schema_uri
+        domain = inputs.schema_label_names(schema, label_key) if schema else None
+        required = inputs.schema_requires_text(schema, text_key) if schema else True
+        warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema_uri or "",  # named as given
+                                      text_required=required)
+    except InputError as e:  # named as the user gave them: the store's URIs, not the local copy's paths
+        raise InputError(_as_given(str(e), checked_root, data_root), e.kind, e.feature,
+                         _as_given(e.path, checked_root, data_root)) from None
+    warnings = [_as_given(w, checked_root, data_root) for w in warnings]
     if span_folders and args.max_examples:
         raise InputError("--max-examples cannot be combined with span folders; subset the spans instead.")
     if args.max_examples:
@@ -315,6 +321,11 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=beam_args,
         enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator)), warnings, notes
+
+
+def _as_given(text: str, copy, original) -> str:
+    """`text` with the local copy's path of an input on a store replaced by the store's URI."""
+    return text if copy == original else text.replace(str(copy), str(original).rstrip("/"))
 
 
 def _local_copy(schema_uri: str) -> str:

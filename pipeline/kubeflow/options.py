@@ -29,7 +29,7 @@ PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 def pod_location(value: str, what: str) -> str:
     """A URI the image's file systems open (s3://, gs://) or an absolute POSIX path: what a pod of the pipeline can
-    resolve. Another scheme (KFP's minio://, hdfs://) is refused naming the flag (components/runtime/object_store.py)."""
+    resolve. Another scheme (KFP's minio://, hdfs://) is refused naming the flag (components/runtime/object_store)."""
     from components.runtime import object_store
 
     if object_store.scheme(value) and object_store.scheme(value) not in ("s3", "gs"):

@@ -1,10 +1,10 @@
 """A local run whose every location is on an S3-compatible server (moto's, on 127.0.0.1: support/s3_server.py), as
 an on-premises Kubeflow's MinIO or SeaweedFS would hold them: the data root, the pipeline root (artifacts, the frozen
-schema, the run-to-run baselines, the report) and the serving folder are s3:// URIs, reached through TensorFlow's S3
-file system (tensorflow-io) and Beam's (boto3). The first run freezes its schema, publishes what its gates accepted
-and pushes; the second finds its frozen schema, baselines and model in service on the store; the server serves
-the pushed model from the store. Nothing is written where the runner is started, and only ML Metadata, the run lock
-and the log stay on this machine's disk."""
+schema, the run-to-run baselines, the report), the serving folder and the masked-LM stage's unlabeled texts are
+s3:// URIs, reached through TensorFlow's S3 file system (tensorflow-io) and Beam's (boto3). The first run freezes
+its schema, publishes what its gates accepted and pushes; the second finds its frozen schema, baselines and model in
+service on the store; the server serves the pushed model from the store. Nothing is written where the runner is
+started, and only ML Metadata, the run lock and the log stay on this machine's disk."""
 
 import json
 import os
@@ -36,10 +36,13 @@ def store(s3_server, tmp_path_factory):
     csv = local / "upload" / "reviews.csv"
     write_csv(csv, rows(300, seed=4))
     s3_server.client().upload_file(str(csv), BUCKET, "incoming/reviews.csv")
+    texts = "\n".join(review for review, _ in rows(120, seed=9)) + "\n"
+    s3_server.client().put_object(Bucket=BUCKET, Key="unlabeled/texts.txt", Body=texts.encode())
     cwd = local / "cwd"
     cwd.mkdir()
     root, serving = f"s3://{BUCKET}/pipelines/reviews", f"s3://{BUCKET}/serving"
-    flags = [*RUN_ARGS, "--data-root", f"s3://{BUCKET}/incoming", "--pipeline-root", root, "--serving-dir", serving]
+    flags = [*RUN_ARGS, "--data-root", f"s3://{BUCKET}/incoming", "--pipeline-root", root, "--serving-dir", serving,
+             "--pretrain-epochs", "1", "--unlabeled-data", f"s3://{BUCKET}/unlabeled"]
     first = run_local(cwd, s3_server, *flags, "--summary-json", f"s3://{BUCKET}/summaries/first.json")
     after_first = s3_server.keys(BUCKET)
     second = run_local(cwd, s3_server, *flags, "--summary-json", f"s3://{BUCKET}/summaries/second.json")
@@ -63,7 +66,9 @@ def test_the_first_run_pushes_to_the_store_and_keeps_its_artifacts_there(store):
     assert {served + "saved_model.pb", served + "variables/variables.index",
             served + "assets.extra/tf_serving_warmup_requests"} <= keys
     root = "pipelines/reviews/"
-    for step in (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM, nodes.TRAINER, nodes.EVALUATOR):
+    assert f"Pretrainer: 120 unlabeled texts from s3://{BUCKET}/unlabeled" in store["first"].stdout
+    for step in (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM, nodes.PRETRAINER, nodes.TRAINER,
+                 nodes.EVALUATOR):
         assert any(k.startswith(f"{root}{step}/") for k in keys), step
     assert {root + "schema/schema.pbtxt", root + "report.html", root + "anomalies.json"} <= keys
     for gate in (nodes.DATA_GATE, nodes.TEXT_GATE):  # the run-to-run baselines, published by the gates
@@ -103,5 +108,7 @@ def test_the_server_serves_the_pushed_model_from_the_store(store, tmp_path):
                        env=env) as running:
         running.wait_for(lambda states: states.get(max(pushed), {}).get("state") == "AVAILABLE", what="the newest")
         answer = running.predict({"instances": ["a wonderful and moving film", "an awful boring mess"]})
+    assert running.proc.returncode == 0, (tmp_path / "serve.log").read_text()  # Ctrl-C: a clean stop, status 0
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
     assert answer.status_code == 200, answer.text
     assert [p["label"] in ("fresh", "rotten") for p in answer.json()["predictions"]] == [True, True], answer.text

@@ -114,3 +114,21 @@ def test_the_kubeflow_compiler_refuses_a_scheme_the_image_cannot_open(tmp_path, 
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert_one_error(proc.stderr, f"{flag} hdfs://namenode/x:", "no file system for hdfs://")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_schema_and_data_on_the_store_are_read_and_named_as_given(tmp_path, s3_server):
+    """The input checks read --schema and --data-root from local copies, and name the store's URIs in what they
+    say: here the schema's label domain (good, bad) does not list the data's labels."""
+    bucket = s3_server.bucket("locations-inputs")
+    schema = (REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt").read_text()
+    schema = schema.replace('value: "fresh"', 'value: "good"').replace('value: "rotten"', 'value: "bad"')
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key="schemas/schema.pbtxt", Body=schema.encode())
+    client.put_object(Bucket=bucket, Key="data/reviews.csv",
+                      Body=b"text,label\na gripping film,fresh\na dull film,rotten\n")
+    proc = run(tmp_path, "run_local.py", "--data-root", f"s3://{bucket}/data", "--schema",
+               f"s3://{bucket}/schemas/schema.pbtxt", env=s3_server.env())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert_one_error(proc.stderr, f"s3://{bucket}/data/reviews.csv: label values that "
+                     f"s3://{bucket}/schemas/schema.pbtxt does not list for column 'label'")
+    assert os.listdir(tmp_path) == []
