@@ -90,7 +90,10 @@ def _signature_metadata(path: str) -> dict:
         saved.ParseFromString(f.read())
     graph = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), saved.meta_graphs[0])
     signature_map = meta_graph_pb2.MetaGraphDef(signature_def=graph.signature_def)
-    return json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
+    # Fields at their default values too (unknown_rank, each dim's name, the init op's empty inputs...), as TF
+    # Serving prints them.
+    return json_format.MessageToDict(signature_map, preserving_proto_field_name=True,
+                                     including_default_value_fields=True)
 
 
 def load_version(version: int, path: str, batching: Optional[BatchingOptions]) -> LoadedVersion:

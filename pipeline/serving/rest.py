@@ -1,6 +1,7 @@
 """TensorFlow Serving's REST predict format (tensorflow_serving/g3doc/api_rest.md), both ways.
 
-Request: a JSON object with an optional `signature_name` (default `serving_default`) and exactly one of
+Request: a JSON object with an optional `signature_name` (default, and when empty, `serving_default`: the metadata
+answer's `model_spec.signature_name` is "", and a client may echo it back) and exactly one of
 - `instances` (row format): a list with one element per example; an element is the value of the signature's only
   input, or an object naming every input;
 - `inputs` (columnar format): the value of the only input, or an object naming every input, each value holding the
@@ -8,7 +9,11 @@ Request: a JSON object with an optional `signature_name` (default `serving_defau
 A string value is a JSON string (UTF-8) or `{"b64": "<base64>"}` (binary, e.g. a serialized tf.Example).
 Response: `{"predictions": [...]}` (row: one element per example, an object of outputs when there are several) or
 `{"outputs": ...}` (columnar). String outputs are JSON strings, or `{"b64": ...}` when not UTF-8 or when the output's
-name ends in `_bytes`. Errors are `{"error": "..."}` with the HTTP status TF Serving gives the same error.
+name ends in `_bytes`. Errors are `{"error": "..."}` with the HTTP status TF Serving gives the same error. Other
+top-level keys are ignored, as TF Serving ignores them.
+
+One deliberate difference: JSON nested deeper than Python's parser goes (about 1,000 levels) is answered 400
+("nested too deeply"), where TF Serving's iterative parser would read it and then ignore an unknown key so deep.
 
 Written here rather than taken from a library: TF Serving's REST layer is C++ inside the model server, and no
 maintained Python package implements the format.
@@ -25,6 +30,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 
 DEFAULT_SIGNATURE = "serving_default"
+TOO_DEEP = "JSON Parse error: the request is nested too deeply (about 1,000 levels at most)"
 
 
 class RestError(Exception):
@@ -109,6 +115,8 @@ def parse_predict(body: bytes) -> Tuple[str, str, Any]:
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise bad_request(f"JSON Parse error: {e}") from None
+    except RecursionError:
+        raise bad_request(TOO_DEEP) from None
     if not isinstance(request, dict):
         raise bad_request(f"JSON Value: {_debug(request)} Is not object")
     has_instances, has_inputs = "instances" in request, "inputs" in request
@@ -119,11 +127,9 @@ def parse_predict(body: bytes) -> Tuple[str, str, Any]:
         raise bad_request("Missing 'inputs' or 'instances' key")
     signature = request.get("signature_name", DEFAULT_SIGNATURE)
     if not isinstance(signature, str):
-        raise bad_request(f"'signature_name' must be a string, got {_debug(signature)}")
-    unknown = sorted(set(request) - {"signature_name", "instances", "inputs"})
-    if unknown:
-        raise bad_request(f"Unexpected key(s) in the request: {', '.join(unknown)}")
+        raise bad_request(f"'signature_name' must be a string, got {_json_type(signature)}")
     key = "instances" if has_instances else "inputs"
+    signature = signature or DEFAULT_SIGNATURE
     return signature, key, request[key]
 
 
@@ -141,7 +147,11 @@ def decode_inputs(key: str, payload: Any, specs: Mapping[str, InputSpec]) -> Dic
         if not payload:
             raise bad_request("'instances' is an empty list: send at least one instance")
         columns: Dict[str, List[Any]] = {n: [] for n in names}
+        named_first = _named(payload[0], names)
         for i, instance in enumerate(payload):
+            if _named(instance, names) != named_first:  # TF Serving: all objects of named inputs, or no object
+                raise bad_request(f"instance {i}: every instance must have the form of the first, "
+                                  + ("an object naming the inputs" if named_first else "a value of the only input"))
             if _named(instance, names):
                 missing = [n for n in names if n not in instance]
                 extra = sorted(set(instance) - set(names))

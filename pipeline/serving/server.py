@@ -211,6 +211,8 @@ def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
                                           settings.request_timeout)
         except rest.RestError as e:
             return error(e.status, e.message)
+        except RecursionError:  # a value nested too deeply for a step after parsing: still the request's fault
+            return error(400, rest.TOO_DEEP)
         except asyncio.TimeoutError:
             return error(504, f"Request timed out after {settings.request_timeout:g} s (--request-timeout)")
         except ClientDisconnect:
@@ -224,10 +226,15 @@ def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
     async def demo_model(request: Request) -> Response:
         return _demo_model(registry)
 
+    async def no_model_name(request: Request) -> Response:  # TF Serving's answer; Starlette would redirect
+        return error(400, "Missing model name in request.")
+
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
     app = Starlette(routes=[Route("/", demo), Route("/demo/model.json", demo_model),
+                            Route("/v1/models", no_model_name, methods=["GET", "POST"]),
+                            Route("/v1/models/", no_model_name, methods=["GET", "POST"]),
                             Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])],
                     exception_handlers={HTTPException: not_found})
     app.state.registry = registry

@@ -64,11 +64,21 @@ def test_status_and_metadata(server):
     assert {"serving_default", "serving_examples", "transform_features"} <= set(signatures)
     default = signatures["serving_default"]
     assert default["inputs"]["text"]["dtype"] == "DT_STRING"
-    assert default["inputs"]["text"]["tensor_shape"]["dim"] == [{"size": "-1"}]
+    # every field TF Serving prints, default values included
+    assert default["inputs"]["text"]["tensor_shape"] == {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    init = signatures["__saved_model_init_op"]
+    assert (init["inputs"], init["method_name"]) == ({}, "")
+    assert init["outputs"]["__saved_model_init_op"]["dtype"] == "DT_INVALID"
     assert {k: v["dtype"] for k, v in default["outputs"].items()} == {
         "probabilities": "DT_FLOAT", "label": "DT_STRING", "label_id": "DT_INT32"}
     assert default["method_name"] == "tensorflow/serving/predict"
     assert requests.get(running.model_url("/metadata", version=1), timeout=10).json() == meta
+    # a client echoing the metadata's signature_name ("") back gets serving_default, as from TF Serving; other
+    # top-level keys are ignored
+    echoed = running.predict({"signature_name": meta["model_spec"]["signature_name"], "instances": ["a fine film"],
+                              "request_id": "abc"})
+    assert echoed.status_code == 200, echoed.text
+    assert echoed.json() == running.predict({"instances": ["a fine film"]}).json()
 
 
 def test_predict_row_and_columnar_formats_match_the_saved_model(server, reference):
@@ -141,6 +151,8 @@ def test_routes_methods_and_unknown_models_or_versions(server):
         (requests.post(running.model_url(":classify"), data="{}", timeout=10), 400, ":predict only"),
         (requests.get(f"{running.url}/v1/models/{MODEL}/versions/x", timeout=10), 400, "not a version number"),
         (requests.get(f"{running.url}/v2/anything", timeout=10), 404, "Not Found"),
+        (requests.get(f"{running.url}/v1/models", timeout=10, allow_redirects=False), 400,
+         "Missing model name in request."),
     ]
     for answer, status, message in cases:
         assert answer.status_code == status, (answer.request.url, answer.text)
