@@ -27,7 +27,7 @@ TEST_WORKERS ?= 2
 
 help:
 	@echo "make run       - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
-	@echo "make serve     - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; SERVE_ARGS='--help')"
+	@echo "make serve     - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; its gRPC API on 8500; SERVE_ARGS='--help')"
 	@echo "make test      - lint (ruff), then run the whole test suite"
 	@echo "make lint      - only ruff, with the rules in pyproject.toml"
 	@echo "make test-fast - only the tests that need no pipeline run and are not slow (under 2 minutes)"

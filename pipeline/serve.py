@@ -115,9 +115,18 @@ def main(argv=None) -> int:
     registry = ModelRegistry(model_dir, settings.model_name, settings.poll_seconds, batching)
     if not registry.version_folders():
         print(f"no version of {settings.model_name} under {serving_dir} yet: waiting for the pipeline to push one")
+    from pipeline.serving import grpc_api
+
+    try:
+        grpc_server, grpc_port = grpc_api.start(registry, settings.host, settings.grpc_port)
+    except (OSError, RuntimeError) as e:  # grpcio raises RuntimeError when it cannot bind
+        print(f"error: cannot listen on {settings.host}:{settings.grpc_port} for gRPC ({e}); pass another "
+              "--grpc-port.", file=sys.stderr)
+        return 2
     registry.start()
     mode = f"batching up to {settings.max_batch_size} examples a call" if batching else "batching off"
-    print(f"serving {model_dir} on http://{settings.host}:{port} ({mode})", flush=True)
+    print(f"serving {model_dir} on http://{settings.host}:{port} ({mode}); gRPC on {settings.host}:{grpc_port}",
+          flush=True)
     print("try: " + curl_line(settings.host, port, settings.model_name), flush=True)
     config = uvicorn.Config(create_app(registry, settings), log_level="info" if args.verbose else "warning",
                             access_log=args.verbose, timeout_keep_alive=5)
@@ -126,6 +135,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises the signal again for the caller
         pass
     finally:
+        grpc_server.stop(grace=2)
         registry.stop()
     return 0
 

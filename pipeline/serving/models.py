@@ -80,16 +80,18 @@ def _input_specs(function) -> Dict[str, rest.InputSpec]:
 
 def _signature_metadata(path: str) -> dict:
     """The SavedModel's SignatureDefMap as JSON, the way TF Serving's metadata endpoint writes it."""
+    import tensorflow as tf
     from google.protobuf import json_format
-    from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow_serving.apis import get_model_metadata_pb2
 
     saved = saved_model_pb2.SavedModel()
-    import tensorflow as tf
-
     with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:  # a local folder or an object store
         saved.ParseFromString(f.read())
     graph = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), saved.meta_graphs[0])
-    signature_map = meta_graph_pb2.MetaGraphDef(signature_def=graph.signature_def)
+    # TF Serving's own message (tensorflow_serving/apis/get_model_metadata.proto): its JSON is the REST answer, and
+    # it packs into the gRPC one as it is.
+    signature_map = get_model_metadata_pb2.SignatureDefMap(signature_def=graph.signature_def)
     # Fields at their default values too (unknown_rank, each dim's name, the init op's empty inputs...), as TF
     # Serving prints them.
     return json_format.MessageToDict(signature_map, preserving_proto_field_name=True,

@@ -35,18 +35,20 @@ class ServerProcess:
         self.log = log or self.serving_dir.parent / "serve.log"
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
+        self.grpc_target = ""  # HOST:PORT of the gRPC API
 
     def __enter__(self) -> "ServerProcess":
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", **self.extra_env}
         with open(self.log, "w") as out:
+            ports = ["--port", "0"] + ([] if "--grpc-port" in self.flags else ["--grpc-port", "0"])
             self.proc = subprocess.Popen([sys.executable, str(SERVE), "--serving-dir", str(self.serving_dir),
-                                          "--port", "0", *self.flags], cwd=SERVE.parent.parent, env=env, stdout=out,
+                                          *ports, *self.flags], cwd=SERVE.parent.parent, env=env, stdout=out,
                                          stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline and not self.url:
-            match = re.search(r"on (http://127\.0\.0\.1:\d+) ", self.log.read_text())
+            match = re.search(r"on (http://127\.0\.0\.1:\d+) .*; gRPC on (127\.0\.0\.1:\d+)", self.log.read_text())
             if match:
-                self.url = match.group(1)
+                self.url, self.grpc_target = match.group(1), match.group(2)
             elif self.proc.poll() is not None:
                 raise RuntimeError(f"serve.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
             else:

@@ -35,6 +35,7 @@ from pipeline.serving import rest
 from pipeline.serving.models import ModelRegistry, Signature
 
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
+GRPC_PORT = 8500  # TF Serving's gRPC port (its --port)
 DEMO_PAGE = Path(__file__).resolve().parent / "demo.html"
 # Files of a version's assets.extra/ (ignored by TF Serving) that the demo page shows when present: the class names
 # (written by the Trainer) and the model card (components/release/model_card.py, CARD_JSON; named here so that the
@@ -55,6 +56,9 @@ class ServerSettings:
                                           "--model_name)", flag="--model-name")
     host: str = setting("127.0.0.1", "address to listen on (127.0.0.1: this machine only)", flag="--host")
     port: int = setting(REST_PORT, "port to listen on (TF Serving's REST port; 0 picks a free one)", flag="--port")
+    grpc_port: int = setting(GRPC_PORT, "port of TF Serving's gRPC API (PredictionService.Predict and "
+                                        "GetModelMetadata, ModelService.GetModelStatus), as TF Serving's --port; 0 "
+                                        "picks a free one", flag="--grpc-port")
     poll_seconds: float = setting(1.0, "seconds between looks for a new version folder (TF Serving's "
                                        "--file_system_poll_wait_seconds)", flag="--poll-seconds", positive=True)
     no_batching: bool = setting(False, "give every request its own model call (TF Serving without "
@@ -74,6 +78,10 @@ class ServerSettings:
             raise ValueError("--batch-timeout-ms must be 0 or more")
         if not 0 <= self.port <= 65535:
             raise ValueError("--port must be between 0 and 65535")
+        if not 0 <= self.grpc_port <= 65535:
+            raise ValueError("--grpc-port must be between 0 and 65535")
+        if self.port and self.port == self.grpc_port:
+            raise ValueError("--grpc-port must differ from --port")
 
 
 class JSONResponse(Response):

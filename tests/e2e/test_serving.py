@@ -60,6 +60,7 @@ def test_status_and_metadata(server):
     assert requests.get(running.model_url(version=1), timeout=10).json() == running.status()
     meta = requests.get(running.model_url("/metadata"), timeout=10).json()
     assert meta["model_spec"] == {"name": MODEL, "signature_name": "", "version": "1"}
+    assert set(meta["metadata"]["signature_def"]) == {"signature_def"}  # TF Serving's SignatureDefMap, nothing else
     signatures = meta["metadata"]["signature_def"]["signature_def"]
     assert {"serving_default", "serving_examples", "transform_features"} <= set(signatures)
     default = signatures["serving_default"]
@@ -275,3 +276,91 @@ def test_the_demo_page_classifies_typed_texts_in_a_real_browser(server, browser)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
     assert errors == []
+
+
+# TF Serving's gRPC API, through the generated stubs of tensorflow-serving-api (what TF Serving's own clients use)
+
+def _stubs(running):
+    import grpc
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    channel = grpc.insecure_channel(running.grpc_target)
+    return channel, prediction_service_pb2_grpc.PredictionServiceStub(channel), \
+        model_service_pb2_grpc.ModelServiceStub(channel)
+
+
+def test_grpc_predict_answers_what_rest_answers(server, reference):
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    running, _ = server
+    channel, prediction, _ = _stubs(running)
+    with channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(TEXTS))
+        response = prediction.Predict(request, timeout=30)
+        assert (response.model_spec.name, response.model_spec.version.value,
+                response.model_spec.signature_name) == (MODEL, 1, "serving_default")
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs["probabilities"]), reference["probabilities"],
+                                   rtol=1e-5, atol=1e-6)
+        assert tf.make_ndarray(response.outputs["label"]).tolist() == reference["label"].tolist()
+        request.output_filter.append("label_id")
+        assert set(prediction.Predict(request, timeout=30).outputs) == {"label_id"}
+
+
+def test_grpc_status_and_metadata(server):
+    from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+    running, _ = server
+    channel, prediction, models = _stubs(running)
+    with channel:
+        status = models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
+            model_spec={"name": MODEL}), timeout=30)
+        assert [(s.version, get_model_status_pb2.ModelVersionStatus.State.Name(s.state), s.status.error_code)
+                for s in status.model_version_status] == [(1, "AVAILABLE", 0)]
+        request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec={"name": MODEL},
+                                                                 metadata_field=["signature_def"])
+        metadata = prediction.GetModelMetadata(request, timeout=30)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        assert metadata.metadata["signature_def"].Unpack(signatures)
+        assert {"serving_default", "serving_examples"} <= set(signatures.signature_def)
+        assert signatures.signature_def["serving_default"].method_name == "tensorflow/serving/predict"
+
+
+def test_grpc_errors_carry_tf_servings_status_codes_and_the_server_keeps_serving(server):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
+    running, _ = server
+    channel, prediction, models = _stubs(running)
+
+    def predict(name=MODEL, version=None, signature="", **inputs):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = name
+        request.model_spec.signature_name = signature
+        if version is not None:
+            request.model_spec.version.value = version
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return prediction.Predict(request, timeout=30)
+
+    cases = [
+        (lambda: predict(name="other", text=["a"]), grpc.StatusCode.NOT_FOUND, "Servable not found"),
+        (lambda: predict(version=7, text=["a"]), grpc.StatusCode.NOT_FOUND, f"Specific({MODEL}, 7)"),
+        (lambda: predict(signature="nope", text=["a"]), grpc.StatusCode.INVALID_ARGUMENT, '"nope" not found'),
+        (lambda: predict(txt=["a"]), grpc.StatusCode.INVALID_ARGUMENT, "do not match the signature's"),
+        (lambda: predict(text=[1, 2]), grpc.StatusCode.INVALID_ARGUMENT, "to be string but int32"),
+        (lambda: predict(text="a"), grpc.StatusCode.INVALID_ARGUMENT, "batch first"),
+        (lambda: models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "other"}),
+                                       timeout=30), grpc.StatusCode.NOT_FOUND, "Could not find any versions"),
+        (lambda: prediction.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec={"name": MODEL}), timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "metadata_field"),
+    ]
+    with channel:
+        for call, code, message in cases:
+            with pytest.raises(grpc.RpcError) as failed:
+                call()
+            assert failed.value.code() == code and message in failed.value.details(), failed.value
+        assert predict(text=["still serving?"]).outputs["label"].string_val

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from support import REPO
 from support.browser import ARTIFACTS, open_page
 from support.serving_server import Server
@@ -21,6 +23,26 @@ def test_the_command_line_refuses_a_missing_folder_and_a_busy_port(tmp_path):
         busy = subprocess.run([sys.executable, "pipeline/serve.py", "--serving-dir", str(tmp_path), "--port",
                                str(taken.getsockname()[1])], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run([sys.executable, "pipeline/serve.py", "--serving-dir", str(tmp_path), "--port", "0",
+                               "--grpc-port", str(taken.getsockname()[1])], cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+    assert busy.returncode == 2 and "for gRPC" in busy.stderr and "--grpc-port" in busy.stderr, busy.stderr
+
+
+def test_grpc_status_without_a_version_is_not_found(tmp_path):
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    (tmp_path / "serving").mkdir()
+    with Server(tmp_path / "serving") as empty, grpc.insecure_channel(empty.grpc_target) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "bert_classifier"}),
+                                timeout=30)
+    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_the_demo_page_says_when_there_is_no_model_yet(tmp_path, browser):
