@@ -34,7 +34,7 @@ def store(s3_server, tmp_path_factory):
     s3_server.bucket(BUCKET)
     local = tmp_path_factory.mktemp("object_store")
     csv = local / "upload" / "reviews.csv"
-    write_csv(csv, rows(300, seed=4))
+    write_csv(csv, rows(200, seed=4))
     s3_server.client().upload_file(str(csv), BUCKET, "incoming/reviews.csv")
     texts = "\n".join(review for review, _ in rows(120, seed=9)) + "\n"
     s3_server.client().put_object(Bucket=BUCKET, Key="unlabeled/texts.txt", Body=texts.encode())

@@ -14,7 +14,6 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
-import json
 import subprocess
 import sys
 
@@ -83,14 +82,19 @@ def test_the_platform_spec_is_read_as_the_kfp_sdk_and_backend_read_it(compiled_s
     assert [d.get("platforms") is not None for d in yaml.safe_load_all(open(upload))] == [False, True]
 
 
-def test_s3_flags_are_checked(compiled_s3, s3_server):
-    tmp, _ = compiled_s3
-    proc = compile_spec(tmp, s3_server, "--s3-credentials-secret", "just-a-name", output="bad.yaml")
-    assert proc.returncode == 2 and "--s3-credentials-secret 'just-a-name' must be NAME:ACCESS_KEY_KEY:" \
-        in proc.stderr, proc.stderr
-    proc = compile_spec(tmp, s3_server, "--s3-credentials-secret", "none", output="pipeline.json")
-    assert proc.returncode == 0, proc.stderr
-    assert "platformSpec" not in json.loads((tmp / "pipeline.json").read_text())
+def test_s3_flags_are_checked():
+    from pipeline.kubeflow import storage
+    from pipeline.kubeflow.errors import UserError
+
+    with pytest.raises(UserError, match="--s3-credentials-secret 'just-a-name' must be NAME:ACCESS_KEY_KEY:"):
+        storage.secret_as_env("just-a-name")
+    assert storage.secret_as_env("none") is None
+    with pytest.raises(UserError, match="--s3-endpoint: S3 endpoint 'minio:9000' must start with http"):
+        storage.container_env("minio:9000")
+    spec = {"deploymentSpec": {"executors": {"a": {"container": {"image": "x"}}, "b": {"importer": {}}}}}
+    assert storage.apply(spec, "http://minio:9000", "none") is None  # env on containers only, no platform spec
+    assert "env" in spec["deploymentSpec"]["executors"]["a"]["container"] and "container" not in \
+        spec["deploymentSpec"]["executors"]["b"]
 
 
 @pytest.mark.slow  # the whole pipeline, task by task
