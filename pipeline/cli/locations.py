@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from components.baselines.store import copy_tree
 from components.runtime import object_store
 from components.runtime.object_store import URI, StorageError
 from pipeline.cli.inputs import InputError
@@ -94,11 +95,6 @@ def mirror(uri: str, flag: str, target_root: Path) -> Path:
     target.parent.mkdir(parents=True)
     if not tf.io.gfile.isdir(uri):
         tf.io.gfile.copy(uri, str(target))
-        return target
-    source = uri.rstrip("/")
-    for folder, _, files in tf.io.gfile.walk(source):
-        relative = folder[len(source):].strip("/")
-        (target / relative).mkdir(parents=True, exist_ok=True)
-        for name in files:
-            tf.io.gfile.copy(f"{folder.rstrip('/')}/{name}", str(target / relative / name))
+    else:
+        copy_tree(uri.rstrip("/"), str(target))
     return target
