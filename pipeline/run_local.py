@@ -176,7 +176,7 @@ def _run(config, warnings: List[str], err):
             # Not something the user can fix from the exception's text: name the step, say what to try, and keep
             # the whole story in a file.
             log = os.path.join(config.pipeline_root, "last_error.log")
-            write_text(log, traceback.format_exc())
+            s.write_text(log, traceback.format_exc())
             failed = next((node for node, state in reporter.states.items() if state == "FAILED"), None)
             reason = f"{type(cause).__name__}: {str(cause).strip()}".splitlines()[0][:300]
             error, status = (f"step {failed or 'pipeline'} failed ({reason}); {step_advice(failed)} (traceback in "
@@ -205,15 +205,6 @@ def step_advice(node: Optional[str]) -> str:
         nodes.PUSHER: "check that --serving-dir is writable and has free space",
     }.get(node or "", "run again with --verbose to see the libraries' logs, or read the log file")
     return advice + "; the same command, run again, resumes after the last finished step"
-
-
-def write_text(path: str, text: str) -> None:
-    """Writes `path` on the local disk or an object store (tf.io.gfile)."""
-    import tensorflow as tf
-
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(text)
 
 
 def write_reports(args: argparse.Namespace, pipeline_root, summary: dict) -> None:

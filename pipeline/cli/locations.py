@@ -62,8 +62,12 @@ def check_uris(args: argparse.Namespace, flags: Optional[dict] = None) -> None:
             if value is not None and is_uri(str(value)):
                 object_store.require(str(value), flag)
                 uris.append((str(value), flag))
-        for uri, flag in uris:
-            object_store.check_bucket(uri, flag)
+        asked = set()
+        for uri, flag in uris:  # one question per bucket
+            bucket = (object_store.scheme(uri), object_store.bucket_and_key(uri)[0])
+            if bucket not in asked:
+                object_store.check_bucket(uri, flag)
+                asked.add(bucket)
     except StorageError as e:
         raise InputError(str(e), "STORAGE_UNAVAILABLE") from None
     object_store.load_file_systems(uri for uri, _ in uris)

@@ -29,19 +29,9 @@ def _baseline(record, node_id: str):
 
 def write_report(config, summary: dict) -> str:
     """Writes <pipeline_root>/report.html of a local run (`config`: its PipelineConfig); returns its path."""
-    from pipeline.cli.summary import RunRecord
+    from pipeline.cli.summary import RunRecord, write_text
 
     context = context_of_run(config, RunRecord(config.metadata_path, config.pipeline_name))
     path = os.path.join(config.pipeline_root, REPORT_FILE)
-    page = render(context, summary)
-    if "://" in path:  # an object store: the object appears whole once its upload ends
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(page)
-        return path
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, path)
+    write_text(path, render(context, summary))
     return path

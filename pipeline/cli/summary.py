@@ -92,10 +92,9 @@ def read_json(path: str):
         return json.load(f)
 
 
-def write_json(path: str, summary: dict) -> None:
+def write_text(path: str, text: str) -> None:
     """Writes `path` whole or not at all: a rename on the local disk; on an object store (s3://, gs://) an object
     appears only once its upload completes."""
-    text = json.dumps(summary, indent=2, sort_keys=False)
     if URI.match(path):
         import tensorflow as tf
 
@@ -104,9 +103,13 @@ def write_json(path: str, summary: dict) -> None:
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str, summary: dict) -> None:
+    write_text(path, json.dumps(summary, indent=2, sort_keys=False))
 
 
 def _exists(path: str) -> bool:

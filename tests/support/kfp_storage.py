@@ -27,6 +27,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
+from components.runtime.object_store import bucket_and_key
+
 ROOTS = {"gs": "gcs", "minio": "minio", "s3": "s3"}  # LocalPathForURI
 
 
@@ -51,11 +53,6 @@ def _client(env: Mapping[str, str]):
                         region_name=env.get("AWS_REGION", "us-east-1"))
 
 
-def _split(uri: str):
-    rest = uri.split("://", 1)[1]
-    bucket, _, key = rest.partition("/")
-    return bucket, key.strip("/")
-
 
 def download_inputs(executor_input: dict, pod_root: Path, env: Mapping[str, str]) -> List[str]:
     """downloadArtifacts: every input artifact on the store copied under its local path; returns the keys copied."""
@@ -66,7 +63,7 @@ def download_inputs(executor_input: dict, pod_root: Path, env: Mapping[str, str]
             local = local_path_for_uri(uri, pod_root)
             if local is None:
                 continue
-            client, (bucket, prefix) = _client(env), _split(uri)
+            client, (bucket, prefix) = _client(env), bucket_and_key(uri)
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
                     key = obj["Key"]
@@ -102,7 +99,7 @@ def upload_outputs(executor_input: dict, pod_root: Path, env: Mapping[str, str])
         if local is None or not local.exists():
             report[key] = "skipped: local path does not exist"
             continue
-        client, (bucket, prefix) = _client(env), _split(uri)
+        client, (bucket, prefix) = _client(env), bucket_and_key(uri)
         files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
         for path in files:
             relative = "" if path == local else str(path.relative_to(local))
@@ -130,5 +127,5 @@ def container_env(container: dict, platform_executor: Optional[dict], secrets: M
 
 def upload_log(log: Path, uri: str, env: Mapping[str, str]) -> None:
     """The launcher's log upload to the executor-logs artifact's URI."""
-    bucket, key = _split(uri)
+    bucket, key = bucket_and_key(uri)
     _client(env).upload_file(str(log), bucket, key)
