@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--serving-dir", type=local_path,
                      help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/ (a local folder, "
                           "s3:// or gs://)")
+    run.add_argument("--model-config-file", type=local_path, metavar="FILE",
+                     help="TF Serving's model config file (text ModelServerConfig) that the model server reads: the "
+                          "version its policy serves for --serving-dir's model is the model in service, the baseline "
+                          "and --warm-start's start (default: the highest pushed version, TF Serving's default "
+                          "policy); see docs/serving.md")
     run.add_argument("--s3-endpoint", metavar="URL", help=S3_ENDPOINT_HELP)
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
     run.add_argument("--infra-validator", action="store_true",

@@ -67,15 +67,24 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if object_store.scheme(settings.serving_dir or ""):  # a URI stays one: Path() would make s3://b/m "s3:/b/m"
+    locations = [settings.model_config_file or settings.serving_dir or ""]
+    if object_store.scheme(locations[0]):  # a URI stays one: Path() would make s3://b/m "s3:/b/m"
         try:
             object_store.configure_s3(args.s3_endpoint)
-            object_store.require(settings.serving_dir, "--serving-dir")
-            object_store.check_bucket(settings.serving_dir, "--serving-dir")
+            flag = "--model-config-file" if settings.model_config_file else "--serving-dir"
+            object_store.require(locations[0], flag)
+            object_store.check_bucket(locations[0], flag)
         except object_store.StorageError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        object_store.load_file_systems([settings.serving_dir])
+        object_store.load_file_systems(locations)
+    if settings.model_config_file:
+        serving_dir = settings.model_config_file
+        found = "://" in serving_dir or os.path.isfile(serving_dir)
+        if not found:
+            print(f"error: --model-config-file {serving_dir} does not exist.", file=sys.stderr)
+            return 2
+    elif object_store.scheme(settings.serving_dir or ""):
         import tensorflow as tf
 
         serving_dir = settings.serving_dir.rstrip("/")
@@ -107,28 +116,42 @@ def main(argv=None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     import uvicorn
 
-    from pipeline.serving.models import BatchingOptions, ModelRegistry
+    from components.baselines.model_config import ConfigError
+    from pipeline.serving import grpc_api
+    from pipeline.serving.metrics import Metrics
+    from pipeline.serving.model_set import ModelSet
+    from pipeline.serving.models import BatchingOptions
     from pipeline.serving.server import create_app
 
     batching = None if settings.no_batching else BatchingOptions(settings.max_batch_size, settings.batch_timeout_ms)
-    model_dir = f"{serving_dir}/{settings.model_name}"
-    registry = ModelRegistry(model_dir, settings.model_name, settings.poll_seconds, batching)
-    if not registry.version_folders():
-        print(f"no version of {settings.model_name} under {serving_dir} yet: waiting for the pipeline to push one")
-    from pipeline.serving import grpc_api
-
+    metrics = Metrics(lambda: {name: r.status() for name, r in models.registries.items()})
+    if settings.model_config_file:
+        try:
+            models = ModelSet.from_config_file(serving_dir, settings.poll_seconds, batching, metrics.batch,
+                                               settings.model_config_poll_seconds)
+        except ConfigError as e:
+            print(f"error: --model-config-file: {e}", file=sys.stderr)
+            return 2
+        what = f"{', '.join(models.names)} from {serving_dir}"
+    else:
+        model_dir = f"{serving_dir}/{settings.model_name}"
+        models = ModelSet.single(model_dir, settings.model_name, settings.poll_seconds, batching, metrics.batch)
+        what = model_dir
+    for name, registry in models.registries.items():
+        if not registry.version_folders():
+            print(f"no version of {name} under {registry.base_dir} yet: waiting for the pipeline to push one")
     try:
-        grpc_server, grpc_port = grpc_api.start(registry, settings.host, settings.grpc_port)
+        grpc_server, grpc_port = grpc_api.start(models, metrics, settings.host, settings.grpc_port)
     except (OSError, RuntimeError) as e:  # grpcio raises RuntimeError when it cannot bind
         print(f"error: cannot listen on {settings.host}:{settings.grpc_port} for gRPC ({e}); pass another "
               "--grpc-port.", file=sys.stderr)
         return 2
-    registry.start()
+    models.start()
     mode = f"batching up to {settings.max_batch_size} examples a call" if batching else "batching off"
-    print(f"serving {model_dir} on http://{settings.host}:{port} ({mode}); gRPC on {settings.host}:{grpc_port}",
+    print(f"serving {what} on http://{settings.host}:{port} ({mode}); gRPC on {settings.host}:{grpc_port}",
           flush=True)
-    print("try: " + curl_line(settings.host, port, settings.model_name), flush=True)
-    config = uvicorn.Config(create_app(registry, settings), log_level="info" if args.verbose else "warning",
+    print("try: " + curl_line(settings.host, port, models.names[0]), flush=True)
+    config = uvicorn.Config(create_app(models, settings, metrics), log_level="info" if args.verbose else "warning",
                             access_log=args.verbose, timeout_keep_alive=5)
     try:
         uvicorn.Server(config).run(sockets=[sock])
@@ -136,7 +159,7 @@ def main(argv=None) -> int:
         pass
     finally:
         grpc_server.stop(grace=2)
-        registry.stop()
+        models.stop()
     return 0
 
 

@@ -1,8 +1,10 @@
 """BaselineLookup: the step that hands a run what it compares with, read from folders (components/baselines/store.py).
 
-- `model`: the model in service, i.e. the highest version under the push destination (`serving_dir/model_name`):
-  the folder TF Serving answers with, model card included. The Evaluator's baseline, and the Trainer's starting point
-  with --warm-start.
+- `model`: the model in service, i.e. the version under the push destination (`serving_dir/model_name`) that TF
+  Serving answers a request without a version with: the highest one, or, with a model config file
+  (--model-config-file), the highest one its version policy serves (components/baselines/model_config.py, the
+  local server's reader too), so a pinned version stays the baseline. Model card included. The Evaluator's
+  baseline, and the Trainer's starting point with --warm-start.
 - `data_statistics`, `text_statistics`: the statistics the data gate and the text gate last accepted (their newest
   publication under `<pipeline root>/baselines/`), the drift checks' baselines.
 
@@ -23,7 +25,7 @@ import os
 
 from tfx import v1 as tfx
 
-from components.baselines import store
+from components.baselines import model_config, store
 from components.features import CLASS_NAMES_FILE
 
 SERVING = "Format-Serving"  # where a Model artifact holds its SavedModel (TFX's layout)
@@ -64,18 +66,28 @@ def _mark(artifact, record: dict) -> None:
     artifact.set_string_custom_property(SOURCE_PROPERTY, record.get("source", ""))
 
 
-def copy_model_in_service(serving_base: str, model) -> dict:
-    """Copies the highest complete version under `serving_base` into `model`; returns the lookup record."""
+def model_in_service(serving_base: str, model_name: str, config_file: str = "") -> dict:
+    """{"folder": the version a request without a version goes to, or None; "policy": how it was chosen}."""
+    policy = model_config.policy_for(config_file, model_name, serving_base)
+    version = policy.latest(int(v) for v in store.versions(serving_base, marker=store.MODEL_MARKER))
+    return {"folder": None if version is None else store.join(serving_base, str(version)),
+            "policy": policy.describe() + (f" ({config_file})" if config_file else "")}
+
+
+def copy_model_in_service(serving_base: str, model, model_name: str = "", config_file: str = "") -> dict:
+    """Copies the version in service under `serving_base` into `model`; returns the lookup record."""
     import tensorflow as tf
 
-    folder = store.newest(serving_base, marker=store.MODEL_MARKER)
+    chosen = model_in_service(serving_base, model_name, config_file)
+    folder = chosen["folder"]
     if folder is None:
-        return {"found": False, "looked_in": serving_base}
+        return {"found": False, "looked_in": serving_base, "policy": chosen["policy"]}
     store.copy_tree(folder, store.join(model.uri, SERVING))
     classes = store.join(folder, "assets.extra", CLASS_NAMES_FILE)  # the Trainer's copy, for the class check
     if tf.io.gfile.exists(classes):
         tf.io.gfile.copy(classes, store.join(model.uri, CLASS_NAMES_FILE), overwrite=True)
-    return {"found": True, "looked_in": serving_base, "source": folder, "version": os.path.basename(folder)}
+    return {"found": True, "looked_in": serving_base, "source": folder, "version": os.path.basename(folder),
+            "policy": chosen["policy"]}
 
 
 def copy_statistics(base: str, statistics) -> dict:
@@ -99,12 +111,16 @@ def BaselineLookup(
         text_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
         serving_base: tfx.dsl.components.Parameter[str],
         data_baselines: tfx.dsl.components.Parameter[str],
-        text_baselines: tfx.dsl.components.Parameter[str]):
+        text_baselines: tfx.dsl.components.Parameter[str],
+        model_name: tfx.dsl.components.Parameter[str] = "",
+        model_config_file: tfx.dsl.components.Parameter[str] = ""):
     """`serving_base`: the push destination (serving_dir/model_name). `data_baselines`, `text_baselines`: where the
-    data and the text gates publish what they accept (relative: under the pipeline root)."""
+    data and the text gates publish what they accept (relative: under the pipeline root). `model_config_file`: TF
+    Serving's model config file whose version policy for `model_name` says which version is in service ("": the
+    highest)."""
     from absl import logging
 
-    model_record = copy_model_in_service(serving_base, model)
+    model_record = copy_model_in_service(serving_base, model, model_name, model_config_file)
     _mark(model, model_record)
     for artifact, base in ((data_statistics, data_baselines), (text_statistics, text_baselines)):
         _mark(artifact, copy_statistics(resolve_under_root(base, artifact.uri), artifact))

@@ -10,10 +10,12 @@ replica, each step takes batch_size x replicas examples, and the loss is the mea
 split (GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps what it
 writes.
 
-Export: one SavedModel with three signatures
+Export: one SavedModel with four signatures
 - `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
   `label_id`;
 - `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
+- `classification`: TF Serving's classify signature (components/modules/serving_signatures.py): serialized
+  tf.Examples as `inputs` -> `classes` and `scores`, for Classify over gRPC and `:classify` over REST;
 - `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels);
 and TF Serving warm-up requests with a few eval texts (`assets.extra/`, components/modules/warmup.py).
 """
@@ -42,7 +44,7 @@ from tfx_bsl.public import tfxio
 from components import features
 from components.baselines import store
 from components.model import bert, distribution, hf_checkpoint, optimization, precision
-from components.modules import training_loop, warmup
+from components.modules import serving_signatures, training_loop, warmup
 from components.runtime.progress import progress
 from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
 
@@ -120,7 +122,7 @@ def _make_optimizer(settings: TrainerSettings, total_steps: int):
 
 
 class ServingModule(tf.Module):
-    """What is exported: the classifier, the transform graph and the class names, with three signatures."""
+    """What is exported: the classifier, the transform graph and the class names, with four signatures."""
 
     def __init__(self, model: keras.Model, tf_transform_output, settings: TrainerSettings, class_names):
         super().__init__()
@@ -149,6 +151,12 @@ class ServingModule(tf.Module):
         raw = tf.io.parse_example(examples, self._serving_spec)
         return self._predict(self.tft_layer(raw))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=serving_signatures.CLASSIFY_INPUT)])
+    def classify_examples(self, inputs):
+        probabilities = self._predict(self.tft_layer(tf.io.parse_example(inputs, self._serving_spec)))["probabilities"]
+        classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(probabilities)[0], 1])
+        return {serving_signatures.CLASSES: classes, serving_signatures.SCORES: probabilities}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(self, examples):
         raw = tf.io.parse_example(examples, self._full_spec)
@@ -157,6 +165,7 @@ class ServingModule(tf.Module):
     def signatures(self):
         return {"serving_default": self.serve_text.get_concrete_function(),
                 "serving_examples": self.serve_examples.get_concrete_function(),
+                serving_signatures.CLASSIFY_SIGNATURE: self.classify_examples.get_concrete_function(),
                 "transform_features": self.transform_features.get_concrete_function()}
 
 
@@ -255,6 +264,8 @@ def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerS
     from this SavedModel's variables once it is in service)."""
     module = ServingModule(model, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
+    serving_signatures.set_method_names(serving_model_dir, {
+        serving_signatures.CLASSIFY_SIGNATURE: serving_signatures.CLASSIFY_METHOD})
     warmup.write_requests(serving_model_dir, warmup.text_requests(
         _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
     # The class names also travel with the pushed model (TF Serving ignores assets.extra/; the demo page reads them).

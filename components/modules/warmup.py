@@ -17,7 +17,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2
+
+from components.modules import serving_signatures
 
 ASSETS_EXTRA = "assets.extra"  # files TF Serving ignores when loading, except the warm-up file
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -38,42 +40,59 @@ def serialized_examples(texts: Sequence[str], text_key: str) -> List[bytes]:
 
 
 def text_requests(texts: Sequence[str], text_key: str) -> List[Request]:
-    """The warm-up set for a text classifier: one text alone and the texts as one batch on `serving_default`, and
-    two tf.Examples on `serving_examples`, so every predict signature is traced and checked once."""
+    """The warm-up set for a text classifier: one text alone and the texts as one batch on `serving_default`, two
+    tf.Examples on `serving_examples` and the same two as a Classify request on `classification`, so every serving
+    signature is traced and checked once."""
     texts = list(texts)
     if not texts:
         raise ValueError("warm-up requests need at least one text")
     return [("serving_default", {"text": np.array([texts[0].encode("utf-8")], dtype=object)}),
             ("serving_default", {"text": np.array([t.encode("utf-8") for t in texts], dtype=object)}),
-            ("serving_examples", {"examples": np.array(serialized_examples(texts[:2], text_key), dtype=object)})]
+            ("serving_examples", {"examples": np.array(serialized_examples(texts[:2], text_key), dtype=object)}),
+            (serving_signatures.CLASSIFY_SIGNATURE,
+             {serving_signatures.CLASSIFY_INPUT: np.array(serialized_examples(texts[:2], text_key), dtype=object)})]
 
 
 def write_requests(model_dir: str, requests: Sequence[Request], model_name: str = "") -> str:
-    """Writes `requests` as TF Serving's warm-up file of `model_dir`; returns its path."""
+    """Writes `requests` as TF Serving's warm-up file of `model_dir`; returns its path. Requests on the classify
+    signature become ClassifyLog records (tf.Examples), the others PredictLog records."""
     path = warmup_path(model_dir)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
         for signature, inputs in requests:
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
-            for name, value in inputs.items():
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            spec = model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            if signature == serving_signatures.CLASSIFY_SIGNATURE:
+                request = classification_pb2.ClassificationRequest(model_spec=spec)
+                request.input.example_list.examples.extend(
+                    tf.train.Example.FromString(e) for e in inputs[serving_signatures.CLASSIFY_INPUT])
+                log = prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
+            else:
+                request = predict_pb2.PredictRequest(model_spec=spec)
+                for name, value in inputs.items():
+                    request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+                log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return path
 
 
 def read_requests(model_dir: str) -> List[Request]:
-    """The predict requests of `model_dir`'s warm-up file ([] when it has none), as TF Serving replays them."""
+    """The requests of `model_dir`'s warm-up file ([] when it has none), as TF Serving replays them: predict requests
+    as their inputs, classify requests as the serialized tf.Examples their signature takes as `inputs`."""
     path = warmup_path(model_dir)
     if not tf.io.gfile.exists(path):
         return []
     requests = []
     for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        if log.WhichOneof("log_type") != "predict_log":
-            continue  # classify/regress/multi-inference logs: none of this project's models writes them
-        request = log.predict_log.request
-        requests.append((request.model_spec.signature_name or "serving_default",
-                         {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}))
+        kind = log.WhichOneof("log_type")
+        if kind == "classify_log":
+            request = log.classify_log.request
+            examples = [e.SerializeToString() for e in request.input.example_list.examples]
+            requests.append((request.model_spec.signature_name or "serving_default",
+                             {serving_signatures.CLASSIFY_INPUT: np.array(examples, dtype=object)}))
+        elif kind == "predict_log":
+            request = log.predict_log.request
+            requests.append((request.model_spec.signature_name or "serving_default",
+                             {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}))
+        # regress/multi-inference logs: none of this project's models writes them
     return requests

@@ -52,10 +52,11 @@ def _check_outputs(signature: str, batch: int, outputs) -> list:
                             f"{batch}")
         elif array.dtype.kind == "f" and not np.isfinite(array).all():
             problems.append(f"signature {signature!r}: output {name!r} is not finite")
-    if "probabilities" in outputs:
-        sums = outputs["probabilities"].numpy().sum(axis=-1)
-        if not all(math.isclose(float(s), 1.0, abs_tol=1e-3) for s in sums):
-            problems.append(f"signature {signature!r}: probabilities do not sum to 1 ({sums.tolist()})")
+    for name in ("probabilities", "scores"):  # the predict signatures' and the classify signature's
+        if name in outputs:
+            sums = outputs[name].numpy().sum(axis=-1)
+            if not all(math.isclose(float(s), 1.0, abs_tol=1e-3) for s in sums):
+                problems.append(f"signature {signature!r}: {name} do not sum to 1 ({sums.tolist()})")
     return problems
 
 

@@ -20,6 +20,7 @@ import posixpath
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
+from components.baselines import model_config
 from components.settings import base as settings_lib
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
@@ -41,6 +42,7 @@ from pipeline.cli.runner_options import (  # noqa: F401
 )
 from pipeline.dag.config import (
     BEAM_DIRECT_MODES,
+    MODEL_NAME,
     OUTPUTS_DIR,
     PipelineConfig,
     curated_schema,
@@ -307,6 +309,7 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
 
     serving_dir = args.serving_dir if is_uri(args.serving_dir) else \
         (args.serving_dir or default_serving_dir(name)).resolve()
+    config_file = _model_config_file(getattr(args, "model_config_file", None), str(serving_dir))
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
         transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
@@ -320,7 +323,23 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         frozen_edit=frozen_edit(str(pipeline_root)) if source == "frozen" else "",
         text_checks_file=checks_file, train_steps=args.train_steps,
         beam_pipeline_args=beam_args,
-        enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator)), warnings, notes
+        enable_cache=not args.no_cache, infra_validator=_docker_checked(args.infra_validator),
+        model_config_file=config_file), warnings, notes
+
+
+def _model_config_file(path, serving_dir: str) -> str:
+    """--model-config-file as the BaselineLookup step reads it ("" when not given), checked here: it must parse and
+    serve this pipeline's model from the folder it pushes to."""
+    if path is None:
+        return ""
+    location = str(path) if is_uri(path) else str(Path(path).resolve())
+    if not is_uri(path) and not Path(location).is_file():
+        raise InputError(f"--model-config-file {location} does not exist.")
+    try:
+        model_config.policy_for(location, MODEL_NAME, join(serving_dir, MODEL_NAME))
+    except model_config.ConfigError as e:
+        raise InputError(f"--model-config-file: {e}") from None
+    return location
 
 
 def _as_given(text: str, copy, original) -> str:

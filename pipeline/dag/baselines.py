@@ -29,7 +29,9 @@ def serving_base(config: PipelineConfig) -> str:
 
 
 def baseline_lookup(config: PipelineConfig):
-    """The step that hands the run the model in service and the last accepted statistics of both gates. Never
+    """The step that hands the run the model in service (under the model config file's policy, when there is one)
+    and the last accepted statistics of both gates. Never
     cached (nodes.NEVER_CACHED): its inputs do not change when what is in service does."""
     return BaselineLookup(serving_base=serving_base(config), data_baselines=baselines_dir(config, DATA_GATE),
-                          text_baselines=baselines_dir(config, TEXT_GATE)).with_id(BASELINE_LOOKUP)
+                          text_baselines=baselines_dir(config, TEXT_GATE), model_name=config.model_name,
+                          model_config_file=config.model_config_file).with_id(BASELINE_LOOKUP)

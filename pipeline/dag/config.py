@@ -112,6 +112,9 @@ class PipelineConfig:
     # tensorflow/serving image on the candidate; the Pusher then needs its blessing. (Not on Kubeflow: TFX 1.16's V2
     # compiler refuses InfraValidator, tfx/orchestration/kubeflow/v2/step_builder.py.)
     infra_validator: bool = False
+    # TF Serving's model config file (components/baselines/model_config.py): its version policy says which pushed
+    # version is in service, the run's baseline; "": the highest version (TF Serving's default policy).
+    model_config_file: str = ""
 
     # Execution.
     beam_pipeline_args: Tuple[str, ...] = ()

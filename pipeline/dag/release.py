@@ -27,8 +27,10 @@ from pipeline.dag.training import TrainingStage
 def infra_validator(config: PipelineConfig, trainer, example_gen, serving_check):
     """TFX's InfraValidator with the local Docker daemon: the pinned stock tensorflow/serving image (the one
     components/release/tf_serving_ops.json describes and k8s/ deploys) loads the candidate in a container and answers
-    `serving_examples` requests built from eval examples. It runs after the project's ServingCheck (which stops a
-    model with missing ops before a container is started)."""
+    Classify requests on `classification` and Predict requests on `serving_examples`, built from eval examples (the
+    client and requests tests/e2e/test_serving_clients.py sends to serve.py). It runs after the project's
+    ServingCheck (which stops a model with missing ops before a container is started)."""
+    from components.modules.serving_signatures import CLASSIFY_SIGNATURE
     from components.release.serving_ops import load_serving_ops  # deferred: reads the op list file
 
     image = load_serving_ops().image
@@ -41,7 +43,8 @@ def infra_validator(config: PipelineConfig, trainer, example_gen, serving_check)
             local_docker=tfx.proto.LocalDockerConfig(),
             model_name=config.model_name),
         request_spec=tfx.proto.RequestSpec(
-            tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(signature_names=["serving_examples"]),
+            tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(signature_names=[
+                CLASSIFY_SIGNATURE, "serving_examples"]),
             split_name="eval", num_examples=8),
     ).with_id(INFRA_VALIDATOR)
     validator.add_upstream_node(serving_check)

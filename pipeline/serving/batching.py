@@ -37,8 +37,10 @@ class _Job:
 
 
 class Batcher:
-    def __init__(self, call: Callable[[Arrays], Arrays], max_batch_size: int, timeout_ms: float, name: str = ""):
+    def __init__(self, call: Callable[[Arrays], Arrays], max_batch_size: int, timeout_ms: float, name: str = "",
+                 on_batch: Optional[Callable[[int], None]] = None):
         self._call, self.max_batch_size, self.timeout = call, max_batch_size, timeout_ms / 1000.0
+        self._on_batch = on_batch  # told the number of examples of each model call (the metrics' batch sizes)
         self._queue: "queue.Queue" = queue.Queue()
         self._held: Optional[_Job] = None  # a job taken from the queue that did not fit the last batch
         self._lock = threading.Lock()
@@ -106,6 +108,8 @@ class Batcher:
                 bounds = np.cumsum([0] + [j.rows for j in batch])
                 outputs = [{k: v[bounds[i]:bounds[i + 1]] for k, v in merged.items()} for i in range(len(batch))]
             self.calls += 1
+            if self._on_batch:
+                self._on_batch(sum(j.rows for j in batch))
         except Exception as e:  # noqa: BLE001 - every request of the batch gets the model's error
             for job in batch:
                 job.future.set_exception(e)

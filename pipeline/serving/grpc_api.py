@@ -1,14 +1,13 @@
-"""TF Serving's gRPC API beside the REST one: PredictionService (Predict, GetModelMetadata) and
-ModelService.GetModelStatus, on the generated `tensorflow_serving.apis` messages and stubs (tensorflow-serving-api,
-pinned with TFX) served by grpcio, the same clients that talk to TF Serving's --port (8500).
+"""TF Serving's gRPC API beside the REST one: PredictionService (Predict, Classify, Regress, MultiInference,
+GetModelMetadata) and ModelService.GetModelStatus, on the generated `tensorflow_serving.apis` messages and stubs
+(tensorflow-serving-api, pinned with TFX) served by grpcio, the same clients that talk to TF Serving's --port (8500).
 
-The services share the REST server's ModelRegistry: the same version in service, the same batchers (a gRPC request
-and a REST request arriving together are merged into one model call) and the same warm-up before a version serves.
-Errors carry TF Serving's status codes: NOT_FOUND for another model or a version not in service, INVALID_ARGUMENT for
-a request the signature cannot take, FAILED_PRECONDITION for a version still loading.
-
-Not here yet: Classify, Regress and MultiInference (the exported model has no classify signature), version labels and
-a model config file.
+The services share the REST server's models (model_set.py): the same versions in service and labels, the same
+batchers (a gRPC request and a REST request arriving together are merged into one model call), the same warm-up
+before a version serves, and the same metrics. A ModelSpec names a version, a `version_label` or neither (the
+highest version serving). Errors carry TF Serving's status codes: NOT_FOUND for a model or version not serving,
+INVALID_ARGUMENT for a request the signature cannot take or an unknown label, UNIMPLEMENTED for a MultiInference
+task of another method.
 """
 
 from __future__ import annotations
@@ -26,40 +25,92 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline.serving import rest
-from pipeline.serving.models import ModelRegistry
+from pipeline.serving import inference, rest
+from pipeline.serving import metrics as metrics_lib
+from pipeline.serving.model_set import ModelSet
 
 log = logging.getLogger(__name__)
 CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.INVALID_ARGUMENT,
-         503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
+         501: grpc.StatusCode.UNIMPLEMENTED, 503: grpc.StatusCode.UNAVAILABLE,
+         504: grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 def _abort(context, status: int, message: str):
-    context.abort(CODES.get(status, grpc.StatusCode.INTERNAL), message)
+    raise _Refused(status, message)
+
+
+def _metered(api: str):
+    """Runs a method under the metrics, turning refusals (RestError included) into the call's status code."""
+    def wrap(method):
+        def call(self, request, context):
+            with self.metrics.request(api, "GRPC") as outcome:
+                try:
+                    return method(self, request, context, outcome)
+                except (_Refused, rest.RestError) as e:
+                    code = CODES.get(e.status, grpc.StatusCode.INTERNAL)
+                    outcome.status = code.name
+                    context.abort(code, e.message)
+        call.__name__ = method.__name__
+        return call
+    return wrap
 
 
 def _version(model_spec) -> Optional[int]:
     return model_spec.version.value if model_spec.HasField("version") else None
 
 
+def _loaded(models: ModelSet, model_spec, outcome):
+    """The version a ModelSpec names (a version, a label or neither)."""
+    outcome.model = model_spec.name
+    registry = models.get(model_spec.name)
+    choice = model_spec.WhichOneof("version_choice")
+    loaded = registry.serving(_version(model_spec), model_spec.version_label if choice == "version_label" else None)
+    outcome.version = str(loaded.version)
+    return loaded
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry: ModelRegistry):
-        self.registry = registry
+    def __init__(self, models: ModelSet, metrics: metrics_lib.Metrics):
+        self.models, self.metrics = models, metrics
 
-    def _loaded(self, model_spec, context):
-        if model_spec.name != self.registry.name:
-            _abort(context, 404, f"Servable not found for request: Latest({model_spec.name})")
-        try:
-            return self.registry.serving(_version(model_spec))
-        except rest.RestError as e:
-            _abort(context, e.status, e.message)
+    @_metered("Classify")
+    def Classify(self, request, context, outcome):
+        loaded = _loaded(self.models, request.model_spec, outcome)
+        outcome.signature = request.model_spec.signature_name or rest.DEFAULT_SIGNATURE
+        response = inference.classify(loaded, request)
+        outcome.examples = len(response.result.classifications)
+        return response
 
-    def Predict(self, request, context):
+    @_metered("Regress")
+    def Regress(self, request, context, outcome):
+        loaded = _loaded(self.models, request.model_spec, outcome)
+        outcome.signature = request.model_spec.signature_name or rest.DEFAULT_SIGNATURE
+        response = inference.regress(loaded, request)
+        outcome.examples = len(response.result.regressions)
+        return response
+
+    @_metered("MultiInference")
+    def MultiInference(self, request, context, outcome):
+        if not request.tasks:
+            _abort(context, 400, "MultiInferenceRequest must contain at least one task")
+        loaded = _loaded(self.models, request.tasks[0].model_spec, outcome)
+        outcome.signature = ",".join(t.model_spec.signature_name or rest.DEFAULT_SIGNATURE for t in request.tasks)
+        return inference.multi_inference(loaded, request)
+
+    @_metered("Predict")
+    def Predict(self, request, context, outcome):
         import numpy as np
         import tensorflow as tf
 
-        loaded = self._loaded(request.model_spec, context)
+        loaded = _loaded(self.models, request.model_spec, outcome)
         name = request.model_spec.signature_name or rest.DEFAULT_SIGNATURE
+        outcome.signature = name
         signature = loaded.signatures.get(name)
         if signature is None:
             _abort(context, 400, f"Serving signature name: \"{name}\" not found in signature def")
@@ -79,9 +130,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         sizes = {len(a) if a.ndim else 0 for a in inputs.values()}
         if 0 in sizes or len(sizes) != 1:
             _abort(context, 400, "every input needs the batch first, of the same size, and at least one example")
+        outcome.examples = sizes.pop()
         try:
-            future = signature.batcher.submit(inputs) if signature.batcher else None
-            outputs = future.result() if future is not None else signature(inputs)
+            outputs = inference.run_signature(signature, inputs)
         except tf.errors.InvalidArgumentError as e:
             _abort(context, 400, str(e.message).strip().splitlines()[0][:500])
         wanted = list(request.output_filter) or sorted(outputs)
@@ -89,42 +140,48 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if unknown:
             _abort(context, 400, f"output_filter names outputs the signature does not have: {unknown}")
         response = predict_pb2.PredictResponse()
-        response.model_spec.name = self.registry.name
+        response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = name
         for key in wanted:
             response.outputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(outputs[key])))
         return response
 
-    def GetModelMetadata(self, request, context):
+    @_metered("GetModelMetadata")
+    def GetModelMetadata(self, request, context, outcome):
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2 as metadata_pb2
 
-        loaded = self._loaded(request.model_spec, context)
+        loaded = _loaded(self.models, request.model_spec, outcome)
         fields = list(request.metadata_field)
         if fields != ["signature_def"]:
             _abort(context, 400, "Metadata field(s) not supported: the only one is signature_def"
                    if fields else "GetModelMetadataRequest must specify at least one metadata_field")
         signature_map = json_format.ParseDict(loaded.metadata, metadata_pb2.SignatureDefMap())
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.registry.name
+        response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = loaded.version
         response.metadata["signature_def"].Pack(signature_map)
         return response
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, registry: ModelRegistry):
-        self.registry = registry
+    def __init__(self, models: ModelSet, metrics: metrics_lib.Metrics):
+        self.models, self.metrics = models, metrics
 
-    def GetModelStatus(self, request, context):
+    @_metered("GetModelStatus")
+    def GetModelStatus(self, request, context, outcome):
         from google.protobuf import json_format
 
         spec = request.model_spec
-        if spec.name != self.registry.name:
+        outcome.model = spec.name
+        registry = self.models.registries.get(spec.name)
+        if registry is None:
             _abort(context, 404, f"Could not find any versions of model {spec.name}")
         version = _version(spec)
-        statuses = self.registry.status(version)
+        if spec.WhichOneof("version_choice") == "version_label":
+            version = registry.version_for_label(spec.version_label)
+        statuses = registry.status(version)
         if not statuses:
             _abort(context, 404, f"Could not find version {version} of model {spec.name}" if version is not None
                    else f"Could not find any versions of model {spec.name}")
@@ -132,14 +189,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                                      get_model_status_pb2.GetModelStatusResponse())
 
 
-def start(registry: ModelRegistry, host: str, port: int, workers: int = 8) -> tuple:
+def start(models: ModelSet, metrics: metrics_lib.Metrics, host: str, port: int, workers: int = 8) -> tuple:
     """(the started grpc.Server, the port it listens on)."""
     # SO_REUSEPORT off: grpcio sets it by default, and a second server on the same port would then share its
     # connections silently instead of failing to start.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
                          options=[("grpc.so_reuseport", 0)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(registry), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models, metrics), server)
     bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if not bound:
         raise OSError(f"cannot listen on {host}:{port}")

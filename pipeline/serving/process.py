@@ -25,13 +25,14 @@ MODEL = MODEL_NAME
 class ServerProcess:
     """The server, from `with` until the end of the block."""
 
-    def __init__(self, serving_dir: Union[Path, str], *flags: str, log: Optional[Path] = None,
+    def __init__(self, serving_dir: Union[Path, str, None], *flags: str, log: Optional[Path] = None,
                  env: Optional[dict] = None):
+        """`serving_dir` None: the flags name a --model-config-file instead (then `log` is needed)."""
         # A URI (s3://...) stays a string: Path() would turn it into the local folder s3:/...
-        self.serving_dir = serving_dir if "://" in str(serving_dir) else Path(serving_dir)
+        self.serving_dir = serving_dir if serving_dir is None or "://" in str(serving_dir) else Path(serving_dir)
         self.flags, self.extra_env = flags, env or {}
-        if log is None and isinstance(self.serving_dir, str):
-            raise ValueError("a serving folder on an object store needs log=PATH (a local file)")
+        if log is None and not isinstance(self.serving_dir, Path):
+            raise ValueError("a serving folder on an object store, or a model config file, needs log=PATH")
         self.log = log or self.serving_dir.parent / "serve.log"
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
@@ -41,9 +42,9 @@ class ServerProcess:
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", **self.extra_env}
         with open(self.log, "w") as out:
             ports = ["--port", "0"] + ([] if "--grpc-port" in self.flags else ["--grpc-port", "0"])
-            self.proc = subprocess.Popen([sys.executable, str(SERVE), "--serving-dir", str(self.serving_dir),
-                                          *ports, *self.flags], cwd=SERVE.parent.parent, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            where = [] if self.serving_dir is None else ["--serving-dir", str(self.serving_dir)]
+            self.proc = subprocess.Popen([sys.executable, str(SERVE), *where, *ports, *self.flags],
+                                         cwd=SERVE.parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline and not self.url:
             match = re.search(r"on (http://127\.0\.0\.1:\d+) .*; gRPC on (127\.0\.0\.1:\d+)", self.log.read_text())
@@ -67,26 +68,29 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def model_url(self, suffix: str = "", version: Optional[int] = None) -> str:
-        return f"{self.url}/v1/models/{MODEL}" + (f"/versions/{version}" if version else "") + suffix
+    def model_url(self, suffix: str = "", version: Optional[int] = None, model: str = MODEL,
+                  label: Optional[str] = None) -> str:
+        return (f"{self.url}/v1/models/{model}" + (f"/versions/{version}" if version else "") +
+                (f"/labels/{label}" if label else "") + suffix)
 
-    def status(self) -> dict:
-        answer = requests.get(self.model_url(), timeout=10)
+    def status(self, model: str = MODEL) -> dict:
+        answer = requests.get(self.model_url(model=model), timeout=10)
         return answer.json() if answer.status_code == 200 else {"model_version_status": []}
 
-    def states(self) -> dict:
-        return {int(s["version"]): s for s in self.status()["model_version_status"]}
+    def states(self, model: str = MODEL) -> dict:
+        return {int(s["version"]): s for s in self.status(model)["model_version_status"]}
 
-    def wait_for(self, condition, timeout: float = 120, what: str = "") -> None:
+    def wait_for(self, condition, timeout: float = 120, what: str = "", model: str = MODEL) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if condition(self.states()):
+            if condition(self.states(model)):
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve.py exited:\n{self.log.read_text()}")
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}: {json.dumps(self.status())}\n{self.log.read_text()}")
 
-    def predict(self, body, version: Optional[int] = None, **kwargs) -> requests.Response:
+    def predict(self, body, version: Optional[int] = None, verb: str = "predict", model: str = MODEL,
+                label: Optional[str] = None, **kwargs) -> requests.Response:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        return requests.post(self.model_url(":predict", version), data=data, timeout=60, **kwargs)
+        return requests.post(self.model_url(f":{verb}", version, model, label), data=data, timeout=60, **kwargs)

@@ -53,12 +53,12 @@ class InputSpec:
     shape: Tuple[Any, ...]
 
 
-def _debug(value: Any) -> str:
+def debug(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     return {dict: "Object", list: "Array", str: "String", bool: "Bool", type(None): "Null"}.get(
         type(value), "Number")
 
@@ -72,7 +72,7 @@ def _scalar(value: Any, dtype: str) -> Any:
             try:
                 return base64.b64decode(value["b64"], validate=True)
             except (binascii.Error, ValueError):
-                raise bad_request(f"JSON Value: {_debug(value)} is not valid base64") from None
+                raise bad_request(f"JSON Value: {debug(value)} is not valid base64") from None
     elif dtype == "bool":
         if isinstance(value, bool):
             return value
@@ -82,7 +82,7 @@ def _scalar(value: Any, dtype: str) -> Any:
     elif dtype.startswith(("float", "half", "bfloat", "double")):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
-    raise bad_request(f"JSON Value: {_debug(value)} Type: {_json_type(value)} is not of expected type: {dtype}")
+    raise bad_request(f"JSON Value: {debug(value)} Type: {json_type(value)} is not of expected type: {dtype}")
 
 
 def _tensor(value: Any, spec: InputSpec, name: str, batched: bool) -> np.ndarray:
@@ -109,8 +109,8 @@ def _tensor(value: Any, spec: InputSpec, name: str, batched: bool) -> np.ndarray
     return array
 
 
-def parse_predict(body: bytes) -> Tuple[str, str, Any]:
-    """(signature name, "instances" or "inputs", the payload) of a predict request body."""
+def parse_object(body: bytes) -> dict:
+    """A request body's JSON object, or TF Serving's 400 for what is not one."""
     try:
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -118,7 +118,13 @@ def parse_predict(body: bytes) -> Tuple[str, str, Any]:
     except RecursionError:
         raise bad_request(TOO_DEEP) from None
     if not isinstance(request, dict):
-        raise bad_request(f"JSON Value: {_debug(request)} Is not object")
+        raise bad_request(f"JSON Value: {debug(request)} Is not object")
+    return request
+
+
+def parse_predict(body: bytes) -> Tuple[str, str, Any]:
+    """(signature name, "instances" or "inputs", the payload) of a predict request body."""
+    request = parse_object(body)
     has_instances, has_inputs = "instances" in request, "inputs" in request
     if has_instances and has_inputs:
         raise bad_request("Not formatted correctly: a request has either 'instances' (row format) or 'inputs' "
@@ -127,7 +133,7 @@ def parse_predict(body: bytes) -> Tuple[str, str, Any]:
         raise bad_request("Missing 'inputs' or 'instances' key")
     signature = request.get("signature_name", DEFAULT_SIGNATURE)
     if not isinstance(signature, str):
-        raise bad_request(f"'signature_name' must be a string, got {_json_type(signature)}")
+        raise bad_request(f"'signature_name' must be a string, got {json_type(signature)}")
     key = "instances" if has_instances else "inputs"
     signature = signature or DEFAULT_SIGNATURE
     return signature, key, request[key]
@@ -143,7 +149,7 @@ def decode_inputs(key: str, payload: Any, specs: Mapping[str, InputSpec]) -> Dic
     names = list(specs)
     if key == "instances":
         if not isinstance(payload, list):
-            raise bad_request(f"Expecting 'instances' to be a list, got {_json_type(payload)}")
+            raise bad_request(f"Expecting 'instances' to be a list, got {json_type(payload)}")
         if not payload:
             raise bad_request("'instances' is an empty list: send at least one instance")
         columns: Dict[str, List[Any]] = {n: [] for n in names}
@@ -184,7 +190,7 @@ def decode_inputs(key: str, payload: Any, specs: Mapping[str, InputSpec]) -> Dic
     arrays = {}
     for n in names:
         if not isinstance(values[n], list):
-            raise bad_request(f"input {n!r}: expecting a list with the batch first, got {_json_type(values[n])}")
+            raise bad_request(f"input {n!r}: expecting a list with the batch first, got {json_type(values[n])}")
         if not values[n]:
             raise bad_request(f"input {n!r} is an empty list: send at least one example")
         arrays[n] = _tensor(values[n], specs[n], n, batched=True)

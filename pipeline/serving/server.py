@@ -2,9 +2,12 @@
 
     GET  /                                              a demo page: type texts, see labels and probabilities
     GET  /demo/model.json                               the version in service, its class names and model card
-    GET  /v1/models/{name}[/versions/{v}]              version status
-    GET  /v1/models/{name}[/versions/{v}]/metadata     signature defs
-    POST /v1/models/{name}[/versions/{v}]:predict      row ("instances") or columnar ("inputs") format
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]               version status
+    GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata      signature defs
+    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict       row ("instances") or columnar ("inputs")
+    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:classify      tf.Examples as JSON ("examples", "context")
+    POST /v1/models/{name}[/versions/{v}|/labels/{l}]:regress       the same, on a regress signature
+    GET  /monitoring/prometheus/metrics                             Prometheus metrics (metrics.py)
 
 Every error is `{"error": "..."}` with TF Serving's HTTP status for it (400 bad request, 404 unknown model, version
 or path, 405 wrong method, 413 body over --max-request-mb, 504 past --request-timeout, 500 a model failure that is
@@ -31,8 +34,10 @@ from starlette.routing import Route
 from components.features import CLASS_NAMES_FILE
 from components.settings.base import setting
 from pipeline.dag.config import MODEL_NAME
-from pipeline.serving import rest
-from pipeline.serving.models import ModelRegistry, Signature
+from pipeline.serving import inference, rest, rest_examples
+from pipeline.serving import metrics as metrics_lib
+from pipeline.serving.model_set import ModelSet
+from pipeline.serving.models import LoadedVersion, ModelRegistry, Signature
 
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
 GRPC_PORT = 8500  # TF Serving's gRPC port (its --port)
@@ -52,13 +57,19 @@ class ServerSettings:
     serving_dir: str = setting("", "the pipeline's serving folder: the model is SERVING_DIR/MODEL_NAME/<version>/ "
                                    "(default: that of `make run`, outputs/rotten_tomatoes/serving)",
                                flag="--serving-dir")
+    model_config_file: str = setting("", "TF Serving's model config file (text ModelServerConfig): the models to "
+                                         "serve, each with its base_path (relative: to the file's folder), version "
+                                         "policy and version labels, instead of --serving-dir and --model-name",
+                                     flag="--model-config-file")
+    model_config_poll_seconds: float = setting(
+        2.0, "seconds between re-reads of --model-config-file, applied when it changed (0: read once; TF Serving's "
+             "--model_config_file_poll_wait_seconds, whose default is 0)", flag="--model-config-poll-seconds")
     model_name: str = setting(MODEL_NAME, "the model's name in the URLs and under the serving folder (TF Serving's "
                                           "--model_name)", flag="--model-name")
     host: str = setting("127.0.0.1", "address to listen on (127.0.0.1: this machine only)", flag="--host")
     port: int = setting(REST_PORT, "port to listen on (TF Serving's REST port; 0 picks a free one)", flag="--port")
-    grpc_port: int = setting(GRPC_PORT, "port of TF Serving's gRPC API (PredictionService.Predict and "
-                                        "GetModelMetadata, ModelService.GetModelStatus), as TF Serving's --port; 0 "
-                                        "picks a free one", flag="--grpc-port")
+    grpc_port: int = setting(GRPC_PORT, "port of TF Serving's gRPC API (PredictionService and ModelService), as TF "
+                                        "Serving's --port; 0 picks a free one", flag="--grpc-port")
     poll_seconds: float = setting(1.0, "seconds between looks for a new version folder (TF Serving's "
                                        "--file_system_poll_wait_seconds)", flag="--poll-seconds", positive=True)
     no_batching: bool = setting(False, "give every request its own model call (TF Serving without "
@@ -82,6 +93,11 @@ class ServerSettings:
             raise ValueError("--grpc-port must be between 0 and 65535")
         if self.port and self.port == self.grpc_port:
             raise ValueError("--grpc-port must differ from --port")
+        if self.model_config_poll_seconds < 0:
+            raise ValueError("--model-config-poll-seconds must be 0 or more")
+        if self.model_config_file and self.serving_dir:
+            raise ValueError("pass --serving-dir or --model-config-file, not both: the config file names each "
+                             "model's folder (base_path)")
 
 
 class JSONResponse(Response):
@@ -97,9 +113,10 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-# /v1/models/<name>[/versions/<version>][/metadata | :<verb>]
-_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
+# /v1/models/<name>[/versions/<version> | /labels/<label>][/metadata | :<verb>]
+_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
                    r"(?:/(?P<metadata>metadata)|:(?P<verb>[^/:]+))?$")
+API = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -134,48 +151,89 @@ def _version_of(match) -> Optional[int]:
     return int(match["version"])
 
 
-def _check_name(registry: ModelRegistry, name: str, what: str) -> None:
-    if name != registry.name:
-        raise rest.RestError(404, f"{what}: this server serves model {registry.name!r} only, not {name!r}")
+def _target(models: ModelSet, match, outcome: metrics_lib.Outcome, status: bool):
+    """(registry, version or None) the path names; a label is resolved to its version here."""
+    outcome.model = match["name"]
+    if status and match["name"] not in models.registries:
+        raise rest.RestError(404, f"Could not find any versions of model {match['name']}")
+    registry = models.get(match["name"])
+    version = _version_of(match)
+    if match["label"] is not None:
+        version = registry.version_for_label(match["label"])
+    return registry, version
 
 
-def _status(registry: ModelRegistry, name: str, version: Optional[int]) -> JSONResponse:
-    _check_name(registry, name, "Could not find any versions of model " + name)
+def _status(registry: ModelRegistry, version: Optional[int]) -> JSONResponse:
     statuses = registry.status(version)
     if not statuses:
-        raise rest.RestError(404, f"Could not find version {version} of model {name}" if version is not None
-                             else f"Could not find any versions of model {name}")
+        raise rest.RestError(404, f"Could not find version {version} of model {registry.name}" if version is not None
+                             else f"Could not find any versions of model {registry.name}")
     return JSONResponse({"model_version_status": statuses})
 
 
-def _metadata(registry: ModelRegistry, name: str, version: Optional[int]) -> JSONResponse:
-    _check_name(registry, name, "Servable not found")
+def _metadata(registry: ModelRegistry, version: Optional[int], outcome) -> JSONResponse:
     loaded = registry.serving(version)
-    return JSONResponse({"model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
+    outcome.version = str(loaded.version)
+    return JSONResponse({"model_spec": {"name": registry.name, "signature_name": "", "version": str(loaded.version)},
                          "metadata": {"signature_def": loaded.metadata}})
 
 
-async def _predict(registry: ModelRegistry, limit: int, request: Request, name: str,
-                   version: Optional[int]) -> JSONResponse:
-    _check_name(registry, name, "Servable not found")
-    body = await read_body(request, limit)
+def _model_error(e: Exception) -> rest.RestError:
+    """A model call's exception as TF Serving answers it: 400 when the request was at fault, else 500."""
+    import tensorflow as tf
+
+    message = str(getattr(e, "message", "") or e).strip().splitlines()[0][:500] if str(e).strip() \
+        else type(e).__name__
+    return rest.RestError(400 if isinstance(e, (tf.errors.InvalidArgumentError, ValueError, TypeError)) else 500,
+                          message)
+
+
+def _serving(registry: ModelRegistry, version: Optional[int], outcome) -> LoadedVersion:
+    """The version a request goes to, held until it is answered: a version switch does not affect it."""
+    loaded = registry.serving(version)
+    outcome.version = str(loaded.version)
+    return loaded
+
+
+async def _predict(registry: ModelRegistry, version: Optional[int], body: bytes, outcome) -> JSONResponse:
     signature_name, key, payload = rest.parse_predict(body)
-    loaded = registry.serving(version)  # held until answered: a version switch does not affect this request
+    outcome.signature = signature_name
+    loaded = _serving(registry, version, outcome)
     signature = loaded.signatures.get(signature_name)
     if signature is None:
         raise rest.RestError(400, f"Serving signature name: \"{signature_name}\" not found in signature def "
                                   f"(the model has {', '.join(sorted(loaded.signatures))})")
     inputs = rest.decode_inputs(key, payload, signature.inputs)
+    outcome.examples = len(next(iter(inputs.values())))
     try:
         outputs = await run_signature(signature, inputs)
     except Exception as e:  # noqa: BLE001 - answered as TF Serving would
-        import tensorflow as tf
-
-        message = str(getattr(e, "message", "") or e).strip().splitlines()[0][:500] if str(e).strip() \
-            else type(e).__name__
-        status_code = 400 if isinstance(e, (tf.errors.InvalidArgumentError, ValueError, TypeError)) else 500
-        raise rest.RestError(status_code, message) from None
+        raise _model_error(e) from None
     return JSONResponse(rest.encode_outputs(key, outputs))
+
+
+async def _classify_or_regress(registry: ModelRegistry, version: Optional[int], verb: str, body: bytes,
+                               outcome) -> JSONResponse:
+    """`:classify` and `:regress`: the JSON becomes the gRPC request message, answered by the same code as gRPC."""
+    from tensorflow_serving.apis import classification_pb2, regression_pb2
+
+    request = (classification_pb2.ClassificationRequest if verb == "classify" else
+               regression_pb2.RegressionRequest)()
+    rest_examples.parse_request(body, verb, request)
+    loaded = _serving(registry, version, outcome)
+    request.model_spec.name = outcome.model
+    outcome.signature = request.model_spec.signature_name or rest.DEFAULT_SIGNATURE
+    kind = request.input.WhichOneof("kind")
+    outcome.examples = len(getattr(request.input, kind).examples) if kind else 0
+    run = inference.classify if verb == "classify" else inference.regress
+    try:
+        response = await run_in_threadpool(run, loaded, request)  # the batcher's wait blocks: not on the loop
+    except rest.RestError:
+        raise
+    except Exception as e:  # noqa: BLE001 - answered as TF Serving would
+        raise _model_error(e) from None
+    return JSONResponse(rest_examples.classification_json(response.result) if verb == "classify"
+                        else rest_examples.regression_json(response.result))
 
 
 def _demo_model(registry: ModelRegistry) -> Response:
@@ -195,28 +253,42 @@ def _demo_model(registry: ModelRegistry) -> Response:
     return JSONResponse({"name": registry.name, "version": current.version, **extra})
 
 
-def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
-    """The HTTP application: TF Serving's REST routes under /v1/models/, and the demo page at /."""
+def create_app(models: ModelSet, settings: ServerSettings, metrics: metrics_lib.Metrics) -> Starlette:
+    """The HTTP application: TF Serving's REST routes under /v1/models/, its metrics path, and the demo page at /
+    (for the first model)."""
     limit = int(settings.max_request_mb * 2 ** 20)
 
-    async def models(request: Request) -> Response:
+    async def handle(request: Request, match, outcome) -> Response:
+        registry, version = _target(models, match, outcome,
+                                    status=request.method == "GET" and not match["metadata"] and not match["verb"])
+        if request.method == "GET":
+            if match["verb"]:
+                return error(405, f"{request.url.path} takes POST, not GET")
+            return _metadata(registry, version, outcome) if match["metadata"] else _status(registry, version)
+        if match["verb"] not in API:
+            return error(405 if not match["verb"] else 404, f"Malformed request: POST {request.url.path}")
+        body = await read_body(request, limit)
+        if match["verb"] == "predict":
+            return await _predict(registry, version, body, outcome)
+        return await _classify_or_regress(registry, version, match["verb"], body, outcome)
+
+    async def model_routes(request: Request) -> Response:
         match = _PATH.match(request.path_params["rest"])
         if not match:
             return error(404, f"Malformed request: {request.method} {request.url.path}")
+        if request.method == "GET":
+            api = "GetModelMetadata" if match["metadata"] else "GetModelStatus"
+        else:
+            api = API.get(match["verb"] or "", "Unknown")
+        with metrics.request(api, "REST") as outcome:
+            answer = await _answer(request, match, outcome)
+            if answer.status_code != 200:
+                outcome.status = metrics_lib.STATUS_NAMES.get(answer.status_code, "UNKNOWN")
+            return answer
+
+    async def _answer(request: Request, match, outcome) -> Response:
         try:
-            version = _version_of(match)
-            if request.method == "GET":
-                if match["verb"]:
-                    return error(405, f"{request.url.path} takes POST, not GET")
-                return (_metadata if match["metadata"] else _status)(registry, match["name"], version)
-            if match["verb"] != "predict":
-                if match["verb"] in ("classify", "regress"):
-                    return error(400, f"this server implements :predict only (for tf.Examples: :predict with "
-                                      f"\"signature_name\": \"serving_examples\" and {{\"b64\": ...}} values), not "
-                                      f":{match['verb']}")
-                return error(405 if not match["verb"] else 404, f"Malformed request: POST {request.url.path}")
-            return await asyncio.wait_for(_predict(registry, limit, request, match["name"], version),
-                                          settings.request_timeout)
+            return await asyncio.wait_for(handle(request, match, outcome), settings.request_timeout)
         except rest.RestError as e:
             return error(e.status, e.message)
         except RecursionError:  # a value nested too deeply for a step after parsing: still the request's fault
@@ -226,24 +298,32 @@ def create_app(registry: ModelRegistry, settings: ServerSettings) -> Starlette:
         except ClientDisconnect:
             return error(499, "Client closed the request")
 
-    page = DEMO_PAGE.read_text(encoding="utf-8").replace("__MODEL_NAME__", registry.name)
+    first = models.names[0] if models.names else MODEL_NAME
+    page = DEMO_PAGE.read_text(encoding="utf-8").replace("__MODEL_NAME__", first)
 
     async def demo(request: Request) -> Response:
         return HTMLResponse(page)
 
     async def demo_model(request: Request) -> Response:
-        return _demo_model(registry)
+        try:
+            return _demo_model(models.get(first))
+        except rest.RestError as e:
+            return error(e.status, e.message)
 
     async def no_model_name(request: Request) -> Response:  # TF Serving's answer; Starlette would redirect
         return error(400, "Missing model name in request.")
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=metrics_lib.CONTENT_TYPE)
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return error(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
 
     app = Starlette(routes=[Route("/", demo), Route("/demo/model.json", demo_model),
+                            Route(metrics_lib.PATH, prometheus),
                             Route("/v1/models", no_model_name, methods=["GET", "POST"]),
                             Route("/v1/models/", no_model_name, methods=["GET", "POST"]),
-                            Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])],
+                            Route("/v1/models/{rest:path}", model_routes, methods=["GET", "POST"])],
                     exception_handlers={HTTPException: not_found})
-    app.state.registry = registry
+    app.state.models = models
     return app

@@ -62,7 +62,8 @@ def test_status_and_metadata(server):
     assert meta["model_spec"] == {"name": MODEL, "signature_name": "", "version": "1"}
     assert set(meta["metadata"]["signature_def"]) == {"signature_def"}  # TF Serving's SignatureDefMap, nothing else
     signatures = meta["metadata"]["signature_def"]["signature_def"]
-    assert {"serving_default", "serving_examples", "transform_features"} <= set(signatures)
+    assert {"serving_default", "serving_examples", "classification", "transform_features"} <= set(signatures)
+    assert signatures["classification"]["method_name"] == "tensorflow/serving/classify"
     default = signatures["serving_default"]
     assert default["inputs"]["text"]["dtype"] == "DT_STRING"
     # every field TF Serving prints, default values included
@@ -149,7 +150,11 @@ def test_routes_methods_and_unknown_models_or_versions(server):
          f"Servable not found for request: Specific({MODEL}, 7)"),
         (requests.post(f"{running.url}/v1/models/other:predict", data="{}", timeout=10), 404, "Servable not found"),
         (requests.get(running.model_url(":predict"), timeout=10), 405, "takes POST"),
-        (requests.post(running.model_url(":classify"), data="{}", timeout=10), 400, ":predict only"),
+        (requests.post(running.model_url(":classify"), data="{}", timeout=10), 400,
+         "When method is classify, key 'examples' is expected"),  # :classify itself: test_serving_clients.py
+        (requests.post(running.model_url(":explain"), data="{}", timeout=10), 404, "Malformed request"),
+        (requests.get(running.model_url(label="stable"), timeout=10), 400,
+         "Unrecognized servable version label: stable"),
         (requests.get(f"{running.url}/v1/models/{MODEL}/versions/x", timeout=10), 400, "not a version number"),
         (requests.get(f"{running.url}/v2/anything", timeout=10), 404, "Not Found"),
         (requests.get(f"{running.url}/v1/models", timeout=10, allow_redirects=False), 400,

@@ -20,7 +20,7 @@ def served_version(base: Path, version: int) -> Path:
     return folder
 
 
-def lookup_pipeline(tmp_path: Path, serving: Path):
+def lookup_pipeline(tmp_path: Path, serving: Path, config_file: str = ""):
     from tfx import v1 as tfx
 
     from components.baselines.lookup import BaselineLookup
@@ -28,7 +28,8 @@ def lookup_pipeline(tmp_path: Path, serving: Path):
 
     root = tmp_path / "root"
     node = BaselineLookup(serving_base=str(serving), data_baselines="baselines/DataValidationGate",
-                          text_baselines="baselines/TextValidationGate").with_id(BASELINE_LOOKUP)
+                          text_baselines="baselines/TextValidationGate", model_name=serving.name,
+                          model_config_file=config_file).with_id(BASELINE_LOOKUP)
     return tfx.dsl.Pipeline(
         pipeline_name="lookup", pipeline_root=str(root), components=[node], enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -76,3 +77,45 @@ def test_a_model_pushed_between_two_runs_is_the_next_runs_baseline(tmp_path, run
     else:  # TFX's cache, keyed on inputs and properties that did not change, answers with the old model
         state, _, recorded = last_lookup(tmp_path)
         assert (state, recorded) == ("CACHED", str(first))
+
+
+def test_a_version_pinned_after_a_bad_push_is_the_baseline_the_server_serves(tmp_path):
+    """Version 2 was pushed and turned out bad; the model config file pins version 1. The next run's lookup (real
+    TFX, cache on) hands the run version 1, as the local server serves it; unpinning makes version 2 both again."""
+    from tfx import v1 as tfx
+
+    from pipeline.dag.pipeline import local_ir
+    from pipeline.serving.model_set import ModelSet
+
+    serving = tmp_path / "serving" / "bert_classifier"
+    good, bad = served_version(serving, 1), served_version(serving, 2)
+    config = tmp_path / "models.config"
+
+    def pin(policy: str):
+        config.write_text('model_config_list { config { name: "bert_classifier" base_path: "serving/bert_classifier" '
+                          f'model_platform: "tensorflow" model_version_policy {{ {policy} }} }} }}')
+
+    def lookup_and_server():
+        tfx.orchestration.LocalDagRunner().run_with_ir(local_ir(lookup_pipeline(tmp_path, serving, str(config))))
+        models = ModelSet.from_config_file(str(config), 1.0, None)
+        return last_lookup(tmp_path)[1], set(models.registries["bert_classifier"].aspired())
+
+    pin("specific { versions: 1 }")
+    assert lookup_and_server() == (str(good), {1})
+    pin("latest { num_versions: 1 }")
+    assert lookup_and_server() == (str(bad), {2})
+
+
+def test_a_model_config_file_that_does_not_serve_the_pipelines_model_is_refused(tmp_path):
+    from components.baselines import model_config
+
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list { config { name: "other" base_path: "/srv/other" } }')
+    with pytest.raises(model_config.ConfigError, match="has no model named 'bert_classifier' \\(it has other\\)"):
+        model_config.policy_for(str(config), "bert_classifier", str(tmp_path / "serving" / "bert_classifier"))
+    config.write_text('model_config_list { config { name: "bert_classifier" base_path: "/srv/elsewhere" } }')
+    with pytest.raises(model_config.ConfigError, match="serves 'bert_classifier' from /srv/elsewhere, not from"):
+        model_config.policy_for(str(config), "bert_classifier", str(tmp_path / "serving" / "bert_classifier"))
+    config.write_text("model_config_list { config { name: ")
+    with pytest.raises(model_config.ConfigError, match="is not a text ModelServerConfig"):
+        model_config.read(str(config))

@@ -8,10 +8,16 @@ from components import features
 
 
 def check_signatures(saved_model_dir, max_seq_length: int, label: str = "fresh"):
-    """The exported model's three signatures, their inputs and outputs, and that raw text and a tf.Example give the
-    same probabilities; returns the loaded model."""
+    """The exported model's four signatures, their inputs, outputs and TF Serving method names, and that raw text,
+    a tf.Example and the classify signature give the same probabilities; returns the loaded model."""
+    from components.modules import serving_signatures
+
     loaded = tf.saved_model.load(str(saved_model_dir))
-    assert set(loaded.signatures) == {"serving_default", "serving_examples", "transform_features"}
+    assert set(loaded.signatures) == {"serving_default", "serving_examples", "classification", "transform_features"}
+    methods = serving_signatures.method_names(str(saved_model_dir))
+    assert methods["classification"] == "tensorflow/serving/classify"
+    assert {methods[k] for k in ("serving_default", "serving_examples", "transform_features")} == {
+        "tensorflow/serving/predict"}
 
     default = loaded.signatures["serving_default"]
     (text_spec,) = default.structured_input_signature[1].values()
@@ -33,6 +39,11 @@ def check_signatures(saved_model_dir, max_seq_length: int, label: str = "fresh")
     p1 = default(text=tf.constant([text]))["probabilities"].numpy()
     p2 = examples(examples=tf.constant([example.SerializeToString()]))["probabilities"].numpy()
     np.testing.assert_allclose(p1, p2, atol=1e-6)
+    classified = loaded.signatures["classification"](inputs=tf.constant([example.SerializeToString()]))
+    assert set(classified) == {"classes", "scores"}
+    np.testing.assert_allclose(classified["scores"].numpy(), p1, atol=1e-6)
+    names = [c.decode() for c in classified["classes"].numpy()[0]]
+    assert len(names) == 2 and default(text=tf.constant([text]))["label"].numpy()[0].decode() == names[int(p1.argmax())]
 
     transform = loaded.signatures["transform_features"]
     labelled = tf.train.Example(features=tf.train.Features(feature={

@@ -4,6 +4,7 @@ instances of mixed forms, and GET /v1/models. The parsing on small in-memory bod
 Starlette application (no model needed: each answer comes before one is loaded)."""
 
 import json
+import re
 
 import pytest
 
@@ -52,11 +53,13 @@ def test_instances_of_one_form_are_decoded():
 def client(tmp_path):
     from starlette.testclient import TestClient
 
-    from pipeline.serving.models import ModelRegistry
+    from pipeline.serving.metrics import Metrics
+    from pipeline.serving.model_set import ModelSet
     from pipeline.serving.server import ServerSettings, create_app
 
-    registry = ModelRegistry(str(tmp_path / "bert_classifier"), "bert_classifier")
-    return TestClient(create_app(registry, ServerSettings()), raise_server_exceptions=False)
+    models = ModelSet.single(str(tmp_path / "bert_classifier"), "bert_classifier", 1.0, None)
+    metrics = Metrics(lambda: {name: r.status() for name, r in models.registries.items()})
+    return TestClient(create_app(models, ServerSettings(), metrics), raise_server_exceptions=False)
 
 
 @pytest.mark.parametrize("path", ["/v1/models", "/v1/models/"])
@@ -73,3 +76,42 @@ def test_no_body_shape_gets_a_500(client):
         answer = client.post("/v1/models/bert_classifier:predict", content=body)
         assert answer.status_code == 400, (body[:40], answer.status_code, answer.text[:200])
         assert answer.headers["content-type"] == "application/json" and set(json.loads(answer.text)) == {"error"}
+
+
+def test_classify_json_becomes_tf_servings_classification_request():
+    from tensorflow_serving.apis import classification_pb2
+
+    from pipeline.serving import rest_examples
+
+    request = classification_pb2.ClassificationRequest()
+    body = json.dumps({"signature_name": "classification", "context": {"lang": "en"},
+                       "examples": [{"text": "a film", "stars": 4, "score": 0.5, "raw": {"b64": "AAE="}},
+                                    {"text": ["two", "values"], "flag": True}]})
+    rest_examples.parse_request(body.encode(), "classify", request)
+    assert request.model_spec.signature_name == "classification"
+    listed = request.input.example_list_with_context
+    assert listed.context.features.feature["lang"].bytes_list.value == [b"en"]
+    first, second = (e.features.feature for e in listed.examples)
+    assert first["text"].bytes_list.value == [b"a film"] and first["stars"].int64_list.value == [4]
+    assert first["score"].float_list.value == [0.5] and first["raw"].bytes_list.value == [b"\x00\x01"]
+    assert second["text"].bytes_list.value == [b"two", b"values"] and second["flag"].int64_list.value == [1]
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"instances": ["a"]}, "When method is classify, key 'examples' is expected and was not found"),
+    ({"examples": {"text": "a"}}, "Expecting 'examples' value to be an list/array"),
+    ({"examples": []}, "'examples' value is an empty array"),
+    ({"examples": ["a film"]}, "Example must be JSON object but got JSON String"),
+    ({"examples": [{"text": None}]}, "Feature: text has element with unexpected JSON type: Null"),
+    ({"examples": [{"text": [["a"]]}]}, "Feature: text has element with unexpected JSON type: Array"),
+    ({"examples": [{"text": ["a", 1]}]}, "Unexpected element type in feature: text expecting type: bytes"),
+    ({"examples": [{"n": 2 ** 64 - 1}]}, "Only int64_t is supported"),
+    ({"examples": [{"text": {"b64": "%%"}}]}, "is not valid base64"),
+])
+def test_bad_classify_bodies_are_refused_with_tf_servings_messages(body, message):
+    from tensorflow_serving.apis import classification_pb2
+
+    from pipeline.serving import rest_examples
+
+    with pytest.raises(rest.RestError, match=re.escape(message)):
+        rest_examples.parse_request(json.dumps(body).encode(), "classify", classification_pb2.ClassificationRequest())

@@ -317,7 +317,7 @@ def test_infra_validator_needs_a_docker_daemon_and_wires_the_pinned_serving_imag
     assert spec["tensorflow_serving"] == {"image_name": "tensorflow/serving", "tags": ["2.16.1"]}
     assert "local_docker" in spec and spec["model_name"] == "bert_classifier"
     request = json.loads(validator.exec_properties["request_spec"])
-    assert request["tensorflow_serving"] == {"signature_names": ["serving_examples"]}
+    assert request["tensorflow_serving"] == {"signature_names": ["classification", "serving_examples"]}
     assert request["split_name"] == "eval"
     assert nodes.SERVING_CHECK in {n.id for n in validator.upstream_nodes} and nodes.INFRA_VALIDATOR in {
         n.id for n in built[nodes.EVALUATOR].upstream_nodes}
