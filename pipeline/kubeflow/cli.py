@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            "server's default pipeline root")
     c.add_argument("--serving-dir", help="where blessed models are pushed, as SERVING_DIR/MODEL_NAME/VERSION/ "
                                          "(default: PIPELINE_ROOT/serving)")
+    c.add_argument("--model-config-file", metavar="URI",
+                   help="TF Serving's model config file that the serving deployment reads (as the pods see it): "
+                        "each run's BaselineLookup takes the version its policy serves as the model in service "
+                        "(default: the highest pushed version)")
     storage.add_flags(c)
     c.add_argument("--no-cache", action="store_true", help="compile with KFP's step cache off")
     c.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")

@@ -133,4 +133,6 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         schema_source="--schema" if args.schema else ("curated" if schema_file else "none"),
         text_checks_file=options.text_checks_for(str(local_schema) if local_schema else None),
         train_steps=args.train_steps, beam_pipeline_args=beam_args, vertex_training=vertex,
-        enable_cache=not args.no_cache)
+        enable_cache=not args.no_cache,
+        model_config_file=pod_location(args.model_config_file, "--model-config-file") if args.model_config_file
+        else "")

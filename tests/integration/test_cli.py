@@ -86,3 +86,18 @@ def test_invalid_text_checks_file(tmp_path, content, fragment):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["anomalies"][0]["kind"] == "INVALID_TEXT_CHECKS"
     assert json.loads((tmp_path / "root" / "anomalies.json").read_text())["error"] == summary["error"]
+
+
+@pytest.mark.parametrize("config, fragment", [
+    (None, "does not exist"),
+    ('model_config_list { config { name: "bert_classifier" base_path: "/srv/elsewhere" } }',
+     "serves 'bert_classifier' from /srv/elsewhere, not from"),
+    ("model_config_list { config { name: ", "is not a text ModelServerConfig"),
+])
+def test_a_model_config_file_that_cannot_be_followed_is_refused(tmp_path, config, fragment):
+    _write_csv(tmp_path / "data" / "d.csv", ["text", "label"], [["good", "pos"], ["bad", "neg"]] * 10)
+    if config is not None:
+        (tmp_path / "models.config").write_text(config)
+    proc = run_local("--data-root", tmp_path / "data", "--pipeline-root", tmp_path / "root", "--serving-dir",
+                     tmp_path / "serving", "--model-config-file", tmp_path / "models.config")
+    _assert_one_line_error(proc, "--model-config-file", fragment)

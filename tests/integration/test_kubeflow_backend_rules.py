@@ -14,7 +14,7 @@ from support.kubeflow import COMPILE_ARGS, process_state_kept
 
 VARIANTS = {
     "default": [],
-    "warm-start": ["--warm-start"],
+    "warm-start": ["--warm-start", "--model-config-file", "gs://bucket/serving/models.config"],
     "pretrain-epochs": ["--pretrain-epochs", "1"],
     "spans": ["--spans"],
     "vertex-only multi-worker": ["--trainer-workers", "2", "--vertex-project", "my-project",
@@ -60,6 +60,8 @@ def test_what_a_run_compares_with_comes_from_a_container_task_that_is_never_cach
     lookup = tasks[nodes.BASELINE_LOOKUP]["inputs"]["parameters"]
     assert lookup["data_baselines"]["runtimeValue"]["constant"] == "gs://bucket/root/baselines/DataValidationGate"
     assert lookup["serving_base"]["runtimeValue"]["constant"] == "gs://bucket/serving/bert_classifier"
+    assert lookup["model_config_file"]["runtimeValue"]["constant"] == (
+        "gs://bucket/serving/models.config" if variant == "warm-start" else "")
     if variant == "warm-start":
         assert tasks[nodes.TRAINER]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"] == {
             "producerTask": nodes.BASELINE_LOOKUP, "outputArtifactKey": "model"}
