@@ -1,13 +1,14 @@
-"""Serve the pushed model over TensorFlow Serving's REST API, on this machine, without TensorFlow Serving.
+"""Serve the pushed model over TensorFlow Serving's REST and gRPC APIs, on this machine, without TensorFlow Serving.
 
-    python pipeline/serve.py                       # what `make run` pushed, on http://127.0.0.1:8501
+    python pipeline/serve.py                       # what `make run` pushed, on http://127.0.0.1:8501 and :8500
     python pipeline/serve.py --serving-dir DIR [--model-name bert_classifier] [--host 127.0.0.1] [--port 8501]
+    python pipeline/serve.py --model-config-file models.config    # TF Serving's: models, version policies, labels
 
-The same client code works against this server and against the TensorFlow Serving deployment in k8s/: status
-(GET /v1/models/NAME), metadata (GET /v1/models/NAME/metadata) and predict (POST /v1/models/NAME:predict, row or
-columnar format, {"b64": ...} for binary strings). Like TF Serving it serves the newest version folder, picks up
-new ones as the Pusher writes them (after loading and warming them up), batches concurrent requests, and answers
-every error with {"error": "..."}. Stop it with Ctrl-C.
+The same client code works against this server and against the TensorFlow Serving deployment in k8s/: REST status,
+metadata, predict (row or columnar), classify and regress; gRPC PredictionService and ModelService with TF Serving's
+stubs; Prometheus metrics at /monitoring/prometheus/metrics. Like TF Serving it serves the newest version folder (or
+what a model config file's policy names), picks up new ones as the Pusher writes them (after loading and warming them
+up), batches concurrent requests, and answers every error with TF Serving's status. Stop it with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -37,15 +38,16 @@ DEFAULT_DATASET = "rotten_tomatoes"  # `make run`'s dataset, whose serving folde
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="serve.py",
-        description="Serve the pushed model over TensorFlow Serving's REST API on this machine: status "
-                    "(GET /v1/models/NAME), metadata (GET /v1/models/NAME/metadata) and predict (POST "
-                    "/v1/models/NAME:predict, row or columnar format), so the same client works here and against "
-                    "TF Serving in k8s/.",
-        epilog="Like TF Serving it serves the newest version folder and switches to a new one once it has loaded and "
+        description="Serve the pushed model over TensorFlow Serving's REST API (status, metadata, :predict in row "
+                    "or columnar format, :classify, :regress) and its gRPC API (PredictionService, ModelService) on "
+                    "this machine, so the same client works here and against TF Serving in k8s/. Prometheus "
+                    "metrics: GET /monitoring/prometheus/metrics.",
+        epilog="Like TF Serving it serves the newest version folder (or the versions a --model-config-file's "
+               "policy names, with its labels, re-read while serving) and switches to a new one once it has loaded and "
                "answered its warm-up requests (a version that fails is reported in the status and the previous one "
                "keeps serving), and it merges concurrent requests into one model call. Every error is answered "
                "{\"error\": \"...\"} with TF Serving's HTTP status. Exit status: 0 stopped (Ctrl-C), 2 invalid "
-               "flags, a missing serving folder or a port in use.",
+               "flags, a missing serving folder, a model config file that cannot be used, or a port in use.",
         formatter_class=HelpFormatter)
     contract.add_flags(parser.add_argument_group("server"), ServerSettings)
     parser.add_argument("--s3-endpoint", metavar="URL", help=S3_ENDPOINT_HELP)

@@ -10,15 +10,14 @@ ignores method names, so the Keras/TF side sees no difference.
 A classify signature has TF Serving's shape: one input `inputs` (serialized tf.Examples) and the outputs `classes`
 (class names, [batch, classes], strings) and/or `scores` ([batch, classes], float32).
 
-Only TensorFlow is imported: the serving probe runs this in a process without TFX or Keras.
+Only TensorFlow is imported, and only when a function needs it: the serving probe runs this in a process without
+TFX or Keras, and the local server reads its names before loading TensorFlow.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Dict, Mapping
-
-import tensorflow as tf
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
@@ -29,6 +28,7 @@ REGRESS_INPUT, REGRESS_OUTPUT = "inputs", "outputs"
 
 
 def _saved_model(export_dir: str):
+    import tensorflow as tf  # deferred: the servers import the names above before TensorFlow is needed
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
@@ -58,6 +58,8 @@ def set_method_names(export_dir: str, methods: Mapping[str, str]) -> None:
             if problem:
                 raise ValueError(f"signature {name!r} cannot be a {method} signature: {problem}")
             signature.method_name = method
+    import tensorflow as tf
+
     with tf.io.gfile.GFile(os.path.join(export_dir, "saved_model.pb"), "wb") as f:
         f.write(saved.SerializeToString(deterministic=True))
     # Private, but it is what tf.saved_model.save itself calls: the fingerprint hashes saved_model.pb.

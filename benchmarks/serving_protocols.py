@@ -1,0 +1,138 @@
+"""Benchmark: one text and 32 texts per request over gRPC, over REST and in-process, side by side in one run.
+
+    .venv/bin/python benchmarks/serving_protocols.py [--serving-dir outputs/rotten_tomatoes/serving] [--seconds 10]
+        [--json F]
+
+On the newest pushed version, one server (pipeline/serve.py, batching on, its default) answers both protocols; the
+clients are TF Serving's own: the generated PredictionService stub (one channel) and HTTP keep-alive POSTs of the REST
+row format. Each mode is measured at concurrency 1 in rounds that alternate the modes (in-process, REST, gRPC, then
+again), so a change in the machine's speed during the run touches them alike. The server overhead of a protocol is its
+p50 minus the in-process p50 of the same request size. Every loop is bounded (--seconds per mode and round,
+--max-requests) and the server listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse
+import http.client
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.serving import texts  # noqa: E402
+from components.runtime.quiet_exit import quiet_exit  # noqa: E402
+from pipeline.dag.config import MODEL_NAME, default_serving_dir  # noqa: E402
+from pipeline.serving.process import ServerProcess  # noqa: E402
+
+SIZES = (1, 32)
+ROUNDS = 3
+
+
+def in_process(model_dir: str):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    return lambda batch: signature(text=tf.constant(batch))["probabilities"].numpy()
+
+
+def over_rest(url: str):
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)  # keep-alive
+    path = f"/v1/models/{MODEL_NAME}:predict"
+
+    def call(batch):
+        conn.request("POST", path, json.dumps({"instances": batch}), {"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"HTTP {answer.status}: {body[:200]!r}")
+        return json.loads(body)
+    return call
+
+
+def over_grpc(target: str):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+
+    def call(batch):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL_NAME
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(batch))
+        return stub.Predict(request, timeout=60).outputs["probabilities"]
+    return call
+
+
+def timed(call, batch, seconds: float, max_requests: int) -> list:
+    latencies, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline and len(latencies) < max_requests:
+        start = time.perf_counter()
+        call(batch)
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serving-dir", type=Path, default=default_serving_dir("rotten_tomatoes"))
+    parser.add_argument("--seconds", type=float, default=10.0, help="time of each mode in each round")
+    parser.add_argument("--max-requests", type=int, default=3000, help="request limit of each mode in each round")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    base = args.serving_dir / MODEL_NAME
+    versions = sorted((int(p.name) for p in base.iterdir() if p.name.isdigit()), reverse=True) if base.is_dir() else []
+    if not versions:
+        print(f"error: no model under {base}: run `make run` first, or pass --serving-dir", file=sys.stderr)
+        return 2
+    corpus = texts()
+    batches = {size: corpus[:size] for size in SIZES}
+    latencies = {}
+    with tempfile.TemporaryDirectory() as logs, \
+            ServerProcess(args.serving_dir, log=Path(logs) / "serve.log") as server:
+        server.wait_for(lambda states: any(s["state"] == "AVAILABLE" for s in states.values()), what="the model")
+        calls = {"in-process": in_process(str(base / str(versions[0]))), "REST": over_rest(server.url),
+                 "gRPC": over_grpc(server.grpc_target)}
+        for call in calls.values():  # warm-up: tracing, first allocations, connections
+            for size in SIZES:
+                for _ in range(10):
+                    call(batches[size])
+        for _ in range(ROUNDS):
+            for size in SIZES:
+                for mode, call in calls.items():
+                    latencies.setdefault((mode, size), []).extend(
+                        timed(call, batches[size], args.seconds / ROUNDS, args.max_requests))
+    rows = []
+    for size in SIZES:
+        reference = float(np.percentile(latencies[("in-process", size)], 50)) * 1000
+        for mode in calls:
+            ms = np.array(latencies[(mode, size)]) * 1000
+            p50 = float(np.percentile(ms, 50))
+            row = {"mode": mode, "texts": size, "requests": len(ms), "p50_ms": round(p50, 2),
+                   "p99_ms": round(float(np.percentile(ms, 99)), 2),
+                   "overhead_p50_ms": round(p50 - reference, 2) if mode != "in-process" else 0.0}
+            rows.append(row)
+            print(f"{mode:<10} {size:>2} text(s): p50 {row['p50_ms']:>7} ms, p99 {row['p99_ms']:>7} ms, overhead "
+                  f"{row['overhead_p50_ms']:>5} ms ({row['requests']} requests)", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                                         "model": str(base / str(versions[0])), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    quiet_exit(main())
