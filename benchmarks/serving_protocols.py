@@ -1,14 +1,14 @@
 """Benchmark: one text and 32 texts per request over gRPC, over REST and in-process, side by side in one run.
 
-    .venv/bin/python benchmarks/serving_protocols.py [--serving-dir outputs/rotten_tomatoes/serving] [--seconds 10]
+    .venv/bin/python benchmarks/serving_protocols.py [--serving-dir outputs/rotten_tomatoes/serving] [--seconds 30]
         [--json F]
 
 On the newest pushed version, one server (pipeline/serve.py, batching on, its default) answers both protocols; the
 clients are TF Serving's own: the generated PredictionService stub (one channel) and HTTP keep-alive POSTs of the REST
-row format. Each mode is measured at concurrency 1 in rounds that alternate the modes (in-process, REST, gRPC, then
-again), so a change in the machine's speed during the run touches them alike. The server overhead of a protocol is its
-p50 minus the in-process p50 of the same request size. Every loop is bounded (--seconds per mode and round,
---max-requests) and the server listens on 127.0.0.1 only.
+row format. The modes take turns request by request (in-process, REST, gRPC, in-process, ...; one caller, a short
+untimed pause before each), so a change in the machine's speed during the run touches them alike. The server overhead
+of a protocol is its p50 minus the in-process p50 of the same request size. Every loop is bounded (--seconds per request
+and round, --max-requests) and the server listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from pipeline.dag.config import MODEL_NAME, default_serving_dir  # noqa: E402
 from pipeline.serving.process import ServerProcess  # noqa: E402
 
 SIZES = (1, 32)
-ROUNDS = 3
+# Untimed, before each request: TensorFlow's thread pools keep spinning a moment after a call, and the two processes
+# (this one's in-process model and the server's) would otherwise slow each other's next request down.
+PAUSE_S = 0.01
 
 
 def in_process(model_dir: str):
@@ -50,12 +52,19 @@ def in_process(model_dir: str):
 
 def over_rest(url: str):
     host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)  # keep-alive
+    state = {"conn": http.client.HTTPConnection(host, int(port), timeout=60)}  # keep-alive
     path = f"/v1/models/{MODEL_NAME}:predict"
 
     def call(batch):
-        conn.request("POST", path, json.dumps({"instances": batch}), {"Content-Type": "application/json"})
-        answer = conn.getresponse()
+        payload = json.dumps({"instances": batch})
+        try:
+            state["conn"].request("POST", path, payload, {"Content-Type": "application/json"})
+            answer = state["conn"].getresponse()
+        except (BrokenPipeError, ConnectionError, http.client.RemoteDisconnected):
+            # the server closes a connection idle for 5 s (while the other modes ran): open a new one
+            state["conn"] = http.client.HTTPConnection(host, int(port), timeout=60)
+            state["conn"].request("POST", path, payload, {"Content-Type": "application/json"})
+            answer = state["conn"].getresponse()
         body = answer.read()
         if answer.status != 200:
             raise RuntimeError(f"HTTP {answer.status}: {body[:200]!r}")
@@ -78,20 +87,26 @@ def over_grpc(target: str):
     return call
 
 
-def timed(call, batch, seconds: float, max_requests: int) -> list:
-    latencies, deadline = [], time.perf_counter() + seconds
-    while time.perf_counter() < deadline and len(latencies) < max_requests:
-        start = time.perf_counter()
-        call(batch)
-        latencies.append(time.perf_counter() - start)
+def take_turns(calls: dict, batch, seconds: float, max_requests: int) -> dict:
+    """Mode -> latencies (s): one request of each mode in turn until `seconds` pass or `max_requests` each."""
+    latencies = {mode: [] for mode in calls}
+    deadline = time.perf_counter() + seconds
+    for _ in range(max_requests):
+        if time.perf_counter() > deadline:
+            break
+        for mode, call in calls.items():
+            time.sleep(PAUSE_S)
+            start = time.perf_counter()
+            call(batch)
+            latencies[mode].append(time.perf_counter() - start)
     return latencies
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serving-dir", type=Path, default=default_serving_dir("rotten_tomatoes"))
-    parser.add_argument("--seconds", type=float, default=10.0, help="time of each mode in each round")
-    parser.add_argument("--max-requests", type=int, default=3000, help="request limit of each mode in each round")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time of each request size (all modes)")
+    parser.add_argument("--max-requests", type=int, default=3000, help="request limit of each mode and size")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     base = args.serving_dir / MODEL_NAME
@@ -111,11 +126,9 @@ def main() -> int:
             for size in SIZES:
                 for _ in range(10):
                     call(batches[size])
-        for _ in range(ROUNDS):
-            for size in SIZES:
-                for mode, call in calls.items():
-                    latencies.setdefault((mode, size), []).extend(
-                        timed(call, batches[size], args.seconds / ROUNDS, args.max_requests))
+        for size in SIZES:
+            for mode, measured in take_turns(calls, batches[size], args.seconds, args.max_requests).items():
+                latencies[(mode, size)] = measured
     rows = []
     for size in SIZES:
         reference = float(np.percentile(latencies[("in-process", size)], 50)) * 1000

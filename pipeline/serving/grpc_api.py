@@ -17,6 +17,8 @@ from concurrent import futures
 from typing import Optional
 
 import grpc
+import numpy as np
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -59,6 +61,36 @@ def _metered(api: str):
         call.__name__ = method.__name__
         return call
     return wrap
+
+
+def _ndarray(proto):
+    """tf.make_ndarray, with a quick path for a batch of strings (texts, serialized examples)."""
+    import tensorflow as tf
+
+    if proto.dtype == types_pb2.DT_STRING and proto.string_val:
+        shape = [d.size for d in proto.tensor_shape.dim]
+        values = np.array(list(proto.string_val), dtype=object)
+        if shape and int(np.prod(shape)) == len(values):
+            return values.reshape(shape)
+    return tf.make_ndarray(proto)
+
+
+def _fill_tensor(proto, array) -> None:
+    """tf.make_tensor_proto(array) into `proto`, written directly for numbers and strings: the generic converter costs
+    tens of microseconds a tensor, a share of a short request's time."""
+    import tensorflow as tf
+
+    if array.dtype == object or array.dtype.kind == "S":
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel())
+    elif array.dtype.kind in "biuf":
+        proto.dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    else:
+        proto.CopyFrom(tf.make_tensor_proto(array))
+        return
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
 
 
 def _version(model_spec) -> Optional[int]:
@@ -105,7 +137,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_metered("Predict")
     def Predict(self, request, context, outcome):
-        import numpy as np
         import tensorflow as tf
 
         loaded = _loaded(self.models, request.model_spec, outcome)
@@ -124,7 +155,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 _abort(context, 400, f"Expects arg {key!r} to be {signature.inputs[key].dtype} but {dtype} is "
                                      "provided")
             try:
-                inputs[key] = tf.make_ndarray(proto)
+                inputs[key] = _ndarray(proto)
             except (TypeError, ValueError) as e:
                 _abort(context, 400, f"input {key!r}: {e}")
         sizes = {len(a) if a.ndim else 0 for a in inputs.values()}
@@ -144,7 +175,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = name
         for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(outputs[key])))
+            _fill_tensor(response.outputs[key], np.asarray(outputs[key]))
         return response
 
     @_metered("GetModelMetadata")
