@@ -7,8 +7,9 @@ On the newest pushed version, one server (pipeline/serve.py, batching on, its de
 clients are TF Serving's own: the generated PredictionService stub (one channel) and HTTP keep-alive POSTs of the REST
 row format. The modes take turns request by request (in-process, REST, gRPC, in-process, ...; one caller, a short
 untimed pause before each), so a change in the machine's speed during the run touches them alike. The server overhead
-of a protocol is its p50 minus the in-process p50 of the same request size. Every loop is bounded (--seconds per request
-and round, --max-requests) and the server listens on 127.0.0.1 only.
+of a protocol is the median, over the turns, of its request's time minus the in-process call's of the same turn: the
+pairs cancel the drift that makes the difference of two p50s swing by a millisecond from one run to the next. Every
+loop is bounded (--seconds per request size, --max-requests) and the server listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from pipeline.serving.process import ServerProcess  # noqa: E402
 
 SIZES = (1, 32)
 # Untimed, before each request: TensorFlow's thread pools keep spinning a moment after a call, and the two processes
-# (this one's in-process model and the server's) would otherwise slow each other's next request down.
-PAUSE_S = 0.01
+# (this one's in-process model and the server's) would otherwise slow each other's next request down. Kept short:
+# after longer idle times every thread of the chain (gRPC's, the batcher's, TensorFlow's) wakes up slower, which
+# doubled the round trip of a status call at 10 ms.
+PAUSE_S = 0.002
 
 
 def in_process(model_dir: str):
@@ -135,12 +138,15 @@ def main() -> int:
         for mode in calls:
             ms = np.array(latencies[(mode, size)]) * 1000
             p50 = float(np.percentile(ms, 50))
+            paired = ms - np.array(latencies[("in-process", size)]) * 1000
             row = {"mode": mode, "texts": size, "requests": len(ms), "p50_ms": round(p50, 2),
                    "p99_ms": round(float(np.percentile(ms, 99)), 2),
-                   "overhead_p50_ms": round(p50 - reference, 2) if mode != "in-process" else 0.0}
+                   "p50_minus_in_process_ms": round(p50 - reference, 2),
+                   "overhead_ms": round(float(np.median(paired)), 2)}
             rows.append(row)
             print(f"{mode:<10} {size:>2} text(s): p50 {row['p50_ms']:>7} ms, p99 {row['p99_ms']:>7} ms, overhead "
-                  f"{row['overhead_p50_ms']:>5} ms ({row['requests']} requests)", flush=True)
+                  f"{row['overhead_ms']:>5} ms (p50s' difference {row['p50_minus_in_process_ms']}; {row['requests']} "
+                  "requests)", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                                          "model": str(base / str(versions[0])), "rows": rows}, indent=1))
