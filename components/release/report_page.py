@@ -314,7 +314,7 @@ def run_section(summary: dict) -> str:
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#1d1d1f}
 img{max-width:100%;display:block;margin:.5rem 0}table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
-.error{background:#fdecea;color:#8a1c12;padding:.75rem;border-radius:4px}"""
+.error{background:#fdecea;color:#8a1c12;padding:.75rem;border-radius:4px;white-space:pre-line}"""
 
 
 def render(context: ReportContext, summary: dict) -> str:

@@ -1,11 +1,11 @@
 """The data gates: stop a run when a validator found anomalies.
 
 The validators (ExampleValidator, DriftValidator, TextStatisticsGen) only record anomalies; they never fail.
-A gate reads the anomalies of every split and raises `DataValidationError` with one readable paragraph naming
-each feature and problem, so nothing downstream runs: the pipeline has one gate before Transform (the raw data)
-and one before the Trainer (the tokenized text). A gate that passes republishes the statistics it accepted as
-`validated_statistics`: the next run's drift checks compare against the last accepted data, never against data
-that was refused.
+A gate reads the anomalies of every split and raises `DataValidationError` with a few short lines, a problem a line
+(each feature, kind and the splits it was found in) and then what to do, so nothing downstream runs: the pipeline
+has one gate before Transform (the raw data) and one before the Trainer (the tokenized text). A gate that passes
+republishes the statistics it accepted as `validated_statistics`: the next run's drift checks compare against the
+last accepted data, never against data that was refused.
 
 Warnings: a column that the schema does not know (SCHEMA_NEW_COLUMN) does not stop the run. Transform reads the
 raw data through the schema and serving requests carry only the text, so an extra column can never reach the
@@ -14,6 +14,7 @@ model; it is reported in the run summary.
 
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
 import os
+import re
 from typing import Dict, List
 
 from absl import logging
@@ -62,11 +63,18 @@ def _record(split: str, feature: str, info: anomalies_pb2.AnomalyInfo) -> dict:
     # Checks of our own (TFDV's CUSTOM_VALIDATION type) name themselves in short_description, e.g. EMPTY_TEXTS.
     kinds = [r.short_description if r.type == anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION and r.short_description
              else anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason] or ["UNKNOWN"]
-    description = info.description or info.short_description
+    description = _with_hints(info.description or info.short_description, kinds)
+    record = {"split": split, "feature": feature, "kind": ",".join(kinds), "description": description}
+    if len(info.reason) > 1:  # each reason's own sentence, for a refusal that says one problem a line
+        record["reasons"] = [{"kind": kind, "description": _with_hints(r.description or r.short_description or kind,
+                                                                       [kind])}
+                             for kind, r in zip(kinds, info.reason)]
+    return record
+
+
+def _with_hints(description: str, kinds: List[str]) -> str:
     hints = sorted({HINTS[k] for k in kinds if k in HINTS})
-    if hints:
-        description = f"{description} ({'; '.join(hints)})"
-    return {"split": split, "feature": feature, "kind": ",".join(kinds), "description": description}
+    return f"{description} ({'; '.join(hints)})" if hints else description
 
 
 def anomaly_problems(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[dict]:
@@ -101,11 +109,16 @@ DEFAULT_FIX = ("update the schema or the text_checks.toml beside it (see docs/pr
 
 
 def _by_feature_and_kind(problems: List[dict]) -> List[List[dict]]:
-    """The problems grouped by feature and kind, in their first appearance's order."""
+    """The problems, one per reason, grouped by feature and kind in their first appearance's order."""
     groups: Dict[tuple, List[dict]] = {}
     for problem in problems:
-        groups.setdefault((problem["feature"], problem["kind"]), []).append(problem)
+        for reason in problem.get("reasons") or [problem]:
+            one = {**problem, "kind": reason["kind"], "description": reason["description"]}
+            groups.setdefault((one["feature"], one["kind"]), []).append(one)
     return list(groups.values())
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?%?")  # a figure of a description, with its percent sign
 
 
 def _said_once(group: List[dict]) -> str:
@@ -117,25 +130,35 @@ def _said_once(group: List[dict]) -> str:
     splits = ", ".join(f"'{p['split']}'" for p in group)
     if len({p["description"] for p in group}) == 1:
         return f"feature '{first['feature']}' in splits {splits}: {first['description']} [{first['kind']}]"
+    head = f"feature '{first['feature']}' [{first['kind']}] in splits {splits}:"
+    if len({_NUMBER.sub("#", p["description"]) for p in group}) == 1:  # the same sentence with other figures
+        figures = [_NUMBER.findall(p["description"]) for p in group]
+        differ = [i for i in range(len(figures[0])) if len({f[i] for f in figures}) > 1]
+        others = ", ".join(f"{' / '.join(f[i] for i in differ)} in '{p['split']}'" for f, p in zip(figures[1:],
+                                                                                                  group[1:]))
+        return f"{head} {first['description']} (in '{first['split']}'; {others})"
     each = "; ".join(f"in '{p['split']}', {p['description']}" for p in group)
-    return f"feature '{first['feature']}' [{first['kind']}] in splits {splits}: {each}"
+    return f"{head} {each}"
 
 
 VOCABULARY_KINDS = frozenset({"UNKNOWN_TOKENS", "LOW_WORD_COVERAGE"})  # the vocabulary, not the data, is wrong
 
 
 def describe_problems(problems: List[dict], fix: str = "", vocabulary_fix: str = "") -> str:
-    """One paragraph: each problem, then what to do; `fix` says what to change when the data changed legitimately,
-    naming the user's own files (the pipeline knows which schema it validated against); `vocabulary_fix`, when the
-    problems include the vocabulary's (its coverage of the words, its [UNK] share), says what to do about that
-    first: usually another vocabulary, not other data."""
-    parts = [_said_once(group) for group in _by_feature_and_kind(problems)]
+    """A few short lines: that nothing was trained, each problem on its own line (the splits it was found in said
+    once), then what to do. `fix` says what to change when the data changed legitimately, naming the user's own files
+    (the pipeline knows which schema it validated against); `vocabulary_fix`, when the problems include the
+    vocabulary's (its coverage of the words, its [UNK] share), comes first: the remedy is usually another
+    vocabulary, not other data. The continuation lines are indented, so the console shows one refusal block."""
+    lines = ["the data failed validation, so nothing was trained or pushed:"]
+    lines += [f"  {_said_once(group)}" for group in _by_feature_and_kind(problems)]
     kinds = {kind for p in problems for kind in p["kind"].split(",")}
-    advice = f" {vocabulary_fix[0].upper()}{vocabulary_fix[1:]}." if vocabulary_fix and kinds & VOCABULARY_KINDS \
-        else ""
-    otherwise = "Otherwise fix the data" if advice else "Fix the data"
-    return ("the data failed validation, so nothing was trained or pushed: " + "; ".join(parts) + "." + advice +
-            f" {otherwise}, or, if it changed legitimately, {fix or DEFAULT_FIX}.")
+    data_fix = f"fix the data, or, if it changed legitimately, {fix or DEFAULT_FIX}."
+    if vocabulary_fix and kinds & VOCABULARY_KINDS:
+        lines += [f"  what to do: {vocabulary_fix}.", f"  otherwise: {data_fix}"]
+    else:
+        lines.append(f"  what to do: {data_fix}")
+    return "\n".join(lines)
 
 
 @tfx.dsl.components.component

@@ -19,6 +19,7 @@ run before the Trainer when there is any. Never fails itself.
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
 import json
 import os
+import re
 from typing import Dict, List
 
 import numpy as np
@@ -121,6 +122,15 @@ def check_shares(split_summary: dict, checks: Dict[str, float], text_key: str,
     return failed
 
 
+def drift_sentence(tfdv_description: str, threshold: float) -> str:
+    """TFDV's comparator sentence ("The approximate Jensen-Shannon divergence between current and previous is
+    0.628873 (up to six significant digits), above the threshold 0.25.") said in the text's terms, with its figure."""
+    found = re.search(r"divergence between current and previous is ([0-9.eE+-]+)", tfdv_description)
+    measured = f"Jensen-Shannon divergence {float(found.group(1)):.3g}" if found else tfdv_description.rstrip(".")
+    return (f"the distribution of tokens per text drifted from the last accepted data's ({measured}; "
+            f"max_token_count_drift is {threshold}).")
+
+
 def token_count_drift(current_stats, baseline_stats, threshold: float) -> anomalies_pb2.Anomalies:
     """TFDV's Jensen-Shannon divergence comparator on the token counts of two statistics protos."""
     import tensorflow_data_validation as tfdv
@@ -180,9 +190,7 @@ def TextStatisticsGen(
                 for reason in info.reason:
                     reasons.append(anomalies_pb2.AnomalyInfo.Reason(
                         type=reason.type, short_description=reason.short_description,
-                        description=f"the distribution of tokens per text drifted from the last accepted data's: "
-                                    f"{reason.description} (max_token_count_drift is "
-                                    f"{thresholds['max_token_count_drift']})."))
+                        description=drift_sentence(reason.description, thresholds["max_token_count_drift"])))
         if reasons:
             info = split_anomalies.anomaly_info[text_key]
             info.severity = anomalies_pb2.AnomalyInfo.ERROR

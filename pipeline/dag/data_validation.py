@@ -55,9 +55,8 @@ def frozen_schema_dir(config: PipelineConfig) -> str:
 def fix_hint(config: PipelineConfig) -> str:
     """What a refusal tells the user to change when their data changed legitimately: their own files, or a flag."""
     if config.schema_source == "none":
-        return ("this is the pipeline's first accepted-data check, against the schema inferred from this data and "
-                "the default thresholds; pass --schema FILE (a schema.pbtxt, with a text_checks.toml beside it) to "
-                "set your own")
+        return ("pass --schema FILE (a schema.pbtxt, with a text_checks.toml beside it) to set your own: this first "
+                "check used the schema inferred from this data and the default thresholds")
     schema = config.schema_origin or config.schema_file
     return f"edit {schema} or the text_checks.toml beside it (see docs/protections.md, 'Where the thresholds live')"
 
@@ -69,11 +68,11 @@ def vocabulary_hint(config: PipelineConfig) -> str:
         return ""  # learned from this data: more of it, or a larger --vocab-size, is the remedy (the thresholds say)
     section = "docs/data.md, 'Training from scratch, in any language'"
     if not config.trainer.pretrained_dir:  # from scratch, with the packaged vocabulary
-        return ("the packaged vocabulary does not cover these texts (a language or script it was not built for?): "
-                f"pass --vocab learn to learn a WordPiece vocabulary from your data, in any language ({section})")
-    return ("the checkpoint's vocabulary does not cover these texts (a language or script it was not built for?): "
-            "pass --pretrained none to train from scratch with a WordPiece vocabulary learned from your data, in any "
-            f"language ({section}), or --pretrained DIR with a checkpoint for that language")
+        return (f"pass --vocab learn to learn a WordPiece vocabulary from your data, in any language ({section}): "
+                "the packaged one does not cover these texts")
+    return (f"pass --pretrained none to train with a WordPiece vocabulary learned from your data, in any language "
+            f"({section}), or --pretrained DIR with a checkpoint for their language: the checkpoint's vocabulary "
+            "does not cover these texts")
 
 
 def example_gen_input(config: PipelineConfig):

@@ -165,7 +165,7 @@ def test_texts_the_vocabulary_cannot_represent(case):
     write_csv(case.span / "reviews.csv", data)
     case.run()
     case.assert_refused("UNKNOWN_TOKENS", TEXT, "[UNK]", "max_unk_share",
-                        "The packaged vocabulary does not cover these texts", "pass --vocab learn")
+                        "what to do: pass --vocab learn", "the packaged one does not cover these texts")
     assert any("LOW_WORD_COVERAGE" in a["kind"] for a in case.summary["anomalies"]), case.summary["anomalies"]
     assert case.summary["text_statistics"]["train"]["unk_share"] > 0.9
 

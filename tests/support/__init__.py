@@ -53,6 +53,21 @@ def run_local(*args, timeout=900, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def refusal(stderr: str) -> str:
+    """The one refusal in stderr: its `error: ...` line and the indented lines continuing it (a gate's problems, one
+    a line, and what to do), joined by newlines. No traceback, and no second error."""
+    assert "Traceback" not in stderr, stderr[-4000:]
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+    assert len(starts) == 1, stderr[-4000:]
+    block = [lines[starts[0]]]
+    for line in lines[starts[0] + 1:]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    return "\n".join(block)
+
+
 def assert_one_error(stderr: str, *fragments: str) -> str:
     """stderr is exactly one `error: ...` line (no traceback, no log noise) containing every fragment."""
     assert "Traceback" not in stderr, stderr

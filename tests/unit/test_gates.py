@@ -164,13 +164,17 @@ def test_describe_problems_names_every_feature_split_and_kind():
         {"split": "train", "feature": "label", "kind": "COMPARATOR_L_INFTY_HIGH", "description": "drifted"},
         {"split": "eval", "feature": "text", "kind": "EMPTY_TEXTS,UNKNOWN_TOKENS", "description": "bad text"},
     ])
-    assert text.startswith("the data failed validation, so nothing was trained or pushed: ")
-    assert ("feature 'label' in split 'train': drifted [COMPARATOR_L_INFTY_HIGH]; "
-            "feature 'text' in split 'eval': bad text [EMPTY_TEXTS,UNKNOWN_TOKENS]. ") in text
-    assert "text_checks.toml" in text and "schema" in text
+    lines = text.splitlines()
+    assert lines[0] == "the data failed validation, so nothing was trained or pushed:"
+    # a line per problem, then one line saying what to do; every continuation line indented (one console block)
+    assert lines[1:3] == ["  feature 'label' in split 'train': drifted [COMPARATOR_L_INFTY_HIGH]",
+                          "  feature 'text' in split 'eval': bad text [EMPTY_TEXTS,UNKNOWN_TOKENS]"]
+    assert len(lines) == 4 and lines[3].startswith("  what to do: fix the data, or, if it changed legitimately, ")
+    assert "text_checks.toml" in lines[3] and "schema" in lines[3]
     named = gates.describe_problems([{"split": "train", "feature": "label", "kind": "X", "description": "d"}],
                                     fix="edit /data/root/schema/schema.pbtxt")
-    assert named.endswith("Fix the data, or, if it changed legitimately, edit /data/root/schema/schema.pbtxt.")
+    assert named.splitlines()[-1] == ("  what to do: fix the data, or, if it changed legitimately, edit "
+                                      "/data/root/schema/schema.pbtxt.")
 
 
 def test_truncation_without_a_baseline_is_a_warning():
@@ -276,8 +280,9 @@ def test_gate_reads_more_anomalies(tmp_path):
 def test_a_vocabulary_problem_leads_with_the_vocabulary_advice():
     coverage = {"split": "train", "feature": "text", "kind": "LOW_WORD_COVERAGE", "description": "only 89.6%"}
     text = gates.describe_problems([coverage], fix="edit s.pbtxt", vocabulary_fix="pass --pretrained none")
-    assert text.endswith("only 89.6% [LOW_WORD_COVERAGE]. Pass --pretrained none. Otherwise fix the data, or, if it "
-                         "changed legitimately, edit s.pbtxt.")
+    assert text.splitlines()[1:] == ["  feature 'text' in split 'train': only 89.6% [LOW_WORD_COVERAGE]",
+                                     "  what to do: pass --pretrained none.",
+                                     "  otherwise: fix the data, or, if it changed legitimately, edit s.pbtxt."]
     drift = {"split": "train", "feature": "label", "kind": "COMPARATOR_L_INFTY_HIGH", "description": "drifted"}
     assert "--pretrained" not in gates.describe_problems([drift], fix="edit s.pbtxt", vocabulary_fix="pass it")
 
@@ -292,5 +297,25 @@ def test_the_same_problem_in_several_splits_is_said_once_with_the_splits():
               {"split": "eval", "feature": "text", "kind": "EMPTY_TEXTS", "description": "15% empty"},
               {"split": "train", "feature": "label", "kind": "X", "description": "d"}]
     text = gates.describe_problems(shares)
-    assert "feature 'text' [EMPTY_TEXTS] in splits 'train', 'eval': in 'train', 12% empty; in 'eval', 15% empty" in text
-    assert "feature 'label' in split 'train': d [X]" in text
+    # the same sentence with other figures: said once, with each other split's figures
+    assert "  feature 'text' [EMPTY_TEXTS] in splits 'train', 'eval': 12% empty (in 'train'; 15% in 'eval')" in text
+    assert "  feature 'label' in split 'train': d [X]" in text
+    coverage = "the vocabulary represents only {}% of the words of column 'text'; min_word_coverage is 0.95."
+    splits = [{"split": split, "feature": "text", "kind": "LOW_WORD_COVERAGE", "description": coverage.format(share)}
+              for split, share in (("eval", 86.7), ("test", 84.4), ("train", 83.8))]
+    assert gates.describe_problems(splits).splitlines()[1] == (
+        "  feature 'text' [LOW_WORD_COVERAGE] in splits 'eval', 'test', 'train': " + coverage.format(86.7) +
+        " (in 'eval'; 84.4% in 'test', 83.8% in 'train')")
+    unlike = [{"split": "train", "feature": "text", "kind": "K", "description": "one thing"},
+              {"split": "eval", "feature": "text", "kind": "K", "description": "another"}]
+    assert "  feature 'text' [K] in splits 'train', 'eval': in 'train', one thing; in 'eval', another" in \
+        gates.describe_problems(unlike)
+
+
+def test_several_reasons_of_a_feature_are_said_a_line_each():
+    both = info(("CUSTOM_VALIDATION", "EMPTY_TEXTS"), ("CUSTOM_VALIDATION", "UNKNOWN_TOKENS"), description="joined")
+    problems = gates.anomaly_problems({"train": anomalies({"text": both})})
+    assert problems[0]["kind"] == "EMPTY_TEXTS,UNKNOWN_TOKENS" and problems[0]["description"] == "joined"
+    lines = gates.describe_problems(problems).splitlines()
+    assert lines[1:3] == ["  feature 'text' in split 'train': CUSTOM_VALIDATION happened [EMPTY_TEXTS]",
+                          "  feature 'text' in split 'train': CUSTOM_VALIDATION happened [UNKNOWN_TOKENS]"]

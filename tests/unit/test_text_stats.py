@@ -155,6 +155,14 @@ def test_shifted_token_counts_drift():
     assert [Info.Type.Name(r.type) for r in found.anomaly_info[TOKENS].reason] == [
         "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"]
     assert "threshold 0.25" in found.anomaly_info[TOKENS].description
+    # the refusal's sentence keeps TFDV's figure, said in the text's terms
+    said = text_stats.drift_sentence(found.anomaly_info[TOKENS].reason[0].description, 0.25)
+    figure = float(said.split("Jensen-Shannon divergence ")[1].split(";")[0])
+    assert said.startswith("the distribution of tokens per text drifted") and 0.25 < figure <= 1, said
+    assert said.endswith("; max_token_count_drift is 0.25).")
+    assert text_stats.drift_sentence("Something else.", 0.1) == (
+        "the distribution of tokens per text drifted from the last accepted data's (Something else; "
+        "max_token_count_drift is 0.1).")
 
 
 def test_the_same_distribution_does_not_drift():
