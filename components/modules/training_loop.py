@@ -47,28 +47,50 @@ def bucket_batches(examples: tf.data.Dataset, batch_size: int, shuffle: bool, se
 CROSS_ENTROPY = "cross_entropy"
 
 
+def duration(seconds: float) -> str:
+    """A time for people: '40 s', '7 min', '2 h 05 min'."""
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 class EpochProgress(keras.callbacks.Callback):
-    """One line every `every` steps (Keras' own progress bar floods non-interactive logs)."""
+    """One line every `every` steps (Keras' own progress bar floods non-interactive logs), with the time left.
+
+    Before any cost is paid, a line says how many steps the run will take; once `probe_steps` steps are timed (the
+    first step, which traces the function, is not), a line estimates the training time from their speed on this
+    machine, and every later line says about how long is left of the epoch and of the training; after the first
+    epoch an epoch's estimate includes its evaluation. Early stopping can only make it shorter."""
 
     def __init__(self, steps_per_epoch: int, epochs: int, every: int = 50, task: str = "", replicas: int = 1,
-                 name: str = "Trainer", loss_key: str = ""):
+                 name: str = "Trainer", loss_key: str = "", probe_steps: int = 5, clock=time.perf_counter):
         super().__init__()
         # Keras sums the replicas' own running means in its per-step logs (its 'auto' reduction); the epoch logs are
         # the true means. Per step, the mean over replicas is shown.
         self.replicas = replicas
-        self.steps_per_epoch, self.epochs, self.every = steps_per_epoch, epochs, every
-        self.epoch, self.start = 0, time.time()
+        self.steps_per_epoch, self.epochs, self.every, self.probe_steps = steps_per_epoch, epochs, every, probe_steps
+        self.clock = clock  # a parameter so that the tests can give the callback a clock of their own
+        self.epoch, self.start = 0, clock()
         self.name = f"{name} ({task})" if task else name
         self.loss_key = loss_key or CROSS_ENTROPY
         # Training speed after the first step (which includes tracing): the steps and seconds of each epoch's rest.
-        self.timed_steps, self.timed_seconds, self.epoch_start = 0, 0.0, None
+        self.timed_steps, self.timed_seconds, self.epoch_start, self.last_step = 0, 0.0, None, self.start
+        self.eval_seconds: List[float] = []  # each finished epoch's evaluation time
+        self.estimated = False
         self.step_loss: List[float] = []  # after each step: the epoch's mean training loss so far (Keras' own log)
+
+    def on_train_begin(self, logs=None):
+        self.start = self.clock()
+        progress(f"{self.name}: {self.epochs} epoch(s) of {self.steps_per_epoch} steps, "
+                 f"{self.epochs * self.steps_per_epoch} steps in all; a time estimate follows the first "
+                 f"{self.probe_steps + 1} steps")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_start = epoch, None
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
+        now = self.clock()
         loss = float((logs or {}).get(self.loss_key, float("nan"))) / self.replicas
         self.step_loss.append(round(loss, 7))
         if self.epoch_start is None:
@@ -76,17 +98,45 @@ class EpochProgress(keras.callbacks.Callback):
         else:
             self.timed_steps, self.timed_seconds = self.timed_steps + 1, self.timed_seconds + (now - self.last_step)
         self.last_step = now
+        if not self.estimated and self.timed_steps >= self.probe_steps:
+            self.estimated = True
+            step = self.timed_seconds / self.timed_steps
+            progress(f"{self.name}: {step:.2f} s a step on this machine after {self.timed_steps} timed steps: about "
+                     f"{duration(step * self.epochs * self.steps_per_epoch)} of training for {self.epochs} "
+                     "epoch(s), plus each epoch's evaluation")
         if (batch + 1) % self.every == 0:
             progress(f"{self.name}: epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps_per_epoch} "
-                     f"loss {loss:.4f} ({time.time() - self.start:.0f} s)")
+                     f"loss {loss:.4f} ({self.clock() - self.start:.0f} s{self._left(batch + 1)})")
+
+    def _left(self, steps_done: int) -> str:
+        """', about 4 min left in the epoch, 12 min in all' once there is a speed to go by, else ''."""
+        if not self.timed_steps:
+            return ""
+        in_epoch = max(self.steps_per_epoch - steps_done, 0) * self.timed_seconds / self.timed_steps
+        epochs_after = self.epochs - self.epoch - 1
+        whole_epoch = self._epoch_estimate()
+        if not epochs_after:
+            return f", about {duration(in_epoch)} left" if in_epoch else ""  # the last step: only evaluation is left
+        total = in_epoch + epochs_after * whole_epoch
+        return f", about {duration(in_epoch)} left in the epoch, {duration(total)} in all"
+
+    def _epoch_estimate(self) -> float:
+        """An epoch's seconds: its steps at the timed speed, and the last evaluation's time once there was one (the
+        first epoch's own wall time would count the tracing of every new batch shape again)."""
+        return self.steps_per_epoch * self.timed_seconds / max(self.timed_steps, 1) + \
+            (self.eval_seconds[-1] if self.eval_seconds else 0.0)
 
     def steps_per_second(self) -> float:
         return self.timed_steps / self.timed_seconds if self.timed_seconds else 0.0
 
     def on_epoch_end(self, epoch, logs=None):
+        self.eval_seconds.append(self.clock() - self.last_step)  # Keras evaluates between the last step and here
         summary = " ".join(f"{k.replace(CROSS_ENTROPY, 'loss')} {v:.4f}" for k, v in (logs or {}).items()
                            if self.loss_key != CROSS_ENTROPY or not k.endswith("loss"))
-        progress(f"{self.name}: epoch {epoch + 1}/{self.epochs} done: {summary} ({time.time() - self.start:.0f} s)")
+        left = self.epochs - epoch - 1
+        ahead = f"; about {duration(left * self._epoch_estimate())} left for {left} more epoch(s)" if left else ""
+        progress(f"{self.name}: epoch {epoch + 1}/{self.epochs} done: {summary} ({self.clock() - self.start:.0f} s"
+                 f"{ahead})")
 
 
 def count_batches(ds: tf.data.Dataset) -> int:

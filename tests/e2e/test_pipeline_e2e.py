@@ -97,7 +97,12 @@ def test_default_console_is_one_line_per_step_and_the_summary(first_run):
         by_node[nodes.STATISTICS_GEN]
     assert by_node[nodes.EXAMPLE_VALIDATOR].endswith(": 0 anomalies")
     assert "blessed" in by_node[nodes.EVALUATOR] and "pushed to " in by_node[nodes.PUSHER]
-    assert any(line.startswith("Trainer: epoch 2/2 done") for line in lines)  # the Trainer's progress
+    assert any(line.startswith("Trainer: epoch 2/2 done") for line in lines)  # the Trainer's progress,
+    # announced in steps, estimated from the first timed steps, then the time left
+    assert any(line.startswith("Trainer: 2 epoch(s) of ") and " steps in all" in line for line in lines)
+    assert any(line.startswith("Trainer: ") and " s a step on this machine after 5 timed steps: about " in line
+               for line in lines)
+    assert any(line.startswith("Trainer: epoch 1/2 done") and "left for 1 more epoch(s))" in line for line in lines)
     assert lines[-3].startswith("pushed: ") and lines[-2].startswith("model card: ")  # the summary closes the output,
     assert lines[-1] == f"report: {paths['pipeline_root'] / 'report.html'}"  # with the report's path
     # the warm-up file holds a predict request per text signature and a classify request; the step counts them all
