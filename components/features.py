@@ -40,6 +40,10 @@ SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 # one when training from scratch), or "learn": learned by Transform from the training split
 # (components/modules/learned_vocab.py), with SPECIAL_TOKENS at ids 0..4.
 VOCAB_MODES = ("checkpoint", "learn")
+# How a text longer than max_seq_length is cut (components/modules/wordpiece.py, in the Transform graph, so serving
+# cuts alike): "head" keeps its first tokens; "head_tail" its first quarter and last three quarters of the room, as
+# Sun et al. ("How to Fine-Tune BERT for Text Classification?", 2019) kept 128 + 382 of 510 for long reviews.
+TRUNCATIONS = ("head", "head_tail")
 MIN_LEARNED_VOCAB_SIZE = 100  # the specials, the alphabet and its "##" continuations need room
 # The learned vocabulary's file name among the transform graph's assets, and its key for
 # `TFTransformOutput.vocabulary_file_by_name` (the Trainer sizes the embedding from it).

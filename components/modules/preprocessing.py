@@ -64,7 +64,8 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | N
             lambda: build_tokenizer(settings.vocab_file, settings.lower_case), name="bert_wordpiece_tokenizer")
         words = tokenizer.split_words(texts)
         ids, cls_id, sep_id, unk_id = tokenizer.wordpiece(words), tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id
-    outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id), **text_statistics(words, ids, unk_id),
+    outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id, settings.truncation),
+               **text_statistics(words, ids, unk_id),
                features.RAW_TEXT_KEY: texts}
     if settings.label_key in inputs:
         if not settings.label_names:

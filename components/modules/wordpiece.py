@@ -210,17 +210,36 @@ def build_tokenizer(vocab_file: str, lower_case: bool = True) -> BertWordpieceTo
 
 
 def tokenize(texts: tf.Tensor, tokenizer: BertWordpieceTokenizer, max_seq_length: int,
-             cls_id: int, sep_id: int) -> dict[str, tf.Tensor]:
+             cls_id: int, sep_id: int, truncation: str = "head") -> dict[str, tf.Tensor]:
     """`[batch]` strings -> the three BERT inputs, int64 `[batch, max_seq_length]` (see `to_bert_inputs`)."""
-    return to_bert_inputs(tokenizer.tokenize(texts), max_seq_length, cls_id, sep_id)
+    return to_bert_inputs(tokenizer.tokenize(texts), max_seq_length, cls_id, sep_id, truncation)
 
 
-def to_bert_inputs(ids: tf.RaggedTensor, max_seq_length: int, cls_id: int, sep_id: int) -> dict[str, tf.Tensor]:
+def truncate(ids: tf.RaggedTensor, budget: int, truncation: str = "head") -> tf.RaggedTensor:
+    """Each row's tokens cut to at most `budget` (features.TRUNCATIONS): its first ones ("head"), or its first
+    quarter of the budget and then its last tokens ("head_tail"). Rows that fit are kept whole either way. Core ops
+    only (RaggedRange, GatherV2), which stock TF Serving has."""
+    if truncation not in features.TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {features.TRUNCATIONS}; got {truncation!r}")
+    if truncation == "head":
+        return ids[:, :budget]
+    head = budget // 4
+    tail = budget - head
+    lengths = ids.row_lengths()
+    # a long row's tail starts `tail` tokens before its end; a row that fits continues right after its head
+    starts = tf.maximum(lengths - tail, head)
+    positions = tf.ragged.range(starts, tf.maximum(lengths, starts))
+    tails = tf.gather(ids.flat_values, positions + tf.expand_dims(ids.row_starts(), 1))
+    return tf.concat([ids[:, :head], tails], axis=1)
+
+
+def to_bert_inputs(ids: tf.RaggedTensor, max_seq_length: int, cls_id: int, sep_id: int,
+                   truncation: str = "head") -> dict[str, tf.Tensor]:
     """`[batch, (wordpiece ids)]` -> the three BERT inputs, int64 `[batch, max_seq_length]`.
 
-    `[CLS] wordpieces[:max_seq_length - 2] [SEP]`, padded with 0; the mask is 1 on those tokens.
+    `[CLS] wordpieces cut to max_seq_length - 2 (see truncate) [SEP]`, padded with 0; the mask is 1 on those tokens.
     """
-    ids = ids[:, : max_seq_length - 2]
+    ids = truncate(ids, max_seq_length - 2, truncation)
     batch = ids.nrows()
     ids = tf.concat([tf.fill([batch, 1], tf.constant(cls_id, tf.int64)), ids,
                      tf.fill([batch, 1], tf.constant(sep_id, tf.int64))], axis=1)

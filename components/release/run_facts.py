@@ -11,14 +11,13 @@ from typing import Dict, List, Optional, Tuple
 
 def anomalies_and_warnings(artifacts: List[Tuple[str, str, str]]) -> Tuple[List[dict], List[str]]:
     """(anomalies, warnings) of ExampleAnomalies artifacts given as (found_by node, uri, split names): each anomaly
-    a record naming the node that found it, each warning (a kind that does not stop the run) a sentence."""
-    from components.validation.gates import anomaly_problems, is_warning, load_anomalies
+    a record naming the node that found it, each warning (a kind that does not stop the run) a sentence, said once
+    for all the splits it was found in."""
+    from components.validation.gates import anomaly_problems, is_warning, load_anomalies, said_once
 
     problems = [{**p, "found_by": node} for node, uri, split_names in artifacts
                 for p in anomaly_problems(load_anomalies(uri, split_names))]
-    return ([p for p in problems if not is_warning(p)],
-            [f"feature {p['feature']!r} in split {p['split']!r}: {p['description']}" for p in problems
-             if is_warning(p)])
+    return [p for p in problems if not is_warning(p)], said_once([p for p in problems if is_warning(p)])
 
 
 def split_counts(statistics_uri: str) -> Dict[str, int]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Tuple
 
-from components.features import CLS, DEFAULT_LABEL_KEY, DEFAULT_TEXT_KEY, MIN_LEARNED_VOCAB_SIZE, SEP, VOCAB_MODES
+from components.features import (
+    CLS,
+    DEFAULT_LABEL_KEY,
+    DEFAULT_TEXT_KEY,
+    MIN_LEARNED_VOCAB_SIZE,
+    SEP,
+    TRUNCATIONS,
+    VOCAB_MODES,
+)
 from components.settings.base import CustomConfigMixin, SettingsError, setting, validate
 
 
@@ -33,6 +41,11 @@ class TransformSettings(CustomConfigMixin):
              "max_position_embeddings). 'auto': the length that covers 98% of the training texts, a multiple of 32 "
              "(on Kubeflow, which reads no data when compiling: 128)", flag="--max-seq-length", positive=True,
         auto=True)
+    truncation: str = setting(
+        "head", "how a text longer than --max-seq-length is cut: 'head' keeps its first tokens; 'head_tail' the first "
+                "quarter of the room from its beginning and the rest from its end (long reviews and documents often "
+                "conclude at the end). Serving cuts the same way (it runs the Transform graph)",
+        flag="--truncation", choices=TRUNCATIONS)
     vocab_mode: str = setting(
         "checkpoint", "WordPiece vocabulary: 'checkpoint' uses the checkpoint's vocab.txt (with --pretrained none, "
                       "the packaged uncased one); 'learn' learns one from the training split during the run, for any "

@@ -141,6 +141,11 @@ def _said_once(group: List[dict]) -> str:
     return f"{head} {each}"
 
 
+def said_once(problems: List[dict]) -> List[str]:
+    """A sentence per problem (feature and kind), each said once for all the splits it was found in."""
+    return [_said_once(group) for group in _by_feature_and_kind(problems)]
+
+
 VOCABULARY_KINDS = frozenset({"UNKNOWN_TOKENS", "LOW_WORD_COVERAGE"})  # the vocabulary, not the data, is wrong
 
 
@@ -151,7 +156,7 @@ def describe_problems(problems: List[dict], fix: str = "", vocabulary_fix: str =
     vocabulary's (its coverage of the words, its [UNK] share), comes first: the remedy is usually another
     vocabulary, not other data. The continuation lines are indented, so the console shows one refusal block."""
     lines = ["the data failed validation, so nothing was trained or pushed:"]
-    lines += [f"  {_said_once(group)}" for group in _by_feature_and_kind(problems)]
+    lines += [f"  {sentence}" for sentence in said_once(problems)]
     kinds = {kind for p in problems for kind in p["kind"].split(",")}
     data_fix = f"fix the data, or, if it changed legitimately, {fix or DEFAULT_FIX}."
     if vocabulary_fix and kinds & VOCABULARY_KINDS:

@@ -59,7 +59,7 @@ IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_
 REMOTE_COPIES = assets.DATA_DIR / "remote"
 
 # Settings whose flag lives in the model group; the other flagged settings are data or training flags.
-MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length"),
+MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length", "truncation"),
                TrainerSettings: ("model_size", "pooling")}
 # The masked-LM stage's own flags; the settings it shares with the Trainer are the Trainer's flags.
 PRETRAINER_FLAGS = [f for f in settings_lib.declared_fields(PretrainerSettings) if settings_lib.flag_of(f)]

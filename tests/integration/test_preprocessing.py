@@ -280,3 +280,69 @@ def test_transform_settings_round_trip(vocab_file):
     assert TransformSettings.from_custom_config(config) == s
     with pytest.raises(ValueError, match="Transform custom_config has missing key"):
         TransformSettings.from_custom_config({"text_key": "x"})
+
+
+# --- head+tail truncation (--truncation head_tail) ---
+
+def _expected_cut(row, budget, truncation):
+    if len(row) <= budget:
+        return row
+    if truncation == "head":
+        return row[:budget]
+    head = budget // 4
+    return row[:head] + row[len(row) - (budget - head):]
+
+
+@pytest.mark.parametrize("truncation", ["head", "head_tail"])
+@pytest.mark.parametrize("budget", [0, 1, 2, 3, 5, 8, 13])
+def test_truncate_keeps_the_head_or_the_head_and_tail(truncation, budget):
+    # rows under, at and over the budget, an empty one, all in one batch
+    rows = [[], [7], list(range(10, 10 + budget)), list(range(100, 100 + budget + 1)), list(range(200, 240))]
+    ids = tf.ragged.constant(rows, dtype=tf.int64)
+    got = wordpiece.truncate(ids, budget, truncation).to_list()
+    assert got == [_expected_cut(r, budget, truncation) for r in rows]
+
+
+def test_truncate_refuses_an_unknown_strategy():
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        wordpiece.truncate(tf.ragged.constant([[1]], dtype=tf.int64), 4, "middle")
+
+
+def test_head_tail_keeps_the_special_tokens_and_both_ends(tokenizer, ckpt):
+    untruncated = tokenizers.Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    untruncated.no_truncation()
+    untruncated.no_padding()
+    texts = [TRICKY["long"], "short and sweet", TRICKY["empty"]]
+    out = wordpiece.tokenize(tf.constant(texts), tokenizer, 16, tokenizer.cls_id, tokenizer.sep_id, "head_tail")
+    ids, mask = out[features.WORD_IDS_KEY].numpy().tolist(), out[features.MASK_KEY].numpy().tolist()
+    for text, row, row_mask in zip(texts, ids, mask):
+        pieces = untruncated.encode(text).ids[1:-1]  # without its [CLS] and [SEP]
+        kept = _expected_cut(pieces, 14, "head_tail")
+        assert row == [101, *kept, 102] + [0] * (14 - len(kept)), text
+        assert row_mask == [1] * (len(kept) + 2) + [0] * (14 - len(kept))
+    assert len(untruncated.encode(TRICKY["long"]).ids) > 16  # the long text was cut: 3 from its head, 11 its tail
+
+
+@pytest.mark.slow  # a TF Transform run of its own, and its exported graph in a fresh process
+def test_head_tail_in_the_transform_graph_serves_the_same_ids(tmp_path, vocab_file, tokenizer):
+    """The Transform run's ids with --truncation head_tail are the ids the exported graph (what serving runs)
+    gives, in a fresh interpreter without the project's code."""
+    texts = list(TRICKY.values())
+    rows = [{"text": t, "label": "pos"} for t in texts]
+    spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
+    settings = TransformSettings("text", "label", vocab_file, lower_case=True, max_seq_length=32,
+                                 label_names=DOMAIN, truncation="head_tail")
+    out, out_dir = analyze_and_transform(tmp_path / "run", rows, spec, settings)
+    expected = _tokenize_cut(tokenizer, texts, 32)
+    assert [r[features.WORD_IDS_KEY] for r in out] == expected
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH="")
+    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(out_dir / "transform_fn")], input=json.dumps(texts),
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])[features.WORD_IDS_KEY] == expected
+
+
+def _tokenize_cut(tokenizer, texts, max_len):
+    out = wordpiece.tokenize(tf.constant(texts, tf.string), tokenizer, max_len, tokenizer.cls_id, tokenizer.sep_id,
+                             "head_tail")
+    return out[features.WORD_IDS_KEY].numpy().tolist()

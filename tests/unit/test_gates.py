@@ -319,3 +319,12 @@ def test_several_reasons_of_a_feature_are_said_a_line_each():
     lines = gates.describe_problems(problems).splitlines()
     assert lines[1:3] == ["  feature 'text' in split 'train': CUSTOM_VALIDATION happened [EMPTY_TEXTS]",
                           "  feature 'text' in split 'train': CUSTOM_VALIDATION happened [UNKNOWN_TOKENS]"]
+
+
+def test_a_warning_of_several_splits_is_one_sentence():
+    cut = "{} of {} texts ({}%) are longer than 32 tokens and are cut (reported, not refused, on a first run)."
+    problems = [{"split": split, "feature": "text", "kind": "TRUNCATED_TEXTS_REPORTED", "description": cut.format(*f)}
+                for split, f in (("eval", (18, 57, 31.6)), ("test", (11, 47, 23.4)), ("train", (162, 496, 32.7)))]
+    assert gates.said_once(problems) == [
+        "feature 'text' [TRUNCATED_TEXTS_REPORTED] in splits 'eval', 'test', 'train': " + cut.format(18, 57, 31.6) +
+        " (in 'eval'; 11 / 47 / 23.4% in 'test', 162 / 496 / 32.7% in 'train')"]
