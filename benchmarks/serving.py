@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -130,6 +131,16 @@ def measure(name, call, corpus, seconds, max_requests, results):
               f"p99 {row['p99_ms']} ms ({row['requests']} requests)", flush=True)
 
 
+def newest_version(serving_dir: Path) -> Optional[Path]:
+    """The newest pushed version's folder under serving_dir (TF Serving's layout), or None; says so on stderr."""
+    base = serving_dir / MODEL_NAME
+    versions = sorted((int(p.name) for p in base.iterdir() if p.name.isdigit()), reverse=True) if base.is_dir() else []
+    if not versions:
+        print(f"error: no model under {base}: run `make run` first, or pass --serving-dir", file=sys.stderr)
+        return None
+    return base / str(versions[0])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serving-dir", type=Path, default=default_serving_dir("rotten_tomatoes"))
@@ -137,14 +148,12 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=5000, help="request limit of each loop")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
-    base = args.serving_dir / MODEL_NAME
-    versions = sorted((int(p.name) for p in base.iterdir() if p.name.isdigit()), reverse=True) if base.is_dir() else []
-    if not versions:
-        print(f"error: no model under {base}: run `make run` first, or pass --serving-dir", file=sys.stderr)
+    model_dir = newest_version(args.serving_dir)
+    if model_dir is None:
         return 2
     corpus = texts()
     results = []
-    call, call_batch = in_process(str(base / str(versions[0])))
+    call, call_batch = in_process(str(model_dir))
     measure("in-process SavedModel", call, corpus, args.seconds, args.max_requests, results)
     results.append(ceiling(call_batch, corpus, args.seconds))
     print(f"{results[-1]['mode']:<22}: {results[-1]['texts_per_s']:>7} texts/s (the most batching can reach)",
@@ -162,7 +171,7 @@ def main() -> int:
           "the throughput without", flush=True)
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "model": str(base / str(versions[0])),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "model": str(model_dir),
             "results": results, "overhead_p50_ms": round(overhead, 2), "batching_gain_16": round(gain, 2)}, indent=1))
     return 0
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.serving import texts  # noqa: E402
+from benchmarks.serving import newest_version, texts  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
 from pipeline.dag.config import MODEL_NAME, default_serving_dir  # noqa: E402
 from pipeline.serving.process import ServerProcess  # noqa: E402
@@ -112,10 +112,8 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=3000, help="request limit of each mode and size")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
-    base = args.serving_dir / MODEL_NAME
-    versions = sorted((int(p.name) for p in base.iterdir() if p.name.isdigit()), reverse=True) if base.is_dir() else []
-    if not versions:
-        print(f"error: no model under {base}: run `make run` first, or pass --serving-dir", file=sys.stderr)
+    model_dir = newest_version(args.serving_dir)
+    if model_dir is None:
         return 2
     corpus = texts()
     batches = {size: corpus[:size] for size in SIZES}
@@ -123,7 +121,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as logs, \
             ServerProcess(args.serving_dir, log=Path(logs) / "serve.log") as server:
         server.wait_for(lambda states: any(s["state"] == "AVAILABLE" for s in states.values()), what="the model")
-        calls = {"in-process": in_process(str(base / str(versions[0]))), "REST": over_rest(server.url),
+        calls = {"in-process": in_process(str(model_dir)), "REST": over_rest(server.url),
                  "gRPC": over_grpc(server.grpc_target)}
         for call in calls.values():  # warm-up: tracing, first allocations, connections
             for size in SIZES:
@@ -149,7 +147,7 @@ def main() -> int:
                   "requests)", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                         "model": str(base / str(versions[0])), "rows": rows}, indent=1))
+                                         "model": str(model_dir), "rows": rows}, indent=1))
     return 0
 
 
