@@ -129,6 +129,15 @@ class EpochProgress(keras.callbacks.Callback):
     def steps_per_second(self) -> float:
         return self.timed_steps / self.timed_seconds if self.timed_seconds else 0.0
 
+    def on_train_end(self, logs=None):
+        if 0 < self.epochs_done < self.epochs:  # the estimates counted every epoch: say why fewer ran
+            progress(f"{self.name}: stopped after epoch {self.epochs_done} of {self.epochs} (early stopping: the "
+                     f"eval metric stopped improving) ({self.clock() - self.start:.0f} s)")
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.eval_seconds)
+
     def on_epoch_end(self, epoch, logs=None):
         self.eval_seconds.append(self.clock() - self.last_step)  # Keras evaluates between the last step and here
         summary = " ".join(f"{k.replace(CROSS_ENTROPY, 'loss')} {v:.4f}" for k, v in (logs or {}).items()

@@ -88,3 +88,27 @@ def test_the_lines_of_a_real_keras_fit(lines):
     assert lines[1].startswith("Trainer: ") and " s a step on this machine after 2 timed steps: about " in lines[1]
     assert "left in the epoch" in lines[2] and lines[-1].startswith("Trainer: epoch 2/2 done: loss ")
     assert len(lines) == 2 + 2 * 3
+
+
+def test_an_early_stop_is_said(lines):
+    clock = Clock()
+    progress = training_loop.EpochProgress(2, 3, every=10, probe_steps=1, clock=clock)
+    progress.on_train_begin()
+    for epoch in range(2):  # early stopping ends the fit after the second of three epochs
+        progress.on_epoch_begin(epoch)
+        for step in range(2):
+            clock.now += 1.0
+            progress.on_train_batch_end(step, {training_loop.CROSS_ENTROPY: 0.5})
+        progress.on_epoch_end(epoch, {"accuracy": 0.5})
+    progress.on_train_end()
+    assert lines[-1] == "Trainer: stopped after epoch 2 of 3 (early stopping: the eval metric stopped improving) (4 s)"
+
+
+def test_a_full_run_says_no_early_stop(lines):
+    progress = training_loop.EpochProgress(1, 1, every=10, probe_steps=1, clock=Clock())
+    progress.on_train_begin()
+    progress.on_epoch_begin(0)
+    progress.on_train_batch_end(0, {})
+    progress.on_epoch_end(0, {})
+    progress.on_train_end()
+    assert not any("stopped after" in line for line in lines)
