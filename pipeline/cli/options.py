@@ -28,7 +28,7 @@ from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
-from pipeline.cli import inputs
+from pipeline.cli import inputs, sequence_length, training_cost
 from pipeline.cli.inputs import InputError
 from pipeline.cli.locations import Uri, check_uris, is_uri, join, local_path, mirror, state_dir
 from pipeline.cli.model_choice import ModelChoice, model_settings, read_checkpoint  # noqa: F401  (re-exported)
@@ -138,6 +138,12 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
     settings_lib.add_flags(model, TransformSettings, names=MODEL_FLAGS[TransformSettings],
                            defaults={"vocab_mode": None, "learned_vocab_size": None})
     settings_lib.add_flags(model, TrainerSettings, names=MODEL_FLAGS[TrainerSettings])
+    if local:
+        model.add_argument("--time-budget", type=_minutes, default=training_cost.DEFAULT_MINUTES, metavar="MINUTES",
+                           help="with --max-seq-length auto: the longest training (Trainer and masked-LM stage, with "
+                                "their evaluations) the chosen length may cost on this machine, estimated from a few "
+                                "timed steps before the run; a longer length is shortened and the note says what is "
+                                "cut (default %(default)g; 0: no limit)")
 
     train = parser.add_argument_group("training" if local else "training (defaults of the runtime parameters)")
     trainer_flags = [f.name for f in settings_lib.flag_fields(TrainerSettings)
@@ -155,6 +161,16 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                                "--text-column) and .txt files (one text per line)" +
                                ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
     settings_lib.add_flags(train, EvaluatorSettings)
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected minutes, 0 or more (0: no limit), got {text!r}")
+    return value
 
 
 def component_settings(args: argparse.Namespace, model: ModelChoice, label_names: Tuple[str, ...],
@@ -293,7 +309,7 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     label_names = check_labels(labels, label_key)
     notes, max_seq_length, unlabeled = [], None, None
     if args.max_seq_length == settings_lib.AUTO:
-        max_seq_length, note = _auto_length(args, newest, splits, model)
+        max_seq_length, note = sequence_length.auto_length(args, newest, splits, model)
         notes.append(note)
     if source == "none":
         notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "
@@ -406,31 +422,6 @@ def snapshot_schema(schema: str, pipeline_root: Union[Path, Uri]) -> str:
         shutil.copyfile(schema, tmp)
         os.replace(tmp, target)
     return str(target)
-
-
-def _auto_length(args: argparse.Namespace, data_root: Path, splits, model: ModelChoice) -> Tuple[int, str]:
-    """--max-seq-length auto: the length chosen from the training texts, and a line saying so."""
-    from pipeline.cli import sequence_length
-
-    files = inputs.split_files(data_root, splits)
-    texts = [text for path in files.get("train", files.get("")) for text, _ in
-             inputs.read_rows(path, args.text_key, args.label_key)]
-    length, cut, seen = sequence_length.choose(texts, model.vocab_file, model.lower_case, model.positions)
-    estimated = " (estimated from word counts: the vocabulary is learned during the run)" \
-        if not model.vocab_file else ""
-    train_folder = "train" in files
-    aside = ("" if train_folder else
-             "; the texts are the rows of every split, as the training split is drawn from them during the run")
-    return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of "
-                    f"{counted_texts(seen, len(texts), train_folder)} whole and cuts {cut} "
-                    f"({cut / max(seen, 1):.1%}){estimated}{aside}; pass --max-seq-length N to choose.")
-
-
-def counted_texts(seen: int, total: int, train_folder: bool) -> str:
-    """What the auto length looked at, said as it is: the training split's texts when the data has a train/ folder,
-    else every row; all of them, or a sample."""
-    kind = "training texts" if train_folder else "texts"
-    return f"the {total} {kind}" if seen == total else f"a sample of {seen} of the {total} {kind}"
 
 
 __all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "add_beam_flags", "add_trainer_workers_flags",

@@ -2,14 +2,18 @@
 
 Transform pads every text to one length, fixed in the transform graph, so it is chosen from the training texts
 before anything runs: the shortest multiple of 32 that holds COVERAGE of them whole (in WordPiece tokens, with
-[CLS] and [SEP]), capped by the encoder's position embeddings. Length bucketing (components/modules/trainer.py) keeps
-short texts cheap whatever the length. With a vocabulary still to be learned, lengths are estimated from word counts."""
+[CLS] and [SEP]), capped by the encoder's position embeddings, and shortened when training at it would take longer
+than --time-budget minutes on this machine (pipeline/cli/training_cost.py). Length bucketing
+(components/modules/training_loop.py) keeps short texts cheap whatever the length. With a vocabulary still to be
+learned, lengths are estimated from word counts."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
-from typing import Sequence, Tuple
+from pathlib import Path
+from typing import List, Sequence, Tuple
 
 COVERAGE = 0.98  # the share of training texts kept whole
 MULTIPLE = 32
@@ -37,14 +41,61 @@ def token_counts(texts: Sequence[str], vocab_file: str, lower_case: bool) -> Seq
     return counts
 
 
-def choose(texts: Sequence[str], vocab_file: str, lower_case: bool, cap: int) -> Tuple[int, int, int]:
-    """(length, texts that will be cut, texts looked at)."""
+def sample_counts(texts: Sequence[str], vocab_file: str, lower_case: bool) -> List[int]:
+    """The sorted token counts of the texts, or of a deterministic sample of SAMPLE of them."""
     sample = list(texts)
     if len(sample) > SAMPLE:
         sample = random.Random(0).sample(sample, SAMPLE)
-    counts = sorted(token_counts(sample, vocab_file, lower_case))
+    return sorted(token_counts(sample, vocab_file, lower_case))
+
+
+def covering(counts: Sequence[int], cap: int) -> int:
+    """The shortest multiple of MULTIPLE (at most `cap`) that holds COVERAGE of these sorted counts whole."""
     if not counts:
-        return min(128, cap), 0, 0
+        return min(128, cap)
     needed = counts[min(len(counts) - 1, math.ceil(COVERAGE * len(counts)) - 1)]
-    length = min(cap, max(MULTIPLE, math.ceil(needed / MULTIPLE) * MULTIPLE))
-    return length, sum(1 for c in counts if c > length), len(counts)
+    return min(cap, max(MULTIPLE, math.ceil(needed / MULTIPLE) * MULTIPLE))
+
+
+def choose(texts: Sequence[str], vocab_file: str, lower_case: bool, cap: int) -> Tuple[int, int, int]:
+    """(length, texts that will be cut, texts looked at), without a time budget."""
+    counts = sample_counts(texts, vocab_file, lower_case)
+    length = covering(counts, cap)
+    return length, cut_by(counts, length), len(counts)
+
+
+def cut_by(counts: Sequence[int], length: int) -> int:
+    return sum(1 for c in counts if c > length)
+
+
+def auto_length(args: argparse.Namespace, data_root: Path, splits, model) -> Tuple[int, str]:
+    """--max-seq-length auto for a local run: the length chosen from the training texts (`model`: the
+    pipeline/cli/model_choice.py ModelChoice) within --time-budget, and a line saying so."""
+    from pipeline.cli import inputs, training_cost
+
+    files = inputs.split_files(data_root, splits)
+    train_folder = "train" in files
+    texts = [text for path in files.get("train", files.get("")) for text, _ in
+             inputs.read_rows(path, args.text_key, args.label_key)]
+    counts = sample_counts(texts, model.vocab_file, model.lower_case)
+    wanted = covering(counts, model.positions)
+    eval_texts = sum(len(inputs.read_rows(path, args.text_key, args.label_key)) for path in files.get("eval", []))
+    cost = training_cost.for_run(args, model, counts, len(texts), train_folder, eval_texts)
+    choice = cost.choose(wanted, MULTIPLE)
+    length, cut, seen = choice.length, cut_by(counts, choice.length), len(counts)
+    whole = f"{1 - cut_by(counts, wanted) / max(seen, 1):.0%} of them"
+    estimated = " (estimated from word counts: the vocabulary is learned during the run)" \
+        if not model.vocab_file else ""
+    aside = ("" if train_folder else
+             "; the texts are the rows of every split, as the training split is drawn from them during the run")
+    return length, (f"--max-seq-length auto: {length} tokens, which holds {seen - cut} of "
+                    f"{counted_texts(seen, len(texts), train_folder)} whole and cuts {cut} "
+                    f"({cut / max(seen, 1):.1%}){estimated}{aside}{cost.said(choice, wanted, whole)}; pass "
+                    f"--max-seq-length N to choose.")
+
+
+def counted_texts(seen: int, total: int, train_folder: bool) -> str:
+    """What the auto length looked at, said as it is: the training split's texts when the data has a train/ folder,
+    else every row; all of them, or a sample."""
+    kind = "training texts" if train_folder else "texts"
+    return f"the {total} {kind}" if seen == total else f"a sample of {seen} of the {total} {kind}"

@@ -327,7 +327,7 @@ def test_infra_validator_needs_a_docker_daemon_and_wires_the_pinned_serving_imag
 
 def test_the_auto_length_note_says_what_it_counted():
     """The training split's texts only where the data has a train/ folder; else every row, said so; a sample, named."""
-    from pipeline.cli.options import counted_texts
+    from pipeline.cli.sequence_length import counted_texts
 
     assert counted_texts(2225, 2225, train_folder=False) == "the 2225 texts"
     assert counted_texts(5000, 12808, train_folder=False) == "a sample of 5000 of the 12808 texts"

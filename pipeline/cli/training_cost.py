@@ -1,0 +1,267 @@
+"""What training will cost at a sequence length on this machine, known before the run: `--max-seq-length auto` stays
+within `--time-budget` minutes of training.
+
+The cost of a step grows with the length its batch is padded to: the dense layers with the length, attention with its
+square. Length bucketing (components/modules/training_loop.py) pads each batch only to its bucket, so the cost of an
+epoch follows from the training texts' token counts: the batches of each bucket, each at its padded length. The
+seconds of a step at a length come from a short timed probe of the run's own encoder on this machine (random weights
+and ids: the speed does not depend on them) at two short lengths, fitted as a fixed part plus a part proportional to
+the multiply-adds of a BERT layer at that length and extrapolated to longer ones (benchmarks/results.md compares the
+estimate with the Trainer's measured time). A run so small that it would fit the budget even at a slow machine's speed
+is not probed."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+DEFAULT_MINUTES = 30.0  # the flag's default: --time-budget
+PROBE_LENGTHS = (64, 128)  # short enough to probe in seconds, far enough apart to fit the two parts
+PROBE_STEPS = 2  # timed steps per length, after one untimed step that traces the function
+# Training FLOP/s below which no machine this runs on falls (a tenth of a 2-core laptop's measured speed with the
+# default encoder): a run that fits the budget at this speed is not probed.
+SLOWEST_FLOPS = 1e10
+EVAL_COST = 1 / 3  # an example's evaluation (the forward pass) against its training step (forward and backward)
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """The shape of the encoder that matters for its speed."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+
+    def multiply_adds(self, length: int) -> float:
+        """Multiply-adds of one sequence through the encoder, forward: per token per layer the four attention
+        projections (4 h^2), the feed-forward block (2 h i) and attention over the sequence (2 L h)."""
+        return self.layers * length * (4 * self.hidden ** 2 + 2 * self.hidden * self.intermediate
+                                       + 2 * length * self.hidden)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTime:
+    """Seconds of a training step at a padded length: fixed + per_work x the multiply-adds of the batch."""
+
+    fixed: float
+    per_work: float
+    encoder: Encoder
+    batch_size: int
+
+    def __call__(self, length: int) -> float:
+        return self.fixed + self.per_work * self.batch_size * self.encoder.multiply_adds(length)
+
+    @classmethod
+    def fitted(cls, timings: Dict[int, float], encoder: Encoder, batch_size: int) -> "StepTime":
+        """The two parts from the step seconds at two lengths; a noisy probe cannot make either part negative."""
+        (short, t_short), (long_, t_long) = sorted(timings.items())[:1] + sorted(timings.items())[-1:]
+        work_short, work_long = (batch_size * encoder.multiply_adds(n) for n in (short, long_))
+        per_work = max((t_long - t_short) / (work_long - work_short), 0.0)
+        fixed = t_short - per_work * work_short
+        if per_work == 0.0 or fixed < 0:  # all of it proportional, from the longer probe
+            per_work, fixed = t_long / work_long, 0.0
+        return cls(fixed, per_work, encoder, batch_size)
+
+    @classmethod
+    def slowest(cls, encoder: Encoder, batch_size: int) -> "StepTime":
+        """A step's seconds at SLOWEST_FLOPS: 2 FLOPs a multiply-add, and the backward pass twice the forward."""
+        return cls(0.0, 3 * 2 / SLOWEST_FLOPS, encoder, batch_size)
+
+
+def padded_batches(counts: Sequence[int], length: int, batch_size: int) -> List[int]:
+    """The padded length of every batch of one epoch: texts cut to `length`, grouped by bucket, a bucket's batches
+    each padded to about its longest text (the bucket's upper end, or its longest text when shorter)."""
+    from components.modules.training_loop import BUCKET_BOUNDARIES  # (imports TensorFlow: not for --help)
+
+    buckets: Dict[int, List[int]] = {}
+    for count in counts:
+        n = min(count, length)
+        buckets.setdefault(sum(1 for b in BUCKET_BOUNDARIES if n >= b), []).append(n)
+    lengths = []
+    for members in buckets.values():
+        lengths += [max(members)] * math.ceil(len(members) / batch_size)
+    return lengths
+
+
+def training_seconds(counts: Sequence[int], length: int, batch_size: int, passes: int, eval_share: float,
+                     step: Callable[[int], float], scale: float = 1.0, max_steps: Optional[int] = None) -> float:
+    """Seconds of `passes` epochs over texts of these token counts (a sample: `scale` texts each) at `length`, each
+    epoch followed by an evaluation of eval_share as many texts; at most `max_steps` steps (--train-steps)."""
+    batches = padded_batches(counts, length, batch_size)
+    if not batches:
+        return 0.0
+    mean_step = sum(step(n) for n in batches) / len(batches)
+    steps = passes * len(batches) * scale
+    if max_steps:
+        steps = min(steps, max_steps)
+    return steps * mean_step * (1 + eval_share * EVAL_COST)
+
+
+def probe(bert_config, batch_size: int, compute: str = "float32", lengths: Sequence[int] = PROBE_LENGTHS,
+          steps: int = PROBE_STEPS, clock=time.perf_counter) -> Dict[int, float]:
+    """Seconds of one training step of a classifier on this encoder configuration (components/model/bert.py's
+    BertConfig) at each length: random weights and ids, the optimizer the Trainer uses, under `compute`'s dtype
+    policy. The Keras state it builds is cleared afterwards."""
+    import numpy as np
+    import tf_keras as keras
+
+    from components.model import bert, optimization, precision
+
+    timings = {}
+    try:
+        with precision.keras_policy(compute):
+            encoder = bert.build_encoder(bert_config)
+            inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in bert.INPUT_NAMES}
+            pooled = bert.pool(encoder(inputs), inputs[bert.INPUT_MASK], "mean")
+            outputs = keras.layers.Dense(2, activation="softmax", dtype="float32")(pooled)
+            model = keras.Model(inputs, outputs)
+            model.compile(optimizer=optimization.make_optimizer(1e-5, 0.0, 0.01, 1000),
+                          loss="sparse_categorical_crossentropy")
+            rng = np.random.default_rng(0)
+            for length in lengths:
+                batch = {bert.INPUT_WORD_IDS: rng.integers(1, bert_config.vocab_size, (batch_size, length)),
+                         bert.INPUT_MASK: np.ones((batch_size, length), "int32"),
+                         bert.INPUT_TYPE_IDS: np.zeros((batch_size, length), "int32")}
+                labels = rng.integers(0, 2, batch_size)
+                model.train_on_batch(batch, labels)  # traces the step for this shape
+                start = clock()
+                for _ in range(steps):
+                    model.train_on_batch(batch, labels)
+                timings[length] = (clock() - start) / steps
+    finally:
+        keras.backend.clear_session()
+    return timings
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A length within the budget: the length, its estimated seconds, and the estimate of the length the texts asked
+    for (None when not over the budget)."""
+
+    length: int
+    seconds: float
+    wanted_seconds: Optional[float] = None
+
+    @property
+    def capped(self) -> bool:
+        return self.wanted_seconds is not None
+
+
+def within_budget(wanted: int, budget_seconds: float, multiple: int,
+                  estimate: Callable[[int], float]) -> Choice:
+    """The longest multiple of `multiple` up to `wanted` whose estimated training time fits the budget (at least
+    `multiple`: some length has to run)."""
+    seconds = estimate(wanted)
+    if seconds <= budget_seconds:
+        return Choice(wanted, seconds)
+    length = (wanted - 1) // multiple * multiple
+    while length > multiple and estimate(length) > budget_seconds:
+        length -= multiple
+    length = max(length, multiple)
+    return Choice(length, estimate(length), seconds)
+
+
+@dataclasses.dataclass
+class RunCost:
+    """The estimate of one run's training time by length, and what its note says (`budget_minutes` 0: no budget)."""
+
+    budget_minutes: float
+    estimate_with: Callable[[Callable[[int], float], int], float]  # (step time, length) -> seconds
+    slowest: Callable[[int], float]
+    measure: Callable[[], Callable[[int], float]]  # the probe, run only when needed
+    truncation: str = "head"
+    probed: bool = False
+
+    def choose(self, wanted: int, multiple: int) -> Choice:
+        budget = self.budget_minutes * 60
+        if not budget or self.estimate_with(self.slowest, wanted) <= budget:
+            return Choice(wanted, 0.0)  # fits even at the slowest speed: no probe
+        step = self.measure()
+        self.probed = True
+        return within_budget(wanted, budget, multiple, lambda n: self.estimate_with(step, n))
+
+    def said(self, choice: Choice, wanted: int, whole_at_wanted: str) -> str:
+        """The clause of the auto-length note about the time: nothing when the run is too small to probe."""
+        if not self.probed:
+            return ""
+        budget = f"--time-budget {self.budget_minutes:g} min"
+        if not choice.capped:
+            return f"; training at it: about {_duration(choice.seconds)} on this machine (within {budget})"
+        ends = " (--truncation head_tail keeps the end of a cut text too)" if self.truncation == "head" else ""
+        over = "" if choice.seconds <= self.budget_minutes * 60 else \
+            f"; even {choice.length} tokens take about {_duration(choice.seconds)}: fewer --epochs or --max-examples " \
+            "make the run shorter"
+        lift = math.ceil(choice.wanted_seconds / 60 / 5) * 5
+        return (f"; capped by {budget}: {wanted} tokens would hold {whole_at_wanted} whole but take about "
+                f"{_duration(choice.wanted_seconds)} of training on this machine, {choice.length} tokens about "
+                f"{_duration(choice.seconds)}{over}{ends}; pass --time-budget {lift} (0: none) to keep {wanted}")
+
+
+def _duration(seconds: float) -> str:
+    from components.modules.training_loop import duration  # (imports TensorFlow: not for --help)
+
+    return duration(seconds)
+
+
+def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, eval_texts: int) -> RunCost:
+    """The cost of this local run's training by length: its training texts (`counts`, a sample of the `texts`;
+    without split folders the training split is HASH_BUCKETS' share of them), the Trainer's and the masked-LM
+    stage's epochs, the batch size, --train-steps, and the encoder --pretrained or --model-size gives (`model`:
+    pipeline/cli/model_choice.py's ModelChoice)."""
+    from components.settings.pretraining import PretrainerSettings
+    from components.settings.trainer import TrainerSettings
+    from pipeline.dag.config import HASH_BUCKETS
+
+    def flag(name, cls=TrainerSettings):
+        value = getattr(args, name, None)
+        return getattr(cls, name) if value is None else value
+
+    shares = dict(HASH_BUCKETS)
+    train_texts = texts if train_folder else texts * shares["train"] / sum(shares.values())
+    eval_share = (eval_texts / max(train_texts, 1)) if train_folder else shares["eval"] / shares["train"]
+    batch_size = flag("batch_size")
+    passes = flag("epochs") + flag("pretrain_epochs", PretrainerSettings)
+    config = _bert_config(args, model)
+    encoder = Encoder(config.num_layers, config.hidden_size, config.intermediate_size)
+
+    def estimate_with(step, length):
+        return training_seconds(counts, length, batch_size, passes, eval_share, step,
+                                scale=train_texts / max(len(counts), 1), max_steps=getattr(args, "train_steps", None))
+
+    def measure():
+        import tensorflow as tf
+
+        from components.model import precision
+        from components.runtime.progress import progress
+
+        progress(f"--time-budget: timing a few training steps at {' and '.join(map(str, PROBE_LENGTHS))} tokens on "
+                 "this machine to estimate the training time")
+        compute = precision.choose(flag("precision"), len(tf.config.list_physical_devices("GPU")))
+        return StepTime.fitted(probe(config, batch_size, compute), encoder, batch_size)
+
+    return RunCost(getattr(args, "time_budget", DEFAULT_MINUTES), estimate_with,
+                   StepTime.slowest(encoder, batch_size), measure, truncation=flag("truncation", _transform()))
+
+
+def _transform():
+    from components.settings.transform import TransformSettings
+
+    return TransformSettings
+
+
+def _bert_config(args, model):
+    """The encoder's BertConfig: the checkpoint's config.json, or the --model-size preset (its vocabulary's size
+    matters little to the speed)."""
+    from components.model import bert
+    from pipeline.cli.model_choice import read_checkpoint
+
+    if model.pretrained_dir:
+        return bert.BertConfig.from_hf_config(read_checkpoint(model.pretrained_dir)[0])
+    from components.settings.encoder import EncoderTrainingSettings
+    from components.settings.transform import TransformSettings
+
+    size = getattr(args, "model_size", None) or EncoderTrainingSettings.model_size
+    vocab = getattr(args, "learned_vocab_size", None) or TransformSettings.learned_vocab_size
+    return bert.preset_config(size, vocab_size=vocab)
