@@ -309,7 +309,8 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     label_names = check_labels(labels, label_key)
     notes, max_seq_length, unlabeled = [], None, None
     if args.max_seq_length == settings_lib.AUTO:
-        max_seq_length, note = sequence_length.auto_length(args, newest, splits, model)
+        max_seq_length, note = sequence_length.auto_length(args, newest, splits, model,
+                                                             state_dir(pipeline_root, OUTPUTS_DIR))
         notes.append(note)
     if source == "none":
         notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "

@@ -68,9 +68,10 @@ def cut_by(counts: Sequence[int], length: int) -> int:
     return sum(1 for c in counts if c > length)
 
 
-def auto_length(args: argparse.Namespace, data_root: Path, splits, model) -> Tuple[int, str]:
+def auto_length(args: argparse.Namespace, data_root: Path, splits, model, state: Path) -> Tuple[int, str]:
     """--max-seq-length auto for a local run: the length chosen from the training texts (`model`: the
-    pipeline/cli/model_choice.py ModelChoice) within --time-budget, and a line saying so."""
+    pipeline/cli/model_choice.py ModelChoice) within --time-budget, and a line saying so; `state` is the pipeline
+    root's local folder, where the timings of this machine are kept."""
     from pipeline.cli import inputs, training_cost
 
     files = inputs.split_files(data_root, splits)
@@ -80,7 +81,8 @@ def auto_length(args: argparse.Namespace, data_root: Path, splits, model) -> Tup
     counts = sample_counts(texts, model.vocab_file, model.lower_case)
     wanted = covering(counts, model.positions)
     eval_texts = sum(len(inputs.read_rows(path, args.text_key, args.label_key)) for path in files.get("eval", []))
-    cost = training_cost.for_run(args, model, counts, len(texts), train_folder, eval_texts)
+    cost = training_cost.for_run(args, model, counts, len(texts), train_folder, eval_texts,
+                                 str(state / training_cost.TIMINGS_FILE))
     choice = cost.choose(wanted, MULTIPLE)
     length, cut, seen = choice.length, cut_by(counts, choice.length), len(counts)
     whole = f"{1 - cut_by(counts, wanted) / max(seen, 1):.0%} of them"

@@ -8,14 +8,18 @@ seconds of a step at a length come from a short timed probe of the run's own enc
 and ids: the speed does not depend on them) at two short lengths, fitted as a fixed part plus a part proportional to
 the multiply-adds of a BERT layer at that length and extrapolated to longer ones (benchmarks/results.md compares the
 estimate with the Trainer's measured time). A run so small that it would fit the budget even at a slow machine's speed
-is not probed."""
+is not probed. The probe's timings are kept in the pipeline root (TIMINGS_FILE): a later run of the pipeline reuses
+them, so that the same data gets the same length (a new length would retrain from Transform on) and no second probe
+is paid; deleting the file times again."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 DEFAULT_MINUTES = 30.0  # the flag's default: --time-budget
 PROBE_LENGTHS = (64, 128)  # short enough to probe in seconds, far enough apart to fit the two parts
@@ -23,6 +27,7 @@ PROBE_STEPS = 2  # timed steps per length, after one untimed step that traces th
 # Training FLOP/s below which no machine this runs on falls (a tenth of a 2-core laptop's measured speed with the
 # default encoder): a run that fits the budget at this speed is not probed.
 SLOWEST_FLOPS = 1e10
+TIMINGS_FILE = "step_timings.json"  # in the pipeline root's local state folder
 EVAL_COST = 1 / 3  # an example's evaluation (the forward pass) against its training step (forward and backward)
 
 
@@ -170,15 +175,16 @@ class RunCost:
     budget_minutes: float
     estimate_with: Callable[[Callable[[int], float], int], float]  # (step time, length) -> seconds
     slowest: Callable[[int], float]
-    measure: Callable[[], Callable[[int], float]]  # the probe, run only when needed
+    measure: Callable[[], Tuple[Callable[[int], float], str]]  # the probe (when needed): step time, file reused
     truncation: str = "head"
     probed: bool = False
+    reused: str = ""  # the file of an earlier run's timings, when they were reused
 
     def choose(self, wanted: int, multiple: int) -> Choice:
         budget = self.budget_minutes * 60
         if not budget or self.estimate_with(self.slowest, wanted) <= budget:
             return Choice(wanted, 0.0)  # fits even at the slowest speed: no probe
-        step = self.measure()
+        step, self.reused = self.measure()
         self.probed = True
         return within_budget(wanted, budget, multiple, lambda n: self.estimate_with(step, n))
 
@@ -187,15 +193,16 @@ class RunCost:
         if not self.probed:
             return ""
         budget = f"--time-budget {self.budget_minutes:g} min"
+        timed = f" (timed by an earlier run: {self.reused})" if self.reused else ""
         if not choice.capped:
-            return f"; training at it: about {_duration(choice.seconds)} on this machine (within {budget})"
+            return f"; training at it: about {_duration(choice.seconds)} on this machine{timed} (within {budget})"
         ends = " (--truncation head_tail keeps the end of a cut text too)" if self.truncation == "head" else ""
         over = "" if choice.seconds <= self.budget_minutes * 60 else \
             f"; even {choice.length} tokens take about {_duration(choice.seconds)}: fewer --epochs or --max-examples " \
             "make the run shorter"
         lift = math.ceil(choice.wanted_seconds / 60 / 5) * 5
         return (f"; capped by {budget}: {wanted} tokens would hold {whole_at_wanted} whole but take about "
-                f"{_duration(choice.wanted_seconds)} of training on this machine, {choice.length} tokens about "
+                f"{_duration(choice.wanted_seconds)} of training on this machine{timed}, {choice.length} tokens about "
                 f"{_duration(choice.seconds)}{over}{ends}; pass --time-budget {lift} (0: none) to keep {wanted}")
 
 
@@ -205,11 +212,37 @@ def _duration(seconds: float) -> str:
     return duration(seconds)
 
 
-def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, eval_texts: int) -> RunCost:
+def kept_timings(path: str, key: str, measure: Callable[[], Dict[int, float]]) -> Tuple[Dict[int, float], bool]:
+    """(the probe's timings for `key` (the encoder's shape, batch size and precision), whether they were kept from
+    an earlier run): from the file when it holds them, else measured now and added to it."""
+    from components.runtime.progress import progress
+
+    kept = {}
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                kept = json.load(f)
+        except ValueError:
+            kept = {}  # a damaged file is timed again
+    if key in kept:
+        return {int(n): float(t) for n, t in kept[key].items()}, True
+    progress(f"--time-budget: timing a few training steps at {' and '.join(map(str, PROBE_LENGTHS))} tokens on this "
+             f"machine to estimate the training time (kept in {path})")
+    timings = measure()
+    kept[key] = {str(n): t for n, t in timings.items()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(kept, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return timings, False
+
+
+def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, eval_texts: int,
+            timings_file: str) -> RunCost:
     """The cost of this local run's training by length: its training texts (`counts`, a sample of the `texts`;
     without split folders the training split is HASH_BUCKETS' share of them), the Trainer's and the masked-LM
     stage's epochs, the batch size, --train-steps, and the encoder --pretrained or --model-size gives (`model`:
-    pipeline/cli/model_choice.py's ModelChoice)."""
+    pipeline/cli/model_choice.py's ModelChoice); the probe's timings are kept in `timings_file`."""
     from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
     from pipeline.dag.config import HASH_BUCKETS
@@ -234,12 +267,11 @@ def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, 
         import tensorflow as tf
 
         from components.model import precision
-        from components.runtime.progress import progress
 
-        progress(f"--time-budget: timing a few training steps at {' and '.join(map(str, PROBE_LENGTHS))} tokens on "
-                 "this machine to estimate the training time")
         compute = precision.choose(flag("precision"), len(tf.config.list_physical_devices("GPU")))
-        return StepTime.fitted(probe(config, batch_size, compute), encoder, batch_size)
+        key = f"{encoder.layers}x{encoder.hidden}x{encoder.intermediate} batch {batch_size} {compute}"
+        timings, kept = kept_timings(timings_file, key, lambda: probe(config, batch_size, compute))
+        return StepTime.fitted(timings, encoder, batch_size), (timings_file if kept else "")
 
     return RunCost(getattr(args, "time_budget", DEFAULT_MINUTES), estimate_with,
                    StepTime.slowest(encoder, batch_size), measure, truncation=flag("truncation", _transform()))

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -106,6 +107,23 @@ def test_auto_stops_at_the_longest_length_within_the_budget(tmp_path, monkeypatc
     roomy_length, roomy_note = _auto(tmp_path / "c", "--time-budget", "5")
     assert roomy_length == 160 and "training at it: about 2 min on this machine (within --time-budget 5 min)" in \
         roomy_note, roomy_note
+
+
+def test_the_timings_are_kept_so_a_later_run_chooses_the_same_length(tmp_path, monkeypatch):
+    monkeypatch.setattr(training_cost, "probe", lambda *a, **k: {64: 5.0, 128: 10.0})
+    monkeypatch.setattr(training_cost, "SLOWEST_FLOPS", 1e8)
+    first, first_note = _auto(tmp_path, "--time-budget", "2")
+    kept = tmp_path / "root" / training_cost.TIMINGS_FILE
+    assert json.loads(kept.read_text()) == {"2x128x512 batch 32 float32": {"64": 5.0, "128": 10.0}}
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(training_cost, "probe", no_probe)
+    (tmp_path / "long").rename(tmp_path / "first")
+    again, note = _auto(tmp_path, "--time-budget", "2")
+    assert again == first == 96 and f"on this machine (timed by an earlier run: {kept})" in note
+    assert "timed by an earlier run" not in first_note
 
 
 def test_a_run_that_fits_even_on_a_slow_machine_is_not_probed(tmp_path, monkeypatch):
