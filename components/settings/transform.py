@@ -38,8 +38,9 @@ class TransformSettings(CustomConfigMixin):
     lower_case: bool = setting(True, derived="the checkpoint's tokenizer_config.json (do_lower_case)")
     max_seq_length: int = setting(
         128, "WordPiece tokens per text incl. [CLS]/[SEP]; longer texts are truncated (at most the checkpoint's "
-             "max_position_embeddings). 'auto': the length that covers 98% of the training texts, a multiple of 32, "
-             "shortened to fit --time-budget (on Kubeflow, which reads no data when compiling: 128)", flag="--max-seq-length", positive=True,
+             "max_position_embeddings). 'auto': the length that covers 98% of the training texts, a multiple of "
+             "32, shortened to fit --time-budget (on Kubeflow, which reads no data when compiling: 128)",
+        flag="--max-seq-length", positive=True,
         auto=True)
     truncation: str = setting(
         "head", "how a text longer than --max-seq-length is cut: 'head' keeps its first tokens; 'head_tail' the first "

@@ -308,10 +308,14 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     labels = domain or inputs.label_values(newest, splits, text_key, label_key)
     label_names = check_labels(labels, label_key)
     notes, max_seq_length, unlabeled = [], None, None
+    trained = data_root if args.max_examples else newest  # the rows this run trains on, on this machine
     if args.max_seq_length == settings_lib.AUTO:
-        max_seq_length, note = sequence_length.auto_length(args, newest, splits, model,
+        max_seq_length, note = sequence_length.auto_length(args, trained, splits, model,
                                                              state_dir(pipeline_root, OUTPUTS_DIR))
         notes.append(note)
+    else:
+        note = sequence_length.given_length(args, trained, splits, model, state_dir(pipeline_root, OUTPUTS_DIR))
+        notes += [note] if note else []
     if source == "none":
         notes.append(f"no schema yet: this run checks the data against the schema inferred from it, and once the data "
                      f"passes, freezes it to {frozen_schema_file(str(pipeline_root))}, which later runs check "

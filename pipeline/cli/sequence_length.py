@@ -13,7 +13,7 @@ import argparse
 import math
 import random
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 COVERAGE = 0.98  # the share of training texts kept whole
 MULTIPLE = 32
@@ -68,19 +68,48 @@ def cut_by(counts: Sequence[int], length: int) -> int:
     return sum(1 for c in counts if c > length)
 
 
+def _training_texts(args: argparse.Namespace, data_root: Path, splits):
+    """(the training texts, whether they are a train/ folder's, the eval/ folder's number of texts)."""
+    from pipeline.cli import inputs
+
+    files = inputs.split_files(data_root, splits)
+    texts = [text for path in files.get("train", files.get("")) for text, _ in
+             inputs.read_rows(path, args.text_key, args.label_key)]
+    eval_texts = sum(len(inputs.read_rows(path, args.text_key, args.label_key)) for path in files.get("eval", []))
+    return texts, "train" in files, eval_texts
+
+
+def given_length(args: argparse.Namespace, data_root: Path, splits, model, state: Path) -> Optional[str]:
+    """--max-seq-length N, which is never capped: a line saying so before the run when its training would take
+    longer than --time-budget, else None (a run that fits even with every text N tokens long on a slow machine is
+    neither tokenized nor probed)."""
+    from pipeline.cli import training_cost
+
+    length = args.max_seq_length
+    texts, train_folder, eval_texts = _training_texts(args, data_root, splits)
+    timings = str(state / training_cost.TIMINGS_FILE)
+    longest = [length] * min(len(texts), SAMPLE)
+    if not training_cost.for_run(args, model, longest, len(texts), train_folder, eval_texts, timings).over(length):
+        return None
+    counts = sample_counts(texts, model.vocab_file, model.lower_case)
+    cost = training_cost.for_run(args, model, counts, len(texts), train_folder, eval_texts, timings)
+    seconds = cost.over(length, probe=True)
+    if seconds is None:
+        return None
+    return (f"--max-seq-length {length}: training will take about {training_cost.duration(seconds)} on this "
+            f"machine{cost.timed()}, over --time-budget {cost.budget_minutes:g} min; it runs as asked "
+            "(--max-seq-length auto stays within the budget, and fewer --epochs or --max-examples make it shorter).")
+
+
 def auto_length(args: argparse.Namespace, data_root: Path, splits, model, state: Path) -> Tuple[int, str]:
     """--max-seq-length auto for a local run: the length chosen from the training texts (`model`: the
     pipeline/cli/model_choice.py ModelChoice) within --time-budget, and a line saying so; `state` is the pipeline
     root's local folder, where the timings of this machine are kept."""
-    from pipeline.cli import inputs, training_cost
+    from pipeline.cli import training_cost
 
-    files = inputs.split_files(data_root, splits)
-    train_folder = "train" in files
-    texts = [text for path in files.get("train", files.get("")) for text, _ in
-             inputs.read_rows(path, args.text_key, args.label_key)]
+    texts, train_folder, eval_texts = _training_texts(args, data_root, splits)
     counts = sample_counts(texts, model.vocab_file, model.lower_case)
     wanted = covering(counts, model.positions)
-    eval_texts = sum(len(inputs.read_rows(path, args.text_key, args.label_key)) for path in files.get("eval", []))
     cost = training_cost.for_run(args, model, counts, len(texts), train_folder, eval_texts,
                                  str(state / training_cost.TIMINGS_FILE))
     choice = cost.choose(wanted, MULTIPLE)

@@ -180,33 +180,49 @@ class RunCost:
     probed: bool = False
     reused: str = ""  # the file of an earlier run's timings, when they were reused
 
-    def choose(self, wanted: int, multiple: int) -> Choice:
+    def over(self, length: int, probe: bool = False) -> Optional[float]:
+        """The estimated seconds at `length` when over the budget, else None; without `probe`, at the slowest speed
+        (an upper bound that needs no probe)."""
         budget = self.budget_minutes * 60
-        if not budget or self.estimate_with(self.slowest, wanted) <= budget:
-            return Choice(wanted, 0.0)  # fits even at the slowest speed: no probe
+        if not budget:
+            return None
+        seconds = self.estimate_with(self._step() if probe else self.slowest, length)
+        return seconds if seconds > budget else None
+
+    def _step(self) -> Callable[[int], float]:
         step, self.reused = self.measure()
         self.probed = True
-        return within_budget(wanted, budget, multiple, lambda n: self.estimate_with(step, n))
+        return step
+
+    def choose(self, wanted: int, multiple: int) -> Choice:
+        if self.over(wanted) is None:
+            return Choice(wanted, 0.0)  # no budget, or it fits even at the slowest speed: no probe
+        step = self._step()
+        return within_budget(wanted, self.budget_minutes * 60, multiple, lambda n: self.estimate_with(step, n))
+
+    def timed(self) -> str:
+        return f" (timed by an earlier run: {self.reused})" if self.reused else ""
 
     def said(self, choice: Choice, wanted: int, whole_at_wanted: str) -> str:
         """The clause of the auto-length note about the time: nothing when the run is too small to probe."""
         if not self.probed:
             return ""
         budget = f"--time-budget {self.budget_minutes:g} min"
-        timed = f" (timed by an earlier run: {self.reused})" if self.reused else ""
+        timed = self.timed()
         if not choice.capped:
-            return f"; training at it: about {_duration(choice.seconds)} on this machine{timed} (within {budget})"
+            return f"; training at it: about {duration(choice.seconds)} on this machine{timed} (within {budget})"
         ends = " (--truncation head_tail keeps the end of a cut text too)" if self.truncation == "head" else ""
         over = "" if choice.seconds <= self.budget_minutes * 60 else \
-            f"; even {choice.length} tokens take about {_duration(choice.seconds)}: fewer --epochs or --max-examples " \
+            f"; even {choice.length} tokens take about {duration(choice.seconds)}: fewer --epochs or --max-examples " \
             "make the run shorter"
         lift = math.ceil(choice.wanted_seconds / 60 / 5) * 5
         return (f"; capped by {budget}: {wanted} tokens would hold {whole_at_wanted} whole but take about "
-                f"{_duration(choice.wanted_seconds)} of training on this machine{timed}, {choice.length} tokens about "
-                f"{_duration(choice.seconds)}{over}{ends}; pass --time-budget {lift} (0: none) to keep {wanted}")
+                f"{duration(choice.wanted_seconds)} of training on this machine{timed}, {choice.length} tokens about "
+                f"{duration(choice.seconds)}{over}{ends}; pass --time-budget {lift} (0: none) to keep {wanted}")
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A time for people (training_loop.duration)."""
     from components.modules.training_loop import duration  # (imports TensorFlow: not for --help)
 
     return duration(seconds)
@@ -256,7 +272,10 @@ def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, 
     eval_share = (eval_texts / max(train_texts, 1)) if train_folder else shares["eval"] / shares["train"]
     batch_size = flag("batch_size")
     passes = flag("epochs") + flag("pretrain_epochs", PretrainerSettings)
-    config = _bert_config(args, model)
+    try:
+        config = _bert_config(args, model)
+    except ValueError:  # not a config this encoder builds: the Trainer says so; here there is nothing to estimate
+        return RunCost(0.0, lambda step, length: 0.0, lambda length: 0.0, lambda: (lambda length: 0.0, ""))
     encoder = Encoder(config.num_layers, config.hidden_size, config.intermediate_size)
 
     def estimate_with(step, length):

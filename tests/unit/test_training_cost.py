@@ -31,12 +31,25 @@ def _long_texts(tmp_path: Path, rows: int = 120, words: int = 150) -> Path:
     return folder
 
 
-def _auto(tmp_path, *flags):
+def _run_config(tmp_path, *flags):
+    """(the sequence length, the notes about it) of a local run's config on _long_texts."""
     args = build_parser().parse_args(["--data-root", str(_long_texts(tmp_path)), "--pretrained", "none",
                                       "--model-size", "tiny", "--vocab", "checkpoint",
                                       "--pipeline-root", str(tmp_path / "root"), *map(str, flags)])
     config, _, notes = options.local_config(args)
-    return config.transform.max_seq_length, next(n for n in notes if n.startswith("--max-seq-length auto"))
+    return config.transform.max_seq_length, [n for n in notes if n.startswith("--max-seq-length")]
+
+
+def _auto(tmp_path, *flags):
+    length, (note,) = _run_config(tmp_path, *flags)
+    return length, note
+
+
+def _slow_machine(monkeypatch):
+    """The probe's timings given (5 s a step at 64 tokens, 10 s at 128), on a machine slower than the slowest
+    assumed, so that the arithmetic decides."""
+    monkeypatch.setattr(training_cost, "probe", lambda *a, **k: {64: 5.0, 128: 10.0})
+    monkeypatch.setattr(training_cost, "SLOWEST_FLOPS", 1e8)
 
 
 def test_batches_are_padded_to_their_bucket():
@@ -95,10 +108,8 @@ def test_a_tiny_budget_caps_auto_and_says_what_is_cut_and_how_to_lift_it(tmp_pat
 
 
 def test_auto_stops_at_the_longest_length_within_the_budget(tmp_path, monkeypatch):
-    """With the probe's timings given (5 s a step at 64 tokens, 10 s at 128: a slow machine), the arithmetic decides:
-    the 80% training split of 120 texts, 3 epochs; the note names the chosen length's estimate."""
-    monkeypatch.setattr(training_cost, "probe", lambda *a, **k: {64: 5.0, 128: 10.0})
-    monkeypatch.setattr(training_cost, "SLOWEST_FLOPS", 1e8)  # slower than the slowest machine assumed
+    """The 80% training split of 120 texts, 3 epochs; the note names the chosen length's estimate."""
+    _slow_machine(monkeypatch)
     free_length, free_note = _auto(tmp_path / "a", "--time-budget", "0")  # no budget: no probe, nothing said
     assert free_length == 160 and "budget" not in free_note
     length, note = _auto(tmp_path / "b", "--time-budget", "2")
@@ -110,8 +121,7 @@ def test_auto_stops_at_the_longest_length_within_the_budget(tmp_path, monkeypatc
 
 
 def test_the_timings_are_kept_so_a_later_run_chooses_the_same_length(tmp_path, monkeypatch):
-    monkeypatch.setattr(training_cost, "probe", lambda *a, **k: {64: 5.0, 128: 10.0})
-    monkeypatch.setattr(training_cost, "SLOWEST_FLOPS", 1e8)
+    _slow_machine(monkeypatch)
     first, first_note = _auto(tmp_path, "--time-budget", "2")
     kept = tmp_path / "root" / training_cost.TIMINGS_FILE
     assert json.loads(kept.read_text()) == {"2x128x512 batch 32 float32": {"64": 5.0, "128": 10.0}}
@@ -126,13 +136,24 @@ def test_the_timings_are_kept_so_a_later_run_chooses_the_same_length(tmp_path, m
     assert "timed by an earlier run" not in first_note
 
 
+def test_a_given_length_over_the_budget_runs_as_asked_and_says_so_before(tmp_path, monkeypatch):
+    _slow_machine(monkeypatch)
+    length, (note,) = _run_config(tmp_path / "a", "--max-seq-length", "160", "--time-budget", "2")
+    assert length == 160
+    assert re.fullmatch(r"--max-seq-length 160: training will take about 2 min on this machine, over --time-budget 2 "
+                        r"min; it runs as asked \(--max-seq-length auto stays within the budget, and fewer --epochs "
+                        r"or --max-examples make it shorter\)\.", note), note
+    assert _run_config(tmp_path / "b", "--max-seq-length", "96", "--time-budget", "2") == (96, [])  # it fits
+
+
 def test_a_run_that_fits_even_on_a_slow_machine_is_not_probed(tmp_path, monkeypatch):
     def no_probe(*args, **kwargs):
         raise AssertionError("probed")
 
     monkeypatch.setattr(training_cost, "probe", no_probe)
-    length, note = _auto(tmp_path, "--time-budget", "30")
+    length, note = _auto(tmp_path / "a", "--time-budget", "30")
     assert length == 160 and "budget" not in note
+    assert _run_config(tmp_path / "b", "--max-seq-length", "512") == (512, [])  # not even tokenized
 
 
 def test_the_budget_must_be_minutes(capsys):
