@@ -18,12 +18,15 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 DEFAULT_MINUTES = 30.0  # the flag's default: --time-budget
 PROBE_LENGTHS = (64, 128)  # short enough to probe in seconds, far enough apart to fit the two parts
-PROBE_STEPS = 2  # timed steps per length, after one untimed step that traces the function
+# Timed steps per length, after an untimed one that traces the function; the median. The steps run as the Trainer's
+# do, in Keras' fit over a dataset (train_on_batch's steps took half as long again every other call).
+PROBE_STEPS, PROBE_WARMUP = 4, 1
 # Training FLOP/s below which no machine this runs on falls (a tenth of a 2-core laptop's measured speed with the
 # default encoder): a run that fits the budget at this speed is not probed.
 SLOWEST_FLOPS = 1e10
@@ -104,12 +107,32 @@ def training_seconds(counts: Sequence[int], length: int, batch_size: int, passes
     return steps * mean_step * (1 + eval_share * EVAL_COST)
 
 
+def _StepTimer(clock):
+    """A Keras callback that keeps each training step's seconds."""
+    import tf_keras as keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: List[float] = []
+            self.start = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = clock()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(clock() - self.start)
+
+    return StepTimer()
+
+
 def probe(bert_config, batch_size: int, compute: str = "float32", lengths: Sequence[int] = PROBE_LENGTHS,
           steps: int = PROBE_STEPS, clock=time.perf_counter) -> Dict[int, float]:
-    """Seconds of one training step of a classifier on this encoder configuration (components/model/bert.py's
-    BertConfig) at each length: random weights and ids, the optimizer the Trainer uses, under `compute`'s dtype
-    policy. The Keras state it builds is cleared afterwards."""
+    """Seconds of one training step (the median of `steps`) of a classifier on this encoder configuration
+    (components/model/bert.py's BertConfig) at each length: random weights and ids, the optimizer the Trainer uses,
+    under `compute`'s dtype policy. The Keras state it builds is cleared afterwards."""
     import numpy as np
+    import tensorflow as tf
     import tf_keras as keras
 
     from components.model import bert, optimization, precision
@@ -125,16 +148,16 @@ def probe(bert_config, batch_size: int, compute: str = "float32", lengths: Seque
             model.compile(optimizer=optimization.make_optimizer(1e-5, 0.0, 0.01, 1000),
                           loss="sparse_categorical_crossentropy")
             rng = np.random.default_rng(0)
-            for length in lengths:
-                batch = {bert.INPUT_WORD_IDS: rng.integers(1, bert_config.vocab_size, (batch_size, length)),
-                         bert.INPUT_MASK: np.ones((batch_size, length), "int32"),
-                         bert.INPUT_TYPE_IDS: np.zeros((batch_size, length), "int32")}
-                labels = rng.integers(0, 2, batch_size)
-                model.train_on_batch(batch, labels)  # traces the step for this shape
-                start = clock()
-                for _ in range(steps):
-                    model.train_on_batch(batch, labels)
-                timings[length] = (clock() - start) / steps
+            for length in lengths:  # tensors, as the Trainer's dataset gives them (no conversion in the timing)
+                batch = {bert.INPUT_WORD_IDS: tf.constant(rng.integers(1, bert_config.vocab_size, (batch_size, length)),
+                                                          tf.int32),
+                         bert.INPUT_MASK: tf.ones((batch_size, length), tf.int32),
+                         bert.INPUT_TYPE_IDS: tf.zeros((batch_size, length), tf.int32)}
+                labels = tf.constant(rng.integers(0, 2, batch_size))
+                timer = _StepTimer(clock)
+                model.fit(tf.data.Dataset.from_tensors((batch, labels)).repeat(PROBE_WARMUP + steps), verbose=0,
+                          callbacks=[timer])
+                timings[length] = statistics.median(timer.seconds[PROBE_WARMUP:])
     finally:
         keras.backend.clear_session()
     return timings
