@@ -204,12 +204,12 @@ class RunCost:
     reused: str = ""  # the file of an earlier run's timings, when they were reused
 
     def over(self, length: int, probe: bool = False) -> Optional[float]:
-        """The estimated seconds at `length` when over the budget, else None; without `probe`, at the slowest speed
-        (an upper bound that needs no probe)."""
+        """The estimated seconds at `length` when over the budget, else None: at the slowest speed first (an upper
+        bound that needs no probe), then, with `probe`, at this machine's."""
         budget = self.budget_minutes * 60
-        if not budget:
+        if not budget or self.estimate_with(self.slowest, length) <= budget:
             return None
-        seconds = self.estimate_with(self._step() if probe else self.slowest, length)
+        seconds = self.estimate_with(self._step(), length) if probe else self.estimate_with(self.slowest, length)
         return seconds if seconds > budget else None
 
     def _step(self) -> Callable[[int], float]:
@@ -284,6 +284,7 @@ def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, 
     pipeline/cli/model_choice.py's ModelChoice); the probe's timings are kept in `timings_file`."""
     from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
+    from components.settings.transform import TransformSettings
     from pipeline.dag.config import HASH_BUCKETS
 
     def flag(name, cls=TrainerSettings):
@@ -316,13 +317,7 @@ def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, 
         return StepTime.fitted(timings, encoder, batch_size), (timings_file if kept else "")
 
     return RunCost(getattr(args, "time_budget", DEFAULT_MINUTES), estimate_with,
-                   StepTime.slowest(encoder, batch_size), measure, truncation=flag("truncation", _transform()))
-
-
-def _transform():
-    from components.settings.transform import TransformSettings
-
-    return TransformSettings
+                   StepTime.slowest(encoder, batch_size), measure, truncation=flag("truncation", TransformSettings))
 
 
 def _bert_config(args, model):
