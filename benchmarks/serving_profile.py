@@ -37,12 +37,18 @@ MODEL_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 WARMUP_CALLS = 5
 
 
-def parts(model_dir: Path, texts: list):
-    """name -> a no-argument callable running that part on `texts`, and the batch's (longest, padded) length."""
+def load(model_dir: Path):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the WordPiece ops of the Transform graph)
 
-    loaded = tf.saved_model.load(str(model_dir))
+    return tf.saved_model.load(str(model_dir))
+
+
+def parts(loaded, texts: list):
+    """name -> a no-argument callable running that part of the loaded SavedModel on `texts`, and the batch's
+    (longest, padded) length."""
+    import tensorflow as tf
+
     batch = tf.constant(texts)
     serve = loaded.signatures["serving_default"]
     # the Transform layer's one input: the text column, [batch, 1] as serving_default shapes it
@@ -93,10 +99,10 @@ def main() -> int:
     batch_request = next(inputs for signature, inputs in warmup.read_requests(str(model_dir))
                          if signature == "serving_default" and len(inputs["text"]) > 1)
     texts = [t.decode("utf-8") for t in batch_request["text"]]
-    results = {}
+    results, loaded = {}, load(model_dir)
     for size in (1, 32):
         chosen = [texts[i % len(texts)] for i in range(size)]
-        named, longest, padded = parts(model_dir, chosen)
+        named, longest, padded = parts(loaded, chosen)
         results[size] = {"ms": measure(named, args.calls), "longest": longest, "padded": padded}
     print(f"model: {model_dir}; median ms of {args.calls} calls; machine: {platform.machine()}, {os.cpu_count()} "
           "cores")
