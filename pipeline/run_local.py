@@ -206,6 +206,7 @@ def step_advice(node: Optional[str]) -> str:
         nodes.EXAMPLE_GEN: "check that the CSV files can be read and did not change during the run",
         nodes.TRANSFORM: "check the text column's content and the vocabulary settings (--pretrained, --vocab)",
         nodes.TRAINER: "check the training settings (memory grows with --batch-size and --max-seq-length) and the log",
+        nodes.DISTILLER: "check the distillation settings (--student-layers, --distill-learning-rate) and the log",
         nodes.EVALUATOR: "the model was trained but not evaluated; the log says which metric or model failed",
         nodes.PUSHER: "check that --serving-dir is writable and has free space",
     }.get(node or "", "run again with --verbose to see the libraries' logs, or read the log file")

@@ -30,6 +30,8 @@ from typing import Any, Mapping, Union
 import tensorflow as tf
 import tf_keras as keras
 
+from components.model.presets import PRESETS
+
 # Names of the encoder's inputs (the trainer and the serving signature use the same names).
 INPUT_WORD_IDS = "input_word_ids"
 INPUT_MASK = "input_mask"
@@ -141,16 +143,6 @@ class BertConfig:
             layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
             initializer_range=float(cfg.get("initializer_range", 0.02)),
         )
-
-
-# Architecture presets (randomly initialised; vocab size and max length come from the tokenizer/task).
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": dict(num_layers=2, hidden_size=128, num_heads=2, intermediate_size=512),
-    "mini": dict(num_layers=4, hidden_size=256, num_heads=4, intermediate_size=1024),
-    "small": dict(num_layers=4, hidden_size=512, num_heads=8, intermediate_size=2048),
-    "medium": dict(num_layers=8, hidden_size=512, num_heads=8, intermediate_size=2048),
-    "base": dict(num_layers=12, hidden_size=768, num_heads=12, intermediate_size=3072),
-}
 
 
 def preset_config(name: str, vocab_size: int, max_position_embeddings: int = 512, **overrides) -> BertConfig:

@@ -65,17 +65,15 @@ def build_classifier(encoder: keras.Model, num_classes: int, pooling: str, dropo
     return keras.Model(inputs, probabilities, name="bert_classifier")
 
 
-def _to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+def to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     ids, mask, types = (tf.cast(transformed[k], tf.int32)
                         for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY))
     ids, mask, types = training_loop.trim_to_longest(ids, mask, types)
     return {features.WORD_IDS_KEY: ids, features.MASK_KEY: mask, features.TYPE_IDS_KEY: types}
 
 
-def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
-             shuffle: bool, seed: int) -> tf.data.Dataset:
-    """(features, label) batches of `batch_size` (the global batch) similar-length examples, each padded only to its
-    longest example."""
+def examples(file_pattern: List[str], data_accessor, tf_transform_output) -> tf.data.Dataset:
+    """Transform's examples one by one, in file order: (features trimmed to their real tokens, label id), cached."""
     raw = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
@@ -87,13 +85,23 @@ def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_
                  for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
         return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
 
-    examples = raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    ds = training_loop.bucket_batches(examples, batch_size, shuffle, seed)
+    return raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache()
+
+
+def batches(examples_ds: tf.data.Dataset, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """(features, target) batches of `batch_size` (the global batch) similar-length examples, each padded only to its
+    longest example."""
+    ds = training_loop.bucket_batches(examples_ds, batch_size, shuffle, seed)
     # Distributed over several workers, each builds this same sequence of global batches (same files, same seed) and
     # tf.distribute splits every batch between the replicas: sharding by data, since one file cannot be split by file.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
+
+
+def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
+             shuffle: bool, seed: int) -> tf.data.Dataset:
+    return batches(examples(file_pattern, data_accessor, tf_transform_output), batch_size, shuffle, seed)
 
 
 class GlobalBatchCrossEntropy(keras.losses.Loss):
@@ -136,7 +144,7 @@ class ServingModule(tf.Module):
         self.class_names = tf.constant(class_names, dtype=tf.string)
 
     def _predict(self, transformed):
-        probabilities = self.model(_to_model_inputs(transformed), training=False)
+        probabilities = self.model(to_model_inputs(transformed), training=False)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         return {"probabilities": probabilities, "label_id": label_id,
                 "label": tf.gather(self.class_names, label_id)}
@@ -236,29 +244,35 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             model.set_weights(trained.get_weights())
     with distribution.write_location(fn_args.serving_model_dir, chief) as serving_model_dir:
         tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))  # the Model artifact folder
-        _write_history(serving_model_dir, history.history, settings, total_steps,
+        write_history(serving_model_dir, history.history, settings, total_steps,
                        steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
                        steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute,
                        started_from=warm_from or (fn_args.base_model if settings.adapted_encoder
-                                                  else settings.pretrained_dir))
-        _export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
+                                                  else settings.pretrained_dir),
+                       encoder=encoder_config(start, tf_transform_output))
+        export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
+
+
+def encoder_config(settings: TrainerSettings, tf_transform_output) -> bert.BertConfig:
+    """The encoder's architecture: the checkpoint's, or the preset's sized to the tokenizer's vocabulary."""
+    if settings.pretrained_dir:
+        return bert.BertConfig.from_hf_config(settings.pretrained_dir)
+    return bert.preset_config(settings.model_size,
+                              vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
+                              max_position_embeddings=SCRATCH_MAX_POSITIONS)
 
 
 def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes: int, load: bool = True):
     """The classifier: the checkpoint's encoder (its weights loaded unless `load` is False) or a new preset one, with
     the head; built under the current Keras dtype policy."""
-    if settings.pretrained_dir:
-        encoder = hf_checkpoint.load_pretrained(settings.pretrained_dir) if load else bert.build_encoder(
-            bert.BertConfig.from_hf_config(settings.pretrained_dir))
+    if settings.pretrained_dir and load:
+        encoder = hf_checkpoint.load_pretrained(settings.pretrained_dir)
     else:
-        encoder = bert.build_encoder(
-            bert.preset_config(settings.model_size,
-                               vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
-                               max_position_embeddings=SCRATCH_MAX_POSITIONS))
+        encoder = bert.build_encoder(encoder_config(settings, tf_transform_output))
     return build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
 
 
-def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
+def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
             serving_model_dir: str) -> None:
     """The serving model with its warm-up requests and class names (a later --warm-start restores the classifier
     from this SavedModel's variables once it is in service)."""
@@ -278,16 +292,20 @@ def _export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerS
         json.dump(class_names, f)
 
 
-def _write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
+def write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
                    total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
                    steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None,
-                   compute: str = "float32", started_from: Optional[str] = None) -> None:
+                   compute: str = "float32", started_from: Optional[str] = None,
+                   encoder: Optional[bert.BertConfig] = None, peak_learning_rate: Optional[float] = None,
+                   extra: Optional[dict] = None) -> None:
     """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
     and the model card read it); also the replicas and global batch, the training loss after every step and the
-    steps per second (benchmarks/distributed.py reads them)."""
-    schedule = optimization.WarmupLinearDecay(settings.learning_rate, int(total_steps * settings.warmup_ratio),
-                                              total_steps)
+    steps per second (benchmarks/distributed.py reads them), and the encoder's architecture (the Distiller builds
+    its teacher from it). The Distiller writes the same record for its student, with its own learning rate and
+    `extra` keys."""
+    schedule = optimization.WarmupLinearDecay(peak_learning_rate or settings.learning_rate,
+                                              int(total_steps * settings.warmup_ratio), total_steps)
     steps = sorted({int(round(total_steps * i / 100)) for i in range(101)})
     history = {k: v for k, v in history.items() if not k.endswith("loss")}  # exact cross-entropy instead
     history = {k.replace(training_loop.CROSS_ENTROPY, "loss"): v for k, v in history.items()}
@@ -300,7 +318,8 @@ def _write_history(serving_model_dir: str, history: Dict[str, List[float]], sett
               "replicas": replicas, "global_batch_size": settings.batch_size * replicas,
               "train_steps_per_second": steps_per_second, "step_loss": list(step_loss or []), "precision": compute,
               "started_from": started_from,
-              "learning_rate": [[step, float(schedule(step))] for step in steps]}
+              "encoder": dataclasses.asdict(encoder) if encoder else None,
+              "learning_rate": [[step, float(schedule(step))] for step in steps], **(extra or {})}
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
         json.dump(record, f)
 
@@ -346,15 +365,25 @@ def _warm_start(model: keras.Model, base_model: Optional[str], vocab_file: Optio
                          "(--vocab checkpoint).")
     copy = blank() if blank else keras.models.clone_model(model)
     try:
-        status = tf.train.Checkpoint(model=copy).read(os.path.join(base_model, "variables", "variables"))
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        read_classifier(copy, base_model)
+    except ValueError as e:
         raise ValueError(f"cannot warm-start from the model in service ({served}): its architecture or vocabulary "
-                         f"differs from this run's ({str(e).splitlines()[0][:300]}).") from None
-    status.expect_partial()  # the SavedModel also holds the transform graph, the class names and the optimizer
+                         f"differs from this run's ({e}).") from None
     model.set_weights(copy.get_weights())
     progress(f"Trainer: warm start from the model in service, {served}")
     return served
+
+
+def read_classifier(model: keras.Model, saved_model_dir: str) -> None:
+    """Restores into `model` the classifier of an exported SavedModel (ServingModule's `model` attribute), every
+    variable of `model` or ValueError with the first mismatch; the rest of the SavedModel (the transform graph, the
+    class names, the optimizer's state) is not read."""
+    try:
+        status = tf.train.Checkpoint(model=model).read(os.path.join(saved_model_dir, "variables", "variables"))
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ValueError(str(e).splitlines()[0][:300]) from None
+    status.expect_partial()
 
 
 def _same_vocabulary(saved_model: str, vocab_file: str) -> bool:

@@ -1,14 +1,15 @@
 """ModelCardWriter: the model the Pusher pushes, with its model card in `assets.extra/` (ignored by TF Serving).
 
 The card (`model_card.json`, and the same as `model_card.html`) says what the model is and where it comes from: the
-examples and span it was trained on, the checkpoint, the Trainer's settings and training history, the eval metrics
-(TFMA) and the test split's (the exported model on the raw test texts), the model in service it was compared with,
-the blessing, and the date. Google's model-card-toolkit (and TFX's ModelCardGenerator on top of it) would write a
-similar card, but its releases pin absl-py < 1.1 and tensorflow-model-analysis < 0.42, which conflict with the TFX
-1.16 stack this project pins, so the fields are written here.
+examples and span it was trained on, the checkpoint, the Trainer's settings and training history (a distilled
+student's teacher and distillation settings too), the eval metrics (TFMA) and the test split's (the exported model on
+the raw test texts), the model in service it was compared with, the blessing, and the date. Google's
+model-card-toolkit (and TFX's ModelCardGenerator on top of it) would write a similar card, but its releases pin
+absl-py < 1.1 and tensorflow-model-analysis < 0.42, which conflict with the TFX 1.16 stack this project pins, so the
+fields are written here.
 
-Its output is a new Model artifact: the Trainer's serving model with the card added (the Trainer's own artifact is
-never modified). Only a blessed model is copied; an unblessed one gets the card alone (the Pusher pushes nothing).
+Its output is a new Model artifact: the candidate's serving model with the card added (the candidate's own artifact
+is never modified). Only a blessed model is copied; an unblessed one gets the card alone (the Pusher pushes nothing).
 """
 
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
@@ -41,6 +42,7 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     settings = training.get("settings", {})
     history = training.get("history", {})
     kept = training.get("kept_epoch")
+    distilled = training.get("distillation") or {}
     eval_metrics = model_metrics.evaluator_metrics(evaluation_uri)
     texts, labels = model_metrics.read_split(examples_uri, "test", text_key, label_key)
     test = model_metrics.test_metrics(os.path.join(model_uri, SERVING), texts, labels) if texts else {"examples": 0}
@@ -52,10 +54,15 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
                  "span": examples_span, "text_column": text_key, "label_column": label_key},
         "classes": read(os.path.join(model_uri, features.CLASS_NAMES_FILE)),
         "checkpoint": (settings.get("pretrained_dir") or f"none (trained from scratch, {settings.get('model_size')})")
-        + (", adapted to the data by the masked-LM stage" if settings.get("adapted_encoder") else ""),
+        + (", adapted to the data by the masked-LM stage" if settings.get("adapted_encoder") else "")
+        + (f"; distilled into a student of {distilled['student_layers']} of its {distilled['teacher_layers']} "
+           f"encoder layers" if distilled else ""),
         "settings": settings,
         "training": {"epochs_run": len(history.get("loss", [])), "kept_epoch": kept,
-                     "eval_accuracy_per_epoch": history.get("val_accuracy")},
+                     "eval_accuracy_per_epoch": history.get("val_accuracy"),
+                     **({"distillation": {k: distilled[k] for k in (
+                         "teacher", "teacher_layers", "student_layers", "copied_from_teacher_layers",
+                         "teacher_eval_accuracy", "student_eval_accuracy", "settings")}} if distilled else {})},
         "metrics": {"eval accuracy": eval_metrics.get("sparse_categorical_accuracy"),
                     "eval macro F1": eval_metrics.get("macro_f1_score"),
                     "test accuracy": test.get("accuracy"), "test macro F1": test.get("macro_f1"),

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Tuple
 
 from components.features import MIN_LEARNED_VOCAB_SIZE
 from components.model import tokenizer_config
+from components.model.presets import PRESETS
 from components.settings.base import AUTO
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
 from components.settings.transform import default_vocab_mode
@@ -72,6 +73,7 @@ class ModelChoice:
     lower_case: bool
     pretrained_dir: Optional[str]  # None: from scratch
     positions: int  # the encoder's position embeddings: the longest --max-seq-length it takes
+    layers: int  # the encoder's depth (a --student-layers student has fewer)
 
 
 def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_copy: Optional[str] = None,
@@ -91,14 +93,16 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
     if from_scratch:
         positions, where = SCRATCH_MAX_POSITIONS, f"the --model-size {args.model_size} encoder's"
         lower_case, vocab_file = True, ("" if vocab_mode == "learn" else packaged_vocab())
+        layers = PRESETS[args.model_size]["num_layers"]
     else:
         config, lower_case = read_checkpoint(local_copy or checkpoint, shown=checkpoint)
         positions = int(config.get("max_position_embeddings", 512))
         where = f"the checkpoint's max_position_embeddings ({posixpath.join(checkpoint, 'config.json')})"
         vocab_file = posixpath.join(checkpoint, "vocab.txt")
+        layers = int(config.get("num_hidden_layers", 0))
     if args.max_seq_length != AUTO and args.max_seq_length > positions:
         raise InputError(f"--max-seq-length {args.max_seq_length} is more than {where} {positions} positions; pass "
                          f"--max-seq-length {positions} or less.")
     if vocab_mode == "learn":
         lower_case = True  # the learned vocabulary is lower-cased (components/modules/learned_vocab.py)
-    return ModelChoice(vocab_mode, vocab_file, lower_case, checkpoint, positions)
+    return ModelChoice(vocab_mode, vocab_file, lower_case, checkpoint, positions, layers)

@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple, Union
 
 from components.baselines import model_config
 from components.settings import base as settings_lib
+from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
@@ -161,6 +162,11 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                           help="also train the masked-LM stage on the texts of this folder's .csv files (the "
                                "--text-column) and .txt files (one text per line)" +
                                ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
+    distill = parser.add_argument_group(
+        "distillation", "serve a smaller, faster student trained from the fine-tuned model (the Distiller step; off "
+                        "unless --student-layers is above 0): the student, not the fine-tuned model, is checked, "
+                        "evaluated and pushed")
+    settings_lib.add_flags(distill, DistillerSettings)
     settings_lib.add_flags(train, EvaluatorSettings)
 
 
@@ -176,8 +182,9 @@ def _minutes(text: str) -> float:
 
 def component_settings(args: argparse.Namespace, model: ModelChoice, label_names: Tuple[str, ...],
                        max_seq_length: Optional[int] = None, unlabeled: Optional[dict] = None):
-    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings) from the flags, the `ModelChoice`,
-    the label names, the length chosen for --max-seq-length auto, and the Pretrainer's --unlabeled-data settings."""
+    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings) from the flags,
+    the `ModelChoice`, the label names, the length chosen for --max-seq-length auto, and the Pretrainer's
+    --unlabeled-data settings."""
     chosen = {"max_seq_length": max_seq_length} if max_seq_length is not None else {}
     unlabeled = unlabeled or {}
     try:
@@ -190,6 +197,7 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_names
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
         pretrainer = PretrainerSettings.derived_from(
             trainer, transform, **{f.name: getattr(args, f.name) for f in PRETRAINER_FLAGS}, **unlabeled)
+        distiller = settings_lib.from_args(DistillerSettings, args)
     except settings_lib.SettingsError as e:
         raise InputError(str(e)) from None
     if unlabeled.get("unlabeled_data") and not pretrainer.enabled:
@@ -199,7 +207,14 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_names
                          "in service, whose encoder was already adapted; pass one of them.")
     if pretrainer.enabled:
         trainer = dataclasses.replace(trainer, adapted_encoder=True)
-    return transform, trainer, evaluator, pretrainer
+    if distiller.enabled and distiller.student_layers >= model.layers:
+        raise InputError(f"--student-layers {distiller.student_layers}: a student has fewer layers than the model it "
+                         f"learns from, which has {model.layers}; pass --student-layers {max(model.layers - 1, 1)} "
+                         "or less" + (" (or a deeper --model-size)" if model.pretrained_dir is None else "") + ".")
+    if distiller.enabled and trainer.warm_start:
+        raise InputError("--warm-start and --student-layers exclude each other: the model in service is then a "
+                         "student, which the fine-tuned model (its teacher) cannot start from; pass one of them.")
+    return transform, trainer, evaluator, pretrainer, distiller
 
 
 def text_checks_for(schema: Optional[str]) -> Optional[str]:
@@ -327,14 +342,15 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         unlabeled_data = args.unlabeled_data if is_uri(args.unlabeled_data) else args.unlabeled_data.resolve()
         unlabeled, note = _unlabeled(unlabeled_data, args.text_key)
         notes.append(note)
-    transform, trainer, evaluator, pretrainer = component_settings(args, model, label_names, max_seq_length, unlabeled)
+    transform, trainer, evaluator, pretrainer, distiller = component_settings(args, model, label_names, max_seq_length,
+                                                                              unlabeled)
 
     serving_dir = args.serving_dir if is_uri(args.serving_dir) else \
         (args.serving_dir or default_serving_dir(name)).resolve()
     config_file = _model_config_file(getattr(args, "model_config_file", None), str(serving_dir))
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
-        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
+        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer, distiller=distiller,
         metadata_path=str(state_dir(pipeline_root, OUTPUTS_DIR) / "metadata.sqlite"), dataset=dataset,
         input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,

@@ -192,6 +192,13 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
             return (f"eval masked-LM accuracy {before.get('mlm_accuracy', float('nan')):.3f} -> "
                     f"{history['val_mlm_accuracy'][-1]:.3f}, loss {before.get('loss', float('nan')):.3f} -> "
                     f"{history['val_loss'][-1]:.3f}")
+    if node_id == nodes.DISTILLER and outputs.get("model"):
+        from components.modules.trainer import HISTORY_FILE
+
+        block = read_json(os.path.join(outputs["model"][0].uri, HISTORY_FILE)).get("distillation") or {}
+        if block:
+            return (f"student of {block['student_layers']} of the teacher's {block['teacher_layers']} layers: eval "
+                    f"accuracy {block['student_eval_accuracy']:.3f} (teacher {block['teacher_eval_accuracy']:.3f})")
     if node_id == nodes.SERVING_CHECK and outputs.get("blessing"):
         from components.release.serving_check import read_report
 
@@ -298,7 +305,8 @@ def _model_facts(record: RunRecord, config: PipelineConfig) -> dict:
         pushed_dir = pushed[0].custom_properties["pushed_destination"].string_value
     result["pushed"] = pushed_dir is not None
     result["pushed_dir"] = pushed_dir
-    model_uri = record.artifact_uri(nodes.TRAINER, "model")
+    # The model the release stage judged: the Distiller's student when there is one, else the Trainer's.
+    model_uri = record.artifact_uri(nodes.DISTILLER, "model") or record.artifact_uri(nodes.TRAINER, "model")
     result["model_uri"] = model_uri
     examples_uri = record.artifact_uri(nodes.EXAMPLE_GEN, "examples")
     model_dir = pushed_dir or (os.path.join(model_uri, "Format-Serving") if model_uri else None)
@@ -326,7 +334,9 @@ def collect_summary(config: PipelineConfig, wall_seconds: float, warnings: List[
         "data_root": config.data_root,
         "schema": config.schema_origin or config.schema_file,
         "schema_source": config.schema_source,
-        "model": f"pretrained:{Path(pretrained).name}" if pretrained else config.trainer.model_size,
+        "model": (f"pretrained:{Path(pretrained).name}" if pretrained else config.trainer.model_size)
+        + (f", student of {config.distiller.student_layers} layers" if config.distiller.enabled else ""),
+        "student_layers": config.distiller.student_layers,
         "model_size": config.trainer.model_size if not pretrained else Path(pretrained).name,
         "max_seq_length": config.transform.max_seq_length,
         "wall_seconds": round(wall_seconds, 1),

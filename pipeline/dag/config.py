@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Tuple
 
+from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
@@ -25,6 +26,7 @@ MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (
 PREPROCESSING_FN = "components.modules.preprocessing.preprocessing_fn"
 RUN_FN = "components.modules.trainer.run_fn"
 PRETRAIN_RUN_FN = "components.modules.pretraining.run_fn"  # the masked-LM stage's Trainer
+DISTILL_RUN_FN = "components.modules.distillation.run_fn"  # the distillation stage's Trainer (the student)
 
 SCHEMA_DIR = REPO_ROOT / "schema"
 OUTPUTS_DIR = REPO_ROOT / "outputs"
@@ -77,6 +79,7 @@ class PipelineConfig:
     trainer: TrainerSettings
     evaluator: EvaluatorSettings = EvaluatorSettings()
     pretrainer: PretrainerSettings = PretrainerSettings()  # the masked-LM stage; off by default
+    distiller: DistillerSettings = DistillerSettings()  # the distillation stage (a smaller student); off by default
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
     metadata_path: Optional[str] = None  # SQLite file for ML Metadata; None: the runner's own store (KFP)
@@ -160,7 +163,8 @@ def curated_schema(dataset: str) -> Optional[Path]:
 
 
 __all__ = [
-    "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "RUN_FN", "SCHEMA_DIR",
+    "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "DISTILL_RUN_FN", "RUN_FN",
+    "SCHEMA_DIR",
     "DATA_DIR", "SPAN_FOLDER", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS", "HASH_BUCKETS",
     "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
     "default_pipeline_root", "default_serving_dir", "curated_schema",

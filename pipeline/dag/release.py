@@ -1,5 +1,6 @@
-"""Stage 4, the release: ServingCheck (servable by the stock TF Serving image) -> [InfraValidator] -> Evaluator (TFMA,
-against the model in service) -> ModelCardWriter -> Pusher (only when blessed by both) -> [RunReport, on Kubeflow]."""
+"""Stage 4, the release of the candidate (the Trainer's model, or the Distiller's student): ServingCheck (servable by
+the stock TF Serving image) -> [InfraValidator] -> Evaluator (TFMA, against the model in service) -> ModelCardWriter
+-> Pusher (only when blessed by both) -> [RunReport, on Kubeflow]."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pipeline.dag.preprocessing import PreprocessingStage
 from pipeline.dag.training import TrainingStage
 
 
-def infra_validator(config: PipelineConfig, trainer, example_gen, serving_check):
+def infra_validator(config: PipelineConfig, candidate, example_gen, serving_check):
     """TFX's InfraValidator with the local Docker daemon: the pinned stock tensorflow/serving image (the one
     components/release/tf_serving_ops.json describes and k8s/ deploys) loads the candidate in a container and answers
     Classify requests on `classification` and Predict requests on `serving_examples`, built from eval examples (the
@@ -36,7 +37,7 @@ def infra_validator(config: PipelineConfig, trainer, example_gen, serving_check)
     image = load_serving_ops().image
     repository, tag = image.rsplit(":", 1)
     validator = tfx.components.InfraValidator(
-        model=trainer.outputs["model"],
+        model=candidate.outputs["model"],
         examples=example_gen.outputs["examples"],
         serving_spec=tfx.proto.ServingSpec(
             tensorflow_serving=tfx.proto.TensorFlowServing(image_name=repository, tags=[tag]),
@@ -57,7 +58,7 @@ def evaluator(config: PipelineConfig, data: DataStage, train: TrainingStage, aft
     executor = (class_aware_evaluator.AcceptNewClassesExecutor if config.evaluator.accept_new_classes
                 else class_aware_evaluator.Executor)
     node = tfx.components.Evaluator(
-        examples=data.example_gen.outputs["examples"], model=train.trainer.outputs["model"],
+        examples=data.example_gen.outputs["examples"], model=train.candidate.outputs["model"],
         baseline_model=train.model_in_service, example_splits=["eval"],
         eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
     node.executor_spec = executor_spec.BeamExecutorSpec(executor)  # the Evaluator takes no executor argument
@@ -74,7 +75,7 @@ def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage
         drift_anomalies=data.drift_validator.outputs["anomalies"],
         text_statistics=text.text_statistics_gen.outputs["statistics"],
         text_anomalies=text.text_statistics_gen.outputs["anomalies"],
-        transformed_examples=text.transform.outputs["transformed_examples"], model=train.trainer.outputs["model"],
+        transformed_examples=text.transform.outputs["transformed_examples"], model=train.candidate.outputs["model"],
         evaluation=evaluation.outputs["evaluation"], blessing=evaluation.outputs["blessing"],
         card_model=card.outputs["card_model"], baseline_statistics=data.baselines.outputs["data_statistics"],
         context=json.dumps({
@@ -87,14 +88,15 @@ def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage
 def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, train: TrainingStage,
             code_version: str) -> List[Any]:
     """The release stage's nodes, in order: a model is pushed only when it is servable and blessed."""
-    model = train.trainer.outputs["model"]
+    model = train.candidate.outputs["model"]
     # The model must load and answer its warm-up requests with only the ops of the stock TF Serving image before it
     # is evaluated (a model that fails stops the run: it is never blessed, so never the next run's baseline).
     serving_check = ServingCheck(model=model, code_version=code_version).with_id(SERVING_CHECK)
-    infra = [infra_validator(config, train.trainer, data.example_gen, serving_check)] if config.infra_validator else []
+    infra = ([infra_validator(config, train.candidate, data.example_gen, serving_check)] if config.infra_validator
+             else [])
     evaluation = evaluator(config, data, train, after=infra[0] if infra else serving_check)
 
-    # The model as pushed: the Trainer's, with its model card in assets.extra/ (components/release/model_card.py).
+    # The model as pushed: the candidate's, with its model card in assets.extra/ (components/release/model_card.py).
     card = ModelCardWriter(
         model=model, evaluation=evaluation.outputs["evaluation"], blessing=evaluation.outputs["blessing"],
         examples=data.example_gen.outputs["examples"], text_key=config.text_key, label_key=config.label_key,

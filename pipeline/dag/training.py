@@ -1,5 +1,6 @@
 """Stage 3, the model: [Pretrainer (the masked-LM stage, with --pretrain-epochs)] -> Trainer (BERT), starting from the
-checkpoint, the Pretrainer's adapted encoder, or the model in service (--warm-start)."""
+checkpoint, the Pretrainer's adapted encoder, or the model in service (--warm-start) -> [Distiller (a smaller
+student of the Trainer's model, with --student-layers), which is then the candidate the release stage sees]."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any, List
 from tfx import v1 as tfx
 
 from components.modules.trainer_executor import VertexTrainer
-from pipeline.dag.config import PRETRAIN_RUN_FN, RUN_FN, PipelineConfig, VertexTraining
+from pipeline.dag.config import DISTILL_RUN_FN, PRETRAIN_RUN_FN, RUN_FN, PipelineConfig, VertexTraining
 from pipeline.dag.data_validation import DataStage
-from pipeline.dag.nodes import PRETRAINER, TRAINER
+from pipeline.dag.nodes import DISTILLER, PRETRAINER, TRAINER
 from pipeline.dag.preprocessing import PreprocessingStage
 
 
@@ -22,6 +23,7 @@ class TrainingStage:
     nodes: List[Any]
     model_in_service: Any  # BaselineLookup's copy of the served version (nothing on a first run)
     trainer: Any
+    candidate: Any  # the node whose model is checked, evaluated and pushed: the Distiller's student, else the Trainer
 
 
 def vertex_training_config(vertex: VertexTraining) -> dict:
@@ -73,4 +75,16 @@ def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, 
         custom_config={**config.trainer.to_custom_config(code_version), **vertex_config},
         base_model=start_from).with_id(TRAINER)
     trainer.add_upstream_node(text.text_gate)  # nothing is trained when the text checks fail
-    return TrainingStage(nodes=[*pretrainer, trainer], model_in_service=model_in_service, trainer=trainer)
+
+    # The distillation stage: a third Trainer whose run_fn trains a student of --student-layers layers from the
+    # Trainer's model (its base_model, the teacher) on the same examples; the teacher is never pushed then.
+    distiller = []
+    if config.distiller.enabled:
+        distiller = [tfx.components.Trainer(
+            run_fn=DISTILL_RUN_FN, examples=transformed, transform_graph=graph, schema=data.schema,
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config=config.distiller.to_custom_config(code_version),
+            base_model=trainer.outputs["model"]).with_id(DISTILLER)]
+    return TrainingStage(nodes=[*pretrainer, trainer, *distiller], model_in_service=model_in_service,
+                         trainer=trainer, candidate=distiller[0] if distiller else trainer)

@@ -17,11 +17,11 @@ from support import UPSTREAM, VALIDATION
 def test_first_run_is_blessed_pushed_and_summarised(first_run):
     paths, summary, proc = first_run
     assert summary["dataset"] == "rotten_tomatoes"
-    assert summary["model_size"] == "tiny"
+    assert summary["model_size"] == "mini"
     counts = summary["examples_per_split"]
     assert set(counts) == {"train", "eval", "test"}
     assert sum(counts.values()) == 1000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
-    for node in UPSTREAM + VALIDATION + (nodes.TRAINER, nodes.EVALUATOR, nodes.PUSHER):
+    for node in UPSTREAM + VALIDATION + (nodes.TRAINER, nodes.DISTILLER, nodes.EVALUATOR, nodes.PUSHER):
         assert summary["components"][node]["state"] == "COMPLETE", node
         assert summary["components"][node]["seconds"] >= 0
     metrics = summary["eval_metrics"]

@@ -379,3 +379,35 @@ def test_the_kubeflow_spec_runs_the_stage_before_the_trainer(tmp_path):
                                                    ["executorLabel"]]["container"]
     assert ("components.modules.pretraining.run_fn" in json.dumps(executor)
             or "run_fn" in json.dumps(tasks[nodes.PRETRAINER]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the distillation stage in the spec
+
+def test_the_kubeflow_spec_releases_the_student_and_never_the_teacher(tmp_path):
+    output = tmp_path / "spec.json"
+    assert kfp_cli.main(["compile", "--output", str(output), "--pipeline-root", "gs://b/root", "--student-layers",
+                         "3", "--distill-temperature", "3"]) == 0
+    spec = json.loads(output.read_text())["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    teacher = {"producerTask": nodes.TRAINER, "outputArtifactKey": "model"}
+    assert tasks[nodes.DISTILLER]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"] == teacher
+    config = json.loads(tasks[nodes.DISTILLER]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
+    assert config["student_layers"] == 3 and config["temperature"] == 3.0
+    run_fn = tasks[nodes.DISTILLER]["inputs"]["parameters"]["run_fn"]["runtimeValue"]["constant"]
+    assert run_fn == "components.modules.distillation.run_fn"
+    student = {"producerTask": nodes.DISTILLER, "outputArtifactKey": "model"}
+    for task in (nodes.SERVING_CHECK, nodes.EVALUATOR, nodes.MODEL_CARD, nodes.RUN_REPORT):
+        assert tasks[task]["inputs"]["artifacts"]["model"]["taskOutputArtifact"] == student, task
+    # Only the Distiller reads the Trainer's model: the teacher reaches no release step.
+    readers = {name for name, task in tasks.items()
+               for source in task.get("inputs", {}).get("artifacts", {}).values()
+               if source.get("taskOutputArtifact") == teacher}
+    assert readers == {nodes.DISTILLER}
+
+
+def test_the_kubeflow_compiler_refuses_a_student_as_deep_as_the_checkpoint(tmp_path, capsys):
+    output = tmp_path / "spec.json"
+    assert kfp_cli.main(["compile", "--output", str(output), "--pipeline-root", "gs://b/root",
+                         "--student-layers", "6"]) == 2
+    assert_one_error(capsys.readouterr().err, "--student-layers 6", "which has 6", "--student-layers 5 or less")

@@ -25,13 +25,15 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_LOCAL = REPO / "pipeline" / "run_local.py"
 FIXTURES = REPO / "tests" / "fixtures"  # data files of the tests (reference outputs)
 
-# Small enough for the suite's time budget. A tiny model on 1,000 examples barely beats the majority class,
-# so the absolute accuracy gate is off here (the tests check the mechanics: blessing, baseline, push).
-QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", "tiny",
+# Small enough for the suite's time budget. A small model from scratch on 1,000 examples barely beats the majority
+# class, so the absolute accuracy gate is off here (the tests check the mechanics: blessing, baseline, push).
+QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", "mini",
               "--max-seq-length", "64", "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3",
               "--vocab", "checkpoint", "--min-accuracy", "0.0", "--min-macro-f1", "0.0",
               # the masked-LM stage, one pass (a from-scratch encoder learns quickly at this rate)
               "--pretrain-epochs", "1", "--pretrain-learning-rate", "1e-3",
+              # the distillation stage: the 4-layer mini teacher's student of 2 layers is what is checked and pushed
+              "--student-layers", "2", "--distill-epochs", "2", "--distill-learning-rate", "1e-3",
               # bfloat16 compute where the CPU has it (tests/e2e/test_exported_model.py checks the served model is
               # float32)
               "--precision", "bf16_if_native"]

@@ -8,7 +8,7 @@ import tf_keras as keras
 
 from components import features
 from components.model import bert, optimization
-from components.modules.trainer import _to_model_inputs, build_classifier
+from components.modules.trainer import build_classifier, to_model_inputs
 
 
 def test_warmup_then_linear_decay():
@@ -48,7 +48,7 @@ def _one_step(model, optimizer, inputs, labels):
 @pytest.mark.slow  # ~20 s: a real tiny BERT trained step by step
 def test_each_update_is_its_layer_factor_times_adamw_s():
     ids = np.array([[2, 5, 6, 7, 3], [2, 9, 3, 0, 0]], dtype=np.int64)
-    inputs = _to_model_inputs({features.WORD_IDS_KEY: ids, features.MASK_KEY: (ids != 0).astype(np.int64),
+    inputs = to_model_inputs({features.WORD_IDS_KEY: ids, features.MASK_KEY: (ids != 0).astype(np.int64),
                                features.TYPE_IDS_KEY: np.zeros_like(ids)})
     labels = tf.constant([0, 2])
     plain, decayed = _tiny_model(), _tiny_model()

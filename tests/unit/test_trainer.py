@@ -6,7 +6,7 @@ import tf_keras as keras
 
 from components import features
 from components.model import bert
-from components.modules.trainer import _to_model_inputs, build_classifier
+from components.modules.trainer import build_classifier, to_model_inputs
 
 
 def _tiny_classifier(num_classes=3):
@@ -23,7 +23,7 @@ def _batch(ids, length):
 
 def test_output_shape_is_batch_by_classes_and_rows_are_distributions():
     model = _tiny_classifier(num_classes=3)
-    out = model(_to_model_inputs(_batch([[2, 5, 6, 3], [2, 7, 3]], 16)), training=False).numpy()
+    out = model(to_model_inputs(_batch([[2, 5, 6, 3], [2, 7, 3]], 16)), training=False).numpy()
     assert out.shape == (2, 3)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
 
@@ -33,13 +33,13 @@ def test_padding_does_not_change_the_prediction():
     rows = [[2, 11, 12, 13, 3], [2, 21, 3]]
     short = model(_batch(rows, 5), training=False).numpy()
     long = model(_batch(rows, 40), training=False).numpy()
-    trimmed = model(_to_model_inputs(_batch(rows, 40)), training=False).numpy()
+    trimmed = model(to_model_inputs(_batch(rows, 40)), training=False).numpy()
     np.testing.assert_allclose(short, long, atol=1e-5)
     np.testing.assert_allclose(short, trimmed, atol=1e-5)
 
 
 def test_trim_drops_only_unused_padding_columns():
-    out = _to_model_inputs(_batch([[2, 5, 3], [2, 3]], 10))
+    out = to_model_inputs(_batch([[2, 5, 3], [2, 3]], 10))
     assert out[features.WORD_IDS_KEY].shape == (2, 3)
     assert out[features.MASK_KEY].numpy().tolist() == [[1, 1, 1], [1, 1, 0]]
 
