@@ -141,11 +141,11 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
     settings_lib.add_flags(model, TrainerSettings, names=MODEL_FLAGS[TrainerSettings])
     if local:
         model.add_argument("--time-budget", type=_minutes, default=training_cost.DEFAULT_MINUTES, metavar="MINUTES",
-                           help="with --max-seq-length auto: the longest training (Trainer and masked-LM stage, with "
-                                "their evaluations) the chosen length may cost on this machine, estimated from a few "
-                                "timed steps before the run; a longer length is shortened and the note says what is "
-                                "cut. A given --max-seq-length is not shortened, but a note says when it is over "
-                                "(default %(default)g; 0: no limit)")
+                           help="with --max-seq-length auto: the longest training (Trainer, masked-LM and "
+                                "distillation stages, with their evaluations) the chosen length may cost on this "
+                                "machine, estimated from a few timed steps before the run; a longer length is "
+                                "shortened and the note says what is cut. A given --max-seq-length is not shortened, "
+                                "but a note says when it is over (default %(default)g; 0: no limit)")
 
     train = parser.add_argument_group("training" if local else "training (defaults of the runtime parameters)")
     trainer_flags = [f.name for f in settings_lib.flag_fields(TrainerSettings)

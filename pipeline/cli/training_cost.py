@@ -279,9 +279,11 @@ def kept_timings(path: str, key: str, measure: Callable[[], Dict[int, float]]) -
 def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, eval_texts: int,
             timings_file: str) -> RunCost:
     """The cost of this local run's training by length: its training texts (`counts`, a sample of the `texts`;
-    without split folders the training split is HASH_BUCKETS' share of them), the Trainer's and the masked-LM
-    stage's epochs, the batch size, --train-steps, and the encoder --pretrained or --model-size gives (`model`:
-    pipeline/cli/model_choice.py's ModelChoice); the probe's timings are kept in `timings_file`."""
+    without split folders the training split is HASH_BUCKETS' share of them), the Trainer's, the masked-LM stage's
+    and the distillation stage's epochs (a student's step costs its share of the teacher's layers, after one forward
+    pass of the teacher over the data), the batch size, --train-steps, and the encoder --pretrained or --model-size
+    gives (`model`: pipeline/cli/model_choice.py's ModelChoice); the probe's timings are kept in `timings_file`."""
+    from components.settings.distillation import DistillerSettings
     from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
     from components.settings.transform import TransformSettings
@@ -301,6 +303,9 @@ def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, 
     except ValueError:  # not a config this encoder builds: the Trainer says so; here there is nothing to estimate
         return RunCost(0.0, lambda step, length: 0.0, lambda length: 0.0, lambda: (lambda length: 0.0, ""))
     encoder = Encoder(config.num_layers, config.hidden_size, config.intermediate_size)
+    student = flag("student_layers", DistillerSettings)
+    if 0 < student < encoder.layers:
+        passes += flag("distill_epochs", DistillerSettings) * student / encoder.layers + EVAL_COST
 
     def estimate_with(step, length):
         return training_seconds(counts, length, batch_size, passes, eval_share, step,

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from components.settings import base as settings_lib
+from components.settings.distillation import DistillerSettings
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
@@ -33,7 +34,7 @@ from pipeline.kubeflow import cli as kfp_cli
 from pipeline.kubeflow import options as kfp_options
 from pipeline.run_local import build_parser as local_parser
 
-SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings)
+SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
 CHOSEN_BY_THE_FRONT_DOOR = {"vocab_mode", "learned_vocab_size"}  # default None: chosen from --pretrained
 
 

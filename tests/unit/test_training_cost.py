@@ -120,6 +120,21 @@ def test_auto_stops_at_the_longest_length_within_the_budget(tmp_path, monkeypatc
         roomy_note, roomy_note
 
 
+def test_a_student_adds_its_share_of_the_teachers_layers_to_the_estimate(tmp_path, monkeypatch):
+    """A 1-layer student of the 2-layer encoder, 3 epochs each: half the teacher's work a step, plus one forward pass
+    of the teacher over the data (a third of an epoch): 3 + 1.5 + 1/3 epochs' worth instead of 3."""
+    _slow_machine(monkeypatch)
+
+    def whole_length_seconds(note):
+        found = re.search(r"160 tokens would hold 100% of them whole but take about (\d+) (s|min)", note)
+        amount, unit = found.groups()
+        return int(amount) * (60 if unit == "min" else 1)
+
+    alone = whole_length_seconds(_auto(tmp_path / "a", "--time-budget", "0.5")[1])
+    with_student = whole_length_seconds(_auto(tmp_path / "b", "--time-budget", "0.5", "--student-layers", "1")[1])
+    assert with_student / alone == pytest.approx((3 + 1.5 + 1 / 3) / 3, rel=0.25), (alone, with_student)
+
+
 def test_the_timings_are_kept_so_a_later_run_chooses_the_same_length(tmp_path, monkeypatch):
     _slow_machine(monkeypatch)
     first, first_note = _auto(tmp_path, "--time-budget", "2")
