@@ -1,11 +1,13 @@
 """Benchmark: the fine-tuned model (the teacher) against students of fewer layers, accuracy against latency.
 
     .venv/bin/python benchmarks/distillation.py [--dataset rotten_tomatoes | --data-root DIR] [--students 2,3,4]
-        [--labels-only 3] [--out outputs/distillation-NAME] [--seconds 20] [-- EXTRA RUN_LOCAL FLAGS]
+        [--labels-only 3] [--variant "NAME=FLAGS"]... [--out outputs/distillation-NAME] [--seconds 20]
+        [-- EXTRA RUN_LOCAL FLAGS]
 
 Training: pipeline/run_local.py with its defaults (and the extra flags) into one pipeline root, first without a
 student, then once per --students N with --student-layers N (the Trainer's model, the teacher, comes from TFX's cache),
-and once per --labels-only N with --distill-soft-weight 0 (the same student trained on the labels alone). Each variant
+once per --labels-only N with --distill-soft-weight 0 (the same student trained on the labels alone), and once per
+--variant with its own flags (e.g. "student-3-t4=--student-layers 3 --distill-temperature 4"). Each variant
 pushes into a serving folder of its own, so each is judged as a first model (no baseline to beat). A variant whose
 summary is already in --out is not run again (--retrain runs them all).
 
@@ -50,12 +52,15 @@ SIZES = (1, 32)
 WARMUP_CALLS = 10
 
 
-def variants(students, labels_only):
+def variants(students, labels_only, more=()):
     """name -> the run_local flags of that variant."""
     out = {"teacher": []}
     out.update({f"student-{n}": ["--student-layers", str(n)] for n in students})
     out.update({f"student-{n}-labels-only": ["--student-layers", str(n), "--distill-soft-weight", "0"]
                 for n in labels_only})
+    for given in more:
+        name, _, flags = given.partition("=")
+        out[name.strip()] = flags.split()
     return out
 
 
@@ -162,6 +167,8 @@ def main() -> int:
     parser.add_argument("--data-root", type=Path, help="your own data instead of --dataset")
     parser.add_argument("--students", default="2,3,4", help="student depths, comma-separated")
     parser.add_argument("--labels-only", default="", help="student depths also trained on the labels alone")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                        help="one more variant: a name and its run_local flags")
     parser.add_argument("--out", type=Path, help="default: outputs/distillation-NAME")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency measuring time per size and mode")
     parser.add_argument("--max-calls", type=int, default=2000, help="calls per size and mode, at most")
@@ -174,8 +181,8 @@ def main() -> int:
     out = (args.out or OUTPUTS_DIR / f"distillation-{name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     base = (["--data-root", str(args.data_root)] if args.data_root else ["--dataset", args.dataset]) + args.extra
-    to_run = variants([int(n) for n in args.students.split(",") if n], [int(n) for n in args.labels_only.split(",")
-                                                                           if n])
+    to_run = variants([int(n) for n in args.students.split(",") if n],
+                      [int(n) for n in args.labels_only.split(",") if n], args.variant)
     summaries = {v: train(v, flags, base, out, args.retrain) for v, flags in to_run.items()}
     rows = [row(v, s) for v, s in summaries.items()]
 

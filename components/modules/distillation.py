@@ -107,6 +107,10 @@ def with_soft_targets(examples: tf.data.Dataset, probabilities: np.ndarray) -> t
         lambda pair, q: (pair[0], tf.reshape(student.pack_targets(pair[1], q[tf.newaxis]), [-1]))).cache()
 
 
+def _log(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(probabilities, 1e-7))
+
+
 def accuracy_of(probabilities: np.ndarray, examples: tf.data.Dataset) -> float:
     labels = np.fromiter((int(label) for _, label in examples.as_numpy_iterator()), dtype=np.int64)
     return float(np.mean(np.argmax(probabilities, axis=-1) == labels)) if len(labels) else float("nan")
@@ -164,11 +168,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             restore_best_weights=True))
     history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0).history
-    # The kept weights (early stopping restored the best epoch's) on the eval split: accuracy, and how often the
-    # student answers what the teacher answers (what the soft targets teach).
+    # The kept weights (early stopping restored the best epoch's) on the eval split: accuracy, how often the student
+    # answers what the teacher answers, and how far its probabilities are from the teacher's (KL(teacher || student):
+    # what the soft targets teach).
     student_soft = teacher_probabilities(model, eval_examples)
     student_eval = accuracy_of(student_soft, eval_examples)
     agreement = float(np.mean(np.argmax(student_soft, axis=-1) == np.argmax(eval_soft, axis=-1)))
+    kl = float(np.mean(np.sum(eval_soft * (_log(eval_soft) - _log(student_soft)), axis=-1)))
     progress(f"Distiller: student eval accuracy {student_eval:.3f} (teacher {teacher_eval:.3f}), same answer as the "
              f"teacher on {agreement:.1%} of the eval split, {time.time() - started:.0f} s")
 
@@ -192,7 +198,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "teacher_layers": config.num_layers, "student_layers": settings.student_layers,
             "copied_from_teacher_layers": list(sources), "copied_tensors": copied,
             "teacher_eval_accuracy": teacher_eval, "student_eval_accuracy": student_eval,
-            "eval_agreement_with_teacher": agreement,
+            "eval_agreement_with_teacher": agreement, "eval_kl_from_teacher": kl,
             "seconds": time.time() - started}})
     trainer.export(model, fn_args, tf_transform_output, teacher_settings, class_names,
                     serving_model_dir)

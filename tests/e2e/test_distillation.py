@@ -110,8 +110,10 @@ def two_students(tmp_path_factory):
 
 def test_the_distilled_student_is_measured_against_one_trained_on_the_labels_alone(two_students):
     """The same 2-layer student of the fine-tuned MiniLM, from the same teacher and data, with and without the
-    teacher's soft targets. On 96 eval texts a win of either in accuracy is a few texts, so the test requires what
-    the soft targets are for, answering as the teacher does, bounds the accuracy lost, and says both."""
+    teacher's soft targets. On 800 training and 96 eval texts the two are within a few texts of each other (measured:
+    the distilled one a point behind), so the test bounds the accuracy the soft targets may cost and says the
+    difference; that they teach what the labels do not is tests/unit/test_distillation.py's, and the full data's
+    comparison is benchmarks/distillation.py's."""
     labels, again = two_students
     for node in (nodes.TRANSFORM, nodes.TRAINER):  # the teacher, its data and bucketing, unchanged
         assert again["components"][node]["state"] == "CACHED", node
@@ -123,11 +125,11 @@ def test_the_distilled_student_is_measured_against_one_trained_on_the_labels_alo
     margin = distilled["student_eval_accuracy"] - plain["student_eval_accuracy"]
     print(f"\neval accuracy: distilled {distilled['student_eval_accuracy']:.3f}, labels alone "
           f"{plain['student_eval_accuracy']:.3f} (margin {margin:+.3f}), teacher "
-          f"{distilled['teacher_eval_accuracy']:.3f}; same answer as the teacher: "
-          f"{distilled['eval_agreement_with_teacher']:.3f} against "
-          f"{plain['eval_agreement_with_teacher']:.3f}")
-    assert distilled["eval_agreement_with_teacher"] >= plain["eval_agreement_with_teacher"], (distilled, plain)
-    assert margin >= -0.1, (distilled, plain)
+          f"{distilled['teacher_eval_accuracy']:.3f}; KL from the teacher: {distilled['eval_kl_from_teacher']:.4f} "
+          f"against {plain['eval_kl_from_teacher']:.4f}; same answer as the teacher: "
+          f"{distilled['eval_agreement_with_teacher']:.3f} against {plain['eval_agreement_with_teacher']:.3f}")
+    assert distilled["student_eval_accuracy"] > 0.6 and plain["student_eval_accuracy"] > 0.6  # both learned
+    assert margin >= -0.05, (distilled, plain)
 
 
 def test_a_student_worse_than_the_model_in_service_is_not_pushed(served, tmp_path):

@@ -132,6 +132,33 @@ def test_the_loss_is_the_label_cross_entropy_plus_the_softened_kl():
     assert DistillationLoss(t, 1.0)(y, tf.constant(teacher)).numpy() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_soft_targets_teach_what_the_labels_do_not():
+    """Labels drawn at random, and a teacher whose probabilities follow the first word: trained on the teacher's soft
+    targets alone, the student learns the teacher's rule; on the labels alone, it cannot."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from components.model.student import DistillationLoss, pack_targets
+
+    rng = np.random.default_rng(0)
+    first = rng.integers(4, 40, size=256)
+    rows = [[2, int(w)] + list(rng.integers(4, 40, size=5)) + [3] for w in first]
+    rule = np.stack([np.where(first % 3 == k, 0.8, 0.1) for k in range(3)], axis=-1).astype(np.float32)
+    labels = rng.integers(0, 3, size=256)
+    x = {k: v.numpy() for k, v in _inputs(rows).items()}
+    y = pack_targets(tf.constant(labels), tf.constant(rule)).numpy()
+
+    def distance_from_teacher(soft_weight):
+        student = _classifier(2, seed=4)
+        student.compile(optimizer=keras.optimizers.Adam(3e-3), loss=DistillationLoss(2.0, soft_weight))
+        student.fit(x, y, batch_size=32, epochs=15, verbose=0)
+        p = student.predict(x, verbose=0)
+        return float(np.mean(np.sum(rule * (np.log(rule) - np.log(np.maximum(p, 1e-7))), axis=-1)))
+
+    taught, alone = distance_from_teacher(1.0), distance_from_teacher(0.0)
+    assert taught < 0.5 * alone and taught < 0.1, (taught, alone)
+
+
 def test_the_teachers_probabilities_come_back_in_example_order():
     """The one pass batches examples by length, so its order is not the data's: each must get its own row."""
     import tensorflow as tf
