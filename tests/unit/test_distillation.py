@@ -1,6 +1,6 @@
 """The distillation stage's room, on small in-memory models: which teacher layers a student starts from, the
 teacher-to-student copy checked tensor by tensor, the loss, the teacher's probabilities kept in example order, and
-the front door's checks of --student-layers. The stage in a pipeline run: tests/e2e/test_distillation.py; in the
+the front door's checks of --student-layers. The stage in a pipeline run: tests/e2e/test_distilled_runs.py; in the
 compiled Kubeflow spec: tests/integration/test_kubeflow.py."""
 
 import dataclasses
