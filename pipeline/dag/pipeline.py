@@ -3,7 +3,7 @@
 create_pipeline() reads like the diagram, one builder per stage:
   data_validation.py  ExampleGen -> StatisticsGen -> schema -> ExampleValidator + DriftValidator -> DataValidationGate
   preprocessing.py    Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate [-> SchemaFreezer]
-  training.py         [Pretrainer (masked-LM stage)] -> Trainer (BERT)
+  training.py         [Pretrainer (masked-LM stage)] -> Trainer (BERT) -> [Distiller (a smaller student)]
   release.py          ServingCheck -> [InfraValidator] -> Evaluator -> ModelCardWriter -> Pusher [-> RunReport]
 What a run reads from earlier runs (the model in service, the statistics each gate last accepted) comes from one
 BaselineLookup step (baselines.py), never from the cache (nodes.NEVER_CACHED, local_ir below). Node ids are in

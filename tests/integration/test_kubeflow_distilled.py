@@ -64,7 +64,10 @@ def test_every_task_ran_and_the_distiller_trained_a_one_layer_student_from_the_t
     record = json.loads((student / "training_history.json").read_text())
     assert record["distillation"]["teacher"] == str(teacher / "Format-Serving")
     assert record["distillation"]["copied_from_teacher_layers"] == [1] and record["encoder"]["num_layers"] == 1
-    assert record["total_steps"] == 3  # the run's train_steps caps the Distiller too
+    # Its cap is the compiled --train-steps: the run's train_steps parameter is the Trainer's TrainArgs alone.
+    assert record["total_steps"] == 5
+    trainer_record = json.loads((teacher / "training_history.json").read_text())
+    assert trainer_record["total_steps"] == 3
     for task in (nodes.SERVING_CHECK, nodes.EVALUATOR, nodes.MODEL_CARD):
         judged = results[task].executor_input["inputs"]["artifacts"]["model"]["artifacts"]
         assert [a["uri"] for a in judged] == [str(student)], task
