@@ -275,8 +275,14 @@ def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes:
 def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
             serving_model_dir: str) -> None:
     """The serving model with its warm-up requests and class names (a later --warm-start restores the classifier
-    from this SavedModel's variables once it is in service)."""
-    module = ServingModule(model, tf_transform_output, settings, class_names)
+    from this SavedModel's variables once it is in service).
+
+    What is saved is an uncompiled copy of the classifier with its weights: the trained model tracks its optimizer,
+    whose two AdamW moments per weight would make the SavedModel three times the size of the weights, and neither
+    serving nor a warm start reads them."""
+    weights_only = keras.models.clone_model(model)
+    weights_only.set_weights(model.get_weights())
+    module = ServingModule(weights_only, tf_transform_output, settings, class_names)
     tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
     serving_signatures.set_method_names(serving_model_dir, {
         serving_signatures.CLASSIFY_SIGNATURE: serving_signatures.CLASSIFY_METHOD})

@@ -1,6 +1,7 @@
 """The model the quick run (`first_run`) exported: its signatures, and float32 compute whatever it trained in."""
 
 import json
+from pathlib import Path
 
 from support.signatures import check_signatures
 
@@ -31,3 +32,12 @@ def test_the_served_model_computes_in_float32_whatever_the_training_precision(fi
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     bf16 = [n.name for n in nodes if any(v.type == 14 or 14 in v.list.type for v in n.attr.values())]  # DT_BFLOAT16
     assert nodes and bf16 == []
+
+
+def test_the_export_holds_the_weights_and_no_optimizer_state(first_run):
+    """Serving reads the classifier's weights only; the training optimizer's moments would triple the size."""
+    import tensorflow as tf
+
+    _, summary, _ = first_run
+    names = [name for name, _ in tf.train.list_variables(str(Path(summary["pushed_dir"]) / "variables" / "variables"))]
+    assert names and not [n for n in names if "optimizer" in n.lower()], [n for n in names if "optimizer" in n.lower()]
