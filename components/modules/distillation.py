@@ -23,7 +23,6 @@ from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its Aut
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Tuple
@@ -139,14 +138,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     batch = teacher_settings.batch_size
     train_ds = trainer.batches(with_soft_targets(train_examples, train_soft), batch, True, teacher_settings.seed)
     eval_ds = trainer.batches(with_soft_targets(eval_examples, eval_soft), batch, False, teacher_settings.seed)
-    batches_per_epoch = training_loop.count_batches(train_ds)
-    total_steps = batches_per_epoch * settings.distill_epochs
-    epochs, steps_per_epoch = settings.distill_epochs, None
-    if fn_args.train_steps and fn_args.train_steps < total_steps:  # an explicit cap (quick runs)
-        total_steps = int(fn_args.train_steps)
-        steps_per_epoch = min(batches_per_epoch, total_steps)
-        epochs = math.ceil(total_steps / steps_per_epoch)
-        train_ds = train_ds.repeat()
+    train_ds, plan = training_loop.plan_steps(train_ds, settings.distill_epochs, fn_args.train_steps)
+    epochs, steps_per_epoch, total_steps, batches_per_epoch = (plan.epochs, plan.steps_per_epoch, plan.total_steps,
+                                                               plan.batches_per_epoch)
 
     compute = precision.choose(teacher_settings.precision, len(tf.config.list_physical_devices("GPU")))
     with precision.keras_policy(compute):

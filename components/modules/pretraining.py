@@ -151,14 +151,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_ds = _masked_batches(texts, masker, settings.batch_size, shuffle=True, seed=settings.seed)
     eval_ds = _masked_batches(_transformed_texts(fn_args.eval_files, fn_args.data_accessor, tf_transform_output),
                               masker, settings.batch_size, shuffle=False, seed=settings.seed)
-    batches_per_epoch = training_loop.count_batches(train_ds)
-    total_steps = batches_per_epoch * settings.pretrain_epochs
-    epochs, steps_per_epoch = settings.pretrain_epochs, None
-    if fn_args.train_steps and fn_args.train_steps < total_steps:  # an explicit cap (quick runs)
-        total_steps = int(fn_args.train_steps)
-        steps_per_epoch = min(batches_per_epoch, total_steps)
-        epochs = -(-total_steps // steps_per_epoch)
-        train_ds = train_ds.repeat()
+    train_ds, plan = training_loop.plan_steps(train_ds, settings.pretrain_epochs, fn_args.train_steps)
+    epochs, steps_per_epoch, total_steps, batches_per_epoch = (plan.epochs, plan.steps_per_epoch, plan.total_steps,
+                                                               plan.batches_per_epoch)
 
     with precision.keras_policy(compute):
         config, encoder, head, note = _encoder_and_head(settings, len(vocab))

@@ -30,7 +30,6 @@ from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its Aut
 
 import dataclasses
 import json
-import math
 from typing import Callable, Dict, List, Optional
 
 import absl.logging as logging
@@ -199,14 +198,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                         global_batch, shuffle=True, seed=settings.seed)
     eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                        global_batch, shuffle=False, seed=settings.seed)
-    batches_per_epoch = training_loop.count_batches(train_ds)
-    total_steps = batches_per_epoch * settings.epochs
-    epochs, steps_per_epoch = settings.epochs, None  # None: each epoch is one full pass
-    if fn_args.train_steps and fn_args.train_steps < total_steps:  # an explicit cap (quick runs)
-        total_steps = int(fn_args.train_steps)
-        steps_per_epoch = min(batches_per_epoch, total_steps)
-        epochs = math.ceil(total_steps / steps_per_epoch)
-        train_ds = train_ds.repeat()
+    train_ds, plan = training_loop.plan_steps(train_ds, settings.epochs, fn_args.train_steps)
+    epochs, steps_per_epoch, total_steps, batches_per_epoch = (plan.epochs, plan.steps_per_epoch, plan.total_steps,
+                                                               plan.batches_per_epoch)
 
     if settings.adapted_encoder:  # start from the Pretrainer's adapted checkpoint (the Trainer's base_model input)
         if not fn_args.base_model:

@@ -4,9 +4,11 @@ a local copy of a checkpoint given as a URI, and the progress lines of training.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tempfile
 import time
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 import tf_keras as keras
@@ -150,6 +152,29 @@ class EpochProgress(keras.callbacks.Callback):
 
 def count_batches(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """How many steps a stage trains: `epochs` passes of `steps_per_epoch` steps (None: each a full pass of
+    `batches_per_epoch` batches), `total_steps` in all."""
+
+    epochs: int
+    steps_per_epoch: Optional[int]
+    total_steps: int
+    batches_per_epoch: int
+
+
+def plan_steps(train_ds: tf.data.Dataset, epochs: int, train_steps: Optional[int]):
+    """(the training batches, the StepPlan) of `epochs` full passes, or of at most `train_steps` steps when that cap
+    (--train-steps, quick runs) is smaller: then the batches repeat and the epochs are the cap's share of passes."""
+    batches = count_batches(train_ds)
+    total = batches * epochs
+    if train_steps and train_steps < total:
+        total = int(train_steps)
+        per_epoch = min(batches, total)
+        return train_ds.repeat(), StepPlan(math.ceil(total / per_epoch), per_epoch, total, batches)
+    return train_ds, StepPlan(epochs, None, total, batches)
 
 
 def raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:

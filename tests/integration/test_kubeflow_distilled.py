@@ -18,8 +18,9 @@ import pytest
 
 from pipeline.dag import nodes
 from pipeline.kubeflow import parameters
-from support import REPO, kfp_local
-from support.retraining import LABEL, TEXT, rows, tiny_checkpoint, write_csv
+from support import kfp_local
+from support.kubeflow import compiled_here
+from support.retraining import LABEL, TEXT, rows, write_csv
 
 pytestmark = pytest.mark.slow  # the whole pipeline, task by task: minutes
 
@@ -31,25 +32,13 @@ COMPILE_ARGS = ["--image", "registry.example.com/ml/bert-tfx-pipeline:1.2.3", "-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kfp_distilled")
-    data, root, serving, spec_path = base / "data", base / "pipeline_root", base / "serving", base / "pipeline.json"
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-    checkpoint = tiny_checkpoint(base / "checkpoint" / "tiny")
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "pipeline" / "run_kubeflow.py"), "compile", *COMPILE_ARGS, "--pretrained",
-         str(checkpoint), "--data-root", str(data), "--pipeline-root", str(root), "--serving-dir", str(serving),
-         "--output", str(spec_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
-    spec = json.loads(spec_path.read_text())["pipelineSpec"]
-    write_csv(data / "reviews.csv", rows(300, seed=0))
-    (base / "no-data").mkdir()
-    pod_env = {"PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", "BERT_TFX_DATA_DIR": str(base / "no-data"),
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-    results = kfp_local.execute_spec(spec_path, root, pod_env, run_id="run-1", server=kfp_local.Server(),
+    here = compiled_here(tmp_path_factory.mktemp("kfp_distilled"), *COMPILE_ARGS)
+    spec = here.job["pipelineSpec"]
+    write_csv(here.data / "reviews.csv", rows(300, seed=0))
+    results = kfp_local.execute_spec(here.spec_path, here.root, here.pod_env, run_id="run-1", server=kfp_local.Server(),
                                      parameter_values=parameters.resolve_parameters(spec, ["train_steps=3"]),
                                      timeout=900)
-    return spec, results, serving
+    return spec, results, here.serving
 
 
 def test_every_task_ran_and_the_distiller_trained_a_one_layer_student_from_the_trainers_model(run):

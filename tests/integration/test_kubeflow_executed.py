@@ -51,15 +51,16 @@ import pytest
 
 from pipeline.dag import nodes
 from pipeline.kubeflow import compiler, entrypoint, parameters
-from support import REPO, kfp_local
-from support.retraining import LABEL, TEXT, rows, snapshot, tiny_checkpoint, write_csv
+from support import kfp_local
+from support.kubeflow import compiled_here
+from support.retraining import LABEL, TEXT, rows, snapshot, write_csv
 
 pytestmark = pytest.mark.slow  # the whole pipeline, task by task, three times: minutes
 
 IMAGE = "registry.example.com/ml/bert-tfx-pipeline:1.2.3"
 MODEL_NAME = "bert_classifier"
 # The quick settings of support's QUICK_ARGS, on support/retraining.py's reviews, in fewer steps, from a tiny
-# checkpoint (tiny_checkpoint below).
+# checkpoint (support.kubeflow.compiled_here).
 COMPILE_ARGS = ["--image", IMAGE, "--dataset", "custom", "--labels", "fresh,rotten", "--text-column", TEXT,
                 "--label-column", LABEL, "--max-seq-length", "32", "--batch-size", "16", "--epochs", "1",
                 "--train-steps", "5", "--learning-rate", "2e-3", "--min-accuracy", "0.0", "--min-macro-f1", "0.0",
@@ -82,20 +83,9 @@ def baseline_versions(root: Path, gate: str):
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     base = tmp_path_factory.mktemp("kfp_retraining")
-    data, root, serving = base / "data", base / "pipeline_root", base / "serving"
-    spec_path = base / "pipeline.json"
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-    checkpoint = tiny_checkpoint(base / "checkpoint" / "tiny")
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "pipeline" / "run_kubeflow.py"), "compile", *COMPILE_ARGS, "--pretrained",
-         str(checkpoint), "--data-root", str(data), "--pipeline-root", str(root), "--serving-dir", str(serving),
-         "--output", str(spec_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
-    job = json.loads(spec_path.read_text())
-    (base / "no-data").mkdir()
-    pod_env = {"PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", "BERT_TFX_DATA_DIR": str(base / "no-data"),
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    here = compiled_here(base, *COMPILE_ARGS)
+    data, root, serving, spec_path, job, pod_env = (here.data, here.root, here.serving, here.spec_path, here.job,
+                                                    here.pod_env)
     server = kfp_local.Server()
     runs, after = {}, {}
     for run_id, span in SPANS.items():

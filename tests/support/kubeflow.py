@@ -1,15 +1,19 @@
 """What tests/integration/test_kubeflow.py (the compiled spec), test_kubeflow_commands.py (upload, run, schedule) and
 test_beam_runners.py share: the arguments of the compile they check, `run_cli` (pipeline/run_kubeflow.py as a user runs
-it) and `process_state_kept`. The fixtures built on them (`compiled`, `stub`, `cli`) are
-tests/integration/conftest.py's."""
+it) and `process_state_kept`; and `compiled_here`, the spec the executed-spec tests (test_kubeflow_executed.py,
+test_kubeflow_distilled.py) compile with this machine's paths. The fixtures built on them (`compiled`, `stub`, `cli`)
+are tests/integration/conftest.py's."""
 
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
 import contextlib
+import json
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import absl.logging
 
@@ -48,3 +52,22 @@ def run_cli(*args, env=None, timeout=300):
     full_env.update(TF_USE_LEGACY_KERAS="1", **(env or {}))
     return subprocess.run([sys.executable, str(RUN_KUBEFLOW), *map(str, args)], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def compiled_here(base: Path, *compile_args: str) -> SimpleNamespace:
+    """`run_kubeflow.py compile` with this machine's paths under `base` (what the pods would see) and, for the
+    packaged checkpoint the image has, a tiny random one written here (support/retraining.py's tiny_checkpoint).
+    Returns the spec file, the PipelineJob, the data, pipeline root and serving folders, and the pods' environment:
+    this checkout on PYTHONPATH in place of the image's /pipeline, and an empty BERT_TFX_DATA_DIR."""
+    from support.retraining import tiny_checkpoint
+
+    data, root, serving, spec_path = base / "data", base / "pipeline_root", base / "serving", base / "pipeline.json"
+    checkpoint = tiny_checkpoint(base / "checkpoint" / "tiny")
+    proc = run_cli("compile", *compile_args, "--pretrained", str(checkpoint), "--data-root", str(data),
+                   "--pipeline-root", str(root), "--serving-dir", str(serving), "--output", str(spec_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    (base / "no-data").mkdir()
+    pod_env = {"PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", "BERT_TFX_DATA_DIR": str(base / "no-data"),
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    return SimpleNamespace(spec_path=spec_path, job=json.loads(spec_path.read_text()), data=data, root=root,
+                           serving=serving, pod_env=pod_env)

@@ -1,6 +1,7 @@
 """The training progress lines (components/modules/training_loop.py's EpochProgress): the steps announced before
 training, an estimate from the first timed steps, the time left on every line after it. Driven by a clock of the
-test's own, so the figures are exact; and once through a real Keras fit, so the hooks are the ones Keras calls."""
+test's own, so the figures are exact; and once through a real Keras fit, so the hooks are the ones Keras calls. Also
+the step plan the lines count (plan_steps)."""
 
 import logging
 
@@ -112,3 +113,20 @@ def test_a_full_run_says_no_early_stop(lines):
     progress.on_epoch_end(0, {})
     progress.on_train_end()
     assert not any("stopped after" in line for line in lines)
+
+
+def test_a_step_cap_repeats_the_batches_and_shortens_the_epochs():
+    """What every Trainer of the pipeline (fine-tuning, masked-LM, distillation) trains: full passes, or at most
+    --train-steps steps."""
+    import tensorflow as tf
+
+    from components.modules.training_loop import StepPlan, plan_steps
+
+    batches = tf.data.Dataset.range(10).batch(2)  # 5 batches a pass
+    same, plan = plan_steps(batches, 3, None)
+    assert same is batches and plan == StepPlan(epochs=3, steps_per_epoch=None, total_steps=15, batches_per_epoch=5)
+    assert plan_steps(batches, 3, 20)[1] == plan  # a cap above the passes changes nothing
+    repeated, capped = plan_steps(batches, 3, 7)
+    assert capped == StepPlan(epochs=2, steps_per_epoch=5, total_steps=7, batches_per_epoch=5)
+    assert sum(1 for _ in repeated.take(12)) == 12  # it repeats: the last epoch draws past one pass
+    assert plan_steps(batches, 3, 3)[1] == StepPlan(epochs=1, steps_per_epoch=3, total_steps=3, batches_per_epoch=5)
