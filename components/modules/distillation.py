@@ -115,6 +115,16 @@ def accuracy_of(probabilities: np.ndarray, examples: tf.data.Dataset) -> float:
     return float(np.mean(np.argmax(probabilities, axis=-1) == labels)) if len(labels) else float("nan")
 
 
+def eval_figures(model: keras.Model, eval_examples: tf.data.Dataset, eval_soft: np.ndarray) -> dict:
+    """The student's kept weights (early stopping restored the best epoch's) on the eval split: its accuracy, how
+    often it answers what the teacher answers, and how far its probabilities are from the teacher's
+    (KL(teacher || student): what the soft targets teach)."""
+    mine = teacher_probabilities(model, eval_examples)
+    return {"student_eval_accuracy": accuracy_of(mine, eval_examples),
+            "eval_agreement_with_teacher": float(np.mean(np.argmax(mine, axis=-1) == np.argmax(eval_soft, axis=-1))),
+            "eval_kl_from_teacher": float(np.mean(np.sum(eval_soft * (_log(eval_soft) - _log(mine)), axis=-1)))}
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     settings = DistillerSettings.from_custom_config(fn_args.custom_config)
     if not settings.enabled:
@@ -162,22 +172,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             restore_best_weights=True))
     history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0).history
-    # The kept weights (early stopping restored the best epoch's) on the eval split: accuracy, how often the student
-    # answers what the teacher answers, and how far its probabilities are from the teacher's (KL(teacher || student):
-    # what the soft targets teach).
-    student_soft = teacher_probabilities(model, eval_examples)
-    student_eval = accuracy_of(student_soft, eval_examples)
-    agreement = float(np.mean(np.argmax(student_soft, axis=-1) == np.argmax(eval_soft, axis=-1)))
-    kl = float(np.mean(np.sum(eval_soft * (_log(eval_soft) - _log(student_soft)), axis=-1)))
-    progress(f"Distiller: student eval accuracy {student_eval:.3f} (teacher {teacher_eval:.3f}), same answer as the "
-             f"teacher on {agreement:.1%} of the eval split, {time.time() - started:.0f} s")
-
+    figures = eval_figures(model, eval_examples, eval_soft)
+    progress(f"Distiller: student eval accuracy {figures['student_eval_accuracy']:.3f} (teacher {teacher_eval:.3f}), "
+             f"same answer as the teacher on {figures['eval_agreement_with_teacher']:.1%} of the eval split, "
+             f"{time.time() - started:.0f} s")
     if compute != "float32":  # served in float32 whatever the training precision, as the Trainer's model
         with precision.keras_policy("float32"):
-            trained = model
-            model = trainer.build_classifier(
-                bert.build_encoder(dataclasses.replace(config, num_layers=settings.student_layers)),
-                len(class_names), teacher_settings.pooling, teacher_settings.dropout)
+            trained, model = model, build_student(teacher, config, teacher_settings, settings.student_layers)[0]
             model.set_weights(trained.get_weights())
     serving_model_dir = fn_args.serving_model_dir
     tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))
@@ -191,8 +192,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "settings": settings.to_custom_config(), "teacher": fn_args.base_model,
             "teacher_layers": config.num_layers, "student_layers": settings.student_layers,
             "copied_from_teacher_layers": list(sources), "copied_tensors": copied,
-            "teacher_eval_accuracy": teacher_eval, "student_eval_accuracy": student_eval,
-            "eval_agreement_with_teacher": agreement, "eval_kl_from_teacher": kl,
-            "seconds": time.time() - started}})
-    trainer.export(model, fn_args, tf_transform_output, teacher_settings, class_names,
-                    serving_model_dir)
+            "teacher_eval_accuracy": teacher_eval, **figures, "seconds": time.time() - started}})
+    trainer.export(model, fn_args, tf_transform_output, teacher_settings, class_names, serving_model_dir)
