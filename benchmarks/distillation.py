@@ -9,7 +9,7 @@ student, then once per --students N with --student-layers N (the Trainer's model
 once per --labels-only N with --distill-soft-weight 0 (the same student trained on the labels alone), and once per
 --variant with its own flags (e.g. "student-3-t4=--student-layers 3 --distill-temperature 4"). Each variant
 pushes into a serving folder of its own, so each is judged as a first model (no baseline to beat). A variant whose
-summary is already in --out is not run again (--retrain runs them all).
+summary (with its evaluation) is already in --out is not run again (--retrain runs them all).
 
 Measured, side by side in one process and one run, for every variant: eval and test accuracy and macro F1 (the
 run's Evaluator and model card), the exported size, the stage's wall time (Trainer or Distiller), and the latency of
@@ -66,8 +66,8 @@ def variants(students, labels_only, more=()):
 
 def train(name: str, flags: list, base: list, out: Path, retrain: bool) -> dict:
     summary = out / f"summary-{name}.json"
-    if summary.exists() and not retrain:
-        print(f"{name}: kept from {summary}", flush=True)
+    if summary.exists() and not retrain and json.loads(summary.read_text()).get("eval_metrics"):
+        print(f"{name}: kept from {summary}", flush=True)  # a finished run's; a refused run is run again
         return json.loads(summary.read_text())
     command = [sys.executable, str(REPO / "pipeline" / "run_local.py"), *base, *flags, "--pipeline-root",
                str(out / "root"), "--serving-dir", str(out / f"serving-{name}"), "--summary-json", str(summary)]
