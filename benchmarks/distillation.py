@@ -100,15 +100,24 @@ def in_process(folder: Path):
 
 def over_rest(url: str):
     host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)  # keep-alive
+    state = {"conn": http.client.HTTPConnection(host, int(port), timeout=60)}  # keep-alive
     path = f"/v1/models/{MODEL_NAME}:predict"
 
-    def call(batch):
+    def send(batch):
+        conn = state["conn"]
         conn.request("POST", path, json.dumps({"instances": list(batch)}), {"Content-Type": "application/json"})
         answer = conn.getresponse()
         body = answer.read()
         if answer.status != 200:
             raise RuntimeError(f"HTTP {answer.status}: {body[:200]!r}")
+
+    def call(batch):
+        try:
+            send(batch)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closes a keep-alive connection left idle (while the other models warm up): a new one.
+            state["conn"] = http.client.HTTPConnection(host, int(port), timeout=60)
+            send(batch)
     return call
 
 
