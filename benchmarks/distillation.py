@@ -28,7 +28,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse
-import http.client
 import json
 import platform
 import subprocess
@@ -42,9 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks.serving import texts  # noqa: E402
+from benchmarks.serving_protocols import in_process, over_rest  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
 from pipeline.dag import nodes  # noqa: E402
-from pipeline.dag.config import MODEL_NAME, OUTPUTS_DIR  # noqa: E402
+from pipeline.dag.config import OUTPUTS_DIR  # noqa: E402
 from pipeline.serving.process import ServerProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,37 +88,6 @@ def model_dir(summary: dict) -> Path:
 
 def size_mb(folder: Path) -> float:
     return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 1)
-
-
-def in_process(folder: Path):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the WordPiece ops of the Transform graph)
-
-    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
-    return lambda batch: signature(text=tf.constant(batch))["probabilities"].numpy()
-
-
-def over_rest(url: str):
-    host, port = url.removeprefix("http://").split(":")
-    state = {"conn": http.client.HTTPConnection(host, int(port), timeout=60)}  # keep-alive
-    path = f"/v1/models/{MODEL_NAME}:predict"
-
-    def send(batch):
-        conn = state["conn"]
-        conn.request("POST", path, json.dumps({"instances": list(batch)}), {"Content-Type": "application/json"})
-        answer = conn.getresponse()
-        body = answer.read()
-        if answer.status != 200:
-            raise RuntimeError(f"HTTP {answer.status}: {body[:200]!r}")
-
-    def call(batch):
-        try:
-            send(batch)
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            # The server closes a keep-alive connection left idle (while the other models warm up): a new one.
-            state["conn"] = http.client.HTTPConnection(host, int(port), timeout=60)
-            send(batch)
-    return call
 
 
 def take_turns(calls: dict, corpus: list, size: int, seconds: float, max_calls: int) -> dict:
@@ -196,7 +165,7 @@ def main() -> int:
     rows = [row(v, s) for v, s in summaries.items()]
 
     corpus = texts() if not args.data_root else _own_texts(args.data_root, args.text_column)
-    calls = {r["variant"]: in_process(Path(r["model_dir"])) for r in rows}
+    calls = {r["variant"]: in_process(r["model_dir"]) for r in rows}
     latency = measure(calls, corpus, args.seconds, args.max_calls)
     with tempfile.TemporaryDirectory() as logs:
         servers = [ServerProcess(Path(r["model_dir"]).parent.parent, log=Path(logs) / f"{r['variant']}.log")

@@ -106,3 +106,17 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
     if vocab_mode == "learn":
         lower_case = True  # the learned vocabulary is lower-cased (components/modules/learned_vocab.py)
     return ModelChoice(vocab_mode, vocab_file, lower_case, checkpoint, positions, layers)
+
+
+def check_student(student_layers: int, model: ModelChoice, warm_start: bool) -> None:
+    """--student-layers against the encoder it distils (fewer layers than the checkpoint's or the preset's) and
+    against --warm-start (InputError)."""
+    if not student_layers:
+        return
+    if student_layers >= model.layers:
+        raise InputError(f"--student-layers {student_layers}: a student has fewer layers than the model it learns "
+                         f"from, which has {model.layers}; pass --student-layers {max(model.layers - 1, 1)} or less"
+                         + (" (or a deeper --model-size)" if model.pretrained_dir is None else "") + ".")
+    if warm_start:
+        raise InputError("--warm-start and --student-layers exclude each other: the model in service is then a "
+                         "student, which the fine-tuned model (its teacher) cannot start from; pass one of them.")

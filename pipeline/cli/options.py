@@ -32,7 +32,7 @@ from components.validation.frozen_files import frozen_edit, frozen_schema_file
 from pipeline.cli import inputs, sequence_length, training_cost
 from pipeline.cli.inputs import InputError
 from pipeline.cli.locations import Uri, check_uris, is_uri, join, local_path, mirror, state_dir
-from pipeline.cli.model_choice import ModelChoice, model_settings, read_checkpoint  # noqa: F401  (re-exported)
+from pipeline.cli.model_choice import ModelChoice, check_student, model_settings, read_checkpoint  # noqa: F401  (read_checkpoint re-exported)
 from pipeline.cli.runner_options import (  # noqa: F401
     KUBEFLOW,
     LOCAL,
@@ -207,13 +207,7 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_names
                          "in service, whose encoder was already adapted; pass one of them.")
     if pretrainer.enabled:
         trainer = dataclasses.replace(trainer, adapted_encoder=True)
-    if distiller.enabled and distiller.student_layers >= model.layers:
-        raise InputError(f"--student-layers {distiller.student_layers}: a student has fewer layers than the model it "
-                         f"learns from, which has {model.layers}; pass --student-layers {max(model.layers - 1, 1)} "
-                         "or less" + (" (or a deeper --model-size)" if model.pretrained_dir is None else "") + ".")
-    if distiller.enabled and trainer.warm_start:
-        raise InputError("--warm-start and --student-layers exclude each other: the model in service is then a "
-                         "student, which the fine-tuned model (its teacher) cannot start from; pass one of them.")
+    check_student(distiller.student_layers, model, trainer.warm_start)
     return transform, trainer, evaluator, pretrainer, distiller
 
 
