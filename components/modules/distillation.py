@@ -34,6 +34,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import v1 as tfx
 
+from components import tasks
 from components.model import bert, optimization, precision, student
 from components.modules import trainer, training_loop
 from components.runtime.progress import progress
@@ -136,7 +137,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     teacher, config, teacher_settings = build_teacher(fn_args.base_model, record)
     keras.utils.set_random_seed(teacher_settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    class_names = list(teacher_settings.label_names)
+    if tasks.is_multi(teacher_settings.label_key):  # the front door refuses this pair; a hand-made config too
+        raise ValueError("the Distiller distils one-label classifiers; this teacher has several label columns "
+                         f"({teacher_settings.label_key}).")
 
     train_examples = trainer.examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
     eval_examples = trainer.examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
@@ -193,4 +196,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "teacher_layers": config.num_layers, "student_layers": settings.student_layers,
             "copied_from_teacher_layers": list(sources), "copied_tensors": copied,
             "teacher_eval_accuracy": teacher_eval, **figures, "seconds": time.time() - started}})
-    trainer.export(model, fn_args, tf_transform_output, teacher_settings, class_names, serving_model_dir)
+    trainer.export(model, fn_args, tf_transform_output, teacher_settings, tasks.of_settings(teacher_settings),
+                   serving_model_dir)

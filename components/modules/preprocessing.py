@@ -1,11 +1,12 @@
 """TFX Transform module: BERT WordPiece tokenization of a raw text column, inside the TensorFlow graph.
 
-`preprocessing_fn` turns the raw text column into the three fixed-length BERT inputs
-(`input_word_ids`, `input_mask`, `input_type_ids`, int64 `[batch, max_seq_length]`) and, when the label
-column is present, the raw label into `label_id`, its position in the schema's label domain
-(`TransformSettings.label_names`, a fixed order). It also passes the text through (`raw_text`: the Trainer writes
-a few eval texts as TF Serving warm-up requests) and counts words and pieces (components/validation/text_stats.py).
-Serving calls the same function without the label.
+`preprocessing_fn` turns the raw text column into the three fixed-length BERT inputs (`input_word_ids`,
+`input_mask`, `input_type_ids`, int64 `[batch, max_seq_length]`) and, when the label column is present, the raw
+label into `label_id`, its position in the schema's label domain (`TransformSettings.label_names`, a fixed order);
+with several label columns, each into its own `label_id_<column>` (components/tasks.py), -1 where the row has no
+value in that column. It also passes the text through (`raw_text`: the Trainer writes a few eval texts as TF Serving
+warm-up requests) and counts words and pieces (components/validation/text_stats.py). Serving calls the same function
+without the label.
 
 The tokenizer is wordpiece.py; a vocabulary learned from the training split (`--vocab learn`) is learned_vocab.py.
 """
@@ -21,7 +22,7 @@ from typing import Mapping, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features
+from components import features, tasks
 from components.modules.learned_vocab import learned_wordpiece_ids
 from components.modules.wordpiece import build_tokenizer, to_bert_inputs
 from components.settings.transform import TransformSettings
@@ -67,21 +68,24 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | N
     outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id, settings.truncation),
                **text_statistics(words, ids, unk_id),
                features.RAW_TEXT_KEY: texts}
-    if settings.label_key in inputs:
-        if not settings.label_names:
-            raise ValueError("Transform setting 'label_names' is empty: the label domain is needed to number the "
+    for task in tasks.of_settings(settings):
+        if task.column not in inputs:  # serving: no labels
+            continue
+        if not task.classes:
+            raise ValueError(f"the label domain of column {task.column!r} is empty: it is needed to number the "
                              "labels.")
-        labels = to_dense_strings(inputs[settings.label_key])
-        table = tft.make_and_track_object(lambda: LabelIds(settings.label_names), name="label_ids")
-        outputs[features.LABEL_ID_KEY] = table.lookup(labels)
+        labels = to_dense_strings(inputs[task.column])
+        table = tft.make_and_track_object(lambda task=task: LabelIds(task.classes),
+                                          name=f"label_ids_{task.column}" if task.multi else "label_ids")
+        outputs[task.label_id_key] = table.lookup(labels)
     return outputs
 
 
 class LabelIds(tf.Module):
     """Label string -> its position in the schema's label domain (-1 for a value outside it, which the data checks
-    refuse before Transform). A fixed order, unlike a vocabulary ordered by frequency: label ids, and so the
-    classifier's outputs, stay the same across runs and spans, and a class added at the end of the domain keeps the
-    others' ids."""
+    refuse before Transform, and for a missing value "", which a label column the schema lets go without one has).
+    A fixed order, unlike a vocabulary ordered by frequency: label ids, and so the classifier's outputs, stay the same
+    across runs and spans, and a class added at the end of the domain keeps the others' ids."""
 
     def __init__(self, label_names: Sequence[str]):
         super().__init__(name="label_ids")

@@ -1,23 +1,20 @@
 """The TFX Trainer module: `run_fn` fine-tunes (or trains from scratch) a BERT classifier and exports it.
 
-Input: Transform's examples (`input_word_ids`, `input_mask`, `input_type_ids` padded to max_seq_length,
-`label_id`). Batches are built from examples of similar length and padded only to the longest in the
-batch (length bucketing); the model itself also trims padding columns, so serving gets the same speed-up.
+Input: Transform's examples (`input_word_ids`, `input_mask`, `input_type_ids` padded to max_seq_length, `label_id`,
+or one `label_id_<column>` per task with several label columns: components/tasks.py). The classifier is the encoder
+with one softmax head per task (components/model/heads.py). Batches are built from examples of similar length and
+padded only to the longest in the batch (length bucketing); the model itself also trims padding columns, so serving
+gets the same speed-up.
 
 Distribution: run_fn trains under the tf.distribute strategy components/model/distribution.py chooses
-(MultiWorkerMirrored when TF_CONFIG describes a cluster, Mirrored on several GPUs, else the default); batch_size is per
-replica, each step takes batch_size x replicas examples, and the loss is the mean over that global batch however it is
-split (GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps what it
-writes.
+(MultiWorkerMirrored when TF_CONFIG describes a cluster, Mirrored on several GPUs, else the default); batch_size is
+per replica, each step takes batch_size x replicas examples, and the loss is the mean over that global batch however
+it is split (GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps
+what it writes.
 
-Export: one SavedModel with four signatures
-- `serving_default`: a batch of raw text strings -> `probabilities` [batch, classes], `label` (class name),
-  `label_id`;
-- `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
-- `classification`: TF Serving's classify signature (components/modules/serving_signatures.py): serialized
-  tf.Examples as `inputs` -> `classes` and `scores`, for Classify over gRPC and `:classify` over REST;
-- `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels);
-and TF Serving warm-up requests with a few eval texts (`assets.extra/`, components/modules/warmup.py).
+Export: one SavedModel with four signatures (components/modules/serving_module.py: `serving_default` on raw texts,
+`serving_examples` and `classification` on tf.Examples, `transform_features` for the Evaluator's labels) and TF
+Serving warm-up requests with a few eval texts (`assets.extra/`, components/modules/warmup.py).
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its Aut
 
 import dataclasses
 import json
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import absl.logging as logging
 import tensorflow as tf
@@ -40,29 +37,19 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import features
+from components import features, tasks
 from components.baselines import store
-from components.model import bert, distribution, hf_checkpoint, optimization, precision
+from components.model import bert, distribution, heads, hf_checkpoint, optimization, precision
+from components.model.heads import GlobalBatchCrossEntropy, build_classifier  # noqa: F401  (their home before)
 from components.modules import serving_signatures, training_loop, warmup
+from components.modules.serving_module import ServingModule
 from components.runtime.progress import progress
 from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
+from components.tasks import Task
 
 WARMUP_TEXTS = 8  # eval texts in the warm-up requests (one alone, all as a batch, two as tf.Examples)
 
 HISTORY_FILE = "training_history.json"  # beside Format-Serving: the curves the run report plots
-
-def build_classifier(encoder: keras.Model, num_classes: int, pooling: str, dropout: float) -> keras.Model:
-    """Encoder + dropout + dense softmax head on the [CLS] vector or the mean over real tokens."""
-    inputs = {key: keras.Input(shape=(None,), dtype=tf.int32, name=key)
-              for key in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
-    sequence = encoder(inputs)
-    pooled = bert.pool(sequence, inputs[features.MASK_KEY], pooling)
-    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    probabilities = keras.layers.Dense(  # float32 under any mixed-precision policy: a softmax to compare and serve
-        num_classes, activation="softmax", name="classifier", dtype=tf.float32,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(pooled)
-    return keras.Model(inputs, probabilities, name="bert_classifier")
-
 
 def to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     ids, mask, types = (tf.cast(transformed[k], tf.int32)
@@ -71,8 +58,10 @@ def to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {features.WORD_IDS_KEY: ids, features.MASK_KEY: mask, features.TYPE_IDS_KEY: types}
 
 
-def examples(file_pattern: List[str], data_accessor, tf_transform_output) -> tf.data.Dataset:
-    """Transform's examples one by one, in file order: (features trimmed to their real tokens, label id), cached."""
+def examples(file_pattern: List[str], data_accessor, tf_transform_output,
+             label_tasks: Sequence[Task] = ()) -> tf.data.Dataset:
+    """Transform's examples one by one, in file order: (features trimmed to their real tokens, label id), cached. With
+    several `label_tasks`, the target is {column: label id} (tasks.MISSING where the row has no label)."""
     raw = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
@@ -82,6 +71,8 @@ def examples(file_pattern: List[str], data_accessor, tf_transform_output) -> tf.
         length = tf.reduce_sum(tf.cast(example[features.MASK_KEY], tf.int32))
         feats = {k: tf.cast(example[k][:length], tf.int32)
                  for k in (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)}
+        if len(label_tasks) > 1 or any(t.multi for t in label_tasks):
+            return feats, {t.column: tf.cast(tf.reshape(example[t.label_id_key], []), tf.int32) for t in label_tasks}
         return feats, tf.cast(tf.reshape(example[features.LABEL_ID_KEY], []), tf.int32)
 
     return raw.map(trim, num_parallel_calls=tf.data.AUTOTUNE).cache()
@@ -99,81 +90,13 @@ def batches(examples_ds: tf.data.Dataset, batch_size: int, shuffle: bool, seed: 
 
 
 def _dataset(file_pattern: List[str], data_accessor, tf_transform_output, batch_size: int,
-             shuffle: bool, seed: int) -> tf.data.Dataset:
-    return batches(examples(file_pattern, data_accessor, tf_transform_output), batch_size, shuffle, seed)
-
-
-class GlobalBatchCrossEntropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy averaged over the global batch, however tf.distribute splits it.
-
-    Keras' default reduction averages each replica's examples and then the replicas, which is the global mean only
-    when every replica gets as many examples; length bucketing makes batches of any size, so a batch of 13 split 7 + 6
-    would weigh examples unequally. Dividing each replica's sum by the global count (one scalar all-reduce) makes every
-    step exactly the single-process step on the same global batch. On one replica this is the plain batch mean."""
-
-    def __init__(self, name: str = "sparse_categorical_crossentropy"):
-        super().__init__(reduction=keras.losses.Reduction.SUM, name=name)
-
-    def call(self, y_true, y_pred):
-        per_example = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
-        count = tf.cast(tf.shape(per_example)[0], per_example.dtype)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            count = replica.all_reduce(tf.distribute.ReduceOp.SUM, count)
-        return per_example / tf.maximum(count, 1.0)
+             shuffle: bool, seed: int, label_tasks: Sequence[Task]) -> tf.data.Dataset:
+    return batches(examples(file_pattern, data_accessor, tf_transform_output, label_tasks), batch_size, shuffle, seed)
 
 
 def _make_optimizer(settings: TrainerSettings, total_steps: int):
     return optimization.make_optimizer(settings.learning_rate, settings.warmup_ratio, settings.weight_decay,
                                        total_steps, settings.layer_decay)
-
-
-class ServingModule(tf.Module):
-    """What is exported: the classifier, the transform graph and the class names, with four signatures."""
-
-    def __init__(self, model: keras.Model, tf_transform_output, settings: TrainerSettings, class_names):
-        super().__init__()
-        self.model = model
-        self.tft_layer = tf_transform_output.transform_features_layer()
-        raw_spec = tf_transform_output.raw_feature_spec()
-        self._text_key = settings.text_key
-        self._text_spec = raw_spec[settings.text_key]
-        self._serving_spec = {k: v for k, v in raw_spec.items() if k == settings.text_key}
-        self._full_spec = {k: v for k, v in raw_spec.items() if k in (settings.text_key, settings.label_key)}
-        self.class_names = tf.constant(class_names, dtype=tf.string)
-
-    def _predict(self, transformed):
-        probabilities = self.model(to_model_inputs(transformed), training=False)
-        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return {"probabilities": probabilities, "label_id": label_id,
-                "label": tf.gather(self.class_names, label_id)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve_text(self, text):
-        transformed = self.tft_layer({self._text_key: training_loop.raw_input_for_text(text, self._text_spec)})
-        return self._predict(transformed)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_examples(self, examples):
-        raw = tf.io.parse_example(examples, self._serving_spec)
-        return self._predict(self.tft_layer(raw))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=serving_signatures.CLASSIFY_INPUT)])
-    def classify_examples(self, inputs):
-        probabilities = self._predict(self.tft_layer(tf.io.parse_example(inputs, self._serving_spec)))["probabilities"]
-        classes = tf.tile(self.class_names[tf.newaxis, :], [tf.shape(probabilities)[0], 1])
-        return {serving_signatures.CLASSES: classes, serving_signatures.SCORES: probabilities}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def transform_features(self, examples):
-        raw = tf.io.parse_example(examples, self._full_spec)
-        return self.tft_layer(raw)
-
-    def signatures(self):
-        return {"serving_default": self.serve_text.get_concrete_function(),
-                "serving_examples": self.serve_examples.get_concrete_function(),
-                serving_signatures.CLASSIFY_SIGNATURE: self.classify_examples.get_concrete_function(),
-                "transform_features": self.transform_features.get_concrete_function()}
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -189,15 +112,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     keras.utils.set_random_seed(settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    class_names = list(settings.label_names)  # the schema's label domain: label id i is class_names[i]
-    num_classes = len(class_names)
-    if num_classes < 2:
-        raise ValueError(f"the label domain has {num_classes} value(s); a classifier needs at least 2.")
+    label_tasks = tasks.of_settings(settings)  # each with the schema's label domain: label id i is classes[i]
+    for label_task in label_tasks:
+        if len(label_task.classes) < 2:
+            raise ValueError(f"the label domain of column {label_task.column!r} has {len(label_task.classes)} "
+                             "value(s); a classifier needs at least 2.")
+    num_classes = heads.head_sizes(label_tasks)
 
     train_ds = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                        global_batch, shuffle=True, seed=settings.seed)
+                        global_batch, shuffle=True, seed=settings.seed, label_tasks=label_tasks)
     eval_ds = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                       global_batch, shuffle=False, seed=settings.seed)
+                       global_batch, shuffle=False, seed=settings.seed, label_tasks=label_tasks)
     train_ds, plan = training_loop.plan_steps(train_ds, settings.epochs, fn_args.train_steps)
     epochs, steps_per_epoch, total_steps, batches_per_epoch = (plan.epochs, plan.steps_per_epoch, plan.total_steps,
                                                                plan.batches_per_epoch)
@@ -217,13 +142,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                  blank=lambda: _new_classifier(start, tf_transform_output, num_classes, load=False))
                      if settings.warm_start else None)
         model.compile(optimizer=_make_optimizer(settings, total_steps),
-                      loss=GlobalBatchCrossEntropy(),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                               keras.metrics.SparseCategoricalCrossentropy(name=training_loop.CROSS_ENTROPY)])
+                      **heads.compile_args(label_tasks, tasks.parse_weights(settings.task_weights,
+                                                                            [t.column for t in label_tasks])))
 
     with distribution.write_location(fn_args.model_run_dir, chief) as log_dir:
         speed = training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs, task=task, replicas=replicas)
-        callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50), speed]
+        callbacks = [heads.TaskMeans(label_tasks), keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=50), speed]
         if epochs > 1:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience,
@@ -244,7 +168,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                        started_from=warm_from or (fn_args.base_model if settings.adapted_encoder
                                                   else settings.pretrained_dir),
                        encoder=encoder_config(start, tf_transform_output))
-        export(model, fn_args, tf_transform_output, settings, class_names, serving_model_dir)
+        export(model, fn_args, tf_transform_output, settings, label_tasks, serving_model_dir)
 
 
 def encoder_config(settings: TrainerSettings, tf_transform_output) -> bert.BertConfig:
@@ -256,7 +180,8 @@ def encoder_config(settings: TrainerSettings, tf_transform_output) -> bert.BertC
                               max_position_embeddings=SCRATCH_MAX_POSITIONS)
 
 
-def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes: int, load: bool = True):
+def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes: Union[int, Dict[str, int]],
+                    load: bool = True):
     """The classifier: the checkpoint's encoder (its weights loaded unless `load` is False) or a new preset one, with
     the head; built under the current Keras dtype policy."""
     if settings.pretrained_dir and load:
@@ -266,7 +191,7 @@ def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes:
     return build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
 
 
-def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, class_names: List[str],
+def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, label_tasks: Sequence[Task],
             serving_model_dir: str) -> None:
     """The serving model with its warm-up requests and class names (a later --warm-start restores the classifier
     from this SavedModel's variables once it is in service).
@@ -276,12 +201,13 @@ def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSe
     serving nor a warm start reads them."""
     weights_only = keras.models.clone_model(model)
     weights_only.set_weights(model.get_weights())
-    module = ServingModule(weights_only, tf_transform_output, settings, class_names)
+    module = ServingModule(weights_only, tf_transform_output, settings.text_key, label_tasks, to_model_inputs)
     tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
     serving_signatures.set_method_names(serving_model_dir, {
         serving_signatures.CLASSIFY_SIGNATURE: serving_signatures.CLASSIFY_METHOD})
     warmup.write_requests(serving_model_dir, warmup.text_requests(
         _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
+    class_names = tasks.class_names_record(label_tasks)  # a list; {column: classes} with several tasks
     # The class names also travel with the pushed model (TF Serving ignores assets.extra/; the demo page reads them).
     with tf.io.gfile.GFile(os.path.join(serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
                            "w") as f:

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import features
+from components.model import heads
 from components.runtime.progress import progress
 
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
@@ -46,7 +47,7 @@ def bucket_batches(examples: tf.data.Dataset, batch_size: int, shuffle: bool, se
 
 # The loss as an exact metric: Keras' own 'loss' log weighs replicas as if they had as many examples each (see
 # GlobalBatchCrossEntropy), a plain metric sums examples and counts across replicas. The history records it as 'loss'.
-CROSS_ENTROPY = "cross_entropy"
+CROSS_ENTROPY = heads.CROSS_ENTROPY
 
 
 def duration(seconds: float) -> str:

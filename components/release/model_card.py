@@ -3,13 +3,13 @@
 The card (`model_card.json`, and the same as `model_card.html`) says what the model is and where it comes from: the
 examples and span it was trained on, the checkpoint, the Trainer's settings and training history (a distilled
 student's teacher and distillation settings too), the eval metrics (TFMA) and the test split's (the exported model on
-the raw test texts), the model in service it was compared with, the blessing, and the date. Google's
-model-card-toolkit (and TFX's ModelCardGenerator on top of it) would write a similar card, but its releases pin
-absl-py < 1.1 and tensorflow-model-analysis < 0.42, which conflict with the TFX 1.16 stack this project pins, so the
-fields are written here.
+the raw test texts; each task's, with several label columns), the model in service it was compared with, the blessing,
+and the date. Google's model-card-toolkit (and TFX's ModelCardGenerator on top of it) would write a similar card, but
+its releases pin absl-py < 1.1 and tensorflow-model-analysis < 0.42, which conflict with the TFX 1.16 stack this
+project pins, so the fields are written here.
 
-Its output is a new Model artifact: the candidate's serving model with the card added (the candidate's own artifact
-is never modified). Only a blessed model is copied; an unblessed one gets the card alone (the Pusher pushes nothing).
+Its output is a new Model artifact: the candidate's serving model with the card added (the candidate's own artifact is
+never modified). Only a blessed model is copied; an unblessed one gets the card alone (the Pusher pushes nothing).
 """
 
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
@@ -34,6 +34,7 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     from components import features
     from components.modules.trainer import HISTORY_FILE
     from components.release import model_metrics
+    from components.tasks import label_columns
 
     def read(path):
         return json.loads(tf.io.gfile.GFile(path).read()) if tf.io.gfile.exists(path) else None
@@ -45,7 +46,9 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     distilled = training.get("distillation") or {}
     eval_metrics = model_metrics.evaluator_metrics(evaluation_uri)
     texts, labels = model_metrics.read_split(examples_uri, "test", text_key, label_key)
-    test = model_metrics.test_metrics(os.path.join(model_uri, SERVING), texts, labels) if texts else {"examples": 0}
+    columns = label_columns(label_key)
+    test = (model_metrics.test_metrics(os.path.join(model_uri, SERVING), texts, labels, columns=columns) if texts
+            else {"examples": 0})
     return {
         "name": facts.get("model_name", "bert_classifier"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -63,10 +66,7 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
                      **({"distillation": {k: distilled[k] for k in (
                          "teacher", "teacher_layers", "student_layers", "copied_from_teacher_layers",
                          "teacher_eval_accuracy", "student_eval_accuracy", "settings")}} if distilled else {})},
-        "metrics": {"eval accuracy": eval_metrics.get("sparse_categorical_accuracy"),
-                    "eval macro F1": eval_metrics.get("macro_f1_score"),
-                    "test accuracy": test.get("accuracy"), "test macro F1": test.get("macro_f1"),
-                    "test examples": test.get("examples")},
+        "metrics": model_metrics.headline(eval_metrics, test),  # per task with several label columns
         "eval_metrics": eval_metrics,
         "test_metrics": test,
         "baseline_model": baseline or None,

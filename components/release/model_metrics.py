@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict
+from typing import Dict, Sequence
+
+from components.tasks import OUTPUT_SEPARATOR, label_columns
 
 
 def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, float]:
     """The overall (unsliced) metrics TFMA computed for the candidate model (or for `model_name`, e.g. "baseline":
-    the model in service), flattened to name -> value."""
+    the model in service), flattened to name -> value; with several label columns each name starts with its task's
+    column ("rating/sparse_categorical_accuracy")."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
@@ -20,7 +23,8 @@ def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, fl
     for slice_key, by_output in result.slicing_metrics:
         if slice_key:
             continue
-        for _, by_sub_key in by_output.items():
+        for output, by_sub_key in by_output.items():
+            task = f"{output}{OUTPUT_SEPARATOR}" if output else ""  # several label columns: "rating/..."
             for sub_key, values in by_sub_key.items():
                 for name, value in values.items():
                     number = value.get("doubleValue")
@@ -40,14 +44,16 @@ def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, fl
                         full = f"{name}[{sub_key}]"
                     number = float(number)
                     # NaN (e.g. precision of a class never predicted) is not valid JSON: report it as null.
-                    metrics[full] = None if math.isnan(number) else round(number, 6)
+                    metrics[task + full] = None if math.isnan(number) else round(number, 6)
     return metrics
 
 
 def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
-    """(texts, labels) of one split of an ExampleGen output (gzipped TFRecords of tf.Examples)."""
+    """(texts, labels) of one split of an ExampleGen output (gzipped TFRecords of tf.Examples). With several label
+    columns (`label_key` "rating,condition"), each label is a tuple of the columns' values ("" where a row has none)."""
     import tensorflow as tf
 
+    columns = label_columns(label_key)
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))  # any file system
     texts, labels = [], []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
@@ -67,33 +73,53 @@ def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
             return ""
 
         texts.append(value(text_key))
-        labels.append(value(label_key))
+        labels.append(value(columns[0]) if len(columns) == 1 else tuple(value(c) for c in columns))
     return texts, labels
 
 
-def test_metrics(model_dir: str, texts, labels, batch_size: int = 128, mistakes: int = 10) -> dict:
+def test_metrics(model_dir: str, texts, labels, batch_size: int = 128, mistakes: int = 10,
+                 columns: Sequence[str] = ()) -> dict:
     """Accuracy and macro F1 of an exported model on raw texts, through its `serving_default` signature, with the
     confusion matrix (rows: true class, columns: predicted, in `classes` order), per-class precision/recall/F1 and the
-    `mistakes` most confident wrong predictions (for the run report)."""
+    `mistakes` most confident wrong predictions (for the run report). With several label `columns` (each label a
+    tuple of their values), the same figures per task under "tasks", each over the rows that have its label."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the model's transform graph uses tf.text ops)
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+    several = len(columns) > 1
+    outputs = [f"{c}{OUTPUT_SEPARATOR}" for c in columns] if several else [""]
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    predicted, confidence = [], []
+    predicted = {o: [] for o in outputs}
+    confidence = {o: [] for o in outputs}
     for start in range(0, len(texts), batch_size):
         out = serve(text=tf.constant(texts[start:start + batch_size]))
-        predicted += [p.decode("utf-8") for p in out["label"].numpy()]
-        confidence += np.max(out["probabilities"].numpy(), axis=-1).tolist()
+        for o in outputs:
+            predicted[o] += [p.decode("utf-8") for p in out[f"{o}label"].numpy()]
+            confidence[o] += np.max(out[f"{o}probabilities"].numpy(), axis=-1).tolist()
     if not texts:
         return {"examples": 0}
+    if not several:
+        return {"examples": len(texts), **_scores(texts, labels, predicted[""], confidence[""], mistakes)}
+    tasks = {}
+    for i, (column, o) in enumerate(zip(columns, outputs)):
+        rows = [r for r in range(len(texts)) if labels[r][i]]  # a row without this task's label is left out
+        tasks[column] = {"examples": len(rows), **_scores([texts[r] for r in rows], [labels[r][i] for r in rows],
+                                                          [predicted[o][r] for r in rows],
+                                                          [confidence[o][r] for r in rows], mistakes)}
+    return {"examples": len(texts), "tasks": tasks}
+
+
+def _scores(texts, labels, predicted, confidence, mistakes: int) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    if not texts:
+        return {}
     classes = sorted(set(labels) | set(predicted))
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes,
                                                                      zero_division=0)
     wrong = sorted((i for i in range(len(texts)) if predicted[i] != labels[i]), key=lambda i: -confidence[i])
-    return {"examples": len(texts),
-            "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+    return {"accuracy": round(float(accuracy_score(labels, predicted)), 4),
             "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
             "classes": classes,
             "confusion": confusion_matrix(labels, predicted, labels=classes).tolist(),
@@ -101,3 +127,33 @@ def test_metrics(model_dir: str, texts, labels, batch_size: int = 128, mistakes:
                               "support": int(n)} for c, p, r, f, n in zip(classes, precision, recall, f1, support)},
             "confident_mistakes": [{"text": texts[i], "label": labels[i], "predicted": predicted[i],
                                     "probability": round(float(confidence[i]), 4)} for i in wrong[:mistakes]]}
+
+
+def headline(eval_metrics: Dict[str, float], test: dict) -> Dict[str, float]:
+    """The figures a model card and a run summary lead with: eval and test accuracy and macro F1 (and the test
+    examples), one set per task with several label columns ("rating: test accuracy")."""
+    if "tasks" not in test and not any(OUTPUT_SEPARATOR in k for k in eval_metrics):
+        return {"eval accuracy": eval_metrics.get("sparse_categorical_accuracy"),
+                "eval macro F1": eval_metrics.get("macro_f1_score"),
+                "test accuracy": test.get("accuracy"), "test macro F1": test.get("macro_f1"),
+                "test examples": test.get("examples")}
+    names = list(test.get("tasks") or {}) or sorted({k.split(OUTPUT_SEPARATOR)[0] for k in eval_metrics
+                                                     if OUTPUT_SEPARATOR in k})
+    figures: Dict[str, float] = {}
+    for name in names:
+        scores = (test.get("tasks") or {}).get(name, {})
+        figures.update({f"{name}: eval accuracy": eval_metrics.get(f"{name}/sparse_categorical_accuracy"),
+                        f"{name}: eval macro F1": eval_metrics.get(f"{name}/macro_f1_score"),
+                        f"{name}: test accuracy": scores.get("accuracy"),
+                        f"{name}: test macro F1": scores.get("macro_f1"),
+                        f"{name}: test examples": scores.get("examples")})
+    return figures
+
+
+def headline_text(figures: Dict[str, float], split: str = "test") -> str:
+    """'test accuracy 0.84, macro F1 0.83' (per task: 'rating: test accuracy 0.74, macro F1 0.48; condition: ...')."""
+    if f"{split} accuracy" in figures:
+        return f"{split} accuracy {figures[f'{split} accuracy']}, macro F1 {figures[f'{split} macro F1']}"
+    names = [k.split(": ")[0] for k in figures if k.endswith(f": {split} accuracy")]
+    return "; ".join(f"{n}: {split} accuracy {figures[f'{n}: {split} accuracy']}, macro F1 "
+                     f"{figures[f'{n}: {split} macro F1']}" for n in names)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Tuple
 
+from components.tasks import OUTPUT_SEPARATOR
+
 
 def anomalies_and_warnings(artifacts: List[Tuple[str, str, str]]) -> Tuple[List[dict], List[str]]:
     """(anomalies, warnings) of ExampleAnomalies artifacts given as (found_by node, uri, split names): each anomaly
@@ -52,6 +54,8 @@ def validation_failures(evaluation_uri: str, metrics: Optional[Dict[str, float]]
 
 
 def describe_failure(failure, metrics: Dict[str, float]) -> str:
+    """One failed threshold as a sentence; with several label columns the metric's name starts with its task's
+    column ("rating/sparse_categorical_accuracy is 0.0400 below the model in service's ...")."""
     name = failure.metric_key.name
     if not failure.metric_value.HasField("double_value"):
         return f"{name}: {failure.message or str(failure).replace(chr(10), ' ')}"
@@ -60,6 +64,8 @@ def describe_failure(failure, metrics: Dict[str, float]) -> str:
     f1 = "f1" in name.lower()
     if f1 and failure.metric_key.HasField("aggregation_type"):
         name = f"macro_{name}"
+    if failure.metric_key.output_name:  # one task among several: "task 'rating': rating/macro_f1_score ..."
+        name = f"{failure.metric_key.output_name}{OUTPUT_SEPARATOR}{name}"
     if failure.metric_key.is_diff:
         bound = threshold.change_threshold.absolute.value
         candidate = metrics.get(name)

@@ -52,8 +52,9 @@ def _check_outputs(signature: str, batch: int, outputs) -> list:
                             f"{batch}")
         elif array.dtype.kind == "f" and not np.isfinite(array).all():
             problems.append(f"signature {signature!r}: output {name!r} is not finite")
-    for name in ("probabilities", "scores"):  # the predict signatures' and the classify signature's
-        if name in outputs:
+    # the predict signatures' (one per task with several label columns: "rating/probabilities") and the classify one's
+    for name in sorted(outputs):
+        if name in ("probabilities", "scores") or name.endswith("/probabilities"):
             sums = outputs[name].numpy().sum(axis=-1)
             if not all(math.isclose(float(s), 1.0, abs_tol=1e-3) for s in sums):
                 problems.append(f"signature {signature!r}: {name} do not sum to 1 ({sums.tolist()})")

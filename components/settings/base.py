@@ -84,7 +84,13 @@ def check_value(cls: type, field: dataclasses.Field, value: Any) -> Any:
         if optional and not field.metadata.get("default_by"):
             return None
         raise SettingsError(f"{where} must not be null.")
-    if typing.get_origin(kind) is tuple:  # Tuple[str, ...]: a JSON list of strings
+    nested = typing.get_origin(kind) is tuple and typing.get_origin(typing.get_args(kind)[0]) is tuple
+    if nested:  # Tuple[Tuple[str, ...], ...]: a JSON list of lists of strings
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v) for v in value)
+        value = tuple(tuple(v) for v in value) if ok else value
+        kind = tuple
+    elif typing.get_origin(kind) is tuple:  # Tuple[str, ...]: a JSON list of strings
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         value = tuple(value) if ok else value
         kind = tuple
@@ -100,7 +106,7 @@ def check_value(cls: type, field: dataclasses.Field, value: Any) -> Any:
     else:  # pragma: no cover - a settings class with an unsupported type is a programming error
         raise TypeError(f"{where}: unsupported type {kind}")
     if not ok:
-        name = "a list of strings" if kind is tuple else kind.__name__
+        name = ("a list of lists of strings" if nested else "a list of strings") if kind is tuple else kind.__name__
         raise SettingsError(f"{where} must be {name}{' or null' if optional else ''}, not {value!r}.")
     meta = field.metadata
     if meta.get("choices") and value not in meta["choices"]:
@@ -126,7 +132,8 @@ def validate(settings: Any) -> None:
 def to_custom_config(settings: Any, code_version: Optional[str] = None) -> Dict[str, Any]:
     """The settings as a JSON-able dict (every field, none left to a default), plus the code version when given."""
     config = {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
-    config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    config = {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+              for k, v in config.items()}
     if code_version is not None:
         config[CODE_VERSION_KEY] = code_version
     return config

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional, Tuple
 
+from components import tasks
 from components.features import DEFAULT_LABEL_KEY
 from components.model.distribution import STRATEGIES
-from components.settings.base import setting, validate
+from components.settings.base import SettingsError, setting, validate
 from components.settings.encoder import MODEL_SIZES, SCRATCH_MAX_POSITIONS, EncoderTrainingSettings  # noqa: F401
+from components.settings.transform import check_label_domains
 
 POOLING_MODES = ("cls", "mean")
 
@@ -38,6 +40,11 @@ class TrainerSettings(EncoderTrainingSettings):
 
     label_key: str = setting(DEFAULT_LABEL_KEY, derived="--label-column (the same as Transform's)")
     label_names: Tuple[str, ...] = setting((), derived="Transform's label_names: the class names, in label-id order")
+    task_label_names: Tuple[Tuple[str, ...], ...] = setting(
+        (), derived="Transform's task_label_names: each label column's classes, with several label columns")
+    task_weights: str = setting(
+        "", "with several label columns: each task's weight in the loss, comma-separated in --label-column's order "
+            "(e.g. 2,1); default: equal weights", flag="--task-weights")
     # all-MiniLM-L6-v2 was trained with mean pooling; [CLS] pays on long texts (benchmarks/results.md).
     pooling: str = setting("mean", "classification head on the [CLS] vector or the mean over tokens (mean: chosen "
                                    "on Rotten Tomatoes; cls measured better on 20newsgroups' long posts)",
@@ -69,6 +76,11 @@ class TrainerSettings(EncoderTrainingSettings):
 
     def __post_init__(self):
         validate(self)
+        check_label_domains(self)
+        try:
+            tasks.parse_weights(self.task_weights, tasks.label_columns(self.label_key))
+        except ValueError as e:
+            raise SettingsError(f"Trainer setting 'task_weights': {e}") from None
 
 
 def hyperparameters():

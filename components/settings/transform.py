@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Tuple
 
+from components import tasks
 from components.features import (
     CLS,
     DEFAULT_LABEL_KEY,
@@ -32,7 +33,11 @@ class TransformSettings(CustomConfigMixin):
     COMPONENT: ClassVar[str] = "Transform"
 
     text_key: str = setting(DEFAULT_TEXT_KEY, "CSV column holding the text", flag="--text-column")
-    label_key: str = setting(DEFAULT_LABEL_KEY, "CSV column holding the class label", flag="--label-column")
+    label_key: str = setting(
+        DEFAULT_LABEL_KEY, "CSV column holding the class label; several columns separated by commas (e.g. "
+                           "rating,condition) train one model with one head per column, each judged and served on its "
+                           "own (docs/multi_task.md). Default: 'label', or the built-in dataset's columns",
+        flag="--label-column")
     # WordPiece vocabulary, one token a line; line number = token id ("" when learned)
     vocab_file: str = setting("", derived="--pretrained's vocab.txt (or the packaged one with --pretrained none)")
     lower_case: bool = setting(True, derived="the checkpoint's tokenizer_config.json (do_lower_case)")
@@ -56,12 +61,16 @@ class TransformSettings(CustomConfigMixin):
     # The label's domain, in the schema's order: label ids are positions in it (stable across runs and spans).
     label_names: Tuple[str, ...] = setting((), derived="the schema's label domain (a curated, frozen or inferred "
                                                        "schema), or the training data's label values")
+    # With several label columns: each column's domain, in --label-column's order (label_names stays empty).
+    task_label_names: Tuple[Tuple[str, ...], ...] = setting(
+        (), derived="each label column's domain in the schema (or its training values), with several label columns")
     learned_vocab_size: int = setting(
         8000, "target size of a learned vocabulary, special tokens included (only with --vocab learn)",
         flag="--vocab-size", positive=True)
 
     def __post_init__(self):
         validate(self)
+        check_label_domains(self)
         if self.vocab_mode == "checkpoint" and not self.vocab_file:
             raise SettingsError("Transform setting 'vocab_file' must name a WordPiece vocabulary file when "
                                 "vocab_mode is 'checkpoint'.")
@@ -74,6 +83,22 @@ class TransformSettings(CustomConfigMixin):
             raise SettingsError(f"Transform setting 'max_seq_length' must leave room for {CLS} and {SEP}; got "
                                 f"{self.max_seq_length}.")
 
+
+
+def check_label_domains(settings) -> None:
+    """One domain in label_names for one label column; one per column in task_label_names for several (Transform's
+    and the Trainer's settings alike)."""
+    try:
+        columns = tasks.label_columns(settings.label_key)
+    except ValueError as e:
+        raise SettingsError(f"{type(settings).COMPONENT} setting 'label_key': {e}") from None
+    if len(columns) > 1 and settings.label_names:
+        raise SettingsError(f"{type(settings).COMPONENT} setting 'label_names' must be empty with several label "
+                            "columns (their domains are task_label_names).")
+    if settings.task_label_names and len(settings.task_label_names) != len(columns):
+        raise SettingsError(f"{type(settings).COMPONENT} setting 'task_label_names' has "
+                            f"{len(settings.task_label_names)} domain(s) for the {len(columns)} label column(s) "
+                            f"{', '.join(columns)}.")
 
 
 DEFAULT_MAX_SEQ_LENGTH = TransformSettings.max_seq_length

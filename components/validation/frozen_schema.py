@@ -44,8 +44,14 @@ SCHEMA_HEADER = """\
 
 
 def curate(inferred, text_key: str, label_key: str, label_names):
-    """A curated copy of SchemaGen's schema (a schema_pb2.Schema)."""
+    """A curated copy of SchemaGen's schema (a schema_pb2.Schema). `label_names`: the label domain (a list), or with
+    several label columns {column: domain}: each column then gets a string domain of its own name, and stays required
+    only if the inferred schema required it (the accepted data had a value in every row); a column with gaps lets
+    rows go without a value (components/tasks.py)."""
     from tensorflow_metadata.proto.v0 import schema_pb2
+
+    domains = dict(label_names) if isinstance(label_names, dict) else {label_key: list(label_names)}
+    several = isinstance(label_names, dict)
 
     schema = schema_pb2.Schema()
     schema.CopyFrom(inferred)
@@ -60,14 +66,22 @@ def curate(inferred, text_key: str, label_key: str, label_names):
             feature.presence.min_count = 1
             feature.shape.Clear()
             feature.shape.dim.add(size=1)
-        elif feature.name == label_key:
+        elif feature.name in domains:
+            required = not several or feature.presence.min_fraction >= 1.0
             feature.type = schema_pb2.BYTES
             feature.ClearField("domain_info")
-            feature.domain = LABEL_DOMAIN
-            feature.presence.min_fraction = 1.0
+            feature.domain = feature.name if several else LABEL_DOMAIN
+            feature.ClearField("presence")
+            if required:
+                feature.presence.min_fraction = 1.0
             feature.presence.min_count = 1
-            feature.shape.Clear()
-            feature.shape.dim.add(size=1)
+            feature.ClearField("shape")
+            feature.ClearField("value_count")
+            if required:
+                feature.shape.dim.add(size=1)
+            else:  # a fixed shape would require a value in every example; CsvExampleGen writes an empty cell as
+                # a feature with no value, so: at most one
+                feature.value_count.max = 1
             feature.ClearField("not_in_environment")
             feature.not_in_environment.append("SERVING")
             feature.drift_comparator.infinity_norm.threshold = LABEL_DRIFT_THRESHOLD
@@ -78,10 +92,11 @@ def curate(inferred, text_key: str, label_key: str, label_names):
             feature.ClearField("value_count")
             if "SERVING" not in feature.not_in_environment:
                 feature.not_in_environment.append("SERVING")
-    missing = [key for key in (text_key, label_key) if key not in {f.name for f in schema.feature}]
+    missing = [key for key in (text_key, *domains) if key not in {f.name for f in schema.feature}]
     if missing:
         raise ValueError(f"the inferred schema has no feature {', '.join(missing)}")
-    schema.string_domain.add(name=LABEL_DOMAIN, value=list(label_names))
+    for column, values in domains.items():
+        schema.string_domain.add(name=column if several else LABEL_DOMAIN, value=list(values))
     return schema
 
 
@@ -114,7 +129,8 @@ def SchemaCurator(
         label_names: tfx.dsl.components.Parameter[str],
         frozen_dir: tfx.dsl.components.Parameter[str],
         frozen_edit: tfx.dsl.components.Parameter[str] = ""):
-    """SchemaGen's `inferred_schema` with a curated schema's defaults (`label_names`: the label domain, JSON); or, when
+    """SchemaGen's `inferred_schema` with a curated schema's defaults (`label_names`: the label domain, JSON, or
+    {column: domain} with several label columns); or, when
     `frozen_dir` already holds a frozen schema (every run after the first accepted one), that one. `frozen_edit` only
     changes the cache key (see the module's docstring)."""
     import tensorflow as tf

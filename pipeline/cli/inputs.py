@@ -16,8 +16,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from components import tasks
 from pipeline.dag.config import HASH_BUCKETS
 from pipeline.data import assets
 
@@ -51,8 +52,8 @@ class CsvScan:
 
     path: Path
     header: List[str]
-    rows: List[Tuple[str, str]]  # (text, label)
-    extra_columns: List[str]  # columns other than the text and the label (ignored by the pipeline)
+    rows: List[Tuple[str, ...]]  # (text, label), or (text, label, label...) with several label columns, in their order
+    extra_columns: List[str]  # columns other than the text and the labels (ignored by the pipeline)
     lines: List[int] = dataclasses.field(default_factory=list)  # the line each row starts on
 
 
@@ -126,11 +127,12 @@ def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
     if not header:
         raise InputError(f"{path} is empty: a CSV file with a header row is expected; add a header naming the "
                          "columns, then the rows (or remove the file).", "NO_HEADER", path=str(path))
-    for role, key in (("text", text_key), ("label", label_key)):
+    columns = label_columns(label_key)
+    for role, key in (("text", text_key), *(("label", c) for c in columns)):
         if key not in header:
             raise InputError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
                              f"name it with --{role}-column.", "MISSING_COLUMN", key, str(path))
-    text_at, label_at = header.index(text_key), header.index(label_key)
+    at = [header.index(text_key), *(header.index(c) for c in columns)]
     rows, numbers = [], []
     for number, line in lines:
         record = _parse_record(path, number, line)
@@ -140,9 +142,9 @@ def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
             raise InputError(f"{path}, line {number}: {len(record)} fields where the header has {len(header)}; fix "
                              "the line (a field that holds a comma must be quoted: \"a, b\").", "MALFORMED_CSV",
                              path=str(path))
-        rows.append((record[text_at], record[label_at]))
+        rows.append(tuple(record[i] for i in at))
         numbers.append(number)
-    extra = [c for c in header if c not in (text_key, label_key)]
+    extra = [c for c in header if c != text_key and c not in columns]
     return CsvScan(path, header, rows, extra, numbers)
 
 
@@ -197,8 +199,17 @@ def split_files(data_root: Path, splits: Sequence[str]) -> Dict[str, List[Path]]
     return {"": csv_files(data_root)}
 
 
-def read_rows(path: Path, text_key: str, label_key: str) -> List[Tuple[str, str]]:
-    """(text, label) rows of one CSV file; a file CsvExampleGen could not read is an InputError naming the line."""
+def label_columns(label_key: str) -> Tuple[str, ...]:
+    """--label-column's columns (components/tasks.py), its mistakes an InputError."""
+    try:
+        return tasks.label_columns(label_key)
+    except ValueError as e:
+        raise InputError(str(e), "INVALID_LABEL_COLUMN") from None
+
+
+def read_rows(path: Path, text_key: str, label_key: str) -> List[Tuple[str, ...]]:
+    """(text, label) rows of one CSV file ((text, label, label...) with several label columns); a file CsvExampleGen
+    could not read is an InputError naming the line."""
     return scan_csv(path, text_key, label_key).rows
 
 
@@ -208,35 +219,42 @@ def _lines(numbers: Sequence[int]) -> str:
     return f"line{'s' if len(numbers) > 1 else ''} {shown}{more}"
 
 
-def check_labels(scan: CsvScan, label_key: str, domain: Optional[Sequence[str]], domain_file: str) -> None:
-    """Refuses a file with rows that have no label, or (with a schema's `domain`) a label value it does not list:
-    one sentence naming the file, the column, how many rows, their lines and the values."""
-    missing = [n for n, (_, label) in zip(scan.lines, scan.rows) if not label.strip()]
-    if missing:
+def check_labels(scan: CsvScan, label_key: str, domain: Optional[Sequence[str]], domain_file: str,
+                 column: int = 0, missing_allowed: bool = False) -> None:
+    """Refuses a file with rows that have no label (unless `missing_allowed`: a label column the schema lets go
+    without a value), or (with a schema's `domain`) a label value it does not list: one sentence naming the file, the
+    column, how many rows, their lines and the values. `label_key` is the column; `column` its position among the
+    label columns of the scan's rows."""
+    labels = [row[1 + column] for row in scan.rows]
+    missing = [n for n, label in zip(scan.lines, labels) if not label.strip()]
+    if missing and not missing_allowed:
+        several = len(scan.rows[0]) > 2 if scan.rows else False
+        remedy = (" (with several label columns, a column may leave rows without a value if its schema feature has no "
+                  "presence.min_fraction of 1)" if several else "")
         raise InputError(f"{scan.path}: {len(missing)} of {len(scan.rows)} rows have no value in the label column "
                          f"{label_key!r} ({_lines(missing)}); every training example needs its label: add the "
-                         "labels, or remove those rows.", "MISSING_LABELS", label_key, str(scan.path))
+                         f"labels, or remove those rows{remedy}.", "MISSING_LABELS", label_key, str(scan.path))
     if domain is None:
         return
     known = set(domain)
     unknown: Dict[str, List[int]] = {}
-    for number, (_, label) in zip(scan.lines, scan.rows):
-        if label not in known:
+    for number, label in zip(scan.lines, labels):
+        if label not in known and not (missing_allowed and not label.strip()):
             unknown.setdefault(label, []).append(number)
     if unknown:
         values = "; ".join(f"{value!r} in {len(numbers)} row(s), {_lines(numbers)}"
                            for value, numbers in sorted(unknown.items(), key=lambda kv: -len(kv[1])))
         raise InputError(f"{scan.path}: label values that {domain_file} does not list for column {label_key!r} "
                          f"(its classes: {', '.join(domain)}): {values}. If a new class is intended, add it at the end "
-                         f"of the label's string_domain in {domain_file} and run again with --accept-new-classes.",
-                         "UNKNOWN_LABELS", label_key, str(scan.path))
+                         f"of the string_domain of {label_key!r} in {domain_file} and run again with "
+                         "--accept-new-classes.", "UNKNOWN_LABELS", label_key, str(scan.path))
 
 
 def check_texts(scan: CsvScan, text_key: str) -> None:
     """Refuses a file with rows whose text field is empty: the schema requires a text in every example, and the data
     gate would refuse the whole span later without naming the file or the lines. (A text of spaces is present; the
     text checks judge those, by their share.)"""
-    empty = [n for n, (text, _) in zip(scan.lines, scan.rows) if text == ""]
+    empty = [n for n, row in zip(scan.lines, scan.rows) if row[0] == ""]
     if empty:
         raise InputError(f"{scan.path}: {len(empty)} of {len(scan.rows)} rows have an empty text in column "
                          f"{text_key!r} ({_lines(empty)}); every example needs a text: remove those rows, or fill "
@@ -256,19 +274,24 @@ def schema_requires_text(schema_file: str, text_key: str) -> bool:
 
 
 def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
-                label_domain: Optional[Sequence[str]] = None, domain_file: str = "",
-                text_required: bool = True) -> List[str]:
+                label_domain: Union[None, Sequence[str], Mapping[str, Optional[Sequence[str]]]] = None,
+                domain_file: str = "", text_required: bool = True, missing_allowed: Sequence[str] = ()) -> List[str]:
     """Reads every CSV file of the data the run will ingest (one span's, with spans) the way CsvExampleGen will.
     Raises InputError for what it could not read, a split with no rows, files whose headers differ (CsvExampleGen
-    takes the column names from one file), rows without a label or (`text_required`) without a text, and (given the
-    schema's `label_domain`, from `domain_file`) label values outside it; returns warnings (columns the pipeline
-    ignores, header-only files)."""
+    takes the column names from one file), rows without a label (but in the label columns of `missing_allowed`) or
+    (`text_required`) without a text, and (given the schema's `label_domain`, from `domain_file`: one domain, or
+    {column: domain or None} with several label columns) label values outside it; returns warnings (columns the
+    pipeline ignores, header-only files)."""
     warnings: List[str] = []
     header_of = None
+    columns = label_columns(label_key)
+    domains = label_domain if isinstance(label_domain, Mapping) else {columns[0]: label_domain}
     for split, paths in split_files(data_root, splits).items():
         scans = [scan_csv(p, text_key, label_key) for p in paths]
         for scan in scans:
-            check_labels(scan, label_key, label_domain, domain_file)
+            for i, column in enumerate(columns):
+                check_labels(scan, column, domains.get(column), domain_file, column=i,
+                             missing_allowed=column in missing_allowed)
             if text_required:
                 check_texts(scan, text_key)
             if header_of is None:
@@ -284,16 +307,20 @@ def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key
                              "NO_ROWS", path=str(where))
         warnings += [f"{scan.path} has a header but no rows." for scan in scans if not scan.rows]
     if header_of is not None and header_of.extra_columns:
+        used = " and ".join(repr(c) for c in (text_key, *columns))
         warnings.append(f"column(s) {', '.join(header_of.extra_columns)} of {header_of.path} are not used: only "
-                        f"{text_key!r} and {label_key!r} reach the model.")
+                        f"{used} reach the model.")
     return warnings
 
 
-def label_values(data_root: Path, splits: Sequence[str], text_key: str, label_key: str) -> Tuple[str, ...]:
-    """The distinct label values of the training data (all files when the data is split by hash)."""
+def label_values(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
+                 column: int = 0) -> Tuple[str, ...]:
+    """The distinct label values of the training data (all files when the data is split by hash), of the label column
+    at position `column` among --label-column's."""
     files = split_files(data_root, splits)
     chosen = files.get("train", files.get(""))
-    return tuple(sorted({label for path in chosen for _, label in read_rows(path, text_key, label_key) if label}))
+    return tuple(sorted({row[1 + column] for path in chosen for row in read_rows(path, text_key, label_key)
+                         if row[1 + column]}))
 
 
 def _stable_key(text: str) -> str:
@@ -319,12 +346,12 @@ def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: 
     try:
         for split, paths in files.items():
             rows = [r for p in paths for r in read_rows(p, text_key, label_key)]
-            rows.sort(key=lambda r: _stable_key(r[0] + "\x00" + r[1]))
+            rows.sort(key=lambda r: _stable_key("\x00".join(r)))
             out = tmp / split / "data.csv" if split else tmp / "data.csv"
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(out, "w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
-                writer.writerow([text_key, label_key])
+                writer.writerow([text_key, *label_columns(label_key)])
                 writer.writerows(rows[:budgets[split]])
         if not target.exists():
             os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
@@ -342,17 +369,23 @@ def builtin_data_root(dataset: str) -> Path:
         raise InputError(str(e)) from None
 
 
-def schema_label_names(schema_file: str, label_key: str) -> Optional[Tuple[str, ...]]:
-    """The label's string domain in a schema.pbtxt, or None when the schema does not restrict it."""
+def _schema_feature(schema_file: str, column: str):
     # The schema proto parsed directly: TFDV's load_schema_text does the same but imports TensorFlow (seconds).
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     with open(schema_file, encoding="utf-8") as f:
         schema = text_format.Parse(f.read(), schema_pb2.Schema())
-    feature = next((f for f in schema.feature if f.name == label_key), None)
+    feature = next((f for f in schema.feature if f.name == column), None)
     if feature is None:
-        raise InputError(f"schema {schema_file} has no feature {label_key!r} (the label column).")
+        raise InputError(f"schema {schema_file} has no feature {column!r} (a label column).", feature=column,
+                         path=schema_file)
+    return schema, feature
+
+
+def schema_label_names(schema_file: str, label_key: str) -> Optional[Tuple[str, ...]]:
+    """The label column's string domain in a schema.pbtxt, or None when the schema does not restrict it."""
+    schema, feature = _schema_feature(schema_file, label_key)
     if feature.HasField("string_domain"):
         return tuple(feature.string_domain.value)
     if feature.domain:
@@ -360,3 +393,9 @@ def schema_label_names(schema_file: str, label_key: str) -> Optional[Tuple[str, 
         if domain is not None:
             return tuple(domain.value)
     return None
+
+
+def schema_allows_missing(schema_file: str, column: str) -> bool:
+    """Whether a schema.pbtxt lets the label column go without a value in a row (no presence.min_fraction of 1)."""
+    _, feature = _schema_feature(schema_file, column)
+    return not (feature.HasField("presence") and feature.presence.min_fraction >= 1.0)

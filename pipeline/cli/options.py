@@ -18,7 +18,7 @@ import dataclasses
 import os
 import posixpath
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from components.baselines import model_config
 from components.settings import base as settings_lib
@@ -29,7 +29,7 @@ from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
-from pipeline.cli import inputs, sequence_length, training_cost
+from pipeline.cli import inputs, labels, sequence_length, training_cost
 from pipeline.cli.inputs import InputError
 from pipeline.cli.locations import Uri, check_uris, is_uri, join, local_path, mirror, state_dir
 from pipeline.cli.model_choice import ModelChoice, check_student, model_settings, read_checkpoint  # noqa: F401  (read_checkpoint re-exported)
@@ -116,7 +116,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
         data.add_argument("--labels", type=_csv_list,
                           help="the label values, comma-separated, in the schema's order (needed when the schema "
                                "cannot be read here)")
-    settings_lib.add_flags(data, TransformSettings, names=("text_key", "label_key"))
+    settings_lib.add_flags(data, TransformSettings, names=("text_key", "label_key"), defaults={"label_key": None})
     data.add_argument("--schema", type=local_path if local else str,
                       help="curated schema.pbtxt to validate the data against (built-in datasets use "
                            "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used). A "
@@ -180,20 +180,22 @@ def _minutes(text: str) -> float:
     return value
 
 
-def component_settings(args: argparse.Namespace, model: ModelChoice, label_names: Tuple[str, ...],
+def component_settings(args: argparse.Namespace, model: ModelChoice, label_domains: Sequence[Sequence[str]],
                        max_seq_length: Optional[int] = None, unlabeled: Optional[dict] = None):
-    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings) from the flags,
-    the `ModelChoice`, the label names, the length chosen for --max-seq-length auto, and the Pretrainer's
-    --unlabeled-data settings."""
+    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings) from the flags
+    (`args.label_key` already resolved: labels.label_key_of), the `ModelChoice`, each label column's classes, the
+    length chosen for --max-seq-length auto, and the Pretrainer's --unlabeled-data settings."""
     chosen = {"max_seq_length": max_seq_length} if max_seq_length is not None else {}
     unlabeled = unlabeled or {}
+    columns = inputs.label_columns(args.label_key)
+    classes = labels.settings_for(columns, label_domains)
     try:
         transform = settings_lib.from_args(
             TransformSettings, args, vocab_mode=model.vocab_mode, vocab_file=model.vocab_file,
-            lower_case=model.lower_case, label_names=label_names, **chosen)
+            lower_case=model.lower_case, **classes, **chosen)
         trainer = settings_lib.from_args(
             TrainerSettings, args, text_key=transform.text_key, label_key=transform.label_key,
-            vocab_file=model.vocab_file, pretrained_dir=model.pretrained_dir, label_names=transform.label_names)
+            vocab_file=model.vocab_file, pretrained_dir=model.pretrained_dir, **classes)
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
         pretrainer = PretrainerSettings.derived_from(
             trainer, transform, **{f.name: getattr(args, f.name) for f in PRETRAINER_FLAGS}, **unlabeled)
@@ -208,6 +210,7 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_names
     if pretrainer.enabled:
         trainer = dataclasses.replace(trainer, adapted_encoder=True)
     check_student(distiller.student_layers, model, trainer.warm_start)
+    labels.check_combinations(columns, distiller.student_layers)
     return transform, trainer, evaluator, pretrainer, distiller
 
 
@@ -219,13 +222,6 @@ def text_checks_for(schema: Optional[str]) -> Optional[str]:
     except ValueError as e:
         raise InputError(str(e), "INVALID_TEXT_CHECKS", path=str(checks_file)) from None
     return checks_file
-
-
-def check_labels(labels, label_key: str) -> Tuple[str, ...]:
-    if len(set(labels)) < 2:
-        raise InputError(f"the data has {len(set(labels))} distinct label value(s) in column {label_key!r}; a "
-                         "classifier needs at least 2.")
-    return tuple(labels)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -282,12 +278,12 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
         assets.ensure_checkpoint()
     model = model_settings(args, checkpoint, packaged_vocab=lambda: str(assets.ensure_checkpoint() / "vocab.txt"))
-    text_key, label_key = args.text_key, args.label_key
-
     if args.data_root is not None:
         dataset, data_root = "custom", args.data_root if is_uri(args.data_root) else args.data_root.resolve()
     else:
         dataset, data_root = args.dataset, inputs.builtin_data_root(args.dataset)
+    args.label_key = labels.label_key_of(args, dataset)  # the columns every later step reads
+    text_key, label_key = args.text_key, args.label_key
     name = dataset if dataset != "custom" else os.path.basename(str(data_root).rstrip("/"))
     # The checks below read the CSV files here; ExampleGen reads the store itself.
     checked_root = mirror(data_root, "--data-root", REMOTE_COPIES) if is_uri(data_root) else data_root
@@ -300,10 +296,11 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         schema_uri, source = local_schema(args, pipeline_root)
         # The input checks read the schema here too: a local copy of one on a store.
         schema = _local_copy(schema_uri) if schema_uri and is_uri(schema_uri) else schema_uri
-        domain = inputs.schema_label_names(schema, label_key) if schema else None
+        label_plan = labels.plan(schema, label_key)
         required = inputs.schema_requires_text(schema, text_key) if schema else True
-        warnings = inputs.check_input(newest, splits, text_key, label_key, domain, schema_uri or "",  # named as given
-                                      text_required=required)
+        warnings = inputs.check_input(newest, splits, text_key, label_key, label_plan.check_domains,
+                                      schema_uri or "",  # named as given
+                                      text_required=required, missing_allowed=label_plan.missing_allowed)
     except InputError as e:  # named as the user gave them: the store's URIs, not the local copy's paths
         raise InputError(_as_given(str(e), checked_root, data_root), e.kind, e.feature,
                          _as_given(e.path, checked_root, data_root)) from None
@@ -315,8 +312,7 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
                                   assets.DATA_DIR / "subsets")
         name = f"{name}-max{args.max_examples}"
     checks_file = text_checks_for(schema)
-    labels = domain or inputs.label_values(newest, splits, text_key, label_key)
-    label_names = check_labels(labels, label_key)
+    label_domains = labels.domains(label_plan, newest, splits, text_key, label_key)
     notes, max_seq_length, unlabeled = [], None, None
     trained = data_root if args.max_examples else newest  # the rows this run trains on, on this machine
     if args.max_seq_length == settings_lib.AUTO:
@@ -336,8 +332,8 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         unlabeled_data = args.unlabeled_data if is_uri(args.unlabeled_data) else args.unlabeled_data.resolve()
         unlabeled, note = _unlabeled(unlabeled_data, args.text_key)
         notes.append(note)
-    transform, trainer, evaluator, pretrainer, distiller = component_settings(args, model, label_names, max_seq_length,
-                                                                              unlabeled)
+    transform, trainer, evaluator, pretrainer, distiller = component_settings(args, model, label_domains,
+                                                                              max_seq_length, unlabeled)
 
     serving_dir = args.serving_dir if is_uri(args.serving_dir) else \
         (args.serving_dir or default_serving_dir(name)).resolve()
@@ -442,5 +438,5 @@ def snapshot_schema(schema: str, pipeline_root: Union[Path, Uri]) -> str:
 
 __all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "add_beam_flags", "add_trainer_workers_flags",
            "beam_pipeline_args", "vertex_training", "local_config", "local_pipeline_root", "model_settings",
-           "component_settings", "read_checkpoint", "positive_int", "text_checks_for", "check_labels",
+           "component_settings", "read_checkpoint", "positive_int", "text_checks_for",
            "IMAGE_CHECKPOINT", "IMAGE_ROOT", "IMAGE_DATA_DIR", "BEAM_DIRECT_MODES"]

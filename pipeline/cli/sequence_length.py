@@ -73,7 +73,7 @@ def _training_texts(args: argparse.Namespace, data_root: Path, splits):
     from pipeline.cli import inputs
 
     files = inputs.split_files(data_root, splits)
-    texts = [text for path in files.get("train", files.get("")) for text, _ in
+    texts = [row[0] for path in files.get("train", files.get("")) for row in
              inputs.read_rows(path, args.text_key, args.label_key)]
     eval_texts = sum(len(inputs.read_rows(path, args.text_key, args.label_key)) for path in files.get("eval", []))
     return texts, "train" in files, eval_texts

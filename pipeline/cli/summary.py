@@ -13,7 +13,12 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components.release.model_metrics import evaluator_metrics, read_split, test_metrics  # noqa: F401  (re-exported)
+from components.release.model_metrics import (  # noqa: F401  (re-exported)
+    evaluator_metrics,
+    headline_text,
+    read_split,
+    test_metrics,
+)
 from components.release.run_facts import anomalies_and_warnings, split_counts, validation_failures  # noqa: F401
 from components.runtime.object_store import URI
 from pipeline.dag import nodes
@@ -209,13 +214,16 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
         blessed = outputs["blessing"][0].custom_properties["blessed"].int_value == 1
         metrics = evaluator_metrics(outputs["evaluation"][0].uri) if outputs.get("evaluation") else {}
         accuracy = metrics.get("sparse_categorical_accuracy")
-        return (f"eval accuracy {accuracy}, " if accuracy is not None else "") + \
-            ("blessed" if blessed else "NOT blessed")
+        per_task = ", ".join(f"{k.split('/')[0]} {v}" for k, v in metrics.items()
+                             if k.endswith("/sparse_categorical_accuracy"))
+        figure = (f"eval accuracy {accuracy}, " if accuracy is not None else
+                  f"eval accuracy {per_task}, " if per_task else "")
+        return figure + ("blessed" if blessed else "NOT blessed")
     if node_id == nodes.MODEL_CARD and outputs.get("card_model"):
         from components.release.model_card import CARD_JSON
 
         card = read_json(os.path.join(outputs["card_model"][0].uri, CARD_JSON))
-        return f"test accuracy {card['metrics']['test accuracy']}, macro F1 {card['metrics']['test macro F1']}"
+        return headline_text(card["metrics"])
     if node_id == nodes.PUSHER and outputs.get("pushed_model"):
         pushed = outputs["pushed_model"][0].custom_properties
         if pushed["pushed"].int_value == 1:
@@ -319,7 +327,8 @@ def _model_facts(record: RunRecord, config: PipelineConfig) -> dict:
         result["test_metrics"] = {**read_json(card_file)["test_metrics"], "model_dir": model_dir}
     elif model_dir and examples_uri:
         texts, labels = read_split(examples_uri, "test", config.text_key, config.label_key)
-        result["test_metrics"] = {**test_metrics(model_dir, texts, labels), "model_dir": model_dir}
+        result["test_metrics"] = {**test_metrics(model_dir, texts, labels, columns=[t.column for t in config.tasks]),
+                                  "model_dir": model_dir}
     return result
 
 
@@ -382,12 +391,17 @@ def summary_lines(summary: dict) -> List[str]:
     if summary.get("anomalies"):
         lines.append(f"anomalies: {len(summary['anomalies'])} (see {ANOMALIES_REPORT} in the pipeline root)")
     metrics = summary.get("eval_metrics", {})
-    if metrics:
-        keys = ["sparse_categorical_accuracy", "macro_f1_score", "macro_auc", "example_count"]
-        lines.append("eval: " + ", ".join(f"{k} {metrics[k]}" for k in keys if k in metrics))
+    keys = ["sparse_categorical_accuracy", "macro_f1_score", "macro_auc", "example_count"]
+    tasks = [k.split("/")[0] for k in metrics if k.endswith("/sparse_categorical_accuracy")]
+    for task in tasks or ([""] if metrics else []):  # one line per task with several label columns
+        prefix = f"{task}/" if task else ""
+        lines.append(f"eval{f' ({task})' if task else ''}: " + ", ".join(
+            f"{k} {metrics[prefix + k]}" for k in keys if prefix + k in metrics))
     if "test_metrics" in summary:
         t = summary["test_metrics"]
-        lines.append(f"test: accuracy {t.get('accuracy')}, macro F1 {t.get('macro_f1')} on {t['examples']} examples")
+        for name, scores in (t.get("tasks") or {"": t}).items():
+            lines.append(f"test{f' ({name})' if name else ''}: accuracy {scores.get('accuracy')}, macro F1 "
+                         f"{scores.get('macro_f1')} on {scores.get('examples')} examples")
     if summary.get("frozen_schema"):
         lines.append(f"schema: frozen to {summary['frozen_schema']}; later runs check their data against it (edit it "
                      "when the data changes on purpose, e.g. a new class: see docs/protections.md)")

@@ -16,6 +16,8 @@ from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
+from components.tasks import Task
+from components.tasks import of_settings as tasks_of_settings
 from pipeline.data.assets import DATA_DIR, REPO_ROOT
 
 PIPELINE_NAME = "bert_text_classifier"
@@ -127,7 +129,7 @@ class PipelineConfig:
     enable_cache: bool = True
 
     def __post_init__(self):
-        for key in ("text_key", "label_key", "vocab_file", "label_names"):
+        for key in ("text_key", "label_key", "vocab_file", "label_names", "task_label_names"):
             if getattr(self.transform, key) != getattr(self.trainer, key):
                 raise ValueError(f"Transform and Trainer settings disagree on {key}: "
                                  f"{getattr(self.transform, key)!r} vs {getattr(self.trainer, key)!r}.")
@@ -147,6 +149,11 @@ class PipelineConfig:
     @property
     def num_classes(self) -> int:
         return len(self.label_names)
+
+    @property
+    def tasks(self) -> Tuple[Task, ...]:
+        """One per label column, each with its classes (components/tasks.py)."""
+        return tasks_of_settings(self.transform)
 
 
 def default_pipeline_root(name: str) -> Path:

@@ -11,6 +11,7 @@ from typing import Any, List
 
 from tfx import v1 as tfx
 
+from components import tasks
 from components.validation.drift import DriftValidator
 from components.validation.frozen_files import FROZEN_DIR
 from components.validation.frozen_schema import SchemaCurator
@@ -108,7 +109,8 @@ def data_validation(config: PipelineConfig) -> DataStage:
         curated = tfx.components.ImportSchemaGen(schema_file=config.schema_file).with_id(IMPORT_SCHEMA_GEN)
     else:
         curated = SchemaCurator(inferred_schema=schema_gen.outputs["schema"], text_key=config.text_key,
-                                label_key=config.label_key, label_names=json.dumps(list(config.label_names)),
+                                label_key=config.label_key,
+                                label_names=json.dumps(tasks.class_names_record(config.tasks)),
                                 frozen_dir=frozen_schema_dir(config), frozen_edit=config.frozen_edit
                                 ).with_id(SCHEMA_CURATOR)
     schema = curated.outputs["schema"]

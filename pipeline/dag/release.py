@@ -60,7 +60,7 @@ def evaluator(config: PipelineConfig, data: DataStage, train: TrainingStage, aft
     node = tfx.components.Evaluator(
         examples=data.example_gen.outputs["examples"], model=train.candidate.outputs["model"],
         baseline_model=train.model_in_service, example_splits=["eval"],
-        eval_config=make_eval_config(config.evaluator, config.num_classes)).with_id(EVALUATOR)
+        eval_config=make_eval_config(config.evaluator, config.tasks)).with_id(EVALUATOR)
     node.executor_spec = executor_spec.BeamExecutorSpec(executor)  # the Evaluator takes no executor argument
     node.add_upstream_node(after)
     return node

@@ -16,13 +16,13 @@ from typing import Optional, Tuple
 
 from components.settings import base as settings_lib
 from components.settings.transform import TransformSettings
-from pipeline.cli import inputs, options
+from pipeline.cli import inputs, labels, options
 from pipeline.cli.inputs import InputError
 from pipeline.dag.config import PIPELINE_NAME, PipelineConfig, curated_schema
 from pipeline.data import assets
 
 # How pipeline/data/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
-BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS}
+BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS, "drug_reviews": inputs.SPLIT_FOLDERS}
 KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
@@ -43,20 +43,29 @@ def pod_location(value: str, what: str) -> str:
                      "pods see it (e.g. inside the image).")
 
 
-def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[str, ...]:
-    labels = tuple(args.labels or ())
-    if labels:
-        return options.check_labels(labels, label_key)
+def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[Tuple[str, ...], ...]:
+    """Each label column's classes: --labels (one label column only), else this checkout's copy of the schema."""
+    columns = inputs.label_columns(label_key)
+    given = tuple(args.labels or ())
+    if given:
+        if len(columns) > 1:
+            raise InputError(f"--labels lists the values of one label column; with several ({', '.join(columns)}), "
+                             "list each column's values in its schema feature's string domain and pass --schema.")
+        return (labels.check_labels(given, label_key),)
     if dataset != "custom" and not args.schema and local_schema is None:
         raise InputError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); pass "
                          "--labels.")
     if local_schema is None:
         raise InputError("pass --labels (the label values, comma-separated): the schema is not readable here, and "
                          "compiling reads no data.")
-    labels = inputs.schema_label_names(str(local_schema), label_key) or ()
-    if not labels:
-        raise InputError(f"{local_schema} does not list the label values of {label_key!r}; pass --labels.")
-    return options.check_labels(labels, label_key)
+    found = []
+    for column in columns:
+        values = inputs.schema_label_names(str(local_schema), column) or ()
+        if not values:
+            raise InputError(f"{local_schema} does not list the label values of {column!r}"
+                             f"{'; pass --labels' if len(columns) == 1 else ' (a string_domain for it)'}.")
+        found.append(labels.check_labels(values, column))
+    return tuple(found)
 
 
 def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
@@ -106,12 +115,13 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         local_schema = curated_schema(dataset)
     elif args.schema and os.path.isfile(args.schema):
         local_schema = Path(args.schema)
-    label_names = _kubeflow_labels(args, dataset, local_schema, args.label_key)
+    args.label_key = labels.label_key_of(args, dataset)
+    label_domains = _kubeflow_labels(args, dataset, local_schema, args.label_key)
     unlabeled = None
     if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
         unlabeled = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
     transform, trainer, evaluator, pretrainer, distiller = options.component_settings(
-        args, model, label_names, max_seq_length, unlabeled)
+        args, model, label_domains, max_seq_length, unlabeled)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
     if not pipeline_root:

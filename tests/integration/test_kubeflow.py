@@ -219,6 +219,8 @@ def test_every_trainer_setting_is_in_the_runtime_parameter_and_settable_per_run(
         rule = field.metadata["default_by"]  # a default that follows from other settings
         default_value = rule(TrainerSettings()) if rule else field.default
         value = {bool: "true", int: "7", float: "0.25", str: None}[type(default_value)]
+        if value is None and not field.metadata["choices"]:
+            value = "2"  # task_weights: one weight for the one label column
         if value is None:
             value = next(c for c in field.metadata["choices"] if c != field.default)
         if field.name == "warm_start":

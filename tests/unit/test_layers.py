@@ -16,7 +16,7 @@ PACKAGES = ("components", "pipeline")
 # Lowest first. A module may import modules of its own layer and of the layers before it. Within one layer the
 # module-level cycle check below still applies.
 LAYERS = (
-    ("components.features", "components.runtime"),
+    ("components.features", "components.tasks", "components.runtime"),
     ("components.model",),
     ("components.settings",),
     ("components.baselines",),

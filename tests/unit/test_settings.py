@@ -35,7 +35,8 @@ from pipeline.kubeflow import options as kfp_options
 from pipeline.run_local import build_parser as local_parser
 
 SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
-CHOSEN_BY_THE_FRONT_DOOR = {"vocab_mode", "learned_vocab_size"}  # default None: chosen from --pretrained
+# default None: chosen from --pretrained (the vocabulary), from --dataset (the label columns)
+CHOSEN_BY_THE_FRONT_DOOR = {"vocab_mode", "learned_vocab_size", "label_key"}
 
 
 def _compile_parser() -> argparse.ArgumentParser:
@@ -99,7 +100,7 @@ def test_hyperparameters_are_the_trainer_settings_with_a_flag():
     names = {f.name for f in hyperparameters()}
     assert names == {"model_size", "pooling", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
                      "layer_decay", "dropout", "early_stopping_patience", "seed", "distribution", "precision",
-                     "warm_start"}
+                     "warm_start", "task_weights"}
 
 
 def test_custom_config_round_trip_is_strict():

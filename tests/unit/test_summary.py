@@ -125,7 +125,10 @@ def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
     from components.release.eval_config import make_eval_config
     from components.settings.evaluator import EvaluatorSettings
 
-    config = make_eval_config(EvaluatorSettings(min_macro_f1=0.55, max_macro_f1_drop=0.03), num_classes=3)
+    from components.tasks import Task
+
+    config = make_eval_config(EvaluatorSettings(min_macro_f1=0.55, max_macro_f1_drop=0.03),
+                              [Task("label", ("a", "b", "c"))])
     thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
     f1 = {key: value for key, value in thresholds.items() if key.name == "f1_score"}
     assert f1 and all(key.aggregation_type and key.aggregation_type.macro_average for key in f1), list(f1)
@@ -135,3 +138,28 @@ def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
     assert bounds == [0.55] and drops == [-0.03]
     accuracy = [k for k in thresholds if k.name == "sparse_categorical_accuracy"]
     assert len(accuracy) == 2  # its floor and its allowed drop
+
+
+def test_every_task_has_its_own_gates_on_its_own_output():
+    """With several label columns, each task's output gets the accuracy and macro F1 gates, its predictions, labels
+    and example weights keyed by its column: TFMA blesses only when all of them hold."""
+    import tensorflow_model_analysis as tfma
+
+    from components.release.eval_config import make_eval_config
+    from components.settings.evaluator import EvaluatorSettings
+    from components.tasks import Task
+
+    tasks = [Task("rating", ("negative", "neutral", "positive"), multi=True),
+             Task("condition", ("acne", "pain"), multi=True)]
+    config = make_eval_config(EvaluatorSettings(), tasks)
+    spec = config.model_specs[0]
+    assert dict(spec.prediction_keys) == {"rating": "rating/probabilities", "condition": "condition/probabilities"}
+    assert dict(spec.label_keys) == {"rating": "label_id_rating", "condition": "label_id_condition"}
+    assert dict(spec.example_weight_keys) == {"rating": "label_weight_rating", "condition": "label_weight_condition"}
+    thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
+    gated = sorted((k.output_name, k.name) for k in thresholds)  # each twice: its floor and its allowed drop
+    assert gated == sorted(2 * [(task, name) for task in ("rating", "condition")
+                                for name in ("sparse_categorical_accuracy", "f1_score")]), gated
+    assert not any(k.output_name == "" for k in thresholds)
+    aucs = [s for s in config.metrics_specs if any(m.class_name == "AUC" for m in s.metrics)]
+    assert [list(s.output_names) for s in aucs] == [["condition"]]  # AUC for the two-class task alone
