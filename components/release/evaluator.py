@@ -12,7 +12,7 @@ service yet the candidate is evaluated alone, and the blessing names the served 
 
 import json
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
@@ -27,8 +27,9 @@ NOT_COMPARABLE_FILE = "not_comparable.json"  # in the evaluation artifact, when 
 UNKNOWN_NAME = "?"  # a class of a model whose names were not recorded (only their number is known)
 
 
-def class_names_of(model_uri: str) -> Optional[Sequence[str]]:
-    """The class names of a Model artifact, in label-id order: the Trainer's class_names.json. A model trained before
+def class_names_of(model_uri: str) -> Optional[Union[Sequence[str], dict]]:
+    """The class names of a Model artifact, in label-id order: the Trainer's class_names.json ({column: classes} with
+    several label columns). A model trained before
     the Trainer wrote that file tells only how many classes it has (its output's width): UNKNOWN_NAME for each. None
     when neither can be read."""
     import tensorflow as tf
@@ -47,11 +48,22 @@ def class_names_of(model_uri: str) -> Optional[Sequence[str]]:
     return [UNKNOWN_NAME] * width
 
 
-def same_classes(theirs: Sequence[str], ours: Sequence[str]) -> bool:
-    """Whether two models' outputs mean the same classes (by number alone when a model's names are unknown)."""
+def same_classes(theirs, ours) -> bool:
+    """Whether two models' outputs mean the same classes (by number alone when a model's names are unknown). With
+    several label columns class_names.json is {column: classes}: the same columns, each with the same classes."""
+    if isinstance(theirs, dict) or isinstance(ours, dict):
+        return isinstance(theirs, dict) and isinstance(ours, dict) and list(theirs) == list(ours) and all(
+            same_classes(theirs[c], ours[c]) for c in ours)
     if UNKNOWN_NAME in theirs or UNKNOWN_NAME in ours:
         return len(theirs) == len(ours)
     return list(theirs) == list(ours)
+
+
+def flat_classes(names) -> Sequence[str]:
+    """A model's classes as one list: "column: class" for each task's with several label columns."""
+    if isinstance(names, dict):
+        return [f"{column}: {name}" for column, classes in names.items() for name in classes]
+    return list(names)
 
 
 def not_comparable_reason(evaluation_uri: str) -> Optional[dict]:
@@ -80,8 +92,8 @@ class Executor(evaluator_executor.Executor):
             theirs = class_names_of(baseline[0].uri)
             ours = class_names_of(input_dict[standard_component_specs.MODEL_KEY][0].uri)
             if theirs is not None and ours is not None and not same_classes(theirs, ours):
-                note = {"baseline_model": served or baseline[0].uri, "baseline_classes": list(theirs),
-                        "candidate_classes": list(ours), "accepted": self.accept_new_classes}
+                note = {"baseline_model": served or baseline[0].uri, "baseline_classes": flat_classes(theirs),
+                        "candidate_classes": flat_classes(ours), "accepted": self.accept_new_classes}
                 input_dict = {**input_dict, standard_component_specs.BASELINE_MODEL_KEY: []}
         super().Do(input_dict, output_dict, exec_properties)
         if served and not note:  # the model card and the run report name the folder in service, not its copy

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from components.settings.evaluator import EvaluatorSettings
+from components.tasks import label_columns
 
 REPORT_FILE = "report.html"
 SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "Timings")  # the page's h2 headings, in order
@@ -129,6 +130,10 @@ def _bars(ax, groups: Dict[str, Dict[str, float]], ylabel: str, xlabel: str) -> 
     ax.legend()
 
 
+def share(counts: Dict[str, float]) -> Dict[str, float]:
+    return {k: v / max(sum(counts.values()), 1) for k, v in counts.items()}
+
+
 def data_section(context: ReportContext, summary: dict) -> str:
     parts = []
     counts = summary.get("examples_per_split")
@@ -136,17 +141,20 @@ def data_section(context: ReportContext, summary: dict) -> str:
         return _p("No statistics: the run stopped before StatisticsGen.")
     parts.append(_figure(lambda ax: (ax.bar(list(counts), list(counts.values())), ax.set_ylabel("examples"),
                                      ax.set_xlabel("split")), "Examples per split"))
-    labels = label_counts(context.statistics, context.label_key) if context.statistics else {}
-    if labels:
-        parts.append(_figure(lambda ax: _bars(ax, labels, "examples", f"label ({context.label_key})"),
-                             "Label distribution per split"))
-    if context.baseline_statistics and labels.get("train"):
-        before = label_counts(context.baseline_statistics, context.label_key).get("train", {})
-        share = lambda c: {k: v / max(sum(c.values()), 1) for k, v in c.items()}  # noqa: E731
-        parts.append(_figure(lambda ax: _bars(ax, {"this run": share(labels["train"]), "baseline (last accepted)":
-                                                   share(before)}, "share of examples", "label"),
-                             "Train labels against the drift checks' baseline"))
-    else:
+    first_labels = {}
+    for column in label_columns(context.label_key):  # one figure per label column
+        labels = label_counts(context.statistics, column) if context.statistics else {}
+        first_labels = first_labels or labels
+        if labels:
+            parts.append(_figure(lambda ax, labels=labels, column=column: _bars(ax, labels, "examples",
+                                                                                f"label ({column})"),
+                                 f"Label distribution per split ({column})"))
+        if context.baseline_statistics and labels.get("train"):
+            before = label_counts(context.baseline_statistics, column).get("train", {})
+            parts.append(_figure(lambda ax, labels=labels, before=before: _bars(
+                ax, {"this run": share(labels["train"]), "baseline (last accepted)": share(before)},
+                "share of examples", "label"), f"Train labels ({column}) against the drift checks' baseline"))
+    if not (context.baseline_statistics and first_labels.get("train")):
         parts.append(_p("No baseline: this is the pipeline's first accepted data, so the drift checks had nothing to "
                         "compare with."))
     if context.transformed:
@@ -230,6 +238,8 @@ def training_section(summary: dict) -> str:
 
 
 def evaluation_section(context: ReportContext, summary: dict) -> str:
+    """The gates, the blessing and the test split's figures; one table of gates, and one block of test figures, per
+    task with several label columns."""
     parts = []
     metrics = summary.get("eval_metrics")
     if not metrics:
@@ -238,9 +248,10 @@ def evaluation_section(context: ReportContext, summary: dict) -> str:
         gates = context.evaluator
         baseline = summary.get("baseline_model")
         served = summary.get("baseline_eval_metrics") or {}
-        rows = [[name, metrics.get(key), served.get(key, "–"), f">= {low}",
+        prefixes = sorted({k.split("/")[0] + "/" for k in metrics if "/" in k}) or [""]
+        rows = [[f"{prefix}{name}", metrics.get(prefix + key), served.get(prefix + key, "–"), f">= {low}",
                  f"drop <= {drop}" if baseline else "no model in service"]
-                for name, key, low, drop in (
+                for prefix in prefixes for name, key, low, drop in (
                     ("accuracy (eval)", "sparse_categorical_accuracy", gates.min_accuracy, gates.max_accuracy_drop),
                     ("macro F1 (eval)", "macro_f1_score", gates.min_macro_f1, gates.max_macro_f1_drop))]
         parts.append(_table(["metric", "candidate", "model in service", "absolute gate",
@@ -248,42 +259,50 @@ def evaluation_section(context: ReportContext, summary: dict) -> str:
         parts.append(_p(f"Compared with the model in service: {baseline}." if baseline else
                         "No model in service yet: the candidate was judged on the absolute gates alone."))
         if summary.get("blessed"):
-            parts.append(_p("Blessed: every threshold passed."))
+            parts.append(_p("Blessed: every threshold passed" + (" for every task." if prefixes != [""] else ".")))
         else:
             parts.append(_p("Not blessed: " + ("; ".join(summary.get("not_blessed_because") or []) or "see above")
                             + "."))
-    test = summary.get("test_metrics")
-    if test and test.get("confusion"):
-        classes, matrix = test["classes"], test["confusion"]
+    test = summary.get("test_metrics") or {}
+    for task, scores in (test.get("tasks") or {"": test}).items():
+        if scores.get("confusion"):
+            parts.append(test_figures(scores, f" ({task})" if task else ""))
+    return "".join(parts)
 
-        def confusion(ax, normalised):
-            import numpy as np
 
-            values = np.array(matrix, dtype=float)
-            if normalised:
-                values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
-            ax.imshow(values, cmap="Blues")
-            for i in range(len(classes)):
-                for j in range(len(classes)):
-                    ax.text(j, i, f"{values[i, j]:.2f}" if normalised else int(values[i, j]), ha="center",
-                            va="center", fontsize=8)
-            ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-            ax.set_yticks(range(len(classes)), classes)
-            ax.set_xlabel("predicted class")
-            ax.set_ylabel("true class")
+def test_figures(test: dict, task: str = "") -> str:
+    """One task's test-split figures: accuracy and macro F1, the confusion matrix, per-class scores and the most
+    confident mistakes (`task`: " (rating)" among several)."""
+    parts = []
+    classes, matrix = test["classes"], test["confusion"]
 
-        size = min(3 + 0.35 * len(classes), 10)
-        parts.append(_p(f"Test split ({test['examples']} examples): accuracy {test['accuracy']}, macro F1 "
-                        f"{test['macro_f1']}."))
-        parts.append(_figure(lambda ax: confusion(ax, False), "Confusion matrix, test (counts)", size, size))
-        parts.append(_figure(lambda ax: confusion(ax, True), "Confusion matrix, test (row shares)",
-                             size, size))
-        parts.append(_table(["class", "precision", "recall", "F1", "examples"],
-                            [[c, v["precision"], v["recall"], v["f1"], v["support"]]
-                             for c, v in test["per_class"].items()]))
-        parts.append("<h3>Most confident mistakes (test split)</h3>" + _table(
-            ["text", "true", "predicted", "probability"],
-            [[m["text"], m["label"], m["predicted"], m["probability"]] for m in test["confident_mistakes"]]))
+    def confusion(ax, normalised):
+        import numpy as np
+
+        values = np.array(matrix, dtype=float)
+        if normalised:
+            values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
+        ax.imshow(values, cmap="Blues")
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, f"{values[i, j]:.2f}" if normalised else int(values[i, j]), ha="center",
+                        va="center", fontsize=8)
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+
+    size = min(3 + 0.35 * len(classes), 10)
+    parts.append(_p(f"Test split{task} ({test['examples']} examples): accuracy {test['accuracy']}, macro F1 "
+                    f"{test['macro_f1']}."))
+    parts.append(_figure(lambda ax: confusion(ax, False), f"Confusion matrix{task}, test (counts)", size, size))
+    parts.append(_figure(lambda ax: confusion(ax, True), f"Confusion matrix{task}, test (row shares)", size, size))
+    parts.append(_table(["class", "precision", "recall", "F1", "examples"],
+                        [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                         for c, v in test["per_class"].items()]))
+    parts.append(f"<h3>Most confident mistakes{html.escape(task)} (test split)</h3>" + _table(
+        ["text", "true", "predicted", "probability"],
+        [[m["text"], m["label"], m["predicted"], m["probability"]] for m in test["confident_mistakes"]]))
     return "".join(parts)
 
 

@@ -124,7 +124,6 @@ def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
 
     from components.release.eval_config import make_eval_config
     from components.settings.evaluator import EvaluatorSettings
-
     from components.tasks import Task
 
     config = make_eval_config(EvaluatorSettings(min_macro_f1=0.55, max_macro_f1_drop=0.03),

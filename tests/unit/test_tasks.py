@@ -1,0 +1,250 @@
+"""Several label columns, room by room on small in-memory inputs: the task names (components/tasks.py), the front
+door's checks per column (pipeline/cli/inputs.py, labels.py), the heads and their masked loss
+(components/model/heads.py), the curated schema of a run without one (frozen_schema.curate) and the figures per task
+(model_metrics.headline). The whole run: tests/e2e/test_multi_task.py."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import csv  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from components import tasks  # noqa: E402
+from pipeline.cli import inputs, labels  # noqa: E402
+from pipeline.cli.inputs import InputError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"
+
+
+def write_rows(path: Path, rows, header=("text", "rating", "condition")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# components/tasks.py ----------------------------------------------------------------------------------------------
+
+def test_one_label_column_keeps_the_plain_names_and_several_carry_the_column():
+    (one,) = tasks.tasks_of("label", ("fresh", "rotten"))
+    assert (one.label_id_key, one.output("probabilities"), one.name) == ("label_id", "probabilities", "")
+    rating, condition = tasks.tasks_of("rating, condition", (), (("neg", "pos"), ("acne", "pain", "other")))
+    assert rating.label_id_key == "label_id_rating" and condition.output("label") == "condition/label"
+    assert condition.weight_key == "label_weight_condition" and condition.classes == ("acne", "pain", "other")
+    assert tasks.class_names_record([one]) == ["fresh", "rotten"]
+    assert tasks.class_names_record([rating, condition]) == {"rating": ["neg", "pos"],
+                                                             "condition": ["acne", "pain", "other"]}
+    assert tasks.classes_by_task(["a", "b"]) == {"": ("a", "b")}
+    assert tasks.task_of_output("rating/probabilities") == "rating" and tasks.task_of_output("label") is None
+
+
+@pytest.mark.parametrize("given, message", [
+    ("rating,,condition", "empty column name"), ("rating,rating", "names rating more than once"),
+    ("a/b,c", "holds '/'")])
+def test_bad_label_columns_are_refused_in_one_sentence(given, message):
+    with pytest.raises(ValueError, match=message):
+        tasks.label_columns(given)
+
+
+def test_task_weights_are_one_per_column_and_default_to_equal():
+    assert tasks.parse_weights("", ["a", "b"]) == (1.0, 1.0)
+    assert tasks.parse_weights("2, 0.5", ["a", "b"]) == (2.0, 0.5)
+    for text, message in (("1", "gives 1 weight"), ("x,1", "must be numbers"), ("0,0", "one must be above 0"),
+                          ("-1,2", "must not be negative")):
+        with pytest.raises(ValueError, match=message):
+            tasks.parse_weights(text, ["a", "b"])
+
+
+def test_the_settings_hold_one_domain_per_label_column():
+    from components.settings.base import SettingsError
+    from components.settings.trainer import TrainerSettings
+    from components.settings.transform import TransformSettings
+
+    settings = TransformSettings(vocab_file="v.txt", label_key="rating,condition",
+                                 task_label_names=(("neg", "pos"), ("acne", "pain")))
+    again = TransformSettings.from_custom_config(settings.to_custom_config())
+    assert again == settings and again.task_label_names == (("neg", "pos"), ("acne", "pain"))
+    with pytest.raises(SettingsError, match="has 1 domain\\(s\\) for the 2 label column"):
+        TransformSettings(vocab_file="v.txt", label_key="rating,condition", task_label_names=(("neg", "pos"),))
+    with pytest.raises(SettingsError, match="'label_names' must be empty with several label columns"):
+        TransformSettings(vocab_file="v.txt", label_key="a,b", label_names=("x",), task_label_names=(("x",), ("y",)))
+    with pytest.raises(SettingsError, match="list of lists of strings"):
+        TransformSettings.from_custom_config({**settings.to_custom_config(), "task_label_names": ["neg", "pos"]})
+    with pytest.raises(SettingsError, match="task_weights"):
+        TrainerSettings(label_key="a,b", task_weights="1,2,3")
+
+
+# The front door, per column -----------------------------------------------------------------------------------------
+
+def test_rows_hold_every_label_column_and_the_subset_keeps_them(tmp_path):
+    path = write_rows(tmp_path / "d" / "a.csv", [["Acne", "great", "positive"], ["", "awful", "negative"]],
+                      header=("condition", "text", "rating"))
+    # whatever the file's column order: (text, then the label columns in --label-column's order)
+    scan = inputs.scan_csv(path, "text", "rating,condition")
+    assert scan.rows == [("great", "positive", "Acne"), ("awful", "negative", "")] and scan.extra_columns == []
+    assert inputs.label_values(tmp_path / "d", (), "text", "rating,condition", column=1) == ("Acne",)
+    subset = inputs.subset(tmp_path / "d", (), 5, "text", "rating,condition", tmp_path / "cache")
+    again = inputs.scan_csv(subset / "data.csv", "text", "rating,condition")
+    assert again.header == ["text", "rating", "condition"] and sorted(again.rows) == sorted(scan.rows)
+
+
+def test_each_label_column_is_checked_against_its_own_domain(tmp_path):
+    write_rows(tmp_path / "d" / "a.csv", [["fine", "positive", "Acne"], ["odd", "positive", "Hiccups"],
+                                          ["bad", "negative", ""]])
+    plan = labels.plan(str(SCHEMA), "rating,condition")
+    assert plan.columns == ("rating", "condition") and plan.missing_allowed == ("condition",)
+    with pytest.raises(InputError) as raised:
+        inputs.check_input(tmp_path / "d", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
+                           missing_allowed=plan.missing_allowed)
+    message = str(raised.value)
+    assert raised.value.kind == "UNKNOWN_LABELS" and raised.value.feature == "condition"
+    assert "for column 'condition'" in message and "'Hiccups' in 1 row(s), line 3" in message
+
+
+def test_an_empty_cell_passes_only_in_a_column_the_schema_lets_go_empty(tmp_path):
+    write_rows(tmp_path / "d" / "a.csv", [["fine", "positive", "Acne"], ["bad", "negative", ""]])
+    plan = labels.plan(str(SCHEMA), "rating,condition")
+    assert inputs.check_input(tmp_path / "d", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
+                              missing_allowed=plan.missing_allowed) == []
+    write_rows(tmp_path / "e" / "a.csv", [["fine", "", "Acne"], ["bad", "negative", "Acne"]])
+    with pytest.raises(InputError) as raised:
+        inputs.check_input(tmp_path / "e", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
+                           missing_allowed=plan.missing_allowed)
+    assert raised.value.kind == "MISSING_LABELS" and raised.value.feature == "rating"
+    assert "presence.min_fraction" in str(raised.value)
+
+
+def test_without_a_schema_each_column_gets_its_training_values_and_may_have_gaps(tmp_path):
+    write_rows(tmp_path / "d" / "a.csv", [["a", "pos", "x"], ["b", "neg", ""], ["c", "pos", "y"]])
+    plan = labels.plan(None, "rating,condition")
+    assert plan.missing_allowed == ("rating", "condition") and plan.check_domains == {"rating": None,
+                                                                                       "condition": None}
+    assert labels.domains(plan, tmp_path / "d", (), "text", "rating,condition") == (("neg", "pos"), ("x", "y"))
+    assert labels.settings_for(plan.columns, (("neg", "pos"), ("x", "y"))) == {
+        "label_names": (), "task_label_names": (("neg", "pos"), ("x", "y"))}
+    write_rows(tmp_path / "one" / "a.csv", [["a", "pos", "x"], ["b", "pos", "y"]])
+    with pytest.raises(InputError, match="1 distinct label value\\(s\\) in column 'rating'"):
+        labels.domains(labels.plan(None, "rating,condition"), tmp_path / "one", (), "text", "rating,condition")
+    assert labels.plan(None, "label").missing_allowed == ()  # one label column: every row needs its label
+
+
+def test_a_built_in_dataset_brings_its_label_columns(tmp_path):
+    import argparse
+
+    assert labels.label_key_of(argparse.Namespace(label_key=None), "drug_reviews") == "rating,condition"
+    assert labels.label_key_of(argparse.Namespace(label_key=None), "rotten_tomatoes") == "label"
+    assert labels.label_key_of(argparse.Namespace(label_key="sentiment"), "drug_reviews") == "sentiment"
+
+
+# The heads and their loss ----------------------------------------------------------------------------------------
+
+def test_a_row_without_a_label_adds_nothing_to_its_tasks_loss_or_gradient():
+    import numpy as np
+    import tensorflow as tf
+
+    from components.model import heads
+
+    probabilities = tf.Variable([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
+    labels_ = tf.constant([0, tasks.MISSING, 2])
+    with tf.GradientTape() as tape:
+        loss = heads.GlobalBatchCrossEntropy()(labels_, probabilities)
+    expected = -(np.log(0.7) + np.log(0.4)) / 2  # the mean over the two labelled rows
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    gradient = tape.gradient(loss, probabilities).numpy()
+    assert not gradient[1].any() and gradient[0].any() and gradient[2].any()
+    accuracy = heads.LabelledAccuracy()
+    accuracy.update_state(labels_, probabilities)
+    assert float(accuracy.result()) == 1.0  # 2 of 2 labelled rows right; the unlabelled row not counted
+    all_missing = heads.GlobalBatchCrossEntropy()(tf.constant([tasks.MISSING] * 3), probabilities)
+    assert float(all_missing) == 0.0
+
+
+def test_several_heads_share_the_encoder_and_train_with_weighted_losses():
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from components.model import bert, heads
+
+    label_tasks = tasks.tasks_of("rating,condition", (), (("a", "b", "c"), ("x", "y")))
+    keras.utils.set_random_seed(0)
+    model = heads.build_classifier(bert.build_encoder(bert.preset_config("tiny", vocab_size=60)),
+                                   heads.head_sizes(label_tasks), "mean", 0.0)
+    assert sorted(model.output_names) == ["condition", "rating"]
+    assert [layer.name for layer in model.layers].count("rating") == 1
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **heads.compile_args(label_tasks, (1.0, 0.0)))
+    n = 16
+    rng = np.random.default_rng(0)
+    x = {"input_word_ids": rng.integers(5, 60, (n, 6)).astype("int32"), "input_mask": np.ones((n, 6), "int32"),
+         "input_type_ids": np.zeros((n, 6), "int32")}
+    y = {"rating": rng.integers(0, 3, n), "condition": np.where(np.arange(n) % 2, -1, rng.integers(0, 2, n))}
+    before = model.get_layer("condition").get_weights()[0].copy()
+    history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0,
+                        callbacks=[heads.TaskMeans(label_tasks)])
+    # A task of weight 0 leaves its head as it was; its metrics are still computed (over its labelled rows).
+    assert np.allclose(model.get_layer("condition").get_weights()[0], before)
+    logs = history.history
+    assert logs["accuracy"][-1] == pytest.approx((logs["rating_accuracy"][-1] + logs["condition_accuracy"][-1]) / 2)
+
+
+# The schema a run without one curates, and the figures per task ---------------------------------------------------
+
+def test_a_curated_schema_gives_each_label_column_its_domain_and_keeps_gaps_allowed():
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.validation.frozen_schema import curate
+
+    inferred = schema_pb2.Schema()
+    for name in ("text", "rating", "condition"):
+        feature = inferred.feature.add(name=name, type=schema_pb2.BYTES)
+        if name != "condition":  # SchemaGen requires what every row had
+            feature.presence.min_fraction = 1.0
+            feature.shape.dim.add(size=1)
+    curated = curate(inferred, "text", "rating,condition", {"rating": ["neg", "pos"], "condition": ["x", "y"]})
+    by_name = {f.name: f for f in curated.feature}
+    assert by_name["rating"].domain == "rating" and by_name["condition"].domain == "condition"
+    assert by_name["rating"].presence.min_fraction == 1.0 and by_name["rating"].shape.dim[0].size == 1
+    assert by_name["condition"].presence.min_fraction == 0.0 and not by_name["condition"].HasField("shape")
+    assert by_name["condition"].value_count.max == 1
+    assert {d.name: list(d.value) for d in curated.string_domain} == {"rating": ["neg", "pos"],
+                                                                      "condition": ["x", "y"]}
+    assert list(by_name["condition"].not_in_environment) == ["SERVING"]
+
+
+def test_the_headline_figures_are_per_task_with_several_label_columns():
+    from components.release import model_metrics
+
+    one = model_metrics.headline({"sparse_categorical_accuracy": 0.8, "macro_f1_score": 0.7},
+                                 {"accuracy": 0.81, "macro_f1": 0.71, "examples": 10})
+    assert one == {"eval accuracy": 0.8, "eval macro F1": 0.7, "test accuracy": 0.81, "test macro F1": 0.71,
+                   "test examples": 10}
+    several = model_metrics.headline(
+        {"rating/sparse_categorical_accuracy": 0.6, "rating/macro_f1_score": 0.5,
+         "condition/sparse_categorical_accuracy": 0.4, "condition/macro_f1_score": 0.3},
+        {"examples": 10, "tasks": {"rating": {"accuracy": 0.61, "macro_f1": 0.51, "examples": 10},
+                                   "condition": {"accuracy": 0.41, "macro_f1": 0.31, "examples": 9}}})
+    assert several["condition: test examples"] == 9 and several["rating: eval accuracy"] == 0.6
+    assert model_metrics.headline_text(several) == ("rating: test accuracy 0.61, macro F1 0.51; condition: test "
+                                                    "accuracy 0.41, macro F1 0.31")
+
+
+def test_a_class_added_to_one_column_makes_the_models_not_comparable_naming_it():
+    """The 'new class' recipe per column: the Evaluator compares each column's classes with the model in service's
+    (components/release/evaluator.py), and the run summary names the column and the class."""
+    from components.release.evaluator import flat_classes, same_classes
+    from pipeline.cli.summary import not_comparable_text
+
+    served = {"rating": ["negative", "positive"], "condition": ["Acne", "other"]}
+    assert same_classes(served, {"rating": ["negative", "positive"], "condition": ["Acne", "other"]})
+    grown = {"rating": ["negative", "positive"], "condition": ["Acne", "other", "Pain"]}
+    assert not same_classes(served, grown)
+    assert not same_classes(served, {"condition": ["Acne", "other"], "rating": ["negative", "positive"]})
+    assert not same_classes(served, ["negative", "positive"])
+    text = not_comparable_text({"baseline_classes": flat_classes(served), "candidate_classes": flat_classes(grown)})
+    assert "new: condition: Pain" in text and "--accept-new-classes" in text
