@@ -413,3 +413,30 @@ def test_the_kubeflow_compiler_refuses_a_student_as_deep_as_the_checkpoint(tmp_p
     assert kfp_cli.main(["compile", "--output", str(output), "--pipeline-root", "gs://b/root",
                          "--student-layers", "6"]) == 2
     assert_one_error(capsys.readouterr().err, "--student-layers 6", "which has 6", "--student-layers 5 or less")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# several label columns in the spec
+
+def test_the_kubeflow_spec_of_several_label_columns_gates_and_trains_each(tmp_path, capsys):
+    """The built-in drug_reviews: the compiler reads each column's domain from this checkout's curated schema; the
+    trainer_config parameter holds them and the eval_config parameter gates each task on its own output."""
+    output = tmp_path / "spec.json"
+    assert kfp_cli.main(["compile", "--output", str(output), "--pipeline-root", "gs://b/root", "--dataset",
+                         "drug_reviews", "--task-weights", "2,1"]) == 0
+    parameters = json.loads(output.read_text())["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    trainer = json.loads(parameters["trainer_config"]["defaultValue"])
+    assert trainer["label_key"] == "rating,condition" and trainer["label_names"] == []
+    assert trainer["task_label_names"][0] == ["negative", "neutral", "positive"]
+    assert trainer["task_label_names"][1][-1] == "other" and trainer["task_weights"] == "2,1"
+    evaluation = json.loads(parameters["eval_config"]["defaultValue"])
+    spec = evaluation["model_specs"][0]
+    assert spec["label_keys"] == {"rating": "label_id_rating", "condition": "label_id_condition"}
+    assert spec["prediction_keys"] == {"rating": "rating/probabilities", "condition": "condition/probabilities"}
+    gated = {tuple(s["output_names"]) for s in evaluation["metrics_specs"]
+             if any("threshold" in m for m in s["metrics"])}
+    assert gated == {("rating",), ("condition",)}
+    # --labels names one column's values: with several, the schema must list them
+    assert kfp_cli.main(["compile", "--output", str(tmp_path / "x.json"), "--pipeline-root", "gs://b/root",
+                         "--dataset", "drug_reviews", "--labels", "a,b"]) == 2
+    assert_one_error(capsys.readouterr().err, "--labels lists the values of one label column", "rating, condition")

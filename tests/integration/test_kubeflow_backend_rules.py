@@ -1,6 +1,7 @@
 """Every spec `run_kubeflow.py compile` writes, checked against what the open-source Kubeflow Pipelines v2 backend
 refuses at run creation and at run time (tests/support/kfp_rules.py, each rule citing the backend file it was read
-from): the default spec, --warm-start, --pretrain-epochs, --student-layers, --spans, and the Vertex AI multi-worker
+from): the default spec, --warm-start, --pretrain-epochs, --student-layers, --spans, several label columns (the
+built-in drug_reviews), and the Vertex AI multi-worker
 Trainer (--trainer-workers, which runs its Trainer on Vertex AI Training, so it is meant for Vertex AI Pipelines only;
 it is checked all the same). Each rule is also shown to catch the mistake it names, on a spoiled copy of the default
 spec."""
@@ -19,6 +20,7 @@ VARIANTS = {
     "pretrain-epochs": ["--pretrain-epochs", "1"],
     "student-layers": ["--student-layers", "3"],
     "spans": ["--spans"],
+    "several label columns": ["--dataset", "drug_reviews"],  # its schema's two label columns
     "vertex-only multi-worker": ["--trainer-workers", "2", "--vertex-project", "my-project",
                                  "--vertex-region", "europe-west4"],
 }

@@ -1,0 +1,249 @@
+"""Several label columns, end to end, on the built-in drug_reviews data (real patients' reviews with a `rating` and,
+most of the time, a `condition`): one quick run trains one model with a head per column; it is judged per task,
+blessed, pushed, and served per task by a fresh process, the TF Serving-compatible REST server (row and columnar
+formats) and the demo page in a real browser. Rows without a condition (the data has some in every split) train and
+score the rating only. The front door's refusals name the column."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from support import REPO, run_local
+from support.browser import ARTIFACTS, open_page
+from support.serving_server import Server, copy_version
+
+TASKS = ("rating", "condition")
+SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"
+# A small encoder from scratch: the mechanics are under test here (the quality is the README's default run). 128
+# tokens: the dataset's text checks refuse a length that cuts most reviews.
+ARGS = ["--dataset", "drug_reviews", "--pretrained", "none", "--model-size", "tiny", "--max-seq-length", "128",
+        "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3", "--vocab", "checkpoint",
+        "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
+# The first run also adapts the encoder with the masked-LM stage (it reads the texts alone, whatever the labels).
+FIRST = ["--pretrain-epochs", "1", "--pretrain-learning-rate", "1e-3"]
+TEXTS = ["This pill cleared my skin in three weeks, no side effects at all.",
+         "Terrible headaches and I could not sleep; I stopped after a week."]
+
+
+def _rows(split: str):
+    from pipeline.data import assets
+
+    with open(assets.ensure_dataset("drug_reviews") / split / "data.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def multi_task_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("multi-task")
+    proc = run_local(*ARGS, *FIRST, "--pipeline-root", base / "root", "--serving-dir", base / "serving",
+                     "--summary-json", base / "summary.json")
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return base, json.loads((base / "summary.json").read_text()), proc
+
+
+def test_one_run_trains_judges_and_pushes_one_model_for_every_label_column(multi_task_run):
+    base, summary, proc = multi_task_run
+    assert summary["blessed"] is True and summary["pushed"] is True, summary.get("not_blessed_because")
+    pushed = Path(summary["pushed_dir"])
+    assert json.loads((pushed / "assets.extra" / "class_names.json").read_text()) == {
+        "rating": ["negative", "neutral", "positive"],
+        "condition": json.loads(json.dumps(_schema_domain("condition")))}
+    metrics = summary["eval_metrics"]
+    for task in TASKS:  # every task's gates and figures, on its own output
+        assert 0.0 <= metrics[f"{task}/sparse_categorical_accuracy"] <= 1.0
+        assert f"{task}/macro_f1_score" in metrics
+    assert "sparse_categorical_accuracy" not in metrics  # no figure mixes the tasks
+    card = json.loads((pushed / "assets.extra" / "model_card.json").read_text())
+    assert {f"{task}: test accuracy" for task in TASKS} <= set(card["metrics"])
+    assert set(card["test_metrics"]["tasks"]) == set(TASKS)
+    for task in TASKS:  # the console says each task's figures
+        assert f"eval ({task}): sparse_categorical_accuracy" in proc.stdout
+        assert f"test ({task}): accuracy" in proc.stdout
+    history = json.loads((Path(summary["model_uri"]) / "training_history.json").read_text())
+    assert {"val_rating_accuracy", "val_condition_accuracy", "val_accuracy"} <= set(history["history"])
+    assert history["settings"]["task_label_names"][0] == ["negative", "neutral", "positive"]
+
+
+def test_the_masked_lm_stage_adapted_the_encoder_the_heads_start_from(multi_task_run):
+    from pipeline.dag import nodes
+
+    _, summary, _ = multi_task_run
+    assert summary["components"][nodes.PRETRAINER]["state"] == "COMPLETE"
+    history = json.loads((Path(summary["model_uri"]) / "training_history.json").read_text())
+    assert history["settings"]["adapted_encoder"] is True
+
+
+def test_a_second_run_warm_starts_and_is_judged_per_task_against_the_model_in_service(multi_task_run, tmp_path):
+    """The model the first run pushed is in service: a retraining run starts from its weights (every head and the
+    encoder, strictly) and the Evaluator compares each task with it."""
+    import shutil
+
+    base, first, _ = multi_task_run
+    root, serving = tmp_path / "root", tmp_path / "serving"
+    shutil.copytree(base / "root", root, symlinks=True)
+    shutil.copytree(base / "serving", serving)
+    proc = run_local(*ARGS, "--warm-start", "--train-steps", "4", "--pipeline-root", root, "--serving-dir",
+                     serving, "--summary-json", tmp_path / "summary.json")
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "Trainer: warm start from the model in service" in proc.stdout
+    assert summary["baseline_model"] and Path(summary["baseline_model"]).name == Path(first["pushed_dir"]).name
+    served = summary["baseline_eval_metrics"]
+    for task in TASKS:  # the model in service scored per task, on the same eval split
+        assert served[f"{task}/example_count"] == summary["eval_metrics"][f"{task}/example_count"]
+    if not summary["blessed"]:  # four steps may or may not keep it within the allowed drops: the reasons name tasks
+        assert all(r.split("/")[0] in TASKS for r in summary["not_blessed_because"]), summary["not_blessed_because"]
+
+
+def _schema_domain(name: str):
+    from pipeline.cli import inputs
+
+    return list(inputs.schema_label_names(str(SCHEMA), name))
+
+
+def test_rows_without_a_condition_train_and_score_the_rating_alone(multi_task_run):
+    """The data has rows with an empty condition in every split (its schema lets the column go empty): Transform
+    gives them the label id -1, the Evaluator and the test scores count them for the rating only."""
+    import tensorflow as tf
+
+    base, summary, _ = multi_task_run
+    missing = {split: sum(1 for r in _rows(split) if not r["condition"]) for split in ("train", "eval", "test")}
+    assert all(missing.values()), missing
+    transformed = sorted((base / "root" / "Transform" / "transformed_examples").glob("*/Split-train/*.gz"))
+    ids = [tf.train.Example.FromString(r.numpy()).features.feature["label_id_condition"].int64_list.value[0]
+           for r in tf.data.TFRecordDataset([str(p) for p in transformed], compression_type="GZIP")]
+    assert ids.count(-1) == missing["train"] and min(i for i in ids if i != -1) >= 0
+    eval_rows = len(_rows("eval"))
+    assert summary["eval_metrics"]["rating/example_count"] == eval_rows
+    assert summary["eval_metrics"]["condition/example_count"] == eval_rows - missing["eval"]
+    test = summary["test_metrics"]["tasks"]
+    assert test["rating"]["examples"] == len(_rows("test"))
+    assert test["condition"]["examples"] == len(_rows("test")) - missing["test"]
+
+
+def test_a_fresh_process_gets_every_task_from_the_pushed_model(multi_task_run):
+    _, summary, _ = multi_task_run
+    script = (
+        "import json, sys, tensorflow as tf, tensorflow_text\n"
+        "m = tf.saved_model.load(sys.argv[1])\n"
+        "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
+        "print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else [x.decode() for x in v.numpy()]"
+        " for k, v in out.items()}))\n")
+    proc = subprocess.run([sys.executable, "-c", script, summary["pushed_dir"], json.dumps(TEXTS)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out) == {f"{task}/{name}" for task in TASKS for name in ("label", "label_id", "probabilities")}
+    names = json.loads((Path(summary["pushed_dir"]) / "assets.extra" / "class_names.json").read_text())
+    for task in TASKS:
+        assert len(out[f"{task}/probabilities"]) == len(TEXTS)
+        for row, label, label_id in zip(out[f"{task}/probabilities"], out[f"{task}/label"], out[f"{task}/label_id"]):
+            assert len(row) == len(names[task]) and abs(sum(row) - 1) < 1e-4
+            assert names[task][label_id] == label and row.index(max(row)) == label_id
+
+
+@pytest.fixture(scope="module")
+def server(multi_task_run, tmp_path_factory):
+    _, summary, _ = multi_task_run
+    serving = tmp_path_factory.mktemp("serve-multi") / "serving"
+    copy_version(Path(summary["pushed_dir"]), serving, 1)
+    with Server(serving, "--poll-seconds", "0.2") as running:
+        running.wait_for(lambda states: states.get(1, {}).get("state") == "AVAILABLE", what="version 1")
+        yield running
+
+
+def test_rest_answers_one_entry_per_task_in_row_and_columnar_formats(server):
+    rows = server.predict({"instances": TEXTS})
+    assert rows.status_code == 200, rows.text
+    predictions = rows.json()["predictions"]
+    assert len(predictions) == len(TEXTS)
+    for prediction in predictions:
+        assert {f"{task}/label" for task in TASKS} <= set(prediction)
+        assert len(prediction["rating/probabilities"]) == 3
+    columns = server.predict({"inputs": TEXTS})
+    assert columns.status_code == 200, columns.text
+    outputs = columns.json()["outputs"]
+    assert set(outputs) == {f"{task}/{name}" for task in TASKS for name in ("label", "label_id", "probabilities")}
+    assert outputs["rating/label"] == [p["rating/label"] for p in predictions]
+    assert outputs["condition/label"] == [p["condition/label"] for p in predictions]
+    classify = server.predict({"signature_name": "classification", "examples": [{"text": t} for t in TEXTS]},
+                              verb="classify")
+    assert classify.status_code == 200, classify.text  # Classify: the first label column's task
+    assert [c[0] for c in classify.json()["results"][0]] == ["negative", "neutral", "positive"]
+
+
+def test_the_demo_page_shows_bars_per_task_in_a_real_browser(server, browser):
+    page, errors = open_page(browser, server.url + "/", width=390, height=844)
+    served = requests.get(server.url + "/demo/model.json", timeout=10).json()
+    page.wait_for_selector(f"#model:has-text('version {served['version']}')")
+    assert "tasks: rating (negative, neutral, positive); condition (" in page.inner_text("#model")
+    page.fill("#texts", "\n".join(TEXTS))
+    page.click("#classify")
+    page.wait_for_selector(".result >> nth=1")
+    results = page.locator(".result")
+    assert results.count() == 2
+    for i in range(2):
+        for task in TASKS:
+            part = results.nth(i).locator(f".task[data-task='{task}']")
+            assert part.locator(".label").inner_text().startswith(f"{task} → ")
+            names = part.locator(".bar-name").all_inner_texts()
+            assert names == served["class_names"][task]
+            widths = [float(w.rstrip("%")) for w in part.locator(".bar").evaluate_all(
+                "bars => bars.map(b => b.style.width)")]
+            assert abs(sum(widths) - 100) < 0.5
+    page.screenshot(path=str(ARTIFACTS / "demo-multi-task.png"), full_page=True)
+    assert errors == []
+
+
+# The front door: one sentence naming the column, before any component runs ----------------------------------------
+
+def _own_copy(tmp_path: Path, edit) -> Path:
+    """The drug_reviews splits copied to `tmp_path`, with `edit(rows)` applied to the training split."""
+    for split in ("train", "eval", "test"):
+        rows = _rows(split)
+        if split == "train":
+            edit(rows)
+        folder = tmp_path / "data" / split
+        folder.mkdir(parents=True)
+        with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["text", *TASKS])
+            writer.writeheader()
+            writer.writerows(rows)
+    return tmp_path / "data"
+
+
+def _refused(tmp_path, edit, *extra):
+    data = _own_copy(tmp_path, edit)
+    proc = run_local("--data-root", data, "--schema", SCHEMA, "--label-column", ",".join(TASKS), *ARGS[2:], *extra,
+                     "--pipeline-root", tmp_path / "root", "--serving-dir", tmp_path / "serving")
+    assert proc.returncode != 0
+    assert not (tmp_path / "root" / "CsvExampleGen").exists()  # refused before any component ran
+    return proc.stderr
+
+
+def test_an_unknown_value_in_one_label_column_is_refused_naming_that_column(tmp_path):
+    def edit(rows):
+        rows[3]["condition"] = "Hiccups"
+    err = _refused(tmp_path, edit)
+    assert "label values that" in err and "for column 'condition'" in err and "'Hiccups' in 1 row(s)" in err
+    assert "string_domain of 'condition'" in err
+
+
+def test_a_missing_value_in_a_required_label_column_is_refused_naming_it(tmp_path):
+    def edit(rows):
+        rows[5]["rating"] = ""
+    err = _refused(tmp_path, edit)
+    assert "have no value in the label column 'rating'" in err
+    assert "presence.min_fraction" in err  # how a column is let go empty
+
+
+def test_distillation_is_refused_with_several_label_columns(tmp_path):
+    err = _refused(tmp_path, lambda rows: None, "--student-layers", "1")
+    assert "--student-layers distils one-label classifiers" in err and "rating, condition" in err
