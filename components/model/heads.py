@@ -9,7 +9,7 @@ metrics here mask it out, so no answer is ever invented for it.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 import tf_keras as keras
@@ -67,14 +67,19 @@ class GlobalBatchCrossEntropy(keras.losses.Loss):
     when every replica gets as many examples; length bucketing makes batches of any size, so a batch of 13 split 7 + 6
     would weigh examples unequally. Dividing each replica's sum by the global count (one scalar all-reduce) makes every
     step exactly the single-process step on the same global batch. On one replica this is the plain batch mean. Rows
-    without a label for this task (tasks.MISSING) are neither summed nor counted."""
+    without a label for this task (tasks.MISSING) are neither summed nor counted. With `class_weights`, each row's
+    loss is multiplied by its class's weight (the count is unchanged, so balanced weights keep the loss's scale)."""
 
-    def __init__(self, name: str = "sparse_categorical_crossentropy"):
+    def __init__(self, name: str = "sparse_categorical_crossentropy", class_weights: Optional[Sequence[float]] = None):
         super().__init__(reduction=keras.losses.Reduction.SUM, name=name)
+        self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
 
     def call(self, y_true, y_pred):
         labels, present = _labelled(y_true)
-        per_example = keras.losses.sparse_categorical_crossentropy(labels, y_pred) * tf.cast(present, y_pred.dtype)
+        weight = tf.cast(present, y_pred.dtype)
+        if self._class_weights is not None:  # each row weighs its class's weight (balanced_class_weights)
+            weight *= tf.gather(tf.constant(self._class_weights, y_pred.dtype), labels)
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, y_pred) * weight
         count = tf.reduce_sum(tf.cast(present, per_example.dtype))
         replica = tf.distribute.get_replica_context()
         if replica is not None and replica.num_replicas_in_sync > 1:
@@ -102,11 +107,24 @@ def metrics():
     return [LabelledAccuracy(name="accuracy"), LabelledCrossEntropy(name=CROSS_ENTROPY)]
 
 
-def compile_args(tasks: Sequence[Task], weights: Sequence[float]) -> dict:
-    """model.compile's loss, loss weights and metrics for these tasks (one: the plain ones)."""
+def balanced_class_weights(counts: Sequence[int]) -> List[float]:
+    """Per-class loss weights that give every class of a task the same total weight: n / (k * n_c) for the k classes
+    and n labelled rows (a class with no training row gets 1.0: it has no row to weigh). A row of a rare class then
+    counts as much, in sum, as the rows of a frequent one, which pays in macro F1 (the mean over the classes) at some
+    cost in accuracy."""
+    total, present = sum(counts), [c for c in counts if c > 0]
+    return [total / (len(present) * c) if c > 0 else 1.0 for c in counts]
+
+
+def compile_args(tasks: Sequence[Task], weights: Sequence[float],
+                 class_weights: Optional[Mapping[str, Sequence[float]]] = None) -> dict:
+    """model.compile's loss, loss weights and metrics for these tasks (one: the plain ones); `class_weights`:
+    {column: per-class loss weights} (the one task's column for one task)."""
+    class_weights = class_weights or {}
     if len(tasks) == 1 and not tasks[0].multi:
-        return {"loss": GlobalBatchCrossEntropy(), "metrics": metrics()}
-    return {"loss": {t.column: GlobalBatchCrossEntropy() for t in tasks},
+        return {"loss": GlobalBatchCrossEntropy(class_weights=class_weights.get(tasks[0].column)),
+                "metrics": metrics()}
+    return {"loss": {t.column: GlobalBatchCrossEntropy(class_weights=class_weights.get(t.column)) for t in tasks},
             "loss_weights": {t.column: float(w) for t, w in zip(tasks, weights)},
             "metrics": {t.column: metrics() for t in tasks}}
 

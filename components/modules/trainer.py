@@ -134,6 +134,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         progress(f"Trainer: starting from the encoder the Pretrainer adapted, {fn_args.base_model}")
     else:
         start = settings
+    class_weights = (_balanced_class_weights(fn_args, tf_transform_output, label_tasks)
+                     if settings.class_weights == "balanced" else None)
     compute = precision.choose(settings.precision, len(tf.config.list_physical_devices("GPU")))
     # The variables (model and optimizer) are mirrored on every replica; layers compute in `compute`'s dtype.
     with strategy.scope(), precision.keras_policy(compute):
@@ -143,7 +145,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                      if settings.warm_start else None)
         model.compile(optimizer=_make_optimizer(settings, total_steps),
                       **heads.compile_args(label_tasks, tasks.parse_weights(settings.task_weights,
-                                                                            [t.column for t in label_tasks])))
+                                                                            [t.column for t in label_tasks]),
+                                           class_weights))
 
     with distribution.write_location(fn_args.model_run_dir, chief) as log_dir:
         speed = training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs, task=task, replicas=replicas)
@@ -169,6 +172,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                                   else settings.pretrained_dir),
                        encoder=encoder_config(start, tf_transform_output))
         export(model, fn_args, tf_transform_output, settings, label_tasks, serving_model_dir)
+
+
+def _balanced_class_weights(fn_args, tf_transform_output, label_tasks: Sequence[Task]) -> Dict[str, List[float]]:
+    """{column: per-class loss weights} from the training split's label counts (heads.balanced_class_weights)."""
+    import numpy as np
+
+    labels = examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_tasks).map(
+        lambda _, target: target).batch(4096)
+    counts = {t.column: np.zeros(len(t.classes), np.int64) for t in label_tasks}
+    for batch in labels.as_numpy_iterator():
+        by_task = batch if isinstance(batch, dict) else {label_tasks[0].column: batch}
+        for column, ids in by_task.items():
+            counts[column] += np.bincount(ids[ids >= 0], minlength=len(counts[column]))
+    weights = {c: heads.balanced_class_weights(n.tolist()) for c, n in counts.items()}
+    progress("Trainer: balanced class weights, " + "; ".join(
+        f"{c or 'label'} {min(w):.2f} to {max(w):.2f}" for c, w in weights.items()))
+    return weights
 
 
 def encoder_config(settings: TrainerSettings, tf_transform_output) -> bert.BertConfig:

@@ -18,6 +18,7 @@ from components.settings.encoder import MODEL_SIZES, SCRATCH_MAX_POSITIONS, Enco
 from components.settings.transform import check_label_domains
 
 POOLING_MODES = ("cls", "mean")
+CLASS_WEIGHTINGS = ("none", "balanced")
 
 # Peak learning rates, chosen on Rotten Tomatoes' eval split (benchmarks/results.md): a checkpoint is fine-tuned
 # with small steps; an encoder trained from scratch needs larger ones.
@@ -42,6 +43,10 @@ class TrainerSettings(EncoderTrainingSettings):
     label_names: Tuple[str, ...] = setting((), derived="Transform's label_names: the class names, in label-id order")
     task_label_names: Tuple[Tuple[str, ...], ...] = setting(
         (), derived="Transform's task_label_names: each label column's classes, with several label columns")
+    class_weights: str = setting(
+        "none", "'balanced' weighs each training row's loss by the inverse of its class's frequency (per task), so "
+                "every class counts the same: better macro F1 on data with rare classes, at some cost in accuracy; "
+                "'none' weighs every row alike", flag="--class-weights", choices=CLASS_WEIGHTINGS)
     task_weights: str = setting(
         "", "with several label columns: each task's weight in the loss, comma-separated in --label-column's order "
             "(e.g. 2,1); default: equal weights", flag="--task-weights")

@@ -38,8 +38,9 @@ TEXT_CHECKS_HEADER = """\
 """
 SCHEMA_HEADER = """\
 # Frozen by the first run whose data passed the checks: every later run validates its data against this file.
-# Edit it when the data changes legitimately: add a class to string_domain "label" (at the end: label ids follow
-# this order), loosen the label's drift_comparator threshold; see docs/data.md ("Your own data").
+# Edit it when the data changes legitimately: add a class to string_domain "label" (with several label columns,
+# the string_domain named after the column) at the end, since label ids follow this order; loosen a label's
+# drift_comparator threshold; see docs/data.md ("Your own data").
 """
 
 

@@ -90,20 +90,27 @@ def test_the_student_starts_from_the_real_teachers_tensors(first_run):
 
 
 # The teacher the comparison needs: the packaged all-MiniLM-L6-v2 fine-tuned on the quick subset (a from-scratch
-# encoder on 800 texts answers about 0.5 for everything, which teaches a student nothing).
-COMPARISON_ARGS = ["--max-examples", "1000", "--max-seq-length", "64", "--epochs", "2", "--student-layers", "2",
-                   "--distill-epochs", "2", "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
+# encoder on 800 texts answers about 0.5 for everything, which teaches a student nothing). Batches of 64 at twice the
+# default rates: half the optimizer steps, and the 2-layer student's step costs about the same either way (0.62 s
+# against 0.56 s on the 2-core machine), so its training takes about half the time; the teacher and students came out
+# better too (measured on 2026-12-03: teacher 0.771, students 0.760 and 0.771 on the labels alone and distilled,
+# against 0.760, 0.729 and 0.719 with batches of 32 at the default rates).
+COMPARISON_ARGS = ["--max-examples", "1000", "--max-seq-length", "64", "--epochs", "2", "--batch-size", "64",
+                   "--learning-rate", "2e-4", "--student-layers", "2", "--distill-epochs", "2",
+                   "--distill-learning-rate", "2e-4", "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
 
 
 @pytest.fixture(scope="session")
 def two_students(tmp_path_factory):
     """A pipeline root of its own, run twice: the student trained on the labels alone, then distilled from the same
-    teacher (the second run takes everything before the Distiller from the cache). Returns the two summaries."""
+    teacher (the second run takes everything before the Distiller from the cache). Each run pushes to a serving
+    folder of its own, so the second run's Evaluator has no model in service to evaluate as well (the test compares
+    the two students itself, on the Distiller's figures). Returns the two summaries."""
     base = tmp_path_factory.mktemp("two-students")
     summaries = []
     for name, extra in (("labels", ["--distill-soft-weight", "0"]), ("distilled", [])):
         proc = run_local(*COMPARISON_ARGS, *extra, "--pipeline-root", base / "root", "--serving-dir",
-                         base / "serving", "--summary-json", base / f"{name}.json")
+                         base / f"serving-{name}", "--summary-json", base / f"{name}.json")
         assert proc.returncode == 0, proc.stderr[-6000:]
         summaries.append(json.loads((base / f"{name}.json").read_text()))
     return summaries
@@ -111,10 +118,11 @@ def two_students(tmp_path_factory):
 
 def test_the_distilled_student_is_measured_against_one_trained_on_the_labels_alone(two_students):
     """The same 2-layer student of the fine-tuned MiniLM, from the same teacher and data, with and without the
-    teacher's soft targets. On 800 training and 96 eval texts the two are within a few texts of each other (measured:
-    the distilled one a point behind), so the test bounds the accuracy the soft targets may cost and says the
-    difference; that they teach what the labels do not is tests/unit/test_distillation.py's, and the full data's
-    comparison is benchmarks/distillation.py's."""
+    teacher's soft targets. On 823 training and 96 eval texts the two are within a few texts of each other (measured:
+    the distilled one a point ahead, 0.771 against 0.760), so the test bounds the accuracy the soft targets may cost
+    and says the difference; that they teach what the labels do not is tests/unit/test_distillation.py's, and the full
+    data's comparison is benchmarks/distillation.py's. "Learned" is above the eval split's majority share (66 of the
+    96 texts are fresh: 0.6875) and a macro F1 a one-class guess cannot reach (at most 0.5 with two classes)."""
     labels, again = two_students
     for node in (nodes.TRANSFORM, nodes.TRAINER):  # the teacher, its data and bucketing, unchanged
         assert again["components"][node]["state"] == "CACHED", node
@@ -132,7 +140,9 @@ def test_the_distilled_student_is_measured_against_one_trained_on_the_labels_alo
         f"against {plain['eval_kl_from_teacher']:.4f}; same answer as the teacher "
         f"{distilled['eval_agreement_with_teacher']:.3f} against {plain['eval_agreement_with_teacher']:.3f}",
         stacklevel=1)
-    assert distilled["student_eval_accuracy"] > 0.6 and plain["student_eval_accuracy"] > 0.6  # both learned
+    for summary, record in ((labels, plain), (again, distilled)):  # both learned; the Evaluator judged the student
+        assert record["student_eval_accuracy"] > 0.7, record
+        assert summary["eval_metrics"]["macro_f1_score"] > 0.6, summary["eval_metrics"]
     assert margin >= -0.05, (distilled, plain)
 
 

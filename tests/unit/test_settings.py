@@ -100,7 +100,7 @@ def test_hyperparameters_are_the_trainer_settings_with_a_flag():
     names = {f.name for f in hyperparameters()}
     assert names == {"model_size", "pooling", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
                      "layer_decay", "dropout", "early_stopping_patience", "seed", "distribution", "precision",
-                     "warm_start", "task_weights"}
+                     "warm_start", "task_weights", "class_weights"}
 
 
 def test_custom_config_round_trip_is_strict():

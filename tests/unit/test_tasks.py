@@ -248,3 +248,22 @@ def test_a_class_added_to_one_column_makes_the_models_not_comparable_naming_it()
     assert not same_classes(served, ["negative", "positive"])
     text = not_comparable_text({"baseline_classes": flat_classes(served), "candidate_classes": flat_classes(grown)})
     assert "new: condition: Pain" in text and "--accept-new-classes" in text
+
+
+def test_balanced_class_weights_give_every_class_the_same_total_weight():
+    import tensorflow as tf
+
+    from components.model import heads
+
+    counts = [6, 3, 1, 0]
+    weights = heads.balanced_class_weights(counts)
+    totals = [w * c for w, c in zip(weights, counts) if c]
+    assert totals == pytest.approx([totals[0]] * 3) and weights[3] == 1.0
+    assert sum(w * c for w, c in zip(weights, counts)) == pytest.approx(sum(counts))  # the loss keeps its scale
+    probabilities = tf.constant([[0.5, 0.25, 0.25, 0.0], [0.2, 0.2, 0.5, 0.1]])
+    plain = float(heads.GlobalBatchCrossEntropy()(tf.constant([0, 2]), probabilities))
+    weighted = float(heads.GlobalBatchCrossEntropy(class_weights=weights)(tf.constant([0, 2]), probabilities))
+    import math
+
+    assert plain == pytest.approx(-(math.log(0.5) + math.log(0.5)) / 2)
+    assert weighted == pytest.approx(-(weights[0] * math.log(0.5) + weights[2] * math.log(0.5)) / 2)

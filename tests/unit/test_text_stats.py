@@ -254,7 +254,7 @@ def test_a_file_overrides_what_it_names(tmp_path):
     assert isinstance(checks["min_word_coverage"], float)
 
 
-@pytest.mark.parametrize("dataset", ["rotten_tomatoes", "20newsgroups"])
+@pytest.mark.parametrize("dataset", ["rotten_tomatoes", "20newsgroups", "drug_reviews"])
 def test_the_curated_files_load(dataset):
     path = REPO / "schema" / dataset / "text_checks.toml"
     checks = load_checks(str(path))
