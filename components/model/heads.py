@@ -132,17 +132,24 @@ def compile_args(tasks: Sequence[Task], weights: Sequence[float],
 class TaskMeans(keras.callbacks.Callback):
     """With several tasks, adds to each epoch's logs the mean over the tasks of their accuracy and cross-entropy
     (and the eval split's), under the one-task names: early stopping watches `val_accuracy` and the run report plots
-    `accuracy` for any number of tasks, and each task's own figures stay in the logs ("rating_accuracy"). Listed first
-    among the callbacks, since Keras hands every callback the same logs."""
+    `accuracy` for any number of tasks, and each task's own figures stay in the logs ("rating_accuracy"); after each
+    step too, for the progress line's loss. Listed first among the callbacks, since Keras hands every callback the
+    same logs."""
 
     def __init__(self, tasks: Sequence[Task]):
         super().__init__()
         self._columns = [t.column for t in tasks]
 
+    def on_train_batch_end(self, batch, logs=None):  # the step's loss the progress line shows
+        self._average(logs, ("",))
+
     def on_epoch_end(self, epoch, logs=None):
+        self._average(logs, ("", "val_"))
+
+    def _average(self, logs, prefixes) -> None:
         if logs is None or len(self._columns) < 2:
             return
-        for prefix in ("", "val_"):
+        for prefix in prefixes:
             for name in TASK_MEANS:
                 values = [logs.get(f"{prefix}{column}_{name}") for column in self._columns]
                 if all(v is not None for v in values):

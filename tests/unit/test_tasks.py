@@ -191,6 +191,9 @@ def test_several_heads_share_the_encoder_and_train_with_weighted_losses():
     assert np.allclose(model.get_layer("condition").get_weights()[0], before)
     logs = history.history
     assert logs["accuracy"][-1] == pytest.approx((logs["rating_accuracy"][-1] + logs["condition_accuracy"][-1]) / 2)
+    step = {"rating_cross_entropy": 1.0, "condition_cross_entropy": 3.0}  # what the progress line reads each step
+    heads.TaskMeans(label_tasks).on_train_batch_end(0, step)
+    assert step["cross_entropy"] == 2.0
 
 
 # The schema a run without one curates, and the figures per task ---------------------------------------------------
