@@ -17,7 +17,7 @@ import requests
 
 from support import REPO, run_local
 from support.browser import ARTIFACTS, open_page
-from support.serving_server import Server, copy_version
+from support.serving_server import MODEL, Server, copy_version
 
 TASKS = ("rating", "condition")
 SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"
@@ -177,6 +177,26 @@ def test_rest_answers_one_entry_per_task_in_row_and_columnar_formats(server):
                               verb="classify")
     assert classify.status_code == 200, classify.text  # Classify: the first label column's task
     assert [c[0] for c in classify.json()["results"][0]] == ["negative", "neutral", "positive"]
+
+
+def test_grpc_predict_through_tf_servings_stubs_answers_every_task(server):
+    """TF Serving's own client stubs (tensorflow-serving-api) over gRPC: the same per-task outputs as REST."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    rest = server.predict({"inputs": TEXTS}).json()["outputs"]
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(TEXTS))
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+    assert set(response.outputs) == set(rest)
+    for task in TASKS:
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs[f"{task}/probabilities"]),
+                                   rest[f"{task}/probabilities"], rtol=1e-5, atol=1e-6)
+        assert [v.decode() for v in tf.make_ndarray(response.outputs[f"{task}/label"])] == rest[f"{task}/label"]
 
 
 def test_the_demo_page_shows_bars_per_task_in_a_real_browser(server, browser):

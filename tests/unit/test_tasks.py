@@ -270,3 +270,27 @@ def test_balanced_class_weights_give_every_class_the_same_total_weight():
 
     assert plain == pytest.approx(-(math.log(0.5) + math.log(0.5)) / 2)
     assert weighted == pytest.approx(-(weights[0] * math.log(0.5) + weights[2] * math.log(0.5)) / 2)
+
+
+def test_one_label_column_trains_on_exactly_the_loss_and_metrics_it_had():
+    """With every row labelled (a one-label run always is), the masked loss and metrics are Keras' own sparse
+    cross-entropy mean and accuracy, to the last digit: one-label runs train as before."""
+    import numpy as np
+    import tf_keras as keras
+
+    from components.model import heads
+
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(4), size=13).astype("float32")
+    labels_ = rng.integers(0, 4, 13)
+    ours = float(heads.GlobalBatchCrossEntropy()(labels_, probabilities))
+    theirs = float(keras.losses.SparseCategoricalCrossentropy()(labels_, probabilities))
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    for mine, keras_metric in ((heads.LabelledAccuracy(), keras.metrics.SparseCategoricalAccuracy()),
+                               (heads.LabelledCrossEntropy(), keras.metrics.SparseCategoricalCrossentropy())):
+        mine.update_state(labels_, probabilities)
+        keras_metric.update_state(labels_, probabilities)
+        assert float(mine.result()) == pytest.approx(float(keras_metric.result()), rel=1e-6)
+    (task,) = tasks.tasks_of("label", ("a", "b", "c", "d"))
+    args = heads.compile_args([task], (1.0,))
+    assert isinstance(args["loss"], heads.GlobalBatchCrossEntropy) and "loss_weights" not in args
