@@ -68,7 +68,7 @@ def scores(truth: list, predicted: list) -> dict:
             "macro_f1": round(f1_score(truth, predicted, average="macro", zero_division=0), 4)}
 
 
-def run_task(data: dict, text_column: str, label: str) -> dict:
+def run_task(data: dict, text_column: str, label: str, features_grid=FEATURES) -> dict:
     """Grid search on eval for one label column, then the chosen model's eval and test scores."""
     labelled = {s: [(r[text_column], r[label]) for r in rows if r[label].strip()] for s, rows in data.items()}
     texts = {s: [t for t, _ in rows] for s, rows in labelled.items()}
@@ -76,7 +76,7 @@ def run_task(data: dict, text_column: str, label: str) -> dict:
     if len(set(truth["train"])) < 2:
         raise SystemExit(f"error: column {label!r} has fewer than two classes among the labelled training rows")
     best = None
-    for kind in FEATURES:
+    for kind in features_grid:
         features = vectorizer(kind).fit(texts["train"])
         x = {s: features.transform(texts[s]) for s in SPLITS}
         for c, weight in itertools.product(C_GRID, CLASS_WEIGHTS):
@@ -113,18 +113,22 @@ def main(argv=None) -> int:
                                                f"built-in's {assets.LABEL_COLUMNS['drug_reviews']}; with --data-root: "
                                                f"{assets.LABEL_COLUMN})")
     parser.add_argument("--text-column", default=assets.TEXT_COLUMN, help="the text column (default: %(default)s)")
+    parser.add_argument("--features", choices=FEATURES, action="append",
+                        help="the features to try (repeatable; default: both). Character n-grams of long texts (e.g. "
+                             "20newsgroups' posts) take long to fit: --features word keeps to word n-grams")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args(argv)
+    features_grid = tuple(args.features or FEATURES)
     root = args.data_root or assets.ensure_dataset("drug_reviews")
     columns = args.label_column or (assets.LABEL_COLUMN if args.data_root else assets.LABEL_COLUMNS["drug_reviews"])
     labels = [c.strip() for c in columns.split(",") if c.strip()]
     data = {s: read_split(root / s, args.text_column, labels) for s in SPLITS}
-    results = [run_task(data, args.text_column, label) for label in labels]
+    results = [run_task(data, args.text_column, label, features_grid) for label in labels]
     print(f"{root}: " + ", ".join(f"{len(data[s])} {s} rows" for s in SPLITS))
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps({"data_root": str(root), "selection": "eval macro F1",
-                                         "grid": {"C": C_GRID, "features": FEATURES,
+                                         "grid": {"C": C_GRID, "features": features_grid,
                                                   "class_weight": [w or "none" for w in CLASS_WEIGHTS]},
                                          "tasks": results}, indent=2) + "\n")
     return 0
