@@ -7,7 +7,6 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import csv  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -15,18 +14,14 @@ import pytest  # noqa: E402
 from components import tasks  # noqa: E402
 from pipeline.cli import inputs, labels  # noqa: E402
 from pipeline.cli.inputs import InputError  # noqa: E402
+from support.own_data import write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"
 
 
 def write_rows(path: Path, rows, header=("text", "rating", "condition")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return write_csv(path, rows, header)
 
 
 # components/tasks.py ----------------------------------------------------------------------------------------------
