@@ -142,18 +142,20 @@ def data_section(context: ReportContext, summary: dict) -> str:
     parts.append(_figure(lambda ax: (ax.bar(list(counts), list(counts.values())), ax.set_ylabel("examples"),
                                      ax.set_xlabel("split")), "Examples per split"))
     first_labels = {}
-    for column in label_columns(context.label_key):  # one figure per label column
+    columns = label_columns(context.label_key)
+    for column in columns:  # one figure per label column
+        named = f" ({column})" if len(columns) > 1 else ""
         labels = label_counts(context.statistics, column) if context.statistics else {}
         first_labels = first_labels or labels
         if labels:
             parts.append(_figure(lambda ax, labels=labels, column=column: _bars(ax, labels, "examples",
                                                                                 f"label ({column})"),
-                                 f"Label distribution per split ({column})"))
+                                 f"Label distribution per split{named}"))
         if context.baseline_statistics and labels.get("train"):
             before = label_counts(context.baseline_statistics, column).get("train", {})
             parts.append(_figure(lambda ax, labels=labels, before=before: _bars(
                 ax, {"this run": share(labels["train"]), "baseline (last accepted)": share(before)},
-                "share of examples", "label"), f"Train labels ({column}) against the drift checks' baseline"))
+                "share of examples", "label"), f"Train labels{named} against the drift checks' baseline"))
     if not (context.baseline_statistics and first_labels.get("train")):
         parts.append(_p("No baseline: this is the pipeline's first accepted data, so the drift checks had nothing to "
                         "compare with."))
