@@ -23,6 +23,7 @@ import csv
 import itertools
 import json
 import sys
+import time
 from pathlib import Path
 
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -55,8 +56,8 @@ def read_split(folder: Path, text_column: str, label_columns: list) -> list:
     return rows
 
 
-def vectorizer(kind: str):
-    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, strip_accents="unicode")
+def vectorizer(kind: str, min_df: int = 1):
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df, strip_accents="unicode")
     if kind == "word":
         return word
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)
@@ -68,7 +69,7 @@ def scores(truth: list, predicted: list) -> dict:
             "macro_f1": round(f1_score(truth, predicted, average="macro", zero_division=0), 4)}
 
 
-def run_task(data: dict, text_column: str, label: str, features_grid=FEATURES) -> dict:
+def run_task(data: dict, text_column: str, label: str, features_grid=FEATURES, c_grid=C_GRID, min_df: int = 1) -> dict:
     """Grid search on eval for one label column, then the chosen model's eval and test scores."""
     labelled = {s: [(r[text_column], r[label]) for r in rows if r[label].strip()] for s, rows in data.items()}
     texts = {s: [t for t, _ in rows] for s, rows in labelled.items()}
@@ -77,11 +78,14 @@ def run_task(data: dict, text_column: str, label: str, features_grid=FEATURES) -
         raise SystemExit(f"error: column {label!r} has fewer than two classes among the labelled training rows")
     best = None
     for kind in features_grid:
-        features = vectorizer(kind).fit(texts["train"])
+        features = vectorizer(kind, min_df).fit(texts["train"])
         x = {s: features.transform(texts[s]) for s in SPLITS}
-        for c, weight in itertools.product(C_GRID, CLASS_WEIGHTS):
+        for c, weight in itertools.product(c_grid, CLASS_WEIGHTS):
+            started = time.monotonic()
             model = LogisticRegression(C=c, class_weight=weight, max_iter=5000).fit(x["train"], truth["train"])
             eval_scores = scores(truth["eval"], list(model.predict(x["eval"])))
+            print(f"  {label}: {kind} ({x['train'].shape[1]} features), C={c:g}, weights {weight or 'none'}: eval "
+                  f"macro F1 {eval_scores['macro_f1']:.3f} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
             if best is None or eval_scores["macro_f1"] > best[0]["macro_f1"]:
                 best = (eval_scores, {"features": kind, "C": c, "class_weight": weight or "none"},
                         scores(truth["test"], list(model.predict(x["test"]))))
@@ -116,19 +120,28 @@ def main(argv=None) -> int:
     parser.add_argument("--features", choices=FEATURES, action="append",
                         help="the features to try (repeatable; default: both). Character n-grams of long texts (e.g. "
                              "20newsgroups' posts) take long to fit: --features word keeps to word n-grams")
+    parser.add_argument("--c", type=float, action="append", dest="c_grid",
+                        help="a regularization strength C to try (repeatable; default: "
+                             f"{', '.join(f'{c:g}' for c in C_GRID)})")
+    parser.add_argument("--min-df", type=int, default=1,
+                        help="keep word n-grams found in at least this many training texts (default: %(default)s; "
+                             "2 or more shrinks the features of a large corpus several times over)")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args(argv)
     features_grid = tuple(args.features or FEATURES)
+    c_grid = tuple(args.c_grid or C_GRID)
+    if any(c <= 0 for c in c_grid) or args.min_df < 1:
+        parser.error("--c must be positive and --min-df at least 1")
     root = args.data_root or assets.ensure_dataset("drug_reviews")
     columns = args.label_column or (assets.LABEL_COLUMN if args.data_root else assets.LABEL_COLUMNS["drug_reviews"])
     labels = [c.strip() for c in columns.split(",") if c.strip()]
     data = {s: read_split(root / s, args.text_column, labels) for s in SPLITS}
-    results = [run_task(data, args.text_column, label, features_grid) for label in labels]
+    results = [run_task(data, args.text_column, label, features_grid, c_grid, args.min_df) for label in labels]
     print(f"{root}: " + ", ".join(f"{len(data[s])} {s} rows" for s in SPLITS))
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps({"data_root": str(root), "selection": "eval macro F1",
-                                         "grid": {"C": C_GRID, "features": features_grid,
+                                         "grid": {"C": c_grid, "features": features_grid, "min_df": args.min_df,
                                                   "class_weight": [w or "none" for w in CLASS_WEIGHTS]},
                                          "tasks": results}, indent=2) + "\n")
     return 0
