@@ -8,12 +8,17 @@ pipeline/kubeflow/storage.py writes them. It is then executed task by task with 
 uploaded after exit 0 or skipped when missing. Every TFX step writes straight to its s3:// URI, so the launcher
 uploads nothing of theirs (and overwrites nothing): the skip is what makes TFX and the launcher agree. The pods' only
 credentials are the secret's: this process's environment has none.
+
+The spec is compiled with the distillation stage (`--student-layers 1`): the Distiller task trains a 1-layer student
+from the Trainer's model, on the store like every other step, and the student, not the teacher, is checked, evaluated
+and pushed. (One execution serves both: the whole pipeline task by task takes minutes.)
 """
 
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
+import json
 import subprocess
 import sys
 
@@ -29,8 +34,8 @@ from support.s3_server import ACCESS_KEY, SECRET_KEY
 BUCKET = "mlpipeline"
 COMPILE_ARGS = ["--image", "registry.example.com/ml/bert-tfx-pipeline:1.2.3", "--dataset", "custom", "--labels",
                 "fresh,rotten", "--text-column", TEXT, "--label-column", LABEL, "--max-seq-length", "32",
-                "--batch-size", "16", "--epochs", "1", "--train-steps", "3", "--learning-rate", "2e-3",
-                "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
+                "--batch-size", "16", "--epochs", "1", "--train-steps", "5", "--learning-rate", "2e-3",
+                "--min-accuracy", "0.0", "--min-macro-f1", "0.0", "--student-layers", "1", "--distill-epochs", "1"]
 SECRET = {"mlpipeline-minio-artifact": {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}}
 
 
@@ -97,9 +102,12 @@ def test_s3_flags_are_checked():
         spec["deploymentSpec"]["executors"]["b"]
 
 
-@pytest.mark.slow  # the whole pipeline, task by task
-def test_the_spec_runs_with_every_artifact_on_the_store(compiled_s3, s3_server, tmp_path):
+@pytest.fixture(scope="module")
+def executed(compiled_s3, s3_server, tmp_path_factory):
+    """Every task of the compiled spec, run as KFP's driver and launcher run it, with the data, pipeline root and
+    serving folder on the store. Returns the task results."""
     _, path = compiled_s3
+    tmp_path = tmp_path_factory.mktemp("kfp_s3_run")
     s3_server.bucket(BUCKET)
     local = tmp_path / "reviews.csv"
     write_csv(local, rows(300, seed=0))
@@ -108,7 +116,7 @@ def test_the_spec_runs_with_every_artifact_on_the_store(compiled_s3, s3_server, 
     pod_env = {"PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", "BERT_TFX_DATA_DIR": str(tmp_path / "no-data"),
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
     spec, _, _ = kfp_local.load(path)
-    values = parameters.resolve_parameters(spec, ["train_steps=3"])
+    values = parameters.resolve_parameters(spec, ["train_steps=3"])  # `run --param train_steps=3`
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
     os_environ = dict(os.environ)
     os.environ.clear()
@@ -121,6 +129,23 @@ def test_the_spec_runs_with_every_artifact_on_the_store(compiled_s3, s3_server, 
         os.environ.update(os_environ)
     failed = [f"{r.name}: {r.status}\n{r.log_tail()}" for r in results.values() if r.status not in kfp_local.DONE]
     assert not failed, "\n".join(failed)
+    return spec, results
+
+
+def _key(uri: str) -> str:
+    prefix = f"s3://{BUCKET}/"
+    assert uri.startswith(prefix), uri
+    return uri[len(prefix):]
+
+
+def _output_uri(results, task: str, key: str = "model") -> str:
+    return results[task].artifacts[key][0]["uri"]
+
+
+@pytest.mark.slow  # the whole pipeline, task by task
+def test_the_spec_runs_with_every_artifact_on_the_store(executed, s3_server):
+    spec, results = executed
+    assert set(results) == set(spec["root"]["dag"]["tasks"]) and nodes.DISTILLER in results
     containers = [r for r in results.values() if r.kind == "container"]
     for result in containers:
         # TFX wrote every output straight to its s3:// URI: the launcher had no local file to upload
@@ -133,3 +158,49 @@ def test_the_spec_runs_with_every_artifact_on_the_store(compiled_s3, s3_server, 
     assert len(pushed) == 1, keys
     assert any(k.startswith("v2/bert/baselines/DataValidationGate/") for k in keys)
     assert any(k.endswith("/executor-logs") for k in keys)  # the launcher's log upload
+
+
+@pytest.mark.slow
+def test_the_distiller_trained_a_one_layer_student_from_the_trainers_model(executed, s3_server):
+    _, results = executed
+    teacher = _output_uri(results, nodes.TRAINER)
+    given = results[nodes.DISTILLER].executor_input["inputs"]["artifacts"]["base_model"]["artifacts"]
+    assert [a["uri"] for a in given] == [teacher]
+    student = _output_uri(results, nodes.DISTILLER)
+    record = json.loads(s3_server.read(BUCKET, _key(student) + "/training_history.json"))
+    assert record["distillation"]["teacher"] == teacher + "/Format-Serving"
+    assert record["distillation"]["copied_from_teacher_layers"] == [1] and record["encoder"]["num_layers"] == 1
+    # Its cap is the compiled --train-steps: the run's train_steps parameter is the Trainer's TrainArgs alone.
+    assert record["total_steps"] == 5
+    trainer_record = json.loads(s3_server.read(BUCKET, _key(teacher) + "/training_history.json"))
+    assert trainer_record["total_steps"] == 3
+    for task in (nodes.SERVING_CHECK, nodes.EVALUATOR, nodes.MODEL_CARD):
+        judged = results[task].executor_input["inputs"]["artifacts"]["model"]["artifacts"]
+        assert [a["uri"] for a in judged] == [student], task
+
+
+@pytest.mark.slow
+def test_the_pushed_version_is_the_student_and_answers_in_a_fresh_process(executed, s3_server, tmp_path):
+    _, results = executed
+    pushed = results[nodes.PUSHER].artifacts["pushed_model"][0]["metadata"]
+    assert pushed["pushed"] == 1
+    version = _key(pushed["pushed_destination"])
+    assert version.rsplit("/", 1)[0] == "serving/bert_classifier"
+    student = _key(_output_uri(results, nodes.DISTILLER)) + "/Format-Serving"
+    data = "variables/variables.data-00000-of-00001"
+    assert s3_server.read(BUCKET, f"{version}/{data}") == s3_server.read(BUCKET, f"{student}/{data}")
+    local = tmp_path / "version"  # a copy on this disk: serving from the store is tests/e2e/test_object_store.py's
+    for key in s3_server.keys(BUCKET, version + "/"):
+        target = local / key[len(version) + 1:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3_server.read(BUCKET, key))
+    code = ("import json, re, sys, tensorflow as tf, tensorflow_text\n"
+            "m = tf.saved_model.load(sys.argv[1])\n"
+            "layers = sorted({int(g) for v in m.model.variables for g in re.findall(r'layer_(\\d+)/', v.name)})\n"
+            "out = m.signatures['serving_default'](text=tf.constant(['a wonderful, moving film']))\n"
+            "print(json.dumps([layers, [x.decode() for x in out['label'].numpy()]]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(local)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    layers, labels = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert layers == [0] and labels[0] in ("fresh", "rotten")

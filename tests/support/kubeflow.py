@@ -1,7 +1,7 @@
 """What tests/integration/test_kubeflow.py (the compiled spec), test_kubeflow_commands.py (upload, run, schedule) and
 test_beam_runners.py share: the arguments of the compile they check, `run_cli` (pipeline/run_kubeflow.py as a user runs
-it) and `process_state_kept`; and `compiled_here`, the spec the executed-spec tests (test_kubeflow_executed.py,
-test_kubeflow_distilled.py) compile with this machine's paths. The fixtures built on them (`compiled`, `stub`, `cli`)
+it) and `process_state_kept`; and `compiled_here`, the spec the executed-spec test (test_kubeflow_executed.py) compiles
+with this machine's paths. The fixtures built on them (`compiled`, `stub`, `cli`)
 are tests/integration/conftest.py's."""
 
 import os
