@@ -19,9 +19,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUN_ARGS ?=
 SERVE_ARGS ?=
 TEST_ARGS ?=
-# Test processes (pytest-xdist): the pipeline runs are mostly one busy core each; tests/conftest.py groups the tests
-# that share a run so that each run happens once.
-TEST_WORKERS ?= 2
+# Test processes (pytest-xdist): tests/conftest.py groups the tests that share a run so that each run happens once,
+# and hands out the longest groups first. Three on the 2 cores: a pipeline run leaves a core idle much of the time
+# (starting processes, Beam, waiting on servers), which a third worker fills.
+TEST_WORKERS ?= 3
 
 .PHONY: help venv tools assets browser run serve lint test test-fast clean-outputs
 
