@@ -3,8 +3,8 @@ an on-premises Kubeflow's MinIO or SeaweedFS would hold them: the data root, the
 schema, the run-to-run baselines, the report), the serving folder and the masked-LM stage's unlabeled texts are
 s3:// URIs, reached through TensorFlow's S3 file system (tensorflow-io) and Beam's (boto3). The first run freezes
 its schema, publishes what its gates accepted and pushes; the second finds its frozen schema, baselines and model in
-service on the store; the server serves the pushed model from the store. Nothing is written where the runner is
-started, and only ML Metadata, the run lock and the log stay on this machine's disk."""
+service on the store, and warm-starts from that model; the server serves the pushed model from the store. Nothing is
+written where the runner is started, and only ML Metadata, the run lock and the log stay on this machine's disk."""
 
 import json
 import os
@@ -41,11 +41,14 @@ def store(s3_server, tmp_path_factory):
     cwd = local / "cwd"
     cwd.mkdir()
     root, serving = f"s3://{BUCKET}/pipelines/reviews", f"s3://{BUCKET}/serving"
-    flags = [*RUN_ARGS, "--data-root", f"s3://{BUCKET}/incoming", "--pipeline-root", root, "--serving-dir", serving,
-             "--pretrain-epochs", "1", "--unlabeled-data", f"s3://{BUCKET}/unlabeled"]
-    first = run_local(cwd, s3_server, *flags, "--summary-json", f"s3://{BUCKET}/summaries/first.json")
+    flags = [*RUN_ARGS, "--data-root", f"s3://{BUCKET}/incoming", "--pipeline-root", root, "--serving-dir", serving]
+    first = run_local(cwd, s3_server, *flags, "--pretrain-epochs", "1", "--unlabeled-data", f"s3://{BUCKET}/unlabeled",
+                      "--summary-json", f"s3://{BUCKET}/summaries/first.json")
     after_first = s3_server.keys(BUCKET)
-    second = run_local(cwd, s3_server, *flags, "--summary-json", f"s3://{BUCKET}/summaries/second.json")
+    # The second run retrains from the model in service on the store (--warm-start), for one step and without the
+    # masked-LM stage: what it checks is what it finds on the store, not another round of training.
+    second = run_local(cwd, s3_server, *flags, "--warm-start", "--train-steps", "1",
+                       "--summary-json", f"s3://{BUCKET}/summaries/second.json")
     return dict(server=s3_server, cwd=cwd, first=first, second=second, after_first=after_first, root=root,
                 serving=serving)
 
@@ -85,6 +88,7 @@ def test_the_second_run_finds_its_schema_baselines_and_model_in_service_on_the_s
     assert f"model in service {served}" in lookup and "last accepted statistics: data " in lookup, lookup
     assert f"schema: {store['root']}/schema/schema.pbtxt (frozen" in proc.stdout
     assert second["baseline_model"] == first["pushed_dir"], second
+    assert f"Trainer: warm start from the model in service, s3://{BUCKET}/serving/" in proc.stdout
     assert second["blessed"], second
     for step in (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM):  # the same data: TFX's cache holds
         assert second["components"][step]["state"] == "CACHED", (step, second["components"][step])
