@@ -95,9 +95,9 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
-# The groups that take minutes in few tests, longest first (a fresh clone's `make test`, 2026-12-04: served about 12
-# minutes of one worker, first_run 11, the others 2 to 5). xdist hands out the groups with the most tests first, which
-# left a 4-minute group of one test to start last and end the suite alone while the other workers sat idle.
+# The groups that take minutes in few tests, longest first (their measured times: benchmarks/results.md, "Test suite
+# timings"). xdist hands out the groups with the most tests first, which starts a group of one long test last, to end
+# the suite alone while the other workers sit idle.
 LONGEST_GROUPS = ("served", "first_run", "test_object_store", "test_multi_task", "test_kubeflow_on_s3",
                   "test_distilled_runs", "test_korean_run", "test_crash_safety", "test_own_data")
 
