@@ -10,8 +10,6 @@ tests/unit/test_distillation.py."""
 import json
 import os
 import re
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 
 from pipeline.dag import nodes
 from support import run_local
+from support.fresh_process import layers_and_labels
 from support.retraining import Case, snapshot
 
 
@@ -33,19 +32,6 @@ def _record(model: Path) -> dict:
     return json.loads((model / "training_history.json").read_text())
 
 
-def _layers_in_a_fresh_process(model_dir: Path, texts):
-    """(encoder layer indices of the SavedModel's classifier, labels of `texts`), from a new interpreter."""
-    code = ("import json, re, sys, tensorflow as tf, tensorflow_text\n"
-            "m = tf.saved_model.load(sys.argv[1])\n"
-            "layers = sorted({int(g) for v in m.model.variables for g in re.findall(r'layer_(\\d+)/', v.name)})\n"
-            "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
-            "print(json.dumps([layers, [x.decode() for x in out['label'].numpy()]]))\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(model_dir), json.dumps(texts)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_the_quick_run_pushes_a_student_of_two_layers_and_never_the_teacher(first_run):
     paths, summary, proc = first_run
     root = Path(paths["pipeline_root"])
@@ -55,10 +41,10 @@ def test_the_quick_run_pushes_a_student_of_two_layers_and_never_the_teacher(firs
     assert summary["pushed"] and "student of 2 layers" in summary["model"]
     pushed = Path(summary["pushed_dir"])
     texts = ["a wonderful, moving film", "dull and far too long"]
-    layers, labels = _layers_in_a_fresh_process(pushed, texts)
+    layers, labels = layers_and_labels(pushed, texts)
     assert layers == [0, 1] and len(labels) == 2
     assert set(labels) <= set(json.loads((student / "class_names.json").read_text()))
-    assert _layers_in_a_fresh_process(teacher / "Format-Serving", texts)[0] == [0, 1, 2, 3]
+    assert layers_and_labels(teacher / "Format-Serving", texts)[0] == [0, 1, 2, 3]
     variables = "variables/variables.data-00000-of-00001"
     assert (pushed / variables).read_bytes() == (student / "Format-Serving" / variables).read_bytes()
     record = _record(student)["distillation"]

@@ -28,6 +28,7 @@ import yaml
 from pipeline.dag import nodes
 from pipeline.kubeflow import parameters
 from support import REPO, kfp_local
+from support.fresh_process import layers_and_labels
 from support.retraining import LABEL, TEXT, rows, tiny_checkpoint, write_csv
 from support.s3_server import ACCESS_KEY, SECRET_KEY
 
@@ -194,13 +195,5 @@ def test_the_pushed_version_is_the_student_and_answers_in_a_fresh_process(execut
         target = local / key[len(version) + 1:]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3_server.read(BUCKET, key))
-    code = ("import json, re, sys, tensorflow as tf, tensorflow_text\n"
-            "m = tf.saved_model.load(sys.argv[1])\n"
-            "layers = sorted({int(g) for v in m.model.variables for g in re.findall(r'layer_(\\d+)/', v.name)})\n"
-            "out = m.signatures['serving_default'](text=tf.constant(['a wonderful, moving film']))\n"
-            "print(json.dumps([layers, [x.decode() for x in out['label'].numpy()]]))\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(local)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    layers, labels = json.loads(proc.stdout.strip().splitlines()[-1])
+    layers, labels = layers_and_labels(local, ["a wonderful, moving film"])
     assert layers == [0] and labels[0] in ("fresh", "rotten")
