@@ -44,10 +44,6 @@ def label_columns(label_key: str) -> Tuple[str, ...]:
     return columns
 
 
-def is_multi(label_key: str) -> bool:
-    return len(label_columns(label_key)) > 1
-
-
 @dataclasses.dataclass(frozen=True)
 class Task:
     """One label column: its classes (label id i is classes[i]) and the names its values travel under."""

@@ -6,7 +6,9 @@ weights, and the distillation loss it learns with.
   the embeddings and the head as they are, student layer i from teacher layer sources[i]; all or nothing, and any
   student tensor without exactly one teacher tensor of its shape is named in the error.
 * `DistillationLoss`, `LabelAccuracy`, `LabelCrossEntropy` – the loss and metrics of targets packed as
-  [label id, teacher probabilities...] (`pack_targets`).
+  [label id, teacher probabilities...] (`pack_targets`), one set per task with several label columns. A row without
+  a label for a task (label id tasks.MISSING) adds nothing to that task's loss or metrics, soft term included: the
+  teacher's answer there is a guess, and the Trainer never learns from one either.
 
 Why a layer copy rather than a random student: a student that starts from the teacher's own layers begins close to
 a good solution (DistilBERT's initialisation), so it needs a few epochs on the task's data, not pre-training.
@@ -24,6 +26,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
+
+from components.tasks import MISSING
 
 _LAYER = re.compile(r"layer_(\d+)")
 # Probabilities are floored before their logarithm: a softmax can round a class to exactly 0 in float32.
@@ -117,7 +121,14 @@ def pack_targets(label_id: tf.Tensor, teacher_probabilities: tf.Tensor) -> tf.Te
 
 
 def _unpack(y_true):
-    return tf.cast(y_true[:, 0], tf.int32), y_true[:, 1:]
+    """(label ids with MISSING replaced by 0, 1.0 where the row has a label else 0.0, teacher probabilities)."""
+    labels = tf.cast(y_true[:, 0], tf.int32)
+    present = labels > MISSING
+    return tf.where(present, labels, 0), tf.cast(present, tf.float32), y_true[:, 1:]
+
+
+def _weighted(present, sample_weight):
+    return present if sample_weight is None else present * tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
 
 
 def _log_softened(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
@@ -128,40 +139,45 @@ def _log_softened(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
 class DistillationLoss(keras.losses.Loss):
     """(1 - soft_weight) x cross-entropy with the label + soft_weight x T² x KL(teacher_T || student_T), where x_T is
     x's probabilities softened at temperature T (Hinton et al.'s knowledge distillation; T² keeps the soft term's
-    gradients on the scale of the hard one's as T changes). Per example; Keras averages over the batch."""
+    gradients on the scale of the hard one's as T changes), averaged over the batch's rows that have a label (all of
+    them with one label column; the Trainer's loss averages the same way)."""
 
     def __init__(self, temperature: float, soft_weight: float, name: str = "distillation_loss"):
-        super().__init__(name=name)
+        super().__init__(reduction=keras.losses.Reduction.SUM, name=name)
         self.temperature, self.soft_weight = float(temperature), float(soft_weight)
 
     def call(self, y_true, y_pred):
-        labels, teacher = _unpack(y_true)
-        hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
-        if self.soft_weight == 0.0:
-            return hard
-        log_teacher = _log_softened(teacher, self.temperature)
-        kl = tf.reduce_sum(tf.exp(log_teacher) * (log_teacher - _log_softened(y_pred, self.temperature)), axis=-1)
-        return (1.0 - self.soft_weight) * hard + self.soft_weight * self.temperature ** 2 * kl
+        labels, present, teacher = _unpack(y_true)
+        loss = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        if self.soft_weight > 0.0:
+            log_teacher = _log_softened(teacher, self.temperature)
+            kl = tf.reduce_sum(tf.exp(log_teacher) * (log_teacher - _log_softened(y_pred, self.temperature)), axis=-1)
+            loss = (1.0 - self.soft_weight) * loss + self.soft_weight * self.temperature ** 2 * kl
+        present = tf.cast(present, loss.dtype)
+        return loss * present / tf.maximum(tf.reduce_sum(present), 1.0)
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "soft_weight": self.soft_weight}
 
 
 class LabelAccuracy(keras.metrics.SparseCategoricalAccuracy):
-    """Accuracy against the label of packed targets."""
+    """Accuracy against the label of packed targets, over the rows that have one."""
 
     def __init__(self, name: str = "accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(_unpack(y_true)[0], y_pred, sample_weight)
+        labels, present, _ = _unpack(y_true)
+        return super().update_state(labels, y_pred, _weighted(present, sample_weight))
 
 
 class LabelCrossEntropy(keras.metrics.SparseCategoricalCrossentropy):
-    """Cross-entropy with the label of packed targets (the number comparable with the teacher's training loss)."""
+    """Cross-entropy with the label of packed targets (the number comparable with the teacher's training loss), over
+    the rows that have one."""
 
     def __init__(self, name: str = "cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(_unpack(y_true)[0], y_pred, sample_weight)
+        labels, present, _ = _unpack(y_true)
+        return super().update_state(labels, y_pred, _weighted(present, sample_weight))

@@ -2,11 +2,13 @@
 
 Inputs: Transform's examples and graph, and the Trainer's Model artifact (its `base_model`): the teacher's SavedModel
 and its record (training_history.json: the teacher's settings and encoder architecture). The student has the
-teacher's width, vocabulary, pooling and head, and --student-layers encoder layers, each initialised from one of the
-teacher's (components/model/student.py: spread over its depth, the top one kept; the embeddings and head copied), every
-tensor checked. It trains on the training split with the teacher's softened probabilities and the labels
+teacher's width, vocabulary, pooling and heads, and --student-layers encoder layers, each initialised from one of the
+teacher's (components/model/student.py: spread over its depth, the top one kept; the embeddings and heads copied),
+every tensor checked. It trains on the training split with the teacher's softened probabilities and the labels
 (DistillationLoss); the teacher's probabilities are computed once, before training, since the teacher runs without
-dropout. Batching (length buckets), batch size, seed, precision and early stopping are the teacher's.
+dropout. Batching (length buckets), batch size, seed, precision and early stopping are the teacher's. With several
+label columns, each task has its own soft targets and loss, summed with the teacher's --task-weights; a row without a
+label for a task is left out of that task's loss, as in the Trainer.
 
 Output: a Model artifact laid out exactly as the Trainer's (Format-Serving with the same four signatures and warm-up
 requests, class_names.json, training_history.json with a `distillation` block), so the ServingCheck, Evaluator, model
@@ -25,7 +27,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Tuple
+from typing import Dict, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -35,7 +37,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from components import tasks
-from components.model import bert, optimization, precision, student
+from components.model import bert, heads, optimization, precision, student
 from components.modules import trainer, training_loop
 from components.runtime.progress import progress
 from components.settings.distillation import DistillerSettings
@@ -63,7 +65,7 @@ def build_teacher(teacher_model: str, record: dict) -> Tuple[keras.Model, bert.B
     settings = TrainerSettings.from_custom_config(record["settings"])
     config = bert.BertConfig(**record["encoder"])
     with precision.keras_policy("float32"):
-        model = trainer.build_classifier(bert.build_encoder(config), len(settings.label_names), settings.pooling,
+        model = trainer.build_classifier(bert.build_encoder(config), _head_sizes(settings), settings.pooling,
                                          settings.dropout)
     try:
         trainer.read_classifier(model, teacher_model)
@@ -72,17 +74,26 @@ def build_teacher(teacher_model: str, record: dict) -> Tuple[keras.Model, bert.B
     return model, config, settings
 
 
+def _head_sizes(settings: TrainerSettings):
+    """The classifier's heads: one, or one per label column (the teacher's tasks, so the student's too)."""
+    return heads.head_sizes(tasks.of_settings(settings))
+
+
 def build_student(teacher: keras.Model, config: bert.BertConfig, settings: TrainerSettings, layers: int):
     """(student classifier with the teacher's weights copied, the teacher layers it started from, the copy map)."""
     sources = student.teacher_layers(config.num_layers, layers)
     model = trainer.build_classifier(bert.build_encoder(dataclasses.replace(config, num_layers=layers)),
-                                     len(settings.label_names), settings.pooling, settings.dropout)
+                                     _head_sizes(settings), settings.pooling, settings.dropout)
     return model, sources, student.copy_from_teacher(teacher, model, sources)
 
 
-def teacher_probabilities(teacher: keras.Model, examples: tf.data.Dataset) -> np.ndarray:
-    """A classifier's (the teacher's) probabilities for every example of `examples`, in its order: one pass over
-    length-bucketed batches (each example tagged with its position, so the bucketed order maps back)."""
+Probabilities = Union[np.ndarray, Dict[str, np.ndarray]]  # as the classifier answers: one array, or one per task
+
+
+def teacher_probabilities(teacher: keras.Model, examples: tf.data.Dataset) -> Probabilities:
+    """A classifier's (the teacher's) probabilities for every example of `examples`, in its order (one array, or
+    {column: array} for a classifier of several tasks): one pass over length-bucketed batches (each example tagged
+    with its position, so the bucketed order maps back)."""
     tagged = tf.data.Dataset.zip((examples.map(lambda f, _: f), tf.data.Dataset.range(2**62)))
     batches = training_loop.bucket_batches(tagged, PREDICT_BATCH, shuffle=False, seed=0)
     positions, probabilities = [], []
@@ -93,37 +104,96 @@ def teacher_probabilities(teacher: keras.Model, examples: tf.data.Dataset) -> np
 
     for feats, position in batches:
         positions.append(position.numpy())
-        probabilities.append(predict(feats).numpy())
-    positions, probabilities = np.concatenate(positions), np.concatenate(probabilities)
-    ordered = np.empty_like(probabilities)
-    ordered[positions] = probabilities
-    return ordered
+        probabilities.append(tf.nest.map_structure(lambda p: p.numpy(), predict(feats)))
+    positions = np.concatenate(positions)
+
+    def in_order(*parts):
+        joined = np.concatenate(parts)
+        ordered = np.empty_like(joined)
+        ordered[positions] = joined
+        return ordered
+
+    return tf.nest.map_structure(in_order, *probabilities)
 
 
-def with_soft_targets(examples: tf.data.Dataset, probabilities: np.ndarray) -> tf.data.Dataset:
-    """(features, [label id, teacher probabilities...]) per example."""
-    soft = tf.data.Dataset.from_tensor_slices(probabilities.astype(np.float32))
+def with_soft_targets(examples: tf.data.Dataset, probabilities: Probabilities) -> tf.data.Dataset:
+    """(features, [label id, teacher probabilities...]) per example; with several tasks the target is {column: that
+    row}."""
+    soft = tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda p: p.astype(np.float32), probabilities))
+
+    def pack(label, q):
+        return tf.reshape(student.pack_targets(label, q[tf.newaxis]), [-1])
+
     return tf.data.Dataset.zip((examples, soft)).map(
-        lambda pair, q: (pair[0], tf.reshape(student.pack_targets(pair[1], q[tf.newaxis]), [-1]))).cache()
+        lambda pair, q: (pair[0], tf.nest.map_structure(pack, pair[1], q))).cache()
+
+
+def _by_task(values) -> Dict[str, np.ndarray]:
+    """A one-task array as {"": array}; several tasks' dict as it is."""
+    return values if isinstance(values, dict) else {"": values}
+
+
+def labels_of(examples: tf.data.Dataset) -> Dict[str, np.ndarray]:
+    """Every example's label id, by task ("" for the one task of a one-label model); tasks.MISSING without one."""
+    rows = [label for _, label in examples.as_numpy_iterator()]
+    if rows and isinstance(rows[0], dict):
+        return {column: np.array([r[column] for r in rows], dtype=np.int64) for column in rows[0]}
+    return {"": np.array(rows, dtype=np.int64)}
 
 
 def _log(probabilities: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(probabilities, 1e-7))
 
 
-def accuracy_of(probabilities: np.ndarray, examples: tf.data.Dataset) -> float:
-    labels = np.fromiter((int(label) for _, label in examples.as_numpy_iterator()), dtype=np.int64)
-    return float(np.mean(np.argmax(probabilities, axis=-1) == labels)) if len(labels) else float("nan")
+def accuracies(probabilities: Probabilities, labels: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """Each task's accuracy over its rows with a label."""
+    found = {}
+    for column, p in _by_task(probabilities).items():
+        labelled = labels[column] > tasks.MISSING
+        found[column] = (float(np.mean(np.argmax(p[labelled], axis=-1) == labels[column][labelled]))
+                         if labelled.any() else float("nan"))
+    return found
 
 
-def eval_figures(model: keras.Model, eval_examples: tf.data.Dataset, eval_soft: np.ndarray) -> dict:
+def _mean(values: Dict[str, float]) -> float:
+    """The mean over the tasks (as the Trainer's `val_accuracy`), the value itself for one task."""
+    return float(np.mean(list(values.values())))
+
+
+def eval_figures(model: keras.Model, eval_examples: tf.data.Dataset, eval_soft: Probabilities,
+                 labels: Dict[str, np.ndarray]) -> dict:
     """The student's kept weights (early stopping restored the best epoch's) on the eval split: its accuracy, how
     often it answers what the teacher answers, and how far its probabilities are from the teacher's
-    (KL(teacher || student): what the soft targets teach)."""
-    mine = teacher_probabilities(model, eval_examples)
-    return {"student_eval_accuracy": accuracy_of(mine, eval_examples),
-            "eval_agreement_with_teacher": float(np.mean(np.argmax(mine, axis=-1) == np.argmax(eval_soft, axis=-1))),
-            "eval_kl_from_teacher": float(np.mean(np.sum(eval_soft * (_log(eval_soft) - _log(mine)), axis=-1)))}
+    (KL(teacher || student): what the soft targets teach); each the mean over the tasks, and with several tasks
+    each task's under `tasks`."""
+    mine, theirs = _by_task(teacher_probabilities(model, eval_examples)), _by_task(eval_soft)
+    per_task = {column: {
+        "eval_agreement_with_teacher": float(np.mean(np.argmax(p, axis=-1) == np.argmax(theirs[column], axis=-1))),
+        "eval_kl_from_teacher": float(np.mean(np.sum(theirs[column] * (_log(theirs[column]) - _log(p)), axis=-1)))}
+        for column, p in mine.items()}
+    for column, accuracy in accuracies(mine, labels).items():
+        per_task[column]["student_eval_accuracy"] = accuracy
+    figures = {name: _mean({c: f[name] for c, f in per_task.items()}) for name in next(iter(per_task.values()))}
+    if "" not in per_task:
+        figures["tasks"] = per_task
+    return figures
+
+
+def compile_args(label_tasks, task_weights: str, temperature: float, soft_weight: float) -> dict:
+    """model.compile's loss and metrics: one distillation loss (and its metrics) per task, summed with the teacher's
+    --task-weights as the Trainer sums its losses."""
+    def loss():
+        return student.DistillationLoss(temperature, soft_weight)
+
+    def metrics():
+        return [student.LabelAccuracy(), student.LabelCrossEntropy(name=training_loop.CROSS_ENTROPY)]
+
+    if len(label_tasks) == 1 and not label_tasks[0].multi:
+        return {"loss": loss(), "metrics": metrics()}
+    weights = tasks.parse_weights(task_weights, [t.column for t in label_tasks])
+    return {"loss": {t.column: loss() for t in label_tasks},
+            "loss_weights": {t.column: float(w) for t, w in zip(label_tasks, weights)},
+            "metrics": {t.column: metrics() for t in label_tasks}}
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -137,17 +207,19 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     teacher, config, teacher_settings = build_teacher(fn_args.base_model, record)
     keras.utils.set_random_seed(teacher_settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    if tasks.is_multi(teacher_settings.label_key):  # the front door refuses this pair; a hand-made config too
-        raise ValueError("the Distiller distils one-label classifiers; this teacher has several label columns "
-                         f"({teacher_settings.label_key}).")
+    label_tasks = tasks.of_settings(teacher_settings)
+    over = f" (mean over {', '.join(t.column for t in label_tasks)})" if len(label_tasks) > 1 else ""
 
-    train_examples = trainer.examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
-    eval_examples = trainer.examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    train_examples = trainer.examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_tasks)
+    eval_examples = trainer.examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label_tasks)
+    eval_labels = labels_of(eval_examples)
     train_soft = teacher_probabilities(teacher, train_examples)
     eval_soft = teacher_probabilities(teacher, eval_examples)
-    teacher_eval = accuracy_of(eval_soft, eval_examples)
-    progress(f"Distiller: the teacher's probabilities on {len(train_soft)} training and {len(eval_soft)} eval examples "
-             f"(teacher eval accuracy {teacher_eval:.3f}, {time.time() - started:.0f} s)")
+    teacher_by_task = accuracies(eval_soft, eval_labels)
+    teacher_eval = _mean(teacher_by_task)
+    train_count, eval_count = (len(next(iter(_by_task(p).values()))) for p in (train_soft, eval_soft))
+    progress(f"Distiller: the teacher's probabilities on {train_count} training and {eval_count} eval examples "
+             f"(teacher eval accuracy {teacher_eval:.3f}{over}, {time.time() - started:.0f} s)")
     batch = teacher_settings.batch_size
     train_ds = trainer.batches(with_soft_targets(train_examples, train_soft), batch, True, teacher_settings.seed)
     eval_ds = trainer.batches(with_soft_targets(eval_examples, eval_soft), batch, False, teacher_settings.seed)
@@ -161,22 +233,27 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model.compile(
             optimizer=optimization.make_optimizer(settings.distill_learning_rate, teacher_settings.warmup_ratio,
                                                   teacher_settings.weight_decay, total_steps),
-            loss=student.DistillationLoss(settings.temperature, settings.soft_weight),
-            metrics=[student.LabelAccuracy(), student.LabelCrossEntropy(name=training_loop.CROSS_ENTROPY)])
+            **compile_args(label_tasks, teacher_settings.task_weights, settings.temperature, settings.soft_weight))
     progress(f"Distiller: a student of {settings.student_layers} layers from the teacher's layers "
              f"{', '.join(str(i + 1) for i in sources)} of {config.num_layers} ({len(copied)} tensors copied); "
              f"{total_steps} steps, soft weight {settings.soft_weight:g}, temperature {settings.temperature:g}")
 
     speed = training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs, name="Distiller")
-    callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=50), speed]
+    # TaskMeans first: with several tasks, early stopping watches the mean over them (`val_accuracy`), as the Trainer's.
+    callbacks = [heads.TaskMeans(label_tasks), keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
+                                                                           update_freq=50), speed]
     if epochs > 1:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=teacher_settings.early_stopping_patience,
             restore_best_weights=True))
     history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, verbose=0).history
-    figures = eval_figures(model, eval_examples, eval_soft)
-    progress(f"Distiller: student eval accuracy {figures['student_eval_accuracy']:.3f} (teacher {teacher_eval:.3f}), "
+    figures = eval_figures(model, eval_examples, eval_soft, eval_labels)
+    if len(label_tasks) > 1:
+        for column, accuracy in teacher_by_task.items():
+            figures["tasks"][column]["teacher_eval_accuracy"] = accuracy
+    progress(f"Distiller: student eval accuracy {figures['student_eval_accuracy']:.3f} (teacher {teacher_eval:.3f})"
+             f"{over}, "
              f"same answer as the teacher on {figures['eval_agreement_with_teacher']:.1%} of the eval split, "
              f"{time.time() - started:.0f} s")
     if compute != "float32":  # served in float32 whatever the training precision, as the Trainer's model
@@ -196,5 +273,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "teacher_layers": config.num_layers, "student_layers": settings.student_layers,
             "copied_from_teacher_layers": list(sources), "copied_tensors": copied,
             "teacher_eval_accuracy": teacher_eval, **figures, "seconds": time.time() - started}})
-    trainer.export(model, fn_args, tf_transform_output, teacher_settings, tasks.of_settings(teacher_settings),
-                   serving_model_dir)
+    trainer.export(model, fn_args, tf_transform_output, teacher_settings, label_tasks, serving_model_dir)

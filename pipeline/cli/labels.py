@@ -78,10 +78,3 @@ def settings_for(columns: Sequence[str], label_domains: Sequence[Sequence[str]])
     if len(columns) == 1:
         return {"label_names": tuple(label_domains[0]), "task_label_names": ()}
     return {"label_names": (), "task_label_names": tuple(tuple(d) for d in label_domains)}
-
-
-def check_combinations(columns: Sequence[str], student_layers: int) -> None:
-    """What several label columns do not work with yet (InputError)."""
-    if len(columns) > 1 and student_layers:
-        raise InputError(f"--student-layers distils one-label classifiers; this run has {len(columns)} label columns "
-                         f"({', '.join(columns)}). Train without --student-layers, or one label column per run.")

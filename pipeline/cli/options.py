@@ -210,7 +210,6 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_domai
     if pretrainer.enabled:
         trainer = dataclasses.replace(trainer, adapted_encoder=True)
     check_student(distiller.student_layers, model, trainer.warm_start)
-    labels.check_combinations(columns, distiller.student_layers)
     return transform, trainer, evaluator, pretrainer, distiller
 
 

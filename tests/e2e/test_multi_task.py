@@ -2,7 +2,8 @@
 most of the time, a `condition`): one quick run trains one model with a head per column; it is judged per task,
 blessed, pushed, and served per task by a fresh process, the TF Serving-compatible REST server (row and columnar
 formats) and the demo page in a real browser. Rows without a condition (the data has some in every split) train and
-score the rating only. The front door's refusals name the column."""
+score the rating only. A student distilled from it (--student-layers) learns and serves every task too. The front
+door's refusals name the column."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import requests
 
 from support import REPO, run_local
 from support.browser import ARTIFACTS, open_page
+from support.fresh_process import layers_and_labels
 from support.serving_server import MODEL, Server, copy_version
 
 TASKS = ("rating", "condition")
@@ -264,6 +266,32 @@ def test_a_missing_value_in_a_required_label_column_is_refused_naming_it(tmp_pat
     assert "presence.min_fraction" in err  # how a column is let go empty
 
 
-def test_distillation_is_refused_with_several_label_columns(tmp_path):
-    err = _refused(tmp_path, lambda rows: None, "--student-layers", "1")
-    assert "--student-layers distils one-label classifiers" in err and "rating, condition" in err
+def test_a_student_of_the_multi_task_model_learns_and_serves_every_task(multi_task_run, tmp_path):
+    """--student-layers with several label columns, in the first run's pipeline root (everything before the Distiller
+    from the cache; a copy would not do: the imported schema's path is under the root, so a copy re-runs Transform),
+    and pushing to a serving folder of its own: a 1-layer student of the 2-layer teacher learns both heads, each
+    from its own soft targets (the rows without a condition count for the rating alone), is judged per task, and is
+    what is pushed. Last in the module: it adds the Distiller's and the release steps' outputs to the root."""
+    from pipeline.dag import nodes
+
+    base, first, _ = multi_task_run
+    proc = run_local(*ARGS, *FIRST, "--student-layers", "1", "--distill-epochs", "1", "--pipeline-root",
+                     base / "root", "--serving-dir", tmp_path / "serving", "--summary-json", tmp_path / "summary.json")
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for node in (nodes.TRANSFORM, nodes.TRAINER):  # the teacher is the first run's model
+        assert summary["components"][node]["state"] == "CACHED", node
+    assert summary["components"][nodes.DISTILLER]["state"] == "COMPLETE"
+    assert "(mean over rating, condition)" in proc.stdout
+    record = json.loads((Path(summary["model_uri"]) / "training_history.json").read_text())
+    distilled = record["distillation"]
+    assert distilled["student_layers"] == 1 and distilled["teacher_layers"] == 2
+    assert set(distilled["tasks"]) == set(TASKS)
+    by_task = [distilled["tasks"][t]["student_eval_accuracy"] for t in TASKS]
+    assert distilled["student_eval_accuracy"] == pytest.approx(sum(by_task) / len(by_task))
+    assert {"val_rating_accuracy", "val_condition_accuracy", "val_accuracy"} <= set(record["history"])
+    for task in TASKS:  # the Evaluator judged the student per task
+        assert f"{task}/sparse_categorical_accuracy" in summary["eval_metrics"]
+    assert summary["pushed"], summary.get("not_blessed_because")
+    layers, labels = layers_and_labels(summary["pushed_dir"], TEXTS, "condition/label")
+    assert layers == [0] and set(labels) <= set(_schema_domain("condition"))

@@ -187,6 +187,101 @@ def test_the_teachers_probabilities_come_back_in_example_order():
         np.testing.assert_allclose(got[i], alone, atol=1e-5)
 
 
+def test_a_row_without_a_label_adds_nothing_to_the_loss_or_the_metrics():
+    """Several label columns: a row with no value in a task's column (label id MISSING) is left out of that task's
+    distillation loss, soft term included, and of its accuracy; the loss is the mean over the labelled rows."""
+    import tensorflow as tf
+
+    from components.model.student import DistillationLoss, LabelAccuracy, pack_targets
+    from components.tasks import MISSING
+
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]], dtype=np.float32)
+    pupil = tf.Variable(np.array([[0.5, 0.4, 0.1], [0.2, 0.2, 0.6], [0.9, 0.05, 0.05]], dtype=np.float32))
+    loss = DistillationLoss(2.0, 0.5)
+    with_missing = pack_targets(tf.constant([0, MISSING, 1]), tf.constant(teacher))
+    labelled = pack_targets(tf.constant([0, 1]), tf.constant(teacher[[0, 2]]))
+    with tf.GradientTape() as tape:
+        value = loss(with_missing, pupil)
+    assert value.numpy() == pytest.approx(loss(labelled, tf.constant(pupil.numpy()[[0, 2]])).numpy(), rel=1e-6)
+    assert not np.any(tape.gradient(value, pupil).numpy()[1])  # the unlabelled row teaches nothing
+    accuracy = LabelAccuracy()
+    accuracy.update_state(with_missing, pupil)
+    assert accuracy.result().numpy() == pytest.approx(0.5)  # row 0 right, row 2 wrong; row 1 not counted
+
+
+def _two_task_examples(rows, labels):
+    import tensorflow as tf
+
+    from components import features
+
+    def gen():
+        for r, (a, b) in zip(rows, labels):
+            ids = np.array(r, dtype=np.int32)
+            yield {features.WORD_IDS_KEY: ids, features.MASK_KEY: np.ones_like(ids),
+                   features.TYPE_IDS_KEY: np.zeros_like(ids)}, {"aspect": a, "tone": b}
+
+    spec = {k: tf.TensorSpec([None], tf.int32) for k in (features.WORD_IDS_KEY, features.MASK_KEY,
+                                                          features.TYPE_IDS_KEY)}
+    return tf.data.Dataset.from_generator(
+        gen, output_signature=(spec, {"aspect": tf.TensorSpec([], tf.int32), "tone": tf.TensorSpec([], tf.int32)}))
+
+
+def test_a_student_of_a_two_task_teacher_learns_every_head_from_its_own_soft_targets():
+    """Two label columns, one of them without a value in a third of the rows: the teacher answers per task in example
+    order, each task's targets are its own label and probabilities, the student (one head per task, copied from the
+    teacher's) trains on the summed per-task losses, and its figures are per task and their mean; each accuracy over
+    that task's labelled rows only."""
+    import tf_keras as keras
+
+    from components import tasks
+    from components.model import bert
+    from components.model.student import copy_from_teacher
+    from components.modules import distillation, trainer
+    from components.modules.trainer import build_classifier
+
+    label_tasks = (tasks.Task("aspect", ("a", "b", "c"), multi=True), tasks.Task("tone", ("neg", "pos"), multi=True))
+
+    def classifier(layers, seed):
+        keras.utils.set_random_seed(seed)
+        return build_classifier(bert.build_encoder(bert.BertConfig(**{**TEACHER, "num_layers": layers})),
+                                {"aspect": 3, "tone": 2}, "mean", 0.1)
+
+    rng = np.random.default_rng(0)
+    rows = [[2] + list(rng.integers(4, 40, size=int(n))) + [3] for n in rng.integers(1, 20, size=96)]
+    labels = [(int(r[1] % 3), int(r[1] % 2) if i % 3 else tasks.MISSING) for i, r in enumerate(rows)]
+    examples = _two_task_examples(rows, labels)
+    teacher = classifier(4, seed=1)
+    soft = distillation.teacher_probabilities(teacher, examples)
+    assert set(soft) == {"aspect", "tone"} and soft["aspect"].shape == (96, 3) and soft["tone"].shape == (96, 2)
+    alone = teacher(trainer.to_model_inputs(_inputs([rows[5]])), training=False)
+    for column in soft:
+        np.testing.assert_allclose(soft[column][5], alone[column].numpy()[0], atol=1e-5)
+    targets = [t for _, t in distillation.with_soft_targets(examples, soft).as_numpy_iterator()]
+    assert targets[0]["tone"][0] == tasks.MISSING and targets[1]["tone"][0] == labels[1][1]
+    np.testing.assert_allclose(targets[2]["aspect"][1:], soft["aspect"][2], atol=1e-6)
+
+    student = classifier(2, seed=2)
+    copy_from_teacher(teacher, student, (1, 3))
+    student.compile(optimizer=keras.optimizers.Adam(3e-3),
+                    **distillation.compile_args(label_tasks, "2,1", temperature=2.0, soft_weight=0.5))
+    assert student.compiled_loss._loss_weights == {"aspect": 2.0, "tone": 1.0}
+    batches = trainer.batches(distillation.with_soft_targets(examples, soft), 32, True, 0)
+    history = student.fit(batches, epochs=2, verbose=0).history
+    assert {"aspect_accuracy", "tone_accuracy", "loss"} <= set(history) and np.isfinite(history["loss"]).all()
+
+    truth = distillation.labels_of(examples)
+    figures = distillation.eval_figures(student, examples, soft, truth)
+    mine = distillation.teacher_probabilities(student, examples)
+    labelled = truth["tone"] != tasks.MISSING
+    assert labelled.sum() == 64
+    tone = float(np.mean(np.argmax(mine["tone"][labelled], axis=-1) == truth["tone"][labelled]))
+    assert figures["tasks"]["tone"]["student_eval_accuracy"] == pytest.approx(tone)
+    aspect = figures["tasks"]["aspect"]["student_eval_accuracy"]
+    assert figures["student_eval_accuracy"] == pytest.approx((aspect + tone) / 2)
+    assert set(figures["tasks"]["aspect"]) == {"student_eval_accuracy", "eval_agreement_with_teacher",
+                                               "eval_kl_from_teacher"}
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The front door
 
