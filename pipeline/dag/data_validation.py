@@ -12,6 +12,7 @@ from typing import Any, List
 from tfx import v1 as tfx
 
 from components import tasks
+from components.validation import csv_example_gen
 from components.validation.drift import DriftValidator
 from components.validation.frozen_files import FROZEN_DIR
 from components.validation.frozen_schema import SchemaCurator
@@ -93,8 +94,10 @@ def data_validation(config: PipelineConfig) -> DataStage:
     """Ingests the data, describes it and checks it against the schema and the last accepted data; the gate stops the
     run (and never becomes a baseline) when it fails."""
     input_config, output_config = example_gen_input(config)
-    example_gen = tfx.components.CsvExampleGen(
-        input_base=config.data_root, input_config=input_config, output_config=output_config).with_id(EXAMPLE_GEN)
+    # TFX's CsvExampleGen but for the text and label columns, always read as text (0/1 tags are class names).
+    example_gen = csv_example_gen.example_gen(
+        config.data_root, input_config, output_config,
+        [config.text_key, *(t.column for t in config.tasks)]).with_id(EXAMPLE_GEN)
     # Without spans, or with a window of one, everything trains on what ExampleGen just ingested. With a window,
     # Transform and Trainer read the last `spans_window` spans recorded in ML Metadata.
     window = [span_window(example_gen, config.spans_window)] if config.use_spans and config.spans_window > 1 else []
