@@ -16,10 +16,8 @@ them: DIR/train/, DIR/eval/ (the package's `val`) and DIR/test/ with the columns
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -50,20 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="where to write train/, eval/ and test/ (created if missing)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as dl:
-        wheel = assets._fetch_wheel(ACLSUM, Path(dl))
-        with zipfile.ZipFile(wheel) as zf:
-            splits = {ours: tagged_sentences(zf.read(f"aclsum/dataset/{theirs}.jsonl").decode("utf-8").splitlines())
-                      for ours, theirs in SPLITS.items()}
+    with assets.fetched_wheel(ACLSUM) as wheel, zipfile.ZipFile(wheel) as zf:
+        splits = {ours: tagged_sentences(zf.read(f"aclsum/dataset/{theirs}.jsonl").decode("utf-8").splitlines())
+                  for ours, theirs in SPLITS.items()}
     for split, rows in splits.items():
-        folder = args.folder / split
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", *ASPECTS])
-            writer.writerows(rows)
+        written = assets._write_csv(args.folder / split / "data.csv", rows, ["text", *ASPECTS])
         tagged = {a: sum(r[1 + k] == "1" for r in rows) for k, a in enumerate(ASPECTS)}
-        print(f"{folder}: {len(rows)} sentences; tagged " + ", ".join(f"{a} {n}" for a, n in tagged.items()))
+        print(f"{args.folder / split}: {written} sentences; tagged " + ", ".join(f"{a} {n}" for a, n in tagged.items()))
 
 
 if __name__ == "__main__":

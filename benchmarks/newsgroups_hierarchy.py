@@ -31,13 +31,9 @@ def main() -> int:
         with open(source / split / "data.csv", newline="", encoding="utf-8") as f:
             rows = [(r[assets.TEXT_COLUMN], r[assets.LABEL_COLUMN], r[assets.LABEL_COLUMN].split(".")[0])
                     for r in csv.DictReader(f)]
-        folder = args.folder / split
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "newsgroup", "topic"])
-            writer.writerows(rows)
-        print(f"{folder}: {len(rows)} posts, {len({r[2] for r in rows})} topics, {len({r[1] for r in rows})} groups")
+        assets._write_csv(args.folder / split / "data.csv", rows, ["text", "newsgroup", "topic"])
+        print(f"{args.folder / split}: {len(rows)} posts, {len({r[2] for r in rows})} topics, "
+              f"{len({r[1] for r in rows})} groups")
     return 0
 
 

