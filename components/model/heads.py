@@ -9,7 +9,7 @@ metrics here mask it out, so no answer is ever invented for it.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 import tf_keras as keras
@@ -116,17 +116,24 @@ def balanced_class_weights(counts: Sequence[int]) -> List[float]:
     return [total / (len(present) * c) if c > 0 else 1.0 for c in counts]
 
 
+def per_task_compile_args(tasks: Sequence[Task], weights: Sequence[float], loss: Callable[[Task], keras.losses.Loss],
+                          task_metrics: Callable[[], List[keras.metrics.Metric]]) -> dict:
+    """model.compile's loss, loss weights and metrics: `loss(task)` and `task_metrics()` on each task's output, the
+    losses summed with `weights`; one task (one output): its plain loss and metrics."""
+    if len(tasks) == 1 and not tasks[0].multi:
+        return {"loss": loss(tasks[0]), "metrics": task_metrics()}
+    return {"loss": {t.column: loss(t) for t in tasks},
+            "loss_weights": {t.column: float(w) for t, w in zip(tasks, weights)},
+            "metrics": {t.column: task_metrics() for t in tasks}}
+
+
 def compile_args(tasks: Sequence[Task], weights: Sequence[float],
                  class_weights: Optional[Mapping[str, Sequence[float]]] = None) -> dict:
-    """model.compile's loss, loss weights and metrics for these tasks (one: the plain ones); `class_weights`:
-    {column: per-class loss weights} (the one task's column for one task)."""
+    """The Trainer's model.compile arguments for these tasks; `class_weights`: {column: per-class loss weights} (the
+    one task's column for one task)."""
     class_weights = class_weights or {}
-    if len(tasks) == 1 and not tasks[0].multi:
-        return {"loss": GlobalBatchCrossEntropy(class_weights=class_weights.get(tasks[0].column)),
-                "metrics": metrics()}
-    return {"loss": {t.column: GlobalBatchCrossEntropy(class_weights=class_weights.get(t.column)) for t in tasks},
-            "loss_weights": {t.column: float(w) for t, w in zip(tasks, weights)},
-            "metrics": {t.column: metrics() for t in tasks}}
+    return per_task_compile_args(
+        tasks, weights, lambda t: GlobalBatchCrossEntropy(class_weights=class_weights.get(t.column)), metrics)
 
 
 class TaskMeans(keras.callbacks.Callback):

@@ -182,18 +182,10 @@ def eval_figures(model: keras.Model, eval_examples: tf.data.Dataset, eval_soft: 
 def compile_args(label_tasks, task_weights: str, temperature: float, soft_weight: float) -> dict:
     """model.compile's loss and metrics: one distillation loss (and its metrics) per task, summed with the teacher's
     --task-weights as the Trainer sums its losses."""
-    def loss():
-        return student.DistillationLoss(temperature, soft_weight)
-
-    def metrics():
-        return [student.LabelAccuracy(), student.LabelCrossEntropy(name=training_loop.CROSS_ENTROPY)]
-
-    if len(label_tasks) == 1 and not label_tasks[0].multi:
-        return {"loss": loss(), "metrics": metrics()}
-    weights = tasks.parse_weights(task_weights, [t.column for t in label_tasks])
-    return {"loss": {t.column: loss() for t in label_tasks},
-            "loss_weights": {t.column: float(w) for t, w in zip(label_tasks, weights)},
-            "metrics": {t.column: metrics() for t in label_tasks}}
+    return heads.per_task_compile_args(
+        label_tasks, tasks.parse_weights(task_weights, [t.column for t in label_tasks]),
+        lambda _: student.DistillationLoss(temperature, soft_weight),
+        lambda: [student.LabelAccuracy(), student.LabelCrossEntropy(name=training_loop.CROSS_ENTROPY)])
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
