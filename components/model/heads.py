@@ -52,7 +52,7 @@ def head_sizes(tasks: Sequence[Task]) -> Union[int, Dict[str, int]]:
     return {t.column: len(t.classes) for t in tasks}
 
 
-def _labelled(y_true):
+def labelled(y_true):
     """(label ids with MISSING replaced by 0, 1.0 where the row has a label else 0.0), both `[batch]`."""
     y_true = tf.reshape(tf.cast(y_true, tf.int32), [-1])
     present = y_true > MISSING
@@ -75,7 +75,7 @@ class GlobalBatchCrossEntropy(keras.losses.Loss):
         self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
 
     def call(self, y_true, y_pred):
-        labels, present = _labelled(y_true)
+        labels, present = labelled(y_true)
         weight = tf.cast(present, y_pred.dtype)
         if self._class_weights is not None:  # each row weighs its class's weight (balanced_class_weights)
             weight *= tf.gather(tf.constant(self._class_weights, y_pred.dtype), labels)
@@ -91,7 +91,7 @@ class LabelledAccuracy(keras.metrics.SparseCategoricalAccuracy):
     """Accuracy over the rows that have a label for the task (the others weigh 0)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        labels, present = _labelled(y_true)
+        labels, present = labelled(y_true)
         return super().update_state(labels, y_pred, sample_weight=present)
 
 
@@ -99,7 +99,7 @@ class LabelledCrossEntropy(keras.metrics.SparseCategoricalCrossentropy):
     """The loss as an exact metric, over the rows that have a label for the task (see GlobalBatchCrossEntropy)."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        labels, present = _labelled(y_true)
+        labels, present = labelled(y_true)
         return super().update_state(labels, y_pred, sample_weight=present)
 
 

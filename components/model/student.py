@@ -27,7 +27,7 @@ from typing import Dict, List, Sequence, Tuple
 import tensorflow as tf
 import tf_keras as keras
 
-from components.tasks import MISSING
+from components.model import heads
 
 _LAYER = re.compile(r"layer_(\d+)")
 # Probabilities are floored before their logarithm: a softmax can round a class to exactly 0 in float32.
@@ -122,9 +122,8 @@ def pack_targets(label_id: tf.Tensor, teacher_probabilities: tf.Tensor) -> tf.Te
 
 def _unpack(y_true):
     """(label ids with MISSING replaced by 0, 1.0 where the row has a label else 0.0, teacher probabilities)."""
-    labels = tf.cast(y_true[:, 0], tf.int32)
-    present = labels > MISSING
-    return tf.where(present, labels, 0), tf.cast(present, tf.float32), y_true[:, 1:]
+    labels, present = heads.labelled(y_true[:, 0])
+    return labels, present, y_true[:, 1:]
 
 
 def _weighted(present, sample_weight):
@@ -153,7 +152,6 @@ class DistillationLoss(keras.losses.Loss):
             log_teacher = _log_softened(teacher, self.temperature)
             kl = tf.reduce_sum(tf.exp(log_teacher) * (log_teacher - _log_softened(y_pred, self.temperature)), axis=-1)
             loss = (1.0 - self.soft_weight) * loss + self.soft_weight * self.temperature ** 2 * kl
-        present = tf.cast(present, loss.dtype)
         return loss * present / tf.maximum(tf.reduce_sum(present), 1.0)
 
     def get_config(self):
