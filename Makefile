@@ -33,8 +33,8 @@ TEST_WORKERS ?= 3
 help:
 	@echo "make run       - run the pipeline locally on the default dataset (RUN_ARGS='--help' lists flags)"
 	@echo "make serve     - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; its gRPC API on 8500; SERVE_ARGS='--help')"
-	@echo "make test      - lint (ruff), then run the whole test suite"
-	@echo "make lint      - only ruff, with the rules in pyproject.toml"
+	@echo "make test      - lint (ruff, links), then run the whole test suite"
+	@echo "make lint      - only ruff (rules in pyproject.toml) and the links between the Markdown files"
 	@echo "make test-fast - only the tests that need no pipeline run and are not slow (under 2 minutes)"
 	@echo "make venv      - only create $(VENV) with the pinned dependencies"
 	@echo "make tools     - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
@@ -80,8 +80,10 @@ serve: $(STAMP)
 	$(PY) pipeline/serve.py $(SERVE_ARGS)
 
 # ruff lives in the tools venv (pinned in requirements-tools.lock); its rules are pyproject.toml's [tool.ruff].
+# scripts/check_links.py (lychee, offline): every link of README.md, docs/ and benchmarks/ to a file or an #anchor.
 lint: $(TOOLS_STAMP)
 	$(TOOLS_VENV)/bin/ruff check .
+	$(TOOLS_PY) scripts/check_links.py
 
 test: lint assets browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
