@@ -249,5 +249,11 @@ def report_input_error(args: argparse.Namespace, error: Exception) -> None:
     write_reports(args, root if usable else None, summary)
 
 
-if __name__ == "__main__":
+def main_exit() -> None:
+    """`python pipeline/run_local.py` and the console script `bert-tfx-run` (pyproject.toml):
+    main, ended by quiet_exit."""
     quiet_exit(main())
+
+
+if __name__ == "__main__":
+    main_exit()

@@ -165,5 +165,11 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def main_exit() -> None:
+    """`python pipeline/serve.py` and the console script `bert-tfx-serve` (pyproject.toml):
+    main, ended by quiet_exit."""
     quiet_exit(main())
+
+
+if __name__ == "__main__":
+    main_exit()
