@@ -69,12 +69,20 @@ run: assets
 	$(PY) pipeline/run_local.py $(RUN_ARGS)
 
 # Debian's chromium for the browser tests (browser builds cannot be downloaded here); installed when missing and
-# running as root, as in CI; otherwise the browser tests are skipped with a line saying how to install it.
+# running as root, as in CI; otherwise the browser tests are skipped with a line saying how to install it (under
+# CI=true they fail with that line: tests/support/ci.py).
+# kustomize (4.1+) or kubectl (1.22+) renders k8s/ for tests/integration/test_k8s.py; make installs neither (Debian
+# 12's kubectl is 1.20, too old to read the kustomization's `labels:`): without one that test is skipped with a line
+# saying what to install, and fails under CI=true.
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: chromium missing and not root: the browser tests will be skipped (sudo apt-get install chromium)"; fi
+	  else echo "note: chromium missing and not root: the browser tests will be skipped, or fail under CI=true" \
+	    "(sudo apt-get install chromium)"; fi
+	@command -v kustomize >/dev/null || command -v kubectl >/dev/null || \
+	  echo "note: neither kustomize nor kubectl is installed: test_k8s.py's rendered kustomization will be skipped," \
+	    "or fail under CI=true (install kubectl 1.22 or later)"
 
 serve: $(STAMP)
 	$(PY) pipeline/serve.py $(SERVE_ARGS)

@@ -134,10 +134,13 @@ def s3_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium browser (Playwright), or the tests are skipped with how to install it."""
+    """A headless Chromium browser (Playwright). Without chromium the tests are skipped with how to install it, and
+    fail with that line under CI=true (support/ci.py)."""
+    from support.ci import missing_tool
+
     executable = chromium()
     if not executable:
-        pytest.skip(BROWSER_HINT)
+        missing_tool(BROWSER_HINT)
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

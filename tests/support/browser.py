@@ -8,8 +8,9 @@ from typing import Optional
 from support import REPO
 
 ARTIFACTS = REPO / "test-artifacts"  # screenshots of the browser tests
-BROWSER_HINT = ("Debian's chromium is not installed: the browser tests are skipped; install it with "
-                "`sudo apt-get install chromium` (make test does this when run as root)")
+# A skip on a developer's machine, a failure under CI=true (support/ci.py, the `browser` fixture).
+BROWSER_HINT = ("Debian's chromium is not installed (nor $CHROMIUM set) for the browser tests: install it with "
+                "`sudo apt-get install chromium` (`make test` and `make browser` do this when run as root)")
 
 
 def chromium() -> Optional[str]:
