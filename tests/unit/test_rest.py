@@ -1,7 +1,11 @@
-"""TF Serving's REST request format where the conformance check against TF Serving's own tests and api_rest.md found
-this server answering differently: too deep a body (a 500 before), an empty signature_name, unknown top-level keys,
-instances of mixed forms, and GET /v1/models. The parsing on small in-memory bodies; the routes through the real
-Starlette application (no model needed: each answer comes before one is loaded)."""
+"""TF Serving's REST request format in the cases where this server once answered otherwise: an empty signature_name
+(the default signature), unknown top-level keys (ignored), instances mixing values and objects (refused), GET
+/v1/models without a name (TF Serving's 400), and too deep a body (a 500 before; a 400 here, in TF Serving's error
+shape). TF Serving's behaviour is read from its source at the pinned 2.16.1: tensorflow_serving/util/json_tensor.cc
+(FillSignature; FillTensorMapFromInstancesList's "Expecting object but got list" and "Expecting value/list but got
+object"), model_servers/http_rest_api_handler.cc ("Missing model name in request.") and g3doc/api_rest.md. The parsing
+on small in-memory bodies; the routes through the real Starlette application (no model needed: each answer comes
+before one is loaded)."""
 
 import json
 import re
