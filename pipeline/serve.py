@@ -3,12 +3,15 @@
     python pipeline/serve.py                       # what `make run` pushed, on http://127.0.0.1:8501 and :8500
     python pipeline/serve.py --serving-dir DIR [--model-name bert_classifier] [--host 127.0.0.1] [--port 8501]
     python pipeline/serve.py --model-config-file models.config    # TF Serving's: models, version policies, labels
+    python pipeline/serve.py --request-log logs/requests [--request-log-sampling 0.1]    # keep what it is asked
 
 The same client code works against this server and against the TensorFlow Serving deployment in k8s/: REST status,
 metadata, predict (row or columnar), classify and regress; gRPC PredictionService and ModelService with TF Serving's
 stubs; Prometheus metrics at /monitoring/prometheus/metrics. Like TF Serving it serves the newest version folder (or
 what a model config file's policy names), picks up new ones as the Pusher writes them (after loading and warming them
-up), batches concurrent requests, and answers every error with TF Serving's status. Stop it with Ctrl-C.
+up), batches concurrent requests, and answers every error with TF Serving's status. It logs sampled requests with
+their answers as TF Serving's PredictionLog records in TFRecord files when asked (--request-log, or a model config
+entry's logging_config; docs/serving.md). Stop it with Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -46,8 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                "policy names, with its labels, re-read while serving) and switches to a new one once it has loaded and "
                "answered its warm-up requests (a version that fails is reported in the status and the previous one "
                "keeps serving), and it merges concurrent requests into one model call. Every error is answered "
-               "{\"error\": \"...\"} with TF Serving's HTTP status. Exit status: 0 stopped (Ctrl-C), 2 invalid "
-               "flags, a missing serving folder, a model config file that cannot be used, or a port in use.",
+               "{\"error\": \"...\"} with TF Serving's HTTP status. Exit status: 0 stopped (Ctrl-C, SIGTERM), 2 "
+               "invalid flags, a missing serving folder, a model config file that cannot be used (a logging_config "
+               "included), a request log prefix that cannot be written, or a port in use.",
         formatter_class=HelpFormatter)
     contract.add_flags(parser.add_argument_group("server"), ServerSettings)
     parser.add_argument("--s3-endpoint", metavar="URL", help=S3_ENDPOINT_HELP)
@@ -118,51 +123,97 @@ def main(argv=None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     import uvicorn
 
-    from components.baselines.model_config import ConfigError
+    from components.baselines.model_config import ConfigError, request_logging
     from pipeline.serving import grpc_api
     from pipeline.serving.metrics import Metrics
     from pipeline.serving.model_set import ModelSet
     from pipeline.serving.models import BatchingOptions
+    from pipeline.serving.request_log import FileOptions, RequestLogs
     from pipeline.serving.server import create_app
 
     batching = None if settings.no_batching else BatchingOptions(settings.max_batch_size, settings.batch_timeout_ms)
     metrics = Metrics(lambda: {name: r.status() for name, r in models.registries.items()})
-    if settings.model_config_file:
-        try:
+    try:
+        if settings.model_config_file:
             models = ModelSet.from_config_file(serving_dir, settings.poll_seconds, batching, metrics.batch,
                                                settings.model_config_poll_seconds)
-        except ConfigError as e:
-            print(f"error: --model-config-file: {e}", file=sys.stderr)
-            return 2
-        what = f"{', '.join(models.names)} from {serving_dir}"
-    else:
-        model_dir = f"{serving_dir}/{settings.model_name}"
-        models = ModelSet.single(model_dir, settings.model_name, settings.poll_seconds, batching, metrics.batch)
-        what = model_dir
+            what = f"{', '.join(models.names)} from {serving_dir}"
+        else:
+            model_dir = f"{serving_dir}/{settings.model_name}"
+            logged = request_logging(settings.request_log, settings.request_log_sampling) \
+                if settings.request_log else None
+            models = ModelSet.single(model_dir, settings.model_name, settings.poll_seconds, batching, metrics.batch,
+                                     logging=logged)
+            what = model_dir
+    except ConfigError as e:
+        print(f"error: {'--model-config-file: ' if settings.model_config_file else ''}{e}", file=sys.stderr)
+        return 2
+    problem = check_log_prefixes(models.policies, settings.model_config_file, args.s3_endpoint)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    logs = RequestLogs(FileOptions(int(settings.request_log_file_mb * 2 ** 20), settings.request_log_file_seconds,
+                                   settings.request_log_keep_seconds, int(settings.request_log_keep_mb * 2 ** 20),
+                                   settings.request_log_queue), metrics)
+    logs.configure({name: policy.logging for name, policy in models.policies.items()})
+    models.on_apply = lambda policies: logs.configure({name: p.logging for name, p in policies.items()})
     for name, registry in models.registries.items():
         if not registry.version_folders():
             print(f"no version of {name} under {registry.base_dir} yet: waiting for the pipeline to push one")
     try:
-        grpc_server, grpc_port = grpc_api.start(models, metrics, settings.host, settings.grpc_port)
+        grpc_server, grpc_port = grpc_api.start(models, metrics, settings.host, settings.grpc_port, logs=logs)
     except (OSError, RuntimeError) as e:  # grpcio raises RuntimeError when it cannot bind
         print(f"error: cannot listen on {settings.host}:{settings.grpc_port} for gRPC ({e}); pass another "
               "--grpc-port.", file=sys.stderr)
+        logs.close()
         return 2
     models.start()
     mode = f"batching up to {settings.max_batch_size} examples a call" if batching else "batching off"
     print(f"serving {what} on http://{settings.host}:{port} ({mode}); gRPC on {settings.host}:{grpc_port}",
           flush=True)
     print("try: " + curl_line(settings.host, port, models.names[0]), flush=True)
-    config = uvicorn.Config(create_app(models, settings, metrics), log_level="info" if args.verbose else "warning",
-                            access_log=args.verbose, timeout_keep_alive=5)
+    config = uvicorn.Config(create_app(models, settings, metrics, logs),
+                            log_level="info" if args.verbose else "warning", access_log=args.verbose,
+                            timeout_keep_alive=5)
+    # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again for the caller: SIGTERM as
+    # KeyboardInterrupt too, so that the block below closes the request logs (the default action would kill the
+    # process first, losing every open log file).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises the signal again for the caller
+    except KeyboardInterrupt:
         pass
     finally:
-        grpc_server.stop(grace=2)
+        grpc_server.stop(grace=2).wait(5)  # the calls in flight end (and are logged) first
         models.stop()
+        logs.close()  # each model's queued records written, its open file closed and published
     return 0
+
+
+def check_log_prefixes(policies, config_file: str, s3_endpoint) -> str:
+    """'' when every request log prefix can be written to, else one sentence naming it: a local folder is created,
+    an object store's file system must be installed and, for S3, its bucket must answer."""
+    for name, policy in sorted(policies.items()):
+        if policy.logging is None:
+            continue
+        prefix = policy.logging.filename_prefix
+        where = (f"--model-config-file {config_file}, model {name!r}, logging_config filename_prefix {prefix}"
+                 if config_file else f"--request-log {prefix}")
+        if object_store.scheme(prefix):
+            try:
+                object_store.configure_s3(s3_endpoint)
+                object_store.require(prefix, where.rsplit(" ", 1)[0])
+                object_store.check_bucket(prefix, where.rsplit(" ", 1)[0])
+            except object_store.StorageError as e:
+                return str(e)
+            object_store.load_file_systems([prefix])
+            continue
+        folder = prefix if prefix.endswith("/") else os.path.dirname(prefix)
+        try:
+            os.makedirs(folder or ".", exist_ok=True)
+        except OSError as e:
+            return f"{where}: cannot create the folder {folder} ({e.strerror}); name a writable path."
+    return ""
 
 
 def main_exit() -> None:

@@ -9,19 +9,55 @@ Two readers share this module, so they never disagree about "the model in servic
 (pipeline/serving/, which loads the versions a policy names) and BaselineLookup (components/baselines/lookup.py, which
 hands a run that model as the Evaluator's baseline and --warm-start's starting point). Pinning a version after a bad
 push (`specific { versions: 3 }`) therefore pins the next run's baseline too.
+
+A model's `logging_config` (TF Serving's `log_collector_config { type filename_prefix }` and `sampling_config {
+sampling_rate }`) says whether the server keeps its requests (request_log.py); it is checked here with the rest of the
+file, so a collector type this server does not have or a rate outside [0, 1] stops the server at start, and the
+pipeline, which reads the same file, learns where the traffic is logged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 LATEST, SPECIFIC, ALL = "latest", "specific", "all"
+# The log collector types the server has. TF Serving's model server registers none in its open-source build (a
+# logging_config there fails: tensorflow/serving#408); this one's is the TFRecord file of PredictionLog protos.
+TFRECORD_COLLECTOR = "tfrecord"
+COLLECTORS = (TFRECORD_COLLECTOR,)
 
 
 class ConfigError(ValueError):
     """A model config file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class RequestLogging:
+    """Where a model's requests are logged and how many: TF Serving's LoggingConfig, checked."""
+
+    filename_prefix: str  # a local path or an s3:// / gs:// prefix (request_log.py names the files)
+    sampling_rate: float = 1.0
+    collector: str = TFRECORD_COLLECTOR
+
+    def describe(self) -> str:
+        return f"{self.sampling_rate:g} of its requests to {self.filename_prefix}"
+
+
+def request_logging(prefix: str, rate: float, collector: str = TFRECORD_COLLECTOR,
+                    where: str = "--request-log") -> RequestLogging:
+    """The checked logging settings, or ConfigError naming `where` and the field at fault."""
+    if collector not in COLLECTORS:
+        raise ConfigError(f"{where}: log_collector_config.type {collector!r} is not a log collector of this server "
+                          f"(it has {', '.join(repr(c) for c in COLLECTORS)})")
+    if not prefix:
+        raise ConfigError(f"{where}: log_collector_config.filename_prefix is empty: name the files' path prefix "
+                          "(a local path, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX)")
+    if not 0.0 <= rate <= 1.0:  # NaN fails too
+        raise ConfigError(f"{where}: sampling_config.sampling_rate {rate!r} must be between 0 and 1")
+    return RequestLogging(prefix, rate, collector)
 
 
 @dataclass(frozen=True)
@@ -34,6 +70,7 @@ class ModelPolicy:
     num_versions: int = 1  # for LATEST
     versions: Tuple[int, ...] = ()  # for SPECIFIC
     labels: Dict[str, int] = field(default_factory=dict)
+    logging: Optional[RequestLogging] = None  # None: the model's requests are not logged
 
     def served(self, available: Iterable[int]) -> List[int]:
         """The versions this policy serves out of `available` (version folders that can be loaded), highest first."""
@@ -60,6 +97,18 @@ class ModelPolicy:
 def default_policy(name: str, base_path: str) -> ModelPolicy:
     """TF Serving's policy without a config file: the newest version only."""
     return ModelPolicy(name, base_path)
+
+
+def _logging(model, config_file: str, where: str) -> Optional[RequestLogging]:
+    if not model.HasField("logging_config"):
+        return None
+    config = model.logging_config
+    collector = config.log_collector_config
+    prefix = collector.filename_prefix
+    if prefix and "://" not in prefix:  # relative: to the config file's folder, as base_path; a final / is kept
+        prefix = _resolve(prefix, config_file) + ("/" if prefix.endswith("/") else "")
+    rate = config.sampling_config.sampling_rate if config.HasField("sampling_config") else 0.0
+    return request_logging(prefix, rate, collector.type, f"{where}: logging_config")
 
 
 def _resolve(base_path: str, config_file: str) -> str:
@@ -110,7 +159,8 @@ def parse(text: str, config_file: str) -> Dict[str, ModelPolicy]:
         bad = [label for label, version in labels.items() if not label or version < 0]
         if bad:
             raise ConfigError(f"{where}: version labels need a name and a version number")
-        policies[model.name] = parsed
+        logging = _logging(model, config_file, where)
+        policies[model.name] = dataclasses.replace(parsed, logging=logging) if logging else parsed
     return policies
 
 

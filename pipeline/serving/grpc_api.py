@@ -4,10 +4,10 @@ GetModelMetadata) and ModelService.GetModelStatus, on the generated `tensorflow_
 
 The services share the REST server's models (model_set.py): the same versions in service and labels, the same
 batchers (a gRPC request and a REST request arriving together are merged into one model call), the same warm-up
-before a version serves, and the same metrics. A ModelSpec names a version, a `version_label` or neither (the
-highest version serving). Errors carry TF Serving's status codes: NOT_FOUND for a model or version not serving,
-INVALID_ARGUMENT for a request the signature cannot take or an unknown label, UNIMPLEMENTED for a MultiInference
-task of another method.
+before a version serves, the same metrics and the same request logs (request_log.py). A ModelSpec names a version,
+a `version_label` or neither (the highest version serving). Errors carry TF Serving's status codes: NOT_FOUND for a
+model or version not serving, INVALID_ARGUMENT for a request the signature cannot take or an unknown label,
+UNIMPLEMENTED for a MultiInference task of another method.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Optional
 
 import grpc
 import numpy as np
-from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -27,11 +26,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline.serving import inference, rest
+from pipeline.serving import inference, log_records, rest, tensors
 from pipeline.serving import metrics as metrics_lib
 from pipeline.serving.model_set import ModelSet
+from pipeline.serving.request_log import RequestLogs
 
 log = logging.getLogger(__name__)
+LOGGED_APIS = ("Predict", "Classify", "Regress", "MultiInference")  # the request log keeps these
 CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.INVALID_ARGUMENT,
          501: grpc.StatusCode.UNIMPLEMENTED, 503: grpc.StatusCode.UNAVAILABLE,
          504: grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -48,7 +49,8 @@ def _abort(context, status: int, message: str):
 
 
 def _metered(api: str):
-    """Runs a method under the metrics, turning refusals (RestError included) into the call's status code."""
+    """Runs a method under the metrics, turning refusals (RestError included) into the call's status code; a failed
+    inference is counted by the request log of its model (it is never logged as an answer)."""
     def wrap(method):
         def call(self, request, context):
             with self.metrics.request(api, "GRPC") as outcome:
@@ -57,40 +59,14 @@ def _metered(api: str):
                 except (_Refused, rest.RestError) as e:
                     code = CODES.get(e.status, grpc.StatusCode.INTERNAL)
                     outcome.status = code.name
+                    self.failed(api, outcome)
                     context.abort(code, e.message)
+                except Exception:
+                    self.failed(api, outcome)
+                    raise
         call.__name__ = method.__name__
         return call
     return wrap
-
-
-def _ndarray(proto):
-    """tf.make_ndarray, with a quick path for a batch of strings (texts, serialized examples)."""
-    import tensorflow as tf
-
-    if proto.dtype == types_pb2.DT_STRING and proto.string_val:
-        shape = [d.size for d in proto.tensor_shape.dim]
-        values = np.array(list(proto.string_val), dtype=object)
-        if shape and int(np.prod(shape)) == len(values):
-            return values.reshape(shape)
-    return tf.make_ndarray(proto)
-
-
-def _fill_tensor(proto, array) -> None:
-    """tf.make_tensor_proto(array) into `proto`, written directly for numbers and strings: the generic converter costs
-    tens of microseconds a tensor, a share of a short request's time."""
-    import tensorflow as tf
-
-    if array.dtype == object or array.dtype.kind == "S":
-        proto.dtype = types_pb2.DT_STRING
-        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel())
-    elif array.dtype.kind in "biuf":
-        proto.dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
-        proto.tensor_content = np.ascontiguousarray(array).tobytes()
-    else:
-        proto.CopyFrom(tf.make_tensor_proto(array))
-        return
-    for size in array.shape:
-        proto.tensor_shape.dim.add().size = size
 
 
 def _version(model_spec) -> Optional[int]:
@@ -108,8 +84,19 @@ def _loaded(models: ModelSet, model_spec, outcome):
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, models: ModelSet, metrics: metrics_lib.Metrics):
-        self.models, self.metrics = models, metrics
+    def __init__(self, models: ModelSet, metrics: metrics_lib.Metrics, logs: Optional[RequestLogs] = None):
+        self.models, self.metrics, self.logs = models, metrics, logs
+
+    def failed(self, api: str, outcome) -> None:
+        if self.logs and api in LOGGED_APIS:
+            self.logs.failed(outcome.model)
+
+    def _log(self, kind: str, loaded, signature: str, request, response) -> None:
+        """Queues the request and its response for the model's request log, when it logs and this one is drawn."""
+        model = request.tasks[0].model_spec.name if kind == "multi_inference_log" else request.model_spec.name
+        collector = self.logs.sampled(model) if self.logs else None
+        if collector:
+            collector.submit(log_records.from_protos, kind, model, loaded.version, signature, request, response)
 
     @_metered("Classify")
     def Classify(self, request, context, outcome):
@@ -117,6 +104,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         outcome.signature = request.model_spec.signature_name or rest.DEFAULT_SIGNATURE
         response = inference.classify(loaded, request)
         outcome.examples = len(response.result.classifications)
+        self._log("classify_log", loaded, outcome.signature, request, response)
         return response
 
     @_metered("Regress")
@@ -125,6 +113,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         outcome.signature = request.model_spec.signature_name or rest.DEFAULT_SIGNATURE
         response = inference.regress(loaded, request)
         outcome.examples = len(response.result.regressions)
+        self._log("regress_log", loaded, outcome.signature, request, response)
         return response
 
     @_metered("MultiInference")
@@ -133,7 +122,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             _abort(context, 400, "MultiInferenceRequest must contain at least one task")
         loaded = _loaded(self.models, request.tasks[0].model_spec, outcome)
         outcome.signature = ",".join(t.model_spec.signature_name or rest.DEFAULT_SIGNATURE for t in request.tasks)
-        return inference.multi_inference(loaded, request)
+        response = inference.multi_inference(loaded, request)
+        self._log("multi_inference_log", loaded, "", request, response)  # each result names its signature
+        return response
 
     @_metered("Predict")
     def Predict(self, request, context, outcome):
@@ -155,7 +146,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 _abort(context, 400, f"Expects arg {key!r} to be {signature.inputs[key].dtype} but {dtype} is "
                                      "provided")
             try:
-                inputs[key] = _ndarray(proto)
+                inputs[key] = tensors.ndarray(proto)
             except (TypeError, ValueError) as e:
                 _abort(context, 400, f"input {key!r}: {e}")
         sizes = {len(a) if a.ndim else 0 for a in inputs.values()}
@@ -175,7 +166,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = loaded.version
         response.model_spec.signature_name = name
         for key in wanted:
-            _fill_tensor(response.outputs[key], np.asarray(outputs[key]))
+            tensors.fill(response.outputs[key], np.asarray(outputs[key]))
+        self._log("predict_log", loaded, name, request, response)
         return response
 
     @_metered("GetModelMetadata")
@@ -200,6 +192,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, models: ModelSet, metrics: metrics_lib.Metrics):
         self.models, self.metrics = models, metrics
 
+    def failed(self, api: str, outcome) -> None:
+        pass  # status requests are not logged
+
     @_metered("GetModelStatus")
     def GetModelStatus(self, request, context, outcome):
         from google.protobuf import json_format
@@ -220,13 +215,15 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                                      get_model_status_pb2.GetModelStatusResponse())
 
 
-def start(models: ModelSet, metrics: metrics_lib.Metrics, host: str, port: int, workers: int = 8) -> tuple:
-    """(the started grpc.Server, the port it listens on)."""
+def start(models: ModelSet, metrics: metrics_lib.Metrics, host: str, port: int, workers: int = 8,
+          logs: Optional[RequestLogs] = None) -> tuple:
+    """(the started grpc.Server, the port it listens on). `logs`: the request logs of the models that log."""
     # SO_REUSEPORT off: grpcio sets it by default, and a second server on the same port would then share its
     # connections silently instead of failing to start.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
                          options=[("grpc.so_reuseport", 0)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, metrics), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(models, metrics, logs),
+                                                                        server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(models, metrics), server)
     bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if not bound:

@@ -9,6 +9,12 @@ And this server's breakdown:
 - `:local_serving:requests{model_name, version, signature, API, entrypoint, status}`;
 - `:local_serving:batch_size{model_name, signature}`: examples per model call, after batching;
 - `:local_serving:model_version_state{model_name, version, state}`: 1 for each version's current state.
+And the request log's (request_log.py), for the models that log:
+- `:local_serving:request_log_records{model_name}`: records in closed log files;
+- `:local_serving:request_log_dropped{model_name, reason}`: records lost (queue_full, write_failed, record_failed);
+- `:local_serving:request_log_files{model_name}` and `:local_serving:request_log_bytes{model_name}`: files closed
+  and their bytes; `:local_serving:request_log_deleted_files{model_name}`: files deleted by the retention limits;
+- `:local_serving:request_log_failed_requests{model_name}`: requests that failed, hence not logged as answers.
 
 API is TF Serving's method name (Predict, Classify, Regress, MultiInference, GetModelMetadata, GetModelStatus);
 entrypoint is REST or GRPC; status is TF Serving's error code name (OK, INVALID_ARGUMENT, NOT_FOUND, ...).
@@ -56,6 +62,19 @@ class Metrics:
         self.batch_size = Histogram(":local_serving:batch_size", "Examples per model call, after batching.",
                                     ["model_name", "signature"], buckets=EXAMPLE_BUCKETS, registry=self.registry)
         self.registry.register(_VersionStates(states))
+        self.request_log_records = Counter(":local_serving:request_log_records", "Request log records in closed "
+                                           "files.", ["model_name"], registry=self.registry)
+        self.request_log_dropped = Counter(":local_serving:request_log_dropped", "Request log records lost, by "
+                                           "reason.", ["model_name", "reason"], registry=self.registry)
+        self.request_log_files = Counter(":local_serving:request_log_files", "Request log files closed.",
+                                         ["model_name"], registry=self.registry)
+        self.request_log_bytes = Counter(":local_serving:request_log_bytes", "Bytes of the request log files "
+                                         "closed.", ["model_name"], registry=self.registry)
+        self.request_log_deleted = Counter(":local_serving:request_log_deleted_files", "Request log files deleted "
+                                           "by the retention limits.", ["model_name"], registry=self.registry)
+        self.request_log_failed = Counter(":local_serving:request_log_failed_requests", "Failed requests of a model "
+                                          "that logs (not logged as answers).", ["model_name"],
+                                          registry=self.registry)
 
     @contextmanager
     def request(self, api: str, entrypoint: str) -> Iterator[Outcome]:
@@ -77,6 +96,20 @@ class Metrics:
 
     def batch(self, model: str, signature: str, size: int) -> None:
         self.batch_size.labels(model, signature).observe(size)
+
+    def log_file_closed(self, model: str, records: int, size: int) -> None:
+        self.request_log_records.labels(model).inc(records)
+        self.request_log_files.labels(model).inc()
+        self.request_log_bytes.labels(model).inc(size)
+
+    def log_dropped(self, model: str, reason: str, count: int) -> None:
+        self.request_log_dropped.labels(model, reason).inc(count)
+
+    def log_files_deleted(self, model: str, count: int) -> None:
+        self.request_log_deleted.labels(model).inc(count)
+
+    def log_failed_request(self, model: str) -> None:
+        self.request_log_failed.labels(model).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ and ignored: the models keep serving under the last good one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Callable, Dict, Optional
@@ -31,12 +32,16 @@ class ModelSet:
         self._started = False
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        # Told the policies each time they are applied (request logging follows each model's logging_config).
+        self.on_apply: Optional[Callable[[Dict[str, model_config.ModelPolicy]], None]] = None
 
     @classmethod
     def single(cls, base_dir: str, name: str, poll_seconds: float, batching: Optional[BatchingOptions],
-               on_batch=None) -> "ModelSet":
+               on_batch=None, logging: Optional[model_config.RequestLogging] = None) -> "ModelSet":
+        """`logging`: the model's request logging (serve.py's --request-log), as a config file's logging_config."""
         models = cls(poll_seconds, batching, on_batch)
-        models._apply({name: model_config.default_policy(name, base_dir)})
+        policy = model_config.default_policy(name, base_dir)
+        models._apply({name: dataclasses.replace(policy, logging=logging) if logging else policy})
         return models
 
     @classmethod
@@ -52,6 +57,10 @@ class ModelSet:
     @property
     def names(self):
         return sorted(self.registries)
+
+    @property
+    def policies(self) -> Dict[str, model_config.ModelPolicy]:
+        return {name: registry.policy for name, registry in self.registries.items()}
 
     def get(self, name: str) -> ModelRegistry:
         """The model's registry, or TF Serving's 404 for a model it does not serve."""
@@ -80,6 +89,8 @@ class ModelSet:
             if new.get(name) is not registry:
                 registry.stop()
                 log.info("model %s unloaded: no longer in %s", name, self.config_file or "the config")
+        if self.on_apply:
+            self.on_apply(policies)
 
     def reload_config(self) -> bool:
         """Re-reads the config file; applies it when it changed and parses. Returns whether it was applied."""

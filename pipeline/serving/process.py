@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import requests
 
@@ -26,11 +26,12 @@ class ServerProcess:
     """The server, from `with` until the end of the block."""
 
     def __init__(self, serving_dir: Union[Path, str, None], *flags: str, log: Optional[Path] = None,
-                 env: Optional[dict] = None):
-        """`serving_dir` None: the flags name a --model-config-file instead (then `log` is needed)."""
+                 env: Optional[dict] = None, preexec_fn: Optional[Callable[[], None]] = None):
+        """`serving_dir` None: the flags name a --model-config-file instead (then `log` is needed). `preexec_fn`: run
+        in the child before serve.py starts (e.g. resource limits)."""
         # A URI (s3://...) stays a string: Path() would turn it into the local folder s3:/...
         self.serving_dir = serving_dir if serving_dir is None or "://" in str(serving_dir) else Path(serving_dir)
-        self.flags, self.extra_env = flags, env or {}
+        self.flags, self.extra_env, self.preexec_fn = flags, env or {}, preexec_fn
         if log is None and not isinstance(self.serving_dir, Path):
             raise ValueError("a serving folder on an object store, or a model config file, needs log=PATH")
         self.log = log or self.serving_dir.parent / "serve.log"
@@ -44,7 +45,8 @@ class ServerProcess:
             ports = ["--port", "0"] + ([] if "--grpc-port" in self.flags else ["--grpc-port", "0"])
             where = [] if self.serving_dir is None else ["--serving-dir", str(self.serving_dir)]
             self.proc = subprocess.Popen([sys.executable, str(SERVE), *where, *ports, *self.flags],
-                                         cwd=SERVE.parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                         cwd=SERVE.parent.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         preexec_fn=self.preexec_fn)
         deadline = time.time() + 60
         while time.time() < deadline and not self.url:
             match = re.search(r"on (http://127\.0\.0\.1:\d+) .*; gRPC on (127\.0\.0\.1:\d+)", self.log.read_text())

@@ -38,6 +38,7 @@ from pipeline.serving import inference, rest, rest_examples
 from pipeline.serving import metrics as metrics_lib
 from pipeline.serving.model_set import ModelSet
 from pipeline.serving.models import LoadedVersion, ModelRegistry, Signature
+from pipeline.serving.request_log import RequestLogs
 
 REST_PORT = 8501  # TF Serving's REST port (k8s/serving-deployment.yaml)
 GRPC_PORT = 8500  # TF Serving's gRPC port (its --port)
@@ -83,6 +84,27 @@ class ServerSettings:
                                     flag="--max-request-mb", positive=True)
     request_timeout: float = setting(30.0, "seconds a request may take, from its first byte to its answer (HTTP 504 "
                                            "after)", flag="--request-timeout", positive=True)
+    request_log: str = setting("", "log the model's requests with its answers, as TF Serving's PredictionLog records "
+                                   "in TFRecord files named PREFIX-<time>-...tfrecord: a local path, "
+                                   "s3://BUCKET/PREFIX or gs://BUCKET/PREFIX. The texts users send are stored. With "
+                                   "--model-config-file, each model's logging_config says it instead (default: off)",
+                               flag="--request-log")
+    request_log_sampling: float = setting(1.0, "share of the answered requests logged, drawn request by request (TF "
+                                               "Serving's sampling_config.sampling_rate)",
+                                          flag="--request-log-sampling", unit_interval=True)
+    request_log_file_mb: float = setting(32.0, "a log file is closed and a new one opened at this size, in MiB",
+                                         flag="--request-log-file-mb", positive=True)
+    request_log_file_seconds: float = setting(600.0, "... or once it has been open this many seconds (also without "
+                                                     "new requests)", flag="--request-log-file-seconds",
+                                              positive=True)
+    request_log_keep_seconds: float = setting(0.0, "delete closed log files of the prefix opened longer ago than "
+                                                   "this (0: keep them)", flag="--request-log-keep-seconds")
+    request_log_keep_mb: float = setting(0.0, "delete the oldest closed log files of the prefix while all of them "
+                                              "together are over this many MiB (0: no limit)",
+                                         flag="--request-log-keep-mb")
+    request_log_queue: int = setting(1000, "records waiting to be written, per model, before more are dropped "
+                                           "(counted; the requests are answered all the same)",
+                                     flag="--request-log-queue", positive=True)
 
     def __post_init__(self):
         if self.batch_timeout_ms < 0:
@@ -98,6 +120,14 @@ class ServerSettings:
         if self.model_config_file and self.serving_dir:
             raise ValueError("pass --serving-dir or --model-config-file, not both: the config file names each "
                              "model's folder (base_path)")
+        if self.model_config_file and self.request_log:
+            raise ValueError("--request-log is for the one model of --serving-dir: with --model-config-file, give "
+                             "each model that should log a logging_config { log_collector_config { type: "
+                             "\"tfrecord\" filename_prefix: \"...\" } sampling_config { sampling_rate: ... } }")
+        if not 0.0 <= self.request_log_sampling <= 1.0:
+            raise ValueError("--request-log-sampling must be between 0 and 1")
+        if self.request_log_keep_seconds < 0 or self.request_log_keep_mb < 0:
+            raise ValueError("--request-log-keep-seconds and --request-log-keep-mb must be 0 (no limit) or more")
 
 
 class JSONResponse(Response):
@@ -195,7 +225,8 @@ def _serving(registry: ModelRegistry, version: Optional[int], outcome) -> Loaded
     return loaded
 
 
-async def _predict(registry: ModelRegistry, version: Optional[int], body: bytes, outcome) -> JSONResponse:
+async def _predict(registry: ModelRegistry, version: Optional[int], body: bytes, outcome,
+                   logs: Optional[RequestLogs], requested: tuple) -> JSONResponse:
     signature_name, key, payload = rest.parse_predict(body)
     outcome.signature = signature_name
     loaded = _serving(registry, version, outcome)
@@ -209,11 +240,18 @@ async def _predict(registry: ModelRegistry, version: Optional[int], body: bytes,
         outputs = await run_signature(signature, inputs)
     except Exception as e:  # noqa: BLE001 - answered as TF Serving would
         raise _model_error(e) from None
-    return JSONResponse(rest.encode_outputs(key, outputs))
+    answer = JSONResponse(rest.encode_outputs(key, outputs))
+    collector = logs.sampled(registry.name) if logs else None
+    if collector:  # the request as the equivalent gRPC PredictRequest, built on the log's own thread
+        from pipeline.serving import log_records
+
+        collector.submit(log_records.rest_predict, registry.name, loaded.version, signature_name, *requested, inputs,
+                         outputs)
+    return answer
 
 
 async def _classify_or_regress(registry: ModelRegistry, version: Optional[int], verb: str, body: bytes,
-                               outcome) -> JSONResponse:
+                               outcome, logs: Optional[RequestLogs], requested: tuple) -> JSONResponse:
     """`:classify` and `:regress`: the JSON becomes the gRPC request message, answered by the same code as gRPC."""
     from tensorflow_serving.apis import classification_pb2, regression_pb2
 
@@ -232,8 +270,15 @@ async def _classify_or_regress(registry: ModelRegistry, version: Optional[int], 
         raise
     except Exception as e:  # noqa: BLE001 - answered as TF Serving would
         raise _model_error(e) from None
-    return JSONResponse(rest_examples.classification_json(response.result) if verb == "classify"
-                        else rest_examples.regression_json(response.result))
+    answer = JSONResponse(rest_examples.classification_json(response.result) if verb == "classify"
+                          else rest_examples.regression_json(response.result))
+    collector = logs.sampled(registry.name) if logs else None
+    if collector:
+        from pipeline.serving import log_records
+
+        collector.submit(log_records.from_protos, f"{verb}_log", registry.name, loaded.version, outcome.signature,
+                         request, response, *requested)
+    return answer
 
 
 def _demo_model(registry: ModelRegistry) -> Response:
@@ -253,9 +298,10 @@ def _demo_model(registry: ModelRegistry) -> Response:
     return JSONResponse({"name": registry.name, "version": current.version, **extra})
 
 
-def create_app(models: ModelSet, settings: ServerSettings, metrics: metrics_lib.Metrics) -> Starlette:
+def create_app(models: ModelSet, settings: ServerSettings, metrics: metrics_lib.Metrics,
+               logs: Optional[RequestLogs] = None) -> Starlette:
     """The HTTP application: TF Serving's REST routes under /v1/models/, its metrics path, and the demo page at /
-    (for the first model)."""
+    (for the first model). `logs`: the request logs of the models that log (request_log.py)."""
     limit = int(settings.max_request_mb * 2 ** 20)
 
     async def handle(request: Request, match, outcome) -> Response:
@@ -268,9 +314,10 @@ def create_app(models: ModelSet, settings: ServerSettings, metrics: metrics_lib.
         if match["verb"] not in API:
             return error(405 if not match["verb"] else 404, f"Malformed request: POST {request.url.path}")
         body = await read_body(request, limit)
+        requested = (_version_of(match), match["label"])  # as the gRPC request's model spec would name them
         if match["verb"] == "predict":
-            return await _predict(registry, version, body, outcome)
-        return await _classify_or_regress(registry, version, match["verb"], body, outcome)
+            return await _predict(registry, version, body, outcome, logs, requested)
+        return await _classify_or_regress(registry, version, match["verb"], body, outcome, logs, requested)
 
     async def model_routes(request: Request) -> Response:
         match = _PATH.match(request.path_params["rest"])
@@ -284,6 +331,8 @@ def create_app(models: ModelSet, settings: ServerSettings, metrics: metrics_lib.
             answer = await _answer(request, match, outcome)
             if answer.status_code != 200:
                 outcome.status = metrics_lib.STATUS_NAMES.get(answer.status_code, "UNKNOWN")
+                if logs and request.method == "POST":
+                    logs.failed(outcome.model)  # never logged as an answer: counted
             return answer
 
     async def _answer(request: Request, match, outcome) -> Response:
