@@ -4,18 +4,24 @@ Every task (label column, components/tasks.py) gets the same gates on its own ou
 against the absolute floors and against the model in service. TFMA blesses a model only when every threshold holds,
 so one task that got worse blocks the push however much the others improved. Each task's metrics weigh the rows by
 that task's example weight (0 where the row has no label in its column), so a missing label is left out, not scored.
+
+Macro F1 is this project's TFMA metric (components/release/macro_f1.py): the mean F1 of the classes that occur in
+the eval split, never NaN because a rare class has no eval example. The per-class figures keep every class.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 from components.settings.evaluator import EvaluatorSettings
 from components.tasks import PROBABILITIES, Task
 
+MACRO_F1_MODULE = "components.release.macro_f1"  # the module TFMA imports MacroF1Score from
+
 
 def _task_specs(tfma, settings: EvaluatorSettings, task: Task):
-    """The metrics specs of one task: its accuracy gate, one-vs-rest metrics per class and the macro F1 gate."""
+    """The metrics specs of one task: its accuracy and macro F1 gates, and one-vs-rest metrics per class."""
     class_ids = list(range(len(task.classes)))
     outputs = [task.column] if task.multi else []
     accuracy_threshold = tfma.MetricThreshold(
@@ -28,26 +34,26 @@ def _task_specs(tfma, settings: EvaluatorSettings, task: Task):
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -settings.max_macro_f1_drop}))
-    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall"),
-                 tfma.MetricConfig(class_name="F1Score")]
-    if len(class_ids) == 2:
-        per_class.append(tfma.MetricConfig(class_name="AUC"))
-    return [
+    specs = [
         # With several tasks the example count is the task's: the rows with its label (the others weigh 0).
         tfma.MetricsSpec(output_names=outputs, metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold)]),
-        # One-vs-rest per class (precision/recall/F1, AUC for binary tasks) and their macro average.
+            tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+            tfma.MetricConfig(class_name="MacroF1Score", module=MACRO_F1_MODULE, threshold=f1_threshold,
+                              config=json.dumps({"classes": list(task.classes)}))]),
+        # One-vs-rest per class, every class of the task, without a macro average: TFMA's averages every class,
+        # and a class without an eval example would make it NaN (the macro F1 above does not).
         tfma.MetricsSpec(
-            output_names=outputs, metrics=per_class,
-            binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),
-            aggregate=tfma.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in class_ids})),
-        # The macro F1 gate: a spec of its own, aggregated only, so the threshold applies to the macro average
-        # and not to each class's F1 (a threshold in the spec above would apply to both).
-        tfma.MetricsSpec(
-            output_names=outputs, metrics=[tfma.MetricConfig(class_name="F1Score", threshold=f1_threshold)],
-            aggregate=tfma.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in class_ids})),
+            output_names=outputs, metrics=[tfma.MetricConfig(class_name=name)
+                                           for name in ("Precision", "Recall", "F1Score")],
+            binarize=tfma.BinarizationOptions(class_ids={"values": class_ids})),
     ]
+    if len(class_ids) == 2:  # AUC per class and its mean: a two-class split without one of them has no AUC at all
+        specs.append(tfma.MetricsSpec(
+            output_names=outputs, metrics=[tfma.MetricConfig(class_name="AUC")],
+            binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),
+            aggregate=tfma.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in class_ids})))
+    return specs
 
 
 def make_eval_config(settings: EvaluatorSettings, label_tasks: Sequence[Task]):

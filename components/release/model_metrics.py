@@ -5,17 +5,19 @@ Used by the run summary (pipeline/cli/summary.py) and the model card (components
 
 from __future__ import annotations
 
+import base64
 import math
 import os
-from typing import Dict, Sequence
+from typing import Any, Dict, Sequence
 
 from components.tasks import OUTPUT_SEPARATOR, label_columns
 
 
-def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, float]:
+def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, Any]:
     """The overall (unsliced) metrics TFMA computed for the candidate model (or for `model_name`, e.g. "baseline":
     the model in service), flattened to name -> value; with several label columns each name starts with its task's
-    column ("rating/sparse_categorical_accuracy")."""
+    column ("rating/sparse_categorical_accuracy"). Numbers, and the lists of class names macro F1 averaged and left
+    out (`macro_f1_classes`, `macro_f1_absent_classes`: components/release/macro_f1.py)."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
@@ -30,6 +32,10 @@ def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, fl
                     number = value.get("doubleValue")
                     if number is None and "boundedValue" in value:
                         number = value["boundedValue"].get("value")
+                    if number is None and value.get("arrayValue", {}).get("dataType") == "BYTES" and not sub_key:
+                        metrics[task + name] = [base64.b64decode(b).decode("utf-8")
+                                                for b in value["arrayValue"].get("bytesValues", [])]
+                        continue
                     if number is None:
                         continue
                     if "macro_average" in name:  # some TFMA versions put the aggregation in the name
@@ -116,11 +122,14 @@ def _scores(texts, labels, predicted, confidence, mistakes: int) -> dict:
     if not texts:
         return {}
     classes = sorted(set(labels) | set(predicted))
+    present = sorted(set(labels))  # macro F1 averages the classes of the split, as the Evaluator's (macro_f1.py)
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes,
                                                                      zero_division=0)
     wrong = sorted((i for i in range(len(texts)) if predicted[i] != labels[i]), key=lambda i: -confidence[i])
     return {"accuracy": round(float(accuracy_score(labels, predicted)), 4),
-            "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
+            "macro_f1": round(float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0)),
+                              4),
+            "macro_f1_classes": present,
             "classes": classes,
             "confusion": confusion_matrix(labels, predicted, labels=classes).tolist(),
             "per_class": {c: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
@@ -129,17 +138,35 @@ def _scores(texts, labels, predicted, confidence, mistakes: int) -> dict:
                                     "probability": round(float(confidence[i]), 4)} for i in wrong[:mistakes]]}
 
 
-def headline(eval_metrics: Dict[str, float], test: dict) -> Dict[str, float]:
+def classes_averaged(eval_metrics: Dict[str, Any], task: str = "") -> str:
+    """Which classes the eval macro F1 of `task` ("" for the one task) averaged, in words: "all 6 classes", or "the
+    4 of 6 classes with an eval example (none of: x, y)"; "" when the metrics do not say."""
+    prefix = f"{task}{OUTPUT_SEPARATOR}" if task else ""
+    averaged = eval_metrics.get(f"{prefix}macro_f1_classes")
+    absent = eval_metrics.get(f"{prefix}macro_f1_absent_classes") or []
+    if averaged is None:
+        return ""
+    total = len(averaged) + len(absent)
+    if not absent:
+        return f"all {total} classes"
+    return f"the {len(averaged)} of {total} classes with an eval example (none of: {', '.join(absent)})"
+
+
+def headline(eval_metrics: Dict[str, Any], test: dict) -> Dict[str, Any]:
     """The figures a model card and a run summary lead with: eval and test accuracy and macro F1 (and the test
-    examples), one set per task with several label columns ("rating: test accuracy")."""
+    examples), one set per task with several label columns ("rating: test accuracy"); and, where the Evaluator
+    recorded them, the classes the eval macro F1 averaged ("eval macro F1 over")."""
     if "tasks" not in test and not any(OUTPUT_SEPARATOR in k for k in eval_metrics):
-        return {"eval accuracy": eval_metrics.get("sparse_categorical_accuracy"),
-                "eval macro F1": eval_metrics.get("macro_f1_score"),
-                "test accuracy": test.get("accuracy"), "test macro F1": test.get("macro_f1"),
-                "test examples": test.get("examples")}
+        figures = {"eval accuracy": eval_metrics.get("sparse_categorical_accuracy"),
+                   "eval macro F1": eval_metrics.get("macro_f1_score"),
+                   "test accuracy": test.get("accuracy"), "test macro F1": test.get("macro_f1"),
+                   "test examples": test.get("examples")}
+        if classes_averaged(eval_metrics):
+            figures["eval macro F1 over"] = classes_averaged(eval_metrics)
+        return figures
     names = list(test.get("tasks") or {}) or sorted({k.split(OUTPUT_SEPARATOR)[0] for k in eval_metrics
                                                      if OUTPUT_SEPARATOR in k})
-    figures: Dict[str, float] = {}
+    figures: Dict[str, Any] = {}
     for name in names:
         scores = (test.get("tasks") or {}).get(name, {})
         figures.update({f"{name}: eval accuracy": eval_metrics.get(f"{name}/sparse_categorical_accuracy"),
@@ -147,6 +174,8 @@ def headline(eval_metrics: Dict[str, float], test: dict) -> Dict[str, float]:
                         f"{name}: test accuracy": scores.get("accuracy"),
                         f"{name}: test macro F1": scores.get("macro_f1"),
                         f"{name}: test examples": scores.get("examples")})
+        if classes_averaged(eval_metrics, name):
+            figures[f"{name}: eval macro F1 over"] = classes_averaged(eval_metrics, name)
     return figures
 
 

@@ -15,7 +15,8 @@ class EvaluatorSettings(CustomConfigMixin):
     least `min_macro_f1`, and neither is lower than the model in service's by more than `max_accuracy_drop` /
     `max_macro_f1_drop` (TFX drops those two checks on the first run: no model in service). Macro F1 is what a model
     that only the majority class likes fails: its F1 is 0 on every other class, so its macro F1 is at most 1/k for
-    k classes (at most 0.5 for two), however high its accuracy."""
+    k classes in the eval split (at most 0.5 for two), however high its accuracy. Macro F1 averages only the classes
+    with an eval example (components/release/macro_f1.py), so a rare class the split lacks never makes it NaN."""
 
     COMPONENT: ClassVar[str] = "Evaluator"
 
@@ -24,8 +25,9 @@ class EvaluatorSettings(CustomConfigMixin):
     max_accuracy_drop: float = setting(
         0.01, "how far below the model in service a new model's eval accuracy may be and still be blessed",
         flag="--max-accuracy-drop", unit_interval=True)
-    min_macro_f1: float = setting(0.5, "eval macro F1 (the mean of the classes' F1) a model needs to be blessed; a "
-                                       "model that predicts only the majority class has at most 1/classes",
+    min_macro_f1: float = setting(0.5, "eval macro F1 (the mean F1 of the classes with an eval example) a model "
+                                       "needs to be blessed; a model that predicts only the majority class has at "
+                                       "most 1/classes",
                                   flag="--min-macro-f1", unit_interval=True)
     max_macro_f1_drop: float = setting(
         0.02, "how far below the model in service a new model's eval macro F1 may be and still be blessed",

@@ -53,7 +53,8 @@ RUNTIME_PARAMETERS = (
 # not among them: it chooses the Evaluator's executor, compiled into the spec (compile --accept-new-classes).
 EVAL_FIELDS = {"min_accuracy": ("SparseCategoricalAccuracy", "lower_bound"),
                "max_accuracy_drop": ("SparseCategoricalAccuracy", "absolute"),
-               "min_macro_f1": ("F1Score", "lower_bound"), "max_macro_f1_drop": ("F1Score", "absolute")}
+               "min_macro_f1": ("MacroF1Score", "lower_bound"),
+               "max_macro_f1_drop": ("MacroF1Score", "absolute")}
 
 
 def shortcuts() -> Dict[str, Tuple[str, str, Any]]:
