@@ -5,6 +5,7 @@ recorded, the examples per split, and why TFMA did not bless a model. Shared by 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -53,29 +54,68 @@ def validation_failures(evaluation_uri: str, metrics: Optional[Dict[str, float]]
     return reasons
 
 
+def _metric_name(failure) -> str:
+    """The failed metric's name as the run summary shows it: "macro_f1_score", "rating/sparse_categorical_accuracy"."""
+    name = failure.metric_key.name
+    if "f1" in name.lower() and failure.metric_key.HasField("aggregation_type") and not name.startswith("macro_"):
+        name = f"macro_{name}"  # TFMA's own macro average (an eval_config given whole on Kubeflow)
+    if failure.metric_key.output_name:  # one task among several: "rating/macro_f1_score ..."
+        name = f"{failure.metric_key.output_name}{OUTPUT_SEPARATOR}{name}"
+    return name
+
+
+def _flag(key) -> str:
+    """The flag that sets a gate of ours ("" for a threshold of a whole eval_config given on Kubeflow)."""
+    metric = key.name.lower()  # not the task's column, which may hold "f1"
+    kind = "macro-f1" if "f1" in metric else "accuracy" if "accuracy" in metric else ""
+    if not kind:
+        return ""
+    return f"--max-{kind}-drop" if key.is_diff else f"--min-{kind}"
+
+
+def _not_judged(failure, name: str, flag: str, metrics: Dict[str, float]) -> Optional[str]:
+    """The sentence for a gate that received no number (a NaN, or no value at all): which metric, and why, never
+    as a threshold it failed; None when the metric is a number."""
+    missing = not failure.metric_value.HasField("double_value")
+    if not missing and not math.isnan(failure.metric_value.double_value.value):
+        return None
+    head = f"{name} was not judged" + (f" ({flag})" if flag else "")
+    if missing:
+        told = (failure.message or "Metric not found.").strip()
+        if failure.metric_key.is_diff:
+            return (f"{head}: TFMA has no value of it for the candidate or for the model in service, so there is "
+                    f"nothing to compare ({told})")
+        return f"{head}: TFMA computed no value of it on the eval split ({told})"
+    task = f"{failure.metric_key.output_name}{OUTPUT_SEPARATOR}" if failure.metric_key.output_name else ""
+    if failure.metric_key.is_diff and metrics.get(name) is not None:
+        return f"{head}: the model in service's value is NaN (not a number), so there is nothing to compare with"
+    if not metrics.get(f"{task}example_count"):
+        return (f"{head}: its value is NaN (not a number) because the eval split has no example labelled in "
+                f"{'this column' if task else 'the label column'}")
+    return f"{head}: its value is NaN (not a number): TFMA had nothing to divide by on the eval split"
+
+
 def describe_failure(failure, metrics: Dict[str, float]) -> str:
     """One failed threshold as a sentence; with several label columns the metric's name starts with its task's
-    column ("rating/sparse_categorical_accuracy is 0.0400 below the model in service's ...")."""
-    name = failure.metric_key.name
-    if not failure.metric_value.HasField("double_value"):
-        return f"{name}: {failure.message or str(failure).replace(chr(10), ' ')}"
+    column ("rating/sparse_categorical_accuracy is 0.0400 below the model in service's ..."). A NaN or a missing
+    metric is said to be one, naming the cause: no gate compares it with its bound."""
+    name = _metric_name(failure)
+    flag = _flag(failure.metric_key)
+    unjudged = _not_judged(failure, name, flag, metrics)
+    if unjudged:
+        return unjudged
+    flag = f" ({flag})" if flag else ""
     value = failure.metric_value.double_value.value
     threshold = failure.metric_threshold
-    f1 = "f1" in name.lower()
-    if f1 and failure.metric_key.HasField("aggregation_type"):
-        name = f"macro_{name}"
-    if failure.metric_key.output_name:  # one task among several: "task 'rating': rating/macro_f1_score ..."
-        name = f"{failure.metric_key.output_name}{OUTPUT_SEPARATOR}{name}"
     if failure.metric_key.is_diff:
         bound = threshold.change_threshold.absolute.value
         candidate = metrics.get(name)
         values = (f" ({candidate:.4f} against {candidate - value:.4f})" if candidate is not None else "")
         return (f"{name} is {-value:.4f} below the model in service's{values}; the most it may drop is "
-                f"{-bound:.4g} ({'--max-macro-f1-drop' if f1 else '--max-accuracy-drop'})")
+                f"{-bound:.4g}{flag}")
     bounds = threshold.value_threshold
     if bounds.HasField("lower_bound") and value < bounds.lower_bound.value:
-        return (f"{name} {value:.4f} is below the minimum {bounds.lower_bound.value:.4g} "
-                f"({'--min-macro-f1' if f1 else '--min-accuracy'})")
+        return f"{name} {value:.4f} is below the minimum {bounds.lower_bound.value:.4g}{flag}"
     if bounds.HasField("upper_bound") and value > bounds.upper_bound.value:
         return f"{name} {value:.4f} is above the maximum {bounds.upper_bound.value:.4g}"
     return f"{name} {value:.4f} fails its threshold ({str(threshold).replace(chr(10), ' ')})"

@@ -37,7 +37,8 @@ def test_not_blessed_reasons_name_the_metric_both_values_and_the_bound():
                        "the most it may drop is 0.01 (--max-accuracy-drop)")
     without_value = validation_result_pb2.ValidationFailure(
         metric_key=metrics_for_slice_pb2.MetricKey(name="auc"), message="missing")
-    assert run_facts.describe_failure(without_value, {}) == "auc: missing"
+    assert run_facts.describe_failure(without_value, {}) == ("auc was not judged: TFMA computed no value of it on the "
+                                                             "eval split (missing)")
 
 
 def _summary(**extra):
@@ -99,7 +100,9 @@ def test_read_split_and_split_counts(tmp_path):
 
 
 def test_a_macro_f1_failure_names_its_flags():
-    failure = _failure("f1_score", 0.33, lower=0.5)
+    ours = _failure("macro_f1_score", 0.33, lower=0.5)  # components/release/macro_f1.py's metric
+    assert run_facts.describe_failure(ours, {}) == "macro_f1_score 0.3300 is below the minimum 0.5 (--min-macro-f1)"
+    failure = _failure("f1_score", 0.33, lower=0.5)  # TFMA's macro average (an eval_config given whole)
     failure.metric_key.aggregation_type.macro_average = True
     assert run_facts.describe_failure(failure, {}) == "macro_f1_score 0.3300 is below the minimum 0.5 (--min-macro-f1)"
     drop = _failure("f1_score", -0.1, is_diff=True, absolute=-0.02)
@@ -107,6 +110,38 @@ def test_a_macro_f1_failure_names_its_flags():
     text = run_facts.describe_failure(drop, {"macro_f1_score": 0.7})
     assert text.startswith("macro_f1_score is 0.1000 below the model in service's (0.7000 against 0.8000)")
     assert text.endswith("(--max-macro-f1-drop)")
+
+
+def test_a_gate_given_a_nan_or_no_value_says_so_naming_the_metric_and_the_cause():
+    """A NaN or a missing metric is never reported as a threshold it failed: one line naming the metric, its gate's
+    flag and why there was nothing to judge."""
+    nan = float("nan")
+    no_example = _failure("macro_f1_score", nan, lower=0.5)
+    no_example.metric_key.output_name = "fine"
+    assert run_facts.describe_failure(no_example, {"fine/example_count": 0.0, "fine/macro_f1_score": None}) == (
+        "fine/macro_f1_score was not judged (--min-macro-f1): its value is NaN (not a number) because the eval split "
+        "has no example labelled in this column")
+    assert run_facts.describe_failure(_failure("sparse_categorical_accuracy", nan, lower=0.6), {}) == (
+        "sparse_categorical_accuracy was not judged (--min-accuracy): its value is NaN (not a number) because the "
+        "eval split has no example labelled in the label column")
+    assert run_facts.describe_failure(_failure("macro_f1_score", nan, lower=0.5), {"example_count": 8.0}) == (
+        "macro_f1_score was not judged (--min-macro-f1): its value is NaN (not a number): TFMA had nothing to divide "
+        "by on the eval split")
+    served_nan = _failure("macro_f1_score", nan, is_diff=True, absolute=-0.02)
+    assert run_facts.describe_failure(served_nan, {"macro_f1_score": 0.8, "example_count": 8.0}) == (
+        "macro_f1_score was not judged (--max-macro-f1-drop): the model in service's value is NaN (not a number), so "
+        "there is nothing to compare with")
+    missing = validation_result_pb2.ValidationFailure(
+        metric_key=metrics_for_slice_pb2.MetricKey(name="macro_f1_score", output_name="coarse"),
+        message="Metric not found.")
+    missing.metric_threshold.value_threshold.lower_bound.value = 0.5
+    assert run_facts.describe_failure(missing, {}) == (
+        "coarse/macro_f1_score was not judged (--min-macro-f1): TFMA computed no value of it on the eval split "
+        "(Metric not found.)")
+    missing.metric_key.is_diff = True
+    assert run_facts.describe_failure(missing, {}) == (
+        "coarse/macro_f1_score was not judged (--max-macro-f1-drop): TFMA has no value of it for the candidate or "
+        "for the model in service, so there is nothing to compare (Metric not found.)")
 
 
 def test_not_comparable_reasons():
@@ -119,7 +154,8 @@ def test_not_comparable_reasons():
 
 
 def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
-    """The macro F1 gate applies to the macro average only: a class with a low F1 alone does not fail a model."""
+    """The macro F1 gate applies to the macro average only (components/release/macro_f1.py's metric, over the
+    classes of the eval split): a class with a low F1 alone does not fail a model."""
     import tensorflow_model_analysis as tfma
 
     from components.release.eval_config import make_eval_config
@@ -129,8 +165,9 @@ def test_the_blessing_gates_hold_macro_f1_not_each_class_f1():
     config = make_eval_config(EvaluatorSettings(min_macro_f1=0.55, max_macro_f1_drop=0.03),
                               [Task("label", ("a", "b", "c"))])
     thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
-    f1 = {key: value for key, value in thresholds.items() if key.name == "f1_score"}
-    assert f1 and all(key.aggregation_type and key.aggregation_type.macro_average for key in f1), list(f1)
+    assert not [key for key in thresholds if key.name == "f1_score"]  # no gate on a class's F1, nor TFMA's average
+    f1 = {key: value for key, value in thresholds.items() if key.name == "macro_f1_score"}
+    assert f1 and all(key.sub_key is None and key.aggregation_type is None for key in f1), list(f1)
     found = [threshold for entries in f1.values() for _, threshold in entries]  # (slice, threshold) pairs
     bounds = sorted(t.lower_bound.value for t in found if "lower_bound" in t.DESCRIPTOR.fields_by_name)
     drops = sorted(t.absolute.value for t in found if "absolute" in t.DESCRIPTOR.fields_by_name)
@@ -158,7 +195,7 @@ def test_every_task_has_its_own_gates_on_its_own_output():
     thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
     gated = sorted((k.output_name, k.name) for k in thresholds)  # each twice: its floor and its allowed drop
     assert gated == sorted(2 * [(task, name) for task in ("rating", "condition")
-                                for name in ("sparse_categorical_accuracy", "f1_score")]), gated
+                                for name in ("sparse_categorical_accuracy", "macro_f1_score")]), gated
     assert not any(k.output_name == "" for k in thresholds)
     aucs = [s for s in config.metrics_specs if any(m.class_name == "AUC" for m in s.metrics)]
     assert [list(s.output_names) for s in aucs] == [["condition"]]  # AUC for the two-class task alone
