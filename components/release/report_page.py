@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from components.release.model_metrics import classes_averaged
 from components.settings.evaluator import EvaluatorSettings
 from components.tasks import label_columns
 
@@ -258,6 +259,10 @@ def evaluation_section(context: ReportContext, summary: dict) -> str:
                     ("macro F1 (eval)", "macro_f1_score", gates.min_macro_f1, gates.max_macro_f1_drop))]
         parts.append(_table(["metric", "candidate", "model in service", "absolute gate",
                              "allowed drop against the model in service"], rows))
+        for prefix in prefixes:  # macro F1 is the mean F1 of the classes with an eval example (macro_f1.py)
+            over = classes_averaged(metrics, prefix.rstrip("/"))
+            if over:
+                parts.append(_p(f"{prefix}macro F1 (eval) averages {over}."))
         parts.append(_p(f"Compared with the model in service: {baseline}." if baseline else
                         "No model in service yet: the candidate was judged on the absolute gates alone."))
         if summary.get("blessed"):
@@ -295,8 +300,10 @@ def test_figures(test: dict, task: str = "") -> str:
         ax.set_ylabel("true class")
 
     size = min(3 + 0.35 * len(classes), 10)
+    averaged = test.get("macro_f1_classes")
+    over = f" (the mean of the {len(averaged)} classes with a test example)" if averaged else ""
     parts.append(_p(f"Test split{task} ({test['examples']} examples): accuracy {test['accuracy']}, macro F1 "
-                    f"{test['macro_f1']}."))
+                    f"{test['macro_f1']}{over}."))
     parts.append(_figure(lambda ax: confusion(ax, False), f"Confusion matrix{task}, test (counts)", size, size))
     parts.append(_figure(lambda ax: confusion(ax, True), f"Confusion matrix{task}, test (row shares)", size, size))
     parts.append(_table(["class", "precision", "recall", "F1", "examples"],

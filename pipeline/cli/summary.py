@@ -14,6 +14,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components.release.model_metrics import (  # noqa: F401  (re-exported)
+    classes_averaged,
     evaluator_metrics,
     headline_text,
     read_split,
@@ -395,8 +396,10 @@ def summary_lines(summary: dict) -> List[str]:
     tasks = [k.split("/")[0] for k in metrics if k.endswith("/sparse_categorical_accuracy")]
     for task in tasks or ([""] if metrics else []):  # one line per task with several label columns
         prefix = f"{task}/" if task else ""
+        over = classes_averaged(metrics, task)  # which classes macro F1 averaged: those with an eval example
         lines.append(f"eval{f' ({task})' if task else ''}: " + ", ".join(
-            f"{k} {metrics[prefix + k]}" for k in keys if prefix + k in metrics))
+            f"{k} {metrics[prefix + k]}" + (f" (over {over})" if k == "macro_f1_score" and over else "")
+            for k in keys if prefix + k in metrics))
     if "test_metrics" in summary:
         t = summary["test_metrics"]
         for name, scores in (t.get("tasks") or {"": t}).items():
