@@ -43,7 +43,7 @@ class RequestLogging:
     collector: str = TFRECORD_COLLECTOR
 
     def describe(self) -> str:
-        return f"{self.sampling_rate:g} of its requests to {self.filename_prefix}"
+        return f"its requests at sampling rate {self.sampling_rate:g} to {self.filename_prefix}"
 
 
 def request_logging(prefix: str, rate: float, collector: str = TFRECORD_COLLECTOR,
