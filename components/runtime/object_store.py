@@ -10,6 +10,12 @@ both (`configure_s3`): tensorflow-io reads S3_ENDPOINT, boto3 AWS_ENDPOINT_URL_S
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and AWS_REGION. Both address buckets path-style on a custom endpoint
 (http://HOST:PORT/BUCKET/KEY), which is what MinIO and SeaweedFS serve.
 
+The endpoint takes either spelling: a URL (http://HOST:PORT), or TensorFlow's own convention, which TFX-on-Kubeflow
+guides use: S3_ENDPOINT=HOST:PORT with the scheme in S3_USE_HTTPS (HTTPS unless it is 0) and S3_VERIFY_SSL=0 to skip
+certificate checks (tensorflow/core/platform/s3/s3_file_system.h, "S3 uses HTTPS by default. If S3_USE_HTTPS=0 is
+specified, HTTP is used"; tensorflow-io's S3 file system kept the variables). boto3 wants a URL, so both layers are
+given the URL form.
+
 tensorflow-io 0.37.1 (the last release for TF 2.16) aborts the process at exit once its S3 file system has been used
 ("pure virtual method called", exit status 134: tensorflow/io#2039, fixed in its sources after that release); the
 entry points end with components/runtime/quiet_exit.py's os._exit, which skips the C++ teardown where that happens.
@@ -41,21 +47,31 @@ def scheme(path: str) -> str:
 
 
 def endpoint() -> Optional[str]:
-    """The S3 endpoint this process uses (None: the AWS default, s3.amazonaws.com)."""
-    return next((os.environ[name] for name in ENDPOINT_VARIABLES if os.environ.get(name)), None)
+    """The S3 endpoint this process uses, as a URL (None: the AWS default, s3.amazonaws.com)."""
+    value = next((os.environ[name] for name in ENDPOINT_VARIABLES if os.environ.get(name)), None)
+    return endpoint_url(value) if value else None
+
+
+def endpoint_url(value: str) -> str:
+    """http(s)://HOST:PORT for an endpoint given either way: a URL as it is, a bare HOST:PORT with the scheme of
+    S3_USE_HTTPS (TensorFlow's convention: HTTPS unless S3_USE_HTTPS is 0)."""
+    if re.match(r"^https?://", value):
+        return value
+    if URI.match(value):
+        raise StorageError(f"S3 endpoint {value!r} must be http(s)://HOST:PORT, or HOST:PORT with S3_USE_HTTPS=0 "
+                           "for http (e.g. http://seaweedfs.kubeflow:8333).")
+    secure = os.environ.get("S3_USE_HTTPS", "1").strip()[:1] != "0"
+    return ("https://" if secure else "http://") + value
 
 
 def s3_environment(s3_endpoint: Optional[str]) -> dict:
     """The environment both S3 file systems read, for `s3_endpoint` (None: keep what the environment says)."""
     env = {}
-    value = s3_endpoint or endpoint()
+    value = endpoint_url(s3_endpoint) if s3_endpoint else endpoint()
     if value:
-        if not re.match(r"^https?://", value):
-            raise StorageError(f"S3 endpoint {value!r} must start with http:// or https:// (e.g. "
-                               "http://minio-service.kubeflow:9000).")
         env.update(S3_ENDPOINT=value, AWS_ENDPOINT_URL_S3=value)
         if value.startswith("http://"):
-            env["S3_VERIFY_SSL"] = "0"
+            env.update(S3_USE_HTTPS="0", S3_VERIFY_SSL="0")
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         env["AWS_REGION"] = DEFAULT_REGION
     return env
@@ -128,10 +144,11 @@ def check_bucket(uri: str, flag: str) -> None:
         boto3.client("s3", endpoint_url=endpoint(), config=quick).head_bucket(Bucket=bucket)
     except errors.NoCredentialsError:
         raise StorageError(f"{flag} {uri}: no S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a "
-                           "stock Kubeflow's MinIO keeps them in the secret mlpipeline-minio-artifact).") from None
+                           "Kubeflow keeps its store's keys in the secret mlpipeline-minio-artifact).") from None
     except (errors.EndpointConnectionError, errors.ConnectTimeoutError, errors.ReadTimeoutError) as e:
         raise StorageError(f"{flag} {uri}: no S3 server answers at {where} ({type(e).__name__}); set --s3-endpoint "
-                           "or S3_ENDPOINT to the store's http(s)://HOST:PORT.") from None
+                           "or S3_ENDPOINT to the store's http(s)://HOST:PORT (or HOST:PORT with S3_USE_HTTPS=0)."
+                           ) from None
     except errors.ClientError as e:
         code = str(e.response.get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchBucket"):

@@ -66,6 +66,17 @@ def test_data_that_is_not_on_the_store_is_refused_naming_the_flag(tmp_path, s3_s
     assert os.listdir(tmp_path) == []
 
 
+def test_tensorflows_spelling_of_the_endpoint_reaches_the_same_store(tmp_path, s3_server):
+    """S3_ENDPOINT=HOST:PORT with the scheme in S3_USE_HTTPS=0, as TensorFlow's S3 file system reads it: the same
+    store, so the same refusal as above (before: 'must start with http:// or https://')."""
+    s3_server.bucket("locations-bare")
+    env = {**s3_server.env(), "S3_ENDPOINT": s3_server.endpoint.split("://", 1)[1], "AWS_ENDPOINT_URL_S3": "",
+           "S3_USE_HTTPS": "0"}
+    proc = run(tmp_path, "run_local.py", "--data-root", "s3://locations-bare/incoming", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert_one_error(proc.stderr, "--data-root s3://locations-bare/incoming does not exist")
+
+
 def test_the_server_refuses_a_scheme_it_cannot_open_and_a_missing_bucket(tmp_path, s3_server):
     proc = run(tmp_path, "serve.py", "--serving-dir", "hdfs://namenode/serving")
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -98,12 +109,18 @@ def test_one_endpoint_setting_reaches_both_file_systems(monkeypatch):
 
     for name in object_store.ENDPOINT_VARIABLES + ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
-    env = object_store.s3_environment("http://minio-service.kubeflow:9000")
+    monkeypatch.delenv("S3_USE_HTTPS", raising=False)
+    env = object_store.s3_environment("http://seaweedfs.kubeflow:8333")
     # tensorflow-io reads S3_ENDPOINT, boto3 (Beam) AWS_ENDPOINT_URL_S3; plain http turns TLS checks off
-    assert env == {"S3_ENDPOINT": "http://minio-service.kubeflow:9000", "S3_VERIFY_SSL": "0",
-                   "AWS_ENDPOINT_URL_S3": "http://minio-service.kubeflow:9000", "AWS_REGION": "us-east-1"}
-    with pytest.raises(object_store.StorageError, match="must start with http:// or https://"):
-        object_store.s3_environment("minio-service.kubeflow:9000")
+    assert env == {"S3_ENDPOINT": "http://seaweedfs.kubeflow:8333", "S3_USE_HTTPS": "0", "S3_VERIFY_SSL": "0",
+                   "AWS_ENDPOINT_URL_S3": "http://seaweedfs.kubeflow:8333", "AWS_REGION": "us-east-1"}
+    # TensorFlow's spelling: HOST:PORT, HTTPS unless S3_USE_HTTPS=0; both layers get the URL
+    assert object_store.s3_environment("seaweedfs.kubeflow:8333")["AWS_ENDPOINT_URL_S3"] == \
+        "https://seaweedfs.kubeflow:8333"
+    monkeypatch.setenv("S3_USE_HTTPS", "0")
+    assert object_store.s3_environment("seaweedfs.kubeflow:8333") == env
+    with pytest.raises(object_store.StorageError, match="must be http\\(s\\)://HOST:PORT, or HOST:PORT"):
+        object_store.s3_environment("ftp://seaweedfs.kubeflow:8333")
 
 
 @pytest.mark.parametrize("flag", ["--pipeline-root", "--serving-dir", "--data-root", "--schema", "--unlabeled-data",
