@@ -23,6 +23,9 @@ KUSTOMIZATION = K8S / "kustomization.yaml"
 OPTIONAL_MANIFESTS = {
     "trainer-tfjob.yaml": "a TFJob needs the Kubeflow Training Operator's CRD, and is a one-off run, not a standing "
                           "workload: `kubectl apply -k k8s/` must not fail on clusters without the operator",
+    "serving-request-logging.yaml": "the model server with request logging replaces TF Serving's Deployment (the same "
+                                    "name): a choice made by applying it after the rest, not a second server "
+                                    "(tests/integration/test_k8s_request_logging.py)",
 }
 TFJOB_FILE = K8S / "trainer-tfjob.yaml"
 TFJOB_SCHEMA = K8S / "schemas" / "tfjob-v1.json"
