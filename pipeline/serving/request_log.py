@@ -6,9 +6,11 @@ A model logs when its model config entry has a `logging_config` (or, without a c
 log_records.py builds the records). Every answered request of the model is sampled with probability
 `sampling_rate`; a failed one is never logged as an answer, only counted.
 
-Logging never costs a request: the request thread only draws the sample and puts what it already holds on a
-bounded queue; a writer thread per model builds the records, writes them, and rotates the file when it reaches
---request-log-file-mb or --request-log-file-seconds (also when no request comes). When the queue is full (a slow
+Logging never costs a request: the request thread only draws the sample and appends what it already holds to a
+bounded queue; a writer thread per model wakes every WRITE_EVERY_S, builds the records of what is queued, writes them,
+and rotates the file when it reaches --request-log-file-mb or --request-log-file-seconds (also when no request
+comes). Waking on a timer rather than for each record matters: a writer woken per request contends for the GIL with
+the threads that answer requests (benchmarks/request_log.py; benchmarks/results.md). When the queue is full (a slow
 disk or store) or a write or upload fails (a full disk, an unreachable store), the records are dropped and counted,
 the log says so once (and again when writing works again), and every request is still answered. After each file
 it closes, and every minute or so, the writer deletes the prefix's closed files beyond --request-log-keep-seconds or
@@ -21,8 +23,8 @@ lists); every file closed before is whole.
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import random
 import shutil
 import tempfile
@@ -35,8 +37,8 @@ from components.baselines import request_log as files
 from components.baselines.model_config import RequestLogging
 
 log = logging.getLogger("serve")
-_STOP = object()
 PRUNE_EVERY_S = 60.0  # between retention passes when no file closes
+WRITE_EVERY_S = 0.05  # the writer's wake-ups: records reach the file this long after their request at most
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ class Collector:
         self.model, self.config, self.options, self.metrics = model, config, options, metrics
         self.rate = config.sampling_rate
         self.dropped = 0
-        self._queue: "queue.Queue" = queue.Queue(maxsize=options.queue_size)
+        self._queue: collections.deque = collections.deque()  # append and popleft are atomic: no lock needed
+        self._wake = threading.Event()  # set to stop
         self._closed = False
         self._dropping = False
         self._drop_lock = threading.Lock()
@@ -79,34 +82,36 @@ class Collector:
         is full."""
         if self._closed:
             return
-        try:
-            self._queue.put_nowait((build, args, time.time()))
-        except queue.Full:
+        if len(self._queue) >= self.options.queue_size:  # checked without a lock: may pass by a record or two
             self._drop(1, "queue_full", f"the queue of {self.options.queue_size} records is full: the writer cannot "
                                         "keep up")
+            return
+        self._queue.append((build, args, time.time()))
 
     # -- the writer thread ---------------------------------------------------------------------------------------
-    def _timeout(self) -> Optional[float]:
-        deadlines = [self._file_deadline] if self._file else []
+    def _timeout(self) -> float:
+        deadlines = [time.monotonic() + WRITE_EVERY_S]
+        if self._file:
+            deadlines.append(self._file_deadline)
         if self.options.keep_seconds or self.options.keep_bytes:
             deadlines.append(self._next_prune)
-        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        return max(0.0, min(deadlines) - time.monotonic())
 
     def _run(self) -> None:
         while True:
-            try:
-                item = self._queue.get(timeout=self._timeout())
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                break
-            if item is not None:
-                self._write(item)
+            stopping = self._wake.wait(self._timeout())
+            while self._queue:
+                self._write(self._queue.popleft())
+                if self._file and (self._file.bytes >= self.options.max_file_bytes
+                                   or time.monotonic() >= self._file_deadline):
+                    self._close_file()
             now = time.monotonic()
-            if self._file and (self._file.bytes >= self.options.max_file_bytes or now >= self._file_deadline):
+            if self._file and now >= self._file_deadline:
                 self._close_file()
             elif (self.options.keep_seconds or self.options.keep_bytes) and now >= self._next_prune:
                 self._prune()
+            if stopping and not self._queue:
+                break
         self._close_file()
         if self._spool:
             shutil.rmtree(self._spool, ignore_errors=True)
@@ -182,12 +187,10 @@ class Collector:
     def close(self, timeout: float = 30.0) -> None:
         """Writes what is queued, closes the open file, and stops the thread."""
         self._closed = True
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.warning("request log of %s: the writer did not drain its queue in %g s", self.model, timeout)
-            return
+        self._wake.set()
         self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            log.warning("request log of %s: the writer did not finish in %g s", self.model, timeout)
 
 
 def _reason(e: Exception) -> str:
