@@ -24,8 +24,11 @@ import os
 import posixpath
 import re
 import socket
+import struct
 import time
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import google_crc32c  # the CRC-32C of TFRecord (a C extension; a dependency of TFX's Cloud Storage client)
 
 SUFFIX = ".tfrecord"
 TEMP_SUFFIX = ".tmp"
@@ -110,29 +113,51 @@ def temp_name(final: str, spool_dir: Optional[str] = None) -> str:
     return os.path.join(spool_dir or "/tmp", name)
 
 
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF  # TFRecord's mask, as TensorFlow's crc32c::Mask
+
+
+def tfrecord(data: bytes) -> bytes:
+    """One record framed as TFRecord frames it: its length (uint64, little-endian) and that length's masked CRC-32C,
+    the data and its masked CRC-32C. Byte for byte what tf.io.TFRecordWriter writes (the tests compare them)."""
+    length = struct.pack("<Q", len(data))
+    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+
+
 class LogFile:
     """One log file being written: records go to its temporary file; `publish` closes it and gives it its name.
-    Errors are the file system's (OSError, tf.errors.OpError): the caller counts the records lost."""
+    Errors are the file system's (OSError; tf.errors.OpError from an object store): the caller counts the records
+    lost.
+
+    Written with Python's buffered file and `tfrecord` rather than tf.io.TFRecordWriter, because the server's writer
+    thread runs beside the threads that answer requests: a TFRecordWriter.write call per record (a call into
+    TensorFlow's C++ that can give up the GIL and must take it back) cost the server more of its throughput than
+    this does (benchmarks/results.md, "Request logging"). A buffered write holds the GIL for a copy and gives it up
+    once per BUFFER_BYTES written."""
+
+    BUFFER_BYTES = 64 * 1024
 
     def __init__(self, prefix: str, opened: float, writer: str, sequence: int, spool_dir: Optional[str] = None):
-        import tensorflow as tf
-
         self.name = file_name(prefix, opened, writer, sequence)
         self.temp = temp_name(self.name, spool_dir)
         self.opened = opened
         self.records = 0
         self.bytes = 0
         os.makedirs(os.path.dirname(self.temp) or ".", exist_ok=True)
-        self._writer = tf.io.TFRecordWriter(self.temp)
+        self._file = open(self.temp, "wb", buffering=self.BUFFER_BYTES)  # noqa: SIM115 - closed by publish/discard
 
     def write(self, record: bytes) -> None:
-        self._writer.write(record)
+        framed = tfrecord(record)
+        self._file.write(framed)
         self.records += 1
-        self.bytes += len(record) + 16  # TFRecord framing: length, its CRC, the data's CRC
+        self.bytes += len(framed)
 
     def publish(self) -> str:
         """Closes the file and makes it visible under its name, whole; returns the name."""
-        self._writer.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())  # on disk before its name says it is whole, a crash of the machine included
+        self._file.close()
         if is_local(self.name):
             os.replace(self.temp, self.name)  # rename(2): atomic in one folder
             return self.name
@@ -147,8 +172,8 @@ class LogFile:
     def discard(self) -> None:
         """Closes and deletes the temporary file (after an error: its records are lost)."""
         try:
-            self._writer.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away because writing it failed
+            self._file.close()
+        except OSError:  # the buffer's last write fails again: the file is being thrown away for that
             pass
         try:
             os.remove(self.temp)

@@ -38,7 +38,12 @@ from components.baselines.model_config import RequestLogging
 
 log = logging.getLogger("serve")
 PRUNE_EVERY_S = 60.0  # between retention passes when no file closes
-WRITE_EVERY_S = 0.05  # the writer's wake-ups: records reach the file this long after their request at most
+# The writer's wake-ups: records reach the file this long after their request at most. When the cores are busy, each
+# wake-up of one more thread can take a core from the thread holding the GIL: waking every 50 ms cost about 10% of the
+# throughput at concurrency 16, every 500 ms about 3.5%, in paired runs on the busy 2-core machine
+# (benchmarks/results.md). The default queue (--request-log-queue, 1,000) holds half a second of 2,000 logged
+# requests a second.
+WRITE_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)

@@ -437,6 +437,7 @@ def test_sigkill_under_load_leaves_only_whole_files_visible(killed):
 # -- a full disk: the server's files limited to 64 KiB -------------------------------------------------------------
 
 FILE_LIMIT = 64 * 1024
+FULL_DISK_REQUESTS = 400  # records of ~1.3 KB: a file fails every ~100 (the writer's buffer is 64 KiB too)
 
 
 def limit_file_size():
@@ -455,7 +456,7 @@ def full_disk(saved, tmp_path_factory):
         session = requests.Session()
         long_texts = (t + " long enough to fill the log quickly" * 20 for t in texts)
         statuses = [session.post(server.model_url(":predict"), json={"instances": [next(long_texts)]},
-                                 timeout=30).status_code for _ in range(200)]
+                                 timeout=30).status_code for _ in range(FULL_DISK_REQUESTS)]
         deadline = time.monotonic() + 20
         while not metric(metrics(server), ":local_serving:request_log_dropped_total") and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -464,10 +465,10 @@ def full_disk(saved, tmp_path_factory):
 
 
 def test_a_full_disk_drops_and_counts_records_and_every_request_is_answered(full_disk):
-    assert full_disk.statuses == [200] * 200
+    assert full_disk.statuses == [200] * FULL_DISK_REQUESTS
     dropped = metric(full_disk.values, ":local_serving:request_log_dropped_total", model_name=MODEL,
                      reason="write_failed")
-    assert dropped >= 200 * 0.5, full_disk.log[-3000:]  # 200 records of ~1.3 KB: most cannot be written
+    assert FULL_DISK_REQUESTS / 4 < dropped <= FULL_DISK_REQUESTS, (dropped, full_disk.log[-3000:])
     assert full_disk.log.count("dropping records") == 1  # said once
     for path in files.log_files(full_disk.prefix):  # whatever did close is whole
         assert os.path.getsize(path) <= FILE_LIMIT

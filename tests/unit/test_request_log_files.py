@@ -61,6 +61,16 @@ def test_a_file_is_listed_only_once_it_is_closed_and_reads_back_whole(tmp_path):
     assert files.log_files(prefix) == [published] and not os.path.exists(other.temp)
 
 
+def test_records_are_framed_byte_for_byte_as_tensorflow_frames_them(tmp_path):
+    import tensorflow as tf
+
+    records = [b"", b"x", predict_record(["a fine film"]).SerializeToString(), bytes(range(256)) * 300]
+    with tf.io.TFRecordWriter(str(tmp_path / "tf.tfrecord")) as writer:
+        for record in records:
+            writer.write(record)
+    assert b"".join(files.tfrecord(r) for r in records) == (tmp_path / "tf.tfrecord").read_bytes()
+
+
 def test_retention_deletes_the_oldest_closed_files_by_age_and_by_total_size(tmp_path):
     prefix = str(tmp_path / "bert")
     now = 1_800_000_000.0
