@@ -41,9 +41,10 @@ PRUNE_EVERY_S = 60.0  # between retention passes when no file closes
 # The writer's wake-ups: records reach the file this long after their request at most. When the cores are busy, each
 # wake-up of one more thread can take a core from the thread holding the GIL: waking every 50 ms cost about 10% of the
 # throughput at concurrency 16, every 500 ms about 3.5%, in paired runs on the busy 2-core machine
-# (benchmarks/results.md). The default queue (--request-log-queue, 1,000) holds half a second of 2,000 logged
-# requests a second.
+# (benchmarks/results.md). A burst wakes it sooner, once WAKE_AT records wait; the default queue (--request-log-queue,
+# 5,000 records) then leaves the writer seconds to get a core before a record is dropped.
 WRITE_EVERY_S = 0.5
+WAKE_AT = 500
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class FileOptions:
     max_file_seconds: float = 600.0
     keep_seconds: float = 0.0  # 0: no age limit
     keep_bytes: int = 0  # 0: no size limit
-    queue_size: int = 1000
+    queue_size: int = 5000
 
 
 class Collector:
@@ -65,7 +66,8 @@ class Collector:
         self.rate = config.sampling_rate
         self.dropped = 0
         self._queue: collections.deque = collections.deque()  # append and popleft are atomic: no lock needed
-        self._wake = threading.Event()  # set to stop
+        self._wake = threading.Event()  # set to write now: on close, or when the queue fills up
+        self._wake_at = min(WAKE_AT, max(1, options.queue_size // 2))
         self._closed = False
         self._dropping = False
         self._drop_lock = threading.Lock()
@@ -92,6 +94,8 @@ class Collector:
                                         "keep up")
             return
         self._queue.append((build, args, time.time()))
+        if len(self._queue) >= self._wake_at and not self._wake.is_set():
+            self._wake.set()  # a burst: write before the queue fills
 
     # -- the writer thread ---------------------------------------------------------------------------------------
     def _timeout(self) -> float:
@@ -104,7 +108,9 @@ class Collector:
 
     def _run(self) -> None:
         while True:
-            stopping = self._wake.wait(self._timeout())
+            self._wake.wait(self._timeout())
+            self._wake.clear()
+            stopping = self._closed
             while self._queue:
                 self._write(self._queue.popleft())
                 if self._file and (self._file.bytes >= self.options.max_file_bytes

@@ -102,7 +102,7 @@ class ServerSettings:
     request_log_keep_mb: float = setting(0.0, "delete the oldest closed log files of the prefix while all of them "
                                               "together are over this many MiB (0: no limit)",
                                          flag="--request-log-keep-mb")
-    request_log_queue: int = setting(1000, "records waiting to be written, per model, before more are dropped "
+    request_log_queue: int = setting(5000, "records waiting to be written, per model, before more are dropped "
                                            "(counted; the requests are answered all the same)",
                                      flag="--request-log-queue", positive=True)
 
