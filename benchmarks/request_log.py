@@ -14,6 +14,7 @@ reviews, one per request, each text once per server. Both servers run at once an
   then on the other, the first of the pair alternating, until --seconds have passed for each; the throughput ratio
   is the median, over the pairs of blocks, of the logging server's requests per second over the other's (with the
   quartiles: how much the busy machine moved it), and the p50 overhead the median of the pairs' p50 differences.
+  Each server's CPU time (/proc) over the run, per request, says what logging costs regardless of what else runs.
 At the end the logging server is stopped and its files read back: every request answered must be a record.
 Every loop is bounded; the servers listen on 127.0.0.1 only; the clients share the cores with them.
 """
@@ -126,6 +127,12 @@ def concurrent(servers: dict, corpus, concurrency: int, seconds: float) -> dict:
     return results
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serving-dir", type=Path, help="a pushed model's serving folder (default: a small model "
@@ -159,7 +166,11 @@ def main() -> int:
             sent = len(warm["logging at rate 1.0"])
             single = one_at_a_time(servers, corpus, args.seconds, args.max_requests)
             sent += len(single["logging at rate 1.0"])
+            cpu_before = {name: cpu_seconds(s.proc.pid) for name, s in (("logging off", off),
+                                                                          ("logging at rate 1.0", on))}
             many = concurrent(servers, corpus, 16, args.seconds)
+            cpu = {name: cpu_seconds(s.proc.pid) - cpu_before[name] for name, s in (("logging off", off),
+                                                                                  ("logging at rate 1.0", on))}
             sent += sum(len(latencies) for latencies, _ in many["logging at rate 1.0"])
         logged = sum(1 for _ in files.read(files.log_files(prefix)))
     off_single = np.array(single["logging off"]) * 1000
@@ -172,7 +183,8 @@ def main() -> int:
                      "c1_throughput": round(len(ms) / (ms.sum() / 1000), 1),
                      "c16_requests": len(ms16), "c16_p50_ms": round(float(np.percentile(ms16, 50)), 3),
                      "c16_p99_ms": round(float(np.percentile(ms16, 99)), 3),
-                     "c16_throughput": round(len(ms16) / sum(wall for _, wall in many[name]), 1)})
+                     "c16_throughput": round(len(ms16) / sum(wall for _, wall in many[name]), 1),
+                     "c16_cpu_ms_per_request": round(cpu[name] * 1000 / len(ms16), 4)})
     pairs = list(zip(many["logging off"], many["logging at rate 1.0"]))
     ratios = [(len(on) / on_wall) / (len(off) / off_wall) for (off, off_wall), (on, on_wall) in pairs]
     p50s = [float(np.percentile(on, 50) - np.percentile(off, 50)) * 1000 for (off, _), (on, _) in pairs]
@@ -182,7 +194,8 @@ def main() -> int:
     for row in rows:
         print(f"{row['server']:<20} c=1: p50 {row['c1_p50_ms']:.3f} ms (paired overhead {row['c1_overhead_ms']:+.3f} "
               f"ms), {row['c1_throughput']:.0f}/s; c=16: p50 {row['c16_p50_ms']:.3f} ms, {row['c16_throughput']:.0f}/s "
-              f"({row['c1_requests']} + {row['c16_requests']} requests)", flush=True)
+              f", {row['c16_cpu_ms_per_request']:.3f} CPU ms a request ({row['c1_requests']} + {row['c16_requests']} "
+              "requests)", flush=True)
     print(f"c=16 over {len(pairs)} pairs of blocks: throughput ratio median {summary['c16_throughput_ratio_median']} "
           f"(quartiles {summary['c16_throughput_ratio_quartiles']}), p50 overhead median "
           f"{summary['c16_p50_overhead_ms_median']:+.3f} ms; records logged {logged} of {sent} requests sent to the "
