@@ -75,6 +75,11 @@ def run_source(args: argparse.Namespace):
         source = pipeline_source(kfp, args, folder, spec)
         if params is None:  # an uploaded pipeline: its parameters are known only now
             params = resolve_parameters(source.spec, args.param or [])
+        if not options.get("pipeline_root") and source.spec.get("defaultPipelineRoot"):
+            # The open-source backend takes a run's pipeline root from the run, else from the namespace's
+            # kfp-launcher ConfigMap, never from the spec's defaultPipelineRoot (backend/src/v2/driver/root_dag.go
+            # L97-113 at 2.17.0): without this, the run's TFX steps would get KFP's minio:// default.
+            options["pipeline_root"] = source.spec["defaultPipelineRoot"]
         yield kfp, source, params, options
 
 

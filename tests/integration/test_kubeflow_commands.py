@@ -127,6 +127,9 @@ def test_run_uploaded_pipeline_by_id(stub, cli, compiled):
                                                       "pipeline_version_id": version}
     assert "pipeline_spec" not in run.body
     assert json.loads(_parameters(run)["trainer_config"])["epochs"] == 4
+    # The backend takes the root from the run, else from kfp-launcher's defaultPipelineRoot, never from the spec's
+    # (backend/src/v2/driver/root_dag.go L97-113 at 2.17.0): the compiled one is sent.
+    assert run.body["runtime_config"]["pipeline_root"] == compiled.spec["defaultPipelineRoot"] == str(compiled.root)
 
 
 @pytest.mark.parametrize("param, fragments", [
@@ -155,6 +158,7 @@ def test_schedule_creates_a_recurring_run(stub, cli, compiled):
     assert body["experiment_id"] == next(iter(stub.experiments))
     assert body["pipeline_spec"] == compiled.spec
     assert json.loads(_parameters(create)["trainer_config"])["epochs"] == 2
+    assert body["runtime_config"]["pipeline_root"] == str(compiled.root)  # the compiled root (see run's test)
     assert f"/#/recurringrun/details/{next(iter(stub.recurring_runs))}" in result.out
     # A second schedule of the same name is refused rather than doubling the retraining.
     again = cli("schedule", "--host", stub.url, "--cron", "0 3 * * 1", compiled.path)
