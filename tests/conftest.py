@@ -98,7 +98,7 @@ def pytest_collection_modifyitems(config, items):
 # The groups that take minutes in few tests, longest first (their measured times: benchmarks/results.md, "Test suite
 # timings"). xdist hands out the groups with the most tests first, which starts a group of one long test last, to end
 # the suite alone while the other workers sit idle.
-LONGEST_GROUPS = ("served", "first_run", "test_object_store", "test_multi_task", "test_kubeflow_on_s3",
+LONGEST_GROUPS = ("served", "first_run", "test_object_store", "test_multi_task",
                   "test_distilled_runs", "test_korean_run", "test_crash_safety", "test_own_data")
 
 

@@ -3,13 +3,16 @@ refuses at run creation and at run time (tests/support/kfp_rules.py, each rule c
 from): the default spec, --warm-start, --pretrain-epochs, --student-layers, --spans, several label columns (the
 built-in drug_reviews), and the Vertex AI multi-worker
 Trainer (--trainer-workers, which runs its Trainer on Vertex AI Training, so it is meant for Vertex AI Pipelines only;
-it is checked all the same). Each rule is also shown to catch the mistake it names, on a spoiled copy of the default
-spec."""
+it is checked all the same), and the store of a stock open-source install (--pipeline-root s3://...), whose Kubernetes
+platform spec gives the pods the store's keys (secretAsEnv) and is checked against what the API server, the compiler
+and the driver drop or refuse (kfp_rules.PLATFORM_RULES). Each rule is also shown to catch the mistake it names, on a
+spoiled copy of the default spec (the platform rules: of the s3:// variant's platform spec)."""
 
 import copy
 import json
 
 import pytest
+import yaml
 
 from support import kfp_local, kfp_rules
 from support.kubeflow import COMPILE_ARGS, process_state_kept
@@ -23,6 +26,8 @@ VARIANTS = {
     "several label columns": ["--dataset", "drug_reviews"],  # its schema's two label columns
     "vertex-only multi-worker": ["--trainer-workers", "2", "--vertex-project", "my-project",
                                  "--vertex-region", "europe-west4"],
+    "s3 store": ["--pipeline-root", "s3://mlpipeline/v2/bert", "--serving-dir", "s3://mlpipeline/serving",
+                 "--data-root", "s3://mlpipeline/incoming", "--s3-endpoint", "http://seaweedfs.kubeflow:8333"],
 }
 
 
@@ -37,13 +42,38 @@ def specs(tmp_path_factory):
         with process_state_kept():
             assert kfp_cli.main(["compile", *COMPILE_ARGS, "--pipeline-root", "gs://bucket/root", *flags,
                                  "--output", str(output)]) == 0, name
-        found[name] = json.loads(output.read_text())["pipelineSpec"]
+        job = json.loads(output.read_text())
+        found[name] = job["pipelineSpec"]
+        if job.get("platformSpec"):
+            PLATFORMS[name] = job["platformSpec"]
     return found
+
+
+PLATFORMS = {}  # variant -> its platform spec (filled by `specs`)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_no_spec_breaks_a_rule_of_the_open_source_backend(specs, variant):
-    assert kfp_rules.violations(specs[variant]) == []
+    assert kfp_rules.violations(specs[variant], PLATFORMS.get(variant)) == []
+    assert (variant in PLATFORMS) == (variant == "s3 store")
+
+
+def test_the_store_variant_gives_every_container_the_keys_as_kfp_kubernetes_writes_them(specs):
+    """kfp-kubernetes' use_secret_as_env (kubernetes_platform/python/kfp/kubernetes/secret.py L44-63 at 2.17.0): the
+    name as secretNameParameter, and as the deprecated secretName for older backends."""
+    spec, platform = specs["s3 store"], PLATFORMS["s3 store"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == {label for label, e in spec["deploymentSpec"]["executors"].items() if "container" in e}
+    assert spec["defaultPipelineRoot"] == "s3://mlpipeline/v2/bert"
+    for label, config in executors.items():
+        env = {e["name"]: e["value"] for e in spec["deploymentSpec"]["executors"][label]["container"]["env"]}
+        assert env["S3_ENDPOINT"] == env["AWS_ENDPOINT_URL_S3"] == "http://seaweedfs.kubeflow:8333", label
+        assert not any(k.startswith(("AWS_ACCESS", "AWS_SECRET")) for k in env), label  # never inline
+        assert config == {"secretAsEnv": [{
+            "secretNameParameter": {"runtimeValue": {"constant": "mlpipeline-minio-artifact"}},
+            "secretName": "mlpipeline-minio-artifact", "optional": False,
+            "keyToEnv": [{"secretKey": "accesskey", "envVar": "AWS_ACCESS_KEY_ID"},
+                         {"secretKey": "secretkey", "envVar": "AWS_SECRET_ACCESS_KEY"}]}]}
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -62,8 +92,10 @@ def test_what_a_run_compares_with_comes_from_a_container_task_that_is_never_cach
         source = tasks[task]["inputs"]["artifacts"][key]["taskOutputArtifact"]
         assert source == {"producerTask": nodes.BASELINE_LOOKUP, "outputArtifactKey": output}, task
     lookup = tasks[nodes.BASELINE_LOOKUP]["inputs"]["parameters"]
-    assert lookup["data_baselines"]["runtimeValue"]["constant"] == "gs://bucket/root/baselines/DataValidationGate"
-    assert lookup["serving_base"]["runtimeValue"]["constant"] == "gs://bucket/serving/bert_classifier"
+    root, serving = (("s3://mlpipeline/v2/bert", "s3://mlpipeline/serving") if variant == "s3 store" else
+                     ("gs://bucket/root", "gs://bucket/serving"))
+    assert lookup["data_baselines"]["runtimeValue"]["constant"] == f"{root}/baselines/DataValidationGate"
+    assert lookup["serving_base"]["runtimeValue"]["constant"] == f"{serving}/bert_classifier"
     assert lookup["model_config_file"]["runtimeValue"]["constant"] == (
         "gs://bucket/serving/models.config" if variant == "warm-start" else "")
     if variant == "warm-start":
@@ -141,9 +173,98 @@ def test_each_rule_catches_the_mistake_it_names(specs, rule):
     assert all(kfp_rules.CITATIONS[rule] in v for v in found if v.startswith(f"{rule}: "))
 
 
+def spoil_platform(rule, platform):
+    """A copy of the s3:// variant's platform spec with the one mistake `rule` is about."""
+    platform = copy.deepcopy(platform)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    trainer = executors["Trainer_executor"]["secretAsEnv"][0]
+    if rule == "a_platform_spec_the_api_server_keeps":  # a misspelt field: the document is not taken at all
+        platform["platforms"]["kubernetes"]["deploymentConfig"] = platform["platforms"]["kubernetes"].pop(
+            "deploymentSpec")
+    elif rule == "platform_executors_are_the_specs":  # keyed by task name instead of executor label
+        executors["Trainer"] = executors.pop("Trainer_executor")
+    elif rule == "kubernetes_config_fields_exist":
+        trainer["keyToEnv"][0]["envVariable"] = trainer["keyToEnv"][0].pop("envVar")
+    elif rule == "secret_as_env_names_a_secret_and_its_variables":
+        del trainer["secretName"], trainer["secretNameParameter"]
+    elif rule == "only_modelled_kubernetes_config":
+        executors["Trainer_executor"]["nodeSelector"] = {"labels": {"pool": "gpu"}}
+    else:
+        raise AssertionError(f"no spoiled platform spec for {rule}")
+    return platform
+
+
+@pytest.mark.parametrize("rule", [check.__name__ for check in kfp_rules.PLATFORM_RULES])
+def test_each_platform_rule_catches_the_mistake_it_names(specs, rule):
+    found = kfp_rules.violations(specs["s3 store"], spoil_platform(rule, PLATFORMS["s3 store"]))
+    assert any(v.startswith(f"{rule}: ") for v in found), found
+    assert all(kfp_rules.CITATIONS[rule] in v for v in found if v.startswith(f"{rule}: "))
+
+
+def test_the_secret_rules_catch_each_half_of_a_secret_as_env(specs):
+    """secretNameParameter and secretName naming two secrets, a keyToEnv entry without its variable, a secretAsEnv
+    without keyToEnv: each sets the wrong variable or none (driver/k8s.go L347-393)."""
+    rule = "secret_as_env_names_a_secret_and_its_variables"
+    for change in ("two names", "no variable", "no keyToEnv"):
+        platform = copy.deepcopy(PLATFORMS["s3 store"])
+        entry = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["Pusher_executor"][
+            "secretAsEnv"][0]
+        if change == "two names":
+            entry["secretName"] = "mlpipeline-minio-artifact-old"
+        elif change == "no variable":
+            entry["keyToEnv"][1]["envVar"] = ""
+        else:
+            entry["keyToEnv"] = []
+        found = [v for v in kfp_rules.violations(specs["s3 store"], platform) if v.startswith(f"{rule}: ")]
+        assert len(found) == 1 and "Pusher_executor" in found[0], (change, found)
+
+
 def test_the_executed_harness_refuses_what_the_backend_refuses(specs, tmp_path):
     spoiled = spoil("container_or_importer_executors_only", specs["default"])
     with pytest.raises(kfp_local.RefusedSpec, match="non-container and non-importer executor not implemented"):
-        kfp_local.execute_spec(spoiled, tmp_path)
+        kfp_local.execute_spec(spoiled, "s3://bucket/root", scratch_root=tmp_path)
+    job = {"pipelineSpec": specs["s3 store"],
+           "platformSpec": spoil_platform("platform_executors_are_the_specs", PLATFORMS["s3 store"])}
+    with pytest.raises(kfp_local.RefusedSpec, match="its Kubernetes config is ignored"):
+        kfp_local.execute_spec(job, "s3://bucket/root", scratch_root=tmp_path)
     assert not list(tmp_path.iterdir())  # refused before any task ran
 
+
+
+def test_the_platform_spec_travels_as_the_kfp_sdk_and_the_backend_read_it(tmp_path):
+    """The YAML file's second document (KFP's own compiler's form), read back by specs.load_platform_spec, parsed as
+    the backend's PlatformSpec, and kept as the upload file's second document."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from pipeline.kubeflow import cli as kfp_cli
+    from pipeline.kubeflow import specs as kfp_specs
+
+    output = tmp_path / "pipeline.yaml"
+    with process_state_kept():
+        assert kfp_cli.main(["compile", *COMPILE_ARGS, *VARIANTS["s3 store"], "--output", str(output)]) == 0
+    platform = kfp_specs.load_platform_spec(str(output))
+    message = json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+    assert "kubernetes" in message.platforms
+    assert kfp_rules.violations(kfp_specs.load_spec(str(output)), platform) == []
+    upload = kfp_specs.write_upload_file(kfp_specs.load_spec(str(output)), str(tmp_path), "upload", platform)
+    assert [d.get("platforms") is not None for d in yaml.safe_load_all(open(upload))] == [False, True]
+
+
+def test_the_store_flags_are_checked():
+    from pipeline.kubeflow import storage
+    from pipeline.kubeflow.errors import UserError
+
+    with pytest.raises(UserError, match="--s3-credentials-secret 'just-a-name' must be NAME:ACCESS_KEY_KEY:"):
+        storage.secret_as_env("just-a-name")
+    assert storage.secret_as_env("none") is None
+    # A bare HOST:PORT would take its scheme from this machine's S3_USE_HTTPS, which is not the pods'.
+    with pytest.raises(UserError, match="--s3-endpoint 'seaweedfs.kubeflow:8333' needs its scheme, as the pods "
+                                        "reach the store: http://seaweedfs.kubeflow:8333"):
+        storage.container_env("seaweedfs.kubeflow:8333")
+    with pytest.raises(UserError, match="--s3-endpoint: S3 endpoint 'ftp://x:1' must be http"):
+        storage.container_env("ftp://x:1")
+    spec = {"deploymentSpec": {"executors": {"a": {"container": {"image": "x"}}, "b": {"importer": {}}}}}
+    assert storage.apply(spec, "http://seaweedfs.kubeflow:8333", "none") is None  # env on containers, no platform
+    assert "env" in spec["deploymentSpec"]["executors"]["a"]["container"] and "container" not in \
+        spec["deploymentSpec"]["executors"]["b"]

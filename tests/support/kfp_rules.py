@@ -1,24 +1,46 @@
-"""What the open-source Kubeflow Pipelines v2 backend refuses in a pipeline spec, at run creation and at run time.
+"""What the open-source Kubeflow Pipelines v2 backend refuses in a pipeline spec, at run creation and at run time, and
+what it silently drops from the spec's Kubernetes platform spec.
 
 Each rule is a function of the PipelineSpec dict returning the violations it finds, and names the backend source it
 was read from (kubeflow/pipelines at commit 7b70c7b95f6832772efd6fd0029a4024491a0f44, August 2026; paths under
 backend/src/). They cover what a TFX KubeflowV2DagRunner spec can get wrong; features the compiler never emits
-(sub-DAGs, loops, exit handlers, platform specs, workspaces) are refused outright by `no_unmodelled_features`, so a
-spec that passes here does not rely on a rule this module lacks. tests/support/kfp_local.py refuses a spec with any
-violation before it executes a task, as the API server would.
+(sub-DAGs, loops, exit handlers, workspaces) are refused outright by `no_unmodelled_features`, so a spec that passes
+here does not rely on a rule this module lacks.
+
+The platform rules (`PLATFORM_RULES`, functions of the platform spec and the spec) were read from release 2.17.0
+(commit 4a3592cb2dd0a91a4652ab93893ec8beda1f3158): the API server keeps a YAML document as the platform spec only when
+it parses strictly as a PlatformSpec (apiserver/template/v2_template.go L244-259, L428-440; otherwise the document is
+dropped and the pods get none of it), the compiler hands each component the executor config stored under its executor
+label and ignores the others (v2/compiler/visitor.go L112-121), and the driver reads that config as a
+KubernetesExecutorConfig (kubernetes_platform/proto/kubernetes_executor_config.proto L24-44, SecretAsEnv L65-82)
+discarding the fields it does not know (v2/cmd/driver/main.go L492-500 with common/util/json.go L72-77). Of the
+executor config, only secretAsEnv (the one the compiler writes) is checked; any other field is refused by
+`only_modelled_kubernetes_config`. tests/support/kfp_local.py refuses a spec with any violation before it executes a
+task.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 SOURCE_COMMIT = "7b70c7b95f6832772efd6fd0029a4024491a0f44"
+PLATFORM_SOURCE = "2.17.0"  # the release tag the platform rules were read at (commit 4a3592cb)
 RULES: List[Callable[[dict], Iterator[str]]] = []
+PLATFORM_RULES: List[Callable[[dict, dict], Iterator[str]]] = []
 CITATIONS: Dict[str, str] = {}
+# KubernetesExecutorConfig's fields (kubernetes_executor_config.proto L24-44 at 2.17.0), as protojson reads them:
+# the JSON name or the field's own name.
+KUBERNETES_CONFIG_FIELDS = (
+    "secret_as_volume", "secret_as_env", "pvc_mount", "node_selector", "pod_metadata", "image_pull_secret",
+    "image_pull_policy", "config_map_as_volume", "config_map_as_env", "active_deadline_seconds", "field_path_as_env",
+    "tolerations", "generic_ephemeral_volume", "node_affinity", "pod_affinity", "enabled_shared_memory",
+    "empty_dir_mounts", "security_context")
+SECRET_AS_ENV_FIELDS = ("secret_name", "key_to_env", "optional", "secret_name_parameter")  # proto L65-82
+KEY_TO_ENV_FIELDS = ("secret_key", "env_var")  # proto L69-74
 
 # The runtimeValue constants the driver replaces, each only as the whole string (v2/driver/resolve.go L435-452).
 DRIVER_PLACEHOLDERS = {"{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_name}}", "{{$.pipeline_job_uuid}}",
@@ -38,11 +60,23 @@ def rule(citation: str):
     return register
 
 
-def violations(spec: dict) -> List[str]:
-    """Every violation of every rule, each as 'rule: what (source)'."""
+def platform_rule(citation: str):
+    def register(check):
+        PLATFORM_RULES.append(check)
+        CITATIONS[check.__name__] = f"{PLATFORM_SOURCE}: {citation}"
+        return check
+    return register
+
+
+def violations(spec: dict, platform: Optional[dict] = None) -> List[str]:
+    """Every violation of every rule, each as 'rule: what (source)'; the platform rules when there is a platform
+    spec (the YAML file's second document, or a PipelineJob's platformSpec)."""
     found = []
     for check in RULES:
         found += [f"{check.__name__}: {v} ({CITATIONS[check.__name__]})" for v in check(spec)]
+    if platform:
+        for check in PLATFORM_RULES:
+            found += [f"{check.__name__}: {v} ({CITATIONS[check.__name__]})" for v in check(platform, spec)]
     return found
 
 
@@ -245,3 +279,100 @@ def no_unmodelled_features(spec):
             yield f"task {name}: a sub-DAG (not checked by these rules)"
     if spec.get("root", {}).get("dag", {}).get("outputs"):
         yield "the root DAG has outputs (not checked by these rules)"
+
+
+# -- the Kubernetes platform spec ---------------------------------------------------------------------------------
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _unknown(fields: dict, known) -> List[str]:
+    allowed = set(known) | {_camel(name) for name in known}
+    return sorted(set(fields) - allowed)
+
+
+def _get(fields: dict, name: str):
+    """A field under its JSON name or its own name, as protojson accepts either."""
+    return fields.get(_camel(name), fields.get(name))
+
+
+def _kubernetes_executors(platform: dict) -> dict:
+    kubernetes = platform.get("platforms", {}).get("kubernetes") or {}
+    return (kubernetes.get("deploymentSpec") or kubernetes.get("deployment_spec") or {}).get("executors") or {}
+
+
+@platform_rule("apiserver/template/v2_template.go L244-259, L428-440 (a document that does not parse strictly as a "
+               "PlatformSpec with a kubernetes entry is not taken as the platform spec)")
+def a_platform_spec_the_api_server_keeps(platform, spec):
+    try:
+        json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec(), ignore_unknown_fields=False)
+    except json_format.ParseError as e:
+        yield f"not a PlatformSpec, so the API server drops it: {e}"
+        return
+    if "kubernetes" not in platform.get("platforms", {}):
+        yield "no `platforms.kubernetes` entry: the API server drops the document"
+
+
+@platform_rule("v2/compiler/visitor.go L105-121 (a component's executor config is looked up by its executorLabel; "
+               "others are ignored)")
+def platform_executors_are_the_specs(platform, spec):
+    labels = {component.get("executorLabel") for component in spec.get("components", {}).values()}
+    containers = {label for label, executor in spec.get("deploymentSpec", {}).get("executors", {}).items()
+                  if "container" in executor}
+    for label in sorted(_kubernetes_executors(platform)):
+        if label not in labels or label not in containers:
+            yield f"executor {label!r} is no container executor of a component: its Kubernetes config is ignored"
+
+
+@platform_rule("kubernetes_platform/proto/kubernetes_executor_config.proto L24-44, L65-82; v2/cmd/driver/main.go "
+               "L492-500 with common/util/json.go L72-77 (DiscardUnknown: an unknown field sets nothing)")
+def kubernetes_config_fields_exist(platform, spec):
+    for label, config in sorted(_kubernetes_executors(platform).items()):
+        for field in _unknown(config, KUBERNETES_CONFIG_FIELDS):
+            yield f"executor {label}: {field!r} is no KubernetesExecutorConfig field (the driver drops it)"
+        for entry in _get(config, "secret_as_env") or []:
+            for field in _unknown(entry, SECRET_AS_ENV_FIELDS):
+                yield f"executor {label}: {field!r} is no SecretAsEnv field (the driver drops it)"
+            for mapping in _get(entry, "key_to_env") or []:
+                for field in _unknown(mapping, KEY_TO_ENV_FIELDS):
+                    yield f"executor {label}: {field!r} is no SecretKeyToEnvMap field (the driver drops it)"
+
+
+@platform_rule("v2/driver/k8s.go L347-393 (each keyToEnv entry becomes one variable from the secret named by "
+               "secretNameParameter, else secretName; neither: 'missing either SecretName or SecretNameParameter')")
+def secret_as_env_names_a_secret_and_its_variables(platform, spec):
+    root = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    for label, config in sorted(_kubernetes_executors(platform).items()):
+        for entry in _get(config, "secret_as_env") or []:
+            name, parameter = _get(entry, "secret_name"), _get(entry, "secret_name_parameter")
+            constant = (parameter or {}).get("runtimeValue", {}).get("constant")
+            if parameter and "componentInputParameter" in parameter:
+                if parameter["componentInputParameter"] not in root:
+                    yield (f"executor {label}: secretNameParameter reads {parameter['componentInputParameter']!r}, "
+                           "which the root DAG does not declare")
+            elif parameter and not isinstance(constant, str):
+                yield f"executor {label}: secretNameParameter is not a string constant or a root input: {parameter}"
+            elif not parameter and not name:
+                yield f"executor {label}: missing either SecretName or SecretNameParameter"
+            elif parameter and name and constant != name:
+                yield (f"executor {label}: secretNameParameter {constant!r} and secretName {name!r} differ (the "
+                       "driver takes secretNameParameter)")
+            mappings = _get(entry, "key_to_env") or []
+            if not mappings:
+                yield f"executor {label}: secretAsEnv without keyToEnv sets no variable"
+            for mapping in mappings:
+                if not (_get(mapping, "secret_key") and _get(mapping, "env_var")):
+                    yield f"executor {label}: keyToEnv entry {mapping} lacks its secretKey or envVar"
+
+
+@platform_rule("the Kubernetes executor config beyond secretAsEnv is not modelled by these rules")
+def only_modelled_kubernetes_config(platform, spec):
+    for label, config in sorted(_kubernetes_executors(platform).items()):
+        for field in sorted(set(config) - {"secretAsEnv", "secret_as_env"}):
+            if field not in _unknown(config, KUBERNETES_CONFIG_FIELDS):
+                yield f"executor {label}: {field} (not checked by these rules)"
+    kubernetes = platform.get("platforms", {}).get("kubernetes") or {}
+    for field in sorted(set(kubernetes) - {"deploymentSpec", "deployment_spec"}):
+        yield f"platforms.kubernetes.{field} (not checked by these rules)"
