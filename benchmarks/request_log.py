@@ -1,7 +1,7 @@
 """Benchmark: what request logging costs a request. One-text REST predicts at concurrency 1 and 16, against two servers
 (pipeline/serve.py) on the same model, side by side in one run: logging off, and logging every request (rate 1.0).
 
-    .venv/bin/python benchmarks/request_log.py [--serving-dir DIR] [--seconds 20] [--json F]
+    .venv/bin/python benchmarks/request_log.py [--serving-dir DIR] [--seconds 20] [--no-batching] [--json F]
 
 The model: the newest version under --serving-dir (a pushed model), or by default a small SavedModel with the
 classifier's signatures (tests/support/tiny_classifier.py: a few operations, no encoder), on which a request is
@@ -139,6 +139,8 @@ def main() -> int:
                                                           "saved for the run)")
     parser.add_argument("--seconds", type=float, default=20.0, help="time of each server at each concurrency")
     parser.add_argument("--max-requests", type=int, default=5000, help="pairs of requests at concurrency 1")
+    parser.add_argument("--no-batching", action="store_true", help="both servers without batching (each request "
+                                                                     "its own model call)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     corpus = texts()
@@ -155,8 +157,9 @@ def main() -> int:
             serving_dir = scratch / "serving"
             model = str(tiny_classifier.save(serving_dir / MODEL_NAME / "1"))
         prefix = str(scratch / "logs" / "requests")
-        with ServerProcess(serving_dir, log=scratch / "off.log") as off, \
-                ServerProcess(serving_dir, "--request-log", prefix, "--request-log-sampling", "1.0",
+        common = ["--no-batching"] if args.no_batching else []
+        with ServerProcess(serving_dir, *common, log=scratch / "off.log") as off, \
+                ServerProcess(serving_dir, *common, "--request-log", prefix, "--request-log-sampling", "1.0",
                               log=scratch / "on.log") as on:
             for server in (off, on):
                 server.wait_for(lambda states: any(s["state"] == "AVAILABLE" for s in states.values()),
@@ -202,6 +205,7 @@ def main() -> int:
           "logging server", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                                         "batching": not args.no_batching,
                                          "model": model if args.serving_dir else "tests/support/tiny_classifier.py",
                                          "rows": rows, "c16": summary, "logged": logged, "sent": sent},
                                         indent=1))
