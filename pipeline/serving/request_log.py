@@ -6,11 +6,11 @@ A model logs when its model config entry has a `logging_config` (or, without a c
 log_records.py builds the records). Every answered request of the model is sampled with probability
 `sampling_rate`; a failed one is never logged as an answer, only counted.
 
-Logging never costs a request: the request thread only draws the sample and appends what it already holds to a
-bounded queue; a writer thread per model wakes every WRITE_EVERY_S, builds the records of what is queued, writes them,
-and rotates the file when it reaches --request-log-file-mb or --request-log-file-seconds (also when no request
-comes). Waking on a timer rather than for each record matters: a writer woken per request contends for the GIL with
-the threads that answer requests (benchmarks/request_log.py; benchmarks/results.md). When the queue is full (a slow
+Logging never fails or blocks a request: the request thread only draws the sample and appends what it already holds
+to a bounded queue; a writer thread per model wakes every WRITE_EVERY_S, builds the records of what is queued,
+writes them, and rotates the file when it reaches --request-log-file-mb or --request-log-file-seconds (also when no
+request comes). It wakes on a timer, not for each record: its turns at the GIL are time the threads answering
+requests wait (WRITE_EVERY_S; benchmarks/request_log.py, benchmarks/results.md). When the queue is full (a slow
 disk or store) or a write or upload fails (a full disk, an unreachable store), the records are dropped and counted,
 the log says so once (and again when writing works again), and every request is still answered. After each file
 it closes, and every minute or so, the writer deletes the prefix's closed files beyond --request-log-keep-seconds or
@@ -39,10 +39,11 @@ from components.baselines.model_config import RequestLogging
 log = logging.getLogger("serve")
 PRUNE_EVERY_S = 60.0  # between retention passes when no file closes
 # The writer's wake-ups: records reach the file this long after their request at most. When the cores are busy, each
-# wake-up of one more thread can take a core from the thread holding the GIL: waking every 50 ms cost about 10% of the
-# throughput at concurrency 16, every 500 ms about 3.5%, in paired runs on the busy 2-core machine
-# (benchmarks/results.md). A burst wakes it sooner, once WAKE_AT records wait; the default queue (--request-log-queue,
-# 5,000 records) then leaves the writer seconds to get a core before a record is dropped.
+# wake-up of one more thread can take a core from the thread holding the GIL: in rough paired runs on the busy 2-core
+# machine, waking every 50 ms cost about 10% of the throughput at concurrency 16 and every 500 ms about 3.5%, with a
+# noise of several percent (benchmarks/results.md, "Request logging"). A burst wakes it sooner, once WAKE_AT records
+# wait; the default queue (--request-log-queue, 5,000 records) then leaves the writer seconds to get a core before a
+# record is dropped.
 WRITE_EVERY_S = 0.5
 WAKE_AT = 500
 
