@@ -172,3 +172,29 @@ def test_the_logs_follow_the_config_and_draw_their_sample(tmp_path):
     assert 2000 - 5 * 42 < draws < 2000 + 5 * 42  # binomial: sd = sqrt(20000 * 0.1 * 0.9) = 42
 
 
+
+
+def test_a_re_read_config_file_moves_the_log(tmp_path):
+    """serve.py's wiring: the ModelSet tells the logs each config it applies (read while serving)."""
+    from pipeline.serving.model_set import ModelSet
+
+    config = tmp_path / "models.config"
+
+    def write(prefix):
+        config.write_text(f'model_config_list {{ config {{ name: "m" base_path: "m" logging_config {{ '
+                          f'log_collector_config {{ type: "tfrecord" filename_prefix: "{prefix}" }} '
+                          'sampling_config { sampling_rate: 1.0 } } } }')
+
+    write("logs/first")
+    models = ModelSet.from_config_file(str(config), 1.0, None)
+    logs = RequestLogs(FileOptions())
+    logs.configure({name: policy.logging for name, policy in models.policies.items()})
+    models.on_apply = lambda policies: logs.configure({name: p.logging for name, p in policies.items()})
+    first = logs.collectors["m"]
+    assert first.config.filename_prefix == str(tmp_path / "logs" / "first")
+    write("logs/second")
+    assert models.reload_config()
+    assert logs.collectors["m"].config.filename_prefix == str(tmp_path / "logs" / "second") and first._closed
+    config.write_text('model_config_list { config { name: "m" base_path: "m" } }')  # logging off
+    assert models.reload_config() and logs.collectors == {}
+    logs.close()
