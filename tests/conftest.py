@@ -84,9 +84,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.pipeline_run)
         if names & {"served", "accepted", "case"}:
             group = "served"
-        elif "first_run" in names or item.module.__name__ == "test_kubeflow_executed":
-            # The executed Kubeflow spec (tests/integration/, one ~6-minute group of few tests) rides with the quick
-            # run's tests: xdist hands out groups largest first, so on its own it would start last and finish alone.
+        elif "first_run" in names:
             group = "first_run"
         elif item.module.__name__ in ("test_kubeflow", "test_kubeflow_commands"):
             group = "kubeflow"  # one compiled spec (tests/integration/conftest.py's session fixture `compiled`)
@@ -98,7 +96,8 @@ def pytest_collection_modifyitems(config, items):
 # The groups that take minutes in few tests, longest first (their measured times: benchmarks/results.md, "Test suite
 # timings"). xdist hands out the groups with the most tests first, which starts a group of one long test last, to end
 # the suite alone while the other workers sit idle.
-LONGEST_GROUPS = ("served", "first_run", "test_object_store", "test_multi_task",
+# test_kubeflow_executed: the executed Kubeflow spec, three runs and a Distiller on the S3 server (~10 minutes).
+LONGEST_GROUPS = ("served", "test_kubeflow_executed", "first_run", "test_object_store", "test_multi_task",
                   "test_distilled_runs", "test_korean_run", "test_crash_safety", "test_own_data")
 
 
