@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 from pipeline.dag import nodes
-from support import UPSTREAM, VALIDATION
+from support import QUICK_CHECKPOINT, UPSTREAM, VALIDATION
 
 
 def test_first_run_is_blessed_pushed_and_summarised(first_run):
     paths, summary, proc = first_run
     assert summary["dataset"] == "rotten_tomatoes"
-    assert summary["model_size"] == "mini"
+    assert summary["model_size"] == QUICK_CHECKPOINT.name
     counts = summary["examples_per_split"]
     assert set(counts) == {"train", "eval", "test"}
     assert sum(counts.values()) == 1000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
-    for node in UPSTREAM + VALIDATION + (nodes.TRAINER, nodes.DISTILLER, nodes.EVALUATOR, nodes.PUSHER):
+    for node in UPSTREAM + VALIDATION + (nodes.PRETRAINER, nodes.TRAINER, nodes.EVALUATOR, nodes.PUSHER):
         assert summary["components"][node]["state"] == "COMPLETE", node
         assert summary["components"][node]["seconds"] >= 0
     metrics = summary["eval_metrics"]
@@ -69,7 +69,8 @@ def test_pushed_model_classifies_raw_strings_in_a_fresh_process(first_run):
                           env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, cwd="/", timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(result["labels"]) == 3 and set(result["labels"]) <= {"fresh", "rotten"}
+    assert result["labels"][0] == "fresh" and result["labels"][2] == "rotten"  # the model learned: clear reviews
+    assert result["labels"][1] in ("fresh", "rotten")  # an empty text gets an answer too
     assert all(abs(s - 1.0) < 1e-4 for s in result["sums"])
     assert result["mods"] == []  # nothing of the project or of TFX was needed
 

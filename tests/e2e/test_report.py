@@ -8,6 +8,7 @@ from pathlib import Path
 
 from components.release.model_card import CARD_HTML, CARD_JSON
 from components.release.report_page import SECTIONS
+from support import QUICK_CHECKPOINT
 from support.browser import ARTIFACTS, open_page
 
 
@@ -17,8 +18,8 @@ def test_the_pushed_model_carries_its_model_card(first_run):
     assert summary["model_card"] == str(extra / CARD_JSON)
     card = json.loads((extra / CARD_JSON).read_text())
     assert card["classes"] == ["fresh", "rotten"] and card["blessed"] is True and card["baseline_model"] is None
-    assert card["checkpoint"].startswith("none (trained from scratch")
-    assert card["settings"]["epochs"] == 2 and card["settings"]["model_size"] == "mini"
+    assert card["checkpoint"].startswith(str(QUICK_CHECKPOINT))
+    assert card["settings"]["epochs"] == 2 and card["settings"]["model_size"] == QUICK_CHECKPOINT.name
     assert card["data"]["dataset"] == "rotten_tomatoes" and card["data"]["text_column"] == "text"
     metrics = summary["eval_metrics"]
     assert card["metrics"]["eval accuracy"] == metrics["sparse_categorical_accuracy"]

@@ -21,6 +21,13 @@ from support.browser import ARTIFACTS, open_page
 from support.serving_server import MODEL, Server, copy_version, push_model
 
 TEXTS = ["a gripping, beautifully acted film", "a dull, lifeless mess", "ünïcödé — and emoji 🎬 are fine"]
+# Reviews no reader could mistake, with the class each must get. The quick run's model learned (tests/conftest.py's
+# `first_run`), so REST, gRPC and the SavedModel in this process answer them alike, and rightly: a model answering one
+# class, a swapped label order or a tokenizer that differs between training and serving would not.
+CLEAR = {"fresh": ["a wonderful, moving film with superb performances",
+                   "one of the best films of the year: funny, smart and beautifully made"],
+         "rotten": ["a dull, tedious and lifeless mess",
+                    "the worst film of the year: boring, clumsy and painfully unfunny"]}
 
 
 @pytest.fixture(scope="module")
@@ -266,13 +273,13 @@ def test_the_demo_page_classifies_typed_texts_in_a_real_browser(server, browser)
     page.wait_for_selector("#model table")  # the model card's metrics
     assert "classes: fresh, rotten" in page.inner_text("#model")
     assert f"test accuracy\t{served['model_card']['metrics']['test accuracy']:.4f}" in page.inner_text("#model")
-    page.fill("#texts", "a gripping, beautifully acted film\n\na dull, lifeless mess\n")
+    page.fill("#texts", f"{CLEAR['fresh'][0]}\n\n{CLEAR['rotten'][0]}\n")
     page.click("#classify")
     page.wait_for_selector(".result >> nth=1")
     results = page.locator(".result")
     assert results.count() == 2
-    for i in range(2):
-        assert results.nth(i).locator(".label").inner_text().removeprefix("→ ") in ("fresh", "rotten")
+    for i, expected in enumerate(("fresh", "rotten")):
+        assert results.nth(i).locator(".label").inner_text().removeprefix("→ ") == expected
         widths = [float(w.rstrip("%")) for w in results.nth(i).locator(".bar").evaluate_all(
             "bars => bars.map(b => b.style.width)")]
         assert len(widths) == 2 and abs(sum(widths) - 100) < 0.5
@@ -319,6 +326,27 @@ def test_grpc_predict_answers_what_rest_answers(server):
         assert [v.decode() for v in tf.make_ndarray(response.outputs["label"]).tolist()] == rest_answer["label"]
         request.output_filter.append("label_id")
         assert set(prediction.Predict(request, timeout=30).outputs) == {"label_id"}
+
+
+def test_rest_grpc_and_the_saved_model_give_clear_reviews_their_class(server, first_run):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    from tensorflow_serving.apis import predict_pb2
+
+    running, _ = server
+    texts = [text for examples in CLEAR.values() for text in examples]
+    expected = [label for label, examples in CLEAR.items() for _ in examples]
+    model = tf.saved_model.load(first_run[1]["pushed_dir"])
+    in_process = [v.decode() for v in model.signatures["serving_default"](text=tf.constant(texts))["label"].numpy()]
+    rest = running.predict({"instances": texts}).json()["predictions"]
+    channel, prediction, _ = _stubs(running)
+    with channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(texts))
+        grpc_labels = [v.decode() for v in tf.make_ndarray(prediction.Predict(request, timeout=30).outputs["label"])]
+    assert in_process == expected, list(zip(texts, in_process))
+    assert [p["label"] for p in rest] == expected and grpc_labels == expected
 
 
 def test_grpc_status_and_metadata(server):

@@ -26,18 +26,31 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_LOCAL = REPO / "pipeline" / "run_local.py"
 FIXTURES = REPO / "tests" / "fixtures"  # data files of the tests (reference outputs)
 
-# Small enough for the suite's time budget. A small model from scratch on 1,000 examples barely beats the majority
-# class, so the absolute accuracy gate is off here (the tests check the mechanics: blessing, baseline, push).
-QUICK_ARGS = ["--max-examples", "1000", "--pretrained", "none", "--model-size", "mini",
-              "--max-seq-length", "64", "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3",
-              "--vocab", "checkpoint", "--min-accuracy", "0.0", "--min-macro-f1", "0.0",
-              # the masked-LM stage, one pass (a from-scratch encoder learns quickly at this rate)
-              "--pretrain-epochs", "1", "--pretrain-learning-rate", "1e-3",
-              # the distillation stage: the 4-layer mini teacher's student of 2 layers is what is checked and pushed
-              "--student-layers", "2", "--distill-epochs", "2", "--distill-learning-rate", "1e-3",
+# The quick run's checkpoint: the packaged all-MiniLM-L6-v2 cut to its first four layers (support/short_checkpoint.py),
+# written under data/ by `quick_checkpoint()` before the first run that needs it.
+QUICK_CHECKPOINT = REPO / "data" / "checkpoints" / "all-MiniLM-L6-v2-first-4-layers"
+# Small enough for the suite's time budget, and a model that learns: the short pretrained encoder on 2,000 Rotten
+# Tomatoes texts (1,599 train, 200 eval, 201 test) reaches about 0.78 eval accuracy in two epochs, where the eval
+# split's majority share is 0.62 (the choice: benchmarks/results.md, "The suite's quick model"). The default gates
+# hold, so a model that answers one class is not even pushed; tests/conftest.py's `first_run` asserts more.
+QUICK_ARGS = ["--max-examples", "2000", "--pretrained", str(QUICK_CHECKPOINT), "--max-seq-length", "64",
+              "--epochs", "2", "--batch-size", "32", "--learning-rate", "2e-4",
+              # the masked-LM stage, one pass (the checkpoint has no masked-LM head: the stage trains one)
+              "--pretrain-epochs", "1", "--pretrain-learning-rate", "5e-5",
               # bfloat16 compute where the CPU has it (tests/e2e/test_exported_model.py checks the served model is
               # float32)
               "--precision", "bf16_if_native"]
+# The distillation stage on the quick run's teacher (tests/e2e/test_distilled_runs.py): a student of 2 of its layers.
+STUDENT_ARGS = ["--student-layers", "2", "--distill-epochs", "2", "--distill-learning-rate", "2e-4"]
+
+
+def quick_checkpoint() -> Path:
+    """QUICK_CHECKPOINT, written from the packaged checkpoint when missing."""
+    from pipeline.data import assets
+    from support.short_checkpoint import first_layers
+
+    return first_layers(assets.ensure_checkpoint(), QUICK_CHECKPOINT, 4)
+
 
 # The nodes a second run on the same data takes from the cache, and those that run again: the validation against
 # the last accepted data, whose baseline is then the first run's statistics (they are cheap).
