@@ -300,29 +300,33 @@ def test_a_student_of_the_multi_task_model_learns_and_serves_every_task(multi_ta
 def test_binary_tags_train_judge_and_serve_as_two_class_tasks(tmp_path):
     """One 0/1 column per tag, as docs/multi_task.md shows it: ExampleGen reads the tags as the class names "0" and
     "1" (TFX's own CsvExampleGen makes such a column integers, which the label schema refuses), the frozen schema has
-    a string domain per tag, and the pushed model answers each tag."""
+    a string domain per tag, both tags are learned (a word-level cue each: the review's verdict, and whether it
+    speaks of the music), and the pushed model answers each tag."""
+    from support.learned import assert_learned
     from support.retraining import rows, write_csv
 
-    data = [[text, "1" if label == "fresh" else "0", "1" if len(text.split()) > 11 else "0"]
-            for text, label in rows(240, seed=5)]
-    write_csv(tmp_path / "data" / "comments.csv", data, header=("text", "positive", "long"))
+    data = [[text, "1" if label == "fresh" else "0", "1" if "music" in text.split() else "0"]
+            for text, label in rows(400, seed=5)]
+    write_csv(tmp_path / "data" / "comments.csv", data, header=("text", "positive", "music"))
     root, serving = tmp_path / "root", tmp_path / "serving"
-    proc = run_local("--data-root", tmp_path / "data", "--label-column", "positive,long", "--pretrained", "none",
-                     "--model-size", "tiny", "--vocab", "checkpoint", "--max-seq-length", "32", "--epochs", "1",
-                     "--batch-size", "16", "--learning-rate", "2e-3", "--min-accuracy", "0.0", "--min-macro-f1",
-                     "0.0", "--pipeline-root", root, "--serving-dir", serving,
-                     "--summary-json", tmp_path / "summary.json")
+    proc = run_local("--data-root", tmp_path / "data", "--label-column", "positive,music", "--pretrained", "none",
+                     "--model-size", "tiny", "--vocab", "checkpoint", "--max-seq-length", "32", "--epochs", "3",
+                     "--batch-size", "16", "--learning-rate", "2e-3", "--pipeline-root", root,
+                     "--serving-dir", serving, "--summary-json", tmp_path / "summary.json")
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pushed"], summary.get("not_blessed_because")
+    assert_learned(summary, root, columns=("positive", "music"))
     from pipeline.cli import inputs
 
     frozen = str(root / "schema" / "schema.pbtxt")
-    assert [list(inputs.schema_label_names(frozen, tag)) for tag in ("positive", "long")] == [["0", "1"]] * 2
+    assert [list(inputs.schema_label_names(frozen, tag)) for tag in ("positive", "music")] == [["0", "1"]] * 2
     pushed = Path(summary["pushed_dir"])
     assert json.loads((pushed / "assets.extra" / "class_names.json").read_text()) == {"positive": ["0", "1"],
-                                                                                        "long": ["0", "1"]}
-    for tag in ("positive", "long"):
+                                                                                        "music": ["0", "1"]}
+    for tag in ("positive", "music"):
         assert f"{tag}/macro_f1_score" in summary["eval_metrics"]
-    layers, labels = layers_and_labels(pushed, ["a wonderful, moving film", "dull"], "positive/label")
-    assert len(labels) == 2 and set(labels) <= {"0", "1"}
+    texts = ["a wonderful, delightful film with superb music", "a dull and boring film"]
+    layers, labels = layers_and_labels(pushed, texts, "positive/label")
+    assert labels == ["1", "0"]
+    assert layers_and_labels(pushed, texts, "music/label")[1] == ["1", "0"]
