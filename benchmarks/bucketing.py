@@ -1,6 +1,6 @@
 """Benchmark: training throughput with length bucketing vs padding every batch to max_seq_length.
 
-The Trainer (components/modules/training_loop.py, `bucket_batches`) groups examples of similar length and pads each
+The Trainer (components/module_files/training_loop.py, `bucket_batches`) groups examples of similar length and pads each
 batch only to its longest example. This measures what that buys on the default data and model: the same fine-tuning
 steps (all-MiniLM-L6-v2 + mean-pooling head, AdamW, batch 32) on the same Rotten Tomatoes snippets, tokenized by the
 pipeline's own WordPiece tokenizer, fed (a) bucketed as the Trainer does and (b) padded to max_seq_length.
@@ -32,7 +32,7 @@ import tf_keras as keras  # noqa: E402
 
 from components import features  # noqa: E402
 from components.model import hf_checkpoint
-from components.modules import trainer, training_loop, wordpiece
+from components.module_files import trainer, training_loop, wordpiece
 from components.settings.transform import TransformSettings  # noqa: E402
 from pipeline.data import assets  # noqa: E402
 

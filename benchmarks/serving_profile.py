@@ -94,7 +94,7 @@ def main() -> int:
     model_dir = newest_version(args.serving_dir)
     if model_dir is None:
         return 2
-    from components.modules import warmup
+    from components.module_files import warmup
 
     batch_request = next(inputs for signature, inputs in warmup.read_requests(str(model_dir))
                          if signature == "serving_default" and len(inputs["text"]) > 1)

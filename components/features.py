@@ -7,7 +7,7 @@ module, the trainer and the serving signature can never disagree about a key.
 
 from __future__ import annotations
 
-# Transformed features (outputs of components/modules/preprocessing.py).
+# Transformed features (outputs of components/module_files/preprocessing.py).
 WORD_IDS_KEY = "input_word_ids"
 MASK_KEY = "input_mask"
 TYPE_IDS_KEY = "input_type_ids"
@@ -21,7 +21,7 @@ NUM_WORDPIECES_KEY = "num_wordpieces"  # WordPiece tokens, without [CLS]/[SEP]
 NUM_UNK_KEY = "num_unk"  # [UNK] tokens among them (each stands for one whole word)
 TEXT_STAT_KEYS = (NUM_WORDS_KEY, NUM_WORDPIECES_KEY, NUM_UNK_KEY)
 # The text itself, passed through Transform unchanged: the Trainer writes a few eval texts into the exported model
-# as TF Serving warm-up requests (components/modules/warmup.py). The model does not read it.
+# as TF Serving warm-up requests (components/module_files/warmup.py). The model does not read it.
 RAW_TEXT_KEY = "raw_text"
 
 # Raw columns (the CSVs written by pipeline/data/assets.py use these names).
@@ -38,9 +38,9 @@ SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 
 # Where the WordPiece vocabulary comes from: "checkpoint", a file (the checkpoint's vocab.txt, or the packaged uncased
 # one when training from scratch), or "learn": learned by Transform from the training split
-# (components/modules/learned_vocab.py), with SPECIAL_TOKENS at ids 0..4.
+# (components/module_files/learned_vocab.py), with SPECIAL_TOKENS at ids 0..4.
 VOCAB_MODES = ("checkpoint", "learn")
-# How a text longer than max_seq_length is cut (components/modules/wordpiece.py, in the Transform graph, so serving
+# How a text longer than max_seq_length is cut (components/module_files/wordpiece.py, in the Transform graph, so serving
 # cuts alike): "head" keeps its first tokens; "head_tail" its first quarter and last three quarters of the room, as
 # Sun et al. ("How to Fine-Tune BERT for Text Classification?", 2019) kept 128 + 382 of 510 for long reviews.
 TRUNCATIONS = ("head", "head_tail")

@@ -23,7 +23,7 @@ from components import features
 SEPARATOR = ","  # between the columns of --label-column
 MISSING = -1  # the label id of a row with no value in a task's column (and, refused before Transform, an unknown one)
 OUTPUT_SEPARATOR = "/"  # between a task's column and an output's name: "rating/probabilities"
-# The serving outputs of each task (ServingModule in components/modules/trainer.py).
+# The serving outputs of each task (ServingModule in components/module_files/trainer.py).
 PROBABILITIES, LABEL, LABEL_ID = "probabilities", "label", "label_id"
 WEIGHT_PREFIX = "label_weight_"  # the Evaluator's example weight of a task: 1 with a label, 0 without
 

@@ -1,4 +1,4 @@
-"""The pipeline's Trainer step as a stand-alone job: components/modules/trainer.py's run_fn on a Transform step's
+"""The pipeline's Trainer step as a stand-alone job: components/module_files/trainer.py's run_fn on a Transform step's
 outputs.
 
     python -m pipeline.train_job --examples ROOT/Transform/transformed_examples/ID \\

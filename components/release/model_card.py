@@ -32,7 +32,7 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     import tensorflow as tf
 
     from components import features
-    from components.modules.trainer import HISTORY_FILE
+    from components.module_files.trainer import HISTORY_FILE
     from components.release import model_metrics
     from components.tasks import label_columns
 
@@ -120,7 +120,7 @@ def ModelCardWriter(
     `facts`: JSON of what the card names that no artifact holds (dataset, data root, pipeline and model names)."""
     import tensorflow as tf
 
-    from components.modules.warmup import ASSETS_EXTRA
+    from components.module_files.warmup import ASSETS_EXTRA
 
     blessed, baseline = blessing_facts(blessing)
     card = build_card(model.uri, evaluation.uri, blessed, baseline, examples.uri, _span(examples), text_key,

@@ -209,7 +209,7 @@ def validation_section(summary: dict) -> str:
 def training_section(summary: dict) -> str:
     import tensorflow as tf
 
-    from components.modules.trainer import HISTORY_FILE
+    from components.module_files.trainer import HISTORY_FILE
 
     model_uri = summary.get("model_uri")
     path = os.path.join(model_uri, HISTORY_FILE) if model_uri else ""

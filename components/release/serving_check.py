@@ -5,7 +5,7 @@ neither is at hand (a laptop, this project's CI), this step checks what such a s
 1. every op that each signature of the SavedModel can run is one the pinned stock TF Serving image has
    (components/release/serving_ops.py, list in tf_serving_ops.json): TensorFlow's own plus tensorflow-text 2.12.1's;
 2. in a fresh process that imports only TensorFlow and tensorflow-text (components/release/serving_probe.py), the model
-   loads and answers its TF Serving warm-up requests (components/modules/warmup.py) with well-formed outputs.
+   loads and answers its TF Serving warm-up requests (components/module_files/warmup.py) with well-formed outputs.
 
 A model that fails stops the run here, before the Evaluator (so it is never blessed, and never becomes the baseline
 "model in service" of a later run) and before the Pusher; the error names the signature and op, or the request,

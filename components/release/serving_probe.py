@@ -78,7 +78,7 @@ def probe(model_dir: str) -> dict:
     start = time.time()
     import tensorflow as tf
 
-    from components.modules import warmup
+    from components.module_files import warmup
 
     load_text_ops(tf)
 

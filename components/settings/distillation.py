@@ -1,4 +1,4 @@
-"""The Distiller's settings (components/modules/distillation.py's `run_fn` reads them from its custom_config).
+"""The Distiller's settings (components/module_files/distillation.py's `run_fn` reads them from its custom_config).
 
 The distillation stage trains a smaller student encoder from the fine-tuned classifier (the teacher). Only the
 stage's own knobs are here: everything it shares with the teacher (columns, classes, vocabulary, batch size, seed,

@@ -18,7 +18,7 @@ SCRATCH_MAX_POSITIONS = 512
 
 @dataclasses.dataclass(frozen=True)
 class EncoderTrainingSettings(CustomConfigMixin):
-    """The settings the two Trainer module files share (components/modules/trainer.py, pretraining.py)."""
+    """The settings the two Trainer module files share (components/module_files/trainer.py, pretraining.py)."""
 
     text_key: str = setting(DEFAULT_TEXT_KEY, derived="--text-column (the same as Transform's)")
     vocab_file: str = setting("", derived="--pretrained / --vocab (Transform's vocabulary file; '' when learned)")

@@ -1,4 +1,4 @@
-"""The Pretrainer's settings (components/modules/pretraining.py's `run_fn` reads them from its custom_config).
+"""The Pretrainer's settings (components/module_files/pretraining.py's `run_fn` reads them from its custom_config).
 
 The masked-LM stage's own hyperparameters have flags here; what it shares with the fine-tuning Trainer (checkpoint,
 vocabulary, batch size, seed, precision, optimizer schedule) is declared once, in components/settings/encoder.py,

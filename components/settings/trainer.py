@@ -1,4 +1,4 @@
-"""The Trainer's settings (components/modules/trainer.py's `run_fn` reads them from the component's custom_config).
+"""The Trainer's settings (components/module_files/trainer.py's `run_fn` reads them from the component's custom_config).
 
 Kept apart from trainer.py so that the runners build their command lines from it without importing TensorFlow.
 A new hyperparameter is one field here, with its default and help text: both runners get a flag for it, the

@@ -1,4 +1,4 @@
-"""The Transform module's settings (components/modules/preprocessing.py reads them from its `custom_config`)."""
+"""The Transform module's settings (components/module_files/preprocessing.py reads them from its `custom_config`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def default_vocab_mode(pretrained: bool) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class TransformSettings(CustomConfigMixin):
-    """What the Transform module (components/modules/preprocessing.py) reads: the component's `custom_config`,
+    """What the Transform module (components/module_files/preprocessing.py) reads: the component's `custom_config`,
     serialized and read back strictly by components/settings/base.py. Flags: see `setting(flag=...)`."""
 
     COMPONENT: ClassVar[str] = "Transform"

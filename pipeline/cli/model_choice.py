@@ -104,7 +104,7 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
         raise InputError(f"--max-seq-length {args.max_seq_length} is more than {where} {positions} positions; pass "
                          f"--max-seq-length {positions} or less.")
     if vocab_mode == "learn":
-        lower_case = True  # the learned vocabulary is lower-cased (components/modules/learned_vocab.py)
+        lower_case = True  # the learned vocabulary is lower-cased (components/module_files/learned_vocab.py)
     return ModelChoice(vocab_mode, vocab_file, lower_case, checkpoint, positions, layers)
 
 

@@ -387,7 +387,7 @@ def _local_copy(schema_uri: str) -> str:
 
 def _unlabeled(folder: Union[Path, Uri], text_key: str):
     """The Pretrainer's --unlabeled-data settings (folder and digest), read once here, and a line saying so."""
-    from components.modules import unlabeled
+    from components.module_files import unlabeled
 
     try:
         count, digest = unlabeled.check(str(folder), text_key)

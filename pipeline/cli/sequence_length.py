@@ -4,7 +4,7 @@ Transform pads every text to one length, fixed in the transform graph, so it is 
 before anything runs: the shortest multiple of 32 that holds COVERAGE of them whole (in WordPiece tokens, with
 [CLS] and [SEP]), capped by the encoder's position embeddings, and shortened when training at it would take longer
 than --time-budget minutes on this machine (pipeline/cli/training_cost.py). Length bucketing
-(components/modules/training_loop.py) keeps short texts cheap whatever the length. With a vocabulary still to be
+(components/module_files/training_loop.py) keeps short texts cheap whatever the length. With a vocabulary still to be
 learned, lengths are estimated from word counts."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def token_counts(texts: Sequence[str], vocab_file: str, lower_case: bool) -> Seq
     vocabulary file (one to be learned), an estimate from the words."""
     import tensorflow as tf
 
-    from components.modules.wordpiece import BertPreTokenizer, build_tokenizer
+    from components.module_files.wordpiece import BertPreTokenizer, build_tokenizer
 
     counts = []
     tokenizer = build_tokenizer(vocab_file, lower_case) if vocab_file else BertPreTokenizer(lower_case=lower_case)

@@ -190,7 +190,7 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
         return "passed"
     if node_id == nodes.PRETRAINER and outputs.get("model"):
-        from components.modules.pretraining import HISTORY_FILE
+        from components.module_files.pretraining import HISTORY_FILE
 
         record = read_json(os.path.join(outputs["model"][0].uri, HISTORY_FILE))
         history, before = record.get("history") or {}, record.get("before") or {}
@@ -199,7 +199,7 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
                     f"{history['val_mlm_accuracy'][-1]:.3f}, loss {before.get('loss', float('nan')):.3f} -> "
                     f"{history['val_loss'][-1]:.3f}")
     if node_id == nodes.DISTILLER and outputs.get("model"):
-        from components.modules.trainer import HISTORY_FILE
+        from components.module_files.trainer import HISTORY_FILE
 
         block = read_json(os.path.join(outputs["model"][0].uri, HISTORY_FILE)).get("distillation") or {}
         if block:

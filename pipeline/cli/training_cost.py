@@ -2,8 +2,8 @@
 within `--time-budget` minutes of training.
 
 The cost of a step grows with the length its batch is padded to: the dense layers with the length, attention with its
-square. Length bucketing (components/modules/training_loop.py) pads each batch only to its bucket, so the cost of an
-epoch follows from the training texts' token counts: the batches of each bucket, each at its padded length. The
+square. Length bucketing (components/module_files/training_loop.py) pads each batch only to its bucket, so the cost of
+an epoch follows from the training texts' token counts: the batches of each bucket, each at its padded length. The
 seconds of a step at a length come from a short timed probe of the run's own encoder on this machine (random weights
 and ids: the speed does not depend on them) at two short lengths, fitted as a fixed part plus a part proportional to
 the multiply-adds of a BERT layer at that length and extrapolated to longer ones (benchmarks/results.md compares the
@@ -81,7 +81,7 @@ class StepTime:
 def padded_batches(counts: Sequence[int], length: int, batch_size: int) -> List[int]:
     """The padded length of every batch of one epoch: texts cut to `length`, grouped by bucket, a bucket's batches
     each padded to about its longest text (the bucket's upper end, or its longest text when shorter)."""
-    from components.modules.training_loop import BUCKET_BOUNDARIES  # (imports TensorFlow: not for --help)
+    from components.module_files.training_loop import BUCKET_BOUNDARIES  # (imports TensorFlow: not for --help)
 
     buckets: Dict[int, List[int]] = {}
     for count in counts:
@@ -246,7 +246,7 @@ class RunCost:
 
 def duration(seconds: float) -> str:
     """A time for people (training_loop.duration)."""
-    from components.modules.training_loop import duration  # (imports TensorFlow: not for --help)
+    from components.module_files.training_loop import duration  # (imports TensorFlow: not for --help)
 
     return duration(seconds)
 

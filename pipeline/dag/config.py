@@ -25,10 +25,10 @@ MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (
 
 # Module paths of the user code: referenced by path (not uploaded module files) so the same pipeline runs
 # from this checkout locally and from the code baked into the image on Kubeflow.
-PREPROCESSING_FN = "components.modules.preprocessing.preprocessing_fn"
-RUN_FN = "components.modules.trainer.run_fn"
-PRETRAIN_RUN_FN = "components.modules.pretraining.run_fn"  # the masked-LM stage's Trainer
-DISTILL_RUN_FN = "components.modules.distillation.run_fn"  # the distillation stage's Trainer (the student)
+PREPROCESSING_FN = "components.module_files.preprocessing.preprocessing_fn"
+RUN_FN = "components.module_files.trainer.run_fn"
+PRETRAIN_RUN_FN = "components.module_files.pretraining.run_fn"  # the masked-LM stage's Trainer
+DISTILL_RUN_FN = "components.module_files.distillation.run_fn"  # the distillation stage's Trainer (the student)
 
 SCHEMA_DIR = REPO_ROOT / "schema"
 OUTPUTS_DIR = REPO_ROOT / "outputs"

@@ -31,7 +31,7 @@ def infra_validator(config: PipelineConfig, candidate, example_gen, serving_chec
     Classify requests on `classification` and Predict requests on `serving_examples`, built from eval examples (the
     client and requests tests/e2e/test_serving_clients.py sends to serve.py). It runs after the project's
     ServingCheck (which stops a model with missing ops before a container is started)."""
-    from components.modules.serving_signatures import CLASSIFY_SIGNATURE
+    from components.module_files.serving_signatures import CLASSIFY_SIGNATURE
     from components.release.serving_ops import load_serving_ops  # deferred: reads the op list file
 
     image = load_serving_ops().image

@@ -9,7 +9,7 @@ from typing import Any, List
 
 from tfx import v1 as tfx
 
-from components.modules.trainer_executor import VertexTrainer
+from components.module_files.trainer_executor import VertexTrainer
 from pipeline.dag.config import DISTILL_RUN_FN, PRETRAIN_RUN_FN, RUN_FN, PipelineConfig, VertexTraining
 from pipeline.dag.data_validation import DataStage
 from pipeline.dag.nodes import DISTILLER, PRETRAINER, TRAINER

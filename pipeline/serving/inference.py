@@ -16,7 +16,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from components.modules import serving_signatures as methods
+from components.module_files import serving_signatures as methods
 from pipeline.serving import rest
 from pipeline.serving.batching import Arrays
 from pipeline.serving.models import LoadedVersion, Signature

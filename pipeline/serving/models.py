@@ -4,8 +4,8 @@
 and any other name are ignored) are polled every `poll_seconds`. The policy (components/baselines/model_config.py:
 by default TF Serving's, the newest version; from a model config file, the latest N, specific versions or all) says
 which of the versions that have not failed to serve. Each is loaded in the background and answers its warm-up requests
-(components/modules/warmup.py, as TF Serving replays them) before it serves; a version the policy no longer names is
-unloaded only once one it names is serving, so the model never goes dark during a switch. A request holds the
+(components/module_files/warmup.py, as TF Serving replays them) before it serves; a version the policy no longer names
+is unloaded only once one it names is serving, so the model never goes dark during a switch. A request holds the
 version it started with, so requests in flight finish on the old version. A request without a version goes to the
 highest version serving; version labels (`stable`, `canary`) name versions, and a label moves only to a version
 that is serving (TF Serving's rule), keeping its old version until then. A version that fails to load or to warm up
@@ -114,7 +114,7 @@ def load_version(version: int, path: str, batching: Optional[BatchingOptions],
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the tokenizer's ops)
 
-    from components.modules import warmup
+    from components.module_files import warmup
 
     model = tf.saved_model.load(path, tags=["serve"])
     signatures = {name: Signature(name, _input_specs(fn), fn) for name, fn in model.signatures.items()}

@@ -1,4 +1,4 @@
-"""The distillation stage (components/modules/distillation.py) in pipeline runs.
+"""The distillation stage (components/module_files/distillation.py) in pipeline runs.
 
 The quick run's teacher (tests/conftest.py's `first_run`: four pretrained layers, fine-tuned) distilled twice in its
 own pipeline root, everything before the Distiller taken from the cache: a student of 2 layers trained on
@@ -79,7 +79,7 @@ def test_a_distilled_run_pushes_a_student_of_two_layers_and_never_the_teacher(fi
 def test_the_student_starts_from_the_teachers_own_tensors(first_run, students):
     """On the runs' own artifacts: the teacher is read back strictly from the Trainer's SavedModel, and the student
     built from it holds, tensor by tensor, the teacher's embeddings, head, and layers 2 and 4 (the record's map)."""
-    from components.modules import distillation
+    from components.module_files import distillation
 
     teacher_model = _latest(Path(first_run[0]["pipeline_root"]) / nodes.TRAINER / "model") / "Format-Serving"
     record = distillation.teacher_record(str(teacher_model))

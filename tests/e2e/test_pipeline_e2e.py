@@ -107,7 +107,7 @@ def test_default_console_is_one_line_per_step_and_the_summary(first_run):
     assert lines[-3].startswith("pushed: ") and lines[-2].startswith("model card: ")  # the summary closes the output,
     assert lines[-1] == f"report: {paths['pipeline_root'] / 'report.html'}"  # with the report's path
     # the warm-up file holds a predict request per text signature and a classify request; the step counts them all
-    from components.modules import warmup
+    from components.module_files import warmup
 
     requests = warmup.read_requests(summary["pushed_dir"])
     assert len(requests) >= 4 and "classification" in {name for name, _ in requests}, requests

@@ -1,4 +1,4 @@
-"""The masked-LM stage (components/modules/pretraining.py) in pipeline runs: it runs in the quick end-to-end run
+"""The masked-LM stage (components/module_files/pretraining.py) in pipeline runs: it runs in the quick end-to-end run
 (support's QUICK_ARGS turn it on), adapts the encoder, and the fine-tuning Trainer starts from exactly its weights;
 without the stage (the `served` run) the Trainer starts from its checkpoint. Its flags:
 tests/unit/test_pretraining_flags.py."""
@@ -25,7 +25,7 @@ def _pretrainer_model(first_run) -> Path:
 
 
 def test_the_stage_adapts_the_encoder_and_reports_it(first_run):
-    from components.modules.pretraining import HISTORY_FILE
+    from components.module_files.pretraining import HISTORY_FILE
 
     model = _pretrainer_model(first_run)
     assert sorted(p.name for p in (model / "Format-Serving").iterdir()) == [
@@ -42,7 +42,7 @@ def test_the_trainer_starts_from_exactly_the_adapted_weights(first_run):
     import tensorflow_transform as tft
 
     from components.model import mlm
-    from components.modules import trainer
+    from components.module_files import trainer
     from components.settings.trainer import TrainerSettings
 
     root = Path(first_run[0]["pipeline_root"])

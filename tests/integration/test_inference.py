@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 def loaded(tmp_path_factory):
     import tensorflow as tf
 
-    from components.modules import serving_signatures
+    from components.module_files import serving_signatures
     from pipeline.serving.models import load_version
 
     class Model(tf.Module):
@@ -99,7 +99,7 @@ def test_multi_inference_runs_every_task_on_the_same_examples(loaded):
 def test_a_signature_of_the_wrong_shape_cannot_be_given_a_serving_method(tmp_path):
     import tensorflow as tf
 
-    from components.modules import serving_signatures
+    from components.module_files import serving_signatures
 
     class Model(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

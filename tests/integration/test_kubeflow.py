@@ -93,8 +93,8 @@ def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(com
         assert not {"module_file", "module_path"} & set(task.get("inputs", {}).get("parameters", {})), name
     tasks = spec["root"]["dag"]["tasks"]
     constant = lambda task, key: tasks[task]["inputs"]["parameters"][key]["runtimeValue"]["constant"]  # noqa: E731
-    assert constant("Trainer", "run_fn") == "components.modules.trainer.run_fn"
-    assert constant("Transform", "preprocessing_fn") == "components.modules.preprocessing.preprocessing_fn"
+    assert constant("Trainer", "run_fn") == "components.module_files.trainer.run_fn"
+    assert constant("Transform", "preprocessing_fn") == "components.module_files.preprocessing.preprocessing_fn"
     assert constant("ImportSchemaGen", "schema_file") == "/pipeline/schema/rotten_tomatoes/schema.pbtxt"
     gate_args = executors["DataValidationGate_executor"]["container"]["args"]
     assert gate_args[gate_args.index("--executor_class_path") + 1].startswith("components.validation.gates.")
@@ -276,7 +276,7 @@ def test_local_options_the_compiler_allows(tmp_path, compiled):
 VERTEX_ARGS = ["--trainer-workers", "3", "--trainer-machine-type", "n1-highmem-16", "--vertex-project", "my-project",
                "--vertex-region", "europe-west4"]
 PLAIN_TRAINER = "tfx.components.trainer.executor.GenericExecutor"
-VERTEX_TRAINER = "components.modules.trainer_executor.VertexTrainerExecutor"
+VERTEX_TRAINER = "components.module_files.trainer_executor.VertexTrainerExecutor"
 
 
 def _trainer_executor(spec: dict) -> dict:
@@ -379,7 +379,7 @@ def test_the_kubeflow_spec_runs_the_stage_before_the_trainer(tmp_path):
     assert config["unlabeled_data"] == "gs://b/unlabeled"
     executor = spec["deploymentSpec"]["executors"][spec["components"][tasks[nodes.PRETRAINER]["componentRef"]["name"]]
                                                    ["executorLabel"]]["container"]
-    assert ("components.modules.pretraining.run_fn" in json.dumps(executor)
+    assert ("components.module_files.pretraining.run_fn" in json.dumps(executor)
             or "run_fn" in json.dumps(tasks[nodes.PRETRAINER]))
 
 
@@ -397,7 +397,7 @@ def test_the_kubeflow_spec_releases_the_student_and_never_the_teacher(tmp_path):
     config = json.loads(tasks[nodes.DISTILLER]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
     assert config["student_layers"] == 3 and config["temperature"] == 3.0
     run_fn = tasks[nodes.DISTILLER]["inputs"]["parameters"]["run_fn"]["runtimeValue"]["constant"]
-    assert run_fn == "components.modules.distillation.run_fn"
+    assert run_fn == "components.module_files.distillation.run_fn"
     student = {"producerTask": nodes.DISTILLER, "outputArtifactKey": "model"}
     for task in (nodes.SERVING_CHECK, nodes.EVALUATOR, nodes.MODEL_CARD, nodes.RUN_REPORT):
         assert tasks[task]["inputs"]["artifacts"]["model"]["taskOutputArtifact"] == student, task

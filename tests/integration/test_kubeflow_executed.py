@@ -224,7 +224,7 @@ def test_inputs_were_upstream_outputs_as_kfp_hands_them_over(scenario):
     assert session["Provider"] == "s3" and session["Params"]["secretName"] == "mlpipeline-minio-artifact"
     trainer = results[nodes.TRAINER].executor_input["inputs"]["parameterValues"]
     assert json.loads(trainer["train_args"]) == {"splits": ["train"], "num_steps": 3}
-    assert trainer["run_fn"] == "components.modules.trainer.run_fn"
+    assert trainer["run_fn"] == "components.module_files.trainer.run_fn"
     assert results[nodes.EXAMPLE_GEN].executor_input["inputs"]["parameterValues"]["input_base"] == scenario.data
 
 

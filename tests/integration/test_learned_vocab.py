@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 import tokenizers
 
 from components import features
-from components.modules import learned_vocab, wordpiece
+from components.module_files import learned_vocab, wordpiece
 from components.settings.transform import TransformSettings
 from support import run_local
 from support.korean import COMMON_WORDS, LABELS, UNK_ID, korean_corpus, nfd

@@ -45,7 +45,7 @@ def _write_examples(folder: Path, rows) -> None:
 
 def _export(folder: Path, right: str) -> None:
     """A model whose `right` task's answer is the example's own label (its other task's is the next class): the
-    signatures the Evaluator calls, with the exported models' names (components/modules/serving_module.py)."""
+    signatures the Evaluator calls, with the exported models' names (components/module_files/serving_module.py)."""
     import tensorflow as tf
 
     class Stand(tf.Module):

@@ -18,7 +18,7 @@ import tokenizers
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components import features
-from components.modules import preprocessing, wordpiece
+from components.module_files import preprocessing, wordpiece
 from components.settings.transform import TransformSettings
 from pipeline.data.assets import ensure_checkpoint
 from support import FIXTURES

@@ -53,7 +53,7 @@ def _write_examples(folder: Path, rows) -> None:
 
 def _export(folder: Path, tasks, answer_prefix: str) -> None:
     """A model that answers each task with the example's `<answer_prefix><column>` feature (probability 0.9), with
-    the exported models' signatures (components/modules/serving_module.py): serving_examples and transform_features
+    the exported models' signatures (components/module_files/serving_module.py): serving_examples and transform_features
     (the label ids, and with several tasks each one's example weight: 1 with a label, 0 without)."""
     import tensorflow as tf
 

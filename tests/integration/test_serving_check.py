@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.modules import warmup
+from components.module_files import warmup
 from components.release import serving_ops
 from components.release.serving_check import ServingCheckError, check_model
 from support import REPO

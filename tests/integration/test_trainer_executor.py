@@ -1,5 +1,6 @@
-"""components/modules/trainer_executor.py: on a multi-worker job's non-chief replica the Trainer succeeds without the
-model (only the chief keeps it); on the chief, and in one process, TFX's check that run_fn wrote the model still holds.
+"""components/module_files/trainer_executor.py: on a multi-worker job's non-chief replica the Trainer succeeds without
+the model (only the chief keeps it); on the chief, and in one process, TFX's check that run_fn wrote the model still
+holds.
 """
 
 import json
@@ -10,7 +11,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
-from components.modules.trainer_executor import TrainerExecutor, VertexTrainer, VertexTrainerExecutor
+from components.module_files.trainer_executor import TrainerExecutor, VertexTrainer, VertexTrainerExecutor
 
 CALLS = []
 

@@ -10,7 +10,7 @@ from components import features
 def check_signatures(saved_model_dir, max_seq_length: int, label: str = "fresh"):
     """The exported model's four signatures, their inputs, outputs and TF Serving method names, and that raw text,
     a tf.Example and the classify signature give the same probabilities; returns the loaded model."""
-    from components.modules import serving_signatures
+    from components.module_files import serving_signatures
 
     loaded = tf.saved_model.load(str(saved_model_dir))
     assert set(loaded.signatures) == {"serving_default", "serving_examples", "classification", "transform_features"}

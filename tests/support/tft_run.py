@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 
-from components.modules import preprocessing
+from components.module_files import preprocessing
 from components.settings.transform import TransformSettings
 
 

@@ -27,7 +27,7 @@ def save(path: Path, bias: float = 0.0) -> Path:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
 
-    from components.modules import serving_signatures as methods
+    from components.module_files import serving_signatures as methods
 
     class Tiny(tf.Module):
         def __init__(self):

@@ -45,7 +45,7 @@ def test_a_change_in_any_sub_package_changes_the_fingerprint(components_copy):
 
 def test_moving_a_file_between_sub_packages_changes_the_fingerprint(components_copy):
     before = code_fingerprint(components_copy)
-    (components_copy / "modules" / "warmup.py").rename(components_copy / "release" / "warmup.py")
+    (components_copy / "module_files" / "warmup.py").rename(components_copy / "release" / "warmup.py")
     assert code_fingerprint(components_copy) != before
 
 

@@ -25,7 +25,7 @@ def _classifier(layers=4, seed=0, **overrides):
     import tf_keras as keras
 
     from components.model import bert
-    from components.modules.trainer import build_classifier
+    from components.module_files.trainer import build_classifier
 
     keras.utils.set_random_seed(seed)
     config = bert.BertConfig(**{**TEACHER, "num_layers": layers, **overrides})
@@ -164,8 +164,8 @@ def test_the_teachers_probabilities_come_back_in_example_order():
     import tensorflow as tf
 
     from components import features
-    from components.modules.distillation import teacher_probabilities
-    from components.modules.trainer import to_model_inputs
+    from components.module_files.distillation import teacher_probabilities
+    from components.module_files.trainer import to_model_inputs
 
     teacher = _classifier(2, seed=3)
     rng = np.random.default_rng(0)
@@ -236,8 +236,8 @@ def test_a_student_of_a_two_task_teacher_learns_every_head_from_its_own_soft_tar
     from components import tasks
     from components.model import bert
     from components.model.student import copy_from_teacher
-    from components.modules import distillation, trainer
-    from components.modules.trainer import build_classifier
+    from components.module_files import distillation, trainer
+    from components.module_files.trainer import build_classifier
 
     label_tasks = (tasks.Task("aspect", ("a", "b", "c"), multi=True), tasks.Task("tone", ("neg", "pos"), multi=True))
 

@@ -20,7 +20,7 @@ LAYERS = (
     ("components.model",),
     ("components.settings",),
     ("components.baselines",),
-    ("components.modules",),
+    ("components.module_files",),
     ("components.validation",),
     ("components.release",),
     ("pipeline.data",),
@@ -141,4 +141,4 @@ def test_the_checks_catch_what_they_should():
     """The walker itself: an upward edge and a circle in a made-up graph are found."""
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    assert layer_of("components.model.bert") < layer_of("components.modules.trainer") < layer_of("pipeline.dag.x")
+    assert layer_of("components.model.bert") < layer_of("components.module_files.trainer") < layer_of("pipeline.dag.x")

@@ -1,5 +1,5 @@
 """Tests of components/model/masking.py on real text: the Rotten Tomatoes reviews tokenized by the project's tokenizer
-(components/modules/preprocessing.py) with the packaged checkpoint's vocabulary, masked as a tf.data map would."""
+(components/module_files/preprocessing.py) with the packaged checkpoint's vocabulary, masked as a tf.data map would."""
 
 import os
 
@@ -14,7 +14,7 @@ import tensorflow_text as tf_text
 
 from components import features
 from components.model import hf_checkpoint, masking
-from components.modules import wordpiece
+from components.module_files import wordpiece
 from pipeline.data.assets import ensure_checkpoint, ensure_dataset
 
 MAX_SEQ_LENGTH = 128

@@ -8,7 +8,7 @@ import tf_keras as keras
 
 from components import features
 from components.model import bert, optimization
-from components.modules.trainer import build_classifier, to_model_inputs
+from components.module_files.trainer import build_classifier, to_model_inputs
 
 
 def test_warmup_then_linear_decay():

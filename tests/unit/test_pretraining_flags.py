@@ -1,5 +1,5 @@
-"""The masked-LM stage's flags (components/modules/pretraining.py's settings): the front door's checks of them, each
-in one sentence, and the unlabeled data keyed by its content. The stage in a pipeline run:
+"""The masked-LM stage's flags (components/module_files/pretraining.py's settings): the front door's checks of them,
+each in one sentence, and the unlabeled data keyed by its content. The stage in a pipeline run:
 tests/e2e/test_pretraining.py; in the compiled Kubeflow spec: tests/integration/test_kubeflow.py."""
 
 import os

@@ -169,7 +169,7 @@ def test_value_checks_apply_to_constructed_settings_too():
 def test_run_fn_refuses_a_partial_trainer_config_before_anything_else():
     """What a Kubeflow user who edits trainer_config in the UI and leaves out a key gets: an error naming it, not a
     model trained from scratch."""
-    from components.modules import trainer
+    from components.module_files import trainer
 
     config = TrainerSettings(vocab_file="/v.txt", pretrained_dir="/ckpt").to_custom_config()
     del config["pretrained_dir"]

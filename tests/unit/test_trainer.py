@@ -6,7 +6,7 @@ import tf_keras as keras
 
 from components import features
 from components.model import bert
-from components.modules.trainer import build_classifier, to_model_inputs
+from components.module_files.trainer import build_classifier, to_model_inputs
 
 
 def _tiny_classifier(num_classes=3):
@@ -72,7 +72,7 @@ def _served(tmp_path, model, vocab=None) -> str:
 
 
 def test_warm_start_restores_every_weight_of_the_served_classifier(tmp_path):
-    from components.modules.trainer import _warm_start
+    from components.module_files.trainer import _warm_start
 
     served = _tiny_classifier(2)
     served.set_weights([w + np.random.default_rng(1).normal(0, 0.5, w.shape) for w in served.get_weights()])
@@ -94,7 +94,7 @@ def test_warm_start_restores_every_weight_of_the_served_classifier(tmp_path):
 def test_warm_start_refuses_a_served_model_of_another_shape_and_starts_fresh_without_one(tmp_path):
     import pytest
 
-    from components.modules.trainer import _warm_start
+    from components.module_files.trainer import _warm_start
 
     other = build_classifier(bert.build_encoder(bert.preset_config("tiny", vocab_size=300)), 2, "cls", 0.1)
     with pytest.raises(ValueError, match=r"cannot warm-start from the model in service .*1700000000.*differs"):
@@ -110,7 +110,7 @@ def test_warm_start_refuses_a_served_model_whose_vocabulary_differs(tmp_path):
     """Same shapes, other tokens (a vocabulary learned anew from other data): refused, not silently misread."""
     import pytest
 
-    from components.modules.trainer import _warm_start
+    from components.module_files.trainer import _warm_start
 
     theirs, ours = tmp_path / "theirs.txt", tmp_path / "ours.txt"
     theirs.write_text("[PAD]\n[UNK]\ngood\nbad\n")

@@ -1,4 +1,4 @@
-"""The training progress lines (components/modules/training_loop.py's EpochProgress): the steps announced before
+"""The training progress lines (components/module_files/training_loop.py's EpochProgress): the steps announced before
 training, an estimate from the first timed steps, the time left on every line after it. Driven by a clock of the
 test's own, so the figures are exact; and once through a real Keras fit, so the hooks are the ones Keras calls. Also
 the step plan the lines count (plan_steps)."""
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from components.modules import training_loop
+from components.module_files import training_loop
 from components.runtime.progress import PROGRESS_LOGGER
 
 
@@ -120,7 +120,7 @@ def test_a_step_cap_repeats_the_batches_and_shortens_the_epochs():
     --train-steps steps."""
     import tensorflow as tf
 
-    from components.modules.training_loop import StepPlan, plan_steps
+    from components.module_files.training_loop import StepPlan, plan_steps
 
     batches = tf.data.Dataset.range(10).batch(2)  # 5 batches a pass
     same, plan = plan_steps(batches, 3, None)

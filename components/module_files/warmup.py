@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2
 
-from components.modules import serving_signatures
+from components.module_files import serving_signatures
 
 ASSETS_EXTRA = "assets.extra"  # files TF Serving ignores when loading, except the warm-up file
 WARMUP_FILE = "tf_serving_warmup_requests"

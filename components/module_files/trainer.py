@@ -12,9 +12,9 @@ per replica, each step takes batch_size x replicas examples, and the loss is the
 it is split (GlobalBatchCrossEntropy), so N workers compute the very steps one process would. Only the chief keeps
 what it writes.
 
-Export: one SavedModel with four signatures (components/modules/serving_module.py: `serving_default` on raw texts,
+Export: one SavedModel with four signatures (components/module_files/serving_module.py: `serving_default` on raw texts,
 `serving_examples` and `classification` on tf.Examples, `transform_features` for the Evaluator's labels) and TF
-Serving warm-up requests with a few eval texts (`assets.extra/`, components/modules/warmup.py).
+Serving warm-up requests with a few eval texts (`assets.extra/`, components/module_files/warmup.py).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from components import features, tasks
 from components.baselines import store
 from components.model import bert, distribution, heads, hf_checkpoint, optimization, precision
 from components.model.heads import GlobalBatchCrossEntropy, build_classifier  # noqa: F401  (their home before)
-from components.modules import serving_signatures, training_loop, warmup
-from components.modules.serving_module import ServingModule
+from components.module_files import serving_signatures, training_loop, warmup
+from components.module_files.serving_module import ServingModule
 from components.runtime.progress import progress
 from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
 from components.tasks import Task

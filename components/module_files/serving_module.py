@@ -4,7 +4,7 @@ signatures.
 - `serving_default`: a batch of raw text strings -> per task `probabilities` [batch, classes], `label` (class name)
   and `label_id`;
 - `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
-- `classification`: TF Serving's classify signature (components/modules/serving_signatures.py): serialized
+- `classification`: TF Serving's classify signature (components/module_files/serving_signatures.py): serialized
   tf.Examples as `inputs` -> `classes` and `scores`, for Classify over gRPC and `:classify` over REST;
 - `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels).
 
@@ -22,7 +22,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import tasks as tasks_lib
-from components.modules import serving_signatures, training_loop
+from components.module_files import serving_signatures, training_loop
 from components.tasks import LABEL, LABEL_ID, PROBABILITIES, Task
 
 

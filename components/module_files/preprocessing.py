@@ -23,8 +23,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features, tasks
-from components.modules.learned_vocab import learned_wordpiece_ids
-from components.modules.wordpiece import build_tokenizer, to_bert_inputs
+from components.module_files.learned_vocab import learned_wordpiece_ids
+from components.module_files.wordpiece import build_tokenizer, to_bert_inputs
 from components.settings.transform import TransformSettings
 
 

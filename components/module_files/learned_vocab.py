@@ -28,7 +28,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as wordpiece_learner
 
 from components import features
-from components.modules.wordpiece import LEARNED_MAX_TOKEN_CHARS, BertPreTokenizer, BertWordpieceTokenizer
+from components.module_files.wordpiece import LEARNED_MAX_TOKEN_CHARS, BertPreTokenizer, BertWordpieceTokenizer
 from components.settings.transform import TransformSettings
 
 # Learned vocabularies: subwords of at most this many characters (without "##"); a subword must occur at least

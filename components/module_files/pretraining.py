@@ -35,7 +35,7 @@ from tfx_bsl.public import tfxio
 
 from components import features
 from components.model import bert, masking, mlm, optimization, precision
-from components.modules import training_loop, unlabeled
+from components.module_files import training_loop, unlabeled
 from components.runtime.progress import progress
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import SCRATCH_MAX_POSITIONS

@@ -38,7 +38,7 @@ from tfx import v1 as tfx
 
 from components import tasks
 from components.model import bert, heads, optimization, precision, student
-from components.modules import trainer, training_loop
+from components.module_files import trainer, training_loop
 from components.runtime.progress import progress
 from components.settings.distillation import DistillerSettings
 from components.settings.trainer import TrainerSettings
