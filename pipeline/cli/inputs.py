@@ -1,28 +1,31 @@
-"""Input data at the edge: resolve a dataset to CSV files, check them, and derive what the pipeline needs.
+"""Input data at the edge: the data's CSV files checked, and what the pipeline needs derived from them.
 
-Everything a user can get wrong about their data files is caught here with one clear sentence
-(`InputError`) before any TFX component starts.
+Everything a user can get wrong about their data files is caught here with one clear sentence (`InputError`) before
+any TFX component starts; the files are read as CsvExampleGen reads them (components/ingestion/csv_files.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import dataclasses
-import functools
 import hashlib
-import io
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from components import tasks
-from pipeline.dag.config import HASH_BUCKETS
+from components.ingestion.csv_files import (
+    HASH_BUCKETS,
+    CsvScan,
+    DataFileError,
+    label_columns,
+    read_rows,
+    scan_csv,
+    split_files,
+    training_files,
+)
 from pipeline.data import assets
-
-SPLIT_FOLDERS = ("train", "eval", "test")
 
 
 class InputError(ValueError):
@@ -41,176 +44,14 @@ class InputError(ValueError):
                 "file": self.path}
 
 
-# CsvExampleGen reads fields with Python's csv module at its default field size limit: a longer field (a text of
-# more characters) would fail inside Beam, so it is refused here with a clear message instead.
-CSV_FIELD_LIMIT = csv.field_size_limit()
-
-
-@dataclasses.dataclass
-class CsvScan:
-    """What reading one CSV file the way CsvExampleGen does found."""
-
-    path: Path
-    header: List[str]
-    rows: List[Tuple[str, ...]]  # (text, label), or (text, label, label...) with several label columns, in their order
-    extra_columns: List[str]  # columns other than the text and the labels (ignored by the pipeline)
-    lines: List[int] = dataclasses.field(default_factory=list)  # the line each row starts on
-
-
-def _logical_lines(path: Path):
-    """(first line number, text) of each record as CsvExampleGen delimits them: physical lines are joined until
-    their double quotes balance (a quoted field may span lines). Invalid UTF-8 is an InputError naming the line."""
-    with open(path, "rb") as f:
-        pending, first, quotes = [], 0, 0
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(f"{path}, line {number}: bytes that are not valid UTF-8 ({e.reason} at byte "
-                                 f"{e.start} of the line); save the file as UTF-8.", "NOT_UTF8", path=str(path)
-                                 ) from None
-            if not pending:
-                first = number
-            pending.append(line)
-            quotes += line.count('"')
-            if quotes % 2 == 0:
-                yield first, "".join(pending)
-                pending, quotes = [], 0
-        if pending:
-            raise InputError(f"{path}, line {first}: a quoted field is never closed (unbalanced double quotes); "
-                             "close it, and write a quote inside a quoted field twice (\"\").",
-                             "MALFORMED_CSV", path=str(path))
-
-
-def _parse_record(path: Path, number: int, line: str) -> Optional[List[str]]:
+@contextlib.contextmanager
+def as_input_errors():
+    """A data file's DataFileError (components/ingestion/csv_files.py) as the front door's InputError: the same
+    sentence and record."""
     try:
-        records = list(csv.reader(io.StringIO(line), strict=True))
-    except csv.Error as e:
-        if "field larger than field limit" in str(e):
-            raise InputError(f"{path}, line {number}: a field is longer than {CSV_FIELD_LIMIT:,} characters, the "
-                             "most CsvExampleGen can read; shorten or split that text.", "FIELD_TOO_LONG",
-                             path=str(path)) from None
-        raise InputError(f"{path}, line {number}: malformed CSV ({e}); fix the line.", "MALFORMED_CSV",
-                         path=str(path)) from None
-    if not records or records == [[]]:  # a blank line (csv reads it as one empty record): CsvExampleGen skips it too
-        return None
-    if len(records) > 1:
-        raise InputError(f"{path}, line {number}: malformed CSV (stray double quotes join or split "
-                         "records); fix the quotes on that line (a quote inside a quoted field is written twice).",
-                         "MALFORMED_CSV", path=str(path))
-    return records[0]
-
-
-def scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
-    """`_scan_csv`, once per file version: the front door checks every file, then reads the training files again for
-    the label values and the sequence length; the key has the file's size and modification time, so an edited file
-    is read anew."""
-    stat = Path(path).stat()
-    return _scan_csv_once(Path(path), stat.st_size, stat.st_mtime_ns, text_key, label_key)
-
-
-@functools.lru_cache(maxsize=256)
-def _scan_csv_once(path: Path, size: int, mtime_ns: int, text_key: str, label_key: str) -> CsvScan:
-    return _scan_csv(path, text_key, label_key)
-
-
-def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
-    """Reads a whole CSV file as CsvExampleGen will, refusing with one clear InputError what it could not read or
-    what would reach the model wrongly: invalid UTF-8, unbalanced quotes, a row whose number of fields differs
-    from the header's, a missing text or label column, a field over CsvExampleGen's size limit."""
-    lines = _logical_lines(path)
-    header = None
-    for number, line in lines:
-        header = _parse_record(path, number, line)
-        if header is not None:
-            break
-    if not header:
-        raise InputError(f"{path} is empty: a CSV file with a header row is expected; add a header naming the "
-                         "columns, then the rows (or remove the file).", "NO_HEADER", path=str(path))
-    columns = label_columns(label_key)
-    for role, key in (("text", text_key), *(("label", c) for c in columns)):
-        if key not in header:
-            raise InputError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
-                             f"name it with --{role}-column.", "MISSING_COLUMN", key, str(path))
-    at = [header.index(text_key), *(header.index(c) for c in columns)]
-    rows, numbers = [], []
-    for number, line in lines:
-        record = _parse_record(path, number, line)
-        if record is None:
-            continue
-        if len(record) != len(header):
-            raise InputError(f"{path}, line {number}: {len(record)} fields where the header has {len(header)}; fix "
-                             "the line (a field that holds a comma must be quoted: \"a, b\").", "MALFORMED_CSV",
-                             path=str(path))
-        rows.append(tuple(record[i] for i in at))
-        numbers.append(number)
-    extra = [c for c in header if c != text_key and c not in columns]
-    return CsvScan(path, header, rows, extra, numbers)
-
-
-SPAN_RE = re.compile(r"^span-(\d+)$")
-
-
-def spans(data_root: Path) -> List[Tuple[int, Path]]:
-    """The `span-N` folders under data_root, oldest first ([] when the data has no spans)."""
-    if not data_root.is_dir():
-        raise InputError(f"data root {data_root} does not exist or is not a folder: pass --data-root the "
-                         "folder that holds your CSV files.", "NO_DATA",
-                         path=str(data_root))
-    found = [(int(m.group(1)), p) for p in data_root.iterdir() if p.is_dir() and (m := SPAN_RE.match(p.name))]
-    return sorted(found)
-
-
-def csv_files(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.glob("*.csv") if p.is_file())
-
-
-def detect_splits(data_root: Path) -> Tuple[str, ...]:
-    """('train', 'eval', 'test') when the data brings its own split folders, () for one set of files."""
-    if not data_root.is_dir():
-        raise InputError(f"data root {data_root} does not exist or is not a folder: pass --data-root the "
-                         "folder that holds your CSV files.", "NO_DATA",
-                         path=str(data_root))
-    present = [s for s in SPLIT_FOLDERS if (data_root / s).is_dir()]
-    if present:
-        missing = [s for s in SPLIT_FOLDERS if s not in present]
-        if missing:
-            raise InputError(f"{data_root} has split folders {', '.join(present)} but not {', '.join(missing)}: "
-                             "provide all of train/, eval/ and test/, or put the CSV files directly in the folder "
-                             "to have them split 80/10/10 by hash.", "NO_DATA_FILES", path=str(data_root))
-        for split in present:
-            if not csv_files(data_root / split):
-                raise InputError(f"split folder {data_root / split} has no .csv files: put that split's CSV files "
-                                 "in it.", "NO_DATA_FILES", path=str(data_root / split))
-        return SPLIT_FOLDERS
-    if not csv_files(data_root):
-        span = SPAN_RE.match(data_root.name)
-        raise InputError(f"{data_root} has no .csv files (and no train/, eval/, test/ folders of them"
-                         f"{'' if span else ', nor span-N/ folders'}): "
-                         + ("put the span's CSV files in it, or remove the folder (the newest span is the one "
-                            "ingested)." if span else "point --data-root at the folder that holds your CSV files."),
-                         "NO_DATA_FILES", path=str(data_root))
-    return ()
-
-
-def split_files(data_root: Path, splits: Sequence[str]) -> Dict[str, List[Path]]:
-    if splits:
-        return {s: csv_files(data_root / s) for s in splits}
-    return {"": csv_files(data_root)}
-
-
-def label_columns(label_key: str) -> Tuple[str, ...]:
-    """--label-column's columns (components/tasks.py), its mistakes an InputError."""
-    try:
-        return tasks.label_columns(label_key)
-    except ValueError as e:
-        raise InputError(str(e), "INVALID_LABEL_COLUMN") from None
-
-
-def read_rows(path: Path, text_key: str, label_key: str) -> List[Tuple[str, ...]]:
-    """(text, label) rows of one CSV file ((text, label, label...) with several label columns); a file CsvExampleGen
-    could not read is an InputError naming the line."""
-    return scan_csv(path, text_key, label_key).rows
+        yield
+    except DataFileError as e:
+        raise InputError(str(e), e.kind, e.feature, e.path) from None
 
 
 def _lines(numbers: Sequence[int]) -> str:
@@ -273,6 +114,7 @@ def schema_requires_text(schema_file: str, text_key: str) -> bool:
     return feature is None or not feature.HasField("presence") or feature.presence.min_fraction >= 1.0
 
 
+@as_input_errors()
 def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
                 label_domain: Union[None, Sequence[str], Mapping[str, Optional[Sequence[str]]]] = None,
                 domain_file: str = "", text_required: bool = True, missing_allowed: Sequence[str] = ()) -> List[str]:
@@ -313,20 +155,20 @@ def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key
     return warnings
 
 
+@as_input_errors()
 def label_values(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
                  column: int = 0) -> Tuple[str, ...]:
     """The distinct label values of the training data (all files when the data is split by hash), of the label column
     at position `column` among --label-column's."""
-    files = split_files(data_root, splits)
-    chosen = files.get("train", files.get(""))
-    return tuple(sorted({row[1 + column] for path in chosen for row in read_rows(path, text_key, label_key)
-                         if row[1 + column]}))
+    return tuple(sorted({row[1 + column] for path in training_files(data_root, splits)
+                         for row in read_rows(path, text_key, label_key) if row[1 + column]}))
 
 
 def _stable_key(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
+@as_input_errors()
 def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: str, label_key: str,
            cache_dir: Path) -> Path:
     """A deterministic subset of at most `max_examples` rows (the rows whose text hashes lowest, an unbiased

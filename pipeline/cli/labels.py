@@ -15,6 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+from components.ingestion.csv_files import label_columns
 from pipeline.cli import inputs
 from pipeline.cli.inputs import InputError
 from pipeline.data import assets
@@ -43,10 +44,11 @@ class LabelPlan:
         return dict(zip(self.columns, self.domains))
 
 
+@inputs.as_input_errors()
 def plan(schema: Optional[str], label_key: str) -> LabelPlan:
     """The columns of `label_key` with their schema domains and whether each may be empty (a local schema file or
     None)."""
-    columns = inputs.label_columns(label_key)
+    columns = label_columns(label_key)
     domains = tuple(inputs.schema_label_names(schema, c) if schema else None for c in columns)
     if len(columns) == 1:
         allowed: Tuple[str, ...] = ()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 from components.baselines import model_config
+from components.ingestion import csv_files
 from components.settings import base as settings_lib
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
@@ -187,7 +188,8 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_domai
     length chosen for --max-seq-length auto, and the Pretrainer's --unlabeled-data settings."""
     chosen = {"max_seq_length": max_seq_length} if max_seq_length is not None else {}
     unlabeled = unlabeled or {}
-    columns = inputs.label_columns(args.label_key)
+    with inputs.as_input_errors():
+        columns = csv_files.label_columns(args.label_key)
     classes = labels.settings_for(columns, label_domains)
     try:
         transform = settings_lib.from_args(
@@ -287,10 +289,11 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
     # The checks below read the CSV files here; ExampleGen reads the store itself.
     checked_root = mirror(data_root, "--data-root", REMOTE_COPIES) if is_uri(data_root) else data_root
     try:
-        span_folders = inputs.spans(checked_root)
-        # With span folders the newest span is what this run ingests: check that one.
-        newest = span_folders[-1][1] if span_folders else checked_root
-        splits = inputs.detect_splits(newest)
+        with inputs.as_input_errors():
+            span_folders = csv_files.spans(checked_root)
+            # With span folders the newest span is what this run ingests: check that one.
+            newest = span_folders[-1][1] if span_folders else checked_root
+            splits = csv_files.detect_splits(newest)
         pipeline_root = local_pipeline_root(args)
         schema_uri, source = local_schema(args, pipeline_root)
         # The input checks read the schema here too: a local copy of one on a store.

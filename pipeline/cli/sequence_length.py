@@ -70,13 +70,13 @@ def cut_by(counts: Sequence[int], length: int) -> int:
 
 def _training_texts(args: argparse.Namespace, data_root: Path, splits):
     """(the training texts, whether they are a train/ folder's, the eval/ folder's number of texts)."""
-    from pipeline.cli import inputs
+    from components.ingestion.csv_files import read_rows, split_files, training_files
 
-    files = inputs.split_files(data_root, splits)
-    texts = [row[0] for path in files.get("train", files.get("")) for row in
-             inputs.read_rows(path, args.text_key, args.label_key)]
-    eval_texts = sum(len(inputs.read_rows(path, args.text_key, args.label_key)) for path in files.get("eval", []))
-    return texts, "train" in files, eval_texts
+    texts = [row[0] for path in training_files(data_root, splits) for row in
+             read_rows(path, args.text_key, args.label_key)]
+    eval_texts = sum(len(read_rows(path, args.text_key, args.label_key))
+                     for path in split_files(data_root, splits).get("eval", []))
+    return texts, bool(splits), eval_texts
 
 
 def given_length(args: argparse.Namespace, data_root: Path, splits, model, state: Path) -> Optional[str]:

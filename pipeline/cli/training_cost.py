@@ -283,11 +283,11 @@ def for_run(args, model, counts: Sequence[int], texts: int, train_folder: bool, 
     and the distillation stage's epochs (a student's step costs its share of the teacher's layers, after one forward
     pass of the teacher over the data), the batch size, --train-steps, and the encoder --pretrained or --model-size
     gives (`model`: pipeline/cli/model_choice.py's ModelChoice); the probe's timings are kept in `timings_file`."""
+    from components.ingestion.csv_files import HASH_BUCKETS
     from components.settings.distillation import DistillerSettings
     from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
     from components.settings.transform import TransformSettings
-    from pipeline.dag.config import HASH_BUCKETS
 
     def flag(name, cls=TrainerSettings):
         value = getattr(args, name, None)

@@ -44,9 +44,6 @@ BEAM_ENVIRONMENTS = ("DOCKER", "EXTERNAL", "PROCESS")
 # The Vertex AI Training machine type of each Trainer replica when the Trainer runs as a multi-worker job.
 DEFAULT_TRAINER_MACHINE_TYPE = "n1-standard-8"
 
-# Hash split used when the data does not bring its own train/eval/test folders.
-HASH_BUCKETS = (("train", 8), ("eval", 1), ("test", 1))
-SPAN_FOLDER = "span-{SPAN}"  # ExampleGen's span placeholder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +88,7 @@ class PipelineConfig:
     dataset: str = "custom"  # a built-in dataset's name, or "custom" for a user's CSV files
 
     # Input data: CSV files with a header; `input_splits` lists sub-folders that are already
-    # train/eval/test splits, empty means one set of files split by hash (HASH_BUCKETS).
+    # train/eval/test splits, empty means one set of files split by hash (components/ingestion/csv_files.py).
     input_splits: Tuple[str, ...] = ()
     # Span folders (`span-1/`, `span-2/`, ... under data_root, each laid out as above): each run ingests the
     # newest span; Transform and Trainer see the last `spans_window` spans ingested so far.
@@ -172,7 +169,7 @@ def curated_schema(dataset: str) -> Optional[Path]:
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "DISTILL_RUN_FN", "RUN_FN",
     "SCHEMA_DIR",
-    "DATA_DIR", "SPAN_FOLDER", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS", "HASH_BUCKETS",
+    "DATA_DIR", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS",
     "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
     "default_pipeline_root", "default_serving_dir", "curated_schema",
 ]

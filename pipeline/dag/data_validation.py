@@ -12,13 +12,14 @@ from typing import Any, List
 from tfx import v1 as tfx
 
 from components import tasks
-from components.validation import csv_example_gen
+from components.ingestion import csv_example_gen
+from components.ingestion.csv_files import HASH_BUCKETS, SPAN_FOLDER
 from components.validation.drift import DriftValidator
 from components.validation.frozen_files import FROZEN_DIR
 from components.validation.frozen_schema import SchemaCurator
 from components.validation.gates import DataValidationGate
 from pipeline.dag.baselines import baseline_lookup, baselines_dir
-from pipeline.dag.config import HASH_BUCKETS, SPAN_FOLDER, PipelineConfig
+from pipeline.dag.config import PipelineConfig
 from pipeline.dag.nodes import (
     DATA_GATE,
     DRIFT_VALIDATOR,

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Optional, Tuple
 
+from components.ingestion.csv_files import SPLIT_FOLDERS, label_columns
 from components.settings import base as settings_lib
 from components.settings.transform import TransformSettings
 from pipeline.cli import inputs, labels, options
@@ -22,7 +23,7 @@ from pipeline.dag.config import PIPELINE_NAME, PipelineConfig, curated_schema
 from pipeline.data import assets
 
 # How pipeline/data/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
-BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": inputs.SPLIT_FOLDERS, "drug_reviews": inputs.SPLIT_FOLDERS}
+BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": SPLIT_FOLDERS, "drug_reviews": SPLIT_FOLDERS}
 KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
@@ -45,7 +46,8 @@ def pod_location(value: str, what: str) -> str:
 
 def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[Tuple[str, ...], ...]:
     """Each label column's classes: --labels (one label column only), else this checkout's copy of the schema."""
-    columns = inputs.label_columns(label_key)
+    with inputs.as_input_errors():
+        columns = label_columns(label_key)
     given = tuple(args.labels or ())
     if given:
         if len(columns) > 1:

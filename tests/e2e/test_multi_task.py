@@ -1,14 +1,17 @@
-"""Several label columns, end to end, on the built-in drug_reviews data (real patients' reviews with a `rating` and,
-most of the time, a `condition`): one quick run trains one model with a head per column; it is judged per task,
-blessed, pushed, and served per task by a fresh process, the TF Serving-compatible REST server (row and columnar
-formats) and the demo page in a real browser. Rows without a condition (the data has some in every split) train and
-score the rating only. A student distilled from it (--student-layers) learns and serves every task too. The front
-door's refusals name the column."""
+"""Several label columns, end to end, on a user's own data written here: review snippets with a `verdict` and, most
+of the time, the `aspect` they speak of (a word-level cue each, so a tiny model learns both in three epochs: a model
+under these tests must have learned every task, or serving it proves nothing). One quick run, with the masked-LM
+stage, trains one model with a head per column; it is judged per task, blessed, pushed, and served per task by a
+fresh process, the TF Serving-compatible REST and gRPC APIs and the demo page in a real browser. Rows without an
+aspect train and score the verdict only. A student distilled from it (--student-layers) learns and serves every
+task too. The front door's refusals name the column, on copies of the built-in drug_reviews data (a real dataset
+whose rating a quick model does not learn: the README's results for it are benchmarks/README.md's)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -19,35 +22,65 @@ import requests
 from support import REPO, run_local
 from support.browser import ARTIFACTS, open_page
 from support.fresh_process import layers_and_labels
+from support.learned import assert_learned
+from support.retraining import BAD, GOOD, write_csv
 from support.serving_server import MODEL, Server, copy_version
 
-TASKS = ("rating", "condition")
-SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"
-# A small encoder from scratch: the mechanics are under test here (the quality is the README's default run). 128
-# tokens: the dataset's text checks refuse a length that cuts most reviews.
-ARGS = ["--dataset", "drug_reviews", "--pretrained", "none", "--model-size", "tiny", "--max-seq-length", "128",
-        "--epochs", "2", "--batch-size", "32", "--learning-rate", "1e-3", "--vocab", "checkpoint",
-        "--min-accuracy", "0.0", "--min-macro-f1", "0.0"]
+TASKS = ("verdict", "aspect")
+ASPECTS = {"acting": ["actors", "cast", "performances", "acting"], "music": ["music", "soundtrack", "songs", "score"],
+           "story": ["plot", "story", "script", "twists"]}
+FILLER = ["the", "film", "was", "is", "and", "with", "a", "quite", "really", "its", "director", "scenes", "camera",
+          "ending", "this", "one", "in", "of"]
+NO_ASPECT = 0.15  # the share of reviews that speak of no aspect: an empty cell in that column
+# A tiny encoder from scratch learns these cues (the quality on real data is the README's default run).
+ARGS = ["--label-column", ",".join(TASKS), "--pretrained", "none", "--model-size",
+        "tiny", "--vocab", "checkpoint", "--max-seq-length", "32", "--epochs", "3", "--batch-size", "16",
+        "--learning-rate", "2e-3"]
 # The first run also adapts the encoder with the masked-LM stage (it reads the texts alone, whatever the labels).
 FIRST = ["--pretrain-epochs", "1", "--pretrain-learning-rate", "1e-3"]
-TEXTS = ["This pill cleared my skin in three weeks, no side effects at all.",
-         "Terrible headaches and I could not sleep; I stopped after a week."]
+TEXTS = ["a wonderful, superb film and the music was delightful", "boring and dreadful, the actors were clumsy"]
+EXPECTED = {"verdict": ["fresh", "rotten"], "aspect": ["music", "acting"]}
+SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"  # the refusals' data
 
 
-def _rows(split: str):
-    from pipeline.data import assets
+def reviews(n: int, seed: int):
+    """[text, verdict, aspect] rows: two cue words of the verdict, and two of the aspect unless it has none."""
+    rng, out = random.Random(seed), []
+    for _ in range(n):
+        verdict = rng.choice(["fresh", "rotten"])
+        aspect = "" if rng.random() < NO_ASPECT else rng.choice(sorted(ASPECTS))
+        words = rng.choices(FILLER, k=rng.randint(5, 10)) + rng.sample(GOOD if verdict == "fresh" else BAD, 2)
+        words += rng.sample(ASPECTS[aspect], 2) if aspect else []
+        rng.shuffle(words)
+        out.append([" ".join(words), verdict, aspect])
+    return out
 
-    with open(assets.ensure_dataset("drug_reviews") / split / "data.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+
+def _rows(base: Path, split: str):
+    """The run's own rows of a split, read back as ExampleGen read them (the data is one file, split by hash)."""
+    import tensorflow as tf
+
+    examples = base / "root" / "CsvExampleGen" / "examples"
+    newest = max(examples.iterdir(), key=lambda p: int(p.name))
+    files = sorted(str(p) for p in (newest / f"Split-{split}").iterdir())
+    rows = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        rows.append({k: (feature[k].bytes_list.value[0].decode() if feature[k].bytes_list.value else "")
+                     for k in ("text", *TASKS)})
+    return rows
 
 
 @pytest.fixture(scope="module")
 def multi_task_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("multi-task")
-    proc = run_local(*ARGS, *FIRST, "--pipeline-root", base / "root", "--serving-dir", base / "serving",
-                     "--summary-json", base / "summary.json")
+    write_csv(base / "data" / "reviews.csv", reviews(800, seed=3), header=("text", *TASKS))
+    proc = run_local(*ARGS, *FIRST, "--data-root", base / "data", "--pipeline-root", base / "root", "--serving-dir",
+                     base / "serving", "--summary-json", base / "summary.json")
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-    return base, json.loads((base / "summary.json").read_text()), proc
+    summary = json.loads((base / "summary.json").read_text())
+    assert_learned(summary, base / "root", columns=TASKS)  # every task, 0.10 above its majority share
+    return base, summary, proc
 
 
 def test_one_run_trains_judges_and_pushes_one_model_for_every_label_column(multi_task_run):
@@ -55,8 +88,7 @@ def test_one_run_trains_judges_and_pushes_one_model_for_every_label_column(multi
     assert summary["blessed"] is True and summary["pushed"] is True, summary.get("not_blessed_because")
     pushed = Path(summary["pushed_dir"])
     assert json.loads((pushed / "assets.extra" / "class_names.json").read_text()) == {
-        "rating": ["negative", "neutral", "positive"],
-        "condition": json.loads(json.dumps(_schema_domain("condition")))}
+        "verdict": ["fresh", "rotten"], "aspect": ["acting", "music", "story"]}
     metrics = summary["eval_metrics"]
     for task in TASKS:  # every task's gates and figures, on its own output
         assert 0.0 <= metrics[f"{task}/sparse_categorical_accuracy"] <= 1.0
@@ -69,8 +101,8 @@ def test_one_run_trains_judges_and_pushes_one_model_for_every_label_column(multi
         assert f"eval ({task}): sparse_categorical_accuracy" in proc.stdout
         assert f"test ({task}): accuracy" in proc.stdout
     history = json.loads((Path(summary["model_uri"]) / "training_history.json").read_text())
-    assert {"val_rating_accuracy", "val_condition_accuracy", "val_accuracy"} <= set(history["history"])
-    assert history["settings"]["task_label_names"][0] == ["negative", "neutral", "positive"]
+    assert {"val_verdict_accuracy", "val_aspect_accuracy", "val_accuracy"} <= set(history["history"])
+    assert history["settings"]["task_label_names"][0] == ["fresh", "rotten"]
 
 
 def test_the_masked_lm_stage_adapted_the_encoder_the_heads_start_from(multi_task_run):
@@ -91,8 +123,8 @@ def test_a_second_run_warm_starts_and_is_judged_per_task_against_the_model_in_se
     root, serving = tmp_path / "root", tmp_path / "serving"
     shutil.copytree(base / "root", root, symlinks=True)
     shutil.copytree(base / "serving", serving)
-    proc = run_local(*ARGS, "--warm-start", "--train-steps", "4", "--pipeline-root", root, "--serving-dir",
-                     serving, "--summary-json", tmp_path / "summary.json")
+    proc = run_local(*ARGS, "--data-root", base / "data", "--warm-start", "--train-steps", "4", "--pipeline-root",
+                     root, "--serving-dir", serving, "--summary-json", tmp_path / "summary.json")
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "Trainer: warm start from the model in service" in proc.stdout
@@ -104,30 +136,29 @@ def test_a_second_run_warm_starts_and_is_judged_per_task_against_the_model_in_se
         assert all(r.split("/")[0] in TASKS for r in summary["not_blessed_because"]), summary["not_blessed_because"]
 
 
-def _schema_domain(name: str):
-    from pipeline.cli import inputs
-
-    return list(inputs.schema_label_names(str(SCHEMA), name))
-
-
-def test_rows_without_a_condition_train_and_score_the_rating_alone(multi_task_run):
-    """The data has rows with an empty condition in every split (its schema lets the column go empty): Transform
-    gives them the label id -1, the Evaluator and the test scores count them for the rating only."""
+def test_rows_without_an_aspect_train_and_score_the_verdict_alone(multi_task_run):
+    """The data has rows with an empty aspect in every split (without a schema, a run of several columns lets each
+    go empty, and the frozen schema says which did): Transform gives them the label id -1, the Evaluator and the
+    test scores count them for the verdict only."""
     import tensorflow as tf
 
+    from pipeline.cli import inputs
+
     base, summary, _ = multi_task_run
-    missing = {split: sum(1 for r in _rows(split) if not r["condition"]) for split in ("train", "eval", "test")}
+    rows = {split: _rows(base, split) for split in ("train", "eval", "test")}
+    missing = {split: sum(1 for r in split_rows if not r["aspect"]) for split, split_rows in rows.items()}
     assert all(missing.values()), missing
+    frozen = str(base / "root" / "schema" / "schema.pbtxt")
+    assert inputs.schema_allows_missing(frozen, "aspect") and not inputs.schema_allows_missing(frozen, "verdict")
     transformed = sorted((base / "root" / "Transform" / "transformed_examples").glob("*/Split-train/*.gz"))
-    ids = [tf.train.Example.FromString(r.numpy()).features.feature["label_id_condition"].int64_list.value[0]
+    ids = [tf.train.Example.FromString(r.numpy()).features.feature["label_id_aspect"].int64_list.value[0]
            for r in tf.data.TFRecordDataset([str(p) for p in transformed], compression_type="GZIP")]
     assert ids.count(-1) == missing["train"] and min(i for i in ids if i != -1) >= 0
-    eval_rows = len(_rows("eval"))
-    assert summary["eval_metrics"]["rating/example_count"] == eval_rows
-    assert summary["eval_metrics"]["condition/example_count"] == eval_rows - missing["eval"]
+    assert summary["eval_metrics"]["verdict/example_count"] == len(rows["eval"])
+    assert summary["eval_metrics"]["aspect/example_count"] == len(rows["eval"]) - missing["eval"]
     test = summary["test_metrics"]["tasks"]
-    assert test["rating"]["examples"] == len(_rows("test"))
-    assert test["condition"]["examples"] == len(_rows("test")) - missing["test"]
+    assert test["verdict"]["examples"] == len(rows["test"])
+    assert test["aspect"]["examples"] == len(rows["test"]) - missing["test"]
 
 
 def test_a_fresh_process_gets_every_task_from_the_pushed_model(multi_task_run):
@@ -149,6 +180,7 @@ def test_a_fresh_process_gets_every_task_from_the_pushed_model(multi_task_run):
         for row, label, label_id in zip(out[f"{task}/probabilities"], out[f"{task}/label"], out[f"{task}/label_id"]):
             assert len(row) == len(names[task]) and abs(sum(row) - 1) < 1e-4
             assert names[task][label_id] == label and row.index(max(row)) == label_id
+        assert out[f"{task}/label"] == EXPECTED[task]  # the model learned both tasks: clear texts get their classes
 
 
 @pytest.fixture(scope="module")
@@ -168,17 +200,19 @@ def test_rest_answers_one_entry_per_task_in_row_and_columnar_formats(server):
     assert len(predictions) == len(TEXTS)
     for prediction in predictions:
         assert {f"{task}/label" for task in TASKS} <= set(prediction)
-        assert len(prediction["rating/probabilities"]) == 3
+        assert len(prediction["aspect/probabilities"]) == 3
     columns = server.predict({"inputs": TEXTS})
     assert columns.status_code == 200, columns.text
     outputs = columns.json()["outputs"]
     assert set(outputs) == {f"{task}/{name}" for task in TASKS for name in ("label", "label_id", "probabilities")}
-    assert outputs["rating/label"] == [p["rating/label"] for p in predictions]
-    assert outputs["condition/label"] == [p["condition/label"] for p in predictions]
+    for task in TASKS:
+        assert outputs[f"{task}/label"] == [p[f"{task}/label"] for p in predictions] == EXPECTED[task]
     classify = server.predict({"signature_name": "classification", "examples": [{"text": t} for t in TEXTS]},
                               verb="classify")
     assert classify.status_code == 200, classify.text  # Classify: the first label column's task
-    assert [c[0] for c in classify.json()["results"][0]] == ["negative", "neutral", "positive"]
+    results = classify.json()["results"]
+    assert [c[0] for c in results[0]] == ["fresh", "rotten"]
+    assert [max(r, key=lambda c: c[1])[0] for r in results] == EXPECTED["verdict"]
 
 
 def test_grpc_predict_through_tf_servings_stubs_answers_every_task(server):
@@ -205,7 +239,7 @@ def test_the_demo_page_shows_bars_per_task_in_a_real_browser(server, browser):
     page, errors = open_page(browser, server.url + "/", width=390, height=844)
     served = requests.get(server.url + "/demo/model.json", timeout=10).json()
     page.wait_for_selector(f"#model:has-text('version {served['version']}')")
-    assert "tasks: rating (negative, neutral, positive); condition (" in page.inner_text("#model")
+    assert "tasks: verdict (fresh, rotten); aspect (acting, music, story)" in page.inner_text("#model")
     page.fill("#texts", "\n".join(TEXTS))
     page.click("#classify")
     page.wait_for_selector(".result >> nth=1")
@@ -214,7 +248,7 @@ def test_the_demo_page_shows_bars_per_task_in_a_real_browser(server, browser):
     for i in range(2):
         for task in TASKS:
             part = results.nth(i).locator(f".task[data-task='{task}']")
-            assert part.locator(".label").inner_text().startswith(f"{task} → ")
+            assert part.locator(".label").inner_text() == f"{task} → {EXPECTED[task][i]}"
             names = part.locator(".bar-name").all_inner_texts()
             assert names == served["class_names"][task]
             widths = [float(w.rstrip("%")) for w in part.locator(".bar").evaluate_all(
@@ -226,16 +260,26 @@ def test_the_demo_page_shows_bars_per_task_in_a_real_browser(server, browser):
 
 # The front door: one sentence naming the column, before any component runs ----------------------------------------
 
+DRUG_TASKS = ("rating", "condition")
+
+
+def _drug_rows(split: str):
+    from pipeline.data import assets
+
+    with open(assets.ensure_dataset("drug_reviews") / split / "data.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def _own_copy(tmp_path: Path, edit) -> Path:
     """The drug_reviews splits copied to `tmp_path`, with `edit(rows)` applied to the training split."""
     for split in ("train", "eval", "test"):
-        rows = _rows(split)
+        rows = _drug_rows(split)
         if split == "train":
             edit(rows)
         folder = tmp_path / "data" / split
         folder.mkdir(parents=True)
         with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["text", *TASKS])
+            writer = csv.DictWriter(f, fieldnames=["text", *DRUG_TASKS])
             writer.writeheader()
             writer.writerows(rows)
     return tmp_path / "data"
@@ -243,8 +287,9 @@ def _own_copy(tmp_path: Path, edit) -> Path:
 
 def _refused(tmp_path, edit, *extra):
     data = _own_copy(tmp_path, edit)
-    proc = run_local("--data-root", data, "--schema", SCHEMA, "--label-column", ",".join(TASKS), *ARGS[2:], *extra,
-                     "--pipeline-root", tmp_path / "root", "--serving-dir", tmp_path / "serving")
+    proc = run_local("--data-root", data, "--schema", SCHEMA, "--label-column", ",".join(DRUG_TASKS),
+                     "--pretrained", "none", "--model-size", "tiny", "--vocab", "checkpoint", "--max-seq-length",
+                     "128", *extra, "--pipeline-root", tmp_path / "root", "--serving-dir", tmp_path / "serving")
     assert proc.returncode != 0
     assert not (tmp_path / "root" / "CsvExampleGen").exists()  # refused before any component ran
     return proc.stderr
@@ -268,33 +313,36 @@ def test_a_missing_value_in_a_required_label_column_is_refused_naming_it(tmp_pat
 
 def test_a_student_of_the_multi_task_model_learns_and_serves_every_task(multi_task_run, tmp_path):
     """--student-layers with several label columns, in the first run's pipeline root (everything before the Distiller
-    from the cache; a copy would not do: the imported schema's path is under the root, so a copy re-runs Transform),
-    and pushing to a serving folder of its own: a 1-layer student of the 2-layer teacher learns both heads, each
-    from its own soft targets (the rows without a condition count for the rating alone), is judged per task, and is
-    what is pushed. Last in the module: it adds the Distiller's and the release steps' outputs to the root."""
+    from the cache), pushing to a serving folder of its own: a 1-layer student of the 2-layer teacher learns both
+    heads, each from its own soft targets (the rows without an aspect count for the verdict alone), is judged per
+    task, and is what is pushed. Last in the module: it adds the Distiller's and the release steps' outputs to the
+    root."""
     from pipeline.dag import nodes
 
     base, first, _ = multi_task_run
-    proc = run_local(*ARGS, *FIRST, "--student-layers", "1", "--distill-epochs", "1", "--pipeline-root",
-                     base / "root", "--serving-dir", tmp_path / "serving", "--summary-json", tmp_path / "summary.json")
+    proc = run_local(*ARGS, *FIRST, "--data-root", base / "data", "--student-layers", "1", "--distill-epochs", "2",
+                     "--pipeline-root", base / "root", "--serving-dir", tmp_path / "serving",
+                     "--summary-json", tmp_path / "summary.json")
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     summary = json.loads((tmp_path / "summary.json").read_text())
     for node in (nodes.TRANSFORM, nodes.TRAINER):  # the teacher is the first run's model
         assert summary["components"][node]["state"] == "CACHED", node
     assert summary["components"][nodes.DISTILLER]["state"] == "COMPLETE"
-    assert "(mean over rating, condition)" in proc.stdout
+    assert "(mean over verdict, aspect)" in proc.stdout
     record = json.loads((Path(summary["model_uri"]) / "training_history.json").read_text())
     distilled = record["distillation"]
     assert distilled["student_layers"] == 1 and distilled["teacher_layers"] == 2
     assert set(distilled["tasks"]) == set(TASKS)
     by_task = [distilled["tasks"][t]["student_eval_accuracy"] for t in TASKS]
     assert distilled["student_eval_accuracy"] == pytest.approx(sum(by_task) / len(by_task))
-    assert {"val_rating_accuracy", "val_condition_accuracy", "val_accuracy"} <= set(record["history"])
+    assert {"val_verdict_accuracy", "val_aspect_accuracy", "val_accuracy"} <= set(record["history"])
     for task in TASKS:  # the Evaluator judged the student per task
         assert f"{task}/sparse_categorical_accuracy" in summary["eval_metrics"]
     assert summary["pushed"], summary.get("not_blessed_because")
-    layers, labels = layers_and_labels(summary["pushed_dir"], TEXTS, "condition/label")
-    assert layers == [0] and set(labels) <= set(_schema_domain("condition"))
+    # The student learned every task too: half the teacher's margin above each majority share (one layer of two).
+    assert_learned(summary, base / "root", columns=TASKS, margin=0.05)
+    layers, labels = layers_and_labels(summary["pushed_dir"], TEXTS, "aspect/label")
+    assert layers == [0] and labels == EXPECTED["aspect"]
 
 
 def test_binary_tags_train_judge_and_serve_as_two_class_tasks(tmp_path):

@@ -20,7 +20,7 @@ def test_first_run_is_blessed_pushed_and_summarised(first_run):
     assert summary["model_size"] == QUICK_CHECKPOINT.name
     counts = summary["examples_per_split"]
     assert set(counts) == {"train", "eval", "test"}
-    assert sum(counts.values()) == 1000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
+    assert sum(counts.values()) == 2000 and counts["train"] > counts["eval"] > 0 and counts["test"] > 0
     for node in UPSTREAM + VALIDATION + (nodes.PRETRAINER, nodes.TRAINER, nodes.EVALUATOR, nodes.PUSHER):
         assert summary["components"][node]["state"] == "COMPLETE", node
         assert summary["components"][node]["seconds"] >= 0

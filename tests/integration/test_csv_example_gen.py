@@ -1,4 +1,4 @@
-"""The ExampleGen's CSV reading (components/validation/csv_example_gen.py), on small CSV files in a real Beam pipeline:
+"""The ExampleGen's CSV reading (components/ingestion/csv_example_gen.py), on small CSV files in a real Beam pipeline:
 the text and label columns it is given come out as strings whatever their values look like (0/1 tags, star
 ratings), and every other column keeps the type TFX's CsvExampleGen infers. The whole pipeline on 0/1 tags:
 tests/e2e/test_multi_task.py."""
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from google.protobuf import json_format
 
-from components.validation import csv_example_gen
+from components.ingestion import csv_example_gen
 
 CSV = ('review,toxic,stars,review_id,score\n'
        '"you are, frankly, an idiot",1,1,17,0.5\n'

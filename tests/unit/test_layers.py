@@ -19,6 +19,7 @@ LAYERS = (
     ("components.features", "components.tasks", "components.runtime"),
     ("components.model",),
     ("components.settings",),
+    ("components.ingestion",),
     ("components.baselines",),
     ("components.module_files",),
     ("components.validation",),

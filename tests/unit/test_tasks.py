@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from components import tasks  # noqa: E402
+from components.ingestion import csv_files  # noqa: E402
 from pipeline.cli import inputs, labels  # noqa: E402
 from pipeline.cli.inputs import InputError  # noqa: E402
 from support.own_data import write_csv  # noqa: E402
@@ -81,11 +82,11 @@ def test_rows_hold_every_label_column_and_the_subset_keeps_them(tmp_path):
     path = write_rows(tmp_path / "d" / "a.csv", [["Acne", "great", "positive"], ["", "awful", "negative"]],
                       header=("condition", "text", "rating"))
     # whatever the file's column order: (text, then the label columns in --label-column's order)
-    scan = inputs.scan_csv(path, "text", "rating,condition")
+    scan = csv_files.scan_csv(path, "text", "rating,condition")
     assert scan.rows == [("great", "positive", "Acne"), ("awful", "negative", "")] and scan.extra_columns == []
     assert inputs.label_values(tmp_path / "d", (), "text", "rating,condition", column=1) == ("Acne",)
     subset = inputs.subset(tmp_path / "d", (), 5, "text", "rating,condition", tmp_path / "cache")
-    again = inputs.scan_csv(subset / "data.csv", "text", "rating,condition")
+    again = csv_files.scan_csv(subset / "data.csv", "text", "rating,condition")
     assert again.header == ["text", "rating", "condition"] and sorted(again.rows) == sorted(scan.rows)
 
 
