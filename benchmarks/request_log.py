@@ -42,8 +42,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))  # sup
 import numpy as np  # noqa: E402
 
 from benchmarks.serving import newest_version, texts  # noqa: E402
-from components.baselines import request_log as files  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
+from components.tf_serving import request_log as files  # noqa: E402
 from pipeline.dag.config import MODEL_NAME  # noqa: E402
 from pipeline.serving.process import ServerProcess  # noqa: E402
 

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     import uvicorn
 
-    from components.baselines.model_config import ConfigError, request_logging
+    from components.tf_serving.model_config import ConfigError, request_logging
     from pipeline.serving import grpc_api
     from pipeline.serving.metrics import Metrics
     from pipeline.serving.model_set import ModelSet

@@ -1,8 +1,9 @@
-"""BaselineLookup: the step that hands a run what it compares with, read from folders (components/baselines/store.py).
+"""BaselineLookup: the step that hands a run what it compares with, read from versioned folders
+(components/runtime/versioned_folders.py).
 
 - `model`: the model in service, i.e. the version under the push destination (`serving_dir/model_name`) that TF
   Serving answers a request without a version with: the highest one, or, with a model config file
-  (--model-config-file), the highest one its version policy serves (components/baselines/model_config.py, the
+  (--model-config-file), the highest one its version policy serves (components/tf_serving/model_config.py, the
   local server's reader too), so a pinned version stays the baseline. Model card included. The Evaluator's
   baseline, and the Trainer's starting point with --warm-start.
 - `data_statistics`, `text_statistics`: the statistics the data gate and the text gate last accepted (their newest
@@ -25,8 +26,9 @@ import os
 
 from tfx import v1 as tfx
 
-from components.baselines import model_config, store
 from components.features import CLASS_NAMES_FILE
+from components.runtime import versioned_folders
+from components.tf_serving import model_config
 
 SERVING = "Format-Serving"  # where a Model artifact holds its SavedModel (TFX's layout)
 FOUND_PROPERTY, SOURCE_PROPERTY = "baseline_found", "baseline_source"
@@ -36,7 +38,7 @@ def resolve_under_root(path: str, artifact_uri: str) -> str:
     """`path` as given (a URI or an absolute path: Kubeflow), or, relative, under the pipeline root, which a local
     run's artifact URI starts with (<pipeline_root>/<node id>/<output key>/<execution id>). Relative keeps a step's
     cache key the same when a pipeline root is moved or copied."""
-    if not store.is_local(path) or os.path.isabs(path):
+    if not versioned_folders.is_local(path) or os.path.isabs(path):
         return path
     root = artifact_uri.rstrip("/")
     for _ in range(3):
@@ -46,7 +48,7 @@ def resolve_under_root(path: str, artifact_uri: str) -> str:
 
 def lookup_record(artifact) -> dict:
     """The baseline.json of a BaselineLookup output ({} for an artifact that is not one)."""
-    return store.read_record(artifact.uri)
+    return versioned_folders.read_record(artifact.uri)
 
 
 def found(artifact) -> bool:
@@ -61,7 +63,7 @@ def source(artifact) -> str:
 
 
 def _mark(artifact, record: dict) -> None:
-    store.write_record(artifact.uri, record)
+    versioned_folders.write_record(artifact.uri, record)
     artifact.set_int_custom_property(FOUND_PROPERTY, int(bool(record["found"])))
     artifact.set_string_custom_property(SOURCE_PROPERTY, record.get("source", ""))
 
@@ -69,8 +71,9 @@ def _mark(artifact, record: dict) -> None:
 def model_in_service(serving_base: str, model_name: str, config_file: str = "") -> dict:
     """{"folder": the version a request without a version goes to, or None; "policy": how it was chosen}."""
     policy = model_config.policy_for(config_file, model_name, serving_base)
-    version = policy.latest(int(v) for v in store.versions(serving_base, marker=store.MODEL_MARKER))
-    return {"folder": None if version is None else store.join(serving_base, str(version)),
+    pushed = versioned_folders.versions(serving_base, marker=versioned_folders.MODEL_MARKER)
+    version = policy.latest(int(v) for v in pushed)
+    return {"folder": None if version is None else versioned_folders.join(serving_base, str(version)),
             "policy": policy.describe() + (f" ({config_file})" if config_file else "")}
 
 
@@ -82,22 +85,23 @@ def copy_model_in_service(serving_base: str, model, model_name: str = "", config
     folder = chosen["folder"]
     if folder is None:
         return {"found": False, "looked_in": serving_base, "policy": chosen["policy"]}
-    store.copy_tree(folder, store.join(model.uri, SERVING))
-    classes = store.join(folder, "assets.extra", CLASS_NAMES_FILE)  # the Trainer's copy, for the class check
+    versioned_folders.copy_tree(folder, versioned_folders.join(model.uri, SERVING))
+    # The Trainer's copy of the class names, for the Evaluator's class check.
+    classes = versioned_folders.join(folder, "assets.extra", CLASS_NAMES_FILE)
     if tf.io.gfile.exists(classes):
-        tf.io.gfile.copy(classes, store.join(model.uri, CLASS_NAMES_FILE), overwrite=True)
+        tf.io.gfile.copy(classes, versioned_folders.join(model.uri, CLASS_NAMES_FILE), overwrite=True)
     return {"found": True, "looked_in": serving_base, "source": folder, "version": os.path.basename(folder),
             "policy": chosen["policy"]}
 
 
 def copy_statistics(base: str, statistics) -> dict:
     """Copies the newest statistics a gate published under `base` into `statistics`; returns the lookup record."""
-    folder = store.newest(base)
+    folder = versioned_folders.newest(base)
     if folder is None:
         statistics.split_names = json.dumps([])
         return {"found": False, "looked_in": base}
-    published = store.read_record(folder)
-    store.copy_tree(folder, statistics.uri)
+    published = versioned_folders.read_record(folder)
+    versioned_folders.copy_tree(folder, statistics.uri)
     statistics.split_names = published.get("split_names", json.dumps([]))
     if published.get("span") is not None:
         statistics.span = int(published["span"])

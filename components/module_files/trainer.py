@@ -38,11 +38,11 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components import features, tasks
-from components.baselines import store
 from components.model import bert, distribution, heads, hf_checkpoint, optimization, precision
 from components.model.heads import GlobalBatchCrossEntropy, build_classifier  # noqa: F401  (their home before)
 from components.module_files import serving_signatures, training_loop, warmup
 from components.module_files.serving_module import ServingModule
+from components.runtime import versioned_folders
 from components.runtime.progress import progress
 from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
 from components.tasks import Task
@@ -344,7 +344,7 @@ def _same_vocabulary(saved_model: str, vocab_file: str) -> bool:
 
 def _served_folder(base_model: str) -> str:
     """The served version folder that BaselineLookup copied into `base_model`'s artifact (else `base_model`)."""
-    return store.read_record(os.path.dirname(base_model.rstrip("/"))).get("source") or base_model
+    return versioned_folders.read_record(os.path.dirname(base_model.rstrip("/"))).get("source") or base_model
 
 
 def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:

@@ -22,8 +22,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
-from components.baselines import store
 from components.baselines.lookup import resolve_under_root
+from components.runtime import versioned_folders
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under each Split-<name>/ folder
 STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under each Split-<name>/ folder
@@ -216,7 +216,7 @@ def publish_accepted(statistics, base: str, produced_by: str) -> str:
     span = getattr(statistics, "span", None)
     record = {"gate": os.path.basename(base.rstrip("/")), "produced_by": produced_by,
               "span": int(span) if span is not None else None, "split_names": statistics.split_names,
-              "accepted_at": store.now()}
-    folder = store.publish(statistics.uri, base, record)
+              "accepted_at": versioned_folders.now()}
+    folder = versioned_folders.publish(statistics.uri, base, record)
     logging.info("%s: accepted statistics published as the next baseline, %s", record["gate"], folder)
     return folder

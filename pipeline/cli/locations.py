@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from components.baselines.store import copy_tree
 from components.runtime import object_store
 from components.runtime.object_store import URI, StorageError
+from components.runtime.versioned_folders import copy_tree
 from pipeline.cli.inputs import InputError
 
 # The path flags of the local runner: the argparse destination -> the flag.

@@ -20,7 +20,6 @@ import posixpath
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-from components.baselines import model_config
 from components.ingestion import csv_files
 from components.settings import base as settings_lib
 from components.settings.distillation import DistillerSettings
@@ -28,6 +27,7 @@ from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
+from components.tf_serving import model_config
 from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
 from pipeline.cli import inputs, labels, sequence_length, training_cost

@@ -114,7 +114,7 @@ class PipelineConfig:
     # tensorflow/serving image on the candidate; the Pusher then needs its blessing. (Not on Kubeflow: TFX 1.16's V2
     # compiler refuses InfraValidator, tfx/orchestration/kubeflow/v2/step_builder.py.)
     infra_validator: bool = False
-    # TF Serving's model config file (components/baselines/model_config.py): its version policy says which pushed
+    # TF Serving's model config file (components/tf_serving/model_config.py): its version policy says which pushed
     # version is in service, the run's baseline; "": the highest version (TF Serving's default policy).
     model_config_file: str = ""
 

@@ -2,7 +2,7 @@
 (--model-config-file, TF Serving's text ModelServerConfig), re-read every --model-config-poll-seconds.
 
 A re-read config that changed is applied as TF Serving applies one: a new model starts loading, a model no longer
-listed is unloaded, and a model whose policy or labels changed gets them at its next poll (components/baselines/
+listed is unloaded, and a model whose policy or labels changed gets them at its next poll (components/tf_serving/
 model_config.py reads the file, for the pipeline's BaselineLookup too). A config that no longer parses is reported
 and ignored: the models keep serving under the last good one.
 """
@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Callable, Dict, Optional
 
-from components.baselines import model_config
+from components.tf_serving import model_config
 from pipeline.serving import rest
 from pipeline.serving.models import BatchingOptions, ModelRegistry
 

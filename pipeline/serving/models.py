@@ -1,7 +1,7 @@
 """The versions of one model folder, served under a TensorFlow Serving version policy.
 
 `SERVING_DIR/MODEL_NAME/<version>/` folders (all digits; hidden staging folders such as the Pusher's `.tmp-push-*`
-and any other name are ignored) are polled every `poll_seconds`. The policy (components/baselines/model_config.py:
+and any other name are ignored) are polled every `poll_seconds`. The policy (components/tf_serving/model_config.py:
 by default TF Serving's, the newest version; from a model config file, the latest N, specific versions or all) says
 which of the versions that have not failed to serve. Each is loaded in the background and answers its warm-up requests
 (components/module_files/warmup.py, as TF Serving replays them) before it serves; a version the policy no longer names
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from components.baselines import model_config
+from components.tf_serving import model_config
 from pipeline.serving import rest
 from pipeline.serving.batching import Arrays, Batcher
 

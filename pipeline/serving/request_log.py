@@ -2,7 +2,7 @@
 
 A model logs when its model config entry has a `logging_config` (or, without a config file, when serve.py is given
 --request-log): a collector of type "tfrecord" writes TFRecord files of PredictionLog records under the config's
-`filename_prefix` (components/baselines/request_log.py names, publishes, prunes and reads the files;
+`filename_prefix` (components/tf_serving/request_log.py names, publishes, prunes and reads the files;
 log_records.py builds the records). Every answered request of the model is sampled with probability
 `sampling_rate`; a failed one is never logged as an answer, only counted.
 
@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
-from components.baselines import request_log as files
-from components.baselines.model_config import RequestLogging
+from components.tf_serving import request_log as files
+from components.tf_serving.model_config import RequestLogging
 
 log = logging.getLogger("serve")
 PRUNE_EVERY_S = 60.0  # between retention passes when no file closes

@@ -107,7 +107,7 @@ def test_a_version_pinned_after_a_bad_push_is_the_baseline_the_server_serves(tmp
 
 
 def test_a_model_config_file_that_does_not_serve_the_pipelines_model_is_refused(tmp_path):
-    from components.baselines import model_config
+    from components.tf_serving import model_config
 
     config = tmp_path / "models.config"
     config.write_text('model_config_list { config { name: "other" base_path: "/srv/other" } }')

@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from components.baselines import request_log as files
+from components.tf_serving import request_log as files
 from support import REPO, tiny_classifier
 from support.serving_server import MODEL, Server
 

@@ -12,7 +12,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from tfx.types import standard_artifact_utils, standard_artifacts  # noqa: E402
 
-from components.baselines import lookup, store  # noqa: E402
+from components.baselines import lookup  # noqa: E402
+from components.runtime import versioned_folders as folders  # noqa: E402
 from components.validation import gates  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def served_version(base: Path, version: int, weights: str) -> Path:
     (folder / "variables" / "variables.index").write_text(weights)
     (folder / "assets.extra").mkdir()
     (folder / "assets.extra" / "class_names.json").write_text('["neg", "pos"]')
-    (folder / store.MODEL_MARKER).write_text(f"graph {version}")
+    (folder / folders.MODEL_MARKER).write_text(f"graph {version}")
     return folder
 
 
@@ -44,12 +45,12 @@ def artifact(kind, uri: Path):
 def test_publications_are_versions_in_order_each_with_its_record(tmp_path):
     source = statistics_folder(tmp_path / "accepted", "first")
     base = tmp_path / "baselines" / "DataValidationGate"
-    first = store.publish(str(source), str(base), {"span": 1})
+    first = folders.publish(str(source), str(base), {"span": 1})
     statistics_folder(source, "second")
-    second = store.publish(str(source), str(base), {"span": 2})
+    second = folders.publish(str(source), str(base), {"span": 2})
     assert int(Path(second).name) > int(Path(first).name)  # the same millisecond still gives a higher version
-    assert store.newest(str(base)) == second
-    assert store.read_record(second)["span"] == 2 and store.read_record(second)["version"] == Path(second).name
+    assert folders.newest(str(base)) == second
+    assert folders.read_record(second)["span"] == 2 and folders.read_record(second)["version"] == Path(second).name
     assert (Path(first) / "Split-train" / gates.STATISTICS_FILE).read_text() == "first train"
     assert (Path(second) / "Split-eval" / gates.STATISTICS_FILE).read_text() == "second eval"
     assert sorted(os.listdir(base)) == sorted([Path(first).name, Path(second).name])  # no staging folder left
@@ -57,19 +58,19 @@ def test_publications_are_versions_in_order_each_with_its_record(tmp_path):
 
 def test_readers_skip_staging_folders_and_incomplete_versions(tmp_path):
     base = tmp_path / "base"
-    good = store.publish(str(statistics_folder(tmp_path / "s", "ok")), str(base), {})
-    (base / (store.STAGING_PREFIX + "abc")).mkdir()  # a publication killed before its rename
+    good = folders.publish(str(statistics_folder(tmp_path / "s", "ok")), str(base), {})
+    (base / (folders.STAGING_PREFIX + "abc")).mkdir()  # a publication killed before its rename
     (base / "99999999999999").mkdir()  # an object-store publication that never wrote its record
     (base / "notes").mkdir()
-    assert store.newest(str(base)) == good
-    assert store.newest(str(tmp_path / "nothing-here")) is None
+    assert folders.newest(str(base)) == good
+    assert folders.newest(str(tmp_path / "nothing-here")) is None
 
 
 def test_a_model_version_counts_once_saved_model_pb_is_there(tmp_path):
     base = tmp_path / "serving" / "bert_classifier"
     served_version(base, 1700000000, "A")
     (base / "1800000000" / "variables").mkdir(parents=True)  # the stock Pusher mid-copy on an object store
-    assert store.newest(str(base), marker=store.MODEL_MARKER) == str(base / "1700000000")
+    assert folders.newest(str(base), marker=folders.MODEL_MARKER) == str(base / "1700000000")
 
 
 def test_the_gate_publishes_what_it_accepts_and_nothing_it_refuses(tmp_path):
@@ -82,8 +83,8 @@ def test_the_gate_publishes_what_it_accepts_and_nothing_it_refuses(tmp_path):
     base = tmp_path / "root" / "baselines" / "DataValidationGate"
     gates.DataValidationGate.test_call(anomalies=clean, statistics=statistics, validated_statistics=validated,
                                        baselines_dir=str(base))
-    published = store.newest(str(base))
-    record = store.read_record(published)
+    published = folders.newest(str(base))
+    record = folders.read_record(published)
     assert record["gate"] == "DataValidationGate" and record["span"] == 3
     assert record["produced_by"] == statistics.uri and record["accepted_at"]
     assert json.loads(record["split_names"]) == ["train", "eval"]
@@ -94,8 +95,8 @@ def test_the_gate_publishes_what_it_accepts_and_nothing_it_refuses(tmp_path):
     gates.DataValidationGate.test_call(
         anomalies=clean, statistics=statistics, examples=examples, baselines_dir=str(base),
         validated_statistics=artifact(standard_artifacts.ExampleStatistics, tmp_path / "validated-2"))
-    assert store.read_record(store.newest(str(base)))["span"] == 5
-    accepted = store.versions(str(base))
+    assert folders.read_record(folders.newest(str(base)))["span"] == 5
+    accepted = folders.versions(str(base))
 
     refused = artifact(standard_artifacts.ExampleAnomalies, tmp_path / "refused")
     bad = gates.anomalies_pb2.Anomalies()
@@ -104,7 +105,7 @@ def test_the_gate_publishes_what_it_accepts_and_nothing_it_refuses(tmp_path):
     with pytest.raises(gates.DataValidationError):
         gates.DataValidationGate.test_call(anomalies=refused, statistics=statistics, validated_statistics=artifact(
             standard_artifacts.ExampleStatistics, tmp_path / "v2"), baselines_dir=str(base))
-    assert store.versions(str(base)) == accepted  # refused data never becomes a baseline
+    assert folders.versions(str(base)) == accepted  # refused data never becomes a baseline
 
 
 # BaselineLookup --------------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def test_a_first_run_finds_nothing_and_says_so(tmp_path):
         assert output.get_int_custom_property(lookup.FOUND_PROPERTY) == 0
     assert json.loads(data.split_names) == [] and not (Path(model.uri) / lookup.SERVING).exists()
     # Relative baselines are looked for under the pipeline root (the artifact URI's fourth parent).
-    assert store.read_record(data.uri)["looked_in"] == str(tmp_path / "root" / "baselines" / "DataValidationGate")
+    assert folders.read_record(data.uri)["looked_in"] == str(tmp_path / "root" / "baselines" / "DataValidationGate")
     assert not lookup.found(None) and lookup.found(artifact(standard_artifacts.ExampleStatistics, tmp_path))
 
 
@@ -136,9 +137,9 @@ def test_the_lookup_copies_the_highest_served_version_and_the_newest_accepted_st
     served_version(serving, 1700000000, "A")
     newest = served_version(serving, 1700000500, "B")
     gate_base = tmp_path / "root" / "baselines" / "DataValidationGate"
-    store.publish(str(statistics_folder(tmp_path / "s1", "old")), str(gate_base),
+    folders.publish(str(statistics_folder(tmp_path / "s1", "old")), str(gate_base),
                   {"span": 1, "split_names": json.dumps(["train", "eval"])})
-    latest = store.publish(str(statistics_folder(tmp_path / "s2", "new", ("train",))), str(gate_base),
+    latest = folders.publish(str(statistics_folder(tmp_path / "s2", "new", ("train",))), str(gate_base),
                            {"span": 2, "split_names": json.dumps(["train"])})
     model, data, text = lookup_outputs(tmp_path, "2")
     lookup.BaselineLookup.test_call(model=model, data_statistics=data, text_statistics=text,
@@ -148,10 +149,10 @@ def test_the_lookup_copies_the_highest_served_version_and_the_newest_accepted_st
     assert model.get_string_custom_property(lookup.SOURCE_PROPERTY) == str(newest)
     copied = Path(model.uri) / lookup.SERVING
     assert (copied / "variables" / "variables.index").read_text() == "B"
-    assert (copied / store.MODEL_MARKER).read_text() == "graph 1700000500"
+    assert (copied / folders.MODEL_MARKER).read_text() == "graph 1700000500"
     assert json.loads((Path(model.uri) / "class_names.json").read_text()) == ["neg", "pos"]  # the class check's
     assert lookup.found(data) and lookup.source(data) == latest and data.span == 2
     assert json.loads(data.split_names) == ["train"]
     assert (Path(data.uri) / "Split-train" / gates.STATISTICS_FILE).read_text() == "new train"
-    assert store.read_record(data.uri)["published"]["span"] == 2
+    assert folders.read_record(data.uri)["published"]["span"] == 2
     assert not lookup.found(text)  # the text gate has published nothing yet

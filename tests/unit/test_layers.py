@@ -19,7 +19,7 @@ LAYERS = (
     ("components.features", "components.tasks", "components.runtime"),
     ("components.model",),
     ("components.settings",),
-    ("components.ingestion",),
+    ("components.ingestion", "components.tf_serving"),
     ("components.baselines",),
     ("components.module_files",),
     ("components.validation",),

@@ -1,9 +1,9 @@
-"""TF Serving's model config file as components/baselines/model_config.py reads it: the version policies, labels,
+"""TF Serving's model config file as components/tf_serving/model_config.py reads it: the version policies, labels,
 relative base paths and the refusals of a file that cannot be used."""
 
 import pytest
 
-from components.baselines import model_config
+from components.tf_serving import model_config
 
 
 def config(policy: str = "", labels: str = "", base_path: str = "/srv/models/m") -> str:

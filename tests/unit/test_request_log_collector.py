@@ -8,8 +8,8 @@ import os
 import threading
 import time
 
-from components.baselines import model_config
-from components.baselines import request_log as files
+from components.tf_serving import model_config
+from components.tf_serving import request_log as files
 from pipeline.serving.request_log import Collector, FileOptions, RequestLogs
 
 

@@ -1,5 +1,5 @@
-"""The request log's files (components/baselines/request_log.py) and the logging_config of TF Serving's model config
-file (components/baselines/model_config.py): names that sort by time, a file invisible until it is closed whole,
+"""The request log's files (components/tf_serving/request_log.py) and the logging_config of TF Serving's model config
+file (components/tf_serving/model_config.py): names that sort by time, a file invisible until it is closed whole,
 the retention limits, the records read back example by example, and the refusals of a logging_config that cannot
 be used."""
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from components.baselines import model_config
-from components.baselines import request_log as files
+from components.tf_serving import model_config
+from components.tf_serving import request_log as files
 
 
 def predict_record(texts, version=3, when=1_800_000_000.0):
