@@ -47,7 +47,7 @@ SCHEMA_HEADER = """\
 def curate(inferred, text_key: str, label_key: str, label_names):
     """A curated copy of SchemaGen's schema (a schema_pb2.Schema). `label_names`: the label domain (a list), or with
     several label columns {column: domain}: each column then gets a string domain of its own name, and stays required
-    only if the inferred schema required it (the accepted data had a value in every row); a column with gaps lets
+    only if the accepted data had a value in every row (the inferred schema's fixed shape); a column with gaps lets
     rows go without a value (components/tasks.py)."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -68,7 +68,9 @@ def curate(inferred, text_key: str, label_key: str, label_names):
             feature.shape.Clear()
             feature.shape.dim.add(size=1)
         elif feature.name in domains:
-            required = not several or feature.presence.min_fraction >= 1.0
+            # SchemaGen gives a column a fixed shape only when every row had exactly one value; an empty CSV cell is
+            # a feature with no value, still "present" (min_fraction 1.0), so presence cannot tell a gap.
+            required = not several or feature.HasField("shape")
             feature.type = schema_pb2.BYTES
             feature.ClearField("domain_info")
             feature.domain = feature.name if several else LABEL_DOMAIN

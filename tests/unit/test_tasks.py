@@ -202,8 +202,11 @@ def test_a_curated_schema_gives_each_label_column_its_domain_and_keeps_gaps_allo
     inferred = schema_pb2.Schema()
     for name in ("text", "rating", "condition"):
         feature = inferred.feature.add(name=name, type=schema_pb2.BYTES)
-        if name != "condition":  # SchemaGen requires what every row had
-            feature.presence.min_fraction = 1.0
+        # As SchemaGen infers them (test_a_column_with_empty_cells_is_let_go_empty_by_the_real_tfdv below): every
+        # column "present" in every row, an empty CSV cell being a feature with no value; a fixed shape only where
+        # every row had exactly one value.
+        feature.presence.min_fraction = 1.0
+        if name != "condition":
             feature.shape.dim.add(size=1)
     curated = curate(inferred, "text", "rating,condition", {"rating": ["neg", "pos"], "condition": ["x", "y"]})
     by_name = {f.name: f for f in curated.feature}
@@ -214,6 +217,36 @@ def test_a_curated_schema_gives_each_label_column_its_domain_and_keeps_gaps_allo
     assert {d.name: list(d.value) for d in curated.string_domain} == {"rating": ["neg", "pos"],
                                                                       "condition": ["x", "y"]}
     assert list(by_name["condition"].not_in_environment) == ["SERVING"]
+
+
+def test_a_column_with_empty_cells_is_let_go_empty_by_the_real_tfdv(tmp_path):
+    """TFDV's own statistics and schema inference on rows as CsvExampleGen writes them (an empty cell: the feature
+    with no value), then the curated schema: the rows without a condition are no anomaly, a row without a rating
+    is one. A curation that read SchemaGen's presence instead of its shape failed the first case."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    from components.validation.frozen_schema import curate
+
+    def example(text, rating, condition):
+        feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()] if v else []))
+                   for k, v in (("text", text), ("rating", rating), ("condition", condition))}
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    def statistics(rows, name):
+        path = str(tmp_path / f"{name}.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            for row in rows:
+                writer.write(example(*row))
+        return tfdv.generate_statistics_from_tfrecord(path, stats_options=tfdv.StatsOptions(num_top_values=5))
+
+    rows = [(f"text {i}", ["neg", "pos"][i % 2], "" if i % 5 == 0 else ["x", "y"][i % 3 % 2]) for i in range(40)]
+    seen = statistics(rows, "accepted")
+    curated = curate(tfdv.infer_schema(seen, infer_feature_shape=True), "text", "rating,condition",
+                     {"rating": ["neg", "pos"], "condition": ["x", "y"]})
+    assert not tfdv.validate_statistics(seen, curated).anomaly_info
+    spoiled = statistics([("a text", "", "x"), *rows[1:]], "spoiled")
+    assert set(tfdv.validate_statistics(spoiled, curated).anomaly_info) == {"rating"}
 
 
 def test_the_headline_figures_are_per_task_with_several_label_columns():
