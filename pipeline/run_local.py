@@ -30,9 +30,11 @@ import time
 import traceback
 from typing import List, Optional
 
+from components.runtime import storage
 from components.runtime.quiet_exit import quiet_exit
+from components.runtime.storage import is_uri
 from pipeline.cli import console, inputs, options
-from pipeline.cli.locations import S3_ENDPOINT_HELP, is_uri, local_path, state_dir
+from pipeline.cli.locations import S3_ENDPOINT_HELP, local_path, state_dir
 from pipeline.dag.config import OUTPUTS_DIR
 from pipeline.data import assets
 
@@ -181,7 +183,7 @@ def _run(config, warnings: List[str], err):
             # Not something the user can fix from the exception's text: name the step, say what to try, and keep
             # the whole story in a file.
             log = os.path.join(config.pipeline_root, "last_error.log")
-            s.write_text(log, traceback.format_exc())
+            storage.write_file(log, traceback.format_exc())
             failed = next((node for node, state in reporter.states.items() if state == "FAILED"), None)
             reason = f"{type(cause).__name__}: {str(cause).strip()}".splitlines()[0][:300]
             error, status = (f"step {failed or 'pipeline'} failed ({reason}); {step_advice(failed)} (traceback in "

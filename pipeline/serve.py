@@ -30,6 +30,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from components.runtime import object_store  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
+from components.runtime.storage import is_uri  # noqa: E402
 from components.settings import base as contract  # noqa: E402
 from pipeline.cli.locations import S3_ENDPOINT_HELP  # noqa: E402
 from pipeline.cli.options import HelpFormatter  # noqa: E402
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     locations = [settings.model_config_file or settings.serving_dir or ""]
-    if object_store.scheme(locations[0]):  # a URI stays one: Path() would make s3://b/m "s3:/b/m"
+    if is_uri(locations[0]):  # a URI stays one: Path() would make s3://b/m "s3:/b/m"
         try:
             object_store.configure_s3(args.s3_endpoint)
             flag = "--model-config-file" if settings.model_config_file else "--serving-dir"
@@ -87,11 +88,11 @@ def main(argv=None) -> int:
         object_store.load_file_systems(locations)
     if settings.model_config_file:
         serving_dir = settings.model_config_file
-        found = "://" in serving_dir or os.path.isfile(serving_dir)
+        found = is_uri(serving_dir) or os.path.isfile(serving_dir)
         if not found:
             print(f"error: --model-config-file {serving_dir} does not exist.", file=sys.stderr)
             return 2
-    elif object_store.scheme(settings.serving_dir or ""):
+    elif is_uri(settings.serving_dir or ""):
         import tensorflow as tf
 
         serving_dir = settings.serving_dir.rstrip("/")
@@ -199,7 +200,7 @@ def check_log_prefixes(policies, config_file: str, s3_endpoint) -> str:
         prefix = policy.logging.filename_prefix
         where = (f"--model-config-file {config_file}, model {name!r}, logging_config filename_prefix {prefix}"
                  if config_file else f"--request-log {prefix}")
-        if object_store.scheme(prefix):
+        if is_uri(prefix):
             try:
                 object_store.configure_s3(s3_endpoint)
                 object_store.require(prefix, where.rsplit(" ", 1)[0])

@@ -28,6 +28,7 @@ from tfx import v1 as tfx
 
 from components.features import CLASS_NAMES_FILE
 from components.runtime import versioned_folders
+from components.runtime.storage import copy_tree, is_uri, join
 from components.tf_serving import model_config
 
 SERVING = "Format-Serving"  # where a Model artifact holds its SavedModel (TFX's layout)
@@ -38,7 +39,7 @@ def resolve_under_root(path: str, artifact_uri: str) -> str:
     """`path` as given (a URI or an absolute path: Kubeflow), or, relative, under the pipeline root, which a local
     run's artifact URI starts with (<pipeline_root>/<node id>/<output key>/<execution id>). Relative keeps a step's
     cache key the same when a pipeline root is moved or copied."""
-    if not versioned_folders.is_local(path) or os.path.isabs(path):
+    if is_uri(path) or os.path.isabs(path):
         return path
     root = artifact_uri.rstrip("/")
     for _ in range(3):
@@ -73,7 +74,7 @@ def model_in_service(serving_base: str, model_name: str, config_file: str = "") 
     policy = model_config.policy_for(config_file, model_name, serving_base)
     pushed = versioned_folders.versions(serving_base, marker=versioned_folders.MODEL_MARKER)
     version = policy.latest(int(v) for v in pushed)
-    return {"folder": None if version is None else versioned_folders.join(serving_base, str(version)),
+    return {"folder": None if version is None else join(serving_base, str(version)),
             "policy": policy.describe() + (f" ({config_file})" if config_file else "")}
 
 
@@ -85,11 +86,11 @@ def copy_model_in_service(serving_base: str, model, model_name: str = "", config
     folder = chosen["folder"]
     if folder is None:
         return {"found": False, "looked_in": serving_base, "policy": chosen["policy"]}
-    versioned_folders.copy_tree(folder, versioned_folders.join(model.uri, SERVING))
+    copy_tree(folder, join(model.uri, SERVING))
     # The Trainer's copy of the class names, for the Evaluator's class check.
-    classes = versioned_folders.join(folder, "assets.extra", CLASS_NAMES_FILE)
+    classes = join(folder, "assets.extra", CLASS_NAMES_FILE)
     if tf.io.gfile.exists(classes):
-        tf.io.gfile.copy(classes, versioned_folders.join(model.uri, CLASS_NAMES_FILE), overwrite=True)
+        tf.io.gfile.copy(classes, join(model.uri, CLASS_NAMES_FILE), overwrite=True)
     return {"found": True, "looked_in": serving_base, "source": folder, "version": os.path.basename(folder),
             "policy": chosen["policy"]}
 
@@ -101,7 +102,7 @@ def copy_statistics(base: str, statistics) -> dict:
         statistics.split_names = json.dumps([])
         return {"found": False, "looked_in": base}
     published = versioned_folders.read_record(folder)
-    versioned_folders.copy_tree(folder, statistics.uri)
+    copy_tree(folder, statistics.uri)
     statistics.split_names = published.get("split_names", json.dumps([]))
     if published.get("span") is not None:
         statistics.span = int(published["span"])

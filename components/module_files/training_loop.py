@@ -16,6 +16,7 @@ import tf_keras as keras
 from components import features
 from components.model import heads
 from components.runtime.progress import progress
+from components.runtime.storage import copy_tree, is_uri
 
 # Length buckets (in tokens, incl. [CLS]/[SEP]) for batching examples of similar length.
 BUCKET_BOUNDARIES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
@@ -190,10 +191,8 @@ def raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:
 
 def local_folder(folder: str) -> str:
     """A local copy of a folder given as a URI (the checkpoint loader reads local files); local paths as they are."""
-    if "://" not in folder:
+    if not is_uri(folder):
         return folder
-    from tfx.utils import io_utils
-
     target = tempfile.mkdtemp(prefix="checkpoint-")
-    io_utils.copy_dir(folder, target)
+    copy_tree(folder, target)
     return target

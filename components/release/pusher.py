@@ -36,13 +36,11 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.runtime.storage import is_uri
+
 STAGING_PREFIX = ".tmp-push-"
 # Staging folders older than this were left by a push that was killed mid-copy; the next push removes them.
 STALE_STAGING_SECONDS = 24 * 3600
-
-
-def is_local(path: str) -> bool:
-    return "://" not in path
 
 
 def _fsync_tree(root: str) -> None:
@@ -82,7 +80,7 @@ class AtomicPusherExecutor(stock.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         base = destination.filesystem.base_directory if destination.WhichOneof("destination") == "filesystem" else ""
-        if not base or not is_local(base):
+        if not base or is_uri(base):
             if base:
                 logging.warning("Pushing to %s without an atomic rename (not a local path).", base)
             super().Do(input_dict, output_dict, exec_properties)

@@ -25,6 +25,7 @@ from tfx import v1 as tfx
 from tfx.utils import io_utils
 
 from components.release import serving_ops
+from components.runtime.storage import is_uri
 
 BLESSED_FILE = "INFRA_BLESSED"  # what InfraValidator writes into a blessed InfraBlessing
 REPORT_FILE = "serving_check.json"
@@ -92,7 +93,7 @@ def ServingCheck(
 
     del code_version
     model_dir = os.path.join(model.uri, "Format-Serving")
-    if "://" in model_dir:  # an object store (Kubeflow): the checks read a local copy
+    if is_uri(model_dir):  # an object store (Kubeflow): the checks read a local copy
         with tempfile.TemporaryDirectory() as local:
             io_utils.copy_dir(model_dir, local)
             report = check_model(local)

@@ -28,7 +28,8 @@ import os
 import re
 from typing import Iterable, Optional
 
-URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+from components.runtime.storage import is_uri, scheme
+
 # The environment variables of the endpoint: the first set one is the endpoint, for both layers.
 ENDPOINT_VARIABLES = ("S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 # AWS's SDKs want a region even where the server ignores it (MinIO, SeaweedFS, moto); this one when none is set.
@@ -38,12 +39,6 @@ INSTALL_S3 = "pip install -r requirements-s3.lock (or the project's `s3` extra; 
 
 class StorageError(Exception):
     """A location the user named that no installed file system opens, or an object store that does not answer."""
-
-
-def scheme(path: str) -> str:
-    """'s3', 'gs', ... for a URI; '' for a local path."""
-    match = URI.match(str(path))
-    return match.group(1).lower() if match else ""
 
 
 def endpoint() -> Optional[str]:
@@ -57,7 +52,7 @@ def endpoint_url(value: str) -> str:
     S3_USE_HTTPS (TensorFlow's convention: HTTPS unless S3_USE_HTTPS is 0)."""
     if re.match(r"^https?://", value):
         return value
-    if URI.match(value):
+    if is_uri(value):
         raise StorageError(f"S3 endpoint {value!r} must be http(s)://HOST:PORT, or HOST:PORT with S3_USE_HTTPS=0 "
                            "for http (e.g. http://seaweedfs.kubeflow:8333).")
     secure = os.environ.get("S3_USE_HTTPS", "1").strip()[:1] != "0"

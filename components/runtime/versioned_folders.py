@@ -18,22 +18,15 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import posixpath
 import time
 import uuid
 from typing import Optional
 
+from components.runtime.storage import copy_tree, is_uri, join
+
 RECORD_FILE = "baseline.json"  # in each published statistics version, and in every lookup output
 STAGING_PREFIX = ".tmp-baseline-"
 MODEL_MARKER = "saved_model.pb"  # a model version is complete once this file is there (TF Serving's rule)
-
-
-def is_local(path: str) -> bool:
-    return "://" not in path
-
-
-def join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if not is_local(base) else os.path.join(base, *parts)
 
 
 def versions(base: str, marker: str = RECORD_FILE) -> list:
@@ -71,18 +64,6 @@ def write_record(folder: str, record: dict) -> None:
         f.write(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def copy_tree(source: str, target: str) -> None:
-    """Copies every file under `source` to the same place under `target` (tf.io.gfile: any filesystem)."""
-    import tensorflow as tf
-
-    for folder, _, files in tf.io.gfile.walk(source):
-        relative = os.path.relpath(folder, source) if is_local(source) else folder[len(source):].strip("/")
-        destination = target if relative in ("", ".") else join(target, relative)
-        tf.io.gfile.makedirs(destination)
-        for name in files:
-            tf.io.gfile.copy(join(folder, name), join(destination, name), overwrite=True)
-
-
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -95,7 +76,7 @@ def publish(source: str, base: str, record: dict) -> str:
 
     tf.io.gfile.makedirs(base)
     number = max([int(time.time() * 1000), *[int(v) + 1 for v in versions(base)]])
-    if not is_local(base):
+    if is_uri(base):
         target = join(base, str(number))
         copy_tree(source, target)
         write_record(target, {**record, "version": str(number)})  # last: the version is complete from here on

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from components.runtime.storage import is_uri
+
 LATEST, SPECIFIC, ALL = "latest", "specific", "all"
 # The log collector types the server has. TF Serving's model server registers none in its open-source build (a
 # logging_config there fails: tensorflow/serving#408); this one's is the TFRecord file of PredictionLog protos.
@@ -105,15 +107,17 @@ def _logging(model, config_file: str, where: str) -> Optional[RequestLogging]:
     config = model.logging_config
     collector = config.log_collector_config
     prefix = collector.filename_prefix
-    if prefix and "://" not in prefix:  # relative: to the config file's folder, as base_path; a final / is kept
+    if prefix and not is_uri(prefix):  # relative: to the config file's folder, as base_path; a final / is kept
         prefix = _resolve(prefix, config_file) + ("/" if prefix.endswith("/") else "")
     rate = config.sampling_config.sampling_rate if config.HasField("sampling_config") else 0.0
     return request_logging(prefix, rate, collector.type, f"{where}: logging_config")
 
 
 def _resolve(base_path: str, config_file: str) -> str:
-    if "://" in base_path or os.path.isabs(base_path):
-        return base_path.rstrip("/") if "://" in base_path else os.path.normpath(base_path)
+    if is_uri(base_path):
+        return base_path.rstrip("/")
+    if os.path.isabs(base_path):
+        return os.path.normpath(base_path)
     # Relative to the config file's folder (TF Serving: to its working directory), so a config file travels with
     # the serving folder it describes.
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(config_file)), base_path))
@@ -165,14 +169,20 @@ def parse(text: str, config_file: str) -> Dict[str, ModelPolicy]:
 
 
 def read_text(config_file: str) -> str:
-    """A config file's text (local or on an object store), or ConfigError."""
+    """A config file's text (local or on an object store: TensorFlow is loaded only then), or ConfigError."""
+    if not is_uri(config_file):
+        try:
+            with open(config_file, encoding="utf-8") as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read the model config file {config_file}: {e}") from None
     import tensorflow as tf
 
     try:
         with tf.io.gfile.GFile(config_file, "r") as f:
             return f.read()
-    except (OSError, tf.errors.OpError) as e:
-        raise ConfigError(f"cannot read the model config file {config_file}: {getattr(e, 'message', e)}") from None
+    except tf.errors.OpError as e:
+        raise ConfigError(f"cannot read the model config file {config_file}: {e.message}") from None
 
 
 def read(config_file: str) -> Dict[str, ModelPolicy]:
@@ -197,6 +207,6 @@ def policy_for(config_file: str, name: str, base_path: str) -> ModelPolicy:
 
 
 def _same_folder(a: str, b: str) -> bool:
-    if "://" in a or "://" in b:
+    if is_uri(a) or is_uri(b):
         return a.rstrip("/") == b.rstrip("/")
     return os.path.realpath(a) == os.path.realpath(b)

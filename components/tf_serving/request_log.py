@@ -30,6 +30,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import google_crc32c  # the CRC-32C of TFRecord (a C extension; a dependency of TFX's Cloud Storage client)
 
+from components.runtime.storage import is_uri, join
+
 SUFFIX = ".tfrecord"
 TEMP_SUFFIX = ".tmp"
 # <UTC time>-<writer>-<sequence>.tfrecord after the prefix; the time has a fixed width, so names sort by it.
@@ -38,13 +40,9 @@ _NAME = re.compile(r"^(?P<time>\d{8}T\d{6}\.\d{6}Z)-(?P<writer>[A-Za-z0-9.-]+)-(
 _TIME_FORMAT = "%Y%m%dT%H%M%S"
 
 
-def is_local(path: str) -> bool:
-    return "://" not in path
-
-
 def _split(prefix: str) -> Tuple[str, str]:
     """(folder, the start of every file name in it) of a filename prefix."""
-    join_split = os.path.split if is_local(prefix) else posixpath.split
+    join_split = os.path.split if not is_uri(prefix) else posixpath.split
     folder, base = join_split(prefix)
     return folder, (base + "-" if base else "")
 
@@ -60,7 +58,7 @@ def file_name(prefix: str, opened_at: float, writer: str, sequence: int) -> str:
     folder, start = _split(prefix)
     stamp = time.strftime(_TIME_FORMAT, time.gmtime(opened_at)) + f".{int(opened_at * 1e6) % 1_000_000:06d}Z"
     name = f"{start}{stamp}-{writer}-{sequence:06d}{SUFFIX}"
-    return os.path.join(folder, name) if is_local(prefix) else posixpath.join(folder, name)
+    return join(folder, name)
 
 
 def opened_at(path: str) -> Optional[float]:
@@ -86,12 +84,11 @@ def log_files(prefix: str) -> List[str]:
     """The closed log files of `prefix`, oldest first ([] when there are none or the folder does not exist).
     Temporary files of files being written are never listed."""
     folder, start = _split(prefix)
-    if is_local(prefix):
+    if not is_uri(prefix):
         try:
             names = os.listdir(folder or ".")
         except (FileNotFoundError, NotADirectoryError):
             return []
-        join = os.path.join
     else:
         import tensorflow as tf
 
@@ -99,7 +96,6 @@ def log_files(prefix: str) -> List[str]:
             names = [n.rstrip("/") for n in tf.io.gfile.listdir(folder)]
         except tf.errors.NotFoundError:
             return []
-        join = posixpath.join
     found = [n for n in names if n.startswith(start) and _NAME.match(n[len(start):])]
     return [join(folder, n) for n in sorted(found)]
 
@@ -108,7 +104,7 @@ def temp_name(final: str, spool_dir: Optional[str] = None) -> str:
     """Where a file is written until it is closed: hidden beside its final name on a local path (a rename then
     publishes it), in `spool_dir` for an object store (uploaded whole from there)."""
     name = "." + _basename(final) + TEMP_SUFFIX
-    if is_local(final):
+    if not is_uri(final):
         return os.path.join(os.path.dirname(final), name)
     return os.path.join(spool_dir or "/tmp", name)
 
@@ -158,7 +154,7 @@ class LogFile:
         self._file.flush()
         os.fsync(self._file.fileno())  # on disk before its name says it is whole, a crash of the machine included
         self._file.close()
-        if is_local(self.name):
+        if not is_uri(self.name):
             os.replace(self.temp, self.name)  # rename(2): atomic in one folder
             return self.name
         import tensorflow as tf
@@ -182,7 +178,7 @@ class LogFile:
 
 
 def _size(path: str) -> int:
-    if is_local(path):
+    if not is_uri(path):
         return os.path.getsize(path)
     import tensorflow as tf
 
@@ -190,7 +186,7 @@ def _size(path: str) -> int:
 
 
 def _remove(path: str) -> None:
-    if is_local(path):
+    if not is_uri(path):
         os.remove(path)
     else:
         import tensorflow as tf

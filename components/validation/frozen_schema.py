@@ -25,6 +25,7 @@ import os
 from tfx import v1 as tfx
 
 from components.baselines.lookup import resolve_under_root
+from components.runtime.storage import write_file
 
 # Where the frozen schema lives and whether it was edited: components/validation/frozen_files.py (no TFX, for the front
 # door).
@@ -108,15 +109,6 @@ def resolve_frozen_dir(frozen_dir: str, artifact_uri: str) -> str:
     return resolve_under_root(frozen_dir, artifact_uri)
 
 
-def _write_text_atomically(path: str, text: str) -> None:
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def default_text_checks_toml() -> str:
     from components.validation.text_checks import DEFAULT_CHECKS
 
@@ -166,9 +158,9 @@ def SchemaFreezer(
             text = f.read()
         checks = os.path.join(frozen_dir, "text_checks.toml")
         if not tf.io.gfile.exists(checks):
-            _write_text_atomically(checks, default_text_checks_toml())
+            write_file(checks, default_text_checks_toml())
         frozen = SCHEMA_HEADER + text
-        _write_text_atomically(os.path.join(frozen_dir, DIGEST_FILE), digest(frozen.encode()) + "\n")
-        _write_text_atomically(target, frozen)  # last: its presence means the folder is complete
+        write_file(os.path.join(frozen_dir, DIGEST_FILE), digest(frozen.encode()) + "\n")
+        write_file(target, frozen)  # last: its presence means the folder is complete
     tf.io.gfile.makedirs(frozen_schema.uri)  # not made by KFP's launcher
     tf.io.gfile.copy(target, os.path.join(frozen_schema.uri, SCHEMA_FILE), overwrite=True)

@@ -9,9 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -25,6 +22,7 @@ from components.ingestion.csv_files import (
     split_files,
     training_files,
 )
+from components.runtime.storage import folder_written_whole
 from pipeline.data import assets
 
 
@@ -183,9 +181,7 @@ def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: 
         return target
     total = sum(b for _, b in HASH_BUCKETS)
     budgets = ({s: max(1, max_examples * b // total) for s, b in HASH_BUCKETS} if splits else {"": max_examples})
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with folder_written_whole(target) as tmp:
         for split, paths in files.items():
             rows = [r for p in paths for r in read_rows(p, text_key, label_key)]
             rows.sort(key=lambda r: _stable_key("\x00".join(r)))
@@ -195,12 +191,6 @@ def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: 
                 writer = csv.writer(f)
                 writer.writerow([text_key, *label_columns(label_key)])
                 writer.writerows(rows[:budgets[split]])
-        if not target.exists():
-            os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from components.runtime import object_store
-from components.runtime.object_store import URI, StorageError
-from components.runtime.versioned_folders import copy_tree
+from components.runtime import object_store, storage
+from components.runtime.object_store import StorageError
 from pipeline.cli.inputs import InputError
 
 # The path flags of the local runner: the argparse destination -> the flag.
@@ -39,16 +38,7 @@ class Uri(str):
 
 def local_path(value: str) -> Union[Path, Uri]:
     """argparse type of a path flag: a Path, or the URI untouched."""
-    return Uri(value) if URI.match(value) else Path(value)
-
-
-def is_uri(value) -> bool:
-    return isinstance(value, Uri) or (isinstance(value, str) and bool(URI.match(value)))
-
-
-def join(base: Union[str, Path], *parts: str) -> str:
-    """os.path.join that keeps a URI's `scheme://` (os.path.join does too; named for the reader)."""
-    return os.path.join(str(base), *parts)
+    return Uri(value) if storage.is_uri(value) else Path(value)
 
 
 def check_uris(args: argparse.Namespace, flags: Optional[dict] = None) -> None:
@@ -59,12 +49,12 @@ def check_uris(args: argparse.Namespace, flags: Optional[dict] = None) -> None:
         uris = []
         for dest, flag in (flags or FLAGS).items():
             value = getattr(args, dest, None)
-            if value is not None and is_uri(str(value)):
+            if value is not None and storage.is_uri(value):
                 object_store.require(str(value), flag)
                 uris.append((str(value), flag))
         asked = set()
         for uri, flag in uris:  # one question per bucket
-            bucket = (object_store.scheme(uri), object_store.bucket_and_key(uri)[0])
+            bucket = (storage.scheme(uri), object_store.bucket_and_key(uri)[0])
             if bucket not in asked:
                 object_store.check_bucket(uri, flag)
                 asked.add(bucket)
@@ -77,28 +67,26 @@ def state_dir(pipeline_root: Union[str, Path], outputs_dir: Path) -> Path:
     """The local folder of what a run keeps on this machine's disk: the pipeline root itself when it is local;
     for an object-store root, a folder under outputs/object-store/ named after it (TFX keeps ML Metadata apart from
     the pipeline root in the same way: on Kubeflow it is the cluster's metadata service)."""
-    if not is_uri(str(pipeline_root)):
+    if not storage.is_uri(pipeline_root):
         return Path(pipeline_root)
-    kind = object_store.scheme(str(pipeline_root))
+    kind = storage.scheme(pipeline_root)
     rest = str(pipeline_root).split("://", 1)[1].strip("/")
     return outputs_dir / "object-store" / kind / rest
 
 
 def mirror(uri: str, flag: str, target_root: Path) -> Path:
-    """A local copy of file or folder `uri` (tf.io.gfile) under target_root, fresh on each call (a file removed from
-    the store is gone from the copy too); returns the copy's path. InputError naming `flag` when there is none."""
+    """A local copy of file or folder `uri` under target_root, fresh on each call (a file removed from the store is
+    gone from the copy too); returns the copy's path. InputError naming `flag` when there is none."""
     import shutil
 
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(uri):
+    if not storage.exists(uri):
         raise InputError(f"{flag} {uri} does not exist.", "NO_INPUT", path=uri)
     digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    target = target_root / f"{object_store.scheme(uri)}-{digest}" / os.path.basename(uri.rstrip("/"))
+    target = target_root / f"{storage.scheme(uri)}-{digest}" / os.path.basename(uri.rstrip("/"))
     shutil.rmtree(target.parent, ignore_errors=True)
     target.parent.mkdir(parents=True)
-    if not tf.io.gfile.isdir(uri):
-        tf.io.gfile.copy(uri, str(target))
+    if storage.is_dir(uri):
+        storage.copy_tree(uri.rstrip("/"), str(target))
     else:
-        copy_tree(uri.rstrip("/"), str(target))
+        target.write_bytes(storage.read_bytes(uri))
     return target

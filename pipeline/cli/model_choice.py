@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import posixpath
-from pathlib import Path
 from typing import Callable, Optional, Tuple
 
 from components.features import MIN_LEARNED_VOCAB_SIZE
 from components.model import tokenizer_config
 from components.model.presets import PRESETS
+from components.runtime import storage
 from components.settings.base import AUTO
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
 from components.settings.transform import default_vocab_mode
@@ -21,27 +20,12 @@ from pipeline.cli.inputs import InputError
 
 
 def _read_text(location: str) -> Optional[str]:
-    """A small file's text, from this machine or a URI (through TensorFlow's file systems); None when absent."""
-    if "://" not in location:
-        return Path(location).read_text(encoding="utf-8") if os.path.isfile(location) else None
-    import tensorflow as tf  # deferred: only for URIs
-
+    """A small file's text, from this machine or a URI; None when absent."""
     try:
-        if not tf.io.gfile.exists(location):
-            return None
-        with tf.io.gfile.GFile(location) as f:
-            return f.read()
-    except tf.errors.OpError as e:
+        return storage.read_text(location)
+    except OSError as e:
         raise InputError(f"cannot read {location} from here ({str(e).splitlines()[0]}); the checkpoint's config is "
                          "checked before the run.") from None
-
-
-def _exists(location: str) -> bool:
-    if "://" not in location:
-        return os.path.isfile(location)
-    import tensorflow as tf
-
-    return tf.io.gfile.exists(location)
 
 
 def read_checkpoint(location: str, shown: Optional[str] = None) -> Tuple[dict, bool]:
@@ -50,7 +34,7 @@ def read_checkpoint(location: str, shown: Optional[str] = None) -> Tuple[dict, b
     shown = shown or location
     config_text = _read_text(posixpath.join(location, "config.json"))
     has_vocab = _read_text(posixpath.join(location, "vocab.txt")) is not None
-    has_weights = _exists(posixpath.join(location, "model.safetensors"))
+    has_weights = storage.exists(posixpath.join(location, "model.safetensors"))
     if config_text is None or not has_vocab or not has_weights:
         raise InputError(f"--pretrained {shown} is not a BERT checkpoint folder (config.json, model.safetensors and "
                          "vocab.txt expected).")

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 from components.ingestion import csv_files
+from components.runtime import storage
+from components.runtime.storage import is_uri
 from components.settings import base as settings_lib
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
@@ -32,7 +34,7 @@ from components.validation import text_checks
 from components.validation.frozen_files import frozen_edit, frozen_schema_file
 from pipeline.cli import inputs, labels, sequence_length, training_cost
 from pipeline.cli.inputs import InputError
-from pipeline.cli.locations import Uri, check_uris, is_uri, join, local_path, mirror, state_dir
+from pipeline.cli.locations import Uri, check_uris, local_path, mirror, state_dir
 from pipeline.cli.model_choice import ModelChoice, check_student, model_settings, read_checkpoint  # noqa: F401  (read_checkpoint re-exported)
 from pipeline.cli.runner_options import (  # noqa: F401
     KUBEFLOW,
@@ -249,16 +251,14 @@ def local_pipeline_root(args: argparse.Namespace) -> Optional[Union[Path, Uri]]:
 def local_schema(args: argparse.Namespace, pipeline_root: Union[Path, Uri]) -> Tuple[Optional[str], str]:
     """(schema file, where it comes from): --schema, the built-in dataset's curated schema, the schema the pipeline
     froze on its first accepted run, or none yet (the run curates SchemaGen's and freezes it once accepted)."""
-    import tensorflow as tf
-
     if args.schema is not None:
-        if not tf.io.gfile.exists(str(args.schema)) or tf.io.gfile.isdir(str(args.schema)):
+        if not storage.exists(args.schema) or storage.is_dir(args.schema):
             raise InputError(f"schema file {args.schema} does not exist.", "NO_SCHEMA", path=str(args.schema))
         return (str(args.schema) if is_uri(args.schema) else str(Path(args.schema).resolve())), "--schema"
     if args.data_root is None and curated_schema(args.dataset):
         return str(curated_schema(args.dataset)), "curated"
     frozen = frozen_schema_file(str(pipeline_root))
-    if tf.io.gfile.exists(frozen):
+    if storage.exists(frozen):
         return frozen, "frozen"
     return None, "none"
 
@@ -366,7 +366,7 @@ def _model_config_file(path, serving_dir: str) -> str:
     if not is_uri(path) and not Path(location).is_file():
         raise InputError(f"--model-config-file {location} does not exist.")
     try:
-        model_config.policy_for(location, MODEL_NAME, join(serving_dir, MODEL_NAME))
+        model_config.policy_for(location, MODEL_NAME, storage.join(serving_dir, MODEL_NAME))
     except model_config.ConfigError as e:
         raise InputError(f"--model-config-file: {e}") from None
     return location
@@ -379,12 +379,10 @@ def _as_given(text: str, copy, original) -> str:
 
 def _local_copy(schema_uri: str) -> str:
     """A local copy of a schema on an object store, with the text_checks.toml beside it when there is one."""
-    import tensorflow as tf
-
     copy = mirror(schema_uri, "--schema", REMOTE_COPIES)
-    checks = posixpath.join(posixpath.dirname(schema_uri), text_checks.CHECKS_FILE)
-    if tf.io.gfile.exists(checks):
-        tf.io.gfile.copy(checks, str(copy.parent / text_checks.CHECKS_FILE))
+    checks = storage.read_bytes(posixpath.join(posixpath.dirname(schema_uri), text_checks.CHECKS_FILE))
+    if checks is not None:
+        (copy.parent / text_checks.CHECKS_FILE).write_bytes(checks)
     return str(copy)
 
 
@@ -417,25 +415,12 @@ def snapshot_schema(schema: str, pipeline_root: Union[Path, Uri]) -> str:
     """A copy of `schema` named by its content, under the pipeline root, for ImportSchemaGen: TFX's cache keys the
     import on the file's path, so an edited schema imported from the same path would be served from the cache."""
     import hashlib
-    import shutil
 
     data = Path(schema).read_bytes()
-    if is_uri(pipeline_root):  # an object store: the file appears whole when its upload ends
-        import tensorflow as tf
-
-        remote = join(pipeline_root, "imported_schemas", hashlib.sha256(data).hexdigest()[:16], "schema.pbtxt")
-        if not tf.io.gfile.exists(remote):
-            tf.io.gfile.makedirs(os.path.dirname(remote))
-            with tf.io.gfile.GFile(remote, "wb") as f:
-                f.write(data)
-        return remote
-    target = pipeline_root / "imported_schemas" / hashlib.sha256(data).hexdigest()[:16] / "schema.pbtxt"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".schema.pbtxt.{os.getpid()}")
-        shutil.copyfile(schema, tmp)
-        os.replace(tmp, target)
-    return str(target)
+    target = storage.join(pipeline_root, "imported_schemas", hashlib.sha256(data).hexdigest()[:16], "schema.pbtxt")
+    if not storage.exists(target):
+        storage.write_file(target, data)
+    return target
 
 
 __all__ = ["LOCAL", "KUBEFLOW", "add_pipeline_flags", "add_beam_flags", "add_trainer_workers_flags",

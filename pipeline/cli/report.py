@@ -29,9 +29,10 @@ def _baseline(record, node_id: str):
 
 def write_report(config, summary: dict) -> str:
     """Writes <pipeline_root>/report.html of a local run (`config`: its PipelineConfig); returns its path."""
-    from pipeline.cli.summary import RunRecord, write_text
+    from components.runtime import storage
+    from pipeline.cli.summary import RunRecord
 
     context = context_of_run(config, RunRecord(config.metadata_path, config.pipeline_name))
     path = os.path.join(config.pipeline_root, REPORT_FILE)
-    write_text(path, render(context, summary))
+    storage.write_file(path, render(context, summary))
     return path

@@ -21,7 +21,7 @@ from components.release.model_metrics import (  # noqa: F401  (re-exported)
     test_metrics,
 )
 from components.release.run_facts import anomalies_and_warnings, split_counts, validation_failures  # noqa: F401
-from components.runtime.object_store import URI
+from components.runtime import storage
 from pipeline.dag import nodes
 from pipeline.dag.config import PipelineConfig
 
@@ -98,31 +98,8 @@ def read_json(path: str):
         return json.load(f)
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes `path` whole or not at all: a rename on the local disk; on an object store (s3://, gs://) an object
-    appears only once its upload completes."""
-    if URI.match(path):
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(text)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: str, summary: dict) -> None:
-    write_text(path, json.dumps(summary, indent=2, sort_keys=False))
-
-
-def _exists(path: str) -> bool:
-    import tensorflow as tf
-
-    return tf.io.gfile.exists(path)
-
+    storage.write_file(path, json.dumps(summary, indent=2, sort_keys=False))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -323,7 +300,7 @@ def _model_facts(record: RunRecord, config: PipelineConfig) -> dict:
 
     card_uri = record.artifact_uri(nodes.MODEL_CARD, "card_model")
     card_file = os.path.join(card_uri, CARD_JSON) if card_uri else None
-    if card_file and _exists(card_file):  # the model card scored the test split already
+    if card_file and storage.exists(card_file):  # the model card scored the test split already
         result["model_card"] = os.path.join(pushed_dir, "assets.extra", CARD_JSON) if pushed_dir else card_file
         result["test_metrics"] = {**read_json(card_file)["test_metrics"], "model_dir": model_dir}
     elif model_dir and examples_uri:

@@ -254,6 +254,7 @@ def duration(seconds: float) -> str:
 def kept_timings(path: str, key: str, measure: Callable[[], Dict[int, float]]) -> Tuple[Dict[int, float], bool]:
     """(the probe's timings for `key` (the encoder's shape, batch size and precision), whether they were kept from
     an earlier run): from the file when it holds them, else measured now and added to it."""
+    from components.runtime import storage
     from components.runtime.progress import progress
 
     kept = {}
@@ -269,10 +270,7 @@ def kept_timings(path: str, key: str, measure: Callable[[], Dict[int, float]]) -
              f"machine to estimate the training time (kept in {path})")
     timings = measure()
     kept[key] = {str(n): t for n, t in timings.items()}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(kept, f, indent=1)
-    os.replace(path + ".tmp", path)
+    storage.write_file(path, json.dumps(kept, indent=1))
     return timings, False
 
 

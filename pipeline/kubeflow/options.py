@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from components.ingestion.csv_files import SPLIT_FOLDERS, label_columns
+from components.runtime.storage import is_uri, scheme
 from components.settings import base as settings_lib
 from components.settings.transform import TransformSettings
 from pipeline.cli import inputs, labels, options
@@ -33,12 +34,12 @@ def pod_location(value: str, what: str) -> str:
     resolve. Another scheme (KFP's minio://, hdfs://) is refused naming the flag (components/runtime/object_store)."""
     from components.runtime import object_store
 
-    if object_store.scheme(value) and object_store.scheme(value) not in ("s3", "gs"):
+    if scheme(value) and scheme(value) not in ("s3", "gs"):
         try:
             object_store.require(value, what)
         except object_store.StorageError as e:
             raise InputError(str(e)) from None
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) or value.startswith("/"):
+    if is_uri(value) or value.startswith("/"):
         return value.rstrip("/") if len(value) > 1 else value
     raise InputError(f"{what} {value!r} must be a URI (gs://..., s3://...) or an absolute path as the pipeline's "
                      "pods see it (e.g. inside the image).")

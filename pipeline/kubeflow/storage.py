@@ -19,6 +19,7 @@ import re
 from typing import Dict, List, Optional
 
 from components.runtime import object_store
+from components.runtime.storage import is_uri, scheme
 from pipeline.kubeflow.errors import UserError
 
 # A stock open-source KFP install keeps the store's keys in this secret, under these keys, in every release up to the
@@ -47,12 +48,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def uses_s3(*locations: str) -> bool:
-    return any(object_store.scheme(loc or "") == "s3" for loc in locations)
+    return any(scheme(loc or "") == "s3" for loc in locations)
 
 
 def container_env(s3_endpoint: Optional[str]) -> List[Dict[str, str]]:
     """The containers' env entries (the spec's PipelineContainerSpec.env) for S3."""
-    if s3_endpoint and "://" not in s3_endpoint:
+    if s3_endpoint and not is_uri(s3_endpoint):
         # A bare HOST:PORT takes its scheme from S3_USE_HTTPS where it is read, and this machine's is not the pods'.
         raise UserError(f"--s3-endpoint {s3_endpoint!r} needs its scheme, as the pods reach the store: "
                         f"http://{s3_endpoint} (a cluster's SeaweedFS or MinIO) or https://{s3_endpoint}.")

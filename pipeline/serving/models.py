@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
+from components.runtime.storage import is_uri
 from components.tf_serving import model_config
 from pipeline.serving import rest
 from pipeline.serving.batching import Arrays, Batcher
@@ -161,7 +162,7 @@ class ModelRegistry:
     def version_folders(self) -> Dict[int, str]:
         """Version number -> folder, for the all-digit folders that hold a saved_model.pb (on an object store the
         Pusher writes saved_model.pb last, so its presence marks a complete version there too)."""
-        if "://" not in self.base_dir:
+        if not is_uri(self.base_dir):
             try:
                 names = os.listdir(self.base_dir)
             except FileNotFoundError:

@@ -16,6 +16,7 @@ from typing import Callable, Optional, Union
 
 import requests
 
+from components.runtime.storage import is_uri
 from pipeline.dag.config import MODEL_NAME
 
 SERVE = Path(__file__).resolve().parent.parent / "serve.py"
@@ -30,7 +31,7 @@ class ServerProcess:
         """`serving_dir` None: the flags name a --model-config-file instead (then `log` is needed). `preexec_fn`: run
         in the child before serve.py starts (e.g. resource limits)."""
         # A URI (s3://...) stays a string: Path() would turn it into the local folder s3:/...
-        self.serving_dir = serving_dir if serving_dir is None or "://" in str(serving_dir) else Path(serving_dir)
+        self.serving_dir = serving_dir if serving_dir is None or is_uri(serving_dir) else Path(serving_dir)
         self.flags, self.extra_env, self.preexec_fn = flags, env or {}, preexec_fn
         if log is None and not isinstance(self.serving_dir, Path):
             raise ValueError("a serving folder on an object store, or a model config file, needs log=PATH")

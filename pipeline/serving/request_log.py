@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
+from components.runtime.storage import is_uri
 from components.tf_serving import request_log as files
 from components.tf_serving.model_config import RequestLogging
 
@@ -77,7 +78,7 @@ class Collector:
         self._file: Optional[files.LogFile] = None
         self._file_deadline = 0.0  # monotonic time the open file closes by age
         self._next_prune = 0.0
-        self._spool = None if files.is_local(config.filename_prefix) else tempfile.mkdtemp(prefix="request-log-")
+        self._spool = tempfile.mkdtemp(prefix="request-log-") if is_uri(config.filename_prefix) else None
         self._thread = threading.Thread(target=self._run, name=f"request-log-{model}", daemon=True)
         self._thread.start()
 

@@ -24,6 +24,7 @@ from safetensors.numpy import save_file
 
 from components import features
 from components.model import bert, hf_checkpoint, masking, mlm
+from components.runtime.storage import folder_written_whole
 from pipeline.data import assets
 from support.torch_state_dict import read_state_dict
 
@@ -52,11 +53,10 @@ def antiberty() -> Path:
     if not target.exists():
         unpacked = assets.unpack_wheel(ANTIBERTY, "antiberty/trained_models/", target.with_name(target.name + ".wheel"),
                                        (_MODEL + "pytorch_model.bin", _MODEL + "config.json", "vocab.txt"))
-        tmp = assets._atomic_dir(target)  # the assets' all-or-nothing publishing, as for the packaged checkpoint
-        save_file(read_state_dict(unpacked / _MODEL / "pytorch_model.bin"), str(tmp / hf_checkpoint.WEIGHTS_FILE))
-        shutil.copy(unpacked / _MODEL / bert.CONFIG_FILE, tmp / bert.CONFIG_FILE)
-        shutil.copy(unpacked / "vocab.txt", tmp / hf_checkpoint.VOCAB_FILE)
-        assets._publish(tmp, target)
+        with folder_written_whole(target) as tmp:  # all or nothing, as the packaged checkpoint is unpacked
+            save_file(read_state_dict(unpacked / _MODEL / "pytorch_model.bin"), str(tmp / hf_checkpoint.WEIGHTS_FILE))
+            shutil.copy(unpacked / _MODEL / bert.CONFIG_FILE, tmp / bert.CONFIG_FILE)
+            shutil.copy(unpacked / "vocab.txt", tmp / hf_checkpoint.VOCAB_FILE)
         shutil.rmtree(unpacked)
     return target
 
