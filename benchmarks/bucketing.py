@@ -31,8 +31,10 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from components import features  # noqa: E402
-from components.model import hf_checkpoint
-from components.module_files import trainer, training_loop, wordpiece
+from components.model import hf_checkpoint  # noqa: E402
+from components.model.heads import build_classifier  # noqa: E402
+from components.module_files import trainer, training_loop, wordpiece  # noqa: E402
+from components.settings.trainer import TrainerSettings  # noqa: E402
 from components.settings.transform import TransformSettings  # noqa: E402
 from pipeline.data import assets  # noqa: E402
 
@@ -50,8 +52,8 @@ def load_examples(limit: int):
 def time_steps(dataset: tf.data.Dataset, steps: int, warmup: int, seed: int) -> dict:
     keras.utils.set_random_seed(seed)
     checkpoint = assets.ensure_checkpoint()
-    model = trainer.build_classifier(hf_checkpoint.load_pretrained(checkpoint), 2, "mean", 0.1)
-    settings = trainer.TrainerSettings()
+    model = build_classifier(hf_checkpoint.load_pretrained(checkpoint), 2, "mean", 0.1)
+    settings = TrainerSettings()
     model.compile(optimizer=trainer._make_optimizer(settings, steps + warmup),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     batches = iter(dataset.repeat())

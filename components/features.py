@@ -12,8 +12,12 @@ WORD_IDS_KEY = "input_word_ids"
 MASK_KEY = "input_mask"
 TYPE_IDS_KEY = "input_type_ids"
 LABEL_ID_KEY = "label_id"  # position of the raw label in the label domain (TransformSettings.label_names)
-# The class names in label-id order, a JSON list in the Trainer's Model artifact beside Format-Serving/.
-CLASS_NAMES_FILE = "class_names.json"
+# Files in a Model artifact beside Format-Serving/ (the SavedModel):
+CLASS_NAMES_FILE = "class_names.json"  # the class names in label-id order, a JSON list (the Trainer's)
+# The settings, loss and accuracy per epoch and the learning-rate schedule of the Trainer's run (the Distiller adds
+# its own block): the model card, the run report's curves and the Distiller (which reads its teacher's) read it.
+TRAINING_HISTORY_FILE = "training_history.json"
+PRETRAINING_HISTORY_FILE = "pretraining_history.json"  # the masked-LM stage's, in the Pretrainer's Model artifact
 # Per-example statistics of the tokenized text, counted before truncation (also outputs of preprocessing_fn;
 # components/validation/text_stats.py turns them into the text checks). The model does not read them.
 NUM_WORDS_KEY = "num_words"  # words after normalization and pre-tokenization

@@ -287,6 +287,6 @@ def pool(sequence_output: tf.Tensor, input_mask: tf.Tensor, mode: str = "cls") -
 
 
 __all__ = [
-    "BertConfig", "CONFIG_FILE", "INPUT_NAMES", "KeyPaddingMask", "PRESETS", "PositionEmbedding", "build_encoder",
+    "BertConfig", "CONFIG_FILE", "INPUT_NAMES", "KeyPaddingMask", "PositionEmbedding", "build_encoder",
     "pool", "preset_config",
 ]

@@ -266,7 +266,7 @@ def read_vocab(checkpoint_dir: Union[str, os.PathLike]) -> list[str]:
 
 
 __all__ = [
-    "CheckpointError", "Target", "TOKENIZER_CONFIG_FILE", "VOCAB_FILE", "WEIGHTS_FILE", "canonical_name",
+    "CheckpointError", "Target", "VOCAB_FILE", "WEIGHTS_FILE", "canonical_name",
     "checkpoint_tokenizer_settings", "identity", "load_hf_weights", "load_pretrained", "num_layers", "read_hf_tensors",
     "read_vocab", "weight_targets",
 ]

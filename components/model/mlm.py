@@ -39,6 +39,7 @@ import tf_keras as keras
 
 from components.model import bert, hf_checkpoint
 from components.model.masking import MASKED_POSITIONS_KEY
+from components.model.tokenizer_config import TOKENIZER_CONFIG_FILE
 
 HEAD_PREFIX = "cls.predictions."
 _DECODER_WEIGHT = "cls.predictions.decoder.weight"
@@ -321,7 +322,7 @@ def export_hf_checkpoint(folder: Union[str, os.PathLike], encoder: keras.Model, 
     (folder / bert.CONFIG_FILE).write_text(json.dumps(hf_config_dict(config, head is not None), indent=2) + "\n")
     vocab = Path(vocab_file).read_bytes()
     (folder / hf_checkpoint.VOCAB_FILE).write_bytes(vocab)
-    (folder / hf_checkpoint.TOKENIZER_CONFIG_FILE).write_text(
+    (folder / TOKENIZER_CONFIG_FILE).write_text(
         json.dumps({**_TOKENIZER_CONFIG, "do_lower_case": bool(lower_case)}, indent=2) + "\n")
     return folder
 

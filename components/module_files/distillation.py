@@ -37,7 +37,9 @@ import tf_keras as keras
 from tfx import v1 as tfx
 
 from components import tasks
+from components.features import TRAINING_HISTORY_FILE
 from components.model import bert, heads, optimization, precision, student
+from components.model.heads import build_classifier
 from components.module_files import trainer, training_loop
 from components.runtime.progress import progress
 from components.settings.distillation import DistillerSettings
@@ -48,9 +50,9 @@ PREDICT_BATCH = 64  # examples per batch of the teacher's one pass over the data
 
 def teacher_record(teacher_model: str) -> dict:
     """The teacher's training_history.json (beside its Format-Serving folder, `teacher_model`)."""
-    path = os.path.join(os.path.dirname(teacher_model.rstrip("/")), trainer.HISTORY_FILE)
+    path = os.path.join(os.path.dirname(teacher_model.rstrip("/")), TRAINING_HISTORY_FILE)
     if not tf.io.gfile.exists(path):
-        raise ValueError(f"the teacher model {teacher_model} has no {trainer.HISTORY_FILE} beside it: the Distiller "
+        raise ValueError(f"the teacher model {teacher_model} has no {TRAINING_HISTORY_FILE} beside it: the Distiller "
                          "needs the Trainer's Model artifact as its base_model.")
     record = json.loads(tf.io.gfile.GFile(path).read())
     if not record.get("encoder"):
@@ -65,7 +67,7 @@ def build_teacher(teacher_model: str, record: dict) -> Tuple[keras.Model, bert.B
     settings = TrainerSettings.from_custom_config(record["settings"])
     config = bert.BertConfig(**record["encoder"])
     with precision.keras_policy("float32"):
-        model = trainer.build_classifier(bert.build_encoder(config), _head_sizes(settings), settings.pooling,
+        model = build_classifier(bert.build_encoder(config), _head_sizes(settings), settings.pooling,
                                          settings.dropout)
     try:
         trainer.read_classifier(model, teacher_model)
@@ -82,7 +84,7 @@ def _head_sizes(settings: TrainerSettings):
 def build_student(teacher: keras.Model, config: bert.BertConfig, settings: TrainerSettings, layers: int):
     """(student classifier with the teacher's weights copied, the teacher layers it started from, the copy map)."""
     sources = student.teacher_layers(config.num_layers, layers)
-    model = trainer.build_classifier(bert.build_encoder(dataclasses.replace(config, num_layers=layers)),
+    model = build_classifier(bert.build_encoder(dataclasses.replace(config, num_layers=layers)),
                                      _head_sizes(settings), settings.pooling, settings.dropout)
     return model, sources, student.copy_from_teacher(teacher, model, sources)
 

@@ -34,13 +34,13 @@ from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 
 from components import features
+from components.features import PRETRAINING_HISTORY_FILE
 from components.model import bert, masking, mlm, optimization, precision
 from components.module_files import training_loop, unlabeled
 from components.runtime.progress import progress
+from components.settings.encoder import SCRATCH_MAX_POSITIONS
 from components.settings.pretraining import PretrainerSettings
-from components.settings.trainer import SCRATCH_MAX_POSITIONS
 
-HISTORY_FILE = "pretraining_history.json"
 _IDS = (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)
 
 
@@ -180,6 +180,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     record = {"settings": settings.to_custom_config(), "head": note, "precision": compute,
               "steps": total_steps, "before": {k: float(v) for k, v in before.items()},
               "history": {k: [float(x) for x in v] for k, v in history.items()}}
-    with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")), HISTORY_FILE),
-                           "w") as f:
+    model_folder = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
+    with tf.io.gfile.GFile(os.path.join(model_folder, PRETRAINING_HISTORY_FILE), "w") as f:
         json.dump(record, f)

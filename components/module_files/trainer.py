@@ -38,18 +38,19 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components import features, tasks
+from components.features import TRAINING_HISTORY_FILE
 from components.model import bert, distribution, heads, hf_checkpoint, optimization, precision
-from components.model.heads import GlobalBatchCrossEntropy, build_classifier  # noqa: F401  (their home before)
+from components.model.heads import build_classifier
 from components.module_files import serving_signatures, training_loop, warmup
 from components.module_files.serving_module import ServingModule
 from components.runtime import versioned_folders
 from components.runtime.progress import progress
-from components.settings.trainer import SCRATCH_MAX_POSITIONS, TrainerSettings
+from components.settings.encoder import SCRATCH_MAX_POSITIONS
+from components.settings.trainer import TrainerSettings
 from components.tasks import Task
 
 WARMUP_TEXTS = 8  # eval texts in the warm-up requests (one alone, all as a batch, two as tf.Examples)
 
-HISTORY_FILE = "training_history.json"  # beside Format-Serving: the curves the run report plots
 
 def to_model_inputs(transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     ids, mask, types = (tf.cast(transformed[k], tf.int32)
@@ -266,7 +267,8 @@ def write_history(serving_model_dir: str, history: Dict[str, List[float]], setti
               "started_from": started_from,
               "encoder": dataclasses.asdict(encoder) if encoder else None,
               "learning_rate": [[step, float(schedule(step))] for step in steps], **(extra or {})}
-    with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), HISTORY_FILE), "w") as f:
+    model_folder = os.path.dirname(serving_model_dir.rstrip("/"))
+    with tf.io.gfile.GFile(os.path.join(model_folder, TRAINING_HISTORY_FILE), "w") as f:
         json.dump(record, f)
 
 

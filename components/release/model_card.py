@@ -32,14 +32,14 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     import tensorflow as tf
 
     from components import features
-    from components.module_files.trainer import HISTORY_FILE
+    from components.features import TRAINING_HISTORY_FILE
     from components.release import model_metrics
     from components.tasks import label_columns
 
     def read(path):
         return json.loads(tf.io.gfile.GFile(path).read()) if tf.io.gfile.exists(path) else None
 
-    training = read(os.path.join(model_uri, HISTORY_FILE)) or {}
+    training = read(os.path.join(model_uri, TRAINING_HISTORY_FILE)) or {}
     settings = training.get("settings", {})
     history = training.get("history", {})
     kept = training.get("kept_epoch")

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from components.features import TRAINING_HISTORY_FILE
 from components.release.model_metrics import classes_averaged
 from components.settings.evaluator import EvaluatorSettings
 from components.tasks import label_columns
@@ -209,10 +210,8 @@ def validation_section(summary: dict) -> str:
 def training_section(summary: dict) -> str:
     import tensorflow as tf
 
-    from components.module_files.trainer import HISTORY_FILE
-
     model_uri = summary.get("model_uri")
-    path = os.path.join(model_uri, HISTORY_FILE) if model_uri else ""
+    path = os.path.join(model_uri, TRAINING_HISTORY_FILE) if model_uri else ""
     if not path or not tf.io.gfile.exists(path):
         return _p("No training history: the run stopped before the Trainer.")
     record = json.loads(tf.io.gfile.GFile(path).read())

@@ -14,7 +14,7 @@ from components import tasks
 from components.features import DEFAULT_LABEL_KEY
 from components.model.distribution import STRATEGIES
 from components.settings.base import SettingsError, setting, validate
-from components.settings.encoder import MODEL_SIZES, SCRATCH_MAX_POSITIONS, EncoderTrainingSettings  # noqa: F401
+from components.settings.encoder import EncoderTrainingSettings
 from components.settings.transform import check_label_domains
 
 POOLING_MODES = ("cls", "mean")

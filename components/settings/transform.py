@@ -99,7 +99,3 @@ def check_label_domains(settings) -> None:
         raise SettingsError(f"{type(settings).COMPONENT} setting 'task_label_names' has "
                             f"{len(settings.task_label_names)} domain(s) for the {len(columns)} label column(s) "
                             f"{', '.join(columns)}.")
-
-
-DEFAULT_MAX_SEQ_LENGTH = TransformSettings.max_seq_length
-DEFAULT_LEARNED_VOCAB_SIZE = TransformSettings.learned_vocab_size

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from components.features import PRETRAINING_HISTORY_FILE, TRAINING_HISTORY_FILE
 from components.release.model_metrics import (  # noqa: F401  (re-exported)
     classes_averaged,
     evaluator_metrics,
@@ -167,18 +168,14 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
         return "passed"
     if node_id == nodes.PRETRAINER and outputs.get("model"):
-        from components.module_files.pretraining import HISTORY_FILE
-
-        record = read_json(os.path.join(outputs["model"][0].uri, HISTORY_FILE))
+        record = read_json(os.path.join(outputs["model"][0].uri, PRETRAINING_HISTORY_FILE))
         history, before = record.get("history") or {}, record.get("before") or {}
         if history.get("val_mlm_accuracy"):
             return (f"eval masked-LM accuracy {before.get('mlm_accuracy', float('nan')):.3f} -> "
                     f"{history['val_mlm_accuracy'][-1]:.3f}, loss {before.get('loss', float('nan')):.3f} -> "
                     f"{history['val_loss'][-1]:.3f}")
     if node_id == nodes.DISTILLER and outputs.get("model"):
-        from components.module_files.trainer import HISTORY_FILE
-
-        block = read_json(os.path.join(outputs["model"][0].uri, HISTORY_FILE)).get("distillation") or {}
+        block = read_json(os.path.join(outputs["model"][0].uri, TRAINING_HISTORY_FILE)).get("distillation") or {}
         if block:
             return (f"student of {block['student_layers']} of the teacher's {block['teacher_layers']} layers: eval "
                     f"accuracy {block['student_eval_accuracy']:.3f} (teacher {block['teacher_eval_accuracy']:.3f})")

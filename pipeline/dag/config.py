@@ -18,7 +18,7 @@ from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.tasks import Task
 from components.tasks import of_settings as tasks_of_settings
-from pipeline.data.assets import DATA_DIR, REPO_ROOT
+from pipeline.data.assets import REPO_ROOT
 
 PIPELINE_NAME = "bert_text_classifier"
 MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (TF Serving's --model_name)
@@ -169,7 +169,7 @@ def curated_schema(dataset: str) -> Optional[Path]:
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "DISTILL_RUN_FN", "RUN_FN",
     "SCHEMA_DIR",
-    "DATA_DIR", "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS",
+    "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS",
     "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
     "default_pipeline_root", "default_serving_dir", "curated_schema",
 ]

@@ -25,12 +25,12 @@ def _pretrainer_model(first_run) -> Path:
 
 
 def test_the_stage_adapts_the_encoder_and_reports_it(first_run):
-    from components.module_files.pretraining import HISTORY_FILE
+    from components.features import PRETRAINING_HISTORY_FILE
 
     model = _pretrainer_model(first_run)
     assert sorted(p.name for p in (model / "Format-Serving").iterdir()) == [
         "config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
-    record = json.loads((model / HISTORY_FILE).read_text())
+    record = json.loads((model / PRETRAINING_HISTORY_FILE).read_text())
     assert "initialised" in record["head"] or "new encoder" in record["head"]
     # Trained: the eval split's masked-LM loss fell (the eval texts are measured on, never trained on).
     assert record["history"]["val_loss"][-1] < record["before"]["loss"] - 0.5, record

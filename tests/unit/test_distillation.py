@@ -25,7 +25,7 @@ def _classifier(layers=4, seed=0, **overrides):
     import tf_keras as keras
 
     from components.model import bert
-    from components.module_files.trainer import build_classifier
+    from components.model.heads import build_classifier
 
     keras.utils.set_random_seed(seed)
     config = bert.BertConfig(**{**TEACHER, "num_layers": layers, **overrides})
@@ -235,9 +235,9 @@ def test_a_student_of_a_two_task_teacher_learns_every_head_from_its_own_soft_tar
 
     from components import tasks
     from components.model import bert
+    from components.model.heads import build_classifier
     from components.model.student import copy_from_teacher
     from components.module_files import distillation, trainer
-    from components.module_files.trainer import build_classifier
 
     label_tasks = (tasks.Task("aspect", ("a", "b", "c"), multi=True), tasks.Task("tone", ("neg", "pos"), multi=True))
 

@@ -271,7 +271,7 @@ def test_export_round_trip_is_exact(tmp_path):
 def test_fine_tuning_classifier_starts_from_the_exported_encoder(tmp_path):
     """The Trainer's pretrained_dir path (hf_checkpoint.load_pretrained + build_classifier) takes an exported folder,
     with or without the head, and gets exactly the adapted encoder weights."""
-    from components.module_files.trainer import build_classifier
+    from components.model.heads import build_classifier
 
     keras.utils.set_random_seed(6)
     encoder, head = _fresh()

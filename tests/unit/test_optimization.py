@@ -8,7 +8,8 @@ import tf_keras as keras
 
 from components import features
 from components.model import bert, optimization
-from components.module_files.trainer import build_classifier, to_model_inputs
+from components.model.heads import build_classifier
+from components.module_files.trainer import to_model_inputs
 
 
 def test_warmup_then_linear_decay():
