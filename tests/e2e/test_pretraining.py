@@ -50,7 +50,7 @@ def test_the_trainer_starts_from_exactly_the_adapted_weights(first_run):
     settings = TrainerSettings.from_custom_config(history["settings"])
     adapted = _pretrainer_model(first_run) / "Format-Serving"
     assert settings.adapted_encoder and history["started_from"] == str(adapted)
-    assert settings.pretrained_dir == str(QUICK_CHECKPOINT)  # the run's own checkpoint, which the stage adapted
+    assert settings.pretrained_dir == str(QUICK_CHECKPOINT.resolve())  # the run's checkpoint, which the stage adapted
     graph = _latest(root / nodes.TRANSFORM / "transform_graph")
     start = dataclasses.replace(settings, pretrained_dir=history["started_from"])
     classifier = trainer._new_classifier(start, tft.TFTransformOutput(str(graph)), len(settings.label_names))
