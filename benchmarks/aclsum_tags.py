@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data import assets  # noqa: E402
 
-ACLSUM = assets.Distribution("aclsum==0.1.2", "aclsum-0.1.2-")
+ACLSUM = assets.Distribution("aclsum==0.1.2")
 ASPECTS = ("challenge", "approach", "outcome")
 SECTIONS = ("abstract", "introduction", "conclusion")
 SPLITS = {"train": "train", "eval": "val", "test": "test"}  # ours: the package's

@@ -32,7 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import FeatureUnion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data import assets  # noqa: E402
+from pipeline.data import assets, datasets  # noqa: E402
 
 SPLITS = ("train", "eval", "test")
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -114,9 +114,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", type=Path,
                         help="a folder with train/, eval/ and test/ CSV folders (default: the built-in drug_reviews)")
     parser.add_argument("--label-column", help="the label columns, comma-separated, one task each (default: the "
-                                               f"built-in's {assets.LABEL_COLUMNS['drug_reviews']}; with --data-root: "
-                                               f"{assets.LABEL_COLUMN})")
-    parser.add_argument("--text-column", default=assets.TEXT_COLUMN, help="the text column (default: %(default)s)")
+                                               f"built-in's {datasets.label_columns_of('drug_reviews')}; with "
+                                               "--data-root: "
+                                               f"{datasets.LABEL_COLUMN})")
+    parser.add_argument("--text-column", default=datasets.TEXT_COLUMN, help="the text column (default: %(default)s)")
     parser.add_argument("--features", choices=FEATURES, action="append",
                         help="the features to try (repeatable; default: both). Character n-grams of long texts (e.g. "
                              "20newsgroups' posts) take long to fit: --features word keeps to word n-grams")
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
     if any(c <= 0 for c in c_grid) or args.min_df < 1:
         parser.error("--c must be positive and --min-df at least 1")
     root = args.data_root or assets.ensure_dataset("drug_reviews")
-    columns = args.label_column or (assets.LABEL_COLUMN if args.data_root else assets.LABEL_COLUMNS["drug_reviews"])
+    columns = args.label_column or datasets.label_columns_of("custom" if args.data_root else "drug_reviews")
     labels = [c.strip() for c in columns.split(",") if c.strip()]
     data = {s: read_split(root / s, args.text_column, labels) for s in SPLITS}
     results = [run_task(data, args.text_column, label, features_grid, c_grid, args.min_df) for label in labels]

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data import assets  # noqa: E402
+from pipeline.data import assets, datasets  # noqa: E402
 
 SPLITS = ("train", "eval", "test")
 
@@ -29,7 +29,7 @@ def main() -> int:
     source = assets.ensure_dataset("20newsgroups")
     for split in SPLITS:
         with open(source / split / "data.csv", newline="", encoding="utf-8") as f:
-            rows = [(r[assets.TEXT_COLUMN], r[assets.LABEL_COLUMN], r[assets.LABEL_COLUMN].split(".")[0])
+            rows = [(r[datasets.TEXT_COLUMN], r[datasets.LABEL_COLUMN], r[datasets.LABEL_COLUMN].split(".")[0])
                     for r in csv.DictReader(f)]
         assets._write_csv(args.folder / split / "data.csv", rows, ["text", "newsgroup", "topic"])
         print(f"{args.folder / split}: {len(rows)} posts, {len({r[2] for r in rows})} topics, "

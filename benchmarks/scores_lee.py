@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data import assets  # noqa: E402
 
-GENSIM = assets.Distribution("gensim==4.4.0", "gensim-4.4.0-")
+GENSIM = assets.Distribution("gensim==4.4.0")
 DOCUMENTS = "gensim/test/test_data/lee.cor"
 RATINGS = "gensim/test/test_data/similarities0-1.txt"
 COLUMNS = ("text_a", "text_b", "score")

@@ -35,9 +35,8 @@ from components.settings import base as contract  # noqa: E402
 from pipeline.cli.locations import S3_ENDPOINT_HELP  # noqa: E402
 from pipeline.cli.options import HelpFormatter  # noqa: E402
 from pipeline.dag.config import default_serving_dir  # noqa: E402
+from pipeline.data import datasets  # noqa: E402
 from pipeline.serving.server import ServerSettings  # noqa: E402
-
-DEFAULT_DATASET = "rotten_tomatoes"  # `make run`'s dataset, whose serving folder is served by default
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -98,7 +97,7 @@ def main(argv=None) -> int:
         serving_dir = settings.serving_dir.rstrip("/")
         found = tf.io.gfile.isdir(serving_dir)
     else:
-        serving_dir = str(Path(settings.serving_dir or default_serving_dir(DEFAULT_DATASET)).resolve())
+        serving_dir = str(Path(settings.serving_dir or default_serving_dir(datasets.DEFAULT)).resolve())
         found = os.path.isdir(serving_dir)
     if not found:
         print(f"error: --serving-dir {serving_dir} does not exist: run the pipeline first (`make run`), or pass the "

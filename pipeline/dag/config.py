@@ -18,7 +18,7 @@ from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.tasks import Task
 from components.tasks import of_settings as tasks_of_settings
-from pipeline.data.assets import REPO_ROOT
+from pipeline.data.datasets import REPO_ROOT
 
 PIPELINE_NAME = "bert_text_classifier"
 MODEL_NAME = "bert_classifier"  # the model's name under the serving directory (TF Serving's --model_name)
@@ -30,7 +30,6 @@ RUN_FN = "components.module_files.trainer.run_fn"
 PRETRAIN_RUN_FN = "components.module_files.pretraining.run_fn"  # the masked-LM stage's Trainer
 DISTILL_RUN_FN = "components.module_files.distillation.run_fn"  # the distillation stage's Trainer (the student)
 
-SCHEMA_DIR = REPO_ROOT / "schema"
 OUTPUTS_DIR = REPO_ROOT / "outputs"
 
 BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
@@ -161,15 +160,9 @@ def default_serving_dir(name: str) -> Path:
     return OUTPUTS_DIR / name / "serving"
 
 
-def curated_schema(dataset: str) -> Optional[Path]:
-    path = SCHEMA_DIR / dataset / "schema.pbtxt"
-    return path if path.exists() else None
-
-
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "DISTILL_RUN_FN", "RUN_FN",
-    "SCHEMA_DIR",
     "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS",
     "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
-    "default_pipeline_root", "default_serving_dir", "curated_schema",
+    "default_pipeline_root", "default_serving_dir"
 ]

