@@ -51,13 +51,16 @@ def pretrain(name: str, base: Path, inputs, trainer_settings: dict, overrides: d
     import tensorflow_transform as tft
 
     from components import features
+    from components.settings.data import component_config, read_config
     from components.settings.encoder import shared_fields
     from components.settings.pretraining import PretrainerSettings
+    from components.settings.trainer import TrainerSettings
 
     spec = tft.TFTransformOutput(inputs[3]).transformed_feature_spec()
     shared = {k: trainer_settings[k] for k in shared_fields()}
     config = PretrainerSettings(max_seq_length=int(spec[features.WORD_IDS_KEY].shape[0]), **shared, **overrides)
-    return train_jobs.train(f"{name}-mlm", base, inputs, config.to_custom_config(), steps, step="pretrainer")
+    data = read_config(TrainerSettings, trainer_settings)[1]
+    return train_jobs.train(f"{name}-mlm", base, inputs, component_config(config, data), steps, step="pretrainer")
 
 
 def test_metrics(model_dir: str, examples_dir: str):
