@@ -48,17 +48,13 @@ PRETRAINER_KEYS = ("pretrain_epochs", "pretrain_learning_rate", "masking_rate", 
 
 def pretrain(name: str, base: Path, inputs, trainer_settings: dict, overrides: dict, steps: int) -> dict:
     """The masked-LM stage on the same Transform output (the Pretrainer's run_fn), from the Trainer's settings."""
-    import tensorflow_transform as tft
-
-    from components import features
     from components.settings.data import component_config, read_config
     from components.settings.encoder import shared_fields
     from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
 
-    spec = tft.TFTransformOutput(inputs[3]).transformed_feature_spec()
     shared = {k: trainer_settings[k] for k in shared_fields()}
-    config = PretrainerSettings(max_seq_length=int(spec[features.WORD_IDS_KEY].shape[0]), **shared, **overrides)
+    config = PretrainerSettings(**shared, **overrides)
     data = read_config(TrainerSettings, trainer_settings)[1]
     return train_jobs.train(f"{name}-mlm", base, inputs, component_config(config, data), steps, step="pretrainer")
 

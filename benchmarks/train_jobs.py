@@ -30,10 +30,14 @@ def pipeline_inputs(root: Path):
     inputs = ["--examples", str(latest(root / "Transform" / "transformed_examples")),
               "--transform-graph", str(latest(root / "Transform" / "transform_graph"))]
     settings = json.loads((latest(root / "Trainer" / "model") / "training_history.json").read_text())["settings"]
+    import dataclasses
+
+    from components.settings.data import DataSettings
     from components.settings.trainer import TrainerSettings
 
     # A setting added since that run takes its default.
-    return inputs, {**TrainerSettings().to_custom_config(), **settings}
+    defaults = {**TrainerSettings().to_custom_config(), **{f.name: f.default for f in dataclasses.fields(DataSettings)}}
+    return inputs, {**defaults, **settings}
 
 
 def train(name: str, base: Path, inputs: List[str], settings: Dict, steps: int = 0, workers: int = 1,

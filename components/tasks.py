@@ -85,11 +85,6 @@ def tasks_of(label_key: str, label_names: Sequence[str] = (),
     return tuple(Task(c, tuple(names), multi=True) for c, names in zip(columns, task_label_names))
 
 
-def of_settings(settings) -> Tuple[Task, ...]:
-    """The tasks of a Transform or Trainer settings instance (label_key, label_names, task_label_names)."""
-    return tasks_of(settings.label_key, settings.label_names, settings.task_label_names)
-
-
 def parse_weights(text: str, columns: Sequence[str]) -> Tuple[float, ...]:
     """--task-weights ("2,1": one per label column, in order) as numbers; equal weights when empty. ValueError
     otherwise."""

@@ -82,11 +82,12 @@ def _check(args: argparse.Namespace) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"--config {args.config}: {e}.") from None
     from components.settings.base import SettingsError
+    from components.settings.data import read_config
     from components.settings.pretraining import PretrainerSettings
     from components.settings.trainer import TrainerSettings
 
     try:
-        (PretrainerSettings if args.step == "pretrainer" else TrainerSettings).from_custom_config(config)
+        read_config(PretrainerSettings if args.step == "pretrainer" else TrainerSettings, config)
     except SettingsError as e:
         raise InputError(f"--config {args.config}: {e}") from None
     return config

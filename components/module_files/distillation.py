@@ -42,6 +42,7 @@ from components.model import bert, heads, optimization, precision, student
 from components.model.heads import build_classifier
 from components.module_files import trainer, training_loop
 from components.runtime.progress import progress
+from components.settings.data import DataSettings, read_config
 from components.settings.distillation import DistillerSettings
 from components.settings.trainer import TrainerSettings
 
@@ -61,31 +62,29 @@ def teacher_record(teacher_model: str) -> dict:
     return record
 
 
-def build_teacher(teacher_model: str, record: dict) -> Tuple[keras.Model, bert.BertConfig, TrainerSettings]:
+def build_teacher(teacher_model: str, record: dict
+                  ) -> Tuple[keras.Model, bert.BertConfig, TrainerSettings, DataSettings]:
     """The teacher classifier as the Trainer exported it (every variable restored, float32), its encoder's
-    architecture and its settings."""
-    settings = TrainerSettings.from_custom_config(record["settings"])
+    architecture, its settings and the data's (its columns, classes and vocabulary: the student's too)."""
+    settings, data = read_config(TrainerSettings, record["settings"])
     config = bert.BertConfig(**record["encoder"])
     with precision.keras_policy("float32"):
-        model = build_classifier(bert.build_encoder(config), _head_sizes(settings), settings.pooling,
-                                         settings.dropout)
+        model = build_classifier(bert.build_encoder(config), heads.head_sizes(data.tasks), settings.pooling,
+                                 settings.dropout)
     try:
         trainer.read_classifier(model, teacher_model)
     except ValueError as e:
         raise ValueError(f"cannot read the teacher classifier from {teacher_model} ({e}).") from None
-    return model, config, settings
+    return model, config, settings, data
 
 
-def _head_sizes(settings: TrainerSettings):
-    """The classifier's heads: one, or one per label column (the teacher's tasks, so the student's too)."""
-    return heads.head_sizes(tasks.of_settings(settings))
-
-
-def build_student(teacher: keras.Model, config: bert.BertConfig, settings: TrainerSettings, layers: int):
-    """(student classifier with the teacher's weights copied, the teacher layers it started from, the copy map)."""
+def build_student(teacher: keras.Model, config: bert.BertConfig, settings: TrainerSettings, data: DataSettings,
+                  layers: int):
+    """(student classifier with the teacher's weights copied, the teacher layers it started from, the copy map): the
+    teacher's heads, one or one per label column of the data."""
     sources = student.teacher_layers(config.num_layers, layers)
     model = build_classifier(bert.build_encoder(dataclasses.replace(config, num_layers=layers)),
-                                     _head_sizes(settings), settings.pooling, settings.dropout)
+                             heads.head_sizes(data.tasks), settings.pooling, settings.dropout)
     return model, sources, student.copy_from_teacher(teacher, model, sources)
 
 
@@ -198,10 +197,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         raise ValueError("the Distiller has no base_model input (the Trainer's model, its teacher).")
     started = time.time()
     record = teacher_record(fn_args.base_model)
-    teacher, config, teacher_settings = build_teacher(fn_args.base_model, record)
+    teacher, config, teacher_settings, data = build_teacher(fn_args.base_model, record)
     keras.utils.set_random_seed(teacher_settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    label_tasks = tasks.of_settings(teacher_settings)
+    label_tasks = data.tasks
     over = f" (mean over {', '.join(t.column for t in label_tasks)})" if len(label_tasks) > 1 else ""
 
     train_examples = trainer.examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_tasks)
@@ -223,7 +222,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     compute = precision.choose(teacher_settings.precision, len(tf.config.list_physical_devices("GPU")))
     with precision.keras_policy(compute):
-        model, sources, copied = build_student(teacher, config, teacher_settings, settings.student_layers)
+        model, sources, copied = build_student(teacher, config, teacher_settings, data, settings.student_layers)
         model.compile(
             optimizer=optimization.make_optimizer(settings.distill_learning_rate, teacher_settings.warmup_ratio,
                                                   teacher_settings.weight_decay, total_steps),
@@ -252,12 +251,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
              f"{time.time() - started:.0f} s")
     if compute != "float32":  # served in float32 whatever the training precision, as the Trainer's model
         with precision.keras_policy("float32"):
-            trained, model = model, build_student(teacher, config, teacher_settings, settings.student_layers)[0]
+            trained, model = model, build_student(teacher, config, teacher_settings, data, settings.student_layers)[0]
             model.set_weights(trained.get_weights())
     serving_model_dir = fn_args.serving_model_dir
     tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))
     trainer.write_history(  # one record layout for both models
-        serving_model_dir, history, teacher_settings, total_steps, steps_per_epoch or batches_per_epoch,
+        serving_model_dir, history, teacher_settings, data, total_steps, steps_per_epoch or batches_per_epoch,
         restored_best=epochs > 1, steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss,
         compute=compute, started_from=fn_args.base_model,
         encoder=dataclasses.replace(config, num_layers=settings.student_layers),
@@ -267,4 +266,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "teacher_layers": config.num_layers, "student_layers": settings.student_layers,
             "copied_from_teacher_layers": list(sources), "copied_tensors": copied,
             "teacher_eval_accuracy": teacher_eval, **figures, "seconds": time.time() - started}})
-    trainer.export(model, fn_args, tf_transform_output, teacher_settings, label_tasks, serving_model_dir)
+    trainer.export(model, fn_args, tf_transform_output, data.text_key, label_tasks, serving_model_dir)

@@ -29,7 +29,6 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 
 from components import features
 from components.module_files.wordpiece import LEARNED_MAX_TOKEN_CHARS, BertPreTokenizer, BertWordpieceTokenizer
-from components.settings.transform import TransformSettings
 
 # Learned vocabularies: subwords of at most this many characters (without "##"); a subword must occur at least
 # LEARN_MIN_COUNT times (the learner lowers its frequency threshold towards this while the vocabulary is below
@@ -90,17 +89,17 @@ class LearnWordpieceVocab(tft_beam.experimental.PTransformAnalyzer):
                 | "LearnAndWrite" >> beam.Map(_learn_and_write, path=path, vocab_size=self._vocab_size))
 
 
-def learned_wordpiece_ids(texts: tf.Tensor, settings: TransformSettings
+def learned_wordpiece_ids(texts: tf.Tensor, lower_case: bool, vocab_size: int
                           ) -> tuple[tf.RaggedTensor, tf.RaggedTensor, int, int, int]:
-    """`[batch]` strings -> (`[batch, (words)]` pre-tokenized words, `[batch, (tokens)]` ids under a vocabulary
-    learned from the analyzed data, cls id, sep id, unk id)."""
-    pretokenizer = tft.make_and_track_object(lambda: BertPreTokenizer(settings.lower_case),
+    """`[batch]` strings -> (`[batch, (words)]` pre-tokenized words, `[batch, (tokens)]` ids under a vocabulary of
+    about `vocab_size` tokens learned from the analyzed data, cls id, sep id, unk id)."""
+    pretokenizer = tft.make_and_track_object(lambda: BertPreTokenizer(lower_case),
                                              name="bert_pretokenizer")
     words = pretokenizer.split_words(texts)
     unique_words, _, counts = tf.unique_with_counts(words.flat_values, out_idx=tf.int64)
     (vocab_path,) = tft.experimental.ptransform_analyzer(
         inputs=[unique_words, counts],
-        ptransform=LearnWordpieceVocab(settings.learned_vocab_size),
+        ptransform=LearnWordpieceVocab(vocab_size),
         output_dtypes=[tf.string],
         output_shapes=[[]],
         # Stands in for the vocabulary while the preprocessing_fn is traced before analysis.
@@ -112,7 +111,7 @@ def learned_wordpiece_ids(texts: tf.Tensor, settings: TransformSettings
         # `path` is the written file's path (a stand-in before analysis), except while TFT only inspects which
         # columns the function reads: then it is a placeholder, and the table is built inside that trace.
         def make():
-            return BertWordpieceTokenizer(path, settings.lower_case, learned=True, pretokenizer=pretokenizer)
+            return BertWordpieceTokenizer(path, lower_case, learned=True, pretokenizer=pretokenizer)
         tokenizer = make() if tf.is_symbolic_tensor(path) else tft.make_and_track_object(
             make, name="learned_wordpiece_tokenizer")
         return tokenizer.wordpiece(words), tokenizer.table_size()

@@ -2,7 +2,7 @@
 
 `preprocessing_fn` turns the raw text column into the three fixed-length BERT inputs (`input_word_ids`,
 `input_mask`, `input_type_ids`, int64 `[batch, max_seq_length]`) and, when the label column is present, the raw
-label into `label_id`, its position in the schema's label domain (`TransformSettings.label_names`, a fixed order);
+label into `label_id`, its position in the schema's label domain (`DataSettings.label_names`, a fixed order);
 with several label columns, each into its own `label_id_<column>` (components/tasks.py), -1 where the row has no
 value in that column. It also passes the text through (`raw_text`: the Trainer writes a few eval texts as TF Serving
 warm-up requests) and counts words and pieces (components/validation/text_stats.py). Serving calls the same function
@@ -22,9 +22,10 @@ from typing import Mapping, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features, tasks
+from components import features
 from components.module_files.learned_vocab import learned_wordpiece_ids
 from components.module_files.wordpiece import build_tokenizer, to_bert_inputs
+from components.settings.data import read_config
 from components.settings.transform import TransformSettings
 
 
@@ -56,19 +57,19 @@ def to_dense_strings(x) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | None = None) -> dict:
-    settings = TransformSettings.from_custom_config(custom_config)
-    texts = to_dense_strings(inputs[settings.text_key])
-    if settings.vocab_mode == "learn":
-        words, ids, cls_id, sep_id, unk_id = learned_wordpiece_ids(texts, settings)
+    settings, data = read_config(TransformSettings, custom_config)
+    texts = to_dense_strings(inputs[data.text_key])
+    if data.vocab_mode == "learn":
+        words, ids, cls_id, sep_id, unk_id = learned_wordpiece_ids(texts, data.lower_case, settings.learned_vocab_size)
     else:
         tokenizer = tft.make_and_track_object(
-            lambda: build_tokenizer(settings.vocab_file, settings.lower_case), name="bert_wordpiece_tokenizer")
+            lambda: build_tokenizer(data.vocab_file, data.lower_case), name="bert_wordpiece_tokenizer")
         words = tokenizer.split_words(texts)
         ids, cls_id, sep_id, unk_id = tokenizer.wordpiece(words), tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id
     outputs = {**to_bert_inputs(ids, settings.max_seq_length, cls_id, sep_id, settings.truncation),
                **text_statistics(words, ids, unk_id),
                features.RAW_TEXT_KEY: texts}
-    for task in tasks.of_settings(settings):
+    for task in data.tasks:
         if task.column not in inputs:  # serving: no labels
             continue
         if not task.classes:

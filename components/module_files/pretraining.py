@@ -38,6 +38,7 @@ from components.features import PRETRAINING_HISTORY_FILE
 from components.model import bert, masking, mlm, optimization, precision
 from components.module_files import training_loop, unlabeled
 from components.runtime.progress import progress
+from components.settings.data import component_config, read_config
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
 from components.settings.pretraining import PretrainerSettings
 
@@ -87,16 +88,16 @@ def _trim(example):
     return {k: tf.cast(tf.reshape(example[k], [-1])[:length], tf.int32) for k in _IDS}
 
 
-def _unlabeled_texts(settings: PretrainerSettings, tf_transform_output) -> tf.data.Dataset:
+def _unlabeled_texts(settings: PretrainerSettings, text_key: str, tf_transform_output) -> tf.data.Dataset:
     """--unlabeled-data's texts through the transform graph (the same tokenizer and length as the labelled data)."""
     texts = [text for path in unlabeled.list_files(settings.unlabeled_data)
-             for text in unlabeled.read_texts(path, settings.text_key)]
+             for text in unlabeled.read_texts(path, text_key)]
     progress(f"Pretrainer: {len(texts)} unlabeled texts from {settings.unlabeled_data}")
     layer = tf_transform_output.transform_features_layer()
-    spec = tf_transform_output.raw_feature_spec()[settings.text_key]
+    spec = tf_transform_output.raw_feature_spec()[text_key]
 
     def tokenize(batch):
-        out = layer({settings.text_key: training_loop.raw_input_for_text(batch, spec)})
+        out = layer({text_key: training_loop.raw_input_for_text(batch, spec)})
         return {k: out[k] for k in _IDS}
 
     return (tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(256).map(tokenize)
@@ -134,20 +135,22 @@ def _encoder_and_head(settings: PretrainerSettings, vocab_size: int):
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    settings = PretrainerSettings.from_custom_config(fn_args.custom_config)
+    settings, data = read_config(PretrainerSettings, fn_args.custom_config)
     compute = precision.choose(settings.precision, len(tf.config.list_physical_devices("GPU")))
     keras.utils.set_random_seed(settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    vocab_file = settings.vocab_file or tf_transform_output.vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
+    vocab_file = data.vocab_file or tf_transform_output.vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
     with tf.io.gfile.GFile(vocab_file) as f:
         vocab = [line.rstrip("\n").rstrip("\r") for line in f]
+    # Transform's sequence length, as its graph pads every text to it: it sizes the masked positions per text.
+    max_seq_length = int(tf_transform_output.transformed_feature_spec()[features.WORD_IDS_KEY].shape[0])
     masker = masking.MlmMasker.from_vocab(
         vocab, selection_rate=settings.masking_rate, whole_word=settings.whole_word_masking,
-        max_predictions=masking.max_predictions_for(settings.max_seq_length, settings.masking_rate))
+        max_predictions=masking.max_predictions_for(max_seq_length, settings.masking_rate))
 
     texts = _transformed_texts(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
     if settings.unlabeled_data:
-        texts = texts.concatenate(_unlabeled_texts(settings, tf_transform_output))
+        texts = texts.concatenate(_unlabeled_texts(settings, data.text_key, tf_transform_output))
     train_ds = _masked_batches(texts, masker, settings.batch_size, shuffle=True, seed=settings.seed)
     eval_ds = _masked_batches(_transformed_texts(fn_args.eval_files, fn_args.data_accessor, tf_transform_output),
                               masker, settings.batch_size, shuffle=False, seed=settings.seed)
@@ -175,9 +178,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     # The adapted encoder and head as a Hugging Face checkpoint (float32 tensors whatever the training precision).
     with tempfile.TemporaryDirectory(prefix="adapted-") as tmp:
-        mlm.export_hf_checkpoint(tmp, encoder, config, vocab_file, settings.lower_case, head=head)
+        mlm.export_hf_checkpoint(tmp, encoder, config, vocab_file, data.lower_case, head=head)
         io_utils.copy_dir(tmp, fn_args.serving_model_dir)
-    record = {"settings": settings.to_custom_config(), "head": note, "precision": compute,
+    record = {"settings": component_config(settings, data), "head": note, "precision": compute,
               "steps": total_steps, "before": {k: float(v) for k, v in before.items()},
               "history": {k: [float(x) for x in v] for k, v in history.items()}}
     model_folder = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))

@@ -45,6 +45,7 @@ from components.module_files import serving_signatures, training_loop, warmup
 from components.module_files.serving_module import ServingModule
 from components.runtime import versioned_folders
 from components.runtime.progress import progress
+from components.settings.data import DataSettings, component_config, read_config
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
 from components.settings.trainer import TrainerSettings
 from components.tasks import Task
@@ -101,7 +102,7 @@ def _make_optimizer(settings: TrainerSettings, total_steps: int):
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    settings = TrainerSettings.from_custom_config(fn_args.custom_config)
+    settings, data = read_config(TrainerSettings, fn_args.custom_config)
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything in this process.
     kind, strategy = distribution.make_strategy(settings.distribution)
     chief, task = distribution.is_chief(), distribution.task_name()
@@ -112,8 +113,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  f"{'' if chief else ' (writes to a temporary folder)'}; global batch {global_batch}")
     keras.utils.set_random_seed(settings.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    vocab_file = tokenizer_vocab_file(data, tf_transform_output)
 
-    label_tasks = tasks.of_settings(settings)  # each with the schema's label domain: label id i is classes[i]
+    label_tasks = data.tasks  # each with the schema's label domain: label id i is classes[i]
     for label_task in label_tasks:
         if len(label_task.classes) < 2:
             raise ValueError(f"the label domain of column {label_task.column!r} has {len(label_task.classes)} "
@@ -140,14 +142,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     compute = precision.choose(settings.precision, len(tf.config.list_physical_devices("GPU")))
     # The variables (model and optimizer) are mirrored on every replica; layers compute in `compute`'s dtype.
     with strategy.scope(), precision.keras_policy(compute):
-        model = _new_classifier(start, tf_transform_output, num_classes)
-        warm_from = (_warm_start(model, fn_args.base_model, _tokenizer_vocab_file(settings, tf_transform_output),
-                                 blank=lambda: _new_classifier(start, tf_transform_output, num_classes, load=False))
+        model = _new_classifier(start, vocab_file, num_classes)
+        warm_from = (_warm_start(model, fn_args.base_model, vocab_file,
+                                 blank=lambda: _new_classifier(start, vocab_file, num_classes, load=False))
                      if settings.warm_start else None)
         model.compile(optimizer=_make_optimizer(settings, total_steps),
-                      **heads.compile_args(label_tasks, tasks.parse_weights(settings.task_weights,
-                                                                            [t.column for t in label_tasks]),
-                                           class_weights))
+                      **heads.compile_args(label_tasks, settings.task_weights_of(data.label_key), class_weights))
 
     with distribution.write_location(fn_args.model_run_dir, chief) as log_dir:
         speed = training_loop.EpochProgress(steps_per_epoch or batches_per_epoch, epochs, task=task, replicas=replicas)
@@ -162,17 +162,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Every worker saves (saving may read variables collectively); only the chief's copy is kept.
     if compute != "float32":  # served in float32 whatever the training precision (components/model/precision.py)
         with precision.keras_policy("float32"):
-            trained, model = model, _new_classifier(start, tf_transform_output, num_classes, load=False)
+            trained, model = model, _new_classifier(start, vocab_file, num_classes, load=False)
             model.set_weights(trained.get_weights())
     with distribution.write_location(fn_args.serving_model_dir, chief) as serving_model_dir:
         tf.io.gfile.makedirs(os.path.dirname(serving_model_dir.rstrip("/")))  # the Model artifact folder
-        write_history(serving_model_dir, history.history, settings, total_steps,
+        write_history(serving_model_dir, history.history, settings, data, total_steps,
                        steps_per_epoch or batches_per_epoch, restored_best=epochs > 1, replicas=replicas,
                        steps_per_second=speed.steps_per_second(), step_loss=speed.step_loss, compute=compute,
                        started_from=warm_from or (fn_args.base_model if settings.adapted_encoder
                                                   else settings.pretrained_dir),
-                       encoder=encoder_config(start, tf_transform_output))
-        export(model, fn_args, tf_transform_output, settings, label_tasks, serving_model_dir)
+                       encoder=encoder_config(start, vocab_file))
+        export(model, fn_args, tf_transform_output, data.text_key, label_tasks, serving_model_dir)
 
 
 def _balanced_class_weights(fn_args, tf_transform_output, label_tasks: Sequence[Task]) -> Dict[str, List[float]]:
@@ -192,28 +192,28 @@ def _balanced_class_weights(fn_args, tf_transform_output, label_tasks: Sequence[
     return weights
 
 
-def encoder_config(settings: TrainerSettings, tf_transform_output) -> bert.BertConfig:
-    """The encoder's architecture: the checkpoint's, or the preset's sized to the tokenizer's vocabulary."""
+def encoder_config(settings: TrainerSettings, vocab_file: str) -> bert.BertConfig:
+    """The encoder's architecture: the checkpoint's, or the preset's sized to the vocabulary Transform tokenized
+    with (`vocab_file`: tokenizer_vocab_file's)."""
     if settings.pretrained_dir:
         return bert.BertConfig.from_hf_config(settings.pretrained_dir)
-    return bert.preset_config(settings.model_size,
-                              vocab_size=_vocab_size(_tokenizer_vocab_file(settings, tf_transform_output)),
+    return bert.preset_config(settings.model_size, vocab_size=_vocab_size(vocab_file),
                               max_position_embeddings=SCRATCH_MAX_POSITIONS)
 
 
-def _new_classifier(settings: TrainerSettings, tf_transform_output, num_classes: Union[int, Dict[str, int]],
+def _new_classifier(settings: TrainerSettings, vocab_file: str, num_classes: Union[int, Dict[str, int]],
                     load: bool = True):
     """The classifier: the checkpoint's encoder (its weights loaded unless `load` is False) or a new preset one, with
     the head; built under the current Keras dtype policy."""
     if settings.pretrained_dir and load:
         encoder = hf_checkpoint.load_pretrained(settings.pretrained_dir)
     else:
-        encoder = bert.build_encoder(encoder_config(settings, tf_transform_output))
+        encoder = bert.build_encoder(encoder_config(settings, vocab_file))
     return build_classifier(encoder, num_classes, settings.pooling, settings.dropout)
 
 
-def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSettings, label_tasks: Sequence[Task],
-            serving_model_dir: str) -> None:
+def export(model: keras.Model, fn_args, tf_transform_output, text_key: str, label_tasks: Sequence[Task],
+           serving_model_dir: str) -> None:
     """The serving model with its warm-up requests and class names (a later --warm-start restores the classifier
     from this SavedModel's variables once it is in service).
 
@@ -222,12 +222,12 @@ def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSe
     serving nor a warm start reads them."""
     weights_only = keras.models.clone_model(model)
     weights_only.set_weights(model.get_weights())
-    module = ServingModule(weights_only, tf_transform_output, settings.text_key, label_tasks, to_model_inputs)
+    module = ServingModule(weights_only, tf_transform_output, text_key, label_tasks, to_model_inputs)
     tf.saved_model.save(module, serving_model_dir, signatures=module.signatures())
     serving_signatures.set_method_names(serving_model_dir, {
         serving_signatures.CLASSIFY_SIGNATURE: serving_signatures.CLASSIFY_METHOD})
     warmup.write_requests(serving_model_dir, warmup.text_requests(
-        _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), settings.text_key))
+        _eval_texts(fn_args, tf_transform_output, WARMUP_TEXTS), text_key))
     class_names = tasks.class_names_record(label_tasks)  # a list; {column: classes} with several tasks
     # The class names also travel with the pushed model (TF Serving ignores assets.extra/; the demo page reads them).
     with tf.io.gfile.GFile(os.path.join(serving_model_dir, warmup.ASSETS_EXTRA, features.CLASS_NAMES_FILE),
@@ -240,12 +240,13 @@ def export(model: keras.Model, fn_args, tf_transform_output, settings: TrainerSe
 
 
 def write_history(serving_model_dir: str, history: Dict[str, List[float]], settings: TrainerSettings,
-                   total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
-                   steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None,
-                   compute: str = "float32", started_from: Optional[str] = None,
-                   encoder: Optional[bert.BertConfig] = None, peak_learning_rate: Optional[float] = None,
-                   extra: Optional[dict] = None) -> None:
-    """The Trainer's settings, loss and accuracy per epoch (train and eval), the learning-rate schedule and the epoch
+                  data: DataSettings, total_steps: int, steps_per_epoch: int, restored_best: bool, replicas: int = 1,
+                  steps_per_second: float = 0.0, step_loss: Optional[List[float]] = None,
+                  compute: str = "float32", started_from: Optional[str] = None,
+                  encoder: Optional[bert.BertConfig] = None, peak_learning_rate: Optional[float] = None,
+                  extra: Optional[dict] = None) -> None:
+    """The Trainer's settings (its custom_config: its own and the data's), loss and accuracy per epoch (train and
+    eval), the learning-rate schedule and the epoch
     whose weights were kept (early stopping restores the best eval accuracy), beside Format-Serving (the run report
     and the model card read it); also the replicas and global batch, the training loss after every step and the
     steps per second (benchmarks/distributed.py reads them), and the encoder's architecture (the Distiller builds
@@ -259,7 +260,7 @@ def write_history(serving_model_dir: str, history: Dict[str, List[float]], setti
     val = history.get("val_accuracy") or []
     kept = (int(max(range(len(val)), key=lambda i: val[i])) + 1) if (restored_best and val) else len(
         history.get("loss", []))
-    record = {"settings": settings.to_custom_config(),
+    record = {"settings": component_config(settings, data),
               "history": {k: [float(x) for x in v] for k, v in history.items()}, "kept_epoch": kept,
               "early_stopping": restored_best, "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
               "replicas": replicas, "global_batch_size": settings.batch_size * replicas,
@@ -349,16 +350,16 @@ def _served_folder(base_model: str) -> str:
     return versioned_folders.read_record(os.path.dirname(base_model.rstrip("/"))).get("source") or base_model
 
 
-def _tokenizer_vocab_file(settings: TrainerSettings, tf_transform_output) -> str:
+def tokenizer_vocab_file(data: DataSettings, tf_transform_output) -> str:
     """The WordPiece vocabulary Transform tokenized with: the one it learned from the training split, when it
-    learned one (an asset of the transform graph), else `settings.vocab_file`."""
+    learned one (an asset of the transform graph), else the data's `vocab_file`."""
     learned = tf_transform_output.vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
     if learned:
         return learned
-    if not settings.vocab_file:
+    if not data.vocab_file:
         raise ValueError("no vocabulary to size the embedding with: Transform learned none and the Trainer's "
                          "custom_config has no vocab_file.")
-    return settings.vocab_file
+    return data.vocab_file
 
 
 def _vocab_size(vocab_file: str) -> int:

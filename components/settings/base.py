@@ -139,17 +139,18 @@ def to_custom_config(settings: Any, code_version: Optional[str] = None) -> Dict[
     return config
 
 
-def from_custom_config(cls: Type[S], config: Optional[Mapping[str, Any]]) -> S:
-    """The settings a custom_config holds; every field must be there, and nothing else (but the code version and the
-    Vertex AI Trainer's ai_platform_* keys)."""
+def from_custom_config(cls: Type[S], config: Optional[Mapping[str, Any]], others: Sequence[type] = ()) -> S:
+    """The settings a custom_config holds; every field must be there, and nothing else (but the fields of the `others`
+    settings classes read from the same object, the code version and the Vertex AI Trainer's ai_platform_* keys)."""
     name = component_name(cls)
     if not isinstance(config, Mapping):
         raise SettingsError(f"the {name} custom_config must be a JSON object with the keys "
                             f"{', '.join(f.name for f in dataclasses.fields(cls))}; got {type(config).__name__}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    beside = {f.name for other in others for f in dataclasses.fields(other)}
     missing = [k for k in fields if k not in config]
-    unknown = sorted(k for k in config
-                     if k not in fields and k != CODE_VERSION_KEY and not k.startswith(EXTENSION_KEY_PREFIX))
+    unknown = sorted(k for k in config if k not in fields and k not in beside and k != CODE_VERSION_KEY
+                     and not k.startswith(EXTENSION_KEY_PREFIX))
     problems = []
     if missing:
         problems.append(f"missing key(s) {', '.join(missing)}")

@@ -1,13 +1,13 @@
-"""What both Trainers of the pipeline read (the fine-tuning Trainer and the masked-LM stage's Pretrainer): the text
-column, the vocabulary, the encoder to start from and how it trains. Declared once here; TrainerSettings and
-PretrainerSettings extend it, so one flag (--batch-size, --precision, ...) sets both. No TensorFlow here."""
+"""What both Trainers of the pipeline read (the fine-tuning Trainer and the masked-LM stage's Pretrainer) besides the
+data's settings (components/settings/data.py): the encoder to start from and how it trains. Declared once here;
+TrainerSettings and PretrainerSettings extend it, so one flag (--batch-size, --precision, ...) sets both. No
+TensorFlow here."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Optional
 
-from components.features import DEFAULT_TEXT_KEY
 from components.model.precision import PRECISIONS
 from components.settings.base import CustomConfigMixin, setting
 
@@ -20,8 +20,6 @@ SCRATCH_MAX_POSITIONS = 512
 class EncoderTrainingSettings(CustomConfigMixin):
     """The settings the two Trainer module files share (components/module_files/trainer.py, pretraining.py)."""
 
-    text_key: str = setting(DEFAULT_TEXT_KEY, derived="--text-column (the same as Transform's)")
-    vocab_file: str = setting("", derived="--pretrained / --vocab (Transform's vocabulary file; '' when learned)")
     pretrained_dir: Optional[str] = setting(
         None, derived="--pretrained: a Hugging Face-format BERT checkpoint folder; null trains from scratch")
     model_size: str = setting("mini", "encoder preset when training from scratch: tiny 2x128, mini 4x256, small "

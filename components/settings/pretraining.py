@@ -1,8 +1,9 @@
-"""The Pretrainer's settings (components/module_files/pretraining.py's `run_fn` reads them from its custom_config).
+"""The Pretrainer's settings (components/module_files/pretraining.py's `run_fn` reads them from its custom_config,
+beside the data's: components/settings/data.py).
 
 The masked-LM stage's own hyperparameters have flags here; what it shares with the fine-tuning Trainer (checkpoint,
-vocabulary, batch size, seed, precision, optimizer schedule) is declared once, in components/settings/encoder.py,
-and copied from the Trainer's settings at the front door (`derived_from`). No TensorFlow here.
+batch size, seed, precision, optimizer schedule) is declared once, in components/settings/encoder.py, and copied from
+the Trainer's settings at the front door (`derived_from`). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import ClassVar, Optional
 
 from components.settings.base import SettingsError, setting, validate
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
-from components.settings.transform import TransformSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +38,6 @@ class PretrainerSettings(EncoderTrainingSettings):
                       "line) the masked-LM stage also reads; never the eval or test split")
     unlabeled_digest: str = setting("", derived="a digest of --unlabeled-data's file names, sizes and times, so a "
                                                 "changed folder re-runs the stage (TFX's cache keys on settings)")
-    lower_case: bool = setting(True, derived="Transform's lower_case (written into the adapted checkpoint)")
-    max_seq_length: int = setting(TransformSettings.max_seq_length,
-                                  derived="Transform's max_seq_length (sizes the masked positions per text)")
 
     def __post_init__(self):
         validate(self)
@@ -56,7 +53,7 @@ class PretrainerSettings(EncoderTrainingSettings):
         return self.pretrain_epochs > 0
 
     @classmethod
-    def derived_from(cls, trainer, transform, **flags) -> "PretrainerSettings":
-        """The Pretrainer's settings: its own (flags), the rest from the Trainer's and Transform's."""
+    def derived_from(cls, trainer, **flags) -> "PretrainerSettings":
+        """The Pretrainer's settings: its own (flags), the rest from the Trainer's."""
         shared = {name: getattr(trainer, name) for name in shared_fields()}
-        return cls(lower_case=transform.lower_case, max_seq_length=transform.max_seq_length, **shared, **flags)
+        return cls(**shared, **flags)

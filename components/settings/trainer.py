@@ -1,4 +1,5 @@
-"""The Trainer's settings (components/module_files/trainer.py's `run_fn` reads them from the component's custom_config).
+"""The Trainer's settings (components/module_files/trainer.py's `run_fn` reads them from the component's custom_config,
+beside the data's: components/settings/data.py).
 
 Kept apart from trainer.py so that the runners build their command lines from it without importing TensorFlow.
 A new hyperparameter is one field here, with its default and help text: both runners get a flag for it, the
@@ -11,11 +12,9 @@ import dataclasses
 from typing import ClassVar, Optional, Tuple
 
 from components import tasks
-from components.features import DEFAULT_LABEL_KEY
 from components.model.distribution import STRATEGIES
 from components.settings.base import SettingsError, setting, validate
 from components.settings.encoder import EncoderTrainingSettings
-from components.settings.transform import check_label_domains
 
 POOLING_MODES = ("cls", "mean")
 CLASS_WEIGHTINGS = ("none", "balanced")
@@ -35,14 +34,10 @@ def default_learning_rate(settings: "TrainerSettings") -> float:
 @dataclasses.dataclass(frozen=True)
 class TrainerSettings(EncoderTrainingSettings):
     """The Trainer's custom_config. Settings with a flag are hyperparameters a user may change per run (also through
-    the Kubeflow runtime parameter); the others follow from the data, the checkpoint and Transform's settings."""
+    the Kubeflow runtime parameter); the others follow from the checkpoint and the other flags."""
 
     COMPONENT: ClassVar[str] = "Trainer"
 
-    label_key: str = setting(DEFAULT_LABEL_KEY, derived="--label-column (the same as Transform's)")
-    label_names: Tuple[str, ...] = setting((), derived="Transform's label_names: the class names, in label-id order")
-    task_label_names: Tuple[Tuple[str, ...], ...] = setting(
-        (), derived="Transform's task_label_names: each label column's classes, with several label columns")
     class_weights: str = setting(
         "none", "'balanced' weighs each training row's loss by the inverse of its class's frequency (per task), so "
                 "every class counts the same: better macro F1 on data with rare classes, at some cost in accuracy; "
@@ -81,9 +76,11 @@ class TrainerSettings(EncoderTrainingSettings):
 
     def __post_init__(self):
         validate(self)
-        check_label_domains(self)
+
+    def task_weights_of(self, label_key: str) -> Tuple[float, ...]:
+        """Each label column's weight in the loss (--task-weights for the data's --label-column), or SettingsError."""
         try:
-            tasks.parse_weights(self.task_weights, tasks.label_columns(self.label_key))
+            return tasks.parse_weights(self.task_weights, tasks.label_columns(label_key))
         except ValueError as e:
             raise SettingsError(f"Trainer setting 'task_weights': {e}") from None
 

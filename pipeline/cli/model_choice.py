@@ -14,8 +14,8 @@ from components.model import tokenizer_config
 from components.model.presets import PRESETS
 from components.runtime import storage
 from components.settings.base import AUTO
+from components.settings.data import default_vocab_mode
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
-from components.settings.transform import default_vocab_mode
 from pipeline.cli.inputs import InputError
 
 

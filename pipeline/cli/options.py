@@ -24,6 +24,7 @@ from components.ingestion import csv_files
 from components.runtime import storage
 from components.runtime.storage import is_uri
 from components.settings import base as settings_lib
+from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
@@ -62,7 +63,7 @@ IMAGE_CHECKPOINT = posixpath.join(IMAGE_DATA_DIR, "checkpoints", assets.DEFAULT_
 REMOTE_COPIES = assets.DATA_DIR / "remote"
 
 # Settings whose flag lives in the model group; the other flagged settings are data or training flags.
-MODEL_FLAGS = {TransformSettings: ("vocab_mode", "learned_vocab_size", "max_seq_length", "truncation"),
+MODEL_FLAGS = {DataSettings: ("vocab_mode",), TransformSettings: ("learned_vocab_size", "max_seq_length", "truncation"),
                TrainerSettings: ("model_size", "pooling")}
 # The masked-LM stage's own flags; the settings it shares with the Trainer are the Trainer's flags.
 PRETRAINER_FLAGS = [f for f in settings_lib.declared_fields(PretrainerSettings) if settings_lib.flag_of(f)]
@@ -118,7 +119,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
         data.add_argument("--labels", type=_csv_list,
                           help="the label values, comma-separated, in the schema's order (needed when the schema "
                                "cannot be read here)")
-    settings_lib.add_flags(data, TransformSettings, names=("text_key", "label_key"), defaults={"label_key": None})
+    settings_lib.add_flags(data, DataSettings, names=("text_key", "label_key"), defaults={"label_key": None})
     data.add_argument("--schema", type=local_path if local else str,
                       help="curated schema.pbtxt to validate the data against (built-in datasets use "
                            "schema/<dataset>/schema.pbtxt; without one, SchemaGen's inferred schema is used). A "
@@ -137,9 +138,10 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                             "to fine-tune" + ("" if local else ", in the image or a URI") + "; 'none' trains a "
                             "--model-size encoder from scratch (see --vocab)")
     # --vocab and --vocab-size default to None, "not given": --vocab then follows --pretrained by the rule beside the
-    # setting (transform.default_vocab_mode), and --vocab-size is refused unless the vocabulary is learned.
+    # setting (data.default_vocab_mode), and --vocab-size is refused unless the vocabulary is learned.
+    settings_lib.add_flags(model, DataSettings, names=MODEL_FLAGS[DataSettings], defaults={"vocab_mode": None})
     settings_lib.add_flags(model, TransformSettings, names=MODEL_FLAGS[TransformSettings],
-                           defaults={"vocab_mode": None, "learned_vocab_size": None})
+                           defaults={"learned_vocab_size": None})
     settings_lib.add_flags(model, TrainerSettings, names=MODEL_FLAGS[TrainerSettings])
     if local:
         model.add_argument("--time-budget", type=_minutes, default=training_cost.DEFAULT_MINUTES, metavar="MINUTES",
@@ -184,7 +186,8 @@ def _minutes(text: str) -> float:
 
 def component_settings(args: argparse.Namespace, model: ModelChoice, label_domains: Sequence[Sequence[str]],
                        max_seq_length: Optional[int] = None, unlabeled: Optional[dict] = None):
-    """(TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings) from the flags
+    """(DataSettings, TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
+    from the flags
     (`args.label_key` already resolved: labels.label_key_of), the `ModelChoice`, each label column's classes, the
     length chosen for --max-seq-length auto, and the Pretrainer's --unlabeled-data settings."""
     chosen = {"max_seq_length": max_seq_length} if max_seq_length is not None else {}
@@ -193,15 +196,14 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_domai
         columns = csv_files.label_columns(args.label_key)
     classes = labels.settings_for(columns, label_domains)
     try:
-        transform = settings_lib.from_args(
-            TransformSettings, args, vocab_mode=model.vocab_mode, vocab_file=model.vocab_file,
-            lower_case=model.lower_case, **classes, **chosen)
-        trainer = settings_lib.from_args(
-            TrainerSettings, args, text_key=transform.text_key, label_key=transform.label_key,
-            vocab_file=model.vocab_file, pretrained_dir=model.pretrained_dir, **classes)
+        data = settings_lib.from_args(DataSettings, args, vocab_mode=model.vocab_mode, vocab_file=model.vocab_file,
+                                      lower_case=model.lower_case, **classes)
+        transform = settings_lib.from_args(TransformSettings, args, **chosen)
+        trainer = settings_lib.from_args(TrainerSettings, args, pretrained_dir=model.pretrained_dir)
+        trainer.task_weights_of(data.label_key)
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
         pretrainer = PretrainerSettings.derived_from(
-            trainer, transform, **{f.name: getattr(args, f.name) for f in PRETRAINER_FLAGS}, **unlabeled)
+            trainer, **{f.name: getattr(args, f.name) for f in PRETRAINER_FLAGS}, **unlabeled)
         distiller = settings_lib.from_args(DistillerSettings, args)
     except settings_lib.SettingsError as e:
         raise InputError(str(e)) from None
@@ -213,7 +215,7 @@ def component_settings(args: argparse.Namespace, model: ModelChoice, label_domai
     if pretrainer.enabled:
         trainer = dataclasses.replace(trainer, adapted_encoder=True)
     check_student(distiller.student_layers, model, trainer.warm_start)
-    return transform, trainer, evaluator, pretrainer, distiller
+    return data, transform, trainer, evaluator, pretrainer, distiller
 
 
 def text_checks_for(schema: Optional[str]) -> Optional[str]:
@@ -333,15 +335,16 @@ def local_config(args: argparse.Namespace) -> Tuple[PipelineConfig, List[str], L
         unlabeled_data = args.unlabeled_data if is_uri(args.unlabeled_data) else args.unlabeled_data.resolve()
         unlabeled, note = _unlabeled(unlabeled_data, args.text_key)
         notes.append(note)
-    transform, trainer, evaluator, pretrainer, distiller = component_settings(args, model, label_domains,
-                                                                              max_seq_length, unlabeled)
+    data, transform, trainer, evaluator, pretrainer, distiller = component_settings(
+        args, model, label_domains, max_seq_length, unlabeled)
 
     serving_dir = args.serving_dir if is_uri(args.serving_dir) else \
         (args.serving_dir or default_serving_dir(name)).resolve()
     config_file = _model_config_file(getattr(args, "model_config_file", None), str(serving_dir))
     return PipelineConfig(
         pipeline_root=str(pipeline_root), data_root=str(data_root), serving_dir=str(serving_dir),
-        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer, distiller=distiller,
+        data=data, transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
+        distiller=distiller,
         metadata_path=str(state_dir(pipeline_root, OUTPUTS_DIR) / "metadata.sqlite"), dataset=dataset,
         input_splits=splits,
         use_spans=bool(span_folders), spans_window=args.spans_window,

@@ -11,13 +11,13 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Tuple
 
+from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.tasks import Task
-from components.tasks import of_settings as tasks_of_settings
 from pipeline.data.datasets import REPO_ROOT
 
 PIPELINE_NAME = "bert_text_classifier"
@@ -66,13 +66,15 @@ class VertexTraining:
 class PipelineConfig:
     """Everything a pipeline run depends on. Paths are strings so they may be local or URIs (gs://...).
 
-    The components' own settings are their dataclasses (`transform`, `trainer`, `evaluator`), each defined once
-    beside the code that reads it; this class adds where things live and how the data is laid out."""
+    The data's settings (`data`: columns, classes, vocabulary) and the components' own (`transform`, `trainer`,
+    `evaluator`, ...) are their dataclasses, each defined once beside the code that reads it; this class adds where
+    things live and how the data is laid out."""
 
     # Where things live.
     pipeline_root: str
     data_root: str
     serving_dir: str
+    data: DataSettings
     transform: TransformSettings
     trainer: TrainerSettings
     evaluator: EvaluatorSettings = EvaluatorSettings()
@@ -124,23 +126,17 @@ class PipelineConfig:
     vertex_training: Optional[VertexTraining] = None
     enable_cache: bool = True
 
-    def __post_init__(self):
-        for key in ("text_key", "label_key", "vocab_file", "label_names", "task_label_names"):
-            if getattr(self.transform, key) != getattr(self.trainer, key):
-                raise ValueError(f"Transform and Trainer settings disagree on {key}: "
-                                 f"{getattr(self.transform, key)!r} vs {getattr(self.trainer, key)!r}.")
-
     @property
     def text_key(self) -> str:
-        return self.transform.text_key
+        return self.data.text_key
 
     @property
     def label_key(self) -> str:
-        return self.transform.label_key
+        return self.data.label_key
 
     @property
     def label_names(self) -> Tuple[str, ...]:
-        return self.transform.label_names
+        return self.data.label_names
 
     @property
     def num_classes(self) -> int:
@@ -149,7 +145,7 @@ class PipelineConfig:
     @property
     def tasks(self) -> Tuple[Task, ...]:
         """One per label column, each with its classes (components/tasks.py)."""
-        return tasks_of_settings(self.transform)
+        return self.data.tasks
 
 
 def default_pipeline_root(name: str) -> Path:

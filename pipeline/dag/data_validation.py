@@ -67,7 +67,7 @@ def fix_hint(config: PipelineConfig) -> str:
 def vocabulary_hint(config: PipelineConfig) -> str:
     """What the text gate advises when the vocabulary does not fit the texts (low word coverage, many [UNK]): with a
     checkpoint's vocabulary, one learned from the data or a checkpoint for the texts' language."""
-    if config.transform.vocab_mode != "checkpoint":
+    if config.data.vocab_mode != "checkpoint":
         return ""  # learned from this data: more of it, or a larger --vocab-size, is the remedy (the thresholds say)
     section = "docs/data.md, 'Training from scratch, in any language'"
     if not config.trainer.pretrained_dir:  # from scratch, with the packaged vocabulary

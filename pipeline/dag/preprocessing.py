@@ -9,6 +9,7 @@ from typing import Any, List
 
 from tfx import v1 as tfx
 
+from components.settings.data import component_config
 from components.validation import text_checks, text_stats
 from components.validation.frozen_schema import SchemaFreezer
 from components.validation.gates import DataValidationGate
@@ -33,7 +34,7 @@ def preprocessing(config: PipelineConfig, data: DataStage, code_version: str) ->
     accepted text statistics."""
     transform = tfx.components.Transform(
         examples=data.training_examples, schema=data.schema, preprocessing_fn=PREPROCESSING_FN,
-        custom_config=config.transform.to_custom_config(code_version),
+        custom_config=component_config(config.transform, config.data, code_version),
         # No run reads an analyzer cache back (there is no `analyzer_cache` input), so the updated one stays an empty
         # folder; on an object store an empty folder does not exist, and TFX's cache then never reuses this step.
         disable_analyzer_cache=True).with_id(TRANSFORM)

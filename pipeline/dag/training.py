@@ -10,6 +10,7 @@ from typing import Any, List
 from tfx import v1 as tfx
 
 from components.module_files.trainer_executor import VertexTrainer
+from components.settings.data import component_config
 from pipeline.dag.config import DISTILL_RUN_FN, PRETRAIN_RUN_FN, RUN_FN, PipelineConfig, VertexTraining
 from pipeline.dag.data_validation import DataStage
 from pipeline.dag.nodes import DISTILLER, PRETRAINER, TRAINER
@@ -55,7 +56,7 @@ def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, 
             run_fn=PRETRAIN_RUN_FN, examples=transformed, transform_graph=graph, schema=data.schema,
             train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),  # measured on, never trained on
-            custom_config=config.pretrainer.to_custom_config(code_version)).with_id(PRETRAINER)]
+            custom_config=component_config(config.pretrainer, config.data, code_version)).with_id(PRETRAINER)]
         pretrainer[0].add_upstream_node(text.text_gate)
     if config.trainer.warm_start:
         start_from = model_in_service
@@ -72,7 +73,7 @@ def training(config: PipelineConfig, data: DataStage, text: PreprocessingStage, 
         run_fn=RUN_FN, examples=transformed, transform_graph=graph, schema=data.schema,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={**config.trainer.to_custom_config(code_version), **vertex_config},
+        custom_config={**component_config(config.trainer, config.data, code_version), **vertex_config},
         base_model=start_from).with_id(TRAINER)
     trainer.add_upstream_node(text.text_gate)  # nothing is trained when the text checks fail
 

@@ -124,7 +124,7 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     unlabeled = None
     if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
         unlabeled = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
-    transform, trainer, evaluator, pretrainer, distiller = options.component_settings(
+    data, transform, trainer, evaluator, pretrainer, distiller = options.component_settings(
         args, model, label_domains, max_seq_length, unlabeled)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
@@ -141,7 +141,8 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     vertex = options.vertex_training(args, pipeline_root)
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
-        transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer, distiller=distiller,
+        data=data, transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
+        distiller=distiller,
         metadata_path=None,
         orchestrator=options.KUBEFLOW,
         dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, schema_file=schema_file,

@@ -5,7 +5,8 @@ has these (STRING) inputs, each defaulting to the value given at compile time:
 
     data_root       CsvExampleGen's input_base: the folder of CSV files to train on
     train_args      the Trainer's TrainArgs as JSON; "num_steps" caps training (absent: full epochs)
-    trainer_config  the Trainer's custom_config as JSON: every TrainerSettings field (components/settings/trainer.py)
+    trainer_config  the Trainer's custom_config as JSON: every TrainerSettings and DataSettings field
+                    (components/settings/trainer.py, data.py)
     eval_config     the Evaluator's tfma.EvalConfig as JSON, with the accuracy gate
 
 `--param` also sets single fields of the JSON ones, merged into the compiled default: train_steps, every Trainer
@@ -20,6 +21,7 @@ import json
 from typing import Any, Dict, List, Sequence, Tuple
 
 from components.settings import base as settings_lib
+from components.settings.data import read_config
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.trainer import TrainerSettings, hyperparameters
 from pipeline.kubeflow.errors import UserError
@@ -43,8 +45,8 @@ RUNTIME_PARAMETERS = (
                  'TFX TrainArgs as JSON; "num_steps" caps the number of training batches (absent: full epochs).'),
     RuntimeParam("trainer_config", "TRAINER", "custom_config", True,
                  "The Trainer's custom_config as JSON, every setting of components/settings/trainer.py (epochs, "
-                 "batch_size, learning_rate, ...); a value given here replaces the whole object and must hold every "
-                 "key."),
+                 "batch_size, learning_rate, ...) and of components/settings/data.py (the columns, classes and "
+                 "vocabulary); a value given here replaces the whole object and must hold every key."),
     RuntimeParam("eval_config", "EVALUATOR", "eval_config", True,
                  "tfma.EvalConfig as JSON; the SparseCategoricalAccuracy threshold is the blessing gate."),
 )
@@ -146,7 +148,7 @@ def _wires_base_model(spec: dict) -> bool:
 def check_trainer_config(document: dict, spec: dict) -> None:
     """A trainer_config as the Trainer will read it (strictly), and warm_start only where the spec wires it."""
     try:
-        trainer = TrainerSettings.from_custom_config(document)
+        trainer, _ = read_config(TrainerSettings, document)
     except settings_lib.SettingsError as e:
         raise UserError(f"--param trainer_config: {e}") from None
     # A spec compiled with --trainer-workers N runs the Trainer on Vertex AI Training, set up by the ai_platform_*

@@ -83,8 +83,8 @@ def test_the_student_starts_from_the_teachers_own_tensors(first_run, students):
 
     teacher_model = _latest(Path(first_run[0]["pipeline_root"]) / nodes.TRAINER / "model") / "Format-Serving"
     record = distillation.teacher_record(str(teacher_model))
-    teacher, config, settings = distillation.build_teacher(str(teacher_model), record)
-    student, sources, copied = distillation.build_student(teacher, config, settings, 2)
+    teacher, config, settings, data = distillation.build_teacher(str(teacher_model), record)
+    student, sources, copied = distillation.build_student(teacher, config, settings, data, 2)
     assert sources == (1, 3) and config.num_layers == 4
     recorded = _record(Path(students["distilled"][0]["model_uri"]))["distillation"]["copied_tensors"]
     assert copied == recorded and len(copied) == len(student.weights)

@@ -43,17 +43,19 @@ def test_the_trainer_starts_from_exactly_the_adapted_weights(first_run):
 
     from components.model import mlm
     from components.module_files import trainer
+    from components.settings.data import read_config
     from components.settings.trainer import TrainerSettings
 
     root = Path(first_run[0]["pipeline_root"])
     history = json.loads((_latest(root / nodes.TRAINER / "model") / "training_history.json").read_text())
-    settings = TrainerSettings.from_custom_config(history["settings"])
+    settings, data = read_config(TrainerSettings, history["settings"])
     adapted = _pretrainer_model(first_run) / "Format-Serving"
     assert settings.adapted_encoder and history["started_from"] == str(adapted)
     assert settings.pretrained_dir == str(QUICK_CHECKPOINT.resolve())  # the run's checkpoint, which the stage adapted
     graph = _latest(root / nodes.TRANSFORM / "transform_graph")
     start = dataclasses.replace(settings, pretrained_dir=history["started_from"])
-    classifier = trainer._new_classifier(start, tft.TFTransformOutput(str(graph)), len(settings.label_names))
+    vocab_file = trainer.tokenizer_vocab_file(data, tft.TFTransformOutput(str(graph)))
+    classifier = trainer._new_classifier(start, vocab_file, len(data.label_names))
     start = {w.name: w.numpy() for w in classifier.get_layer("bert_encoder").weights}
     reference = {w.name: w.numpy() for w in mlm.load_pretrained_mlm(adapted).encoder.weights}
     assert start.keys() == reference.keys() and len(start) > 10

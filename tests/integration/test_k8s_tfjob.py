@@ -104,6 +104,7 @@ def test_tfjob_companions_validate_against_kubernetes_schema(tmp_path):
 
 
 def test_tfjob_runs_the_training_entry_point_on_the_pipeline_root():
+    from components.settings.data import read_config
     from components.settings.trainer import TrainerSettings
     from pipeline import train_job
 
@@ -138,10 +139,10 @@ def test_tfjob_runs_the_training_entry_point_on_the_pipeline_root():
             assert claim == "bert-pipeline-root" and claim in claims, path
         assert parsed.examples.startswith("/mnt/pipeline/root/Transform/transformed_examples/")
         assert parsed.transform_graph.startswith("/mnt/pipeline/root/Transform/transform_graph/")
-        # --config is the ConfigMap's key, and holds what run_fn reads, strictly (every Trainer setting).
+        # --config is the ConfigMap's key, and holds what run_fn reads, strictly (every Trainer and data setting).
         source = volume_of(parsed.config)["configMap"]["name"]
         assert source == config_map["metadata"]["name"]
-        settings = TrainerSettings.from_custom_config(json.loads(config_map["data"][parsed.config.name]))
+        settings, _ = read_config(TrainerSettings, json.loads(config_map["data"][parsed.config.name]))
         assert settings.pretrained_dir.startswith("/pipeline/data/checkpoints/")
 
 

@@ -205,6 +205,7 @@ def test_every_trainer_setting_is_in_the_runtime_parameter_and_settable_per_run(
     run_fn reads (strictly)."""
     import dataclasses
 
+    from components.settings.data import read_config
     from components.settings.trainer import TrainerSettings, hyperparameters
 
     declared = compiled.spec["root"]["inputDefinitions"]["parameters"]
@@ -214,7 +215,7 @@ def test_every_trainer_setting_is_in_the_runtime_parameter_and_settable_per_run(
         assert field.name in default, field.name
         if field.metadata["flag"]:
             assert default[field.name] == given.get(field.name, field.default), field.name
-    assert TrainerSettings.from_custom_config(default).epochs == 2
+    assert read_config(TrainerSettings, default)[0].epochs == 2
     for field in hyperparameters():
         rule = field.metadata["default_by"]  # a default that follows from other settings
         default_value = rule(TrainerSettings()) if rule else field.default
@@ -228,7 +229,7 @@ def test_every_trainer_setting_is_in_the_runtime_parameter_and_settable_per_run(
         merged = json.loads(parameters.resolve_parameters(compiled.spec, [f"{field.name}={value}"])["trainer_config"])
         expected = {"true": True, "7": 7, "0.25": 0.25}.get(value, value)
         assert merged == {**default, field.name: expected}, field.name
-        assert getattr(TrainerSettings.from_custom_config(merged), field.name) == expected
+        assert getattr(read_config(TrainerSettings, merged)[0], field.name) == expected
 
 
 def test_a_partial_trainer_config_is_refused_before_connecting(stub, cli, compiled):
@@ -304,6 +305,7 @@ def test_one_trainer_worker_keeps_the_plain_trainer(compiled):
 
 
 def test_trainer_workers_run_the_trainer_as_a_vertex_job(vertex_spec, compiled):
+    from components.settings.data import read_config
     from components.settings.trainer import TrainerSettings
 
     tasks = vertex_spec["root"]["dag"]["tasks"]
@@ -323,7 +325,7 @@ def test_trainer_workers_run_the_trainer_as_a_vertex_job(vertex_spec, compiled):
     assert pools == [{"machine_spec": machine, "replica_count": 1, "container_spec": {"image_uri": IMAGE}},
                      {"machine_spec": machine, "replica_count": 2, "container_spec": {"image_uri": IMAGE}}]
     # run_fn reads the same settings as from the plain Trainer's config (the ai_platform_* keys are TFX's).
-    assert TrainerSettings.from_custom_config(config).epochs == 2
+    assert read_config(TrainerSettings, config)[0].epochs == 2
     plain = json.loads(compiled.spec["root"]["inputDefinitions"]["parameters"]["trainer_config"]["defaultValue"])
     assert {k: v for k, v in config.items() if not k.startswith("ai_platform_")} == plain
 

@@ -22,6 +22,7 @@ import tokenizers
 
 from components import features
 from components.module_files import learned_vocab, wordpiece
+from components.settings.data import DataSettings, component_config, read_config
 from components.settings.transform import TransformSettings
 from support import run_local
 from support.korean import COMMON_WORDS, LABELS, UNK_ID, korean_corpus, nfd
@@ -55,16 +56,17 @@ def test_learn_wordpiece_vocab_layout_and_determinism():
 
 
 def test_learned_vocab_settings():
-    s = TransformSettings("text", "label", "", vocab_mode="learn", learned_vocab_size=500)
-    config = s.to_custom_config()
+    s, data = TransformSettings(learned_vocab_size=500), DataSettings(vocab_mode="learn")
+    config = component_config(s, data)
     assert json.loads(json.dumps(config)) == config
-    assert TransformSettings.from_custom_config(config) == s
-    assert TransformSettings("text", "label", "", vocab_mode="learn").learned_vocab_size == \
-        TransformSettings.learned_vocab_size
+    assert read_config(TransformSettings, config) == (s, data)
+    assert TransformSettings().learned_vocab_size == 8000
     for bad in (dict(vocab_file="v.txt", vocab_mode="learn"), dict(vocab_file="", vocab_mode="checkpoint"),
-                dict(vocab_file="", vocab_mode="bpe"), dict(vocab_file="", vocab_mode="learn", learned_vocab_size=5)):
+                dict(vocab_file="", vocab_mode="bpe")):
         with pytest.raises(ValueError):
-            TransformSettings("text", "label", **bad)
+            DataSettings(**bad)
+    with pytest.raises(ValueError):
+        TransformSettings(learned_vocab_size=5)
 
 
 # --- a real TF Transform run ---
@@ -78,8 +80,9 @@ def korean_run(tmp_path_factory):
     # A few rows exercise specials written in the text, Latin script and an empty text.
     rows += [{"text": "[CLS] 영화 [SEP] 최고 MOVIE", "label": LABELS[0]}, {"text": "", "label": LABELS[1]}]
     spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
-    settings = TransformSettings("text", "label", "", vocab_mode="learn", max_seq_length=MAX_LEN, label_names=LABELS)
-    out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("korean"), rows, spec, settings)
+    data = DataSettings("text", "label", label_names=LABELS, vocab_mode="learn")
+    out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("korean"), rows, spec, data,
+                                         TransformSettings(max_seq_length=MAX_LEN))
     vocab_file = tft.TFTransformOutput(str(out_dir)).vocabulary_file_by_name(features.LEARNED_VOCAB_NAME)
     assert vocab_file, f"no {features.LEARNED_VOCAB_NAME} among the assets of {out_dir}"
     vocab = Path(vocab_file).read_text(encoding="utf-8").splitlines()

@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from components import features
 from components.module_files import preprocessing, wordpiece
+from components.settings.data import DataSettings, component_config, read_config
 from components.settings.transform import TransformSettings
 from pipeline.data.assets import ensure_checkpoint
 from support import FIXTURES
@@ -73,9 +74,9 @@ def tricky_run(tmp_path_factory, vocab_file):
     texts = list(TRICKY.values())
     rows = [{"text": t, "label": LABELS[i % len(LABELS)]} for i, t in enumerate(texts)]
     spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
-    settings = TransformSettings("text", "label", vocab_file, lower_case=True, max_seq_length=MAX_LEN,
-                                 label_names=DOMAIN)
-    out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("tricky"), rows, spec, settings)
+    data = DataSettings("text", "label", label_names=DOMAIN, vocab_file=vocab_file, lower_case=True)
+    out, out_dir = analyze_and_transform(tmp_path_factory.mktemp("tricky"), rows, spec, data,
+                                         TransformSettings(max_seq_length=MAX_LEN))
     return rows, out, out_dir
 
 
@@ -136,8 +137,8 @@ def test_fixture_cases_without_label(tmp_path, vocab_file):
     max_len = fixture["max_length"]
     rows = [{"text": [c["text"]]} for c in fixture["cases"]]
     spec = {"text": tf.io.FixedLenFeature([1], tf.string)}
-    settings = TransformSettings("text", "label", vocab_file, lower_case=True, max_seq_length=max_len)
-    out, _ = analyze_and_transform(tmp_path, rows, spec, settings)
+    data = DataSettings("text", "label", vocab_file=vocab_file, lower_case=True)
+    out, _ = analyze_and_transform(tmp_path, rows, spec, data, TransformSettings(max_seq_length=max_len))
     assert all(features.LABEL_ID_KEY not in r for r in out)
     for case, row in zip(fixture["cases"], out):
         assert row[features.WORD_IDS_KEY] == case["input_ids"], repr(case["text"])
@@ -274,12 +275,15 @@ def test_invalid_utf8_is_replaced_then_dropped(tokenizer, ckpt):
 
 
 def test_transform_settings_round_trip(vocab_file):
-    s = TransformSettings("review", "stars", vocab_file, lower_case=False, max_seq_length=64, label_names=("1", "2"))
-    config = s.to_custom_config()
+    s = TransformSettings(max_seq_length=64)
+    data = DataSettings("review", "stars", label_names=("1", "2"), vocab_file=vocab_file, lower_case=False)
+    config = component_config(s, data)
     assert json.loads(json.dumps(config)) == config
-    assert TransformSettings.from_custom_config(config) == s
+    assert read_config(TransformSettings, config) == (s, data)
     with pytest.raises(ValueError, match="Transform custom_config has missing key"):
-        TransformSettings.from_custom_config({"text_key": "x"})
+        read_config(TransformSettings, {"text_key": "x"})
+    with pytest.raises(ValueError, match="Transform custom_config holds the data settings too: .*missing key"):
+        read_config(TransformSettings, s.to_custom_config())
 
 
 # --- head+tail truncation (--truncation head_tail) ---
@@ -330,9 +334,9 @@ def test_head_tail_in_the_transform_graph_serves_the_same_ids(tmp_path, vocab_fi
     texts = list(TRICKY.values())
     rows = [{"text": t, "label": "pos"} for t in texts]
     spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.string)}
-    settings = TransformSettings("text", "label", vocab_file, lower_case=True, max_seq_length=32,
-                                 label_names=DOMAIN, truncation="head_tail")
-    out, out_dir = analyze_and_transform(tmp_path / "run", rows, spec, settings)
+    data = DataSettings("text", "label", label_names=DOMAIN, vocab_file=vocab_file, lower_case=True)
+    out, out_dir = analyze_and_transform(tmp_path / "run", rows, spec, data,
+                                         TransformSettings(max_seq_length=32, truncation="head_tail"))
     expected = _tokenize_cut(tokenizer, texts, 32)
     assert [r[features.WORD_IDS_KEY] for r in out] == expected
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH="")

@@ -3,6 +3,7 @@ tests/integration/test_preprocessing.py and test_learned_vocab.py."""
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import apache_beam as beam
 import numpy as np
@@ -11,16 +12,18 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 
 from components.module_files import preprocessing
+from components.settings.data import DataSettings, component_config
 from components.settings.transform import TransformSettings
 
 
-def analyze_and_transform(tmp: Path, rows, feature_spec, settings: TransformSettings):
+def analyze_and_transform(tmp: Path, rows, feature_spec, data: DataSettings,
+                          settings: Optional[TransformSettings] = None):
     """Runs the real preprocessing_fn through TF Transform and writes the transform output.
 
     Returns (transformed rows in input order, transform output dir). A `row` column is passed through
     beside the module's outputs only to restore the order.
     """
-    config = settings.to_custom_config()
+    config = component_config(settings or TransformSettings(), data)
     metadata = dataset_metadata.DatasetMetadata.from_feature_spec(
         {**feature_spec, "row": tf.io.FixedLenFeature([], tf.int64)})
     rows = [{**r, "row": i} for i, r in enumerate(rows)]

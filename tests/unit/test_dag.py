@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from components.settings.data import DataSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from pipeline.dag import nodes
@@ -21,8 +22,8 @@ def config(tmp_path, **kw) -> PipelineConfig:
     labels = ("neg", "pos")
     return PipelineConfig(
         pipeline_root=str(tmp_path / "root"), data_root=str(tmp_path / "data"), serving_dir=str(tmp_path / "serving"),
-        transform=TransformSettings(vocab_file="/v.txt", label_names=labels),
-        trainer=TrainerSettings(vocab_file="/v.txt", label_names=labels), schema_file=str(tmp_path / "schema.pbtxt"),
+        data=DataSettings(vocab_file="/v.txt", label_names=labels), transform=TransformSettings(),
+        trainer=TrainerSettings(), schema_file=str(tmp_path / "schema.pbtxt"),
         metadata_path=str(tmp_path / "m.sqlite"), **kw)
 
 
@@ -118,7 +119,7 @@ def test_optional_nodes_join_their_stage(tmp_path):
 
     base = config(tmp_path)
     variant = dataclasses.replace(base, schema_file=None, use_spans=True, spans_window=2, orchestrator="kubeflow",
-                                  pretrainer=PretrainerSettings(pretrain_epochs=1, vocab_file="/v.txt"))
+                                  pretrainer=PretrainerSettings(pretrain_epochs=1))
     built = {c.id: c for c in create_pipeline(variant).components}
     ids = list(built)
     assert nodes.SCHEMA_CURATOR in ids and nodes.IMPORT_SCHEMA_GEN not in ids

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from components.settings import base as settings_lib
+from components.settings.data import DataSettings, component_config, read_config
 from components.settings.distillation import DistillerSettings
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
 from components.settings.evaluator import EvaluatorSettings
@@ -34,7 +35,7 @@ from pipeline.kubeflow import cli as kfp_cli
 from pipeline.kubeflow import options as kfp_options
 from pipeline.run_local import build_parser as local_parser
 
-SETTINGS = (TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
+SETTINGS = (DataSettings, TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
 # default None: chosen from --pretrained (the vocabulary), from --dataset (the label columns)
 CHOSEN_BY_THE_FRONT_DOOR = {"vocab_mode", "learned_vocab_size", "label_key"}
 
@@ -104,28 +105,50 @@ def test_hyperparameters_are_the_trainer_settings_with_a_flag():
 
 
 def test_custom_config_round_trip_is_strict():
-    trainer = TrainerSettings(vocab_file="/v.txt", pretrained_dir="/ckpt", epochs=5)
-    config = trainer.to_custom_config("abc123")
+    trainer, data = TrainerSettings(pretrained_dir="/ckpt", epochs=5), DataSettings(vocab_file="/v.txt")
+    config = component_config(trainer, data, "abc123")
     assert json.loads(json.dumps(config)) == config and config["code_version"] == "abc123"
-    assert set(config) == {f.name for f in dataclasses.fields(TrainerSettings)} | {"code_version"}
-    assert TrainerSettings.from_custom_config(config) == trainer
+    assert set(config) == {f.name for cls in (TrainerSettings, DataSettings) for f in dataclasses.fields(cls)} | {
+        "code_version"}
+    assert read_config(TrainerSettings, config) == (trainer, data)
 
     partial = {k: v for k, v in config.items() if k not in ("pretrained_dir", "seed")}
     with pytest.raises(settings_lib.SettingsError) as error:
-        TrainerSettings.from_custom_config(partial)
+        read_config(TrainerSettings, partial)
     assert "Trainer custom_config has missing key(s) pretrained_dir, seed" in str(error.value)
+    with pytest.raises(settings_lib.SettingsError, match="holds the data settings too: .* missing key\\(s\\) text_key"):
+        read_config(TrainerSettings, {k: v for k, v in config.items() if k != "text_key"})
     with pytest.raises(settings_lib.SettingsError, match="unknown key\\(s\\) epoch_count"):
-        TrainerSettings.from_custom_config({**config, "epoch_count": 3})
+        read_config(TrainerSettings, {**config, "epoch_count": 3})
     with pytest.raises(settings_lib.SettingsError, match="Trainer setting 'epochs' must be int, not '5'"):
-        TrainerSettings.from_custom_config({**config, "epochs": "5"})
+        read_config(TrainerSettings, {**config, "epochs": "5"})
     with pytest.raises(settings_lib.SettingsError, match="Trainer setting 'pooling' must be one of cls, mean"):
-        TrainerSettings.from_custom_config({**config, "pooling": "max"})
+        read_config(TrainerSettings, {**config, "pooling": "max"})
     with pytest.raises(settings_lib.SettingsError, match="must be a JSON object"):
-        TrainerSettings.from_custom_config(None)
+        read_config(TrainerSettings, None)
     # An integer where a float is expected is a float (JSON has one number type).
-    assert TrainerSettings.from_custom_config({**config, "learning_rate": 1}).learning_rate == 1.0
+    assert read_config(TrainerSettings, {**config, "learning_rate": 1})[0].learning_rate == 1.0
     with pytest.raises(settings_lib.SettingsError, match="Transform custom_config has missing key"):
-        TransformSettings.from_custom_config({"text_key": "text"})
+        read_config(TransformSettings, {"text_key": "text"})
+
+
+def test_each_setting_is_declared_by_one_class_and_the_data_once():
+    """The columns, classes and vocabulary are the data's settings alone: no component's class declares one again
+    (Transform and the Trainers read them from the same object of their custom_config), so a PipelineConfig has one
+    DataSettings and nothing to cross-check."""
+    from pipeline.dag.config import PipelineConfig
+
+    owners = {}
+    for cls in SETTINGS + (EncoderTrainingSettings,):
+        for field in settings_lib.declared_fields(cls):
+            owners.setdefault(field.name, []).append(cls.__name__)
+    assert {name: classes for name, classes in owners.items() if len(classes) > 1} == {}
+    data_fields = {f.name for f in dataclasses.fields(DataSettings)}
+    assert {"text_key", "label_key", "label_names", "task_label_names", "vocab_file", "lower_case"} <= data_fields
+    for cls in (TransformSettings, TrainerSettings, PretrainerSettings):
+        assert not data_fields & {f.name for f in dataclasses.fields(cls)}, cls.__name__
+    assert not hasattr(PipelineConfig, "__post_init__")
+    assert [f.name for f in dataclasses.fields(PipelineConfig) if f.type in ("DataSettings", DataSettings)] == ["data"]
 
 
 def test_the_learning_rate_default_follows_the_checkpoint_by_its_named_rule():
@@ -143,14 +166,13 @@ def test_the_shared_training_settings_are_declared_once_and_copied_whole():
     """TrainerSettings and PretrainerSettings extend EncoderTrainingSettings: neither re-declares a shared field, one
     flag sets both, and the Pretrainer copies every shared field from the Trainer."""
     shared = set(shared_fields())
-    assert {"batch_size", "precision", "seed", "pretrained_dir", "vocab_file"} <= shared
+    assert {"batch_size", "precision", "seed", "pretrained_dir"} <= shared
     for cls in (TrainerSettings, PretrainerSettings):
         assert issubclass(cls, EncoderTrainingSettings)
         assert not shared & {f.name for f in settings_lib.declared_fields(cls)}, cls.__name__
-    trainer = TrainerSettings(pretrained_dir="/ckpt", vocab_file="/ckpt/vocab.txt", batch_size=7, seed=3,
-                              precision="mixed_bfloat16", weight_decay=0.2, warmup_ratio=0.3, text_key="review")
-    pretrainer = PretrainerSettings.derived_from(trainer, TransformSettings(text_key="review", vocab_file="v"),
-                                                 pretrain_epochs=1)
+    trainer = TrainerSettings(pretrained_dir="/ckpt", batch_size=7, seed=3,
+                              precision="mixed_bfloat16", weight_decay=0.2, warmup_ratio=0.3)
+    pretrainer = PretrainerSettings.derived_from(trainer, pretrain_epochs=1)
     assert {name: getattr(pretrainer, name) for name in shared} == {name: getattr(trainer, name) for name in shared}
     parser = local_parser()
     assert sum("--batch-size" in a.option_strings for a in parser._actions) == 1
@@ -171,7 +193,7 @@ def test_run_fn_refuses_a_partial_trainer_config_before_anything_else():
     model trained from scratch."""
     from components.module_files import trainer
 
-    config = TrainerSettings(vocab_file="/v.txt", pretrained_dir="/ckpt").to_custom_config()
+    config = component_config(TrainerSettings(pretrained_dir="/ckpt"), DataSettings(vocab_file="/v.txt"))
     del config["pretrained_dir"]
     with pytest.raises(settings_lib.SettingsError, match="missing key\\(s\\) pretrained_dir"):
         trainer.run_fn(SimpleNamespace(custom_config=config))
@@ -211,8 +233,8 @@ def test_local_config_from_a_checkpoint(tmp_path):
     config, warnings = _local("--data-root", _data(tmp_path), "--pretrained", ckpt, "--pipeline-root",
                               tmp_path / "root", "--epochs", "4", "--max-seq-length", "64")
     assert warnings == []
-    assert config.transform.vocab_mode == "checkpoint" and config.transform.lower_case is False  # tokenizer_config
-    assert config.transform.vocab_file == config.trainer.vocab_file == str(ckpt / "vocab.txt")
+    assert config.data.vocab_mode == "checkpoint" and config.data.lower_case is False  # tokenizer_config
+    assert config.data.vocab_file == str(ckpt / "vocab.txt")
     assert config.trainer.pretrained_dir == str(ckpt) and config.trainer.epochs == 4
     assert config.trainer.learning_rate == FINETUNE_LEARNING_RATE  # fine-tuning
     assert config.label_names == ("neg", "pos")
@@ -222,8 +244,8 @@ def test_local_config_from_a_checkpoint(tmp_path):
 
 def test_local_config_from_scratch_learns_a_vocabulary_with_a_larger_learning_rate(tmp_path):
     config, _ = _local("--data-root", _data(tmp_path), "--pretrained", "none", "--vocab-size", "500")
-    assert config.transform.vocab_mode == "learn" and config.transform.vocab_file == ""
-    assert config.transform.learned_vocab_size == 500 and config.transform.lower_case is True
+    assert config.data.vocab_mode == "learn" and config.data.vocab_file == ""
+    assert config.transform.learned_vocab_size == 500 and config.data.lower_case is True
     assert config.trainer.pretrained_dir is None and config.trainer.learning_rate == SCRATCH_LEARNING_RATE
     config, _ = _local("--data-root", _data(tmp_path / "b"), "--pretrained", "none", "--learning-rate", "0.01")
     assert config.trainer.learning_rate == 0.01
@@ -258,8 +280,8 @@ def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
     args = _compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r"])
     config = kfp_options.kubeflow_config(args)
     assert config.trainer.pretrained_dir == options.IMAGE_CHECKPOINT
-    assert config.transform.vocab_file == f"{options.IMAGE_CHECKPOINT}/vocab.txt"
-    assert config.transform.lower_case is True  # all-MiniLM-L6-v2's tokenizer_config says do_lower_case
+    assert config.data.vocab_file == f"{options.IMAGE_CHECKPOINT}/vocab.txt"
+    assert config.data.lower_case is True  # all-MiniLM-L6-v2's tokenizer_config says do_lower_case
     assert config.serving_dir == "gs://b/r/serving" and config.orchestrator == "kubeflow"
     assert set(config.label_names) == {"fresh", "rotten"}  # from schema/rotten_tomatoes/schema.pbtxt
     for argv, fragment in [(["--max-seq-length", "1024"], "max_position_embeddings"),
@@ -268,15 +290,6 @@ def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
         with pytest.raises(InputError, match=fragment):
             kfp_options.kubeflow_config(_compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r",
                                                                   *argv]))
-
-
-def test_transform_and_trainer_must_agree():
-    from pipeline.dag.config import PipelineConfig
-
-    with pytest.raises(ValueError, match="disagree on text_key"):
-        PipelineConfig(pipeline_root="r", data_root="d", serving_dir="s",
-                       transform=TransformSettings(text_key="review", vocab_file="v.txt"),
-                       trainer=TrainerSettings(vocab_file="v.txt"))
 
 
 def test_auto_sequence_length_covers_the_training_texts(tmp_path):

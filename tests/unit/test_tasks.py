@@ -59,21 +59,22 @@ def test_task_weights_are_one_per_column_and_default_to_equal():
 
 def test_the_settings_hold_one_domain_per_label_column():
     from components.settings.base import SettingsError
+    from components.settings.data import DataSettings
     from components.settings.trainer import TrainerSettings
-    from components.settings.transform import TransformSettings
 
-    settings = TransformSettings(vocab_file="v.txt", label_key="rating,condition",
-                                 task_label_names=(("neg", "pos"), ("acne", "pain")))
-    again = TransformSettings.from_custom_config(settings.to_custom_config())
+    settings = DataSettings(vocab_file="v.txt", label_key="rating,condition",
+                            task_label_names=(("neg", "pos"), ("acne", "pain")))
+    again = DataSettings.from_custom_config(settings.to_custom_config())
     assert again == settings and again.task_label_names == (("neg", "pos"), ("acne", "pain"))
+    assert [t.classes for t in again.tasks] == [("neg", "pos"), ("acne", "pain")]
     with pytest.raises(SettingsError, match="has 1 domain\\(s\\) for the 2 label column"):
-        TransformSettings(vocab_file="v.txt", label_key="rating,condition", task_label_names=(("neg", "pos"),))
+        DataSettings(vocab_file="v.txt", label_key="rating,condition", task_label_names=(("neg", "pos"),))
     with pytest.raises(SettingsError, match="'label_names' must be empty with several label columns"):
-        TransformSettings(vocab_file="v.txt", label_key="a,b", label_names=("x",), task_label_names=(("x",), ("y",)))
+        DataSettings(vocab_file="v.txt", label_key="a,b", label_names=("x",), task_label_names=(("x",), ("y",)))
     with pytest.raises(SettingsError, match="list of lists of strings"):
-        TransformSettings.from_custom_config({**settings.to_custom_config(), "task_label_names": ["neg", "pos"]})
+        DataSettings.from_custom_config({**settings.to_custom_config(), "task_label_names": ["neg", "pos"]})
     with pytest.raises(SettingsError, match="task_weights"):
-        TrainerSettings(label_key="a,b", task_weights="1,2,3")
+        TrainerSettings(task_weights="1,2,3").task_weights_of("a,b")
 
 
 # The front door, per column -----------------------------------------------------------------------------------------
