@@ -30,13 +30,15 @@ import time
 import traceback
 from typing import List, Optional
 
+from components.release import run_summary
 from components.runtime import storage
 from components.runtime.quiet_exit import quiet_exit
 from components.runtime.storage import is_uri
-from pipeline.cli import console, inputs, options
+from pipeline.cli import inputs, options
 from pipeline.cli.locations import S3_ENDPOINT_HELP, local_path, state_dir
 from pipeline.dag.config import OUTPUTS_DIR
 from pipeline.data import assets
+from pipeline.local import console, reports
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,10 +119,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     with console.LogFile(enabled=not args.verbose) as log:
         status, summary, config = _main(args, log)
     if config is not None:
-        write_reports(args, config.pipeline_root, summary)
-        from pipeline.cli.summary import summary_lines
-
-        print("\n".join(summary_lines(summary)), flush=True)
+        reports.write_summaries(summary, args.summary_json and str(args.summary_json), config.pipeline_root)
+        print("\n".join(console.summary_lines(summary)), flush=True)
     return status
 
 
@@ -156,19 +156,19 @@ def _run(config, warnings: List[str], err):
 
     from components.release.serving_check import ServingCheckError
     from components.validation.gates import DataValidationError
-    from pipeline.cli import summary as s
     from pipeline.dag import beam_dependencies
     from pipeline.dag.pipeline import create_pipeline, local_ir
+    from pipeline.local.record import execution_state
+    from pipeline.local.step_figures import step_figure
 
-    reporter = console.StepReporter(
-        0, lambda node, execution: s.step_figure(config.metadata_path, node, execution))
+    reporter = console.StepReporter(0, lambda node, execution: step_figure(config.metadata_path, node, execution))
     start = time.time()
     error, status = None, 0
     try:
         pipeline = create_pipeline(config)
         beam_dependencies.skip_tfx_package()
         reporter.steps = console.count_steps(pipeline)
-        with reporter.watching(lambda execution: s.execution_state(config.metadata_path, execution)):
+        with reporter.watching(lambda execution: execution_state(config.metadata_path, execution)):
             tfx.orchestration.LocalDagRunner().run_with_ir(local_ir(pipeline))
     except Exception as e:  # noqa: BLE001 - reported as one line below, with the component's own message
         refusals = (DataValidationError, ServingCheckError)  # the data, or the model, refused with the reason
@@ -189,11 +189,9 @@ def _run(config, warnings: List[str], err):
             error, status = (f"step {failed or 'pipeline'} failed ({reason}); {step_advice(failed)} (traceback in "
                              f"{log})"), 1
         print(f"error: {error}", file=err, flush=True)
-    summary = s.collect_summary(config, time.time() - start, warnings, error)
+    summary = reports.summary_of_run(config, time.time() - start, warnings, error)
     try:  # the report, of a finished or a stopped run alike; a failure to draw it never changes the run's outcome
-        from pipeline.cli.report import write_report
-
-        summary["report"] = write_report(config, summary)
+        summary.report = reports.write_report(config, summary)
     except Exception as e:  # noqa: BLE001 - reported in one line
         print(f"warning: the run report could not be written ({type(e).__name__}: {str(e)[:200]})", file=err,
               flush=True)
@@ -215,40 +213,24 @@ def step_advice(node: Optional[str]) -> str:
     return advice + "; the same command, run again, resumes after the last finished step"
 
 
-def write_reports(args: argparse.Namespace, pipeline_root, summary: dict) -> None:
-    """The summary to --summary-json, and the anomalies and warnings to <pipeline_root>/anomalies.json (machine-
-    readable, for whatever watches the pipeline: empty lists when the data passed every check)."""
-    from pipeline.cli.summary import ANOMALIES_REPORT, write_json
-
-    if args.summary_json:
-        write_json(str(args.summary_json), summary)
-    if pipeline_root is not None:
-        write_json(os.path.join(str(pipeline_root), ANOMALIES_REPORT),
-                   {key: summary.get(key) for key in ("dataset", "data_root", "error", "anomalies", "warnings")})
-
-
 def report_input_error(args: argparse.Namespace, error: Exception) -> None:
     """The reports of a run the input checks refused before anything ran."""
     problem = error.as_problem() if isinstance(error, inputs.InputError) else {
         "split": "", "feature": "(input)", "kind": "ASSET_UNAVAILABLE", "description": str(error)}
-    summary = {"dataset": args.dataset if args.data_root is None else "custom",
-               "data_root": str(args.data_root.resolve()) if isinstance(args.data_root, Path) else args.data_root,
-               "error": str(error),
-               "anomalies": [problem], "warnings": [], "components": {}, "blessed": False, "pushed": False,
-               "pushed_dir": None}
+    summary = run_summary.refused(
+        args.dataset if args.data_root is None else "custom",
+        str(args.data_root.resolve()) if isinstance(args.data_root, Path) else args.data_root, problem, str(error))
     # Into an existing pipeline root only (retraining: the report sits with the earlier runs); a refused first
     # command leaves nothing behind. --summary-json gets the record either way.
     root = options.local_pipeline_root(args)
     stores_answered = getattr(error, "kind", "") != "STORAGE_UNAVAILABLE"  # else a URI is the problem: none is used
     if root is not None and is_uri(root):  # the pipeline root's folder exists on a store that answered
-        import tensorflow as tf
-
-        usable = stores_answered and tf.io.gfile.isdir(root)
+        usable = stores_answered and storage.is_dir(root)
     else:
         usable = root is not None and root.is_dir()
     if not stores_answered and args.summary_json is not None and is_uri(args.summary_json):
         args.summary_json = None
-    write_reports(args, root if usable else None, summary)
+    reports.write_summaries(summary, args.summary_json and str(args.summary_json), str(root) if usable else None)
 
 
 def main_exit() -> None:

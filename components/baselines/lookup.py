@@ -23,6 +23,7 @@ both the local runner and the Kubeflow compiler turn caching off for them.
 # No `from __future__ import annotations` here: TFX's @component reads the real type hints.
 import json
 import os
+from typing import Optional
 
 from tfx import v1 as tfx
 
@@ -61,6 +62,12 @@ def found(artifact) -> bool:
 def source(artifact) -> str:
     """The folder a found baseline was copied from ("" when none was found)."""
     return lookup_record(artifact).get("source", "") if artifact is not None else ""
+
+
+def baseline_folder(artifact) -> Optional[str]:
+    """Where a baseline is, for people: the folder BaselineLookup copied it from, or a baseline's own URI when it
+    was given directly (not a lookup output); None when there is none."""
+    return (source(artifact) or artifact.uri) if found(artifact) else None
 
 
 def _mark(artifact, record: dict) -> None:

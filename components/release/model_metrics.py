@@ -1,6 +1,6 @@
 """What a model scores: the Evaluator's metrics (TFMA), and the exported model on a split of raw texts.
 
-Used by the run summary (pipeline/cli/summary.py) and the model card (components/release/model_card.py).
+Used by the run summary (components/release/run_summary.py) and the model card (components/release/model_card.py).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 
 from components.features import TRAINING_HISTORY_FILE
 from components.release.model_metrics import classes_averaged
+from components.release.run_summary import RunSummary
 from components.settings.evaluator import EvaluatorSettings
 from components.tasks import label_columns
 
@@ -136,9 +137,9 @@ def share(counts: Dict[str, float]) -> Dict[str, float]:
     return {k: v / max(sum(counts.values()), 1) for k, v in counts.items()}
 
 
-def data_section(context: ReportContext, summary: dict) -> str:
+def data_section(context: ReportContext, summary: RunSummary) -> str:
     parts = []
-    counts = summary.get("examples_per_split")
+    counts = summary.examples_per_split
     if not counts:
         return _p("No statistics: the run stopped before StatisticsGen.")
     parts.append(_figure(lambda ax: (ax.bar(list(counts), list(counts.values())), ax.set_ylabel("examples"),
@@ -184,7 +185,7 @@ def data_section(context: ReportContext, summary: dict) -> str:
             ax.set_xlabel("WordPiece tokens per text (train split)")
             ax.legend()
         parts.append(_figure(histogram, "Token lengths" + (" against the baseline" if before else "")))
-    text = summary.get("text_statistics", {}).get("train")
+    text = (summary.text_statistics or {}).get("train")
     if text and text.get("examples"):
         parts.append(_p(f"Train split: {text['truncated']} of {text['examples']} texts truncated "
                         f"({text['truncated_share']:.1%}); [UNK] {text['unk_share']:.2%} of tokens; {text['empty']} "
@@ -192,8 +193,8 @@ def data_section(context: ReportContext, summary: dict) -> str:
     return "".join(parts)
 
 
-def validation_section(summary: dict) -> str:
-    anomalies, warnings = summary.get("anomalies", []), summary.get("warnings", [])
+def validation_section(summary: RunSummary) -> str:
+    anomalies, warnings = summary.anomalies, summary.warnings
     if not anomalies and not warnings:
         return _p("No anomaly and no warning: the data passed every check.")
     parts = []
@@ -207,10 +208,10 @@ def validation_section(summary: dict) -> str:
     return "".join(parts)
 
 
-def training_section(summary: dict) -> str:
+def training_section(summary: RunSummary) -> str:
     import tensorflow as tf
 
-    model_uri = summary.get("model_uri")
+    model_uri = summary.model_uri
     path = os.path.join(model_uri, TRAINING_HISTORY_FILE) if model_uri else ""
     if not path or not tf.io.gfile.exists(path):
         return _p("No training history: the run stopped before the Trainer.")
@@ -239,17 +240,17 @@ def training_section(summary: dict) -> str:
         _p(kept)])
 
 
-def evaluation_section(context: ReportContext, summary: dict) -> str:
+def evaluation_section(context: ReportContext, summary: RunSummary) -> str:
     """The gates, the blessing and the test split's figures; one table of gates, and one block of test figures, per
     task with several label columns."""
     parts = []
-    metrics = summary.get("eval_metrics")
+    metrics = summary.eval_metrics
     if not metrics:
         parts.append(_p("No evaluation: the run stopped before the Evaluator."))
     else:
         gates = context.evaluator
-        baseline = summary.get("baseline_model")
-        served = summary.get("baseline_eval_metrics") or {}
+        baseline = summary.baseline_model
+        served = summary.baseline_eval_metrics or {}
         prefixes = sorted({k.split("/")[0] + "/" for k in metrics if "/" in k}) or [""]
         rows = [[f"{prefix}{name}", metrics.get(prefix + key), served.get(prefix + key, "–"), f">= {low}",
                  f"drop <= {drop}" if baseline else "no model in service"]
@@ -264,12 +265,12 @@ def evaluation_section(context: ReportContext, summary: dict) -> str:
                 parts.append(_p(f"{prefix}macro F1 (eval) averages {over}."))
         parts.append(_p(f"Compared with the model in service: {baseline}." if baseline else
                         "No model in service yet: the candidate was judged on the absolute gates alone."))
-        if summary.get("blessed"):
+        if summary.blessed:
             parts.append(_p("Blessed: every threshold passed" + (" for every task." if prefixes != [""] else ".")))
         else:
-            parts.append(_p("Not blessed: " + ("; ".join(summary.get("not_blessed_because") or []) or "see above")
+            parts.append(_p("Not blessed: " + ("; ".join(summary.not_blessed_because or []) or "see above")
                             + "."))
-    test = summary.get("test_metrics") or {}
+    test = summary.test_metrics or {}
     for task, scores in (test.get("tasks") or {"": test}).items():
         if scores.get("confusion"):
             parts.append(test_figures(scores, f" ({task})" if task else ""))
@@ -314,10 +315,10 @@ def test_figures(test: dict, task: str = "") -> str:
     return "".join(parts)
 
 
-def timings_section(summary: dict) -> str:
-    components = summary.get("components") or {}
+def timings_section(summary: RunSummary) -> str:
+    components = summary.components
     if not components:
-        return _p(summary.get("timings_note") or "No step ran.")
+        return _p(summary.timings_note or "No step ran.")
     names = list(components)
     seconds = [components[n].get("seconds") or 0 for n in names]
     colours = ["#bbb" if components[n].get("state") == "CACHED" else "#3b7dd8" for n in names]
@@ -331,10 +332,10 @@ def timings_section(summary: dict) -> str:
             _p("From the cache: " + (", ".join(cached) if cached else "none") + "."))
 
 
-def run_section(summary: dict) -> str:
-    rows = [["dataset", summary.get("dataset")], ["model", summary.get("model")],
-            ["wall time", f"{summary.get('wall_seconds')} s"], ["blessed", summary.get("blessed")],
-            ["pushed", summary.get("pushed_dir") or "no"]]
+def run_section(summary: RunSummary) -> str:
+    wall = "see the Kubeflow run" if summary.wall_seconds is None else f"{summary.wall_seconds} s"
+    rows = [["dataset", summary.dataset], ["model", summary.model], ["wall time", wall],
+            ["blessed", summary.blessed], ["pushed", summary.pushed_dir or "no"]]
     return _table(["", ""], rows)
 
 
@@ -344,7 +345,7 @@ td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:t
 .error{background:#fdecea;color:#8a1c12;padding:.75rem;border-radius:4px;white-space:pre-line}"""
 
 
-def render(context: ReportContext, summary: dict) -> str:
+def render(context: ReportContext, summary: RunSummary) -> str:
     bodies = {
         "Run": run_section(summary),
         "Data": data_section(context, summary),
@@ -353,7 +354,7 @@ def render(context: ReportContext, summary: dict) -> str:
         "Evaluation": evaluation_section(context, summary),
         "Timings": timings_section(summary),
     }
-    error = summary.get("error")
+    error = summary.error
     top = f'<p class="error">This run stopped: {html.escape(error)}</p>' if error else ""
     sections = "".join(f'<h2 id="{name.lower()}">{name}</h2>{bodies[name]}' for name in SECTIONS)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '

@@ -1,7 +1,6 @@
 """Facts of a run read from its artifacts (by URI, local or remote): the anomalies and warnings the validators
-recorded, the examples per split, and why TFMA did not bless a model. Shared by the local run's summary
-(pipeline/cli/summary.py, which finds the artifacts in ML Metadata) and the Kubeflow run report
-(components/release/run_report.py, which is handed them)."""
+recorded, the examples per split, and why TFMA did not bless a model. Read by the run summary
+(components/release/run_summary.py) and each step's key figure (pipeline/local/step_figures.py)."""
 
 from __future__ import annotations
 

@@ -8,9 +8,10 @@ code that reads them and composed here.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional, Tuple
 
+from components.release.run_summary import RunSetup
 from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
@@ -146,6 +147,18 @@ class PipelineConfig:
     def tasks(self) -> Tuple[Task, ...]:
         """One per label column, each with its classes (components/tasks.py)."""
         return self.data.tasks
+
+    def run_setup(self) -> RunSetup:
+        """What the run summary says was asked (components/release/run_summary.py), the same on every runner."""
+        pretrained = self.trainer.pretrained_dir
+        student = f", student of {self.distiller.student_layers} layers" if self.distiller.enabled else ""
+        return RunSetup(
+            dataset=self.dataset, data_root=self.data_root, schema=self.schema_origin or self.schema_file,
+            schema_source=self.schema_source,
+            model=(f"pretrained:{PurePosixPath(pretrained).name}" if pretrained else self.trainer.model_size) + student,
+            student_layers=self.distiller.student_layers,
+            model_size=PurePosixPath(pretrained).name if pretrained else self.trainer.model_size,
+            max_seq_length=self.transform.max_seq_length, text_key=self.text_key, label_key=self.label_key)
 
 
 def default_pipeline_root(name: str) -> Path:

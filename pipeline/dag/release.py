@@ -4,6 +4,7 @@ the stock TF Serving image) -> [InfraValidator] -> Evaluator (TFMA, against the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, List
 
@@ -78,11 +79,9 @@ def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage
         transformed_examples=text.transform.outputs["transformed_examples"], model=train.candidate.outputs["model"],
         evaluation=evaluation.outputs["evaluation"], blessing=evaluation.outputs["blessing"],
         card_model=card.outputs["card_model"], baseline_statistics=data.baselines.outputs["data_statistics"],
-        context=json.dumps({
-            "pipeline_name": config.pipeline_name, "label_key": config.label_key,
-            "max_seq_length": config.transform.max_seq_length, "evaluator": to_custom_config(config.evaluator),
-            "dataset": config.dataset, "model": config.trainer.pretrained_dir or config.trainer.model_size},
-            sort_keys=True)).with_id(RUN_REPORT)
+        baseline_model=train.model_in_service,
+        context=json.dumps({"pipeline_name": config.pipeline_name, "evaluator": to_custom_config(config.evaluator),
+                            "setup": dataclasses.asdict(config.run_setup())}, sort_keys=True)).with_id(RUN_REPORT)
 
 
 def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, train: TrainingStage,

@@ -72,7 +72,7 @@ def crash_and_rerun(tmp_path_factory):
     """Starts a run; while it holds the pipeline root, starts a second one with the same arguments (refused);
     SIGKILLs the first one's process group once its Trainer is training; runs again with the same arguments
     while a watcher polls the serving directory. Returns what each step observed."""
-    from pipeline.cli.summary import RunRecord
+    from pipeline.local.record import RunRecord
 
     quick_checkpoint()
     base = tmp_path_factory.mktemp("crash")

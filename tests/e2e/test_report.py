@@ -1,4 +1,4 @@
-"""The run report (pipeline/cli/report.py) and the model card (components/release/model_card.py) of the quick run,
+"""The run report (pipeline/local/reports.py) and the model card (components/release/model_card.py) of the quick run,
 opened in a real headless browser; a stopped run's report is checked in support/retraining.py."""
 
 from __future__ import annotations
@@ -53,25 +53,32 @@ def test_the_report_shows_every_section_with_loaded_plots_in_a_real_browser(firs
 def test_on_kubeflow_the_run_report_step_draws_the_same_report_from_the_artifacts(first_run, browser, tmp_path):
     """components/release/run_report.py (the RunReport step of the Kubeflow spec) on the quick run's real artifacts."""
     from components.release.report_page import ReportContext, render
-    from components.release.run_report import summary_from_artifacts
+    from components.release.run_summary import RunArtifacts, RunSetup, summarize
     from components.settings.evaluator import EvaluatorSettings
-    from pipeline.cli.summary import RunRecord
     from pipeline.dag import nodes
     from pipeline.dag.config import PIPELINE_NAME
+    from pipeline.local.record import RunRecord
 
     paths, summary, _ = first_run
     record = RunRecord(str(paths["pipeline_root"] / "metadata.sqlite"), PIPELINE_NAME)
     uri = record.artifact_uri
     split_names = lambda node: record.artifacts(node, "anomalies")[0].properties["split_names"].string_value  # noqa
-    built = summary_from_artifacts(
-        uri(nodes.STATISTICS_GEN, "statistics"),
-        {node: (uri(node, "anomalies"), split_names(node))
-         for node in (nodes.EXAMPLE_VALIDATOR, nodes.DRIFT_VALIDATOR, nodes.TEXT_STATISTICS_GEN)},
-        uri(nodes.TEXT_STATISTICS_GEN, "statistics"), uri(nodes.TRAINER, "model"), uri(nodes.EVALUATOR, "evaluation"),
-        True, "", uri(nodes.MODEL_CARD, "card_model"), {"dataset": "rotten_tomatoes", "model": "tiny"})
-    assert built["examples_per_split"] == summary["examples_per_split"]
-    assert built["eval_metrics"] == summary["eval_metrics"] and built["anomalies"] == summary["anomalies"] == []
-    assert built["test_metrics"]["accuracy"] == summary["test_metrics"]["accuracy"]
+    # What the RunReport step is handed (components/release/run_report.py's report_artifacts): no serving check, no
+    # push (it runs beside the Pusher), no examples.
+    given = RunArtifacts(
+        statistics=uri(nodes.STATISTICS_GEN, "statistics"),
+        anomalies=tuple((node, uri(node, "anomalies"), split_names(node)) for node in nodes.VALIDATORS),
+        text_statistics=uri(nodes.TEXT_STATISTICS_GEN, "statistics"), model=uri(nodes.TRAINER, "model"),
+        evaluation=uri(nodes.EVALUATOR, "evaluation"), blessed=True, card_model=uri(nodes.MODEL_CARD, "card_model"))
+    setup = RunSetup(**{key: summary[key] for key in ("dataset", "data_root", "schema", "schema_source", "model",
+                                                     "student_layers", "model_size", "max_seq_length")},
+                     text_key="text", label_key="label")
+    built = summarize(given, setup)
+    for key in ("examples_per_split", "eval_metrics", "anomalies", "warnings", "text_statistics", "blessed",
+                "model_uri", "dataset", "max_seq_length"):
+        assert built.to_json()[key] == summary[key], key
+    assert built.anomalies == [] and built.not_comparable is None and built.components == {}
+    assert built.test_metrics["accuracy"] == summary["test_metrics"]["accuracy"]
     page_file = tmp_path / "report.html"
     page_file.write_text(render(ReportContext(
         PIPELINE_NAME, "label", 64, EvaluatorSettings(), statistics=uri(nodes.STATISTICS_GEN, "statistics"),

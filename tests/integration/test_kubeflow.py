@@ -80,7 +80,8 @@ def test_one_task_per_component_in_dependency_order(compiled):
     assert report["inputs"]["artifacts"]["baseline_statistics"]["taskOutputArtifact"] == {
         "producerTask": "BaselineLookup", "outputArtifactKey": "data_statistics"}
     context = json.loads(report["inputs"]["parameters"]["context"]["runtimeValue"]["constant"])
-    assert context["label_key"] == "label" and {"min_accuracy", "max_macro_f1_drop"} <= set(context["evaluator"])
+    assert context["setup"]["label_key"] == "label"
+    assert {"min_accuracy", "max_macro_f1_drop"} <= set(context["evaluator"])
 
 
 def test_every_executor_runs_the_image_and_code_is_referenced_by_module_path(compiled):

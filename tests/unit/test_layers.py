@@ -27,7 +27,7 @@ LAYERS = (
     ("pipeline.data",),
     ("pipeline.dag",),
     ("pipeline.cli",),
-    ("pipeline.serving", "pipeline.kubeflow"),
+    ("pipeline.serving", "pipeline.kubeflow", "pipeline.local"),
     ("pipeline.run_local", "pipeline.run_kubeflow", "pipeline.serve", "pipeline.train_job"),  # the entry points
 )
 

@@ -108,13 +108,13 @@ def test_the_kubeflow_gate_parameters_set_the_macro_f1_thresholds():
 
 def test_the_run_summary_and_report_page_name_the_classes_averaged():
     from components.release.report_page import ReportContext, evaluation_section
+    from components.release.run_summary import RunSummary
     from components.settings.evaluator import EvaluatorSettings
-    from pipeline.cli.summary import summary_lines
+    from pipeline.local.console import summary_lines
 
-    summary = {"dataset": "own", "model": "m", "wall_seconds": 1, "components": {}, "blessed": True,
-               "pushed_dir": None, "eval_metrics": {
-                   "sparse_categorical_accuracy": 0.9, "macro_f1_score": 0.8, "macro_f1_classes": ["a", "b"],
-                   "macro_f1_absent_classes": ["c"]}}
+    summary = RunSummary(dataset="own", model="m", wall_seconds=1, blessed=True, eval_metrics={
+        "sparse_categorical_accuracy": 0.9, "macro_f1_score": 0.8, "macro_f1_classes": ["a", "b"],
+        "macro_f1_absent_classes": ["c"]})
     over = "the 2 of 3 classes with an eval example (none of: c)"
     assert f"eval: sparse_categorical_accuracy 0.9, macro_f1_score 0.8 (over {over})" in summary_lines(summary)
     page = evaluation_section(ReportContext("p", "label", 64, EvaluatorSettings()), summary)

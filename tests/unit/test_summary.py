@@ -1,6 +1,7 @@
-"""The run summary (pipeline/cli/summary.py) and the facts it reads (components/release/run_facts.py), on small
-in-memory inputs: the reasons a model was not blessed, the lines a person reads, and the readers of the artifacts it
-summarises."""
+"""The run summary (components/release/run_summary.py), its lines on the console (pipeline/local/console.py) and the
+facts it reads (components/release/run_facts.py), on small in-memory inputs: the reasons a model was not blessed,
+the lines a person reads, and the readers of the artifacts it summarises. The summary built from a real Evaluator's
+output: tests/integration/test_run_summary.py."""
 
 import os
 
@@ -13,7 +14,10 @@ import tensorflow as tf
 from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2, validation_result_pb2
 
 from components.release import run_facts
-from pipeline.cli import summary as s
+from components.release.model_metrics import read_split
+from components.release.run_summary import RunSummary, not_comparable_text
+from pipeline.local import reports
+from pipeline.local.console import summary_lines
 
 
 def _failure(name, value, is_diff=False, lower=None, absolute=None):
@@ -42,13 +46,13 @@ def test_not_blessed_reasons_name_the_metric_both_values_and_the_bound():
 
 
 def _summary(**extra):
-    return {"dataset": "custom", "model": "tiny", "wall_seconds": 12.5, "blessed": False, "pushed_dir": None,
-            "components": {"CsvExampleGen": {"state": "CACHED", "seconds": 0.1},
-                           "Trainer": {"state": "COMPLETE", "seconds": 9.0}}, **extra}
+    return RunSummary(dataset="custom", model="tiny", wall_seconds=12.5, components={
+        "CsvExampleGen": {"state": "CACHED", "seconds": 0.1}, "Trainer": {"state": "COMPLETE", "seconds": 9.0}},
+        **extra)
 
 
 def test_summary_lines_for_people():
-    lines = s.summary_lines(_summary(
+    lines = summary_lines(_summary(
         examples_per_split={"train": 8, "eval": 1}, warnings=["extra column"], anomalies=[{"kind": "X"}],
         eval_metrics={"sparse_categorical_accuracy": 0.5, "example_count": 1.0},
         test_metrics={"accuracy": 0.4, "macro_f1": 0.3, "examples": 5},
@@ -61,17 +65,24 @@ def test_summary_lines_for_people():
     assert "text (train): 8 texts, 3.5 tokens on average (95% up to 6), 1 truncated to 64, 0 empty, [UNK] 1.25% " \
            "of tokens" in lines
     assert "warning: extra column" in lines
-    assert f"anomalies: 1 (see {s.ANOMALIES_REPORT} in the pipeline root)" in lines
+    assert f"anomalies: 1 (see {reports.ANOMALIES_REPORT} in the pipeline root)" in lines
     assert "eval: sparse_categorical_accuracy 0.5, example_count 1.0" in lines
     assert "test: accuracy 0.4, macro F1 0.3 on 5 examples" in lines
     assert lines[-2:] == ["blessed: False (accuracy 0.5 is below the minimum 0.6)", "pushed: no"]
-    assert s.summary_lines(_summary(blessed=True, pushed_dir="/srv/m/1"))[-2:] == ["blessed: True", "pushed: /srv/m/1"]
+    assert summary_lines(_summary(blessed=True, pushed_dir="/srv/m/1"))[-2:] == ["blessed: True", "pushed: /srv/m/1"]
+
+
+def test_the_summary_json_has_its_keys_always_and_says_nothing_of_what_did_not_happen():
+    written = _summary(eval_metrics={"sparse_categorical_accuracy": 0.5}).to_json()
+    assert written["pushed_dir"] is None and written["baseline_model"] is None and written["pushed"] is False
+    assert written["eval_metrics"] == {"sparse_categorical_accuracy": 0.5}
+    assert "test_metrics" not in written and "error" not in written and "not_comparable" not in written
 
 
 def test_write_json_replaces_the_file_whole(tmp_path):
     path = tmp_path / "deep" / "summary.json"
-    s.write_json(str(path), {"a": 1})
-    s.write_json(str(path), {"b": [1, 2]})
+    reports.write_json(str(path), {"a": 1})
+    reports.write_json(str(path), {"b": [1, 2]})
     assert json.loads(path.read_text()) == {"b": [1, 2]}
     assert sorted(p.name for p in path.parent.iterdir()) == ["summary.json"]  # no temporary file left
 
@@ -85,9 +96,9 @@ def test_read_split_and_split_counts(tmp_path):
             example.features.feature["text"].bytes_list.value.append(text.encode())
             example.features.feature["label"].bytes_list.value.append(label.encode())
             writer.write(example.SerializeToString())
-    texts, labels = s.read_split(str(tmp_path / "examples"), "test", "text", "label")
+    texts, labels = read_split(str(tmp_path / "examples"), "test", "text", "label")
     assert texts == ["good", "bad", "ünïcode ✓"] and labels == ["pos", "neg", "pos"]
-    assert s.read_split(str(tmp_path / "examples"), "train", "text", "label") == ([], [])
+    assert read_split(str(tmp_path / "examples"), "train", "text", "label") == ([], [])
 
     import tensorflow_data_validation as tfdv
 
@@ -96,7 +107,7 @@ def test_read_split_and_split_counts(tmp_path):
         folder = tmp_path / "stats" / f"Split-{split}"
         folder.mkdir(parents=True)
         (folder / "FeatureStats.pb").write_bytes(stats.SerializeToString())
-    assert s.split_counts(str(tmp_path / "stats")) == {"eval": 2, "train": 8}
+    assert run_facts.split_counts(str(tmp_path / "stats")) == {"eval": 2, "train": 8}
 
 
 def test_a_macro_f1_failure_names_its_flags():
@@ -146,10 +157,10 @@ def test_a_gate_given_a_nan_or_no_value_says_so_naming_the_metric_and_the_cause(
 
 def test_not_comparable_reasons():
     note = {"baseline_classes": ["a", "b"], "candidate_classes": ["a", "b", "c"], "accepted": False}
-    assert s.not_comparable_text(note).startswith("not comparable with the model in service, whose classes differ "
+    assert not_comparable_text(note).startswith("not comparable with the model in service, whose classes differ "
                                                   "(new: c)")
-    assert "--accept-new-classes" in s.not_comparable_text(note)
-    accepted = s.not_comparable_text({**note, "candidate_classes": ["a"], "accepted": True})
+    assert "--accept-new-classes" in not_comparable_text(note)
+    accepted = not_comparable_text({**note, "candidate_classes": ["a"], "accepted": True})
     assert accepted.startswith("the model in service has other classes (gone: b)") and "absolute gates" in accepted
 
 

@@ -271,7 +271,7 @@ def test_a_class_added_to_one_column_makes_the_models_not_comparable_naming_it()
     """The 'new class' recipe per column: the Evaluator compares each column's classes with the model in service's
     (components/release/evaluator.py), and the run summary names the column and the class."""
     from components.release.evaluator import flat_classes, same_classes
-    from pipeline.cli.summary import not_comparable_text
+    from components.release.run_summary import not_comparable_text
 
     served = {"rating": ["negative", "positive"], "condition": ["Acne", "other"]}
     assert same_classes(served, {"rating": ["negative", "positive"], "condition": ["Acne", "other"]})

@@ -1,5 +1,5 @@
-"""A console a person can read: one line when each step starts and one when it ends, the Trainer's progress, the
-summary; the libraries' logs go to a file under the pipeline root.
+"""The local runner's console, for a person: one line when each step starts and one when it ends, the Trainer's
+progress, the summary's lines at the end (`summary_lines`); the libraries' logs go to a file under the pipeline root.
 
 TensorFlow's C++ logs, absl, Beam and TFX write to the process's standard error (file descriptor 2), some of them from
 C++ or from Beam's worker processes, where no Python logging setting reaches. So a quiet run points descriptor 2 at
@@ -20,9 +20,12 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, Optional, TextIO
+from typing import Callable, Dict, List, Optional, TextIO
 
+from components.release.model_metrics import classes_averaged
+from components.release.run_summary import RunSummary, not_comparable_text
 from components.runtime.progress import PROGRESS_LOGGER
+from pipeline.local.reports import ANOMALIES_REPORT
 
 LOG_DIR = "logs"  # under the pipeline root
 
@@ -169,3 +172,50 @@ class StepReporter:
 def count_steps(pipeline) -> int:
     """The steps StepReporter numbers: the pipeline's components, resolvers excluded."""
     return sum(1 for c in pipeline.components if not _is_system_node(c.id))
+
+
+def summary_lines(summary: RunSummary) -> List[str]:
+    """The summary for people, one fact a line."""
+    lines = [f"dataset: {summary.dataset}  model: {summary.model}  wall: {summary.wall_seconds} s"]
+    if summary.examples_per_split:
+        lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary.examples_per_split.items()))
+    cached = [k for k, v in summary.components.items() if v["state"] == "CACHED"]
+    if cached:
+        lines.append(f"from the cache: {', '.join(cached)}")
+    train_text = (summary.text_statistics or {}).get("train")
+    if train_text and train_text.get("examples"):
+        t = train_text
+        lines.append(f"text (train): {t['examples']} texts, {t['tokens_mean']} tokens on average (95% up to "
+                     f"{t['tokens_p95']}), {t['truncated']} truncated to {t['max_seq_length']}, {t['empty']} empty, "
+                     f"[UNK] {t['unk_share']:.2%} of tokens")
+    for warning in summary.warnings:
+        lines.append(f"warning: {warning}")
+    if summary.anomalies:
+        lines.append(f"anomalies: {len(summary.anomalies)} (see {ANOMALIES_REPORT} in the pipeline root)")
+    metrics = summary.eval_metrics or {}
+    keys = ["sparse_categorical_accuracy", "macro_f1_score", "macro_auc", "example_count"]
+    tasks = [k.split("/")[0] for k in metrics if k.endswith("/sparse_categorical_accuracy")]
+    for task in tasks or ([""] if metrics else []):  # one line per task with several label columns
+        prefix = f"{task}/" if task else ""
+        over = classes_averaged(metrics, task)  # which classes macro F1 averaged: those with an eval example
+        lines.append(f"eval{f' ({task})' if task else ''}: " + ", ".join(
+            f"{k} {metrics[prefix + k]}" + (f" (over {over})" if k == "macro_f1_score" and over else "")
+            for k in keys if prefix + k in metrics))
+    if summary.test_metrics is not None:
+        t = summary.test_metrics
+        for name, scores in (t.get("tasks") or {"": t}).items():
+            lines.append(f"test{f' ({name})' if name else ''}: accuracy {scores.get('accuracy')}, macro F1 "
+                         f"{scores.get('macro_f1')} on {scores.get('examples')} examples")
+    if summary.frozen_schema:
+        lines.append(f"schema: frozen to {summary.frozen_schema}; later runs check their data against it (edit it "
+                     "when the data changes on purpose, e.g. a new class: see docs/protections.md)")
+    if (summary.not_comparable or {}).get("accepted"):
+        lines.append(f"note: {not_comparable_text(summary.not_comparable)}")
+    lines.append(f"blessed: {summary.blessed}" + (
+        f" ({'; '.join(summary.not_blessed_because)})" if summary.not_blessed_because else ""))
+    lines.append(f"pushed: {summary.pushed_dir or 'no'}")
+    if summary.model_card:
+        lines.append(f"model card: {summary.model_card}")
+    if summary.report:
+        lines.append(f"report: {summary.report}")
+    return lines

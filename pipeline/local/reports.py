@@ -1,0 +1,66 @@
+"""What a local run leaves besides its artifacts, stopped or finished: the run summary (components/release/
+run_summary.py) built from ML Metadata, written to --summary-json, `<pipeline_root>/anomalies.json` (what stopped, or
+was tolerated in, the last run: for whatever watches the pipeline) and `<pipeline_root>/report.html`
+(components/release/report_page.py's page; drawn after the run, so a stopped run and every step's timing are covered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Optional
+
+from components.release import run_summary
+from components.release.report_page import REPORT_FILE, ReportContext, render
+from components.release.run_summary import RunSummary
+from components.runtime import storage
+from pipeline.dag import nodes
+from pipeline.dag.config import PipelineConfig
+from pipeline.local.record import RunRecord, run_artifacts
+
+ANOMALIES_REPORT = "anomalies.json"  # in the pipeline root
+
+
+def summary_of_run(config: PipelineConfig, wall_seconds: float, warnings: List[str],
+                   error: Optional[str] = None) -> RunSummary:
+    """The summary of the run that just ended (or stopped), from its ML Metadata store."""
+    record = RunRecord(config.metadata_path, config.pipeline_name)
+    return run_summary.summarize(run_artifacts(record, config), config.run_setup(), components=record.seconds(),
+                                 wall_seconds=wall_seconds, warnings=warnings, error=error)
+
+
+def _baseline(record: RunRecord, node_id: str) -> Optional[str]:
+    """The statistics `node_id` compared with, when BaselineLookup found any (None on a first run)."""
+    from components.baselines import lookup
+
+    found = [a for a in record.artifacts(node_id, "baseline_statistics", output=False) if lookup.found(a)]
+    return found[0].uri if found else None
+
+
+def write_report(config: PipelineConfig, summary: RunSummary) -> str:
+    """Writes <pipeline_root>/report.html; returns its path."""
+    record = RunRecord(config.metadata_path, config.pipeline_name)
+    context = ReportContext(
+        config.pipeline_name, config.label_key, config.transform.max_seq_length, config.evaluator,
+        statistics=record.artifact_uri(nodes.STATISTICS_GEN, "statistics"),
+        baseline_statistics=_baseline(record, nodes.DRIFT_VALIDATOR),
+        transformed=record.artifact_uri(nodes.TRANSFORM, "transformed_examples"),
+        baseline_text_statistics=_baseline(record, nodes.TEXT_STATISTICS_GEN))
+    path = os.path.join(config.pipeline_root, REPORT_FILE)
+    storage.write_file(path, render(context, summary))
+    return path
+
+
+def write_json(path: str, document: dict) -> None:
+    storage.write_file(path, json.dumps(document, indent=2, sort_keys=False))
+
+
+def write_summaries(summary: RunSummary, summary_json: Optional[str], pipeline_root: Optional[str]) -> None:
+    """The summary to `summary_json` (--summary-json), and its anomalies and warnings to
+    <pipeline_root>/anomalies.json (empty lists when the data passed every check; no root: not written)."""
+    document = summary.to_json()
+    if summary_json:
+        write_json(summary_json, document)
+    if pipeline_root is not None:
+        write_json(os.path.join(pipeline_root, ANOMALIES_REPORT),
+                   {key: document.get(key) for key in ("dataset", "data_root", "error", "anomalies", "warnings")})
