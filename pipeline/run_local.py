@@ -9,7 +9,7 @@ Exit status: 0 when the run finished (the summary says whether the model was ble
 2 when the input or the data validation stopped it, 1 when a component failed, 3 when another run is using the
 same pipeline root (one run at a time per pipeline root: an exclusive lock on <pipeline_root>/.run.lock, held for
 the whole run and released by the OS when the process ends, even when it is killed; for a pipeline root on an object
-store the lock is in its local state folder, pipeline/cli/locations.py's state_dir, and guards this machine only).
+store the lock is in its local state folder, pipeline/dag/config.py's local_state_dir, and guards this machine only).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import time
 import traceback
 from typing import List, Optional
 
-from components.release import run_summary
 from components.runtime import storage
 from components.runtime.quiet_exit import quiet_exit
-from components.runtime.storage import is_uri
-from pipeline.cli import inputs, options
-from pipeline.cli.locations import S3_ENDPOINT_HELP, local_path, state_dir
-from pipeline.dag.config import OUTPUTS_DIR
+from pipeline.cli import flags, local_run
+from pipeline.cli.errors import InputError
+from pipeline.cli.locations import S3_ENDPOINT_HELP, local_path
+from pipeline.cli.runner_options import LOCAL, add_beam_flags
+from pipeline.dag.config import local_state_dir
 from pipeline.data import assets
 from pipeline.local import console, reports
 
@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                "outputs/object-store/... for an s3:// or gs:// root). "
                "Exit status: 0 finished (blessed or not), 1 a component failed, 2 invalid input or data, 3 another "
                "run is using the same pipeline root.",
-        formatter_class=options.HelpFormatter)
-    options.add_pipeline_flags(p, options.LOCAL)
+        formatter_class=flags.HelpFormatter)
+    flags.add_pipeline_flags(p, LOCAL)
     run = p.add_argument_group("run")
     run.add_argument("--pipeline-root", type=local_path,
                      help="where the artifacts, the run report and the run-to-run baselines go: a local folder, or "
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true",
                      help="show the TFX/Beam/TensorFlow logs on screen instead of writing them to "
                           "<pipeline_root>/logs/")
-    options.add_beam_flags(p, options.LOCAL)
+    add_beam_flags(p, LOCAL)
     return p
 
 
@@ -128,16 +128,17 @@ def _main(args: argparse.Namespace, log: console.LogFile):
     """(exit status, summary, config): the checks of the command line and the data, then the run."""
     err = log.console_err
     try:
-        config, warnings, notes = options.local_config(args)
-    except (inputs.InputError, assets.AssetError) as e:
+        plan = local_run.plan(args)
+    except (InputError, assets.AssetError) as e:
         print(f"error: {e}", file=err, flush=True)
-        report_input_error(args, e)
+        reports.write_refusal(args, e)
         return 2, None, None
-    for warning in warnings:
+    for warning in plan.warnings:
         print(f"warning: {warning}", file=err, flush=True)
-    for note in notes:
+    for note in plan.notes:
         print(f"note: {note}", flush=True)
-    state = str(state_dir(config.pipeline_root, OUTPUTS_DIR))  # the local disk's part of the pipeline root
+    config = plan.config
+    state = str(local_state_dir(config.pipeline_root))  # the local disk's part of the pipeline root
     busy = lock_pipeline_root(config.pipeline_root, state)  # before any TFX work; held until this process exits
     if busy:
         print(f"error: {busy}", file=err, flush=True)
@@ -146,7 +147,7 @@ def _main(args: argparse.Namespace, log: console.LogFile):
     if log.enabled:
         log.move_to(os.path.join(state, console.LOG_DIR, time.strftime("run-%Y%m%d-%H%M%S.log")))
         print(f"log file:      {log.path}", flush=True)
-    status, summary = _run(config, warnings, err)
+    status, summary = _run(config, list(plan.warnings), err)
     return status, summary, config
 
 
@@ -211,26 +212,6 @@ def step_advice(node: Optional[str]) -> str:
         nodes.PUSHER: "check that --serving-dir is writable and has free space",
     }.get(node or "", "run again with --verbose to see the libraries' logs, or read the log file")
     return advice + "; the same command, run again, resumes after the last finished step"
-
-
-def report_input_error(args: argparse.Namespace, error: Exception) -> None:
-    """The reports of a run the input checks refused before anything ran."""
-    problem = error.as_problem() if isinstance(error, inputs.InputError) else {
-        "split": "", "feature": "(input)", "kind": "ASSET_UNAVAILABLE", "description": str(error)}
-    summary = run_summary.refused(
-        args.dataset if args.data_root is None else "custom",
-        str(args.data_root.resolve()) if isinstance(args.data_root, Path) else args.data_root, problem, str(error))
-    # Into an existing pipeline root only (retraining: the report sits with the earlier runs); a refused first
-    # command leaves nothing behind. --summary-json gets the record either way.
-    root = options.local_pipeline_root(args)
-    stores_answered = getattr(error, "kind", "") != "STORAGE_UNAVAILABLE"  # else a URI is the problem: none is used
-    if root is not None and is_uri(root):  # the pipeline root's folder exists on a store that answered
-        usable = stores_answered and storage.is_dir(root)
-    else:
-        usable = root is not None and root.is_dir()
-    if not stores_answered and args.summary_json is not None and is_uri(args.summary_json):
-        args.summary_json = None
-    reports.write_summaries(summary, args.summary_json and str(args.summary_json), str(root) if usable else None)
 
 
 def main_exit() -> None:

@@ -32,8 +32,8 @@ from components.runtime import object_store  # noqa: E402
 from components.runtime.quiet_exit import quiet_exit  # noqa: E402
 from components.runtime.storage import is_uri  # noqa: E402
 from components.settings import base as contract  # noqa: E402
+from pipeline.cli.flags import HelpFormatter  # noqa: E402
 from pipeline.cli.locations import S3_ENDPOINT_HELP  # noqa: E402
-from pipeline.cli.options import HelpFormatter  # noqa: E402
 from pipeline.dag.config import default_serving_dir  # noqa: E402
 from pipeline.data import datasets  # noqa: E402
 from pipeline.serving.server import ServerSettings  # noqa: E402

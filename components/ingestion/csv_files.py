@@ -29,8 +29,9 @@ CSV_FIELD_LIMIT = csv.field_size_limit()
 
 
 class DataFileError(ValueError):
-    """A data file or folder that cannot be used; the message says which and why. `kind`, `feature` and `path` make
-    the machine-readable record of the problem, in the shape of the data validation's anomalies."""
+    """An input file or folder (the data's, or the schema it is checked against) that cannot be used; the message
+    says which and why. `kind`, `feature` and `path` make the machine-readable record of the problem, in the shape of
+    the data validation's anomalies."""
 
     def __init__(self, message: str, kind: str, feature: str = "(input)", path: str = ""):
         super().__init__(message)

@@ -15,6 +15,7 @@ completes. A local folder is filled under a hidden name beside it and renamed in
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import posixpath
 import re
@@ -122,6 +123,20 @@ def folder_written_whole(target: Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def local_copy(uri: str, target_root: Path) -> Path:
+    """A local copy of file or folder `uri` under `target_root`, in a folder named by the URI's digest, fresh on each
+    call (a file removed from the store is gone from the copy too); returns the copy's path."""
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    target = target_root / f"{scheme(uri)}-{digest}" / os.path.basename(uri.rstrip("/"))
+    shutil.rmtree(target.parent, ignore_errors=True)
+    target.parent.mkdir(parents=True)
+    if is_dir(uri):
+        copy_tree(uri.rstrip("/"), str(target))
+    else:
+        target.write_bytes(read_bytes(uri))
+    return target
 
 
 def copy_tree(source: str, target: str) -> None:

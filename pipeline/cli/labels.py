@@ -15,9 +15,10 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
+from components.ingestion import csv_checks
 from components.ingestion.csv_files import label_columns
-from pipeline.cli import inputs
-from pipeline.cli.inputs import InputError
+from components.validation import schema_file
+from pipeline.cli.errors import InputError, as_input_errors
 from pipeline.data import datasets
 
 
@@ -44,22 +45,22 @@ class LabelPlan:
         return dict(zip(self.columns, self.domains))
 
 
-@inputs.as_input_errors()
+@as_input_errors()
 def plan(schema: Optional[str], label_key: str) -> LabelPlan:
     """The columns of `label_key` with their schema domains and whether each may be empty (a local schema file or
     None)."""
     columns = label_columns(label_key)
-    domains = tuple(inputs.schema_label_names(schema, c) if schema else None for c in columns)
+    domains = tuple(schema_file.schema_label_names(schema, c) if schema else None for c in columns)
     if len(columns) == 1:
         allowed: Tuple[str, ...] = ()
     elif schema:
-        allowed = tuple(c for c in columns if inputs.schema_allows_missing(schema, c))
+        allowed = tuple(c for c in columns if schema_file.schema_allows_missing(schema, c))
     else:
         allowed = columns
     return LabelPlan(columns, domains, allowed)
 
 
-def check_labels(labels: Sequence[str], label_key: str) -> Tuple[str, ...]:
+def require_two_classes(labels: Sequence[str], label_key: str) -> Tuple[str, ...]:
     """A column's classes, at least two (InputError naming the column otherwise)."""
     if len(set(labels)) < 2:
         raise InputError(f"the data has {len(set(labels))} distinct label value(s) in column {label_key!r}; a "
@@ -70,8 +71,10 @@ def check_labels(labels: Sequence[str], label_key: str) -> Tuple[str, ...]:
 def domains(label_plan: LabelPlan, data_root: Path, splits: Sequence[str], text_key: str,
             label_key: str) -> Tuple[Tuple[str, ...], ...]:
     """Each column's classes: the schema's domain, else the training data's values (sorted)."""
-    return tuple(check_labels(domain or inputs.label_values(data_root, splits, text_key, label_key, column=i), column)
-                 for i, (column, domain) in enumerate(zip(label_plan.columns, label_plan.domains)))
+    with as_input_errors():
+        return tuple(require_two_classes(
+            domain or csv_checks.label_values(data_root, splits, text_key, label_key, column=i), column)
+            for i, (column, domain) in enumerate(zip(label_plan.columns, label_plan.domains)))
 
 
 def settings_for(columns: Sequence[str], label_domains: Sequence[Sequence[str]]) -> dict:

@@ -1,27 +1,29 @@
-"""The runners' path flags: a local path, or a URI kept as a URI, never a URI taken for a folder name.
-
-`pathlib.Path("s3://bucket/root")` is the relative folder `s3:/bucket/root`, so a URI given to a local run used to
-be resolved under the current directory and written there without a word. The path flags' argparse type keeps a URI
-exactly as given (`Uri`); `check_uris` then makes sure, before anything is read or written, that an installed file
-system opens each one (components/runtime/object_store.py) and that an S3 bucket answers, naming the flag otherwise.
-
-Where a local run needs a local disk whatever its pipeline root is on, `state_dir` says where: the ML Metadata
-store (SQLite), the run lock (flock) and the libraries' log file. The input checks read CSV files with Python's csv
-module, so a --data-root or --schema on an object store is first copied to a local folder (`mirror`); the pipeline's
-own steps read the original.
+"""The first stage of a local run's front door: where its inputs and outputs are (`resolve`), and the path flags that
+name them. `pathlib.Path("s3://bucket/root")` is the relative folder `s3:/bucket/root`, so a path flag's argparse
+type keeps a URI exactly as given (`Uri`), and `check_uris` makes sure, before anything is read or written, that an
+installed file system opens each one (components/runtime/object_store.py) and that an S3 bucket answers, naming the
+flag otherwise. The input checks read files with Python's csv module, so an input on an object store is first copied
+to a local folder (`mirror`); the pipeline's own steps read the original.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import dataclasses
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from components.runtime import object_store, storage
 from components.runtime.object_store import StorageError
-from pipeline.cli.inputs import InputError
+from components.tf_serving import model_config
+from pipeline.cli.errors import InputError
+from pipeline.cli.runner_options import LOCAL, beam_pipeline_args
+from pipeline.dag.config import MODEL_NAME, default_pipeline_root, default_serving_dir, local_state_dir
+from pipeline.data import assets
+
+# Local copies of a local run's inputs on an object store (--data-root, --schema, --pretrained), for the checks here.
+REMOTE_COPIES = assets.DATA_DIR / "remote"
 
 # The path flags of the local runner: the argparse destination -> the flag.
 FLAGS = {"pipeline_root": "--pipeline-root", "serving_dir": "--serving-dir", "data_root": "--data-root",
@@ -63,30 +65,88 @@ def check_uris(args: argparse.Namespace, flags: Optional[dict] = None) -> None:
     object_store.load_file_systems(uri for uri, _ in uris)
 
 
-def state_dir(pipeline_root: Union[str, Path], outputs_dir: Path) -> Path:
-    """The local folder of what a run keeps on this machine's disk: the pipeline root itself when it is local;
-    for an object-store root, a folder under outputs/object-store/ named after it (TFX keeps ML Metadata apart from
-    the pipeline root in the same way: on Kubeflow it is the cluster's metadata service)."""
-    if not storage.is_uri(pipeline_root):
-        return Path(pipeline_root)
-    kind = storage.scheme(pipeline_root)
-    rest = str(pipeline_root).split("://", 1)[1].strip("/")
-    return outputs_dir / "object-store" / kind / rest
-
-
 def mirror(uri: str, flag: str, target_root: Path) -> Path:
-    """A local copy of file or folder `uri` under target_root, fresh on each call (a file removed from the store is
-    gone from the copy too); returns the copy's path. InputError naming `flag` when there is none."""
-    import shutil
-
+    """storage.local_copy of file or folder `uri` under target_root; InputError naming `flag` when there is none."""
     if not storage.exists(uri):
         raise InputError(f"{flag} {uri} does not exist.", "NO_INPUT", path=uri)
-    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    target = target_root / f"{storage.scheme(uri)}-{digest}" / os.path.basename(uri.rstrip("/"))
-    shutil.rmtree(target.parent, ignore_errors=True)
-    target.parent.mkdir(parents=True)
-    if storage.is_dir(uri):
-        storage.copy_tree(uri.rstrip("/"), str(target))
+    return storage.local_copy(uri, target_root)
+
+
+@dataclasses.dataclass(frozen=True)
+class Locations:
+    """Where a local run's inputs and outputs are, and where its steps run; nothing of the data has been read yet."""
+
+    dataset: str  # a built-in dataset's name, or "custom"
+    name: str  # the run's name, for the default folders under outputs/ (NAME-maxN with --max-examples)
+    data_root: Union[Path, Uri]  # the data as the pipeline's steps read it (a built-in one is fetched when read)
+    pipeline_root: Optional[Union[Path, Uri]]  # None only for a custom data root that does not exist
+    state: Optional[Path]  # the pipeline root's local state folder (local_state_dir)
+    serving_dir: Union[Path, Uri]
+    checkpoint: Optional[str]  # --pretrained as this machine reads it (a local copy of a URI); None: from scratch
+    model_config_file: str  # --model-config-file as BaselineLookup reads it ("": none), checked
+    beam_pipeline_args: Tuple[str, ...]
+
+
+def pipeline_root_of(args: argparse.Namespace) -> Optional[Union[Path, Uri]]:
+    """The pipeline root a local run with these arguments uses, known before its data is read (a Path, the URI as
+    given, or None for a custom data root that does not exist here)."""
+    if isinstance(args.pipeline_root, Uri):
+        return args.pipeline_root
+    if args.pipeline_root:
+        return args.pipeline_root.resolve()
+    name = _name(args)
+    return None if name is None else default_pipeline_root(name).resolve()
+
+
+def _name(args: argparse.Namespace) -> Optional[str]:
+    if args.data_root is None:
+        name = args.dataset
+    elif isinstance(args.data_root, Uri):
+        name = os.path.basename(args.data_root.rstrip("/"))
+    elif args.data_root.is_dir():
+        name = args.data_root.resolve().name
     else:
-        target.write_bytes(storage.read_bytes(uri))
-    return target
+        return None
+    return f"{name}-max{args.max_examples}" if args.max_examples else name
+
+
+def resolve(args: argparse.Namespace) -> Locations:
+    """Every location of the run, each URI's store checked first (InputError naming the flag); the checkpoint copied
+    here when it is on a store (the Trainer reads it with safetensors, from a local file)."""
+    check_uris(args)
+    beam_args = beam_pipeline_args(args, LOCAL)
+    if args.pretrained.lower() == "none":
+        checkpoint = None
+    elif storage.is_uri(args.pretrained):
+        checkpoint = str(mirror(args.pretrained, "--pretrained", REMOTE_COPIES))
+    else:
+        checkpoint = str(Path(args.pretrained).resolve())
+    if checkpoint is not None and Path(checkpoint) == assets.checkpoint_dir().resolve():
+        assets.ensure_checkpoint()
+    if args.data_root is None:
+        dataset, data_root = args.dataset, assets.dataset_dir(args.dataset)
+    else:
+        dataset = "custom"
+        data_root = args.data_root if storage.is_uri(args.data_root) else args.data_root.resolve()
+    pipeline_root = pipeline_root_of(args)
+    name = _name(args) or data_root.name
+    serving_dir = args.serving_dir if storage.is_uri(args.serving_dir) else \
+        (args.serving_dir or default_serving_dir(name)).resolve()
+    return Locations(dataset, name, data_root, pipeline_root,
+                     local_state_dir(pipeline_root) if pipeline_root is not None else None, serving_dir,
+                     checkpoint, _model_config_file(args.model_config_file, str(serving_dir)), beam_args)
+
+
+def _model_config_file(path, serving_dir: str) -> str:
+    """--model-config-file as the BaselineLookup step reads it ("" when not given), checked here: it must parse and
+    serve this pipeline's model from the folder it pushes to."""
+    if path is None:
+        return ""
+    location = str(path) if storage.is_uri(path) else str(Path(path).resolve())
+    if not storage.is_uri(path) and not Path(location).is_file():
+        raise InputError(f"--model-config-file {location} does not exist.")
+    try:
+        model_config.policy_for(location, MODEL_NAME, storage.join(serving_dir, MODEL_NAME))
+    except model_config.ConfigError as e:
+        raise InputError(f"--model-config-file: {e}") from None
+    return location

@@ -16,7 +16,7 @@ from components.runtime import storage
 from components.settings.base import AUTO
 from components.settings.data import default_vocab_mode
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
-from pipeline.cli.inputs import InputError
+from pipeline.cli.errors import InputError
 
 
 def _read_text(location: str) -> Optional[str]:
@@ -58,6 +58,7 @@ class ModelChoice:
     pretrained_dir: Optional[str]  # None: from scratch
     positions: int  # the encoder's position embeddings: the longest --max-seq-length it takes
     layers: int  # the encoder's depth (a --student-layers student has fewer)
+    config: Optional[dict] = None  # the checkpoint's config.json (None: a --model-size encoder from scratch)
 
 
 def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_copy: Optional[str] = None,
@@ -74,6 +75,7 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
         raise InputError("--vocab-size applies only to a learned vocabulary (--vocab learn).")
     if args.learned_vocab_size is not None and args.learned_vocab_size < MIN_LEARNED_VOCAB_SIZE:
         raise InputError(f"--vocab-size must be at least {MIN_LEARNED_VOCAB_SIZE}.")
+    config = None
     if from_scratch:
         positions, where = SCRATCH_MAX_POSITIONS, f"the --model-size {args.model_size} encoder's"
         lower_case, vocab_file = True, ("" if vocab_mode == "learn" else packaged_vocab())
@@ -89,7 +91,7 @@ def model_settings(args: argparse.Namespace, checkpoint: Optional[str], local_co
                          f"--max-seq-length {positions} or less.")
     if vocab_mode == "learn":
         lower_case = True  # the learned vocabulary is lower-cased (components/module_files/learned_vocab.py)
-    return ModelChoice(vocab_mode, vocab_file, lower_case, checkpoint, positions, layers)
+    return ModelChoice(vocab_mode, vocab_file, lower_case, checkpoint, positions, layers, config)
 
 
 def check_student(student_layers: int, model: ModelChoice, warm_start: bool) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path, PurePosixPath
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from components.release.run_summary import RunSetup
+from components.runtime import storage
 from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
@@ -169,9 +170,20 @@ def default_serving_dir(name: str) -> Path:
     return OUTPUTS_DIR / name / "serving"
 
 
+def local_state_dir(pipeline_root: Union[str, Path]) -> Path:
+    """The local folder of what a local run keeps on this machine's disk (the ML Metadata store, the run lock, the
+    log file, the probe's timings): the pipeline root itself when it is local; for an object-store root, a folder
+    under outputs/object-store/ named after it (TFX keeps ML Metadata apart from the pipeline root in the same way: on
+    Kubeflow it is the cluster's metadata service)."""
+    if not storage.is_uri(pipeline_root):
+        return Path(pipeline_root)
+    rest = str(pipeline_root).split("://", 1)[1].strip("/")
+    return OUTPUTS_DIR / "object-store" / storage.scheme(pipeline_root) / rest
+
+
 __all__ = [
     "PipelineConfig", "PIPELINE_NAME", "MODEL_NAME", "PREPROCESSING_FN", "PRETRAIN_RUN_FN", "DISTILL_RUN_FN", "RUN_FN",
     "BEAM_DIRECT_MODES", "BEAM_RUNNERS", "BEAM_ENVIRONMENTS",
     "DEFAULT_TRAINER_MACHINE_TYPE", "VertexTraining",
-    "default_pipeline_root", "default_serving_dir"
+    "default_pipeline_root", "default_serving_dir", "local_state_dir",
 ]

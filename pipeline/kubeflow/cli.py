@@ -1,6 +1,6 @@
 """The command line of pipeline/run_kubeflow.py: compile, upload, run, schedule.
 
-`compile` takes the same data, model and training flags as run_local.py (pipeline/cli/options.py generates both), so a
+`compile` takes the same data, model and training flags as run_local.py (pipeline/cli/flags.py generates both), so a
 setting added to a settings dataclass is offered here too.
 """
 
@@ -12,10 +12,10 @@ import sys
 import warnings
 from typing import List, Optional
 
-from pipeline.cli import options
-from pipeline.cli.inputs import InputError
-from pipeline.kubeflow import commands, storage
-from pipeline.kubeflow import options as kfp_options
+from pipeline.cli.errors import InputError
+from pipeline.cli.flags import HelpFormatter, add_pipeline_flags
+from pipeline.cli.runner_options import KUBEFLOW, add_beam_flags
+from pipeline.kubeflow import commands, compile_config, storage, vertex
 from pipeline.kubeflow.client import ENV_COOKIE, ENV_ENDPOINT, ENV_TOKEN
 from pipeline.kubeflow.compiler import DEFAULT_IMAGE, cmd_compile
 from pipeline.kubeflow.errors import ApiError, one_line
@@ -36,7 +36,7 @@ def _add_source(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--pipeline-id", help=f"{what} an uploaded pipeline instead (its latest version, or --version-id)")
     p.add_argument("--pipeline", metavar="NAME", help=f"{what} the uploaded pipeline of this name instead")
     p.add_argument("--version-id", help="pipeline version to use with --pipeline-id/--pipeline (default: latest)")
-    p.add_argument("--experiment", default=kfp_options.KFP_PIPELINE_NAME,
+    p.add_argument("--experiment", default=compile_config.KFP_PIPELINE_NAME,
                    help="experiment to file runs under (created if new)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="runtime parameter (" + ", ".join(r.name for r in RUNTIME_PARAMETERS) + ") or one field of "
@@ -47,7 +47,7 @@ def _add_source(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = options.HelpFormatter
+    fmt = HelpFormatter
     p = argparse.ArgumentParser(
         prog="run_kubeflow.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compile the pipeline for Kubeflow Pipelines (KFP v2) and upload, run or schedule it.",
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", required=True, help="spec file to write (.json, .yaml or .yml)")
     c.add_argument("--image", default=DEFAULT_IMAGE, help="container image built from k8s/Dockerfile that every step "
                                                           "runs in")
-    c.add_argument("--name", default=kfp_options.KFP_PIPELINE_NAME,
+    c.add_argument("--name", default=compile_config.KFP_PIPELINE_NAME,
                    help="pipeline name (lowercase letters, digits, '-')")
     c.add_argument("--pipeline-root", help="where the runs' artifacts go (gs://..., s3://...); default: the KFP "
                                            "server's default pipeline root")
@@ -77,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_flags(c)
     c.add_argument("--no-cache", action="store_true", help="compile with KFP's step cache off")
     c.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
-    options.add_pipeline_flags(c, options.KUBEFLOW)
-    options.add_beam_flags(c, options.KUBEFLOW)
-    options.add_trainer_workers_flags(c)
+    add_pipeline_flags(c, KUBEFLOW)
+    add_beam_flags(c, KUBEFLOW)
+    vertex.add_flags(c)
 
     u = sub.add_parser("upload", formatter_class=fmt, help="upload a spec as a pipeline, or a new version of it",
                        description="Upload a spec file as a new pipeline, or as a new version of the pipeline of "

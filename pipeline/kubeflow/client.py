@@ -14,7 +14,7 @@ import socket
 import warnings
 from typing import Iterator, Optional
 
-from pipeline.kubeflow import options as kfp_options
+from pipeline.kubeflow import compile_config
 from pipeline.kubeflow.errors import ApiError, UserError, one_line
 from pipeline.kubeflow.specs import load_platform_spec, load_spec, write_upload_file
 
@@ -229,5 +229,5 @@ def run_options(args: argparse.Namespace) -> dict:
     """kfp.Client's options of a run or recurring run from the command line."""
     chosen = {"enable_caching": False if args.no_cache else None, "service_account": args.service_account}
     if args.pipeline_root:
-        chosen["pipeline_root"] = kfp_options.pod_location(args.pipeline_root, "--pipeline-root")
+        chosen["pipeline_root"] = compile_config.pod_location(args.pipeline_root, "--pipeline-root")
     return chosen

@@ -1,6 +1,7 @@
-"""`compile`'s half of the front door: the command line as a `PipelineConfig` for the compiled Kubeflow pipeline.
+"""`compile`'s front door: the command line as a `PipelineConfig` for the compiled Kubeflow pipeline.
 
-The flags and their settings are the local runner's (pipeline/cli/options.py); what differs is where things are. Nothing
+The flags and their settings are the local runner's (pipeline/cli/flags.py, settings.py); what differs is where things
+are. Nothing
 here reads data: paths are as the pipeline's pods see them (inside the image built with k8s/Dockerfile, or URIs), and
 only this checkout's copies of the curated schema (label names, text checks) and of the packaged checkpoint are read.
 """
@@ -18,10 +19,16 @@ from components.ingestion.csv_files import label_columns
 from components.runtime.storage import is_uri, scheme
 from components.settings import base as settings_lib
 from components.settings.transform import TransformSettings
-from pipeline.cli import inputs, labels, options
-from pipeline.cli.inputs import InputError
+from components.validation.schema_file import schema_label_names
+from pipeline.cli import labels, settings
+from pipeline.cli.errors import InputError, as_input_errors
+from pipeline.cli.flags import IMAGE_CHECKPOINT, IMAGE_DATA_DIR, IMAGE_ROOT
+from pipeline.cli.inputs import text_checks_for
+from pipeline.cli.model_choice import model_settings
+from pipeline.cli.runner_options import KUBEFLOW, beam_pipeline_args
 from pipeline.dag.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data import assets, datasets
+from pipeline.kubeflow import vertex
 
 KFP_PIPELINE_NAME = PIPELINE_NAME.replace("_", "-")  # KFP names must match PIPELINE_NAME_PATTERN
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
@@ -50,14 +57,14 @@ def pod_location(value: str, what: str) -> str:
 
 def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key: str) -> Tuple[Tuple[str, ...], ...]:
     """Each label column's classes: --labels (one label column only), else this checkout's copy of the schema."""
-    with inputs.as_input_errors():
+    with as_input_errors():
         columns = label_columns(label_key)
     given = tuple(args.labels or ())
     if given:
         if len(columns) > 1:
             raise InputError(f"--labels lists the values of one label column; with several ({', '.join(columns)}), "
                              "list each column's values in its schema feature's string domain and pass --schema.")
-        return (labels.check_labels(given, label_key),)
+        return (labels.require_two_classes(given, label_key),)
     if dataset != "custom" and not args.schema and local_schema is None:
         raise InputError(f"no curated schema for {dataset!r} in this checkout (schema/{dataset}/schema.pbtxt); pass "
                          "--labels.")
@@ -66,11 +73,12 @@ def _kubeflow_labels(args, dataset: str, local_schema: Optional[Path], label_key
                          "compiling reads no data.")
     found = []
     for column in columns:
-        values = inputs.schema_label_names(str(local_schema), column) or ()
+        with as_input_errors():
+            values = schema_label_names(str(local_schema), column) or ()
         if not values:
             raise InputError(f"{local_schema} does not list the label values of {column!r}"
                              f"{'; pass --labels' if len(columns) == 1 else ' (a string_domain for it)'}.")
-        found.append(labels.check_labels(values, column))
+        found.append(labels.require_two_classes(values, column))
     return tuple(found)
 
 
@@ -81,7 +89,7 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     if not PIPELINE_NAME_PATTERN.match(args.name):
         raise InputError(f"--name {args.name!r}: KFP pipeline names are lowercase letters, digits and '-', starting "
                          "with a letter or digit, at most 128 characters.")
-    beam_args = options.beam_pipeline_args(args, options.KUBEFLOW)
+    beam_args = beam_pipeline_args(args, KUBEFLOW)
     if args.spans_window > 1:
         raise InputError("--spans-window above 1 needs TFX's span-range resolver, which the Kubeflow V2 compiler does "
                          "not support; each Kubeflow run trains on the newest span (--spans-window 1).")
@@ -89,9 +97,9 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         checkpoint, local_copy = None, None
     else:
         checkpoint = pod_location(args.pretrained, "--pretrained")
-        local_copy = str(assets.ensure_checkpoint()) if checkpoint == options.IMAGE_CHECKPOINT else None
-    model = options.model_settings(args, checkpoint, local_copy,
-                                   packaged_vocab=lambda: posixpath.join(options.IMAGE_CHECKPOINT, "vocab.txt"))
+        local_copy = str(assets.ensure_checkpoint()) if checkpoint == IMAGE_CHECKPOINT else None
+    model = model_settings(args, checkpoint, local_copy,
+                           packaged_vocab=lambda: posixpath.join(IMAGE_CHECKPOINT, "vocab.txt"))
     max_seq_length = None
     if args.max_seq_length == settings_lib.AUTO:  # compiling reads no data: the dataclass default
         max_seq_length = min(TransformSettings.max_seq_length, model.positions)
@@ -105,9 +113,9 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         splits = args.input_splits if args.input_splits is not None else ()
     else:
         data_root = pod_location(args.data_root, "--data-root") if args.data_root else \
-            posixpath.join(options.IMAGE_DATA_DIR, "datasets", dataset)
+            posixpath.join(IMAGE_DATA_DIR, "datasets", dataset)
         schema_file = pod_location(args.schema, "--schema") if args.schema else \
-            posixpath.join(options.IMAGE_ROOT, image_path(datasets.BUILTIN[dataset].schema_dir), datasets.SCHEMA_FILE)
+            posixpath.join(IMAGE_ROOT, image_path(datasets.BUILTIN[dataset].schema_dir), datasets.SCHEMA_FILE)
         splits = args.input_splits if args.input_splits is not None else datasets.BUILTIN[dataset].splits
     if splits and not {"train", "eval"} <= set(splits):
         raise InputError(f"--input-splits {','.join(splits)}: the Trainer needs a 'train' and the Evaluator an 'eval' "
@@ -119,13 +127,12 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
         local_schema = datasets.curated_schema(dataset)
     elif args.schema and os.path.isfile(args.schema):
         local_schema = Path(args.schema)
-    args.label_key = labels.label_key_of(args, dataset)
-    label_domains = _kubeflow_labels(args, dataset, local_schema, args.label_key)
+    label_key = labels.label_key_of(args, dataset)
+    label_domains = _kubeflow_labels(args, dataset, local_schema, label_key)
     unlabeled = None
     if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
         unlabeled = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
-    data, transform, trainer, evaluator, pretrainer, distiller = options.component_settings(
-        args, model, label_domains, max_seq_length, unlabeled)
+    built = settings.build(args, model, label_key, label_domains, max_seq_length, unlabeled)
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
     if not pipeline_root:
@@ -138,17 +145,14 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     else:
         raise InputError("pass --serving-dir (where blessed models are pushed, readable by TensorFlow Serving), or "
                          "--pipeline-root to push under PIPELINE_ROOT/serving.")
-    vertex = options.vertex_training(args, pipeline_root)
+    vertex_job = vertex.vertex_training(args, pipeline_root)
     return PipelineConfig(
         pipeline_root=pipeline_root, data_root=data_root, serving_dir=serving_dir, pipeline_name=args.name,
-        data=data, transform=transform, trainer=trainer, evaluator=evaluator, pretrainer=pretrainer,
-        distiller=distiller,
-        metadata_path=None,
-        orchestrator=options.KUBEFLOW,
+        **built.as_fields(), metadata_path=None, orchestrator=KUBEFLOW,
         dataset=dataset, input_splits=tuple(splits), use_spans=args.spans, schema_file=schema_file,
         schema_source="--schema" if args.schema else ("curated" if schema_file else "none"),
-        text_checks_file=options.text_checks_for(str(local_schema) if local_schema else None),
-        train_steps=args.train_steps, beam_pipeline_args=beam_args, vertex_training=vertex,
+        text_checks_file=text_checks_for(str(local_schema) if local_schema else None),
+        train_steps=args.train_steps, beam_pipeline_args=beam_args, vertex_training=vertex_job,
         enable_cache=not args.no_cache,
         model_config_file=pod_location(args.model_config_file, "--model-config-file") if args.model_config_file
         else "")

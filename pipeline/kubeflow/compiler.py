@@ -14,8 +14,7 @@ from typing import Dict, Optional, Sequence
 
 from components.runtime.storage import write_file
 from pipeline.dag.config import PipelineConfig
-from pipeline.kubeflow import options as kfp_options
-from pipeline.kubeflow import storage
+from pipeline.kubeflow import compile_config, storage
 from pipeline.kubeflow.errors import UserError
 from pipeline.kubeflow.parameters import RUNTIME_PARAMETERS, expose_runtime_parameters, shortcuts, spec_parameters
 
@@ -90,7 +89,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UserError(f"--output {args.output}: the spec file name must end in .json, .yaml or .yml.")
     if not args.image.strip():
         raise UserError("--image must name the container image built from k8s/Dockerfile.")
-    config = kfp_options.kubeflow_config(args)
+    config = compile_config.kubeflow_config(args)
     try:
         job = compile_pipeline(config, args.image, args.output, args.s3_endpoint, args.s3_credentials_secret)
     except (ValueError, TypeError) as e:  # TFX's checks of the pipeline and its arguments

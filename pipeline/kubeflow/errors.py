@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pipeline.cli.inputs import InputError
+from pipeline.cli.errors import InputError
 
 
 class UserError(InputError):

@@ -24,8 +24,8 @@ from components.settings import base as settings_lib
 from components.settings.data import read_config
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.trainer import TrainerSettings, hyperparameters
+from pipeline.kubeflow.compile_config import pod_location
 from pipeline.kubeflow.errors import UserError
-from pipeline.kubeflow.options import pod_location
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,19 +1,24 @@
 """What a local run leaves besides its artifacts, stopped or finished: the run summary (components/release/
 run_summary.py) built from ML Metadata, written to --summary-json, `<pipeline_root>/anomalies.json` (what stopped, or
 was tolerated in, the last run: for whatever watches the pipeline) and `<pipeline_root>/report.html`
-(components/release/report_page.py's page; drawn after the run, so a stopped run and every step's timing are covered).
+(components/release/report_page.py's page; drawn after the run, so a stopped run and every step's timing are covered);
+for a run the front door refused, its summary and anomalies.json alone (`write_refusal`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+from pathlib import Path
 from typing import List, Optional
 
 from components.release import run_summary
 from components.release.report_page import REPORT_FILE, ReportContext, render
 from components.release.run_summary import RunSummary
 from components.runtime import storage
+from pipeline.cli.errors import InputError
+from pipeline.cli.locations import pipeline_root_of
 from pipeline.dag import nodes
 from pipeline.dag.config import PipelineConfig
 from pipeline.local.record import RunRecord, run_artifacts
@@ -64,3 +69,22 @@ def write_summaries(summary: RunSummary, summary_json: Optional[str], pipeline_r
     if pipeline_root is not None:
         write_json(os.path.join(pipeline_root, ANOMALIES_REPORT),
                    {key: document.get(key) for key in ("dataset", "data_root", "error", "anomalies", "warnings")})
+
+
+def write_refusal(args: argparse.Namespace, error: Exception) -> None:
+    """The reports of a run the input checks refused before anything ran."""
+    problem = error.as_problem() if isinstance(error, InputError) else {
+        "split": "", "feature": "(input)", "kind": "ASSET_UNAVAILABLE", "description": str(error)}
+    summary = run_summary.refused(
+        args.dataset if args.data_root is None else "custom",
+        str(args.data_root.resolve()) if isinstance(args.data_root, Path) else args.data_root, problem, str(error))
+    # Into an existing pipeline root only (retraining: the report sits with the earlier runs); a refused first
+    # command leaves nothing behind. --summary-json gets the record either way.
+    root = pipeline_root_of(args)
+    stores_answered = getattr(error, "kind", "") != "STORAGE_UNAVAILABLE"  # else a URI is the problem: none is used
+    if root is not None and storage.is_uri(root):  # the pipeline root's folder exists on a store that answered
+        usable = stores_answered and storage.is_dir(root)
+    else:
+        usable = root is not None and root.is_dir()
+    summary_json = None if not stores_answered and storage.is_uri(args.summary_json or "") else args.summary_json
+    write_summaries(summary, summary_json and str(summary_json), str(root) if usable else None)

@@ -142,14 +142,15 @@ def test_rows_without_an_aspect_train_and_score_the_verdict_alone(multi_task_run
     test scores count them for the verdict only."""
     import tensorflow as tf
 
-    from pipeline.cli import inputs
+    from components.validation import schema_file
 
     base, summary, _ = multi_task_run
     rows = {split: _rows(base, split) for split in ("train", "eval", "test")}
     missing = {split: sum(1 for r in split_rows if not r["aspect"]) for split, split_rows in rows.items()}
     assert all(missing.values()), missing
     frozen = str(base / "root" / "schema" / "schema.pbtxt")
-    assert inputs.schema_allows_missing(frozen, "aspect") and not inputs.schema_allows_missing(frozen, "verdict")
+    assert schema_file.schema_allows_missing(frozen, "aspect")
+    assert not schema_file.schema_allows_missing(frozen, "verdict")
     transformed = sorted((base / "root" / "Transform" / "transformed_examples").glob("*/Split-train/*.gz"))
     ids = [tf.train.Example.FromString(r.numpy()).features.feature["label_id_aspect"].int64_list.value[0]
            for r in tf.data.TFRecordDataset([str(p) for p in transformed], compression_type="GZIP")]
@@ -365,10 +366,10 @@ def test_binary_tags_train_judge_and_serve_as_two_class_tasks(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pushed"], summary.get("not_blessed_because")
     assert_learned(summary, root, columns=("positive", "music"))
-    from pipeline.cli import inputs
+    from components.validation import schema_file
 
     frozen = str(root / "schema" / "schema.pbtxt")
-    assert [list(inputs.schema_label_names(frozen, tag)) for tag in ("positive", "music")] == [["0", "1"]] * 2
+    assert [list(schema_file.schema_label_names(frozen, tag)) for tag in ("positive", "music")] == [["0", "1"]] * 2
     pushed = Path(summary["pushed_dir"])
     assert json.loads((pushed / "assets.extra" / "class_names.json").read_text()) == {"positive": ["0", "1"],
                                                                                         "music": ["0", "1"]}

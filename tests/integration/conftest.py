@@ -26,7 +26,7 @@ def compiled(tmp_path_factory):
 
     from pipeline.dag.pipeline import create_pipeline
     from pipeline.kubeflow import cli as kfp_cli
-    from pipeline.kubeflow import options as kfp_options
+    from pipeline.kubeflow import compile_config
 
     base = tmp_path_factory.mktemp("kfp")
     root = base / "pipeline_root"  # given to compile, which must leave it alone
@@ -37,7 +37,7 @@ def compiled(tmp_path_factory):
         assert kfp_cli.main([*args, "--output", str(base / "again.json")]) == 0
         assert kfp_cli.main([*args, "--output", str(base / "spec.yaml")]) == 0
     job = json.loads((base / "cli.json").read_text())
-    config = kfp_options.kubeflow_config(kfp_cli.build_parser().parse_args([*args, "--output", "unused.json"]))
+    config = compile_config.kubeflow_config(kfp_cli.build_parser().parse_args([*args, "--output", "unused.json"]))
     return SimpleNamespace(base=base, root=root, path=base / "cli.json", job=job, spec=job["pipelineSpec"],
                            components=create_pipeline(config).components, stdout=proc.stdout)
 

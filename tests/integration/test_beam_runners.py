@@ -29,8 +29,9 @@ from apache_beam.transforms import environments
 from tfx.dsl.components.base import executor_spec
 
 from pipeline import run_local as run_local_module
-from pipeline.cli import options
-from pipeline.cli.inputs import InputError
+from pipeline.cli import local_run
+from pipeline.cli.errors import InputError
+from pipeline.cli.runner_options import KUBEFLOW, beam_pipeline_args
 from pipeline.kubeflow import cli as kfp_cli
 from support import assert_one_error, run_local
 from support.kubeflow import process_state_kept
@@ -98,8 +99,8 @@ def beam_steps(pipeline) -> dict:
 def test_local_preset_reaches_the_pipeline_and_its_beam_steps(data_root, name):
     from pipeline.dag.pipeline import create_pipeline
 
-    config, _, _ = options.local_config(local_args(data_root, *PRESETS[name][0], "--beam-sdk-image", SDK_IMAGE)
-                                        if name != "direct" else local_args(data_root))
+    config = local_run.plan(local_args(data_root, *PRESETS[name][0], "--beam-sdk-image", SDK_IMAGE)
+                            if name != "direct" else local_args(data_root)).config
     want = expected(name, SDK_IMAGE)
     assert config.beam_pipeline_args == want
     pipeline = create_pipeline(config)
@@ -111,8 +112,8 @@ def test_local_preset_reaches_the_pipeline_and_its_beam_steps(data_root, name):
 
 
 def test_local_direct_flags_still_set_the_direct_runner(data_root):
-    config, _, _ = options.local_config(local_args(data_root, "--beam-direct-mode", "multi_processing",
-                                                   "--beam-workers", "2"))
+    config = local_run.plan(local_args(data_root, "--beam-direct-mode", "multi_processing",
+                                       "--beam-workers", "2")).config
     assert config.beam_pipeline_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
 
 
@@ -196,16 +197,16 @@ def test_compiled_beam_steps_get_the_preset_then_beam_args(compiled, name, extra
 
 def test_kubeflow_direct_default_is_unchanged():
     args = kfp_cli.build_parser().parse_args(["compile", "--output", "x.json", "--pipeline-root", "gs://b/r"])
-    assert options.beam_pipeline_args(args, options.KUBEFLOW) == DIRECT_DEFAULT
+    assert beam_pipeline_args(args, KUBEFLOW) == DIRECT_DEFAULT
     args = kfp_cli.build_parser().parse_args(["compile", "--output", "x.json", "--pipeline-root", "gs://b/r",
                                               "--beam-args=--direct_num_workers=4"])
-    assert options.beam_pipeline_args(args, options.KUBEFLOW) == (*DIRECT_DEFAULT, "--direct_num_workers=4")
+    assert beam_pipeline_args(args, KUBEFLOW) == (*DIRECT_DEFAULT, "--direct_num_workers=4")
 
 
 def test_kubeflow_sdk_image_flag_overrides_the_image():
     args = kfp_cli.build_parser().parse_args(["compile", "--output", "x.json", "--image", IMAGE, *DATAFLOW,
                                               "--beam-sdk-image", SDK_IMAGE])
-    assert f"--sdk_container_image={SDK_IMAGE}" in options.beam_pipeline_args(args, options.KUBEFLOW)
+    assert f"--sdk_container_image={SDK_IMAGE}" in beam_pipeline_args(args, KUBEFLOW)
 
 
 # ------------------------------------------------------------------------------------------------------ errors
@@ -266,7 +267,7 @@ def test_kubeflow_bad_beam_args(tmp_path, capsys):
 ])
 def test_local_runner_refuses(data_root, flags, fragments):
     with pytest.raises(InputError) as caught:
-        options.local_config(local_args(data_root, *flags))
+        local_run.plan(local_args(data_root, *flags))
     for fragment in fragments:
         assert fragment in str(caught.value)
 

@@ -1,6 +1,7 @@
-"""Unit tests of pipeline/cli/inputs.py on tiny CSV files: what the pipeline could not use is one clear InputError
-(kind, file, line), the label values are the training split's, and the subset is deterministic. The reading itself:
-tests/unit/test_csv_files.py."""
+"""The checks of a data root's CSV files before a run (components/ingestion/csv_checks.py), the --max-examples subset
+(pipeline/data/subsets.py) and what a schema.pbtxt says of a column (components/validation/schema_file.py), on tiny
+files: what the pipeline could not use is one clear DataFileError (kind, file, line), the label values are the
+training split's, and the subset is deterministic. The reading itself: tests/unit/test_csv_files.py."""
 
 import os
 
@@ -12,10 +13,13 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from components.ingestion import csv_files  # noqa: E402
-from components.ingestion.csv_files import SPLIT_FOLDERS  # noqa: E402
-from pipeline.cli import inputs  # noqa: E402
-from pipeline.cli.inputs import InputError  # noqa: E402
+from components.ingestion import csv_checks, csv_files  # noqa: E402
+from components.ingestion.csv_files import (
+    SPLIT_FOLDERS,  # noqa: E402
+    DataFileError,  # noqa: E402
+)
+from components.validation import schema_file  # noqa: E402
+from pipeline.data import subsets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,31 +50,22 @@ def rows(n, seed=0):
 
 
 def refused(call, kind):
-    with pytest.raises(InputError) as raised:
+    with pytest.raises(DataFileError) as raised:
         call()
     assert raised.value.kind == kind, str(raised.value)
     return raised.value
 
 
-def test_input_error_defaults():
-    error = InputError("something is wrong")
-    assert isinstance(error, ValueError)
-    assert error.as_problem() == {"split": "", "feature": "(input)", "kind": "INVALID_INPUT",
-                                  "description": "something is wrong", "file": ""}
-
-
-# check_input -------------------------------------------------------------------------------------------------------
-
 def test_clean_input_has_no_warnings(tmp_path):
     write_rows(tmp_path / "a.csv", rows(3))
     write_rows(tmp_path / "b.csv", rows(2, seed=1))
-    assert inputs.check_input(tmp_path, (), "text", "label") == []
+    assert csv_checks.check_input(tmp_path, (), "text", "label") == []
 
 
 def test_mismatched_headers(tmp_path):
     first = write_rows(tmp_path / "a.csv", rows(3))
     second = write_rows(tmp_path / "b.csv", [r[::-1] for r in rows(3)], header=("label", "text"))
-    error = refused(lambda: inputs.check_input(tmp_path, (), "text", "label"), "MISMATCHED_HEADERS")
+    error = refused(lambda: csv_checks.check_input(tmp_path, (), "text", "label"), "MISMATCHED_HEADERS")
     assert str(second) in str(error) and str(first) in str(error)
     assert error.path == str(second)
 
@@ -79,19 +74,19 @@ def test_mismatched_headers_across_split_folders(tmp_path):
     write_rows(tmp_path / "train" / "a.csv", rows(3))
     write_rows(tmp_path / "eval" / "a.csv", rows(3))
     write_rows(tmp_path / "test" / "a.csv", [r + ["x"] for r in rows(3)], header=("text", "label", "id"))
-    refused(lambda: inputs.check_input(tmp_path, SPLIT_FOLDERS, "text", "label"), "MISMATCHED_HEADERS")
+    refused(lambda: csv_checks.check_input(tmp_path, SPLIT_FOLDERS, "text", "label"), "MISMATCHED_HEADERS")
 
 
 def test_a_header_only_file_is_a_warning(tmp_path):
     write_rows(tmp_path / "a.csv", rows(3))
     empty = write_rows(tmp_path / "b.csv", [])
-    assert inputs.check_input(tmp_path, (), "text", "label") == [f"{empty} has a header but no rows."]
+    assert csv_checks.check_input(tmp_path, (), "text", "label") == [f"{empty} has a header but no rows."]
 
 
 def test_only_header_only_files_is_no_rows(tmp_path):
     write_rows(tmp_path / "a.csv", [])
     write_rows(tmp_path / "b.csv", [])
-    error = refused(lambda: inputs.check_input(tmp_path, (), "text", "label"), "NO_ROWS")
+    error = refused(lambda: csv_checks.check_input(tmp_path, (), "text", "label"), "NO_ROWS")
     assert error.path == str(tmp_path) and "no data rows" in str(error)
 
 
@@ -99,21 +94,21 @@ def test_a_split_folder_of_header_only_files_is_no_rows(tmp_path):
     for split in ("train", "test"):
         write_rows(tmp_path / split / "a.csv", rows(3))
     write_rows(tmp_path / "eval" / "a.csv", [])
-    error = refused(lambda: inputs.check_input(tmp_path, SPLIT_FOLDERS, "text", "label"), "NO_ROWS")
+    error = refused(lambda: csv_checks.check_input(tmp_path, SPLIT_FOLDERS, "text", "label"), "NO_ROWS")
     assert error.path == str(tmp_path / "eval")
 
 
 def test_extra_column_is_a_warning(tmp_path):
     write_rows(tmp_path / "a.csv", [r + [f"id-{i}"] for i, r in enumerate(rows(3))],
                header=("text", "label", "review_id"))
-    [warning] = inputs.check_input(tmp_path, (), "text", "label")
+    [warning] = csv_checks.check_input(tmp_path, (), "text", "label")
     assert "review_id" in warning and "not used" in warning
 
 
 def test_check_input_raises_the_scan_errors(tmp_path):
     write_rows(tmp_path / "a.csv", rows(3))
     write(tmp_path / "b.csv", "text,label\nok,fresh,extra\n")
-    error = refused(lambda: inputs.check_input(tmp_path, (), "text", "label"), "MALFORMED_CSV")
+    error = refused(lambda: csv_checks.check_input(tmp_path, (), "text", "label"), "MALFORMED_CSV")
     assert str(tmp_path / "b.csv") in str(error)
 
 
@@ -122,14 +117,14 @@ def test_check_input_raises_the_scan_errors(tmp_path):
 def test_label_values_of_all_files_without_splits(tmp_path):
     write_rows(tmp_path / "a.csv", [["x", "rotten"], ["y", ""]])
     write_rows(tmp_path / "b.csv", [["z", "fresh"], ["w", "rotten"]])
-    assert inputs.label_values(tmp_path, (), "text", "label") == ("fresh", "rotten")
+    assert csv_checks.label_values(tmp_path, (), "text", "label") == ("fresh", "rotten")
 
 
 def test_label_values_of_the_train_split_only(tmp_path):
     write_rows(tmp_path / "train" / "a.csv", [["x", "b"], ["y", "a"]])
     write_rows(tmp_path / "eval" / "a.csv", [["x", "c"]])
     write_rows(tmp_path / "test" / "a.csv", [["x", "d"]])
-    assert inputs.label_values(tmp_path, SPLIT_FOLDERS, "text", "label") == ("a", "b")
+    assert csv_checks.label_values(tmp_path, SPLIT_FOLDERS, "text", "label") == ("a", "b")
 
 
 # subset -----------------------------------------------------------------------------------------------------------
@@ -143,8 +138,8 @@ def test_subset_is_deterministic_and_reused(tmp_path):
     data = tmp_path / "data"
     write_rows(data / "a.csv", rows(60))
     write_rows(data / "b.csv", rows(40, seed=1))
-    first = inputs.subset(data, (), 10, "text", "label", tmp_path / "cache1")
-    second = inputs.subset(data, (), 10, "text", "label", tmp_path / "cache2")
+    first = subsets.subset(data, (), 10, "text", "label", tmp_path / "cache1")
+    second = subsets.subset(data, (), 10, "text", "label", tmp_path / "cache2")
     assert first.parent == tmp_path / "cache1" and first.name == second.name
     assert (first / "data.csv").read_bytes() == (second / "data.csv").read_bytes()
     written = read_csv(first / "data.csv")
@@ -155,7 +150,7 @@ def test_subset_is_deterministic_and_reused(tmp_path):
 
     # A second call reuses what the first wrote (the path is the same, the content is not rewritten).
     (first / "data.csv").write_text("text,label\nmarker,fresh\n")
-    assert inputs.subset(data, (), 10, "text", "label", tmp_path / "cache1") == first
+    assert subsets.subset(data, (), 10, "text", "label", tmp_path / "cache1") == first
     assert (first / "data.csv").read_text() == "text,label\nmarker,fresh\n"
     assert not [p for p in (tmp_path / "cache1").iterdir() if p != first]  # no temporary folder left
 
@@ -167,16 +162,16 @@ def test_subset_does_not_depend_on_file_layout_or_row_order(tmp_path):
     random.Random(5).shuffle(shuffled)
     write_rows(tmp_path / "two" / "x.csv", shuffled[:30])
     write_rows(tmp_path / "two" / "y.csv", shuffled[30:])
-    a = inputs.subset(tmp_path / "one", (), 15, "text", "label", tmp_path / "cache")
-    b = inputs.subset(tmp_path / "two", (), 15, "text", "label", tmp_path / "cache")
+    a = subsets.subset(tmp_path / "one", (), 15, "text", "label", tmp_path / "cache")
+    b = subsets.subset(tmp_path / "two", (), 15, "text", "label", tmp_path / "cache")
     assert a != b  # different data roots, different cache entries ...
     assert (a / "data.csv").read_bytes() == (b / "data.csv").read_bytes()  # ... the same sample
 
 
 def test_a_smaller_subset_is_part_of_a_larger_one(tmp_path):
     write_rows(tmp_path / "data" / "a.csv", rows(100))
-    small = read_csv(inputs.subset(tmp_path / "data", (), 10, "text", "label", tmp_path / "cache") / "data.csv")
-    large = read_csv(inputs.subset(tmp_path / "data", (), 30, "text", "label", tmp_path / "cache") / "data.csv")
+    small = read_csv(subsets.subset(tmp_path / "data", (), 10, "text", "label", tmp_path / "cache") / "data.csv")
+    large = read_csv(subsets.subset(tmp_path / "data", (), 30, "text", "label", tmp_path / "cache") / "data.csv")
     assert large[:11] == small
 
 
@@ -184,19 +179,19 @@ def test_subset_of_split_folders_takes_80_10_10(tmp_path):
     data = tmp_path / "data"
     for split, n in (("train", 200), ("eval", 50), ("test", 50)):
         write_rows(data / split / "data.csv", [[f"{split} {t}", label] for t, label in rows(n)])
-    target = inputs.subset(data, SPLIT_FOLDERS, 100, "text", "label", tmp_path / "cache")
+    target = subsets.subset(data, SPLIT_FOLDERS, 100, "text", "label", tmp_path / "cache")
     for split, expected in (("train", 80), ("eval", 10), ("test", 10)):
         written = read_csv(target / split / "data.csv")
         assert len(written) == expected + 1
         assert all(text.startswith(f"{split} ") for text, _ in written[1:])
     assert csv_files.detect_splits(target) == SPLIT_FOLDERS
-    assert inputs.check_input(target, SPLIT_FOLDERS, "text", "label") == []
+    assert csv_checks.check_input(target, SPLIT_FOLDERS, "text", "label") == []
 
 
 def test_subset_keeps_only_text_and_label_and_survives_quoting(tmp_path):
     data = tmp_path / "data"
     write(data / "a.csv", 'id,text,label\n1,"multi\nline, ""quoted""",fresh\n2,plain,rotten\n')
-    target = inputs.subset(data, (), 50, "text", "label", tmp_path / "cache")
+    target = subsets.subset(data, (), 50, "text", "label", tmp_path / "cache")
     result = csv_files.scan_csv(target / "data.csv", "text", "label")
     assert result.header == ["text", "label"]
     assert sorted(result.rows) == [('multi\nline, "quoted"', "fresh"), ("plain", "rotten")]
@@ -205,21 +200,21 @@ def test_subset_keeps_only_text_and_label_and_survives_quoting(tmp_path):
 # schema_label_names ----------------------------------------------------------------------------------------------
 
 def test_schema_label_names_of_the_curated_schema():
-    assert inputs.schema_label_names(str(REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt"), "label") == \
+    assert schema_file.schema_label_names(str(REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt"), "label") == \
         ("fresh", "rotten")
-    newsgroups = inputs.schema_label_names(str(REPO / "schema" / "20newsgroups" / "schema.pbtxt"), "label")
+    newsgroups = schema_file.schema_label_names(str(REPO / "schema" / "20newsgroups" / "schema.pbtxt"), "label")
     assert len(newsgroups) == 20 and newsgroups[0] == "alt.atheism"
 
 
 def test_schema_label_names_inline_domain_none_and_missing(tmp_path):
     inline = write(tmp_path / "inline.pbtxt",
                    'feature { name: "y" type: BYTES string_domain { value: "no" value: "yes" } }\n')
-    assert inputs.schema_label_names(str(inline), "y") == ("no", "yes")
+    assert schema_file.schema_label_names(str(inline), "y") == ("no", "yes")
     free = write(tmp_path / "free.pbtxt", 'feature { name: "y" type: BYTES }\n')
-    assert inputs.schema_label_names(str(free), "y") is None
+    assert schema_file.schema_label_names(str(free), "y") is None
     dangling = write(tmp_path / "dangling.pbtxt", 'feature { name: "y" type: BYTES domain: "nowhere" }\n')
-    assert inputs.schema_label_names(str(dangling), "y") is None
-    error = refused(lambda: inputs.schema_label_names(str(free), "label"), "INVALID_INPUT")
+    assert schema_file.schema_label_names(str(dangling), "y") is None
+    error = refused(lambda: schema_file.schema_label_names(str(free), "label"), "INVALID_INPUT")
     assert "has no feature 'label'" in str(error) and str(free) in str(error)
 
 
@@ -230,24 +225,24 @@ def test_empty_text_fields_are_refused_naming_file_lines_and_what_to_do(tmp_path
     for i in (2, 9):
         data[i][0] = ""
     path = write_rows(tmp_path / "data" / "reviews.csv", data)
-    error = refused(lambda: inputs.check_input(tmp_path / "data", (), "text", "label"), "EMPTY_TEXT_FIELDS")
+    error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), "text", "label"), "EMPTY_TEXT_FIELDS")
     assert str(error) == (f"{path}: 2 of 30 rows have an empty text in column 'text' (lines 4, 11); every example "
                           "needs a text: remove those rows, or fill them in, and run again.")
-    assert error.as_problem()["feature"] == "text" and error.as_problem()["file"] == str(path)
+    assert error.feature == "text" and error.path == str(path)
 
 
 def test_texts_of_spaces_are_left_to_the_text_checks_and_an_optional_text_to_the_pipeline(tmp_path):
     data = rows(10)
     data[3][0] = "   "
     write_rows(tmp_path / "spaces" / "reviews.csv", data)
-    assert inputs.check_input(tmp_path / "spaces", (), "text", "label") == []
+    assert csv_checks.check_input(tmp_path / "spaces", (), "text", "label") == []
     data[3][0] = ""
     write_rows(tmp_path / "empty" / "reviews.csv", data)
-    assert inputs.check_input(tmp_path / "empty", (), "text", "label", text_required=False) == []
+    assert csv_checks.check_input(tmp_path / "empty", (), "text", "label", text_required=False) == []
 
 
 def test_the_curated_schemas_require_the_text_and_a_schema_may_not(tmp_path):
-    assert inputs.schema_requires_text(str(REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt"), "text")
+    assert schema_file.schema_requires_text(str(REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt"), "text")
     loose = tmp_path / "schema.pbtxt"
     loose.write_text('feature { name: "text" type: BYTES presence { min_fraction: 0.9 } }\n')
-    assert not inputs.schema_requires_text(str(loose), "text")
+    assert not schema_file.schema_requires_text(str(loose), "text")

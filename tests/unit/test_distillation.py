@@ -13,8 +13,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np
 import pytest
 
-from pipeline.cli import options
-from pipeline.cli.inputs import InputError
+from pipeline.cli import local_run
+from pipeline.cli.errors import InputError
 from pipeline.run_local import build_parser as local_parser
 
 TEACHER = dict(vocab_size=40, hidden_size=16, num_layers=4, num_heads=2, intermediate_size=32,
@@ -292,7 +292,8 @@ def _local(tmp_path: Path, *argv):
     (folder / "data.csv").write_text("text,label\n" + "good film,pos\nbad film,neg\n" * 3)
     args = local_parser().parse_args(["--data-root", str(folder), "--pipeline-root", str(tmp_path / "root"),
                                       "--max-seq-length", "32", *map(str, argv)])
-    return options.local_config(args)
+    plan = local_run.plan(args)
+    return plan.config, plan.warnings, plan.notes
 
 
 def test_the_settings_travel_to_the_distiller(tmp_path):

@@ -26,6 +26,7 @@ LAYERS = (
     ("components.release",),
     ("pipeline.data",),
     ("pipeline.dag",),
+    ("pipeline.planning",),
     ("pipeline.cli",),
     ("pipeline.serving", "pipeline.kubeflow", "pipeline.local"),
     ("pipeline.run_local", "pipeline.run_kubeflow", "pipeline.serve", "pipeline.train_job"),  # the entry points
@@ -143,3 +144,50 @@ def test_the_checks_catch_what_they_should():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert layer_of("components.model.bert") < layer_of("components.module_files.trainer") < layer_of("pipeline.dag.x")
+
+
+# Imports kept for what importing them does, not for a name: nothing else may be imported only to be handed on.
+SIDE_EFFECT_IMPORTS = {
+    "components.runtime.keras2": "Keras 2 and its AutoGraph rule before TensorFlow loads",
+    "tensorflow_text": "registers the WordPiece ops the transform graph uses",
+    "tensorflow_io": "registers TensorFlow's s3:// file system",
+}
+
+
+def handed_on(path: Path):
+    """(line, name) of each name `path` imports only to hand it on: an import marked `noqa: F401` that is not one of
+    SIDE_EFFECT_IMPORTS, or an imported name listed in `__all__`."""
+    source = path.read_text()
+    tree = ast.parse(source, str(path))
+    lines = source.splitlines()
+    imported_names = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            end = lines[node.lineno - 1:node.end_lineno]
+            marked = any("noqa: F401" in line for line in end)
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            for alias in node.names:
+                imported_names[alias.asname or alias.name.split(".")[0]] = node.lineno
+                names = {alias.name} if module is None else {module, f"{module}.{alias.name}"}
+                if marked and not names & set(SIDE_EFFECT_IMPORTS):
+                    yield node.lineno, alias.asname or alias.name
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            for element in getattr(node.value, "elts", []):
+                if isinstance(element, ast.Constant) and element.value in imported_names:
+                    yield node.lineno, element.value
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_nothing_is_imported_only_to_be_handed_on(module):
+    """A name lives in one module and is imported from there: a re-export keeps an old home alive, and readers then
+    find a name in two places (issue 45)."""
+    found = list(handed_on(MODULES[module]))
+    assert not found, f"{module} hands on names it imports: {found}"
+
+
+def test_the_hand_on_check_finds_both_kinds(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("from a import b  # noqa: F401\nimport tensorflow_text  # noqa: F401\nfrom c import d\n"
+                    "__all__ = ['d', 'e']\ne = 1\n")
+    assert sorted(handed_on(path)) == [(1, "b"), (4, "d")]

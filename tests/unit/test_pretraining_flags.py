@@ -9,8 +9,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest
 
-from pipeline.cli import options
-from pipeline.cli.inputs import InputError
+from pipeline.cli import local_run
+from pipeline.cli.errors import InputError
 from pipeline.run_local import build_parser as local_parser
 
 # ------------------------------------------------------------------------------------------------------------
@@ -27,7 +27,8 @@ def _data(tmp_path: Path) -> Path:
 def _local(tmp_path, *argv):
     args = local_parser().parse_args(["--data-root", str(_data(tmp_path)), "--pretrained", "none",
                                       "--pipeline-root", str(tmp_path / "root"), *map(str, argv)])
-    return options.local_config(args)
+    plan = local_run.plan(args)
+    return plan.config, plan.warnings, plan.notes
 
 
 def test_unlabeled_data_is_read_and_keyed_by_its_content(tmp_path):

@@ -1,4 +1,4 @@
-"""The settings contract (components/settings/base.py) and the front door (pipeline/cli/options.py), on small in-memory
+"""The settings contract (components/settings/base.py) and the front door (pipeline/cli/), on small in-memory
 inputs.
 
 Each setting is defined once, in its component's dataclass; these tests prove that every one of them reaches both
@@ -28,11 +28,12 @@ from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import FINETUNE_LEARNING_RATE, SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
 from components.settings.transform import TransformSettings
-from pipeline.cli import options
-from pipeline.cli.inputs import InputError
+from pipeline.cli import local_run
+from pipeline.cli.errors import InputError
+from pipeline.cli.flags import IMAGE_CHECKPOINT
 from pipeline.data import assets
 from pipeline.kubeflow import cli as kfp_cli
-from pipeline.kubeflow import options as kfp_options
+from pipeline.kubeflow import compile_config
 from pipeline.run_local import build_parser as local_parser
 
 SETTINGS = (DataSettings, TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
@@ -224,7 +225,8 @@ def _data(tmp_path: Path, rows=(("good film", "pos"), ("bad film", "neg")) * 3) 
 
 
 def _local(*argv):
-    config, warnings, _ = options.local_config(local_parser().parse_args([str(a) for a in argv]))
+    plan = local_run.plan(local_parser().parse_args([str(a) for a in argv]))
+    config, warnings = plan.config, list(plan.warnings)
     return config, warnings
 
 
@@ -278,9 +280,9 @@ def test_not_a_checkpoint_folder(tmp_path):
 def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
     assets.ensure_checkpoint()
     args = _compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r"])
-    config = kfp_options.kubeflow_config(args)
-    assert config.trainer.pretrained_dir == options.IMAGE_CHECKPOINT
-    assert config.data.vocab_file == f"{options.IMAGE_CHECKPOINT}/vocab.txt"
+    config = compile_config.kubeflow_config(args)
+    assert config.trainer.pretrained_dir == IMAGE_CHECKPOINT
+    assert config.data.vocab_file == f"{IMAGE_CHECKPOINT}/vocab.txt"
     assert config.data.lower_case is True  # all-MiniLM-L6-v2's tokenizer_config says do_lower_case
     assert config.serving_dir == "gs://b/r/serving" and config.orchestrator == "kubeflow"
     assert set(config.label_names) == {"fresh", "rotten"}  # from schema/rotten_tomatoes/schema.pbtxt
@@ -288,27 +290,33 @@ def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
                            (["--spans-window", "2"], "span-range resolver"),
                            (["--pretrained", "relative/ckpt"], "must be a URI")]:
         with pytest.raises(InputError, match=fragment):
-            kfp_options.kubeflow_config(_compile_parser().parse_args(["--output", "x.json", "--pipeline-root", "gs://b/r",
-                                                                  *argv]))
+            compile_config.kubeflow_config(_compile_parser().parse_args(
+                ["--output", "x.json", "--pipeline-root", "gs://b/r", *argv]))
 
 
 def test_auto_sequence_length_covers_the_training_texts(tmp_path):
     """--max-seq-length auto: the shortest multiple of 32 that holds 98% of the texts whole, capped by the encoder."""
-    from pipeline.cli import sequence_length
+    from pipeline.planning import sequence_length
+
+    def choose(texts, vocab_file, lower_case, cap):  # (length, texts cut, texts seen) without a time budget
+        counts = sequence_length.sample_counts(texts, vocab_file, lower_case)
+        length = sequence_length.covering(counts, cap)
+        return length, sequence_length.cut_by(counts, length), len(counts)
 
     vocab = str(assets.ensure_checkpoint() / "vocab.txt")
     texts = [" ".join(["good"] * n) for n in range(1, 101)]  # 1..100 words, one WordPiece token each
-    length, cut, seen = sequence_length.choose(texts, vocab, True, cap=512)
+    length, cut, seen = choose(texts, vocab, True, cap=512)
     assert (length, cut, seen) == (128, 0, 100)  # 98 words + [CLS] + [SEP] = 100 tokens -> 128
-    length, cut, seen = sequence_length.choose(texts, vocab, True, cap=64)
+    length, cut, seen = choose(texts, vocab, True, cap=64)
     assert (length, cut) == (64, 38)  # texts of 63..100 words do not fit in 64 tokens
-    assert sequence_length.choose(["a b c"] * 10, vocab, True, cap=512)[0] == 32  # never below 32
+    assert choose(["a b c"] * 10, vocab, True, cap=512)[0] == 32  # never below 32
     # Without a vocabulary (one to be learned): estimated from the words.
-    estimated, _, _ = sequence_length.choose(texts, "", True, cap=512)
+    estimated, _, _ = choose(texts, "", True, cap=512)
     assert estimated == 160  # ceil(98 * 1.3) + 2 = 130 -> 160
     args = local_parser().parse_args(["--data-root", str(_data(tmp_path)), "--pretrained", "none",
                                       "--vocab", "checkpoint"])
-    config, _, notes = options.local_config(args)
+    plan = local_run.plan(args)
+    config, notes = plan.config, plan.notes
     assert config.transform.max_seq_length == 32 and "--max-seq-length auto: 32 tokens" in notes[0]
 
 
@@ -342,7 +350,7 @@ def test_infra_validator_needs_a_docker_daemon_and_wires_the_pinned_serving_imag
 
 def test_the_auto_length_note_says_what_it_counted():
     """The training split's texts only where the data has a train/ folder; else every row, said so; a sample, named."""
-    from pipeline.cli.sequence_length import counted_texts
+    from pipeline.planning.sequence_length import counted_texts
 
     assert counted_texts(2225, 2225, train_folder=False) == "the 2225 texts"
     assert counted_texts(5000, 12808, train_folder=False) == "a sample of 5000 of the 12808 texts"

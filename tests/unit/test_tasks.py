@@ -1,5 +1,5 @@
 """Several label columns, room by room on small in-memory inputs: the task names (components/tasks.py), the front
-door's checks per column (pipeline/cli/inputs.py, labels.py), the heads and their masked loss
+door's checks per column (components/ingestion/csv_checks.py, pipeline/cli/labels.py), the heads and their masked loss
 (components/model/heads.py), the curated schema of a run without one (frozen_schema.curate) and the figures per task
 (model_metrics.headline). The whole run: tests/e2e/test_multi_task.py."""
 
@@ -12,9 +12,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from components import tasks  # noqa: E402
-from components.ingestion import csv_files  # noqa: E402
-from pipeline.cli import inputs, labels  # noqa: E402
-from pipeline.cli.inputs import InputError  # noqa: E402
+from components.ingestion import csv_checks, csv_files  # noqa: E402
+from components.ingestion.csv_files import DataFileError  # noqa: E402
+from pipeline.cli import labels  # noqa: E402
+from pipeline.cli.errors import InputError  # noqa: E402
+from pipeline.data import subsets  # noqa: E402
 from support.own_data import write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,8 +87,8 @@ def test_rows_hold_every_label_column_and_the_subset_keeps_them(tmp_path):
     # whatever the file's column order: (text, then the label columns in --label-column's order)
     scan = csv_files.scan_csv(path, "text", "rating,condition")
     assert scan.rows == [("great", "positive", "Acne"), ("awful", "negative", "")] and scan.extra_columns == []
-    assert inputs.label_values(tmp_path / "d", (), "text", "rating,condition", column=1) == ("Acne",)
-    subset = inputs.subset(tmp_path / "d", (), 5, "text", "rating,condition", tmp_path / "cache")
+    assert csv_checks.label_values(tmp_path / "d", (), "text", "rating,condition", column=1) == ("Acne",)
+    subset = subsets.subset(tmp_path / "d", (), 5, "text", "rating,condition", tmp_path / "cache")
     again = csv_files.scan_csv(subset / "data.csv", "text", "rating,condition")
     assert again.header == ["text", "rating", "condition"] and sorted(again.rows) == sorted(scan.rows)
 
@@ -96,9 +98,9 @@ def test_each_label_column_is_checked_against_its_own_domain(tmp_path):
                                           ["bad", "negative", ""]])
     plan = labels.plan(str(SCHEMA), "rating,condition")
     assert plan.columns == ("rating", "condition") and plan.missing_allowed == ("condition",)
-    with pytest.raises(InputError) as raised:
-        inputs.check_input(tmp_path / "d", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
-                           missing_allowed=plan.missing_allowed)
+    with pytest.raises(DataFileError) as raised:
+        csv_checks.check_input(tmp_path / "d", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
+                               missing_allowed=plan.missing_allowed)
     message = str(raised.value)
     assert raised.value.kind == "UNKNOWN_LABELS" and raised.value.feature == "condition"
     assert "for column 'condition'" in message and "'Hiccups' in 1 row(s), line 3" in message
@@ -107,12 +109,12 @@ def test_each_label_column_is_checked_against_its_own_domain(tmp_path):
 def test_an_empty_cell_passes_only_in_a_column_the_schema_lets_go_empty(tmp_path):
     write_rows(tmp_path / "d" / "a.csv", [["fine", "positive", "Acne"], ["bad", "negative", ""]])
     plan = labels.plan(str(SCHEMA), "rating,condition")
-    assert inputs.check_input(tmp_path / "d", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
-                              missing_allowed=plan.missing_allowed) == []
+    assert csv_checks.check_input(tmp_path / "d", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
+                                  missing_allowed=plan.missing_allowed) == []
     write_rows(tmp_path / "e" / "a.csv", [["fine", "", "Acne"], ["bad", "negative", "Acne"]])
-    with pytest.raises(InputError) as raised:
-        inputs.check_input(tmp_path / "e", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
-                           missing_allowed=plan.missing_allowed)
+    with pytest.raises(DataFileError) as raised:
+        csv_checks.check_input(tmp_path / "e", (), "text", "rating,condition", plan.check_domains, str(SCHEMA),
+                               missing_allowed=plan.missing_allowed)
     assert raised.value.kind == "MISSING_LABELS" and raised.value.feature == "rating"
     assert "presence.min_fraction" in str(raised.value)
 
