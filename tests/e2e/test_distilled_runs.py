@@ -9,11 +9,8 @@ than the model in service (the `served` run's) is not pushed. The room on small 
 tests/unit/test_distillation.py."""
 
 import json
-import os
 import re
 from pathlib import Path
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import pytest

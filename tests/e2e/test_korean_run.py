@@ -3,12 +3,9 @@ Korean corpus (support/korean.py); the pushed model maps common Hangul words to 
 nothing of the project, TFX or TF Transform. The learned vocabulary itself is tests/integration/test_learned_vocab.py's.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import csv
 import json
+import os
 import subprocess
 import sys
 import textwrap

@@ -5,10 +5,7 @@ tests/unit/test_pretraining_flags.py."""
 
 import dataclasses
 import json
-import os
 from pathlib import Path
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 

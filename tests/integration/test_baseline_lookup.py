@@ -3,13 +3,9 @@ between two runs is the next run's baseline. The pipeline here is the lookup alo
 the same step without pipeline/dag/pipeline.py's local_ir is answered from TFX's cache with the old model, which is
 what local_ir is there to prevent. The Kubeflow side (the backend's task cache) is in test_kubeflow_executed.py."""
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 
 def served_version(base: Path, version: int) -> Path:

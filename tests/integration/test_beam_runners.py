@@ -7,10 +7,6 @@ options and the SDK worker environment the preset names (`Environment.from_optio
 calls when it submits a job).
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import csv
 import json
 
@@ -210,7 +206,6 @@ def test_kubeflow_sdk_image_flag_overrides_the_image():
 
 
 # ------------------------------------------------------------------------------------------------------ errors
-
 
 
 def dataflow_without(flag: str) -> list:

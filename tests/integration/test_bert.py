@@ -1,11 +1,8 @@
 """Tests of components/model/bert.py and components/model/hf_checkpoint.py: parity with Hugging Face BertModel, strict
 weight loading, presets, export."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import json
+import os
 import subprocess
 import sys
 import textwrap

@@ -2,20 +2,11 @@
 pipeline/run_local.py that stops before the pipeline starts). A step that fails mid-run: tests/e2e/test_failed_step.py.
 """
 
-import csv
 import json
 
 import pytest
 
-from support import REPO, run_local
-
-
-def _write_csv(path, header, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+from support import REPO, run_local, write_csv
 
 
 def _assert_one_line_error(proc, *fragments):
@@ -41,23 +32,23 @@ def test_missing_data_root(tmp_path):
 
 
 def test_missing_text_column_names_file_and_columns(tmp_path):
-    _write_csv(tmp_path / "data" / "reviews.csv", ["review", "label"], [["good", "pos"], ["bad", "neg"]])
+    write_csv(tmp_path / "data" / "reviews.csv", [["good", "pos"], ["bad", "neg"]], header=["review", "label"])
     proc = run_local("--data-root", tmp_path / "data", "--pipeline-root", tmp_path / "root")
     _assert_one_line_error(proc, "reviews.csv", "'text'", "review, label", "--text-column")
 
 
 def test_single_label_value_is_refused(tmp_path):
-    _write_csv(tmp_path / "data" / "d.csv", ["text", "label"], [["good", "pos"], ["great", "pos"]])
+    write_csv(tmp_path / "data" / "d.csv", [["good", "pos"], ["great", "pos"]])
     _assert_one_line_error(run_local("--data-root", tmp_path / "data"), "at least 2")
 
 
 def test_incomplete_split_folders(tmp_path):
-    _write_csv(tmp_path / "data" / "train" / "d.csv", ["text", "label"], [["good", "pos"], ["bad", "neg"]])
+    write_csv(tmp_path / "data" / "train" / "d.csv", [["good", "pos"], ["bad", "neg"]])
     _assert_one_line_error(run_local("--data-root", tmp_path / "data"), "eval", "test")
 
 
 def test_not_a_checkpoint(tmp_path):
-    _write_csv(tmp_path / "data" / "d.csv", ["text", "label"], [["good", "pos"], ["bad", "neg"]])
+    write_csv(tmp_path / "data" / "d.csv", [["good", "pos"], ["bad", "neg"]])
     proc = run_local("--data-root", tmp_path / "data", "--pretrained", tmp_path)
     _assert_one_line_error(proc, "not a BERT checkpoint")
 
@@ -74,7 +65,7 @@ def test_non_positive_numbers_are_rejected_by_argparse(value):
     ("max_unk_share = \n", "not valid TOML"),
 ])
 def test_invalid_text_checks_file(tmp_path, content, fragment):
-    _write_csv(tmp_path / "data" / "d.csv", ["text", "label"], [["good", "fresh"], ["bad", "rotten"]])
+    write_csv(tmp_path / "data" / "d.csv", [["good", "fresh"], ["bad", "rotten"]])
     schema = tmp_path / "schema" / "schema.pbtxt"
     schema.parent.mkdir()
     schema.write_text((REPO / "schema" / "rotten_tomatoes" / "schema.pbtxt").read_text())
@@ -95,7 +86,7 @@ def test_invalid_text_checks_file(tmp_path, content, fragment):
     ("model_config_list { config { name: ", "is not a text ModelServerConfig"),
 ])
 def test_a_model_config_file_that_cannot_be_followed_is_refused(tmp_path, config, fragment):
-    _write_csv(tmp_path / "data" / "d.csv", ["text", "label"], [["good", "pos"], ["bad", "neg"]] * 10)
+    write_csv(tmp_path / "data" / "d.csv", [["good", "pos"], ["bad", "neg"]] * 10)
     if config is not None:
         (tmp_path / "models.config").write_text(config)
     proc = run_local("--data-root", tmp_path / "data", "--pipeline-root", tmp_path / "root", "--serving-dir",

@@ -3,10 +3,6 @@ the text and label columns it is given come out as strings whatever their values
 ratings), and every other column keeps the type TFX's CsvExampleGen infers. The whole pipeline on 0/1 tags:
 tests/e2e/test_multi_task.py."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import apache_beam as beam
 import pytest
 import tensorflow as tf

@@ -2,11 +2,7 @@
 classify and a regress signature, made here (the pipeline's classifier has no regress signature), loaded as the
 server loads a version; and the exporter's method-name rewrite refusing a signature of the wrong shape."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,6 @@ tests/integration/conftest.py), and the masked-LM stage in the spec. The command
 test_kubeflow_commands.py.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import json
 import re
 

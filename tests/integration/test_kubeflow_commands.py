@@ -3,10 +3,6 @@ the KFP v2beta1 REST API on 127.0.0.1 that records every request, on a spec comp
 tests/integration/conftest.py); cron expressions, and the errors a user can cause, each in one line.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import json
 import socket
 

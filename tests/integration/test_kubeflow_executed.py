@@ -47,13 +47,10 @@ What this does not reproduce, and so does not prove:
   whose TFX, TensorFlow and tensorflow-text versions are the image's by the pins tests/integration/test_k8s.py checks.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import copy
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time

@@ -5,11 +5,8 @@ the reference WordPiece tokenizer over that vocabulary, the exported graph alone
 line's vocabulary flags. The whole pipeline with a learned vocabulary is tests/e2e/test_korean_run.py.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import json
+import os
 import subprocess
 import sys
 import textwrap

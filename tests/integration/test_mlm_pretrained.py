@@ -10,10 +10,6 @@ four well-known therapeutic antibody chains. The checkpoint goes through the pro
 (`mlm.load_pretrained_mlm`: strict accounting of encoder and head) and masker (`masking.MlmMasker`: 15%, 80/10/10).
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import shutil
 from pathlib import Path
 

@@ -9,14 +9,11 @@ Small stand-ins, not BERT: the gates are the point here; tests/e2e/test_multi_ta
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
 
-import pytest  # noqa: E402
-
-from components.tasks import Task  # noqa: E402
+from components.tasks import Task
 
 RATINGS = ("negative", "neutral", "positive")
 CONDITIONS = ("Acne", "Pain", "other")

@@ -1,11 +1,8 @@
 """The Transform module's tokenization against the reference WordPiece tokenizer (Hugging Face `tokenizers`,
 the engine of BertTokenizerFast), through real TF Transform runs and through the exported graph alone."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import json
+import os
 import subprocess
 import sys
 import textwrap

@@ -12,14 +12,10 @@ knows every answer and checks macro F1 against scikit-learn's over the classes o
 
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import pytest  # noqa: E402
-
-from components.tasks import Task  # noqa: E402
-from support.evaluator_run import evaluate  # noqa: E402
+from components.tasks import Task
+from support.evaluator_run import evaluate
 
 SHORT = tuple(f"topic_{c}" for c in "abcd")  # topic_d never occurs in eval
 TAIL = tuple(f"kind_{i:02d}" for i in range(30))

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
 
-import pytest  # noqa: E402
-
-from components.release.run_summary import RunArtifacts, RunSetup, RunSummary, summarize  # noqa: E402
-from components.tasks import Task  # noqa: E402
-from support.evaluator_run import evaluate  # noqa: E402
+from components.release.run_summary import RunArtifacts, RunSetup, RunSummary, summarize
+from components.tasks import Task
+from support.evaluator_run import evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP = RunSetup(dataset="custom", data_root="/data", schema=None, schema_source="none", model="stand-in",

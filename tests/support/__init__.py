@@ -1,7 +1,7 @@
 """Helpers shared by the tests (importable as `support` through pytest's `pythonpath`, see pyproject.toml).
 
 This module: the checkout's paths, the quick pipeline run's arguments, `run_local` (pipeline/run_local.py as a user runs
-it), `assert_one_error`, and groups of node ids (UPSTREAM, OWN_DATA_UPSTREAM, VALIDATION). Nothing here imports
+it), `write_csv` (the tests' one writer of CSV files), `assert_one_error`, and groups of node ids (UPSTREAM, OWN_DATA_UPSTREAM, VALIDATION). Nothing here imports
 TensorFlow or TFX. The modules beside it: `browser` (Playwright pages), `retraining` and `own_data` (data the tests
 write), `checkpoints`, `signatures`, `torch_state_dict` (model files), `serving_server` (publishing versions, the
 server), `kubeflow`, `kfp_stub`, `kfp_local`, `task_process`, `kfp_rules` (the Kubeflow runner, a stub KFP API, the
@@ -13,10 +13,12 @@ Fixtures are not here: they live in tests/conftest.py (the shared pipeline runs,
 conftest.py.
 """
 
+import csv
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
 
@@ -67,6 +69,18 @@ def run_local(*args, timeout=900, env=None):
     full_env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", **(env or {})}
     return subprocess.run([sys.executable, str(RUN_LOCAL), *map(str, args)], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def write_csv(path: Path, rows, header: Optional[Sequence[str]] = ("text", "label")) -> Path:
+    """Writes `rows` (lists of fields) under `header` (None: no header row) as a CSV file, its folder made; the one
+    writer of the tests' data files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def refusal(stderr: str) -> str:

@@ -4,12 +4,9 @@ it) and `process_state_kept`; `compiled_here`, the spec the executed-spec test (
 for the tests' S3 server; and what an administrator gives KFP's launcher there (`documented_launcher_config`, the
 namespace's `SECRETS`). The fixtures built on them (`compiled`, `stub`, `cli`) are tests/integration/conftest.py's."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path

@@ -3,9 +3,10 @@
 folders. Shared by tests/e2e/test_own_data.py's runs; nothing here knows the pipeline's defaults.
 """
 
-import csv
+import functools
 import random
-from pathlib import Path
+
+import support
 
 TEXT, LABEL = "body", "topic"  # the user's column names, given only through --text-column/--label-column
 TOPICS = {
@@ -51,10 +52,5 @@ def rows(n: int, seed: int, shares=None, words: int = 120, new_topic: bool = Fal
     return out
 
 
-def write_csv(path: Path, data, header=(TEXT, LABEL)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(data)
-    return path
+# The data's CSV files, with its columns unless told otherwise.
+write_csv = functools.partial(support.write_csv, header=(TEXT, LABEL))

@@ -10,7 +10,7 @@ datasets' curated schemas work the same way (ImportSchemaGen instead of the froz
 tests/e2e/test_pipeline_e2e.py.
 """
 
-import csv
+import functools
 import hashlib
 import html
 import json
@@ -18,6 +18,7 @@ import random
 import shutil
 from pathlib import Path
 
+import support
 from pipeline.dag import nodes
 from support import refusal, run_local
 
@@ -55,14 +56,8 @@ def rows(n=N, seed=0, fresh_share=0.5, length=None, new_share=0.0):
     return out
 
 
-def write_csv(path: Path, data, header=(TEXT, LABEL)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if header:
-            writer.writerow(header)
-        writer.writerows(data)
-    return path
+# The data's CSV files, with its columns unless told otherwise.
+write_csv = functools.partial(support.write_csv, header=(TEXT, LABEL))
 
 
 def assert_actionable(message: str) -> None:

@@ -2,19 +2,16 @@
 publishing what they accept, and BaselineLookup handing a run the model in service and the last accepted statistics
 (its function called through TFX's `test_call` on real TFX artifacts, no pipeline)."""
 
+import json
 import os
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
+from tfx.types import standard_artifact_utils, standard_artifacts
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-from tfx.types import standard_artifact_utils, standard_artifacts  # noqa: E402
-
-from components.baselines import lookup  # noqa: E402
-from components.runtime import versioned_folders as folders  # noqa: E402
-from components.validation import gates  # noqa: E402
+from components.baselines import lookup
+from components.runtime import versioned_folders as folders
+from components.validation import gates
 
 
 def statistics_folder(folder: Path, text: str, splits=("train", "eval")) -> Path:

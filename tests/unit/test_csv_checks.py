@@ -3,23 +3,20 @@
 files: what the pipeline could not use is one clear DataFileError (kind, file, line), the label values are the
 training split's, and the subset is deterministic. The reading itself: tests/unit/test_csv_files.py."""
 
-import os
+import csv
+import random
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
 
-import csv  # noqa: E402
-import random  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from components.ingestion import csv_checks, csv_files  # noqa: E402
+from components.ingestion import csv_checks, csv_files
 from components.ingestion.csv_files import (
-    SPLIT_FOLDERS,  # noqa: E402
-    DataFileError,  # noqa: E402
+    SPLIT_FOLDERS,
+    DataFileError,
 )
-from components.validation import schema_file  # noqa: E402
-from pipeline.data import subsets  # noqa: E402
+from components.validation import schema_file
+from pipeline.data import subsets
+from support import write_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,15 +28,6 @@ def write(path: Path, content) -> Path:
         path.write_bytes(content)
     else:
         path.write_bytes(content.encode("utf-8"))
-    return path
-
-
-def write_rows(path: Path, rows, header=("text", "label")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
     return path
 
 
@@ -57,56 +45,56 @@ def refused(call, kind):
 
 
 def test_clean_input_has_no_warnings(tmp_path):
-    write_rows(tmp_path / "a.csv", rows(3))
-    write_rows(tmp_path / "b.csv", rows(2, seed=1))
+    write_csv(tmp_path / "a.csv", rows(3))
+    write_csv(tmp_path / "b.csv", rows(2, seed=1))
     assert csv_checks.check_input(tmp_path, (), "text", "label") == []
 
 
 def test_mismatched_headers(tmp_path):
-    first = write_rows(tmp_path / "a.csv", rows(3))
-    second = write_rows(tmp_path / "b.csv", [r[::-1] for r in rows(3)], header=("label", "text"))
+    first = write_csv(tmp_path / "a.csv", rows(3))
+    second = write_csv(tmp_path / "b.csv", [r[::-1] for r in rows(3)], header=("label", "text"))
     error = refused(lambda: csv_checks.check_input(tmp_path, (), "text", "label"), "MISMATCHED_HEADERS")
     assert str(second) in str(error) and str(first) in str(error)
     assert error.path == str(second)
 
 
 def test_mismatched_headers_across_split_folders(tmp_path):
-    write_rows(tmp_path / "train" / "a.csv", rows(3))
-    write_rows(tmp_path / "eval" / "a.csv", rows(3))
-    write_rows(tmp_path / "test" / "a.csv", [r + ["x"] for r in rows(3)], header=("text", "label", "id"))
+    write_csv(tmp_path / "train" / "a.csv", rows(3))
+    write_csv(tmp_path / "eval" / "a.csv", rows(3))
+    write_csv(tmp_path / "test" / "a.csv", [r + ["x"] for r in rows(3)], header=("text", "label", "id"))
     refused(lambda: csv_checks.check_input(tmp_path, SPLIT_FOLDERS, "text", "label"), "MISMATCHED_HEADERS")
 
 
 def test_a_header_only_file_is_a_warning(tmp_path):
-    write_rows(tmp_path / "a.csv", rows(3))
-    empty = write_rows(tmp_path / "b.csv", [])
+    write_csv(tmp_path / "a.csv", rows(3))
+    empty = write_csv(tmp_path / "b.csv", [])
     assert csv_checks.check_input(tmp_path, (), "text", "label") == [f"{empty} has a header but no rows."]
 
 
 def test_only_header_only_files_is_no_rows(tmp_path):
-    write_rows(tmp_path / "a.csv", [])
-    write_rows(tmp_path / "b.csv", [])
+    write_csv(tmp_path / "a.csv", [])
+    write_csv(tmp_path / "b.csv", [])
     error = refused(lambda: csv_checks.check_input(tmp_path, (), "text", "label"), "NO_ROWS")
     assert error.path == str(tmp_path) and "no data rows" in str(error)
 
 
 def test_a_split_folder_of_header_only_files_is_no_rows(tmp_path):
     for split in ("train", "test"):
-        write_rows(tmp_path / split / "a.csv", rows(3))
-    write_rows(tmp_path / "eval" / "a.csv", [])
+        write_csv(tmp_path / split / "a.csv", rows(3))
+    write_csv(tmp_path / "eval" / "a.csv", [])
     error = refused(lambda: csv_checks.check_input(tmp_path, SPLIT_FOLDERS, "text", "label"), "NO_ROWS")
     assert error.path == str(tmp_path / "eval")
 
 
 def test_extra_column_is_a_warning(tmp_path):
-    write_rows(tmp_path / "a.csv", [r + [f"id-{i}"] for i, r in enumerate(rows(3))],
+    write_csv(tmp_path / "a.csv", [r + [f"id-{i}"] for i, r in enumerate(rows(3))],
                header=("text", "label", "review_id"))
     [warning] = csv_checks.check_input(tmp_path, (), "text", "label")
     assert "review_id" in warning and "not used" in warning
 
 
 def test_check_input_raises_the_scan_errors(tmp_path):
-    write_rows(tmp_path / "a.csv", rows(3))
+    write_csv(tmp_path / "a.csv", rows(3))
     write(tmp_path / "b.csv", "text,label\nok,fresh,extra\n")
     error = refused(lambda: csv_checks.check_input(tmp_path, (), "text", "label"), "MALFORMED_CSV")
     assert str(tmp_path / "b.csv") in str(error)
@@ -115,15 +103,15 @@ def test_check_input_raises_the_scan_errors(tmp_path):
 # label_values --------------------------------------------------------------------------------------------------
 
 def test_label_values_of_all_files_without_splits(tmp_path):
-    write_rows(tmp_path / "a.csv", [["x", "rotten"], ["y", ""]])
-    write_rows(tmp_path / "b.csv", [["z", "fresh"], ["w", "rotten"]])
+    write_csv(tmp_path / "a.csv", [["x", "rotten"], ["y", ""]])
+    write_csv(tmp_path / "b.csv", [["z", "fresh"], ["w", "rotten"]])
     assert csv_checks.label_values(tmp_path, (), "text", "label") == ("fresh", "rotten")
 
 
 def test_label_values_of_the_train_split_only(tmp_path):
-    write_rows(tmp_path / "train" / "a.csv", [["x", "b"], ["y", "a"]])
-    write_rows(tmp_path / "eval" / "a.csv", [["x", "c"]])
-    write_rows(tmp_path / "test" / "a.csv", [["x", "d"]])
+    write_csv(tmp_path / "train" / "a.csv", [["x", "b"], ["y", "a"]])
+    write_csv(tmp_path / "eval" / "a.csv", [["x", "c"]])
+    write_csv(tmp_path / "test" / "a.csv", [["x", "d"]])
     assert csv_checks.label_values(tmp_path, SPLIT_FOLDERS, "text", "label") == ("a", "b")
 
 
@@ -136,8 +124,8 @@ def read_csv(path: Path):
 
 def test_subset_is_deterministic_and_reused(tmp_path):
     data = tmp_path / "data"
-    write_rows(data / "a.csv", rows(60))
-    write_rows(data / "b.csv", rows(40, seed=1))
+    write_csv(data / "a.csv", rows(60))
+    write_csv(data / "b.csv", rows(40, seed=1))
     first = subsets.subset(data, (), 10, "text", "label", tmp_path / "cache1")
     second = subsets.subset(data, (), 10, "text", "label", tmp_path / "cache2")
     assert first.parent == tmp_path / "cache1" and first.name == second.name
@@ -157,11 +145,11 @@ def test_subset_is_deterministic_and_reused(tmp_path):
 
 def test_subset_does_not_depend_on_file_layout_or_row_order(tmp_path):
     all_rows = rows(100)
-    write_rows(tmp_path / "one" / "all.csv", all_rows)
+    write_csv(tmp_path / "one" / "all.csv", all_rows)
     shuffled = all_rows[:]
     random.Random(5).shuffle(shuffled)
-    write_rows(tmp_path / "two" / "x.csv", shuffled[:30])
-    write_rows(tmp_path / "two" / "y.csv", shuffled[30:])
+    write_csv(tmp_path / "two" / "x.csv", shuffled[:30])
+    write_csv(tmp_path / "two" / "y.csv", shuffled[30:])
     a = subsets.subset(tmp_path / "one", (), 15, "text", "label", tmp_path / "cache")
     b = subsets.subset(tmp_path / "two", (), 15, "text", "label", tmp_path / "cache")
     assert a != b  # different data roots, different cache entries ...
@@ -169,7 +157,7 @@ def test_subset_does_not_depend_on_file_layout_or_row_order(tmp_path):
 
 
 def test_a_smaller_subset_is_part_of_a_larger_one(tmp_path):
-    write_rows(tmp_path / "data" / "a.csv", rows(100))
+    write_csv(tmp_path / "data" / "a.csv", rows(100))
     small = read_csv(subsets.subset(tmp_path / "data", (), 10, "text", "label", tmp_path / "cache") / "data.csv")
     large = read_csv(subsets.subset(tmp_path / "data", (), 30, "text", "label", tmp_path / "cache") / "data.csv")
     assert large[:11] == small
@@ -178,7 +166,7 @@ def test_a_smaller_subset_is_part_of_a_larger_one(tmp_path):
 def test_subset_of_split_folders_takes_80_10_10(tmp_path):
     data = tmp_path / "data"
     for split, n in (("train", 200), ("eval", 50), ("test", 50)):
-        write_rows(data / split / "data.csv", [[f"{split} {t}", label] for t, label in rows(n)])
+        write_csv(data / split / "data.csv", [[f"{split} {t}", label] for t, label in rows(n)])
     target = subsets.subset(data, SPLIT_FOLDERS, 100, "text", "label", tmp_path / "cache")
     for split, expected in (("train", 80), ("eval", 10), ("test", 10)):
         written = read_csv(target / split / "data.csv")
@@ -224,7 +212,7 @@ def test_empty_text_fields_are_refused_naming_file_lines_and_what_to_do(tmp_path
     data = rows(30)
     for i in (2, 9):
         data[i][0] = ""
-    path = write_rows(tmp_path / "data" / "reviews.csv", data)
+    path = write_csv(tmp_path / "data" / "reviews.csv", data)
     error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), "text", "label"), "EMPTY_TEXT_FIELDS")
     assert str(error) == (f"{path}: 2 of 30 rows have an empty text in column 'text' (lines 4, 11); every example "
                           "needs a text: remove those rows, or fill them in, and run again.")
@@ -234,10 +222,10 @@ def test_empty_text_fields_are_refused_naming_file_lines_and_what_to_do(tmp_path
 def test_texts_of_spaces_are_left_to_the_text_checks_and_an_optional_text_to_the_pipeline(tmp_path):
     data = rows(10)
     data[3][0] = "   "
-    write_rows(tmp_path / "spaces" / "reviews.csv", data)
+    write_csv(tmp_path / "spaces" / "reviews.csv", data)
     assert csv_checks.check_input(tmp_path / "spaces", (), "text", "label") == []
     data[3][0] = ""
-    write_rows(tmp_path / "empty" / "reviews.csv", data)
+    write_csv(tmp_path / "empty" / "reviews.csv", data)
     assert csv_checks.check_input(tmp_path / "empty", (), "text", "label", text_required=False) == []
 
 

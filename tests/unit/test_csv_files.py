@@ -2,7 +2,6 @@
 CsvExampleGen could not read is one DataFileError naming its kind, the file and the line; splits and spans are
 found."""
 
-import csv
 import random
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from components.ingestion import csv_files
 from components.ingestion.csv_files import DataFileError
+from support import write_csv
 
 
 def write(path: Path, content) -> Path:
@@ -19,15 +19,6 @@ def write(path: Path, content) -> Path:
         path.write_bytes(content)
     else:
         path.write_bytes(content.encode("utf-8"))
-    return path
-
-
-def write_rows(path: Path, rows, header=("text", "label")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
     return path
 
 
@@ -143,27 +134,27 @@ def test_field_over_the_csv_limit(tmp_path):
 # detect_splits and spans -------------------------------------------------------------------------------------------
 
 def test_flat_data_has_no_splits(tmp_path):
-    write_rows(tmp_path / "a.csv", rows(2))
+    write_csv(tmp_path / "a.csv", rows(2))
     assert csv_files.detect_splits(tmp_path) == ()
 
 
 def test_split_folders(tmp_path):
     for split in ("train", "eval", "test"):
-        write_rows(tmp_path / split / "data.csv", rows(2))
+        write_csv(tmp_path / split / "data.csv", rows(2))
     assert csv_files.detect_splits(tmp_path) == ("train", "eval", "test")
 
 
 def test_incomplete_split_folders(tmp_path):
     for split in ("train", "eval"):
-        write_rows(tmp_path / split / "data.csv", rows(2))
-    write_rows(tmp_path / "all.csv", rows(2))  # files beside do not make up for it
+        write_csv(tmp_path / split / "data.csv", rows(2))
+    write_csv(tmp_path / "all.csv", rows(2))  # files beside do not make up for it
     error = refused(lambda: csv_files.detect_splits(tmp_path), "NO_DATA_FILES")
     assert "but not test" in str(error)
 
 
 def test_a_split_folder_without_csv_files(tmp_path):
     for split in ("train", "eval", "test"):
-        write_rows(tmp_path / split / "data.csv", rows(2))
+        write_csv(tmp_path / split / "data.csv", rows(2))
     (tmp_path / "eval" / "data.csv").rename(tmp_path / "eval" / "data.txt")
     error = refused(lambda: csv_files.detect_splits(tmp_path), "NO_DATA_FILES")
     assert error.path == str(tmp_path / "eval")
@@ -191,5 +182,5 @@ def test_spans_in_numeric_order(tmp_path):
 
 
 def test_no_spans(tmp_path):
-    write_rows(tmp_path / "a.csv", rows(2))
+    write_csv(tmp_path / "a.csv", rows(2))
     assert csv_files.spans(tmp_path) == []

@@ -1,10 +1,6 @@
 """The DAG as built by create_pipeline (pipeline/dag/): the stages in the diagram's order, gated one by the other,
 and the code fingerprint that invalidates TFX's cache when any file under components/ changes, in any sub-package."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import json
 import shutil
 

@@ -4,11 +4,8 @@ the front door's checks of --student-layers. The stage in a pipeline run: tests/
 compiled Kubeflow spec: tests/integration/test_kubeflow.py."""
 
 import dataclasses
-import os
 import re
 from pathlib import Path
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import pytest

@@ -1,20 +1,17 @@
 """Unit tests of components/validation/drift.py: only drift reasons are kept, and TFDV's L-infinity comparator on the
 label fires on a real distribution change and not on noise (statistics made in memory from small DataFrames)."""
 
+import json
 import os
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pandas as pd
+import pytest
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import standard_artifact_utils
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow_data_validation as tfdv  # noqa: E402
-from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
-from tfx.types import standard_artifact_utils  # noqa: E402
-
-from components.validation import drift, gates  # noqa: E402
+from components.validation import drift, gates
 
 Info = anomalies_pb2.AnomalyInfo
 REPO = Path(__file__).resolve().parents[2]

@@ -1,10 +1,6 @@
 """The frozen schema of a pipeline without --schema (components/validation/frozen_schema.py), on small in-memory inputs.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import pandas as pd
 import tensorflow_data_validation as tfdv
 

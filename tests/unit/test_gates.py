@@ -1,18 +1,14 @@
 """Unit tests of components/validation/gates.py: anomalies flattened to problems, warnings, the message, the artifact
 layout, and the DataValidationGate's function (called directly through TFX's `test_call`, no pipeline)."""
 
-import os
+import json
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import standard_artifact_utils
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
-from tfx.types import standard_artifact_utils  # noqa: E402
-
-from components.validation import gates  # noqa: E402
+from components.validation import gates
 
 Info = anomalies_pb2.AnomalyInfo
 

@@ -4,15 +4,12 @@ Evaluator on such splits: tests/integration/test_rare_classes.py."""
 
 import json
 import math
-import os
 import random
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
+import pytest
+from sklearn.metrics import f1_score
 
-import pytest  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
-
-from components.release import macro_f1, model_metrics  # noqa: E402
+from components.release import macro_f1, model_metrics
 
 
 def _counts(labels, answers, weights=None):

@@ -1,10 +1,6 @@
 """Tests of components/model/masking.py on real text: the Rotten Tomatoes reviews tokenized by the project's tokenizer
 (components/module_files/preprocessing.py) with the packaged checkpoint's vocabulary, masked as a tf.data map would."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import csv
 
 import numpy as np

@@ -1,10 +1,6 @@
 """Tests of components/model/mlm.py: the head's arithmetic against Hugging Face's definition, training on a small
 corpus, strict loading of `cls.predictions.*`, and the export back to a Hugging Face folder (exact round trip)."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 import json
 
 import numpy as np

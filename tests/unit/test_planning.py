@@ -2,10 +2,6 @@
 length, the timed probe of the encoder on this machine (--time-budget), and `--max-seq-length auto` capped by the
 budget, said in its note, through the local front door."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import csv
 import json
 import re

@@ -2,10 +2,7 @@
 each in one sentence, and the unlabeled data keyed by its content. The stage in a pipeline run:
 tests/e2e/test_pretraining.py; in the compiled Kubeflow spec: tests/integration/test_kubeflow.py."""
 
-import os
 from pathlib import Path
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import pytest
 

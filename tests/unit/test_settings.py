@@ -7,10 +7,6 @@ command line with one sentence before anything runs. (The compiled spec's runtim
 checked for every Trainer setting in test_kubeflow.py.)
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import argparse
 import csv
 import dataclasses

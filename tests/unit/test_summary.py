@@ -3,10 +3,6 @@ facts it reads (components/release/run_facts.py), on small in-memory inputs: the
 the lines a person reads, and the readers of the artifacts it summarises. The summary built from a real Evaluator's
 output: tests/integration/test_run_summary.py."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything imports TensorFlow
-
 import json
 
 import pandas as pd

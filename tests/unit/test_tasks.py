@@ -3,21 +3,17 @@ door's checks per column (components/ingestion/csv_checks.py, pipeline/cli/label
 (components/model/heads.py), the curated schema of a run without one (frozen_schema.curate) and the figures per task
 (model_metrics.headline). The whole run: tests/e2e/test_multi_task.py."""
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from components import tasks  # noqa: E402
-from components.ingestion import csv_checks, csv_files  # noqa: E402
-from components.ingestion.csv_files import DataFileError  # noqa: E402
-from pipeline.cli import labels  # noqa: E402
-from pipeline.cli.errors import InputError  # noqa: E402
-from pipeline.data import subsets  # noqa: E402
-from support.own_data import write_csv  # noqa: E402
+from components import tasks
+from components.ingestion import csv_checks, csv_files
+from components.ingestion.csv_files import DataFileError
+from pipeline.cli import labels
+from pipeline.cli.errors import InputError
+from pipeline.data import subsets
+from support import write_csv
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "schema" / "drug_reviews" / "schema.pbtxt"

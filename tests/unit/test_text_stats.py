@@ -1,23 +1,19 @@
 """Unit tests of components/validation/text_stats.py and components/validation/text_checks.py: the summary of the
 per-example text counts, the threshold checks at their boundaries, the token-count drift, and the thresholds files."""
 
-import os
+import json
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import standard_artifact_utils
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow_data_validation as tfdv  # noqa: E402
-from tensorflow_metadata.proto.v0 import anomalies_pb2  # noqa: E402
-from tfx.types import standard_artifact_utils  # noqa: E402
-
-from components import features  # noqa: E402
+from components import features
 from components.validation import gates, text_checks, text_stats
-from components.validation.text_checks import DEFAULT_CHECKS, checks_file_for, load_checks  # noqa: E402
+from components.validation.text_checks import DEFAULT_CHECKS, checks_file_for, load_checks
 
 Info = anomalies_pb2.AnomalyInfo
 REPO = Path(__file__).resolve().parents[2]
