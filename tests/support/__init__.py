@@ -4,10 +4,11 @@ This module: the checkout's paths, the quick pipeline run's arguments, `run_loca
 it), `write_csv` (the tests' one writer of CSV files), `assert_one_error`, and groups of node ids (UPSTREAM,
 OWN_DATA_UPSTREAM, VALIDATION). Nothing here imports TensorFlow or TFX. The modules beside it: `browser` (Playwright
 pages), `retraining` and `own_data` (data the tests write), `checkpoints`, `signatures`, `torch_state_dict` (model
-files), `evaluator_run` (the real Evaluator on stand-in models), `serving_server` (publishing versions, the server), `kubeflow`, `kfp_stub`, `kfp_local`, `task_process`, `kfp_rules` (the Kubeflow runner, a stub KFP API, the
-spec executed locally and how its tasks' processes start, the open-source backend's rules for a spec),
-`k8s_tools` (the manifests and the linters), `tft_run` (a real TF Transform run), `korean` (a small Korean corpus)
-and `ci` (a program the suite needs is missing: skipped, or failed under CI=true).
+files), `evaluator_run` (the real Evaluator on stand-in models), `serving_server` (publishing versions, the server),
+`kubeflow`, `kfp_stub`, `kfp_local`, `task_process`, `kfp_rules` (the Kubeflow runner, a stub KFP API, the spec executed
+locally and how its tasks' processes start, the open-source backend's rules for a spec), `k8s_tools` (the manifests and
+the linters), `tft_run` (a real TF Transform run), `korean` (a small Korean corpus) and `ci` (a program the suite needs
+is missing: skipped, or failed under CI=true).
 
 Fixtures are not here: they live in tests/conftest.py (the shared pipeline runs, the browser) and in each room's
 conftest.py.
