@@ -191,3 +191,30 @@ def test_the_hand_on_check_finds_both_kinds(tmp_path):
     path.write_text("from a import b  # noqa: F401\nimport tensorflow_text  # noqa: F401\nfrom c import d\n"
                     "__all__ = ['d', 'e']\ne = 1\n")
     assert sorted(handed_on(path)) == [(1, "b"), (4, "d")]
+
+
+# docs/layout.md: the page a newcomer reads to find a file, held against the tree.
+LAYOUT = REPO / "docs" / "layout.md"
+
+
+def layout_layers(text: str):
+    """The numbered list under '## Layers': each item's backticked module names, in order."""
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    items = [line for line in section.splitlines() if line[:1].isdigit() and ". " in line]
+    return [tuple(name for name in line.split("`")[1::2]) for line in items]
+
+
+def test_the_layout_page_lists_the_layers_this_test_checks():
+    assert layout_layers(LAYOUT.read_text()) == [tuple(layer) for layer in LAYERS]
+
+
+def test_the_layout_page_names_every_module_and_nothing_that_is_gone():
+    text = LAYOUT.read_text()
+    named = {token for token in text.split("`")[1::2] if token.startswith(PACKAGES) and "/" in token}
+    files = {p.relative_to(REPO).as_posix() for pkg in PACKAGES for p in (REPO / pkg).rglob("*")
+             if p.is_file() and p.suffix in (".py", ".json", ".html") and p.name != "__init__.py"
+             and "__pycache__" not in p.parts}
+    missing = sorted(files - named)
+    assert not missing, f"{LAYOUT.relative_to(REPO)} does not name: {missing}"
+    gone = sorted(path for path in named if not (REPO / path.split(" ")[0]).exists())
+    assert not gone, f"{LAYOUT.relative_to(REPO)} names what is not there: {gone}"
