@@ -1,5 +1,5 @@
 """The one rule for a checkpoint's lower-casing, TF-free: the front door reads it before anything heavy loads
-(pipeline/cli/options.py), and the checkpoint loader (hf_checkpoint.py) reads it again beside the weights."""
+(pipeline/cli/model_choice.py), and the checkpoint loader (hf_checkpoint.py) reads it again beside the weights."""
 
 from __future__ import annotations
 

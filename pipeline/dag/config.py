@@ -1,8 +1,8 @@
 """The one typed configuration shared by every runner, and the project's defaults.
 
 `create_pipeline(config)` in pipeline.py reads nothing else; both runners turn their command lines into a
-`PipelineConfig` through pipeline/cli/options.py. The components' settings (and their defaults) are defined beside the
-code that reads them and composed here.
+`PipelineConfig` through their front doors (pipeline/cli/). The data's and the components' settings (and their
+defaults) are defined beside the code that reads them and composed here.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ OUTPUTS_DIR = REPO_ROOT / "outputs"
 BEAM_DIRECT_MODES = ("in_memory", "multi_processing")
 # Where the Beam steps (ExampleGen, StatisticsGen, Transform, Evaluator, ...) run: Beam's DirectRunner in the step's
 # own process, Google Cloud Dataflow, or a Flink or Spark cluster through its Beam job server (Beam's PortableRunner).
-# The beam_pipeline_args of each are built in pipeline/cli/options.py (`beam_pipeline_args`).
+# The beam_pipeline_args of each are built in pipeline/cli/runner_options.py (`beam_pipeline_args`).
 BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
 # How a portable runner (flink, spark) starts the Python SDK workers that run the user code: in a container of the
 # SDK image (DOCKER), from a worker pool already running (EXTERNAL), or as a command on each node (PROCESS).
