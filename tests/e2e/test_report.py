@@ -19,7 +19,7 @@ def test_the_pushed_model_carries_its_model_card(first_run):
     card = json.loads((extra / CARD_JSON).read_text())
     assert card["classes"] == ["fresh", "rotten"] and card["blessed"] is True and card["baseline_model"] is None
     assert card["checkpoint"].startswith(str(QUICK_CHECKPOINT.resolve()))  # the runner resolves the folder
-    assert card["settings"]["epochs"] == 2 and card["settings"]["model_size"] == QUICK_CHECKPOINT.name
+    assert card["settings"]["epochs"] == 2 and card["settings"]["pretrained_dir"] == str(QUICK_CHECKPOINT.resolve())
     assert card["data"]["dataset"] == "rotten_tomatoes" and card["data"]["text_column"] == "text"
     metrics = summary["eval_metrics"]
     assert card["metrics"]["eval accuracy"] == metrics["sparse_categorical_accuracy"]
