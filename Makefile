@@ -35,7 +35,7 @@ help:
 	@echo "make serve     - serve what make run pushed on http://127.0.0.1:8501 (TF Serving's REST API; its gRPC API on 8500; SERVE_ARGS='--help')"
 	@echo "make test      - lint (ruff, links), then run the whole test suite"
 	@echo "make lint      - only the linters: ruff (rules in pyproject.toml) and the Markdown files' links (scripts/check_links.py)"
-	@echo "make test-fast - only the tests that need no pipeline run and are not slow (under 2 minutes)"
+	@echo "make test-fast - only the tests that need no pipeline run and are not slow (about 11 minutes)"
 	@echo "make venv      - only create $(VENV) with the pinned dependencies"
 	@echo "make tools     - only create $(TOOLS_VENV) with the pinned linters the k8s tests use"
 	@echo "make assets    - only fetch the built-in datasets and pretrained weights into data/"
