@@ -19,6 +19,7 @@ from pipeline.dag import nodes
 from support import QUICK_ARGS, STUDENT_ARGS, run_local
 from support.fresh_process import layers_and_labels
 from support.learned import majority_share
+from support.logged_requests import classify_record, log_file, predict_record
 from support.retraining import Case, snapshot
 
 
@@ -117,14 +118,22 @@ def test_both_students_learned_and_the_soft_targets_bring_the_student_closer_to_
 
 def test_a_student_worse_than_the_model_in_service_is_not_pushed(served, tmp_path):
     """The model in service (the `served` run's) is good; here the teacher and its 1-layer student train two steps
-    each. The Evaluator judges the student, blocks it, and neither model reaches the serving folder."""
+    each. The Evaluator judges the student, blocks it, and neither model reaches the serving folder. Its transfer set
+    also holds the texts of a request log (--distill-unlabeled), which the record counts."""
     case = Case(served, tmp_path)
-    case.run("--model-size", "mini", "--student-layers", "1", "--train-steps", "2", data_root=case.served_data)
+    logs = str(tmp_path / "logs" / "requests")
+    log_file(logs, 1, predict_record(["a wonderful moving film", "the plot was tedious"]),
+             classify_record(["bland ending"]))
+    case.run("--model-size", "mini", "--student-layers", "1", "--train-steps", "2", "--distill-unlabeled",
+             "--unlabeled-data", logs, data_root=case.served_data)
     assert case.proc.returncode == 0, case.proc.stderr[-4000:]
     summary = case.summary
     assert summary["components"][nodes.DISTILLER]["state"] == "COMPLETE"
     student = Path(summary["model_uri"])
     assert student.parent.parent.name == nodes.DISTILLER  # the candidate the Evaluator judged
+    distillation = _record(student)["distillation"]
+    assert distillation["unlabeled_transfer_texts"] == 3 and distillation["settings"]["distill_unlabeled"]
+    assert "3 unlabeled texts from" in case.proc.stdout + case.proc.stderr
     assert summary["blessed"] is False and summary["pushed"] is False
     assert summary["baseline_model"] == case.in_service()
     assert "sparse_categorical_accuracy is" in " ".join(summary["not_blessed_because"])
