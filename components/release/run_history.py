@@ -20,7 +20,8 @@ record's); `gates` (`stopped`: why the run stopped, `anomalies`: "feature: kind"
 several label columns); `blessed`, `pushed`; `drift` (`label_l_infinity`: per label column, the L-infinity distance
 between the train split's label shares and the last accepted data's, the statistic TFDV's label comparator
 thresholds; `crossed`: the drift anomalies, "feature: kind"); `text` (the train split's truncated and [UNK] shares);
-`serving` (the run summary's `serving` section when the run read request logs, else None).
+`serving` (the figures of the run summary's `serving` section when the run read request logs, SERVING_KEYS: requests
+and texts read, their time range and versions, `skew_found` and what `crossed`; else None).
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def _test_figures(test: Optional[dict]) -> Optional[dict]:
     return figures
 
 
+# The run summary's `serving` section (a run with --serving-logs) as the history keeps it: its figures, not its
+# histograms or shares, which the run's own report shows.
+SERVING_KEYS = ("prefix", "requests", "examples", "first_time", "last_time", "versions", "skew_found", "crossed",
+                "sample")
+
+
+def _serving_figures(serving: Optional[dict]) -> Optional[dict]:
+    return {key: serving[key] for key in SERVING_KEYS if key in serving} if serving else None
+
+
 def new_record(summary: RunSummary, earlier: Sequence[dict] = (), label_drift: Optional[Dict[str, float]] = None,
                now: Optional[datetime.datetime] = None) -> dict:
     """The record of the run `summary` describes. `earlier`: the history's records so far (a model they already
@@ -92,8 +103,7 @@ def new_record(summary: RunSummary, earlier: Sequence[dict] = (), label_drift: O
                   "crossed": [_problem(a) for a in summary.anomalies if _is_drift(a)]},
         "text": {key: train_text.get(key) for key in ("examples", "truncated_share", "unk_share")} if train_text
         else None,
-        # Added to the run summary by the serving-logs step (issue 47, sections 1-2) when a run reads request logs.
-        "serving": getattr(summary, "serving", None),
+        "serving": _serving_figures(getattr(summary, "serving", None)),
     }
 
 

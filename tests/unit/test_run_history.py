@@ -65,8 +65,10 @@ def test_a_record_says_what_the_run_did_and_whether_it_trained():
 
 def test_a_record_carries_the_summarys_serving_section_when_there_is_one():
     read = summary()
-    read.serving = {"requests": 250, "skew_found": True, "crossed": ["predicted class shares"]}
-    assert run_history.new_record(read)["serving"] == read.serving
+    figures = {"requests": 250, "examples": 300, "skew_found": True,
+               "crossed": [{"check": "predicted classes", "description": "L-infinity 0.4 above 0.2"}]}
+    read.serving = {**figures, "token_histogram": {"edges": list(range(100))}, "classes": {"verdict": {}}}
+    assert run_history.new_record(read)["serving"] == figures  # the figures, not the histograms
 
 
 def test_runs_append_one_file_each_and_are_read_back_oldest_first(tmp_path):
