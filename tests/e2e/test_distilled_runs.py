@@ -1,8 +1,9 @@
 """The distillation stage (components/module_files/distillation.py) in a pipeline run: a student worse than the model in
 service (the `served` run's) is not pushed, and its transfer set holds a request log's texts (--distill-unlabeled).
-A student that learned, pushed and served: tests/e2e/test_multi_task.py (a 1-layer student of a 2-layer teacher, each task above its majority share) and the executed Kubeflow spec's
-Distiller (tests/integration/test_kubeflow_executed.py). The room on small in-memory models, where the student's
-tensors are checked against the teacher's and the soft targets' effect is measured against the labels alone:
+A student that learned, pushed and served: tests/e2e/test_multi_task.py (a 1-layer student of a 2-layer teacher,
+each task above its majority share) and the executed Kubeflow spec's Distiller
+(tests/integration/test_kubeflow_executed.py). The room on small in-memory models, where the student's tensors are
+checked against the teacher's and the soft targets' effect is measured against the labels alone:
 tests/unit/test_distillation.py."""
 
 import json
