@@ -191,6 +191,7 @@ def _run(config, warnings: List[str], err):
                              f"{log})"), 1
         print(f"error: {error}", file=err, flush=True)
     summary = reports.summary_of_run(config, time.time() - start, warnings, error)
+    reports.record_history(config, summary, err)  # before the report, which plots the history
     try:  # the report, of a finished or a stopped run alike; a failure to draw it never changes the run's outcome
         summary.report = reports.write_report(config, summary)
     except Exception as e:  # noqa: BLE001 - reported in one line

@@ -8,7 +8,9 @@ weights, and the distillation loss it learns with.
 * `DistillationLoss`, `LabelAccuracy`, `LabelCrossEntropy` – the loss and metrics of targets packed as
   [label id, teacher probabilities...] (`pack_targets`), one set per task with several label columns. A row without
   a label for a task (label id tasks.MISSING) adds nothing to that task's loss or metrics, soft term included: the
-  teacher's answer there is a guess, and the Trainer never learns from one either.
+  teacher's answer there is a guess, and the Trainer never learns from one either. A text of the transfer set that
+  has no label by design (label id UNLABELED: --distill-unlabeled's texts, which the teacher never trained on) adds
+  the soft term alone, at full weight (it has nothing else to teach), and nothing to the label metrics.
 
 Why a layer copy rather than a random student: a student that starts from the teacher's own layers begins close to
 a good solution (DistilBERT's initialisation), so it needs a few epochs on the task's data, not pre-training.
@@ -114,6 +116,10 @@ def _short(layer: keras.layers.Layer, variable: tf.Variable) -> str:
     return name[len(layer.name) + 1:] if name.startswith(f"{layer.name}/") else name.rsplit("/", 1)[-1]
 
 
+# The label id of a transfer-set text without a label (below tasks.MISSING, so heads.labelled counts it as unlabelled).
+UNLABELED = -2
+
+
 def pack_targets(label_id: tf.Tensor, teacher_probabilities: tf.Tensor) -> tf.Tensor:
     """[label id, teacher probabilities...] as one float32 row per example (Keras passes one target tensor)."""
     label = tf.cast(tf.reshape(label_id, [-1, 1]), tf.float32)
@@ -139,7 +145,8 @@ class DistillationLoss(keras.losses.Loss):
     """(1 - soft_weight) x cross-entropy with the label + soft_weight x T² x KL(teacher_T || student_T), where x_T is
     x's probabilities softened at temperature T (Hinton et al.'s knowledge distillation; T² keeps the soft term's
     gradients on the scale of the hard one's as T changes), averaged over the batch's rows that have a label (all of
-    them with one label column; the Trainer's loss averages the same way)."""
+    them with one label column; the Trainer's loss averages the same way). A row labelled UNLABELED (a transfer-set
+    text) adds T² x KL alone and counts in that average."""
 
     def __init__(self, temperature: float, soft_weight: float, name: str = "distillation_loss"):
         super().__init__(reduction=keras.losses.Reduction.SUM, name=name)
@@ -147,12 +154,16 @@ class DistillationLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         labels, present, teacher = _unpack(y_true)
+        transfer = tf.cast(tf.equal(tf.cast(y_true[:, 0], tf.int32), UNLABELED), tf.float32)
         loss = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        log_teacher = _log_softened(teacher, self.temperature)
+        soft = self.temperature ** 2 * tf.reduce_sum(
+            tf.exp(log_teacher) * (log_teacher - _log_softened(y_pred, self.temperature)), axis=-1)
         if self.soft_weight > 0.0:
-            log_teacher = _log_softened(teacher, self.temperature)
-            kl = tf.reduce_sum(tf.exp(log_teacher) * (log_teacher - _log_softened(y_pred, self.temperature)), axis=-1)
-            loss = (1.0 - self.soft_weight) * loss + self.soft_weight * self.temperature ** 2 * kl
-        return loss * present / tf.maximum(tf.reduce_sum(present), 1.0)
+            loss = (1.0 - self.soft_weight) * loss + self.soft_weight * soft
+        # Averaged over the rows with something to learn: a label (the rows of the training split), or only the
+        # teacher's answer (the transfer set's unlabeled texts).
+        return (loss * present + soft * transfer) / tf.maximum(tf.reduce_sum(present + transfer), 1.0)
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "soft_weight": self.soft_weight}

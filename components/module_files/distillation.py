@@ -10,6 +10,10 @@ dropout. Batching (length buckets), batch size, seed, precision and early stoppi
 label columns, each task has its own soft targets and loss, summed with the teacher's --task-weights; a row without a
 label for a task is left out of that task's loss, as in the Trainer.
 
+With --distill-unlabeled the transfer set grows: --unlabeled-data's texts (a folder of texts, or the request log of
+the model in service: texts the teacher never trained on), tokenized by the transform graph, with the teacher's
+probabilities and no label (student.UNLABELED: the soft term alone), are added to the training split's.
+
 Output: a Model artifact laid out exactly as the Trainer's (Format-Serving with the same four signatures and warm-up
 requests, class_names.json, training_history.json with a `distillation` block), so the ServingCheck, Evaluator, model
 card and Pusher take the student as they would the teacher, and the teacher is never pushed.
@@ -40,7 +44,7 @@ from components import tasks
 from components.features import TRAINING_HISTORY_FILE
 from components.model import bert, heads, optimization, precision, student
 from components.model.heads import build_classifier
-from components.module_files import trainer, training_loop
+from components.module_files import trainer, training_loop, unlabeled
 from components.runtime.progress import progress
 from components.settings.data import DataSettings, read_config
 from components.settings.distillation import DistillerSettings
@@ -180,6 +184,24 @@ def eval_figures(model: keras.Model, eval_examples: tf.data.Dataset, eval_soft: 
     return figures
 
 
+def transfer_texts(settings: DistillerSettings, data: DataSettings, tf_transform_output) -> Tuple[tf.data.Dataset, int]:
+    """--unlabeled-data's texts as examples of the transfer set, (encoder inputs, student.UNLABELED for each task),
+    and how many there are."""
+    texts = unlabeled.texts(settings.unlabeled_data, data.text_key, settings.unlabeled_digest,
+                            settings.unlabeled_until)
+    if not texts:
+        raise ValueError(f"--unlabeled-data {settings.unlabeled_data} holds no text for --distill-unlabeled.")
+    progress(f"Distiller: {len(texts)} unlabeled texts from {settings.unlabeled_data} join the transfer set")
+    label_tasks = data.tasks
+    several = len(label_tasks) > 1 or any(t.multi for t in label_tasks)  # as trainer.examples shapes the target
+
+    def unlabelled(feats):
+        return feats, ({t.column: tf.constant(student.UNLABELED) for t in label_tasks} if several
+                       else tf.constant(student.UNLABELED))
+
+    return training_loop.tokenized_texts(texts, data.text_key, tf_transform_output).map(unlabelled).cache(), len(texts)
+
+
 def compile_args(label_tasks, task_weights: str, temperature: float, soft_weight: float) -> dict:
     """model.compile's loss and metrics: one distillation loss (and its metrics) per task, summed with the teacher's
     --task-weights as the Trainer sums its losses."""
@@ -206,6 +228,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_examples = trainer.examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_tasks)
     eval_examples = trainer.examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label_tasks)
     eval_labels = labels_of(eval_examples)
+    transfer_count = 0
+    if settings.distill_unlabeled:
+        transfer, transfer_count = transfer_texts(settings, data, tf_transform_output)
+        train_examples = train_examples.concatenate(transfer)
     train_soft = teacher_probabilities(teacher, train_examples)
     eval_soft = teacher_probabilities(teacher, eval_examples)
     teacher_by_task = accuracies(eval_soft, eval_labels)
@@ -265,5 +291,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "settings": settings.to_custom_config(), "teacher": fn_args.base_model,
             "teacher_layers": config.num_layers, "student_layers": settings.student_layers,
             "copied_from_teacher_layers": list(sources), "copied_tensors": copied,
-            "teacher_eval_accuracy": teacher_eval, **figures, "seconds": time.time() - started}})
+            "teacher_eval_accuracy": teacher_eval, "unlabeled_transfer_texts": transfer_count, **figures,
+            "seconds": time.time() - started}})
     trainer.export(model, fn_args, tf_transform_output, data.text_key, label_tasks, serving_model_dir)

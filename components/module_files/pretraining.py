@@ -42,8 +42,6 @@ from components.settings.data import component_config, read_config
 from components.settings.encoder import SCRATCH_MAX_POSITIONS
 from components.settings.pretraining import PretrainerSettings
 
-_IDS = (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)
-
 
 class MaskedLMLoss(keras.losses.Loss):
     """Cross-entropy over the masked positions only; labels are the original ids, -1 where a row has no prediction."""
@@ -80,28 +78,15 @@ def _transformed_texts(file_pattern: List[str], data_accessor, tf_transform_outp
     raw = data_accessor.tf_dataset_factory(
         file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
         tf_transform_output.transformed_metadata.schema).unbatch()
-    return raw.map(_trim, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _trim(example):
-    length = tf.reduce_sum(tf.cast(example[features.MASK_KEY], tf.int32))
-    return {k: tf.cast(tf.reshape(example[k], [-1])[:length], tf.int32) for k in _IDS}
+    return raw.map(training_loop.trim, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _unlabeled_texts(settings: PretrainerSettings, text_key: str, tf_transform_output) -> tf.data.Dataset:
-    """--unlabeled-data's texts through the transform graph (the same tokenizer and length as the labelled data)."""
-    texts = [text for path in unlabeled.list_files(settings.unlabeled_data)
-             for text in unlabeled.read_texts(path, text_key)]
+    """--unlabeled-data's texts through the transform graph (the same tokenizer and length as the labelled data): the
+    files the front door digested (components/module_files/unlabeled.py)."""
+    texts = unlabeled.texts(settings.unlabeled_data, text_key, settings.unlabeled_digest, settings.unlabeled_until)
     progress(f"Pretrainer: {len(texts)} unlabeled texts from {settings.unlabeled_data}")
-    layer = tf_transform_output.transform_features_layer()
-    spec = tf_transform_output.raw_feature_spec()[text_key]
-
-    def tokenize(batch):
-        out = layer({text_key: training_loop.raw_input_for_text(batch, spec)})
-        return {k: out[k] for k in _IDS}
-
-    return (tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(256).map(tokenize)
-            .unbatch().map(_trim))
+    return training_loop.tokenized_texts(texts, text_key, tf_transform_output)
 
 
 def _masked_batches(texts: tf.data.Dataset, masker: masking.MlmMasker, batch_size: int, shuffle: bool,

@@ -1,6 +1,7 @@
 """What both Trainer module files share (trainer.py fine-tunes the classifier, pretraining.py runs the masked-LM
-stage): batching examples of similar length, counting batches, shaping raw text like the schema's text feature,
-a local copy of a checkpoint given as a URI, and the progress lines of training."""
+stage; distillation.py trains the student): batching examples of similar length, counting batches, shaping raw text
+like the schema's text feature and tokenizing raw texts through the transform graph, a local copy of a checkpoint
+given as a URI, and the progress lines of training."""
 
 from __future__ import annotations
 
@@ -187,6 +188,29 @@ def raw_input_for_text(texts: tf.Tensor, spec) -> tf.Tensor:
     n = tf.shape(texts, out_type=tf.int64)[0]
     indices = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
     return tf.SparseTensor(indices=indices, values=texts, dense_shape=tf.stack([n, tf.constant(1, tf.int64)]))
+
+
+IDS = (features.WORD_IDS_KEY, features.MASK_KEY, features.TYPE_IDS_KEY)  # the encoder's inputs
+
+
+def trim(example: dict) -> dict:
+    """An example's encoder inputs cut to its real tokens (Transform pads every text to max_seq_length)."""
+    length = tf.reduce_sum(tf.cast(example[features.MASK_KEY], tf.int32))
+    return {k: tf.cast(tf.reshape(example[k], [-1])[:length], tf.int32) for k in IDS}
+
+
+def tokenized_texts(texts: List[str], text_key: str, tf_transform_output) -> tf.data.Dataset:
+    """Raw texts (never seen by Transform: unlabeled ones) through the transform graph, so they are tokenized and cut
+    exactly as the labelled data: one dict of trimmed encoder inputs per text, in order."""
+    layer = tf_transform_output.transform_features_layer()
+    spec = tf_transform_output.raw_feature_spec()[text_key]
+
+    def tokenize(batch):
+        out = layer({text_key: raw_input_for_text(batch, spec)})
+        return {k: out[k] for k in IDS}
+
+    return (tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(256).map(tokenize)
+            .unbatch().map(trim))
 
 
 def local_folder(folder: str) -> str:

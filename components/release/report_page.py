@@ -5,28 +5,32 @@ Sections: the run (and, for a failed or refused run, the reason first), data (ex
 the drift checks' baseline, token lengths with the `max_seq_length` cut), validation (every anomaly and warning),
 training (loss and accuracy per epoch, the learning-rate schedule, the epoch kept), evaluation (the metrics against
 their thresholds, the blessing in words, the test split's confusion matrix, per-class scores and most confident
-mistakes) and timings (a bar per component, the cached ones marked). A section whose step did not run says so.
+mistakes), timings (a bar per component, the cached ones marked) and history (the pipeline root's runs, this one
+last, with plots over runs: components/release/history_page.py). A section whose step did not run says so.
 Plots are matplotlib's Agg backend, PNG, base64-embedded.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from components.features import TRAINING_HISTORY_FILE
+from components.release.history_page import history_section
+from components.release.html_parts import figure as _figure
+from components.release.html_parts import paragraph as _p
+from components.release.html_parts import table as _table
 from components.release.model_metrics import classes_averaged
 from components.release.run_summary import RunSummary
 from components.settings.evaluator import EvaluatorSettings
 from components.tasks import label_columns
 
 REPORT_FILE = "report.html"
-SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "Timings")  # the page's h2 headings, in order
+# The page's h2 headings, in order.
+SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "Timings", "History")
 
 
 @dataclass(frozen=True)
@@ -41,34 +45,6 @@ class ReportContext:
     baseline_statistics: Optional[str] = None  # the statistics the drift checks compared with
     transformed: Optional[str] = None  # Transform's transformed examples
     baseline_text_statistics: Optional[str] = None  # the text statistics the length-drift check compared with
-
-
-def _figure(draw, title: str, width: float = 6.4, height: float = 3.2) -> str:
-    """An <img> of the plot `draw(ax)` makes, with `title`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    draw(ax)
-    ax.set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-
-
-def _table(header: List[str], rows: List[list]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _p(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
 
 
 def label_counts(statistics_uri: str, label_key: str) -> Dict[str, Dict[str, float]]:
@@ -345,7 +321,8 @@ td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:t
 .error{background:#fdecea;color:#8a1c12;padding:.75rem;border-radius:4px;white-space:pre-line}"""
 
 
-def render(context: ReportContext, summary: RunSummary) -> str:
+def render(context: ReportContext, summary: RunSummary, history: Sequence[dict] = ()) -> str:
+    """The page; `history`: the run history's records, this run last (components/release/run_history.py)."""
     bodies = {
         "Run": run_section(summary),
         "Data": data_section(context, summary),
@@ -353,6 +330,7 @@ def render(context: ReportContext, summary: RunSummary) -> str:
         "Training": training_section(summary),
         "Evaluation": evaluation_section(context, summary),
         "Timings": timings_section(summary),
+        "History": history_section(history),
     }
     error = summary.error
     top = f'<p class="error">This run stopped: {html.escape(error)}</p>' if error else ""

@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, List, Optional, Union
 
 URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 PathLike = Union[str, Path]
@@ -58,6 +58,24 @@ def is_dir(path: PathLike) -> bool:
     import tensorflow as tf
 
     return tf.io.gfile.isdir(str(path))
+
+
+def file_names(folder: PathLike) -> List[str]:
+    """The names of the files directly in `folder`, sorted; [] when there is no such folder (an object store has no
+    empty folders: a prefix nothing was written under is one)."""
+    if not is_uri(folder):
+        if not os.path.isdir(folder):
+            return []
+        return sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+    import tensorflow as tf
+
+    try:
+        if not tf.io.gfile.isdir(str(folder)):
+            return []
+        return sorted(name for name in tf.io.gfile.listdir(str(folder))
+                      if not name.endswith("/") and not tf.io.gfile.isdir(join(folder, name)))
+    except tf.errors.OpError as e:
+        raise OSError(f"{folder}: {e.message}") from None
 
 
 def read_bytes(path: PathLike) -> Optional[bytes]:

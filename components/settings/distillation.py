@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from components.settings.base import CustomConfigMixin, SettingsError, setting, validate
+from components.settings.base import SettingsError, setting, validate
+from components.settings.unlabeled import UnlabeledTextSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillerSettings(CustomConfigMixin):
-    """The Distiller's custom_config."""
+class DistillerSettings(UnlabeledTextSettings):
+    """The Distiller's custom_config; --unlabeled-data's settings are read with --distill-unlabeled alone."""
 
     COMPONENT: ClassVar[str] = "Distiller"
 
@@ -34,6 +35,10 @@ class DistillerSettings(CustomConfigMixin):
     soft_weight: float = setting(
         0.5, "share of the student's loss that is matching the teacher's softened probabilities; the rest is the "
              "cross-entropy with the labels (0: labels only)", flag="--distill-soft-weight", unit_interval=True)
+    distill_unlabeled: bool = setting(
+        False, "add the teacher's answers on --unlabeled-data's texts (a folder of texts or a request-log prefix: "
+               "texts the teacher never trained on) to the student's transfer set, learnt from the soft targets alone",
+        flag="--distill-unlabeled")
 
     def __post_init__(self):
         validate(self)

@@ -1,5 +1,5 @@
 """The Pretrainer's settings (components/module_files/pretraining.py's `run_fn` reads them from its custom_config,
-beside the data's: components/settings/data.py).
+beside the data's: components/settings/data.py), and --unlabeled-data's (components/settings/unlabeled.py).
 
 The masked-LM stage's own hyperparameters have flags here; what it shares with the fine-tuning Trainer (checkpoint,
 batch size, seed, precision, optimizer schedule) is declared once, in components/settings/encoder.py, and copied from
@@ -9,14 +9,15 @@ the Trainer's settings at the front door (`derived_from`). No TensorFlow here.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from components.settings.base import SettingsError, setting, validate
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
+from components.settings.unlabeled import UnlabeledTextSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainerSettings(EncoderTrainingSettings):
+class PretrainerSettings(EncoderTrainingSettings, UnlabeledTextSettings):
     """The Pretrainer's custom_config."""
 
     COMPONENT: ClassVar[str] = "Pretrainer"
@@ -33,12 +34,6 @@ class PretrainerSettings(EncoderTrainingSettings):
               "random token, 10% unchanged)", flag="--masking-rate", unit_interval=True)
     whole_word_masking: bool = setting(False, "masked-LM stage: mask all the pieces of a chosen word together",
                                        flag="--whole-word-masking")
-    unlabeled_data: Optional[str] = setting(
-        None, derived="--unlabeled-data: a folder of .csv files (the --text-column) and .txt files (one text per "
-                      "line) the masked-LM stage also reads; never the eval or test split")
-    unlabeled_digest: str = setting("", derived="a digest of --unlabeled-data's file names, sizes and times, so a "
-                                                "changed folder re-runs the stage (TFX's cache keys on settings)")
-
     def __post_init__(self):
         validate(self)
         if self.masking_rate <= 0:

@@ -127,9 +127,10 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
         "masked-LM stage", "continue BERT's masked-language-model training on the run's own text before fine-tuning "
                            "(the Pretrainer step; off unless --pretrain-epochs is above 0)")
     settings_lib.add_flags(pretrain, PretrainerSettings, names=[f.name for f in PRETRAINER_FLAGS])
-    pretrain.add_argument("--unlabeled-data", type=local_path if local else str, metavar="DIR",
-                          help="also train the masked-LM stage on the texts of this folder's .csv files (the "
-                               "--text-column) and .txt files (one text per line)" +
+    pretrain.add_argument("--unlabeled-data", type=local_path if local else str, metavar="DIR|PREFIX",
+                          help="unlabeled texts for the masked-LM stage and --distill-unlabeled: a folder's .csv files "
+                               "(the --text-column) and .txt files (one text per line), or a request-log prefix "
+                               "(the texts the model server logged)" +
                                ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
     distill = parser.add_argument_group(
         "distillation", "serve a smaller, faster student trained from the fine-tuned model (the Distiller step; off "

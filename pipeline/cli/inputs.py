@@ -147,15 +147,17 @@ def _texts(root: Path, splits, text_key: str, label_key: str) -> Texts:
 
 
 def _unlabeled(folder, text_key: str):
-    """The Pretrainer's --unlabeled-data settings (folder and digest), read once here, and a line saying so."""
+    """--unlabeled-data's settings (location, digest, the newest request-log file), read once here, and a line saying
+    so."""
     from components.module_files import unlabeled
 
     try:
-        count, digest = unlabeled.check(str(folder), text_key)
+        count, digest, until = unlabeled.check(str(folder), text_key)
     except unlabeled.UnlabeledDataError as e:
         raise InputError(str(e)) from None
-    return {"unlabeled_data": str(folder), "unlabeled_digest": digest}, \
-        f"unlabeled data: {count} texts from {folder} for the masked-LM stage"
+    source = f"the request log up to {until}" if until else str(folder)
+    return {"unlabeled_data": str(folder), "unlabeled_digest": digest, "unlabeled_until": until}, \
+        f"unlabeled data: {count} texts from {source}"
 
 
 def _snapshot(schema: str, pipeline_root: Union[Path, str]) -> str:

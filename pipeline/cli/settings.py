@@ -15,6 +15,7 @@ from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
+from components.settings.unlabeled import check_readers
 from pipeline.cli import labels
 from pipeline.cli.errors import InputError, as_input_errors
 from pipeline.cli.flags import PRETRAINER_FLAGS
@@ -54,11 +55,10 @@ def build(args: argparse.Namespace, model: ModelChoice, label_key: str, label_do
         evaluator = settings_lib.from_args(EvaluatorSettings, args)
         pretrainer = PretrainerSettings.derived_from(
             trainer, **{f.name: getattr(args, f.name) for f in PRETRAINER_FLAGS}, **unlabeled)
-        distiller = settings_lib.from_args(DistillerSettings, args)
+        distiller = settings_lib.from_args(DistillerSettings, args, **(unlabeled if args.distill_unlabeled else {}))
+        check_readers(bool(unlabeled), pretrainer.enabled, distiller.distill_unlabeled, distiller.enabled)
     except settings_lib.SettingsError as e:
         raise InputError(str(e)) from None
-    if unlabeled.get("unlabeled_data") and not pretrainer.enabled:
-        raise InputError("--unlabeled-data is read by the masked-LM stage only: pass --pretrain-epochs N (N > 0) too.")
     if pretrainer.enabled and trainer.warm_start:
         raise InputError("--warm-start and --pretrain-epochs exclude each other: a warm start continues from the model "
                          "in service, whose encoder was already adapted; pass one of them.")

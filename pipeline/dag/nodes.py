@@ -26,9 +26,10 @@ MODEL_CARD = "ModelCardWriter"
 RUN_REPORT = "RunReport"
 PUSHER = "Pusher"
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
-# Steps whose output depends on something none of their inputs say (what is in service now): never answered from a
-# cache, by TFX's locally (pipeline/dag/pipeline.py, local_ir) or by the Kubeflow backend's (the compiler).
-NEVER_CACHED = (BASELINE_LOOKUP,)
+# Steps whose output depends on something none of their inputs say (what is in service now; the run history, which
+# the RunReport step also appends to on Kubeflow): never answered from a cache, by TFX's locally
+# (pipeline/dag/pipeline.py, local_ir) or by the Kubeflow backend's (the compiler).
+NEVER_CACHED = (BASELINE_LOOKUP, RUN_REPORT)
 
 
 __all__ = [

@@ -68,8 +68,9 @@ def evaluator(config: PipelineConfig, data: DataStage, train: TrainingStage, aft
 
 
 def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage, train: TrainingStage,
-               evaluation, card) -> Any:
-    """Kubeflow has no local ML Metadata store to draw the run report from after the run: a step draws it."""
+               evaluation, card, pusher) -> Any:
+    """Kubeflow has no local ML Metadata store to draw the run report from after the run: a step draws it, after the
+    Pusher (whose output says whether and where the model was pushed)."""
     return RunReport(
         statistics=data.statistics_gen.outputs["statistics"],
         anomalies=data.example_validator.outputs["anomalies"],
@@ -79,8 +80,9 @@ def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage
         transformed_examples=text.transform.outputs["transformed_examples"], model=train.candidate.outputs["model"],
         evaluation=evaluation.outputs["evaluation"], blessing=evaluation.outputs["blessing"],
         card_model=card.outputs["card_model"], baseline_statistics=data.baselines.outputs["data_statistics"],
-        baseline_model=train.model_in_service,
-        context=json.dumps({"pipeline_name": config.pipeline_name, "evaluator": to_custom_config(config.evaluator),
+        baseline_model=train.model_in_service, pushed_model=pusher.outputs["pushed_model"],
+        context=json.dumps({"pipeline_name": config.pipeline_name, "pipeline_root": config.pipeline_root,
+                            "evaluator": to_custom_config(config.evaluator),
                             "setup": dataclasses.asdict(config.run_setup())}, sort_keys=True)).with_id(RUN_REPORT)
 
 
@@ -110,5 +112,5 @@ def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, t
         # Copies into a hidden staging folder, then renames the version folder into place
         # (components/release/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
-    report = [] if config.orchestrator == "local" else [run_report(config, data, text, train, evaluation, card)]
+    report = [] if config.orchestrator == "local" else [run_report(config, data, text, train, evaluation, card, pusher)]
     return [serving_check, *infra, evaluation, card, pusher, *report]

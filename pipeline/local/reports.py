@@ -1,7 +1,8 @@
 """What a local run leaves besides its artifacts, stopped or finished: the run summary (components/release/
 run_summary.py) built from ML Metadata, written to --summary-json, `<pipeline_root>/anomalies.json` (what stopped, or
 was tolerated in, the last run: for whatever watches the pipeline) and `<pipeline_root>/report.html`
-(components/release/report_page.py's page; drawn after the run, so a stopped run and every step's timing are covered);
+(components/release/report_page.py's page; drawn after the run, so a stopped run and every step's timing are covered)
+and the run's record in `<pipeline_root>/history/` (components/release/run_history.py), which the report plots;
 for a run the front door refused, its summary and anomalies.json alone (`write_refusal`).
 """
 
@@ -13,7 +14,7 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
-from components.release import run_summary
+from components.release import run_history, run_summary
 from components.release.report_page import REPORT_FILE, ReportContext, render
 from components.release.run_summary import RunSummary
 from components.runtime import storage
@@ -42,17 +43,36 @@ def _baseline(record: RunRecord, node_id: str) -> Optional[str]:
     return found[0].uri if found else None
 
 
-def write_report(config: PipelineConfig, summary: RunSummary) -> str:
-    """Writes <pipeline_root>/report.html; returns its path."""
+def _context(config: PipelineConfig) -> ReportContext:
     record = RunRecord(config.metadata_path, config.pipeline_name)
-    context = ReportContext(
+    return ReportContext(
         config.pipeline_name, config.label_key, config.transform.max_seq_length, config.evaluator,
         statistics=record.artifact_uri(nodes.STATISTICS_GEN, "statistics"),
         baseline_statistics=_baseline(record, nodes.DRIFT_VALIDATOR),
         transformed=record.artifact_uri(nodes.TRANSFORM, "transformed_examples"),
         baseline_text_statistics=_baseline(record, nodes.TEXT_STATISTICS_GEN))
+
+
+def record_history(config: PipelineConfig, summary: RunSummary, err) -> None:
+    """Appends the run's record to the run history. A failure to write it is a warning on `err`: the run's outcome
+    stays what it was (the record of a run is not the run)."""
+    try:
+        context = _context(config)
+        drift = run_history.label_distance(context.statistics, context.baseline_statistics, config.label_key)
+        run_history.record_run(config.pipeline_root, summary, drift)
+    except Exception as e:  # noqa: BLE001 - reported in one line
+        print(f"warning: the run's record could not be added to {run_history.history_folder(config.pipeline_root)} "
+              f"({type(e).__name__}: {str(e)[:200]})", file=err, flush=True)
+
+
+def write_report(config: PipelineConfig, summary: RunSummary) -> str:
+    """Writes <pipeline_root>/report.html, with the run history as it is now; returns its path."""
+    try:
+        history = run_history.read(config.pipeline_root)
+    except (OSError, ValueError):  # unreadable: the section says so, the rest of the report stands
+        history = []
     path = os.path.join(config.pipeline_root, REPORT_FILE)
-    storage.write_file(path, render(context, summary))
+    storage.write_file(path, render(_context(config), summary, history))
     return path
 
 

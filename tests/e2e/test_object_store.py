@@ -74,6 +74,8 @@ def test_the_first_run_pushes_to_the_store_and_keeps_its_artifacts_there(store):
                  nodes.EVALUATOR):
         assert any(k.startswith(f"{root}{step}/") for k in keys), step
     assert {root + "schema/schema.pbtxt", root + "report.html", root + "anomalies.json"} <= keys
+    records = [k for k in keys if k.startswith(f"{root}history/")]  # the run history: one record, on the store
+    assert len(records) == 1 and records[0].endswith(".json"), records
     for gate in (nodes.DATA_GATE, nodes.TEXT_GATE):  # the run-to-run baselines, published by the gates
         assert any(k.startswith(f"{root}baselines/{gate}/") and k.endswith("/baseline.json") for k in keys), gate
     assert os.listdir(store["cwd"]) == []  # no folder named s3:, nothing beside the user
@@ -92,6 +94,11 @@ def test_the_second_run_finds_its_schema_baselines_and_model_in_service_on_the_s
     assert second["blessed"], second
     for step in (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM):  # the same data: TFX's cache holds
         assert second["components"][step]["state"] == "CACHED", (step, second["components"][step])
+    # The run history on the store: the first run's record and this one's, which the report plots.
+    history = [k for k in store["server"].keys(BUCKET, "pipelines/reviews/history/")]
+    assert len(history) == 2 and history[0] in store["after_first"], history
+    page = store["server"].read(BUCKET, "pipelines/reviews/report.html").decode()
+    assert 'alt="Accuracy over runs"' in page and "2 run(s) of this pipeline root" in page
 
 
 def test_ml_metadata_the_lock_and_the_log_stay_on_this_machine(store):

@@ -157,7 +157,8 @@ def scenario(s3_server, tmp_path_factory):
                                         data_baselines=digits(store.versions(f"{here.root}/baselines/"
                                                                              f"{nodes.DATA_GATE}")),
                                         text_baselines=digits(store.versions(f"{here.root}/baselines/"
-                                                                             f"{nodes.TEXT_GATE}")))
+                                                                             f"{nodes.TEXT_GATE}")),
+                                        history=store.keys(f"{here.root}/history"))
     return SimpleNamespace(job=here.job, spec=here.job["pipelineSpec"], runs=runs, after=after, root=here.root,
                            serving=here.serving, data=here.data, server=server, pod_env=here.pod_env, base=base,
                            store=store, launcher=launcher, checkpoint=here.checkpoint)
@@ -383,6 +384,20 @@ def test_a_good_span_is_compared_with_a_warm_started_from_it_and_pushes_b(scenar
     assert store.snapshot(version_a) == {k[len(prefix):]: v for k, v in scenario.after["run-1"].serving.items()
                                          if k.startswith(prefix)}
     assert len(scenario.after["run-3"].data_baselines) == 2
+
+
+def test_each_run_that_reached_the_run_report_left_one_record_in_the_run_history(scenario):
+    """The RunReport step appends the run's record under the pipeline root (components/release/run_history.py): run-1
+    and run-3 reached it; run-2, stopped by the data gate, did not."""
+    after = scenario.after
+    assert len(after["run-1"].history) == 1 and after["run-2"].history == after["run-1"].history
+    assert len(after["run-3"].history) == 2 and after["run-3"].history[0] == after["run-1"].history[0]
+    first, third = (scenario.store.json(f"s3://{BUCKET}/{key}") for key in after["run-3"].history)
+    version_a, version_b = after["run-3"].versions
+    assert first["pushed"] and first["versions"]["pushed"] == version_a and first["trained"]
+    assert third["versions"] == {"pushed": version_b, "in_service": version_a,
+                                 "model_uri": artifact(scenario.runs["run-3"], nodes.TRAINER, "model")["uri"]}
+    assert third["trained"] and third["drift"]["label_l_infinity"] is not None
 
 
 def test_the_backend_cache_would_answer_a_cached_lookup_with_the_old_model(scenario):

@@ -7,8 +7,8 @@ pages), `retraining` and `own_data` (data the tests write), `checkpoints`, `sign
 files), `evaluator_run` (the real Evaluator on stand-in models), `serving_server` (publishing versions, the server),
 `kubeflow`, `kfp_stub`, `kfp_local`, `task_process`, `kfp_rules` (the Kubeflow runner, a stub KFP API, the spec executed
 locally and how its tasks' processes start, the open-source backend's rules for a spec), `k8s_tools` (the manifests and
-the linters), `tft_run` (a real TF Transform run), `korean` (a small Korean corpus) and `ci` (a program the suite needs
-is missing: skipped, or failed under CI=true).
+the linters), `tft_run` (a real TF Transform run), `logged_requests` (request-log files as the server writes them),
+`korean` (a small Korean corpus) and `ci` (a program the suite needs is missing: skipped, or failed under CI=true).
 
 Fixtures are not here: they live in tests/conftest.py (the shared pipeline runs, the browser) and in each room's
 conftest.py.

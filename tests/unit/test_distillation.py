@@ -206,6 +206,35 @@ def test_a_row_without_a_label_adds_nothing_to_the_loss_or_the_metrics():
     assert accuracy.result().numpy() == pytest.approx(0.5)  # row 0 right, row 2 wrong; row 1 not counted
 
 
+def test_a_transfer_text_without_a_label_adds_the_soft_term_alone():
+    """--distill-unlabeled's texts (label id UNLABELED): each adds T² x KL(teacher_T || student_T) at full weight
+    whatever --distill-soft-weight, counts in the loss's mean, and adds nothing to the label metrics."""
+    import tensorflow as tf
+
+    from components.model.student import UNLABELED, DistillationLoss, LabelAccuracy, pack_targets
+
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]], dtype=np.float32)
+    pupil = np.array([[0.5, 0.4, 0.1], [0.2, 0.2, 0.6], [0.9, 0.05, 0.05]], dtype=np.float32)
+
+    def soften(p, t):
+        q = p ** (1 / t)
+        return q / q.sum(axis=-1, keepdims=True)
+
+    t, w = 2.0, 0.25
+    kl = (soften(teacher, t) * np.log(soften(teacher, t) / soften(pupil, t))).sum(axis=-1)
+    hard = -np.log(pupil[[0, 2], [0, 1]])
+    mixed = pack_targets(tf.constant([0, UNLABELED, 1]), tf.constant(teacher))
+    expected = ((1 - w) * hard[0] + w * t * t * kl[0] + t * t * kl[1] + (1 - w) * hard[1] + w * t * t * kl[2]) / 3
+    assert DistillationLoss(t, w)(mixed, tf.constant(pupil)).numpy() == pytest.approx(expected, rel=1e-5)
+    only = pack_targets(tf.constant([UNLABELED, UNLABELED]), tf.constant(teacher[:2]))
+    for weight in (0.0, 0.5, 1.0):  # the soft term alone, whatever the labelled rows' mix
+        assert DistillationLoss(t, weight)(only, tf.constant(pupil[:2])).numpy() == pytest.approx(
+            t * t * kl[:2].mean(), rel=1e-5)
+    accuracy = LabelAccuracy()
+    accuracy.update_state(mixed, tf.constant(pupil))
+    assert accuracy.result().numpy() == pytest.approx(0.5)  # row 0 right, row 2 wrong; the transfer text not counted
+
+
 def _two_task_examples(rows, labels):
     import tensorflow as tf
 

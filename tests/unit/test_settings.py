@@ -24,6 +24,7 @@ from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
 from components.settings.trainer import FINETUNE_LEARNING_RATE, SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
 from components.settings.transform import TransformSettings
+from components.settings.unlabeled import UnlabeledTextSettings
 from pipeline.cli import local_run
 from pipeline.cli.errors import InputError
 from pipeline.cli.flags import IMAGE_CHECKPOINT
@@ -136,7 +137,7 @@ def test_each_setting_is_declared_by_one_class_and_the_data_once():
     from pipeline.dag.config import PipelineConfig
 
     owners = {}
-    for cls in SETTINGS + (EncoderTrainingSettings,):
+    for cls in SETTINGS + (EncoderTrainingSettings, UnlabeledTextSettings):
         for field in settings_lib.declared_fields(cls):
             owners.setdefault(field.name, []).append(cls.__name__)
     assert {name: classes for name, classes in owners.items() if len(classes) > 1} == {}
