@@ -27,6 +27,7 @@ TEXT_STAT_KEYS = (NUM_WORDS_KEY, NUM_WORDPIECES_KEY, NUM_UNK_KEY)
 # The text itself, passed through Transform unchanged: the Trainer writes a few eval texts into the exported model
 # as TF Serving warm-up requests (components/module_files/warmup.py). The model does not read it.
 RAW_TEXT_KEY = "raw_text"
+RAW_SECOND_TEXT_KEY = "raw_second_text"  # a pair's second text (--text-column a,b), likewise
 
 # Raw columns (the CSVs written by pipeline/data/assets.py use these names).
 DEFAULT_TEXT_KEY = "text"

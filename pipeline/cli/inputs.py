@@ -138,8 +138,10 @@ def text_checks_for(schema: Optional[str]) -> Optional[str]:
 
 
 def _texts(root: Path, splits, text_key: str, label_key: str) -> Texts:
-    """The training texts (all rows when the data is split by hash) and the eval/ folder's number of texts."""
-    rows = [row[0] for path in csv_files.training_files(root, splits)
+    """The training texts (all rows when the data is split by hash; a pair's two texts as a tuple) and the eval/
+    folder's number of texts."""
+    count = len(csv_files.text_columns(text_key))
+    rows = [row[0] if count == 1 else tuple(row[:count]) for path in csv_files.training_files(root, splits)
             for row in csv_files.read_rows(path, text_key, label_key)]
     evaluated = sum(len(csv_files.read_rows(path, text_key, label_key))
                     for path in csv_files.split_files(root, splits).get("eval", []))

@@ -88,3 +88,37 @@ def test_the_packing_graph_uses_only_stock_tf_serving_ops(tokenizer):
     stock = load_serving_ops().ops
     assert ops and not ops - stock, f"ops stock TF Serving lacks: {sorted(ops - stock)}"
     assert "RaggedRange" in ops  # the cut is in the graph, not folded away
+
+
+@pytest.mark.slow  # two TF Transform runs
+@pytest.mark.parametrize("vocab", ["checkpoint", "learn"])
+def test_transform_packs_the_two_text_columns(tmp_path, vocab):
+    """preprocessing_fn with --text-column question,passage: the Transform run's inputs are the reference's pair
+    encoding (with the checkpoint's vocabulary), segment ids 0/1 in either vocabulary; the text counts are both
+    texts'; both raw texts pass through. Serving's spec (no label) transforms alike."""
+    from components.settings.data import DataSettings
+    from components.settings.transform import TransformSettings
+    from support.tft_run import analyze_and_transform
+
+    cases = FIXTURE["cases"][::30]
+    rows = [{"question": c["text_a"], "passage": c["text_b"], "label": "yes"} for c in cases]
+    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in ("question", "passage", "label")}
+    vocab_file = str(ensure_checkpoint() / "vocab.txt") if vocab == "checkpoint" else ""
+    data = DataSettings("question,passage", "label", label_names=("no", "yes"), vocab_mode=vocab,
+                        vocab_file=vocab_file)
+    out, _ = analyze_and_transform(tmp_path, rows, spec, data,
+                                   TransformSettings(max_seq_length=64, learned_vocab_size=200))
+    for case, row in zip(cases, out):
+        ids, types, mask = row[features.WORD_IDS_KEY], row[features.TYPE_IDS_KEY], row[features.MASK_KEY]
+        if vocab == "checkpoint":
+            pad = [0] * (64 - len(case["input_ids"]))
+            assert (ids, types) == (case["input_ids"] + pad, case["token_type_ids"] + pad)
+            assert mask == [1] * len(case["input_ids"]) + pad
+            assert row[features.NUM_WORDPIECES_KEY] == case["tokens_a"] + case["tokens_b"]
+        else:  # the learned vocabulary's [CLS] a [SEP] b [SEP]: ids 2 and 3
+            sep = [i for i, t in enumerate(ids) if t == features.SPECIAL_TOKENS.index(features.SEP)]
+            length = sum(mask)
+            assert ids[0] == features.SPECIAL_TOKENS.index(features.CLS) and len(sep) == 2 and sep[1] == length - 1
+            assert types == [0] * (sep[0] + 1) + [1] * (length - sep[0] - 1) + [0] * (64 - length)
+        assert (row[features.RAW_TEXT_KEY], row[features.RAW_SECOND_TEXT_KEY]) == (case["text_a"], case["text_b"])
+        assert row[features.LABEL_ID_KEY] == 1
