@@ -15,6 +15,7 @@ from components import features
 from components.module_files import serving_signatures, warmup
 from components.release import serving_check
 from pipeline.data.assets import ensure_checkpoint
+from support.browser import ARTIFACTS, open_page
 
 PAIRS = [("Is the museum open on Mondays?", "The museum is closed on Mondays and public holidays."),
          ("How long does the train take?", "The train to the airport takes about forty minutes."),
@@ -56,6 +57,9 @@ def exported(tmp_path_factory):
         serving_signatures.CLASSIFY_SIGNATURE: serving_signatures.CLASSIFY_METHOD})
     warmup.write_requests(str(model_dir), warmup.text_requests(PAIRS, data.text_key))
     (model_dir / warmup.ASSETS_EXTRA / features.CLASS_NAMES_FILE).write_text(json.dumps(["no", "yes"]))
+    # the model card's part the demo page reads: the order of the text columns
+    (model_dir / warmup.ASSETS_EXTRA / "model_card.json").write_text(json.dumps(
+        {"data": {"text_column": data.text_key}, "metrics": {}}))
     return model_dir, tf.saved_model.load(str(model_dir)).signatures["serving_default"]
 
 
@@ -64,8 +68,19 @@ def in_process(serve, pairs):
     return out["probabilities"].numpy()
 
 
-@pytest.mark.slow  # a TF Transform run, a fresh-process probe and a server
-def test_a_pair_model_is_exported_checked_and_served_in_every_api(exported, tmp_path):
+@pytest.fixture(scope="module")
+def server(exported, tmp_path_factory):
+    from support.serving_server import Server, copy_version
+
+    serving = tmp_path_factory.mktemp("pair_served") / "serving"
+    copy_version(exported[0], serving, 1)
+    with Server(serving) as running:
+        running.wait_for(lambda s: s.get(1, {}).get("state") == "AVAILABLE", what="version 1")
+        yield running
+
+
+@pytest.mark.slow  # a TF Transform run and a fresh-process probe
+def test_a_pair_model_is_exported_with_an_input_per_text_and_passes_the_serving_check(exported):
     model_dir, serve = exported
     assert set(serve.structured_input_signature[1]) == set(COLUMNS)
     expected = in_process(serve, PAIRS)
@@ -77,25 +92,45 @@ def test_a_pair_model_is_exported_checked_and_served_in_every_api(exported, tmp_
     report = serving_check.check_model(str(model_dir))  # ServingCheckError if not
     assert report["warmup_requests"] == 4 and report["ops"], report
 
-    from support.serving_server import Server, copy_version
 
-    serving = tmp_path / "serving"
-    copy_version(model_dir, serving, 1)
-    with Server(serving) as running:
-        running.wait_for(lambda s: s.get(1, {}).get("state") == "AVAILABLE", what="version 1")
-        rows = running.predict({"instances": [{"question": q, "passage": p} for q, p in PAIRS]})
-        assert rows.status_code == 200, rows.text
-        np.testing.assert_allclose([r["probabilities"] for r in rows.json()["predictions"]], expected, atol=1e-5)
-        columnar = running.predict({"inputs": {"question": [q for q, _ in PAIRS], "passage": [p for _, p in PAIRS]}})
-        assert columnar.status_code == 200, columnar.text
-        np.testing.assert_allclose(columnar.json()["outputs"]["probabilities"], expected, atol=1e-5)
-        classify = running.predict({"signature_name": serving_signatures.CLASSIFY_SIGNATURE,
-                                    "examples": [{"question": q, "passage": p} for q, p in PAIRS]}, verb="classify")
-        assert classify.status_code == 200, classify.text
-        np.testing.assert_allclose([[s for _, s in row] for row in classify.json()["results"]], expected, atol=1e-5)
-        one_text = running.predict({"instances": [{"question": PAIRS[0][0]}]})
-        assert one_text.status_code == 400 and "passage" in one_text.json()["error"], one_text.text
-        _grpc(running, expected)
+@pytest.mark.slow  # a TF Transform run and a server
+def test_rest_and_grpc_answer_pairs_as_the_model_does_in_process(exported, server):
+    expected = in_process(exported[1], PAIRS)
+    rows = server.predict({"instances": [{"question": q, "passage": p} for q, p in PAIRS]})
+    assert rows.status_code == 200, rows.text
+    np.testing.assert_allclose([r["probabilities"] for r in rows.json()["predictions"]], expected, atol=1e-5)
+    columnar = server.predict({"inputs": {"question": [q for q, _ in PAIRS], "passage": [p for _, p in PAIRS]}})
+    assert columnar.status_code == 200, columnar.text
+    np.testing.assert_allclose(columnar.json()["outputs"]["probabilities"], expected, atol=1e-5)
+    classify = server.predict({"signature_name": serving_signatures.CLASSIFY_SIGNATURE,
+                               "examples": [{"question": q, "passage": p} for q, p in PAIRS]}, verb="classify")
+    assert classify.status_code == 200, classify.text
+    np.testing.assert_allclose([[s for _, s in row] for row in classify.json()["results"]], expected, atol=1e-5)
+    one_text = server.predict({"instances": [{"question": PAIRS[0][0]}]})
+    assert one_text.status_code == 400 and "passage" in one_text.json()["error"], one_text.text
+    _grpc(server, expected)
+
+
+@pytest.mark.slow  # a TF Transform run, a server and a browser
+def test_the_demo_page_has_a_box_per_text_and_classifies_pairs(exported, server, browser):
+    """A box per text column, in the columns' order (the model card's); line i of each box is one pair."""
+    import requests
+
+    assert requests.get(server.url + "/demo/model.json", timeout=10).json()["text_inputs"] == list(COLUMNS)
+    page, errors = open_page(browser, server.url + "/")
+    page.wait_for_selector("#text-passage")
+    assert page.locator("#boxes textarea").evaluate_all("areas => areas.map(a => a.id)") == [
+        "text-question", "text-passage"]
+    page.fill("#text-question", "\n".join(q for q, _ in PAIRS[:2]))
+    page.fill("#text-passage", "\n".join(p for _, p in PAIRS[:2]))
+    page.click("#classify")
+    page.wait_for_selector(".result >> nth=1")
+    labels = [x.decode() for x in exported[1](question=tf.constant([q for q, _ in PAIRS[:2]]),
+                                              passage=tf.constant([p for _, p in PAIRS[:2]]))["label"].numpy()]
+    assert page.locator(".result .label").all_inner_texts() == [f"→ {label}" for label in labels]
+    assert page.locator(".result .text").all_text_contents()[0] == f"{PAIRS[0][0]}  |  {PAIRS[0][1]}"
+    page.screenshot(path=str(ARTIFACTS / "demo-pairs.png"), full_page=True)
+    assert errors == []
 
 
 def _grpc(running, expected):
