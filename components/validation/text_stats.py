@@ -29,6 +29,7 @@ from tfx.types import standard_artifact_utils
 
 from components import features
 from components.baselines import lookup
+from components.settings.data import text_columns
 from components.validation.drift import drift_only
 from components.validation.gates import STATISTICS_FILE, write_anomalies
 from components.validation.text_checks import DEFAULT_CHECKS
@@ -50,14 +51,15 @@ def read_counts(files: List[str]) -> Dict[str, np.ndarray]:
     return {key: np.concatenate(parts) if parts else np.zeros([0], np.int64) for key, parts in columns.items()}
 
 
-def summarize(counts: Dict[str, np.ndarray], max_seq_length: int) -> dict:
-    """Shares and length percentiles of one split (token counts exclude [CLS]/[SEP])."""
+def summarize(counts: Dict[str, np.ndarray], max_seq_length: int, special_tokens: int = 2) -> dict:
+    """Shares and length percentiles of one split (token counts exclude the `special_tokens`: [CLS] and [SEP], or a
+    pair's [CLS] a [SEP] b [SEP], whose counts are both texts')."""
     tokens, words, unk = (counts[k] for k in (features.NUM_WORDPIECES_KEY, features.NUM_WORDS_KEY,
                                                 features.NUM_UNK_KEY))
     n = int(tokens.size)
     if n == 0:
         return {"examples": 0}
-    truncated = int((tokens > max_seq_length - 2).sum())
+    truncated = int((tokens > max_seq_length - special_tokens).sum())
     empty = int((tokens == 0).sum())
     return {
         "examples": n,
@@ -173,7 +175,7 @@ def TextStatisticsGen(
     summaries, found = {}, {}
     for split, files in sorted(_split_files(examples).items()):
         counts = read_counts(files)
-        summaries[split] = summarize(counts, max_seq_length)
+        summaries[split] = summarize(counts, max_seq_length, special_tokens=len(text_columns(text_key)) + 1)
         stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame(clipped(counts, max_seq_length)))
         folder = os.path.join(statistics.uri, f"Split-{split}")
         tf.io.gfile.makedirs(folder)

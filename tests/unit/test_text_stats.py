@@ -58,6 +58,11 @@ def test_truncation_counts_against_max_seq_length_minus_two():
     assert s["truncated"] == 2 and s["truncated_share"] == 0.4  # 9 and 10 do not fit; 8 + [CLS] + [SEP] does
 
 
+def test_a_pairs_truncation_counts_against_max_seq_length_minus_three():
+    s = text_stats.summarize(counts([7, 8, 9, 3]), max_seq_length=10, special_tokens=3)
+    assert s["truncated"] == 2  # 8 and 9 tokens of two texts do not fit beside [CLS] a [SEP] b [SEP]; 7 does
+
+
 def test_summarize_without_tokens_does_not_divide_by_zero():
     s = text_stats.summarize(counts([0, 0, 0, 0]), max_seq_length=128)
     assert s["empty"] == 4 and s["empty_share"] == 1.0
