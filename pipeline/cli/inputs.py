@@ -90,6 +90,10 @@ def check(args: argparse.Namespace, where: Locations) -> CheckedData:
         notes.append(f"schema: {origin} (frozen by this pipeline's first accepted run)")
     unlabeled = {}
     if args.unlabeled_data is not None:
+        if len(csv_files.text_columns(text_key)) > 1:
+            raise InputError(f"--unlabeled-data takes texts of one column, but --text-column {text_key!r} names a "
+                             "pair: the masked-LM stage reads the training split's pairs as the model does; leave "
+                             "--unlabeled-data out.", "INVALID_INPUT")
         folder = args.unlabeled_data if storage.is_uri(args.unlabeled_data) else args.unlabeled_data.resolve()
         unlabeled, note = _unlabeled(folder, text_key)
         notes.append(note)

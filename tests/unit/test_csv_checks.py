@@ -304,3 +304,17 @@ def test_a_schema_requiring_either_text_of_a_pair_requires_the_texts(tmp_path):
     schema.write_text('feature { name: "question" type: BYTES presence { min_fraction: 0.5 } }\n'
                       'feature { name: "passage" type: BYTES presence { min_fraction: 0.5 } }\n')
     assert not schema_file.schema_requires_text(str(schema), "question,passage")
+
+
+def test_several_label_columns_still_work_with_two_texts(tmp_path):
+    """The label columns come after both texts in every row: their values, and a missing one, are each column's."""
+    data = [[*row[:3], "x" if i % 3 else "y"] for i, row in enumerate(pair_rows(12))]
+    data[4][3] = ""
+    path = write_csv(tmp_path / "data" / "pairs.csv", data, ("question", "passage", "label", "kind"))
+    assert csv_checks.label_values(tmp_path / "data", (), "question,passage", "label,kind", column=1) == ("x", "y")
+    assert csv_checks.label_values(tmp_path / "data", (), "question,passage", "label,kind", column=0) == ("no", "yes")
+    assert csv_checks.check_input(tmp_path / "data", (), "question,passage", "label,kind",
+                                  missing_allowed=("kind",)) == []
+    error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), "question,passage", "label,kind"),
+                    "MISSING_LABELS")
+    assert str(error).startswith(f"{path}: 1 of 12 rows have no value in the label column 'kind' (line 6)")

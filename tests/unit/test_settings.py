@@ -313,6 +313,21 @@ def test_data_settings_name_one_text_column_or_a_pair():
         DataSettings("text,label", "label", vocab_mode="learn")
 
 
+def test_a_local_plan_of_pairs_carries_both_columns_and_refuses_unlabeled_texts(tmp_path):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    with open(folder / "data.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["question", "passage", "label"])
+        writer.writerows([("open today?", "yes, until six", "yes"), ("open today?", "the cake is sweet", "no")] * 3)
+    config, _ = _local("--data-root", folder, "--text-column", "question,passage", "--pretrained", "none")
+    assert config.data.text_columns == ("question", "passage")
+    with pytest.raises(InputError, match="--unlabeled-data takes texts of one column, but --text-column "
+                                         "'question,passage' names a pair"):
+        _local("--data-root", folder, "--text-column", "question,passage", "--pretrained", "none",
+               "--pretrain-epochs", "1", "--unlabeled-data", folder)
+
+
 def test_auto_sequence_length_covers_the_training_texts(tmp_path):
     """--max-seq-length auto: the shortest multiple of 32 that holds 98% of the texts whole, capped by the encoder."""
     from pipeline.planning import sequence_length
