@@ -7,8 +7,8 @@ is present, it turns the raw label into `label_id`, its position in the schema's
 (`DataSettings.label_names`, a fixed order); with several label columns, each into its own `label_id_<column>`
 (components/tasks.py), -1 where the row has no value in that column. It also passes the text through (`raw_text`,
 and a pair's second text as `raw_second_text`: the Trainer writes a few eval texts as TF Serving warm-up requests)
-and counts words and pieces (components/validation/text_stats.py; a pair's counts are both texts'). Serving calls
-the same function without the label.
+and counts words and pieces (components/validation/text_stats.py; a pair's counts are both texts', and each text's
+under its column's name). Serving calls the same function without the label.
 
 The tokenizer is wordpiece.py; a vocabulary learned from the training split (`--vocab learn`) is learned_vocab.py.
 """
@@ -80,8 +80,10 @@ def preprocessing_fn(inputs: Mapping[str, tf.Tensor], custom_config: Mapping | N
         ids_a, ids_b = ids[:batch], ids[batch:]
         stats_a, stats_b = text_statistics(words[:batch], ids_a, unk_id), text_statistics(words[batch:], ids_b, unk_id)
         outputs = {**pack_pair(ids_a, ids_b, settings.max_seq_length, cls_id, sep_id, settings.truncation),
-                   # the pair's counts are both texts' (the text checks judge the pair as the model reads it)
+                   # the pair's counts are both texts' (its length, as the model reads it), and each text's its own
                    **{key: stats_a[key] + stats_b[key] for key in stats_a},
+                   **{features.column_stat_key(key, column): stats[key] for column, stats in zip(
+                       data.text_columns, (stats_a, stats_b)) for key in stats},
                    features.RAW_TEXT_KEY: columns[0], features.RAW_SECOND_TEXT_KEY: columns[1]}
     for task in data.tasks:
         if task.column not in inputs:  # serving: no labels

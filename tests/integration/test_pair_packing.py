@@ -95,7 +95,7 @@ def test_the_packing_graph_uses_only_stock_tf_serving_ops(tokenizer):
 def test_transform_packs_the_two_text_columns(tmp_path, vocab):
     """preprocessing_fn with --text-column question,passage: the Transform run's inputs are the reference's pair
     encoding (with the checkpoint's vocabulary), segment ids 0/1 in either vocabulary; the text counts are both
-    texts'; both raw texts pass through. Serving's spec (no label) transforms alike."""
+    texts', and each text's under its column; both raw texts pass through. Serving's spec (no label) transforms alike."""
     from components.settings.data import DataSettings
     from components.settings.transform import TransformSettings
     from support.tft_run import analyze_and_transform
@@ -115,6 +115,9 @@ def test_transform_packs_the_two_text_columns(tmp_path, vocab):
             assert (ids, types) == (case["input_ids"] + pad, case["token_type_ids"] + pad)
             assert mask == [1] * len(case["input_ids"]) + pad
             assert row[features.NUM_WORDPIECES_KEY] == case["tokens_a"] + case["tokens_b"]
+            assert (row[features.column_stat_key(features.NUM_WORDPIECES_KEY, "question")],
+                    row[features.column_stat_key(features.NUM_WORDPIECES_KEY, "passage")]) == (
+                case["tokens_a"], case["tokens_b"])
         else:  # the learned vocabulary's [CLS] a [SEP] b [SEP]: ids 2 and 3
             sep = [i for i, t in enumerate(ids) if t == features.SPECIAL_TOKENS.index(features.SEP)]
             length = sum(mask)
