@@ -95,7 +95,7 @@ def test_the_packing_graph_uses_only_stock_tf_serving_ops(tokenizer):
 def test_transform_packs_the_two_text_columns(tmp_path, vocab):
     """preprocessing_fn with --text-column question,passage: the Transform run's inputs are the reference's pair
     encoding (with the checkpoint's vocabulary), segment ids 0/1 in either vocabulary; the text counts are both
-    texts', and each text's under its column; both raw texts pass through. Serving's spec (no label) transforms alike."""
+    texts', and each text's under its column; both raw texts pass through."""
     from components.settings.data import DataSettings
     from components.settings.transform import TransformSettings
     from support.tft_run import analyze_and_transform
