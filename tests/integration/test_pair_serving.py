@@ -169,3 +169,42 @@ def test_warm_up_requests_of_pairs_name_each_text_column():
     assert {k: v.bytes_list.value[0].decode() for k, v in example.features.feature.items()} == dict(
         zip(COLUMNS, PAIRS[0]))
     assert set(warmup.text_requests(["one text"], "review")[0][1]) == {"text"}  # one text: the input is `text`
+
+
+def test_one_text_column_keeps_the_input_named_text_and_a_pair_gets_its_columns(tmp_path):
+    """The raw-text signature's inputs, whatever the column is called: `text` for one (as every client of a one-text
+    model sends), the columns' names for a pair. The transform layer is a stand-in that packs character counts; the
+    real graph is the exported fixture's."""
+    from components.model import bert, heads
+    from components.module_files import trainer
+    from components.module_files.serving_module import ServingModule
+    from components.tasks import Task
+
+    class Layer(tf.Module):
+        def __call__(self, raw):
+            lengths = tf.add_n([tf.strings.length(tf.reshape(v, [-1])) for v in raw.values()])
+            ids = tf.stack([tf.fill(tf.shape(lengths), 2), tf.cast(lengths % 50, tf.int32) + 5], axis=1)
+            return {features.WORD_IDS_KEY: ids, features.MASK_KEY: tf.ones_like(ids),
+                    features.TYPE_IDS_KEY: tf.zeros_like(ids)}
+
+    class Output:
+        def __init__(self, columns):
+            self.columns = columns
+
+        def transform_features_layer(self):
+            return Layer()
+
+        def raw_feature_spec(self):
+            return {c: tf.io.FixedLenFeature([], tf.string) for c in (*self.columns, "label")}
+
+    encoder = bert.build_encoder(bert.BertConfig(vocab_size=60, hidden_size=8, num_layers=1, num_heads=2,
+                                                 intermediate_size=16, max_position_embeddings=8))
+    model = heads.build_classifier(encoder, 2, "cls", 0.0)
+    for text_key, inputs in (("review", {"text"}), ("question,passage", set(COLUMNS))):
+        module = ServingModule(model, Output(text_key.split(",")), text_key, (Task("label", ("no", "yes")),),
+                               trainer.to_model_inputs)
+        folder = tmp_path / text_key.replace(",", "-")
+        tf.saved_model.save(module, str(folder), signatures=module.signatures())
+        serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        assert set(serve.structured_input_signature[1]) == inputs
+        assert serve(**{name: tf.constant(["a b"]) for name in inputs})["probabilities"].shape == (1, 2)
