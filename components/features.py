@@ -24,9 +24,15 @@ NUM_WORDS_KEY = "num_words"  # words after normalization and pre-tokenization
 NUM_WORDPIECES_KEY = "num_wordpieces"  # WordPiece tokens, without [CLS]/[SEP]
 NUM_UNK_KEY = "num_unk"  # [UNK] tokens among them (each stands for one whole word)
 TEXT_STAT_KEYS = (NUM_WORDS_KEY, NUM_WORDPIECES_KEY, NUM_UNK_KEY)
+
+
+def column_stat_key(key: str, column: str) -> str:
+    """One text column's count of a pair (`num_wordpieces_passage`): TEXT_STAT_KEYS count both texts together."""
+    return f"{key}_{column}"
 # The text itself, passed through Transform unchanged: the Trainer writes a few eval texts into the exported model
 # as TF Serving warm-up requests (components/module_files/warmup.py). The model does not read it.
 RAW_TEXT_KEY = "raw_text"
+RAW_SECOND_TEXT_KEY = "raw_second_text"  # a pair's second text (--text-column a,b), likewise
 
 # Raw columns (the CSVs written by pipeline/data/assets.py use these names).
 DEFAULT_TEXT_KEY = "text"

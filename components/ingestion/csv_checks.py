@@ -15,6 +15,7 @@ from components.ingestion.csv_files import (
     read_rows,
     scan_csv,
     split_files,
+    text_columns,
     training_files,
 )
 
@@ -31,10 +32,10 @@ def check_label_values(scan: CsvScan, label_key: str, domain: Optional[Sequence[
     without a value), or (with a schema's `domain`) a label value it does not list: one sentence naming the file, the
     column, how many rows, their lines and the values. `label_key` is the column; `column` its position among the
     label columns of the scan's rows."""
-    labels = [row[1 + column] for row in scan.rows]
+    labels = [row[scan.labels_at + column] for row in scan.rows]
     missing = [n for n, label in zip(scan.lines, labels) if not label.strip()]
     if missing and not missing_allowed:
-        several = len(scan.rows[0]) > 2 if scan.rows else False
+        several = len(scan.rows[0]) > scan.labels_at + 1 if scan.rows else False
         remedy = (" (with several label columns, a column may leave rows without a value if its schema feature has no "
                   "presence.min_fraction of 1)" if several else "")
         raise DataFileError(f"{scan.path}: {len(missing)} of {len(scan.rows)} rows have no value in the label column "
@@ -57,14 +58,16 @@ def check_label_values(scan: CsvScan, label_key: str, domain: Optional[Sequence[
 
 
 def check_texts(scan: CsvScan, text_key: str) -> None:
-    """Refuses a file with rows whose text field is empty: the schema requires a text in every example, and the data
-    gate would refuse the whole span later without naming the file or the lines. (A text of spaces is present; the
-    text checks judge those, by their share.)"""
-    empty = [n for n, row in zip(scan.lines, scan.rows) if row[0] == ""]
-    if empty:
-        raise DataFileError(f"{scan.path}: {len(empty)} of {len(scan.rows)} rows have an empty text in column "
-                            f"{text_key!r} ({_lines(empty)}); every example needs a text: remove those rows, or fill "
-                            "them in, and run again.", "EMPTY_TEXT_FIELDS", text_key, str(scan.path))
+    """Refuses a file with rows whose text field is empty, in the text column or in either column of a pair: the
+    schema requires a text in every example, and the data gate would refuse the whole span later without naming the
+    file or the lines. (A text of spaces is present; the text checks judge those, by their share.)"""
+    for i, column in enumerate(text_columns(text_key)):
+        empty = [n for n, row in zip(scan.lines, scan.rows) if row[i] == ""]
+        if empty:
+            pair = " (each example of a pair needs both texts)" if scan.text_count > 1 else ""
+            raise DataFileError(f"{scan.path}: {len(empty)} of {len(scan.rows)} rows have an empty text in column "
+                                f"{column!r} ({_lines(empty)}); every example needs a text{pair}: remove those rows, "
+                                "or fill them in, and run again.", "EMPTY_TEXT_FIELDS", column, str(scan.path))
 
 
 def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key: str,
@@ -101,7 +104,7 @@ def check_input(data_root: Path, splits: Sequence[str], text_key: str, label_key
                                 "NO_ROWS", path=str(where))
         warnings += [f"{scan.path} has a header but no rows." for scan in scans if not scan.rows]
     if header_of is not None and header_of.extra_columns:
-        used = " and ".join(repr(c) for c in (text_key, *columns))
+        used = " and ".join(repr(c) for c in (*text_columns(text_key), *columns))
         warnings.append(f"column(s) {', '.join(header_of.extra_columns)} of {header_of.path} are not used: only "
                         f"{used} reach the model.")
     return warnings
@@ -111,5 +114,6 @@ def label_values(data_root: Path, splits: Sequence[str], text_key: str, label_ke
                  column: int = 0) -> Tuple[str, ...]:
     """The distinct label values of the training data (all files when the data is split by hash), of the label column
     at position `column` among --label-column's."""
-    return tuple(sorted({row[1 + column] for path in training_files(data_root, splits)
-                            for row in read_rows(path, text_key, label_key) if row[1 + column]}))
+    at = len(text_columns(text_key)) + column
+    return tuple(sorted({row[at] for path in training_files(data_root, splits)
+                            for row in read_rows(path, text_key, label_key) if row[at]}))

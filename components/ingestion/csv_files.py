@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from components import tasks
+from components.settings import data as data_settings
 
 SPLIT_FOLDERS = ("train", "eval", "test")  # a data root that brings its own splits
 # The hash split of a data root without split folders (ExampleGen's output config; the shares of a subset too).
@@ -44,9 +45,16 @@ class CsvScan:
 
     path: Path
     header: List[str]
-    rows: List[Tuple[str, ...]]  # (text, label), or (text, label, label...) with several label columns, in their order
-    extra_columns: List[str]  # columns other than the text and the labels (ignored by the pipeline)
+    # (text, label): the text columns' fields (one, or a pair's two), then the label columns', in their flags' order
+    rows: List[Tuple[str, ...]]
+    extra_columns: List[str]  # columns other than the texts and the labels (ignored by the pipeline)
     lines: List[int] = dataclasses.field(default_factory=list)  # the line each row starts on
+    text_count: int = 1  # how many of each row's first fields are texts
+
+    @property
+    def labels_at(self) -> int:
+        """Where a row's label fields start."""
+        return self.text_count
 
 
 def _logical_lines(path: Path):
@@ -101,6 +109,14 @@ def label_columns(label_key: str) -> Tuple[str, ...]:
         raise DataFileError(str(e), "INVALID_LABEL_COLUMN") from None
 
 
+def text_columns(text_key: str) -> Tuple[str, ...]:
+    """--text-column's columns (components/settings/data.py), its mistakes a DataFileError."""
+    try:
+        return data_settings.text_columns(text_key)
+    except ValueError as e:
+        raise DataFileError(str(e), "INVALID_TEXT_COLUMN") from None
+
+
 def scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
     """`_scan_csv`, once per file version: the front door checks every file, then reads the training files again for
     the label values and the sequence length; the key has the file's size and modification time, so an edited file
@@ -128,11 +144,12 @@ def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
         raise DataFileError(f"{path} is empty: a CSV file with a header row is expected; add a header naming the "
                             "columns, then the rows (or remove the file).", "NO_HEADER", path=str(path))
     columns = label_columns(label_key)
-    for role, key in (("text", text_key), *(("label", c) for c in columns)):
+    texts = text_columns(text_key)
+    for role, key in (*(("text", c) for c in texts), *(("label", c) for c in columns)):
         if key not in header:
             raise DataFileError(f"{path} has no {role} column {key!r} (its columns: {', '.join(header)}); "
                                 f"name it with --{role}-column.", "MISSING_COLUMN", key, str(path))
-    at = [header.index(text_key), *(header.index(c) for c in columns)]
+    at = [*(header.index(c) for c in texts), *(header.index(c) for c in columns)]
     rows, numbers = [], []
     for number, line in lines:
         record = _parse_record(path, number, line)
@@ -144,12 +161,13 @@ def _scan_csv(path: Path, text_key: str, label_key: str) -> CsvScan:
                                 "MALFORMED_CSV", path=str(path))
         rows.append(tuple(record[i] for i in at))
         numbers.append(number)
-    extra = [c for c in header if c != text_key and c not in columns]
-    return CsvScan(path, header, rows, extra, numbers)
+    extra = [c for c in header if c not in texts and c not in columns]
+    return CsvScan(path, header, rows, extra, numbers, len(texts))
 
 
 def read_rows(path: Path, text_key: str, label_key: str) -> List[Tuple[str, ...]]:
-    """(text, label) rows of one CSV file ((text, label, label...) with several label columns); a file CsvExampleGen
+    """(text, label) rows of one CSV file ((text, text, label, label...) with a pair of texts and several label
+    columns: CsvScan.rows); a file CsvExampleGen
     could not read is a DataFileError naming the line."""
     return scan_csv(path, text_key, label_key).rows
 

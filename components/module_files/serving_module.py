@@ -1,9 +1,11 @@
 """What the Trainer (and the Distiller) export: the classifier, the transform graph and the class names, with four
 signatures.
 
-- `serving_default`: a batch of raw text strings -> per task `probabilities` [batch, classes], `label` (class name)
-  and `label_id`;
-- `serving_examples`: serialized tf.Examples (no label needed) -> the same outputs (the Evaluator uses it);
+- `serving_default`: a batch of raw text strings (`text`) -> per task `probabilities` [batch, classes], `label`
+  (class name) and `label_id`; with a pair of text columns (`--text-column question,passage`), one string input per
+  column, named after it (`question`, `passage`);
+- `serving_examples`: serialized tf.Examples (no label needed; a pair's both text features) -> the same outputs
+  (the Evaluator uses it);
 - `classification`: TF Serving's classify signature (components/module_files/serving_signatures.py): serialized
   tf.Examples as `inputs` -> `classes` and `scores`, for Classify over gRPC and `:classify` over REST;
 - `transform_features`: serialized tf.Examples -> the transformed features (for the Evaluator's labels).
@@ -23,6 +25,7 @@ import tf_keras as keras
 
 from components import tasks as tasks_lib
 from components.module_files import serving_signatures, training_loop
+from components.settings.data import text_columns
 from components.tasks import LABEL, LABEL_ID, PROBABILITIES, Task
 
 
@@ -38,10 +41,14 @@ class ServingModule(tf.Module):
         raw_spec = tf_transform_output.raw_feature_spec()
         self._tasks = tuple(tasks)
         self._to_model_inputs = to_model_inputs
-        self._text_key = text_key
-        self._text_spec = raw_spec[text_key]
-        self._serving_spec = {k: v for k, v in raw_spec.items() if k == text_key}
-        self._full_spec = {k: v for k, v in raw_spec.items() if k in (text_key, *(t.column for t in tasks))}
+        self._text_columns = text_columns(text_key)
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k in self._text_columns}
+        self._full_spec = {k: v for k, v in raw_spec.items() if k in (*self._text_columns, *(t.column for t in tasks))}
+        # The raw texts: one string input `text`, or a pair's one input per text column, named after it (the REST
+        # instances' keys).
+        names = self._text_columns if len(self._text_columns) > 1 else ("text",)
+        self.serve_text = tf.function(self._serve_texts, input_signature=[
+            tf.TensorSpec([None], tf.string, name=name) for name in names])
         if len(self._tasks) == 1 and not self._tasks[0].multi:
             self.class_names = tf.constant(self._tasks[0].classes, dtype=tf.string)
         else:  # one tracked constant per task, so the SavedModel holds every task's names
@@ -60,10 +67,10 @@ class ServingModule(tf.Module):
                             task.output(LABEL): tf.gather(self._names(task), label_id)})
         return answers
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve_text(self, text):
-        transformed = self.tft_layer({self._text_key: training_loop.raw_input_for_text(text, self._text_spec)})
-        return self._predict(transformed)
+    def _serve_texts(self, *texts):
+        return self._predict(self.tft_layer({
+            column: training_loop.raw_input_for_text(text, self._serving_spec[column])
+            for column, text in zip(self._text_columns, texts)}))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(self, examples):

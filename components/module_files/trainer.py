@@ -27,7 +27,7 @@ from components.runtime import keras2  # noqa: F401  (first: Keras 2 and its Aut
 
 import dataclasses
 import json
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import absl.logging as logging
 import tensorflow as tf
@@ -273,14 +273,20 @@ def write_history(serving_model_dir: str, history: Dict[str, List[float]], setti
         json.dump(record, f)
 
 
-def _eval_texts(fn_args, tf_transform_output, count: int) -> List[str]:
-    """The first `count` non-empty texts of the eval split (Transform passes them through, features.RAW_TEXT_KEY)."""
+def _eval_texts(fn_args, tf_transform_output, count: int) -> List[Union[str, Tuple[str, str]]]:
+    """The first `count` non-empty texts of the eval split (Transform passes them through, features.RAW_TEXT_KEY),
+    or a pair's texts (and features.RAW_SECOND_TEXT_KEY) as tuples."""
     raw = fn_args.data_accessor.tf_dataset_factory(
         fn_args.eval_files, tfxio.TensorFlowDatasetOptions(batch_size=256, shuffle=False, num_epochs=1),
         tf_transform_output.transformed_metadata.schema)
-    texts: List[str] = []
+    texts: List[Union[str, Tuple[str, str]]] = []
     for batch in raw:
-        texts += [t.decode("utf-8") for t in tf.reshape(batch[features.RAW_TEXT_KEY], [-1]).numpy() if t.strip()]
+        first = [t.decode("utf-8") for t in tf.reshape(batch[features.RAW_TEXT_KEY], [-1]).numpy()]
+        if features.RAW_SECOND_TEXT_KEY in batch:
+            second = [t.decode("utf-8") for t in tf.reshape(batch[features.RAW_SECOND_TEXT_KEY], [-1]).numpy()]
+            texts += [(a, b) for a, b in zip(first, second) if a.strip() and b.strip()]
+        else:
+            texts += [t for t in first if t.strip()]
         if len(texts) >= count:
             break
     if not texts:

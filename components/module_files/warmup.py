@@ -13,13 +13,14 @@ that must not load TFX, TFT or Keras.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2
 
 from components.module_files import serving_signatures
+from components.settings.data import text_columns
 
 ASSETS_EXTRA = "assets.extra"  # files TF Serving ignores when loading, except the warm-up file
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -32,22 +33,40 @@ def warmup_path(model_dir: str) -> str:
     return os.path.join(model_dir, ASSETS_EXTRA, WARMUP_FILE)
 
 
-def serialized_examples(texts: Sequence[str], text_key: str) -> List[bytes]:
-    """tf.Examples carrying only the text column, as `serving_examples` takes them."""
+Text = Union[str, Tuple[str, ...]]  # a text, or a pair's texts in --text-column's order
+
+
+def _fields(text: Text, text_key: str) -> Dict[str, str]:
+    """The text column(s) of one example: {column: text}."""
+    columns = text_columns(text_key)
+    return dict(zip(columns, (text,) if isinstance(text, str) else text))
+
+
+def serialized_examples(texts: Sequence[Text], text_key: str) -> List[bytes]:
+    """tf.Examples carrying only the text column (a pair's two), as `serving_examples` takes them."""
     return [tf.train.Example(features=tf.train.Features(feature={
-        text_key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode("utf-8")]))})).SerializeToString()
-        for t in texts]
+        column: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        for column, value in _fields(t, text_key).items()})).SerializeToString() for t in texts]
 
 
-def text_requests(texts: Sequence[str], text_key: str) -> List[Request]:
-    """The warm-up set for a text classifier: one text alone and the texts as one batch on `serving_default`, two
-    tf.Examples on `serving_examples` and the same two as a Classify request on `classification`, so every serving
-    signature is traced and checked once."""
+def text_inputs(texts: Sequence[Text], text_key: str) -> Dict[str, np.ndarray]:
+    """`serving_default`'s inputs for a batch: `text`, or a pair's one input per text column, named after it."""
+    columns = text_columns(text_key)
+    rows = [_fields(t, text_key) for t in texts]
+    names = columns if len(columns) > 1 else ("text",)
+    return {name: np.array([row[column].encode("utf-8") for row in rows], dtype=object)
+            for name, column in zip(names, columns)}
+
+
+def text_requests(texts: Sequence[Text], text_key: str) -> List[Request]:
+    """The warm-up set for a text classifier: one text (or pair) alone and the texts as one batch on
+    `serving_default`, two tf.Examples on `serving_examples` and the same two as a Classify request on
+    `classification`, so every serving signature is traced and checked once."""
     texts = list(texts)
     if not texts:
         raise ValueError("warm-up requests need at least one text")
-    return [("serving_default", {"text": np.array([texts[0].encode("utf-8")], dtype=object)}),
-            ("serving_default", {"text": np.array([t.encode("utf-8") for t in texts], dtype=object)}),
+    return [("serving_default", text_inputs(texts[:1], text_key)),
+            ("serving_default", text_inputs(texts, text_key)),
             ("serving_examples", {"examples": np.array(serialized_examples(texts[:2], text_key), dtype=object)}),
             (serving_signatures.CLASSIFY_SIGNATURE,
              {serving_signatures.CLASSIFY_INPUT: np.array(serialized_examples(texts[:2], text_key), dtype=object)})]

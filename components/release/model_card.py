@@ -47,7 +47,8 @@ def build_card(model_uri: str, evaluation_uri: str, blessed: bool, baseline: str
     eval_metrics = model_metrics.evaluator_metrics(evaluation_uri)
     texts, labels = model_metrics.read_split(examples_uri, "test", text_key, label_key)
     columns = label_columns(label_key)
-    test = (model_metrics.test_metrics(os.path.join(model_uri, SERVING), texts, labels, columns=columns) if texts
+    test = (model_metrics.test_metrics(os.path.join(model_uri, SERVING), texts, labels, columns=columns,
+                                       text_key=text_key) if texts
             else {"examples": 0})
     return {
         "name": facts.get("model_name", "bert_classifier"),

@@ -10,6 +10,8 @@ import math
 import os
 from typing import Any, Dict, Sequence
 
+from components import features
+from components.settings.data import text_columns
 from components.tasks import OUTPUT_SEPARATOR, label_columns
 
 
@@ -56,10 +58,12 @@ def evaluator_metrics(evaluation_uri: str, model_name: str = "") -> Dict[str, An
 
 def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
     """(texts, labels) of one split of an ExampleGen output (gzipped TFRecords of tf.Examples). With several label
-    columns (`label_key` "rating,condition"), each label is a tuple of the columns' values ("" where a row has none)."""
+    columns (`label_key` "rating,condition"), each label is a tuple of the columns' values ("" where a row has none);
+    with a pair of text columns (`text_key` "question,passage"), each text is a tuple of the two."""
     import tensorflow as tf
 
     columns = label_columns(label_key)
+    texts_of = text_columns(text_key)
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))  # any file system
     texts, labels = [], []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
@@ -78,20 +82,24 @@ def read_split(examples_uri: str, split: str, text_key: str, label_key: str):
                 return str(f.float_list.value[0])
             return ""
 
-        texts.append(value(text_key))
+        texts.append(value(texts_of[0]) if len(texts_of) == 1 else tuple(value(c) for c in texts_of))
         labels.append(value(columns[0]) if len(columns) == 1 else tuple(value(c) for c in columns))
     return texts, labels
 
 
 def test_metrics(model_dir: str, texts, labels, batch_size: int = 128, mistakes: int = 10,
-                 columns: Sequence[str] = ()) -> dict:
+                 columns: Sequence[str] = (), text_key: str = "text") -> dict:
     """Accuracy and macro F1 of an exported model on raw texts, through its `serving_default` signature, with the
     confusion matrix (rows: true class, columns: predicted, in `classes` order), per-class precision/recall/F1 and the
     `mistakes` most confident wrong predictions (for the run report). With several label `columns` (each label a
-    tuple of their values), the same figures per task under "tasks", each over the rows that have its label."""
+    tuple of their values), the same figures per task under "tasks", each over the rows that have its label. A pair's
+    texts (tuples, `text_key` naming its two columns) go to the signature's input per column; a mistake shows the
+    pair as "a [SEP] b"."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the model's transform graph uses tf.text ops)
+
+    from components.module_files.warmup import text_inputs
 
     several = len(columns) > 1
     outputs = [f"{c}{OUTPUT_SEPARATOR}" for c in columns] if several else [""]
@@ -99,12 +107,14 @@ def test_metrics(model_dir: str, texts, labels, batch_size: int = 128, mistakes:
     predicted = {o: [] for o in outputs}
     confidence = {o: [] for o in outputs}
     for start in range(0, len(texts), batch_size):
-        out = serve(text=tf.constant(texts[start:start + batch_size]))
+        out = serve(**{name: tf.constant(values) for name, values in
+                       text_inputs(texts[start:start + batch_size], text_key).items()})
         for o in outputs:
             predicted[o] += [p.decode("utf-8") for p in out[f"{o}label"].numpy()]
             confidence[o] += np.max(out[f"{o}probabilities"].numpy(), axis=-1).tolist()
     if not texts:
         return {"examples": 0}
+    texts = [t if isinstance(t, str) else f" {features.SEP} ".join(t) for t in texts]
     if not several:
         return {"examples": len(texts), **_scores(texts, labels, predicted[""], confidence[""], mistakes)}
     tasks = {}

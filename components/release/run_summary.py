@@ -188,7 +188,8 @@ def _release(artifacts: RunArtifacts, setup: RunSetup) -> dict:
         found["test_metrics"] = {**(card.get("test_metrics") or {}), "model_dir": model_dir}
     elif model_dir and artifacts.examples:  # no card (the run stopped before it): the model scores the test split
         texts, labels = read_split(artifacts.examples, "test", setup.text_key, setup.label_key)
-        found["test_metrics"] = {**test_metrics(model_dir, texts, labels, columns=list(label_columns(setup.label_key))),
+        found["test_metrics"] = {**test_metrics(model_dir, texts, labels, columns=list(label_columns(setup.label_key)),
+                                                text_key=setup.text_key),
                                  "model_dir": model_dir}
     return found
 

@@ -1,5 +1,5 @@
-"""The data as every step reads it: the text and label columns, each label column's classes, and the WordPiece
-vocabulary the text is tokenized with. Declared once, here.
+"""The data as every step reads it: the text column (or a pair's two), the label columns, each label column's
+classes, and the WordPiece vocabulary the text is tokenized with. Declared once, here.
 
 Transform, the Trainer and the masked-LM stage each read these settings beside their own: a component's
 `custom_config` is its own settings and these in one flat object (`component_config`), read back strictly by
@@ -26,6 +26,25 @@ from components.settings.base import (
 
 S = TypeVar("S")
 
+TEXT_SEPARATOR = ","  # between the two columns of --text-column
+MAX_TEXT_COLUMNS = 2  # one text, or a pair (BERT's two segments)
+
+
+def text_columns(text_key: str) -> Tuple[str, ...]:
+    """The text columns `--text-column` names, in its order: one, or two for a pair of texts that the model reads
+    together (`[CLS] a [SEP] b [SEP]`, components/module_files/pair_packing.py). ValueError for more than two, an
+    empty or a repeated name."""
+    columns = tuple(c.strip() for c in text_key.split(TEXT_SEPARATOR))
+    if not all(columns):
+        raise ValueError(f"--text-column {text_key!r} has an empty column name; name one text column, or two separated "
+                         "by a comma (e.g. --text-column question,passage).")
+    if len(columns) > MAX_TEXT_COLUMNS:
+        raise ValueError(f"--text-column {text_key!r} names {len(columns)} columns; it takes one text column, or two "
+                         "for a pair of texts (e.g. --text-column question,passage): join the others into one of them.")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"--text-column {text_key!r} names {columns[0]!r} twice; a pair needs two different columns.")
+    return columns
+
 
 def default_vocab_mode(pretrained: bool) -> str:
     """The vocabulary when --vocab is not given: a checkpoint's own ('checkpoint'), or one learned from the data when
@@ -40,7 +59,10 @@ class DataSettings(CustomConfigMixin):
 
     COMPONENT: ClassVar[str] = "data"
 
-    text_key: str = setting(DEFAULT_TEXT_KEY, "CSV column holding the text", flag="--text-column")
+    text_key: str = setting(DEFAULT_TEXT_KEY, "CSV column holding the text; two columns separated by a comma (e.g. "
+                                              "question,passage) give the model a pair of texts, read together as "
+                                              "BERT's two segments (docs/data.md); more than two are refused",
+                            flag="--text-column")
     label_key: str = setting(
         DEFAULT_LABEL_KEY, "CSV column holding the class label; several columns separated by commas (e.g. "
                            "rating,condition) train one model with one head per column, each judged and served on its "
@@ -67,6 +89,13 @@ class DataSettings(CustomConfigMixin):
             columns = tasks.label_columns(self.label_key)
         except ValueError as e:
             raise SettingsError(f"data setting 'label_key': {e}") from None
+        try:
+            texts = text_columns(self.text_key)
+        except ValueError as e:
+            raise SettingsError(f"data setting 'text_key': {e}") from None
+        both = [c for c in texts if c in columns]
+        if both:
+            raise SettingsError(f"column {both[0]!r} is named by both --text-column and --label-column.")
         if len(columns) > 1 and self.label_names:
             raise SettingsError("data setting 'label_names' must be empty with several label columns (their domains "
                                 "are task_label_names).")
@@ -78,6 +107,16 @@ class DataSettings(CustomConfigMixin):
                                 "'checkpoint'.")
         if self.vocab_mode == "learn" and self.vocab_file:
             raise SettingsError("data setting 'vocab_file' must be empty when the vocabulary is learned.")
+
+    @property
+    def text_columns(self) -> Tuple[str, ...]:
+        """The text column, or the pair's two columns in --text-column's order (segment 0, then 1)."""
+        return text_columns(self.text_key)
+
+    @property
+    def pairs(self) -> bool:
+        """Whether each example is a pair of texts."""
+        return len(self.text_columns) > 1
 
     @property
     def tasks(self) -> Tuple[tasks.Task, ...]:

@@ -26,6 +26,7 @@ from tfx import v1 as tfx
 
 from components.baselines.lookup import resolve_under_root
 from components.runtime.storage import write_file
+from components.settings.data import text_columns
 
 # Where the frozen schema lives and whether it was edited: components/validation/frozen_files.py (no TFX, for the front
 # door).
@@ -62,7 +63,7 @@ def curate(inferred, text_key: str, label_key: str, label_names):
         if name not in schema.default_environment:
             schema.default_environment.append(name)
     for feature in schema.feature:
-        if feature.name == text_key:
+        if feature.name in text_columns(text_key):  # the text, or both texts of a pair: required
             feature.ClearField("domain_info")
             feature.presence.min_fraction = 1.0
             feature.presence.min_count = 1
@@ -96,7 +97,7 @@ def curate(inferred, text_key: str, label_key: str, label_names):
             feature.ClearField("value_count")
             if "SERVING" not in feature.not_in_environment:
                 feature.not_in_environment.append("SERVING")
-    missing = [key for key in (text_key, *domains) if key not in {f.name for f in schema.feature}]
+    missing = [key for key in (*text_columns(text_key), *domains) if key not in {f.name for f in schema.feature}]
     if missing:
         raise ValueError(f"the inferred schema has no feature {', '.join(missing)}")
     for column, values in domains.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-from components.ingestion.csv_files import DataFileError
+from components.ingestion.csv_files import DataFileError, text_columns
 
 
 def _parsed(schema_file: str):
@@ -18,11 +18,15 @@ def _parsed(schema_file: str):
 
 
 def schema_requires_text(schema_file: str, text_key: str) -> bool:
-    """Whether a schema.pbtxt requires the text in every example (presence.min_fraction 1, as the curated and the
-    frozen schemas do); a schema that lets it be missing leaves empty texts to the pipeline's own checks."""
+    """Whether a schema.pbtxt requires the text (either text of a pair) in every example (presence.min_fraction 1,
+    as the curated and the frozen schemas do); a schema that lets it be missing leaves empty texts to the pipeline's
+    own checks."""
     schema = _parsed(schema_file)
-    feature = next((f for f in schema.feature if f.name == text_key), None)
-    return feature is None or not feature.HasField("presence") or feature.presence.min_fraction >= 1.0
+    for column in text_columns(text_key):
+        feature = next((f for f in schema.feature if f.name == column), None)
+        if feature is None or not feature.HasField("presence") or feature.presence.min_fraction >= 1.0:
+            return True
+    return False
 
 
 def _schema_feature(schema_file: str, column: str):

@@ -20,7 +20,7 @@ run before the Trainer when there is any. Never fails itself.
 import json
 import os
 import re
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -29,6 +29,7 @@ from tfx.types import standard_artifact_utils
 
 from components import features
 from components.baselines import lookup
+from components.settings.data import text_columns
 from components.validation.drift import drift_only
 from components.validation.gates import STATISTICS_FILE, write_anomalies
 from components.validation.text_checks import DEFAULT_CHECKS
@@ -37,12 +38,19 @@ SUMMARY_FILE = "text_statistics.json"  # in the statistics artifact: the shares 
 DRIFT_SPLIT = "train"
 
 
-def read_counts(files: List[str]) -> Dict[str, np.ndarray]:
+def stat_keys(text_key: str) -> Tuple[str, ...]:
+    """The count features Transform emits: TEXT_STAT_KEYS, and with a pair of text columns each column's too."""
+    columns = text_columns(text_key)
+    per_column = [features.column_stat_key(k, c) for c in columns for k in features.TEXT_STAT_KEYS]
+    return features.TEXT_STAT_KEYS + (tuple(per_column) if len(columns) > 1 else ())
+
+
+def read_counts(files: List[str], keys: Sequence[str] = features.TEXT_STAT_KEYS) -> Dict[str, np.ndarray]:
     """The per-example text counts of transformed examples (gzipped TFRecords), as int64 arrays."""
     import tensorflow as tf
 
-    spec = {key: tf.io.FixedLenFeature([], tf.int64) for key in features.TEXT_STAT_KEYS}
-    columns = {key: [] for key in features.TEXT_STAT_KEYS}
+    spec = {key: tf.io.FixedLenFeature([], tf.int64) for key in keys}
+    columns = {key: [] for key in keys}
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
     for batch in dataset.map(lambda b: tf.io.parse_example(b, spec)):
         for key in columns:
@@ -50,14 +58,15 @@ def read_counts(files: List[str]) -> Dict[str, np.ndarray]:
     return {key: np.concatenate(parts) if parts else np.zeros([0], np.int64) for key, parts in columns.items()}
 
 
-def summarize(counts: Dict[str, np.ndarray], max_seq_length: int) -> dict:
-    """Shares and length percentiles of one split (token counts exclude [CLS]/[SEP])."""
+def summarize(counts: Dict[str, np.ndarray], max_seq_length: int, special_tokens: int = 2) -> dict:
+    """Shares and length percentiles of one split (token counts exclude the `special_tokens`: [CLS] and [SEP], or a
+    pair's [CLS] a [SEP] b [SEP], whose counts are both texts')."""
     tokens, words, unk = (counts[k] for k in (features.NUM_WORDPIECES_KEY, features.NUM_WORDS_KEY,
                                                 features.NUM_UNK_KEY))
     n = int(tokens.size)
     if n == 0:
         return {"examples": 0}
-    truncated = int((tokens > max_seq_length - 2).sum())
+    truncated = int((tokens > max_seq_length - special_tokens).sum())
     empty = int((tokens == 0).sum())
     return {
         "examples": n,
@@ -86,23 +95,45 @@ def clipped(counts: Dict[str, np.ndarray], max_seq_length: int) -> Dict[str, np.
     return {key: np.minimum(values, STATS_CLIP * max_seq_length) for key, values in counts.items()}
 
 
+def column_summaries(counts: Dict[str, np.ndarray], max_seq_length: int, text_key: str) -> Dict[str, dict]:
+    """Each text column's summary, with a pair of text columns ({} with one: the split's summary is the column's)."""
+    columns = text_columns(text_key)
+    if len(columns) == 1:
+        return {}
+    return {c: summarize({k: counts[features.column_stat_key(k, c)] for k in features.TEXT_STAT_KEYS},
+                         max_seq_length) for c in columns}
+
+
+def check_pair(split_summary: dict, checks: Dict[str, float], has_baseline: bool = True
+               ) -> List[anomalies_pb2.AnomalyInfo.Reason]:
+    """A pair's checks: its truncation on the two texts' combined length; the empty, [UNK] and coverage checks on
+    each text column alone (a whitespace-only second text is an empty text even beside a long first one)."""
+    failed = check_shares(split_summary, checks, "", has_baseline, kinds=("truncated",))
+    for column, summary in split_summary.get("columns", {}).items():
+        failed += check_shares(summary, checks, column, has_baseline, kinds=("empty", "unk", "coverage"),
+                               prefix=f"column {column!r}: ")
+    return failed
+
+
 def check_shares(split_summary: dict, checks: Dict[str, float], text_key: str,
-                 has_baseline: bool = True) -> List[anomalies_pb2.AnomalyInfo.Reason]:
-    """One reason per failed threshold check. Without a baseline (a first run), truncation is only reported."""
+                 has_baseline: bool = True, kinds: Sequence[str] = ("empty", "truncated", "unk", "coverage"),
+                 prefix: str = "") -> List[anomalies_pb2.AnomalyInfo.Reason]:
+    """One reason per failed threshold check (of `kinds`), its description after `prefix`. Without a baseline (a
+    first run), truncation is only reported."""
     if not split_summary.get("examples"):
         return []
     failed = []
 
     def fail(kind: str, text: str):
         reason = anomalies_pb2.AnomalyInfo.Reason(type=anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION,
-                                                  short_description=kind, description=text)
+                                                  short_description=kind, description=prefix + text)
         failed.append(reason)
 
     s, n = split_summary, split_summary["examples"]
-    if s["empty_share"] > checks["max_empty_share"]:
+    if "empty" in kinds and s["empty_share"] > checks["max_empty_share"]:
         fail("EMPTY_TEXTS", f"{s['empty']} of {n} texts ({s['empty_share']:.1%}) have no token at all (empty or "
                             f"whitespace only); max_empty_share is {checks['max_empty_share']}.")
-    if s["truncated_share"] > checks["max_truncated_share"]:
+    if "truncated" in kinds and s["truncated_share"] > checks["max_truncated_share"]:
         if has_baseline:
             fail("TRUNCATED_TEXTS", f"{s['truncated']} of {n} texts ({s['truncated_share']:.1%}) are longer than "
                                     f"{s['max_seq_length']} tokens and would be cut; max_truncated_share is "
@@ -112,11 +143,11 @@ def check_shares(split_summary: dict, checks: Dict[str, float], text_key: str,
                  f"{s['truncated']} of {n} texts ({s['truncated_share']:.1%}) are longer than {s['max_seq_length']} "
                  f"tokens and are cut (reported, not refused, on a first run; later runs refuse more than "
                  f"max_truncated_share {checks['max_truncated_share']}; --max-seq-length sets the length).")
-    if s["unk_share"] > checks["max_unk_share"]:
+    if "unk" in kinds and s["unk_share"] > checks["max_unk_share"]:
         fail("UNKNOWN_TOKENS", f"{s['unk_share']:.1%} of the WordPiece tokens are [UNK] (the vocabulary cannot "
                                f"represent those words: another language or script?); max_unk_share is "
                                f"{checks['max_unk_share']}.")
-    if s["word_coverage"] < checks["min_word_coverage"]:
+    if "coverage" in kinds and s["word_coverage"] < checks["min_word_coverage"]:
         fail("LOW_WORD_COVERAGE", f"the vocabulary represents only {s['word_coverage']:.1%} of the words of "
                                   f"column {text_key!r}; min_word_coverage is {checks['min_word_coverage']}.")
     return failed
@@ -136,7 +167,7 @@ def token_count_drift(current_stats, baseline_stats, threshold: float) -> anomal
     import tensorflow_data_validation as tfdv
 
     schema = schema_pb2.Schema()
-    for key in features.TEXT_STAT_KEYS:
+    for key in features.TEXT_STAT_KEYS:  # a pair's per-column counts are described, not compared
         feature = schema.feature.add(name=key, type=schema_pb2.INT)
         if key == features.NUM_WORDPIECES_KEY:
             feature.drift_comparator.jensen_shannon_divergence.threshold = threshold
@@ -172,15 +203,19 @@ def TextStatisticsGen(
         baseline_statistics = None
     summaries, found = {}, {}
     for split, files in sorted(_split_files(examples).items()):
-        counts = read_counts(files)
-        summaries[split] = summarize(counts, max_seq_length)
+        counts = read_counts(files, stat_keys(text_key))
+        summaries[split] = summarize(counts, max_seq_length, special_tokens=len(text_columns(text_key)) + 1)
+        if column_summaries(counts, max_seq_length, text_key):
+            summaries[split]["columns"] = column_summaries(counts, max_seq_length, text_key)
         stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame(clipped(counts, max_seq_length)))
         folder = os.path.join(statistics.uri, f"Split-{split}")
         tf.io.gfile.makedirs(folder)
         with tf.io.gfile.GFile(os.path.join(folder, STATISTICS_FILE), "wb") as f:
             f.write(stats.SerializeToString())
         split_anomalies = anomalies_pb2.Anomalies()
-        reasons = check_shares(summaries[split], thresholds, text_key, has_baseline=baseline_statistics is not None)
+        has_baseline = baseline_statistics is not None
+        reasons = (check_pair(summaries[split], thresholds, has_baseline) if "columns" in summaries[split] else
+                   check_shares(summaries[split], thresholds, text_key, has_baseline=has_baseline))
         if split == DRIFT_SPLIT and baseline_statistics is not None and split in \
                 standard_artifact_utils.decode_split_names(baseline_statistics.split_names):
             baseline = tfdv.load_stats_binary(os.path.join(baseline_statistics.uri, f"Split-{split}",

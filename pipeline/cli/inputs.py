@@ -90,6 +90,9 @@ def check(args: argparse.Namespace, where: Locations) -> CheckedData:
         notes.append(f"schema: {origin} (frozen by this pipeline's first accepted run)")
     unlabeled = {}
     if args.unlabeled_data is not None:
+        if len(csv_files.text_columns(text_key)) > 1:
+            raise InputError(f"--unlabeled-data takes texts of one column, but --text-column {text_key!r} names a "
+                             "pair: the masked-LM stage reads the training split's pairs; leave --unlabeled-data out.")
         folder = args.unlabeled_data if storage.is_uri(args.unlabeled_data) else args.unlabeled_data.resolve()
         unlabeled, note = _unlabeled(folder, text_key)
         notes.append(note)
@@ -138,8 +141,9 @@ def text_checks_for(schema: Optional[str]) -> Optional[str]:
 
 
 def _texts(root: Path, splits, text_key: str, label_key: str) -> Texts:
-    """The training texts (all rows when the data is split by hash) and the eval/ folder's number of texts."""
-    rows = [row[0] for path in csv_files.training_files(root, splits)
+    """The training texts (a pair's as a tuple; all rows when split by hash) and the eval/ folder's number of texts."""
+    count = len(csv_files.text_columns(text_key))
+    rows = [row[0] if count == 1 else tuple(row[:count]) for path in csv_files.training_files(root, splits)
             for row in csv_files.read_rows(path, text_key, label_key)]
     evaluated = sum(len(csv_files.read_rows(path, text_key, label_key))
                     for path in csv_files.split_files(root, splits).get("eval", []))

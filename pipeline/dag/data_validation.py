@@ -98,7 +98,7 @@ def data_validation(config: PipelineConfig) -> DataStage:
     # TFX's CsvExampleGen but for the text and label columns, always read as text (0/1 tags are class names).
     example_gen = csv_example_gen.example_gen(
         config.data_root, input_config, output_config,
-        [config.text_key, *(t.column for t in config.tasks)]).with_id(EXAMPLE_GEN)
+        [*config.data.text_columns, *(t.column for t in config.tasks)]).with_id(EXAMPLE_GEN)
     # Without spans, or with a window of one, everything trains on what ExampleGen just ingested. With a window,
     # Transform and Trainer read the last `spans_window` spans recorded in ML Metadata.
     window = [span_window(example_gen, config.spans_window)] if config.use_spans and config.spans_window > 1 else []

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Sequence
 
-from components.ingestion.csv_files import HASH_BUCKETS, label_columns, read_rows, split_files
+from components.ingestion.csv_files import HASH_BUCKETS, label_columns, read_rows, split_files, text_columns
 from components.runtime.storage import folder_written_whole
 
 
@@ -38,6 +38,6 @@ def subset(data_root: Path, splits: Sequence[str], max_examples: int, text_key: 
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(out, "w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
-                writer.writerow([text_key, *label_columns(label_key)])
+                writer.writerow([*text_columns(text_key), *label_columns(label_key)])
                 writer.writerows(rows[:budgets[split]])
     return target

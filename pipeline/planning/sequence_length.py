@@ -31,7 +31,7 @@ import os
 import random
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 COVERAGE = 0.98  # the share of training texts kept whole
 MULTIPLE = 32
@@ -42,13 +42,17 @@ WORDPIECES_PER_WORD = 1.3  # estimate without a vocabulary (a learned one splits
 # ----------------------------------------------------------------------------------------------------------------
 # The texts' lengths
 
-def token_counts(texts: Sequence[str], vocab_file: str, lower_case: bool) -> Sequence[int]:
+def token_counts(texts: Sequence[Union[str, Tuple[str, str]]], vocab_file: str, lower_case: bool) -> Sequence[int]:
     """WordPiece tokens per text with [CLS] and [SEP], tokenized as Transform will (the same tokenizer); without a
-    vocabulary file (one to be learned), an estimate from the words."""
+    vocabulary file (one to be learned), an estimate from the words. A pair of texts (a tuple) counts both texts
+    and its three special tokens ([CLS] a [SEP] b [SEP]): the length a pair asks for is the pair's together."""
     import tensorflow as tf
 
     from components.module_files.wordpiece import BertPreTokenizer, build_tokenizer
 
+    if texts and isinstance(texts[0], tuple):
+        columns = [token_counts([pair[i] for pair in texts], vocab_file, lower_case) for i in range(len(texts[0]))]
+        return [sum(n - 2 for n in ns) + len(ns) + 1 for ns in zip(*columns)]
     counts = []
     tokenizer = build_tokenizer(vocab_file, lower_case) if vocab_file else BertPreTokenizer(lower_case=lower_case)
     for start in range(0, len(texts), 512):
@@ -351,7 +355,8 @@ def kept_timings(path: str, key: str, measure: Callable[[], Dict[int, float]]) -
 class Texts:
     """The texts a run trains on, as the front door read them."""
 
-    training: Sequence[str]  # the train/ folder's texts, or every row when the data is split by hash
+    # the train/ folder's texts, or every row when the data is split by hash; a pair's two texts as a tuple
+    training: Sequence[Union[str, Tuple[str, str]]]
     from_train_folder: bool
     eval_count: int  # the eval/ folder's texts (0 when split by hash)
 

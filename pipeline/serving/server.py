@@ -1,7 +1,7 @@
 """The HTTP side of the local model server: TensorFlow Serving's REST API on Starlette, run by uvicorn.
 
     GET  /                                              a demo page: type texts, see labels and probabilities
-    GET  /demo/model.json                               the version in service, its class names and model card
+    GET  /demo/model.json                               the version in service, its class names, model card and inputs
     GET  /v1/models/{name}[/versions/{v}|/labels/{l}]               version status
     GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata      signature defs
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict       row ("instances") or columnar ("inputs")
@@ -295,6 +295,12 @@ def _demo_model(registry: ModelRegistry) -> Response:
                 extra[key] = json.load(f)
         except (OSError, ValueError):
             extra[key] = None
+    # The raw-text signature's inputs, a box each on the page: `text`, or a pair's columns in the model card's order.
+    default = current.signatures.get("serving_default")
+    names = list(default.inputs) if default else ["text"]
+    card = extra.get("model_card") if isinstance(extra.get("model_card"), dict) else {}
+    ordered = [c for c in str((card.get("data") or {}).get("text_column") or "").split(",") if c in names]
+    extra["text_inputs"] = ordered + [n for n in names if n not in ordered]
     return JSONResponse({"name": registry.name, "version": current.version, **extra})
 
 

@@ -125,6 +125,8 @@ def test_tiny_checkpoint_roundtrip_with_prefix_and_gamma_beta(tmp_path):
 
 @pytest.mark.parametrize("defect, named", [
     ("missing", "encoder.layer.0.attention.self.key.bias"),
+    ("missing", "embeddings.token_type_embeddings.weight"),  # the segment embeddings two texts are told apart by
+    ("misshaped", "embeddings.token_type_embeddings.weight"),
     ("unexpected", "encoder.layer.1.output.dense.bias"),
     ("misshaped", "encoder.layer.0.intermediate.dense.weight"),
 ])
@@ -134,14 +136,26 @@ def test_strict_loading_rejects_bad_checkpoints(tmp_path, defect, named):
         del tensors[named]
     elif defect == "unexpected":
         tensors[named] = np.zeros((TINY.hidden_size,), np.float32)
+    elif "token_type" in named:  # one segment only: a checkpoint that cannot tell a pair's texts apart
+        tensors[named] = np.zeros((1, TINY.hidden_size), np.float32)
     else:
         tensors[named] = np.zeros((TINY.intermediate_size, TINY.hidden_size + 1), np.float32)
     _write_checkpoint(tmp_path, TINY, tensors)
     with pytest.raises(hf_checkpoint.CheckpointError, match=defect.replace("misshaped", "mis-shaped")) as err:
         hf_checkpoint.load_pretrained(tmp_path)
     assert named in str(err.value)
-    if defect == "misshaped":
+    if defect == "misshaped" and "token_type" not in named:
         assert "(16, 9)" in str(err.value) and "(16, 8)" in str(err.value)
+
+
+def test_the_checkpoints_segment_embeddings_are_loaded_and_a_new_encoder_has_two(checkpoint_dir, minilm):
+    """A pair's second text (segment id 1) reads the checkpoint's own token-type embedding; an encoder trained from
+    scratch gets two segments of its own."""
+    tensors, _ = hf_checkpoint.read_hf_tensors(checkpoint_dir)
+    loaded = minilm.get_layer("embeddings/token_type_embeddings").embeddings.numpy()
+    np.testing.assert_array_equal(loaded, tensors["embeddings.token_type_embeddings.weight"])
+    assert loaded.shape[0] == 2 and not np.allclose(loaded[0], loaded[1])
+    assert bert.build_encoder(TINY).get_layer("embeddings/token_type_embeddings").input_dim == 2
 
 
 def test_strict_loading_assigns_nothing_on_error():

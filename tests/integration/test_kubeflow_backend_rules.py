@@ -1,7 +1,7 @@
 """Every spec `run_kubeflow.py compile` writes, checked against what the open-source Kubeflow Pipelines v2 backend
 refuses at run creation and at run time (tests/support/kfp_rules.py, each rule citing the backend file it was read
 from): the default spec, --warm-start, --pretrain-epochs, --student-layers, --spans, several label columns (the
-built-in drug_reviews), and the Vertex AI multi-worker
+built-in drug_reviews), two text columns, and the Vertex AI multi-worker
 Trainer (--trainer-workers, which runs its Trainer on Vertex AI Training, so it is meant for Vertex AI Pipelines only;
 it is checked all the same), and the store of a stock open-source install (--pipeline-root s3://...), whose Kubernetes
 platform spec gives the pods the store's keys (secretAsEnv) and is checked against what the API server, the compiler
@@ -24,6 +24,7 @@ VARIANTS = {
     "student-layers": ["--student-layers", "3"],
     "spans": ["--spans"],
     "several label columns": ["--dataset", "drug_reviews"],  # its schema's two label columns
+    "two text columns": ["--text-column", "question,passage"],  # a pair of texts per example (issue 48)
     "vertex-only multi-worker": ["--trainer-workers", "2", "--vertex-project", "my-project",
                                  "--vertex-region", "europe-west4"],
     "s3 store": ["--pipeline-root", "s3://mlpipeline/v2/bert", "--serving-dir", "s3://mlpipeline/serving",
@@ -269,3 +270,20 @@ def test_the_store_flags_are_checked():
     assert storage.apply(spec, "http://seaweedfs.kubeflow:8333", "none") is None  # env on containers, no platform
     assert "env" in spec["deploymentSpec"]["executors"]["a"]["container"] and "container" not in \
         spec["deploymentSpec"]["executors"]["b"]
+
+
+
+
+def test_the_two_text_columns_reach_the_compiled_steps(specs):
+    """The pair's columns are in the spec: ExampleGen reads both as text, Transform and the Trainer get them in their
+    data settings, the text statistics and the model card their names."""
+    import re
+
+    spec = json.dumps(specs["two text columns"])
+    # ExampleGen's custom_config (JSON in a string in the spec): the columns read as text
+    read_as_text = re.search(r'text_columns[^\[]*\[([^\]]*)\]', spec).group(1)
+    # each column one item (not "question,passage" as one column name)
+    assert re.findall(r"\w[\w,]*", read_as_text.replace("\\n", " ")) == ["question", "passage", "label"]
+    settings = re.findall(r'text_key[\\"]*: [\\"]*question,passage', spec)
+    assert len(settings) >= 2, "Transform's and the Trainer's data settings"
+    assert "question,passage" not in json.dumps(specs["default"])

@@ -234,3 +234,87 @@ def test_the_curated_schemas_require_the_text_and_a_schema_may_not(tmp_path):
     loose = tmp_path / "schema.pbtxt"
     loose.write_text('feature { name: "text" type: BYTES presence { min_fraction: 0.9 } }\n')
     assert not schema_file.schema_requires_text(str(loose), "text")
+
+
+# Two texts per example (--text-column a,b) -------------------------------------------------------------------------
+
+def pair_rows(n):
+    return [[f"question {i}?", f"passage {i}." if i % 3 else f"an answer to {i}", "yes" if i % 2 else "no", str(i)]
+            for i in range(n)]
+
+
+PAIR_HEADER = ("question", "passage", "label", "id")
+
+
+def test_a_pair_of_text_columns_is_read_and_its_labels_found(tmp_path):
+    write_csv(tmp_path / "data" / "pairs.csv", pair_rows(12), PAIR_HEADER)
+    warnings = csv_checks.check_input(tmp_path / "data", (), "question,passage", "label")
+    assert warnings == [f"column(s) id of {tmp_path / 'data' / 'pairs.csv'} are not used: only 'question' and "
+                        "'passage' and 'label' reach the model."]
+    assert csv_checks.label_values(tmp_path / "data", (), "question,passage", "label") == ("no", "yes")
+    scan = csv_files.scan_csv(tmp_path / "data" / "pairs.csv", "question,passage", "label")
+    assert scan.rows[1] == ("question 1?", "passage 1.", "yes") and scan.text_count == 2
+
+
+@pytest.mark.parametrize("column, at", [(0, "question"), (1, "passage")])
+def test_an_empty_text_in_either_column_of_a_pair_is_refused_naming_the_column_and_lines(tmp_path, column, at):
+    data = pair_rows(12)
+    for i in (4, 7):
+        data[i][column] = ""
+    path = write_csv(tmp_path / "data" / "pairs.csv", data, PAIR_HEADER)
+    error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), "question,passage", "label"),
+                    "EMPTY_TEXT_FIELDS")
+    assert str(error) == (f"{path}: 2 of 12 rows have an empty text in column {at!r} (lines 6, 9); every example "
+                          "needs a text (each example of a pair needs both texts): remove those rows, or fill them in, "
+                          "and run again.")
+    assert error.feature == at
+
+
+def test_a_missing_second_text_column_is_refused_naming_it(tmp_path):
+    path = write_csv(tmp_path / "data" / "pairs.csv", pair_rows(3), PAIR_HEADER)
+    error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), "question,answer", "label"),
+                    "MISSING_COLUMN")
+    assert str(error).startswith(f"{path} has no text column 'answer' (its columns: question, passage, label, id)")
+
+
+@pytest.mark.parametrize("flag, says", [
+    ("a,b,c", "--text-column 'a,b,c' names 3 columns; it takes one text column, or two for a pair of texts"),
+    ("a,", "--text-column 'a,' has an empty column name"),
+    ("a,a", "--text-column 'a,a' names 'a' twice"),
+])
+def test_more_than_two_or_bad_text_columns_are_refused_in_one_line_naming_the_flag(tmp_path, flag, says):
+    write_csv(tmp_path / "data" / "pairs.csv", pair_rows(3), PAIR_HEADER)
+    error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), flag, "label"), "INVALID_TEXT_COLUMN")
+    assert str(error).startswith(says) and "\n" not in str(error)
+
+
+def test_a_subset_of_pairs_keeps_both_texts(tmp_path):
+    write_csv(tmp_path / "data" / "pairs.csv", pair_rows(40), PAIR_HEADER)
+    out = subsets.subset(tmp_path / "data", (), 10, "question,passage", "label", tmp_path / "cache")
+    kept = list(csv.reader(open(out / "data.csv", encoding="utf-8")))
+    assert kept[0] == ["question", "passage", "label"] and len(kept) == 11
+    assert all(q.startswith("question") and p and label in ("yes", "no") for q, p, label in kept[1:])
+
+
+def test_a_schema_requiring_either_text_of_a_pair_requires_the_texts(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text('feature { name: "question" type: BYTES presence { min_fraction: 0.5 } }\n'
+                      'feature { name: "passage" type: BYTES presence { min_fraction: 1 } }\n')
+    assert schema_file.schema_requires_text(str(schema), "question,passage")
+    schema.write_text('feature { name: "question" type: BYTES presence { min_fraction: 0.5 } }\n'
+                      'feature { name: "passage" type: BYTES presence { min_fraction: 0.5 } }\n')
+    assert not schema_file.schema_requires_text(str(schema), "question,passage")
+
+
+def test_several_label_columns_still_work_with_two_texts(tmp_path):
+    """The label columns come after both texts in every row: their values, and a missing one, are each column's."""
+    data = [[*row[:3], "x" if i % 3 else "y"] for i, row in enumerate(pair_rows(12))]
+    data[4][3] = ""
+    path = write_csv(tmp_path / "data" / "pairs.csv", data, ("question", "passage", "label", "kind"))
+    assert csv_checks.label_values(tmp_path / "data", (), "question,passage", "label,kind", column=1) == ("x", "y")
+    assert csv_checks.label_values(tmp_path / "data", (), "question,passage", "label,kind", column=0) == ("no", "yes")
+    assert csv_checks.check_input(tmp_path / "data", (), "question,passage", "label,kind",
+                                  missing_allowed=("kind",)) == []
+    error = refused(lambda: csv_checks.check_input(tmp_path / "data", (), "question,passage", "label,kind"),
+                    "MISSING_LABELS")
+    assert str(error).startswith(f"{path}: 1 of 12 rows have no value in the label column 'kind' (line 6)")

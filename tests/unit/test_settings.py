@@ -291,6 +291,44 @@ def test_kubeflow_config_reads_the_packaged_checkpoint_for_its_image_path():
                 ["--output", "x.json", "--pipeline-root", "gs://b/r", *argv]))
 
 
+def test_a_pairs_length_is_both_texts_and_three_special_tokens():
+    """--max-seq-length auto and the time plan count a pair as the model reads it: [CLS] a [SEP] b [SEP]."""
+    from pipeline.planning import sequence_length
+
+    vocab = str(assets.ensure_checkpoint() / "vocab.txt")
+    pairs = [(" ".join(["good"] * n), " ".join(["bad"] * (2 * n))) for n in range(1, 41)]
+    counts = sequence_length.token_counts(pairs, vocab, True)
+    assert counts == [3 * n + 3 for n in range(1, 41)]
+    assert sequence_length.covering(sorted(counts), 512) == 128  # 98% of 40 pairs: the 40th (123) fits in 128
+    # estimated from the words: ceil(1.3 * words) of each text, and the three special tokens
+    assert sequence_length.token_counts(pairs[:2], "", True) == [2 + 3 + 3, 3 + 6 + 3]
+
+
+def test_data_settings_name_one_text_column_or_a_pair():
+    pair = DataSettings("question, passage", "label", vocab_mode="learn")
+    assert (pair.text_columns, pair.pairs) == (("question", "passage"), True)
+    assert DataSettings("text", "label", vocab_mode="learn").text_columns == ("text",)
+    with pytest.raises(settings_lib.SettingsError, match="data setting 'text_key': --text-column 'a,b,c' names 3 "):
+        DataSettings("a,b,c", "label", vocab_mode="learn")
+    with pytest.raises(settings_lib.SettingsError, match="column 'label' is named by both --text-column and --label"):
+        DataSettings("text,label", "label", vocab_mode="learn")
+
+
+def test_a_local_plan_of_pairs_carries_both_columns_and_refuses_unlabeled_texts(tmp_path):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    with open(folder / "data.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["question", "passage", "label"])
+        writer.writerows([("open today?", "yes, until six", "yes"), ("open today?", "the cake is sweet", "no")] * 3)
+    config, _ = _local("--data-root", folder, "--text-column", "question,passage", "--pretrained", "none")
+    assert config.data.text_columns == ("question", "passage")
+    with pytest.raises(InputError, match="--unlabeled-data takes texts of one column, but --text-column "
+                                         "'question,passage' names a pair"):
+        _local("--data-root", folder, "--text-column", "question,passage", "--pretrained", "none",
+               "--pretrain-epochs", "1", "--unlabeled-data", folder)
+
+
 def test_auto_sequence_length_covers_the_training_texts(tmp_path):
     """--max-seq-length auto: the shortest multiple of 32 that holds 98% of the texts whole, capped by the encoder."""
     from pipeline.planning import sequence_length

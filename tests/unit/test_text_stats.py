@@ -58,6 +58,36 @@ def test_truncation_counts_against_max_seq_length_minus_two():
     assert s["truncated"] == 2 and s["truncated_share"] == 0.4  # 9 and 10 do not fit; 8 + [CLS] + [SEP] does
 
 
+def test_a_pairs_truncation_counts_against_max_seq_length_minus_three():
+    s = text_stats.summarize(counts([7, 8, 9, 3]), max_seq_length=10, special_tokens=3)
+    assert s["truncated"] == 2  # 8 and 9 tokens of two texts do not fit beside [CLS] a [SEP] b [SEP]; 7 does
+
+
+def pair_counts(question, passage):
+    """A pair's counts as Transform emits them: both texts' together, and each column's."""
+    a, b = counts(question), counts(passage)
+    return {**{key: a[key] + b[key] for key in a},
+            **{features.column_stat_key(key, "question"): a[key] for key in a},
+            **{features.column_stat_key(key, "passage"): b[key] for key in b}}
+
+
+def test_a_pairs_texts_are_each_checked_for_emptiness_naming_the_column():
+    """A whitespace-only passage beside a question is an empty text, though the pair has tokens; truncation is the
+    pair's combined length's."""
+    pair = pair_counts([5] * 10, [0, 0, 0] + [6] * 7)
+    assert set(text_stats.stat_keys("question,passage")) == set(pair)
+    assert text_stats.stat_keys("text") == features.TEXT_STAT_KEYS
+    summary = text_stats.summarize(pair, max_seq_length=13, special_tokens=3)
+    assert summary["empty"] == 0 and summary["truncated"] == 7  # 5 + 6 tokens do not fit in 13 - 3
+    summary["columns"] = text_stats.column_summaries(pair, 13, "question,passage")
+    assert summary["columns"]["passage"]["empty"] == 3 and summary["columns"]["question"]["empty"] == 0
+    assert text_stats.column_summaries(counts([1, 2]), 14, "text") == {}
+    failed = text_stats.check_pair(summary, {**ALL_OFF, "max_empty_share": 0.1, "max_truncated_share": 0.5})
+    assert [r.short_description for r in failed] == ["TRUNCATED_TEXTS", "EMPTY_TEXTS"]
+    assert failed[0].description.startswith("7 of 10 texts (70.0%) are longer than 13 tokens")
+    assert failed[1].description.startswith("column 'passage': 3 of 10 texts (30.0%) have no token at all")
+
+
 def test_summarize_without_tokens_does_not_divide_by_zero():
     s = text_stats.summarize(counts([0, 0, 0, 0]), max_seq_length=128)
     assert s["empty"] == 4 and s["empty_share"] == 1.0
