@@ -121,16 +121,14 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                      if f.name not in MODEL_FLAGS[TrainerSettings]]
     settings_lib.add_flags(train, TrainerSettings, names=trainer_flags)
     train.add_argument("--train-steps", type=positive_int,
-                       help="stop after this many batches (overrides --epochs when smaller; caps the masked-LM "
-                            "stage too)")
+                       help="stop after this many batches (overrides --epochs when smaller; caps the masked-LM stage)")
     pretrain = parser.add_argument_group(
         "masked-LM stage", "continue BERT's masked-language-model training on the run's own text before fine-tuning "
                            "(the Pretrainer step; off unless --pretrain-epochs is above 0)")
     settings_lib.add_flags(pretrain, PretrainerSettings, names=[f.name for f in PRETRAINER_FLAGS])
     pretrain.add_argument("--unlabeled-data", type=local_path if local else str, metavar="DIR|PREFIX",
-                          help="unlabeled texts for the masked-LM stage and --distill-unlabeled: a folder's .csv files "
-                               "(the --text-column) and .txt files (one text per line), or a request-log prefix "
-                               "(the texts the model server logged)" +
+                          help="texts for the masked-LM stage and --distill-unlabeled: a folder's .csv (--text-column) "
+                               "and .txt files (a text a line), or a model server's request-log prefix" +
                                ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
     distill = parser.add_argument_group(
         "distillation", "serve a smaller, faster student trained from the fine-tuned model (the Distiller step; off "
