@@ -15,6 +15,7 @@ from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
+from components.settings.serving_loop import GROUP, ServingLoopSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from pipeline.cli.locations import local_path
@@ -137,6 +138,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                         "evaluated and pushed")
     settings_lib.add_flags(distill, DistillerSettings)
     settings_lib.add_flags(train, EvaluatorSettings)
+    settings_lib.add_flags(parser.add_argument_group(*GROUP), ServingLoopSettings)
 
 
 def _minutes(text: str) -> float:

@@ -28,7 +28,7 @@ REMOTE_COPIES = assets.DATA_DIR / "remote"
 # The path flags of the local runner: the argparse destination -> the flag.
 FLAGS = {"pipeline_root": "--pipeline-root", "serving_dir": "--serving-dir", "data_root": "--data-root",
          "schema": "--schema", "unlabeled_data": "--unlabeled-data", "pretrained": "--pretrained",
-         "summary_json": "--summary-json"}
+         "summary_json": "--summary-json", "serving_logs": "--serving-logs"}
 S3_ENDPOINT_HELP = ("the S3-compatible store's endpoint for s3:// paths, http(s)://HOST:PORT (default: $S3_ENDPOINT, "
                     "$AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL; none: AWS S3); the credentials come from "
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")

@@ -21,6 +21,7 @@ from pipeline.dag.config import PipelineConfig
 from pipeline.dag.data_validation import data_validation
 from pipeline.dag.preprocessing import preprocessing
 from pipeline.dag.release import release
+from pipeline.dag.serving_logs import serving_logs
 from pipeline.dag.training import training
 
 COMPONENTS_DIR = Path(__file__).resolve().parents[2] / "components"
@@ -43,12 +44,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     data = data_validation(config)
     text = preprocessing(config, data, code_version)
     train = training(config, data, text, code_version)
+    traffic = serving_logs(config)  # --serving-logs: what the model in service was asked since the last run
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[*data.nodes, *text.nodes, *train.nodes, *release(config, data, text, train, code_version)],
+        components=[*data.nodes, *(traffic.nodes if traffic else []), *text.nodes, *train.nodes,
+                    *release(config, data, text, train, code_version)],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam_pipeline_args))
