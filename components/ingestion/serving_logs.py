@@ -49,7 +49,7 @@ def probability_key(column: str) -> str:
     return f"probability_{column}"
 
 
-def _columns(label_key: str, classes_record) -> List[Tuple[str, str, Tuple[str, ...]]]:
+def answer_columns(label_key: str, classes_record) -> List[Tuple[str, str, Tuple[str, ...]]]:
     """(label column, output prefix in the model's answers, classes) per task."""
     by_task = tasks.classes_by_task(classes_record)
     return [(name or label_key, f"{name}{tasks.OUTPUT_SEPARATOR}" if name else "", classes)
@@ -116,7 +116,7 @@ def read_traffic(prefix: str, paths: List[str], text_key: str, label_key: str, c
     """Reads the log files `paths` of `prefix`, writing each logged text as a tf.Example to `writer` (a
     TFRecordWriter, or None to only count); returns what serving_logs.json says. ServingLogsError on logs of
     another model."""
-    columns = _columns(label_key, classes_record)
+    columns = answer_columns(label_key, classes_record)
     counted = collections.Counter()
     versions: Dict[str, int] = collections.Counter()
     times: List[int] = []

@@ -28,6 +28,7 @@ PUSHER = "Pusher"
 # --serving-logs (pipeline/dag/serving_logs.py): the model's request logs read as examples, and their ledger entry.
 SERVING_LOGS_GEN = "ServingLogsGen"
 SERVING_LOGS_COMMIT = "ServingLogsCommit"
+SERVING_SKEW_CHECK = "ServingSkewCheck"  # the traffic against the training statistics of the model in service
 VALIDATORS = (EXAMPLE_VALIDATOR, DRIFT_VALIDATOR, TEXT_STATISTICS_GEN)  # the nodes that record anomalies
 # Steps whose output depends on something none of their inputs say (what is in service now): never answered from a
 # cache, by TFX's locally (pipeline/dag/pipeline.py, local_ir) or by the Kubeflow backend's (the compiler).
@@ -39,5 +40,5 @@ __all__ = [
     "SCHEMA_CURATOR", "SCHEMA_FREEZER", "EXAMPLE_VALIDATOR", "DRIFT_VALIDATOR", "DATA_GATE", "TRANSFORM",
     "TEXT_STATISTICS_GEN", "TEXT_GATE", "PRETRAINER", "TRAINER", "DISTILLER", "SERVING_CHECK", "INFRA_VALIDATOR",
     "EVALUATOR",    "MODEL_CARD", "RUN_REPORT", "PUSHER", "VALIDATORS", "NEVER_CACHED",
-    "SERVING_LOGS_GEN", "SERVING_LOGS_COMMIT",
+    "SERVING_LOGS_GEN", "SERVING_LOGS_COMMIT", "SERVING_SKEW_CHECK",
 ]

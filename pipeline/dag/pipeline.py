@@ -44,7 +44,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     data = data_validation(config)
     text = preprocessing(config, data, code_version)
     train = training(config, data, text, code_version)
-    traffic = serving_logs(config)  # --serving-logs: what the model in service was asked since the last run
+    traffic = serving_logs(config, data.baselines)  # --serving-logs: what the model in service was asked lately
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

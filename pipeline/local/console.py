@@ -188,6 +188,9 @@ def summary_lines(summary: RunSummary) -> List[str]:
         lines.append(f"text (train): {t['examples']} texts, {t['tokens_mean']} tokens on average (95% up to "
                      f"{t['tokens_p95']}), {t['truncated']} truncated to {t['max_seq_length']}, {t['empty']} empty, "
                      f"[UNK] {t['unk_share']:.2%} of tokens")
+    if summary.serving:  # --serving-logs: the verdict, what crossed, and where the sample to label is
+        lines.append(f"in service: {summary.serving.get('verdict')}")
+        lines.extend(f"in service: {crossed['description']}" for crossed in summary.serving.get("crossed") or [])
     for warning in summary.warnings:
         lines.append(f"warning: {warning}")
     if summary.anomalies:

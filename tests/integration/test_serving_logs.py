@@ -185,7 +185,7 @@ def test_a_prefix_with_no_new_file_is_no_new_traffic_not_an_error(tmp_path):
     assert "no new traffic" in serving_logs.no_new_traffic("p")
 
 
-def test_kubeflow_compile_reads_the_logs_in_uncached_tasks_and_refuses_a_prefix_the_pods_cannot_resolve(tmp_path):
+def test_kubeflow_compile_reads_and_compares_the_logs_in_uncached_tasks_and_refuses_a_relative_prefix(tmp_path):
     from pipeline.kubeflow import cli as kfp_cli
     from support.kubeflow import COMPILE_ARGS, process_state_kept
 
@@ -195,7 +195,9 @@ def test_kubeflow_compile_reads_the_logs_in_uncached_tasks_and_refuses_a_prefix_
         assert kfp_cli.main([*args, "--serving-logs", "logs/", "--output", str(tmp_path / "r.json")]) == 2
     spec = json.loads((tmp_path / "s.json").read_text())["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
-    assert tasks["ServingLogsCommit"]["dependentTasks"] == ["ServingLogsGen"]
+    # The commit follows the comparison, which reads the read and BaselineLookup's baselines.
+    assert sorted(tasks["ServingLogsCommit"]["dependentTasks"]) == ["ServingLogsGen", "ServingSkewCheck"]
+    assert sorted(tasks["ServingSkewCheck"]["dependentTasks"]) == ["BaselineLookup", "ServingLogsGen"]
     for task in ("ServingLogsGen", "ServingLogsCommit"):
         assert not tasks[task]["cachingOptions"].get("enableCache"), task  # the backend never answers from its cache
     parameters = tasks["ServingLogsGen"]["inputs"]["parameters"]
