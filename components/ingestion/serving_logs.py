@@ -166,6 +166,22 @@ def read_traffic(prefix: str, paths: List[str], text_key: str, label_key: str, c
             "versions": dict(sorted(versions.items(), key=lambda kv: int(kv[0])))}
 
 
+def write_split(examples_uri: str, prefix: str, paths: List[str], text_key: str, label_key: str,
+                classes_record) -> Dict:
+    """Writes the `serving` split of the log files `paths` and its serving_logs.json under `examples_uri`; returns
+    what serving_logs.json says."""
+    import tensorflow as tf
+
+    from components.runtime import storage
+
+    folder = os.path.join(examples_uri, f"Split-{SPLIT}")
+    tf.io.gfile.makedirs(folder)
+    with tf.io.TFRecordWriter(os.path.join(folder, DATA_FILE), options="GZIP") as writer:
+        summary = read_traffic(prefix, paths, text_key, label_key, classes_record, writer)
+    storage.write_file(os.path.join(examples_uri, SUMMARY_FILE), json.dumps(summary, indent=1))
+    return summary
+
+
 def read_summary(examples_uri: str) -> Dict:
     """The serving_logs.json of a ServingLogsGen output ({} when there is none)."""
     from components.runtime import storage
@@ -188,20 +204,13 @@ def ServingLogsGen(
         label_names: tfx.dsl.components.Parameter[str]):
     """`prefix`: the request logs' filename prefix (TF Serving's logging_config). `ledger`: the folder of consumed
     files. `label_names`: the class names, as class_names.json holds them (JSON)."""
-    import tensorflow as tf
     from absl import logging
 
-    from components.runtime import storage
-
     paths = consumed_logs.new_files(prefix, ledger)
-    folder = os.path.join(examples.uri, f"Split-{SPLIT}")
-    tf.io.gfile.makedirs(folder)
-    with tf.io.TFRecordWriter(os.path.join(folder, DATA_FILE), options="GZIP") as writer:
-        summary = read_traffic(prefix, paths, text_key, label_key, json.loads(label_names), writer)
+    summary = write_split(examples.uri, prefix, paths, text_key, label_key, json.loads(label_names))
     examples.split_names = json.dumps([SPLIT])
     examples.set_string_custom_property("file_format", "tfrecords_gzip")
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
-    storage.write_file(os.path.join(examples.uri, SUMMARY_FILE), json.dumps(summary, indent=1))
     logging.info("ServingLogsGen: %s", no_new_traffic(prefix) if not paths else
                  f"{summary['examples']} texts of {summary['requests']} requests from {len(paths)} files")
 

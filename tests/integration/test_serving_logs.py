@@ -76,7 +76,7 @@ def value(example, key):
 def test_each_logged_text_is_a_serving_example_with_its_answer_and_statistics_gen_reads_the_split(tmp_path):
     prefix = str(tmp_path / "logs" / "bert")
     start = int(time.time())
-    logged_traffic.predict_batches(prefix, [["a fine film"], ["dull", "one long text of many words that it has"]],
+    logged_traffic.predict_batches(prefix, [["a fine film"], ["dull", "one long text of many words"]],
                                    version=3, file_bytes=1)  # a file per request
     logged_traffic.classify_requests(prefix, ["classified"], [("neg", 0.75)], version=4)
     summary = run(tmp_path, prefix, with_statistics=True)
@@ -87,9 +87,9 @@ def test_each_logged_text_is_a_serving_example_with_its_answer_and_statistics_ge
     assert start <= summary["first_time"] <= summary["last_time"] <= time.time()
     examples = serving_texts(newest_output(tmp_path, "ServingLogsGen", "examples"))
     by_text = {value(e, "text"): e for e in examples}
-    assert sorted(by_text) == ["a fine film", "classified", "dull", "one long text of many words that it has"]
+    assert sorted(by_text) == ["a fine film", "classified", "dull", "one long text of many words"]
     assert value(by_text["dull"], "predicted_label") == "neg"
-    assert value(by_text["one long text of many words that it has"], "predicted_label") == "pos"
+    assert value(by_text["one long text of many words"], "predicted_label") == "pos"
     assert value(by_text["classified"], "predicted_label") == "neg"
     assert value(by_text["classified"], "probability_label") == pytest.approx(0.75)
     assert value(by_text["classified"], "model_version") == 4
@@ -173,7 +173,7 @@ def test_logs_of_a_model_with_another_text_column_or_other_classes_are_refused_i
         serving_logs.read_traffic(classes, request_log.log_files(classes), "text", "label", CLASSES)
     named = str(tmp_path / "logs" / "named")
     logged_traffic.predict_batches(named, [["a text"]], classes=("bad", "good"))
-    with pytest.raises(serving_logs.ServingLogsError, match=r"answers class 'bad', which is not among this "
+    with pytest.raises(serving_logs.ServingLogsError, match=r"answers class '(bad|good)', which is not among this "
                                                             r"pipeline's classes \(neg, pos\)"):
         serving_logs.read_traffic(named, request_log.log_files(named), "text", "label", CLASSES)
 

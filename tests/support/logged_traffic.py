@@ -18,10 +18,10 @@ CLASSES = ("neg", "pos")
 
 
 def _answer(text: str, classes: Sequence[str]) -> np.ndarray:
-    """A made-up but deterministic answer: longer texts lean to the last class."""
-    p = min(0.95, 0.2 + 0.05 * len(text.split()))
-    row = np.full([len(classes)], (1.0 - p) / max(len(classes) - 1, 1), np.float32)
-    row[-1] = p
+    """A made-up but deterministic answer, 0.8 for one class: the first for an odd number of words, the second for
+    an even one (texts of varied lengths get both about as often)."""
+    row = np.full([len(classes)], 0.2 / max(len(classes) - 1, 1), np.float32)
+    row[(len(text.split()) + 1) % 2] = 0.8
     return row
 
 
