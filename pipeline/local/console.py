@@ -177,6 +177,8 @@ def count_steps(pipeline) -> int:
 def summary_lines(summary: RunSummary) -> List[str]:
     """The summary for people, one fact a line."""
     lines = [f"dataset: {summary.dataset}  model: {summary.model}  wall: {summary.wall_seconds} s"]
+    if summary.retrain:  # --retrain-if: whether the run trained, and why
+        lines.append(summary.retrain["why"])
     if summary.examples_per_split:
         lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary.examples_per_split.items()))
     cached = [k for k, v in summary.components.items() if v["state"] == "CACHED"]

@@ -124,4 +124,5 @@ def run_artifacts(record: RunRecord, config: PipelineConfig) -> RunArtifacts:
         if spans else None,
         frozen_schema=(frozen_schema_file(config.pipeline_root)
                        if record.artifacts(nodes.SCHEMA_FREEZER, "frozen_schema") else None),
-        serving_skew=record.artifact_uri(nodes.SERVING_SKEW_CHECK, "skew"))
+        serving_skew=record.artifact_uri(nodes.SERVING_SKEW_CHECK, "skew"),
+        retrain_decision=record.artifact_uri(nodes.RETRAIN_DECISION, "decision"))
