@@ -35,6 +35,10 @@ SUMMARY_FILE = "serving_logs.json"  # in the Examples artifact: what the read fo
 DATA_FILE = "data_tfrecord-00000-of-00001.gz"  # ExampleGen's file name pattern for a split's shard
 VERSION_KEY = "model_version"
 TIME_KEY = "request_time"
+# The input of the exported model's predict signature (serving_default, components/module_files/serving_module.py):
+# a predict request carries its texts under this name whatever the text column is called; a classify request's
+# tf.Examples carry them under the text column.
+PREDICT_TEXT_INPUT = "text"
 
 
 class ServingLogsError(ValueError):
@@ -123,14 +127,14 @@ def read_traffic(prefix: str, paths: List[str], text_key: str, label_key: str, c
     for path in paths:
         for log in request_log.read([path]):
             counted["requests"] += 1
-            logged = request_log.examples(log, text_key)
+            key = PREDICT_TEXT_INPUT if log.WhichOneof("log_type") == "predict_log" else text_key
+            logged = request_log.examples(log, key)
             inputs = _request_inputs(log)
-            if any(e.text is None for e in logged) or (inputs and text_key not in inputs):
+            if any(e.text is None for e in logged) or (inputs and key not in inputs):
                 raise ServingLogsError(
                     f"the request logs under {prefix} are not this pipeline's model's: the requests of {path} have no "
-                    f"text input {text_key!r} (their inputs: {', '.join(inputs) or 'none'}), so they were written "
-                    f"for a model with another text column; give --serving-logs the prefix this pipeline's model "
-                    f"logs to.")
+                    f"text input {key!r} (their inputs: {', '.join(inputs) or 'none'}), so they were written for a "
+                    f"model with another text column; give --serving-logs the prefix this pipeline's model logs to.")
             if not logged:  # a record of no text (an empty batch, a kind of request without texts)
                 counted["skipped"] += 1
                 continue

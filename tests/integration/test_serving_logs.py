@@ -178,6 +178,19 @@ def test_logs_of_a_model_with_another_text_column_or_other_classes_are_refused_i
         serving_logs.read_traffic(named, request_log.log_files(named), "text", "label", CLASSES)
 
 
+def test_predict_requests_carry_the_texts_under_the_signatures_input_and_classify_under_the_text_column(tmp_path):
+    """A pipeline whose text column is `review`: its model's predict signature still takes `text`."""
+    prefix = str(tmp_path / "logs" / "review")
+    logged_traffic.predict_batches(prefix, [["a predicted review"]])
+    logged_traffic.classify_requests(prefix, ["a classified review"], [("pos", 0.9)], text_key="review")
+    read = serving_logs.read_traffic(prefix, request_log.log_files(prefix), "review", "label", CLASSES)
+    assert read["examples"] == 2
+    wrong = str(tmp_path / "logs" / "wrong")
+    logged_traffic.classify_requests(wrong, ["a classified text"], [("pos", 0.9)], text_key="text")
+    with pytest.raises(serving_logs.ServingLogsError, match=r"no text input 'review' \(their inputs: text\)"):
+        serving_logs.read_traffic(wrong, request_log.log_files(wrong), "review", "label", CLASSES)
+
+
 def test_a_prefix_with_no_new_file_is_no_new_traffic_not_an_error(tmp_path):
     summary = run(tmp_path, str(tmp_path / "nothing" / "here"))
     assert summary == {**summary, "requests": 0, "examples": 0, "files": [], "new_traffic": False}

@@ -42,8 +42,9 @@ def predict_batches(prefix: str, batches: Iterable[Sequence[str]], version: int 
 
 
 def classify_requests(prefix: str, texts: Sequence[str], answers: Sequence[Tuple[str, float]],
-                      version: int = 1) -> None:
-    """Logs one gRPC Classify per text, answered with `answers` (class, score), as the server logs it."""
+                      version: int = 1, text_key: str = "text") -> None:
+    """Logs one gRPC Classify per text, its tf.Example's text under `text_key`, answered with `answers` (class,
+    score), as the server logs it."""
     from tensorflow_serving.apis import classification_pb2
 
     collector = Collector(MODEL, RequestLogging(prefix, 1.0), FileOptions())
@@ -51,7 +52,7 @@ def classify_requests(prefix: str, texts: Sequence[str], answers: Sequence[Tuple
         request = classification_pb2.ClassificationRequest()
         request.model_spec.name = MODEL
         request.model_spec.signature_name = "classification"
-        request.input.example_list.examples.add().features.feature["text"].bytes_list.value.append(text.encode())
+        request.input.example_list.examples.add().features.feature[text_key].bytes_list.value.append(text.encode())
         response = classification_pb2.ClassificationResponse()
         row = response.result.classifications.add()
         row.classes.add(label=label, score=score)
