@@ -1,11 +1,10 @@
 """The distillation stage (components/module_files/distillation.py) in pipeline runs.
 
-The quick run's teacher (tests/conftest.py's `first_run`: four pretrained layers, fine-tuned) distilled twice in its
-own pipeline root, everything before the Distiller taken from the cache: a student of 2 layers trained on
-the labels alone (--distill-soft-weight 0), then one distilled from the teacher's softened probabilities. The
-distilled run pushes its student, never the teacher; the student starts from the teacher's own tensors; both
-students learned, and the soft targets bring the student closer to its teacher than the labels do. A student worse
-than the model in service (the `served` run's) is not pushed. The room on small in-memory models:
+The quick run's teacher (tests/conftest.py's `first_run`: four pretrained layers, fine-tuned) distilled in its own
+pipeline root, everything before the Distiller taken from the cache, into a student of 2 layers. The run pushes its
+student, never the teacher; the student starts from the teacher's own tensors and learned. A student worse than the
+model in service (the `served` run's) is not pushed. The room on small in-memory models, where the soft targets'
+effect is measured against the labels alone on a rule only the teacher knows:
 tests/unit/test_distillation.py."""
 
 import json
@@ -32,20 +31,17 @@ def _record(model: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def students(first_run, tmp_path_factory):
-    """Two runs in the quick run's own pipeline root (a copy would not do: the curated schema's snapshot lies under
-    the root and is imported by its path, so a copy imports anew and trains anew): the student on the labels alone,
-    then the distilled one (the Distiller runs again: its soft weight is in its cache key). Each pushes to a serving
-    folder of its own, so neither has a model in service. They add outputs to the quick run's root, which other
-    tests read: tests/conftest.py runs the tests using this fixture after every other test of the quick run.
-    Returns {"labels": (summary, stdout), "distilled": ...}."""
+    """A run in the quick run's own pipeline root (a copy would not do: the curated schema's snapshot lies under the
+    root and is imported by its path, so a copy imports anew and trains anew), pushing to a serving folder of its own,
+    so it has no model in service. It adds outputs to the quick run's root, which other tests read:
+    tests/conftest.py runs the tests using this fixture after every other test of the quick run. A second student on
+    the labels alone, to compare with, would cost the suite minutes; the comparison is the unit test's.
+    Returns {"distilled": (summary, stdout)}."""
     base = tmp_path_factory.mktemp("students")
-    runs = {}
-    for name, extra in (("labels", ["--distill-soft-weight", "0"]), ("distilled", [])):
-        proc = run_local(*QUICK_ARGS, *STUDENT_ARGS, *extra, "--pipeline-root", first_run[0]["pipeline_root"],
-                         "--serving-dir", base / f"serving-{name}", "--summary-json", base / f"{name}.json")
-        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        runs[name] = (json.loads((base / f"{name}.json").read_text()), proc.stdout)
-    return runs
+    proc = run_local(*QUICK_ARGS, *STUDENT_ARGS, "--pipeline-root", first_run[0]["pipeline_root"],
+                     "--serving-dir", base / "serving", "--summary-json", base / "distilled.json")
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return {"distilled": (json.loads((base / "distilled.json").read_text()), proc.stdout)}
 
 
 def test_a_distilled_run_pushes_a_student_of_two_layers_and_never_the_teacher(first_run, students):
@@ -91,28 +87,17 @@ def test_the_student_starts_from_the_teachers_own_tensors(first_run, students):
         assert np.array_equal(weight.numpy(), teacher_tensors[source]), (weight.name, source)
 
 
-def test_both_students_learned_and_the_soft_targets_bring_the_student_closer_to_its_teacher(first_run, students):
-    """The same 2-layer student of the same teacher and data, with and without the teacher's soft targets. Both
-    learned (eval accuracy 0.05 above the eval split's majority share: half the quick run's own margin, since two
-    layers of four lose some; macro F1 above 0.6). The distilled one's answers are closer to its teacher's: a lower
-    KL divergence from the teacher's probabilities on the eval split, which is what the soft targets train for
-    (a Distiller that ignored them, or fed them out of example order, would not be). On 200 eval texts the two
-    accuracies are within a few texts of each other, so only a large loss is refused; the full data's comparison is
-    benchmarks/distillation.py's."""
-    plain = _record(Path(students["labels"][0]["model_uri"]))["distillation"]
-    distilled = _record(Path(students["distilled"][0]["model_uri"]))["distillation"]
-    assert plain["teacher"] == distilled["teacher"]
-    assert plain["settings"]["soft_weight"] == 0.0 and distilled["settings"]["soft_weight"] == 0.5
+def test_the_distilled_student_learned_and_is_what_the_evaluator_judged(first_run, students):
+    """Eval accuracy 0.05 above the eval split's majority share (half the quick run's own margin, since two layers of
+    four lose some) and macro F1 above 0.6; the Evaluator's accuracy is the Distiller's own figure for the student."""
+    record = _record(Path(students["distilled"][0]["model_uri"]))["distillation"]
+    summary = students["distilled"][0]
+    assert record["settings"]["soft_weight"] == 0.5
     share = majority_share(Path(first_run[0]["pipeline_root"]))
-    for name, record in (("labels", plain), ("distilled", distilled)):
-        summary = students[name][0]
-        assert record["student_eval_accuracy"] >= share + 0.05, (name, share, record)
-        assert summary["eval_metrics"]["macro_f1_score"] > 0.6, (name, summary["eval_metrics"])
-        # The Evaluator judged the student: its accuracy is the Distiller's own figure for it.
-        assert summary["eval_metrics"]["sparse_categorical_accuracy"] == pytest.approx(
-            record["student_eval_accuracy"], abs=1e-3)
-    assert distilled["eval_kl_from_teacher"] < plain["eval_kl_from_teacher"], (distilled, plain)
-    assert distilled["student_eval_accuracy"] - plain["student_eval_accuracy"] >= -0.05, (distilled, plain)
+    assert record["student_eval_accuracy"] >= share + 0.05, (share, record)
+    assert summary["eval_metrics"]["macro_f1_score"] > 0.6, summary["eval_metrics"]
+    assert summary["eval_metrics"]["sparse_categorical_accuracy"] == pytest.approx(
+        record["student_eval_accuracy"], abs=1e-3)
 
 
 def test_a_student_worse_than_the_model_in_service_is_not_pushed(served, tmp_path):

@@ -39,12 +39,12 @@ def majority_share(pipeline_root: Path, column: str = "label", split: str = "eva
 
 
 def assert_learned(summary: dict, pipeline_root: Path, columns: Optional[Sequence[str]] = None,
-                   margin: float = 0.10, min_macro_f1: Optional[float] = 0.6) -> Dict[str, float]:
+                   margin: float = 0.10, min_macro_f1: Optional[float] = 0.6, label: str = "label") -> Dict[str, float]:
     """Every task's eval accuracy is at least its majority share + `margin`, and its macro F1 above `min_macro_f1`
     (None: not checked). `columns`: the label columns of a run of several (their metrics are prefixed `column/`);
-    None for a one-label run's `label`. Returns each task's majority share, for the test's own message."""
+    None for a one-label run, whose column is `label`. Returns each task's majority share, for the test's message."""
     metrics, shares = summary["eval_metrics"], {}
-    for column in columns or ["label"]:
+    for column in columns or [label]:
         prefix = f"{column}/" if columns else ""
         shares[column] = majority_share(pipeline_root, column)
         accuracy = metrics[f"{prefix}sparse_categorical_accuracy"]
