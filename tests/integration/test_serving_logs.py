@@ -136,6 +136,7 @@ tfx.orchestration.LocalDagRunner().run_with_ir(local_ir(t.mini_pipeline(Path({tm
 """
 
 
+@pytest.mark.slow  # ~20 s: a fresh interpreter loads TFX, and 12,000 logged texts are read twice
 def test_a_run_killed_during_the_read_loses_nothing_and_counts_nothing_twice(tmp_path):
     prefix = str(tmp_path / "logs" / "bert")
     batches = [[f"text {i} " + "word " * (i % 13)] * 8 for i in range(1500)]  # 12,000 texts: seconds to read

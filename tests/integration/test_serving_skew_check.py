@@ -21,6 +21,8 @@ from components.validation.text_checks import DEFAULT_CHECKS
 from components.validation.text_stats import SUMMARY_FILE, clipped, summarize
 from support import korean, logged_traffic
 
+pytestmark = pytest.mark.slow  # a TF Transform run, ~20 s
+
 CLASSES = ["neg", "pos"]
 MAX_LEN = 32
 WORDS = ["the", "film", "was", "a", "good", "bad", "story", "actors", "great", "boring", "plot", "music", "and",
