@@ -135,10 +135,6 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     built = settings.build(args, model, label_key, label_domains, max_seq_length, unlabeled)
     if args.serving_logs:  # the pods read it: a URI or an absolute path (kept as given: a trailing "/" is a folder)
         pod_location(args.serving_logs, "--serving-logs")
-    if args.retrain_if:  # TFX compiles its Cond to trigger conditions that tests/support/kfp_rules.py does not model
-        raise InputError("--retrain-if is not compiled for Kubeflow yet: the trigger conditions it needs are not yet "
-                         "checked against the open-source backend's rules (docs/serving_loop.md); leave it out, or "
-                         "use it with run_local.py.")
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
     if not pipeline_root:
