@@ -20,7 +20,7 @@ from components.release.report_page import REPORT_FILE
 
 
 def report_artifacts(statistics, anomalies, drift_anomalies, text_statistics, text_anomalies, model, evaluation,
-                     blessing, card_model, baseline_model=None):
+                     blessing, card_model, baseline_model=None, serving_skew=None, retrain_decision=None):
     """The RunArtifacts of the step's inputs (TFX artifacts); the ones it is not handed (the serving check, the push,
     the examples) are None."""
     from components.release.model_card import blessing_facts
@@ -34,7 +34,9 @@ def report_artifacts(statistics, anomalies, drift_anomalies, text_statistics, te
             ("TextStatisticsGen", text_anomalies))),
         text_statistics=text_statistics.uri, evaluation=evaluation.uri, blessed=blessed,
         baseline_model=lookup.baseline_folder(baseline_model),
-        model=model.uri, card_model=card_model.uri)
+        model=model.uri, card_model=card_model.uri,
+        serving_skew=serving_skew.uri if serving_skew is not None else None,
+        retrain_decision=retrain_decision.uri if retrain_decision is not None else None)
 
 
 @tfx.dsl.components.component
@@ -52,7 +54,9 @@ def RunReport(
         report: tfx.dsl.components.OutputArtifact[File],
         context: tfx.dsl.components.Parameter[str],
         baseline_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
-        baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None):
+        baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
+        serving_skew: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+        retrain_decision: tfx.dsl.components.InputArtifact[File] = None):
     """Writes report.html into `report`. `context`: JSON of the pipeline name, the Evaluator's settings and the run's
     setup (run_summary.RunSetup's fields)."""
     import tensorflow as tf
@@ -65,7 +69,8 @@ def RunReport(
     given = json.loads(context)
     setup = RunSetup(**given["setup"])
     summary = summarize(report_artifacts(statistics, anomalies, drift_anomalies, text_statistics, text_anomalies,
-                                         model, evaluation, blessing, card_model, baseline_model), setup)
+                                         model, evaluation, blessing, card_model, baseline_model, serving_skew,
+                                         retrain_decision), setup)
     page = render(ReportContext(
         given["pipeline_name"], setup.label_key, setup.max_seq_length,
         from_custom_config(EvaluatorSettings, given["evaluator"]), statistics=statistics.uri,

@@ -51,7 +51,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     with only_if_training(decision):
         text = preprocessing(config, data, code_version)
         train = training(config, data, text, code_version)
-        released = release(config, data, text, train, code_version)
+        released = release(config, data, text, train, code_version, {
+            **({"serving_skew": traffic.skew_check.outputs["skew"]} if traffic else {}),
+            **({"retrain_decision": decision.outputs["decision"]} if decision else {})})
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(

@@ -231,11 +231,16 @@ def test_retrain_if_puts_the_steps_after_the_checks_under_a_condition_the_driver
     tasks = specs["retrain-if"]["root"]["dag"]["tasks"]
     conditions = {name: t.get("triggerPolicy", {}).get("condition") for name, t in tasks.items()}
     for step in ("Transform", "TextStatisticsGen", "Trainer", "ServingCheck", "Evaluator", "Pusher", "RunReport"):
-        assert conditions[step] == ("(inputs.artifacts['_RetrainDecision.decision'].artifacts[0].metadata['train'] "
-                                    "== 1.0)"), step
+        # RunReport reads the decision as an input of its own, whose key the condition then names.
+        key = "retrain_decision" if step == "RunReport" else "_RetrainDecision.decision"
+        assert conditions[step] == f"(inputs.artifacts['{key}'].artifacts[0].metadata['train'] == 1.0)", step
     for step in ("CsvExampleGen", "DataValidationGate", "ServingLogsGen", "ServingSkewCheck", "ServingLogsCommit",
                  "RetrainDecision", "BaselineLookup"):
         assert conditions[step] is None, step
+    # The run report (of a run that trains) draws the In service section and the decision too.
+    report = tasks["RunReport"]["inputs"]["artifacts"]
+    assert report["serving_skew"]["taskOutputArtifact"]["producerTask"] == "ServingSkewCheck"
+    assert report["retrain_decision"]["taskOutputArtifact"]["producerTask"] == "RetrainDecision"
 
     def executor_input(metadata):
         return {"inputs": {"artifacts": {"_RetrainDecision.decision": {"artifacts": [{"metadata": metadata}]}}}}
