@@ -77,7 +77,7 @@ def _request_inputs(log) -> List[str]:
 def _answer(example: request_log.LoggedExample, prefix: str,
             classes: Tuple[str, ...]) -> Optional[Tuple[str, float]]:
     """(the class answered, its probability) of one logged example, None when the answer has no class (a regress
-    request). ServingLogsError-worthy mismatches are returned as a class outside `classes`."""
+    request); _MismatchedClasses when a predict answer has another number of probabilities than `classes`."""
     outputs = example.outputs
     if example.kind == "predict":
         probabilities = outputs.get(f"{prefix}probabilities")

@@ -82,6 +82,17 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
             return no_new_traffic(read.get("prefix", "the prefix"))
         return (f"{read['examples']} texts of {read['requests']} requests from {len(read['files'])} new log files, "
                 f"versions {', '.join(read['versions']) or 'none'}")
+    if node_id == nodes.SERVING_SKEW_CHECK and outputs.get("skew"):
+        from components.validation.serving_skew import read_report
+
+        report = read_report(outputs["skew"][0].uri) or {}
+        crossed = sorted({c["check"] for c in report.get("crossed") or []})
+        return (f"skew: {', '.join(crossed)}" if crossed else
+                "no skew" if report.get("compared") else "nothing compared")
+    if node_id == nodes.RETRAIN_DECISION and outputs.get("decision"):
+        from components.validation.retrain_decision import read_decision
+
+        return (read_decision(outputs["decision"][0].uri) or {}).get("why", "")
     if node_id == nodes.BASELINE_LOOKUP and outputs.get("model"):
         return lookup_figure(outputs)
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):
