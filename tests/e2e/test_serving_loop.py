@@ -36,12 +36,14 @@ def loop(served, tmp_path_factory):
         for i in range(0, IN_DOMAIN, 5):
             assert running.predict({"instances": held_out[i:i + 5]}).status_code == 200
     # The server closed its files on SIGINT; run 2 reads them.
-    proc = case.run("--serving-logs", str(prefix), "--retrain-if", "new-data,serving-skew")
+    # The served run's own data root: its ExampleGen and StatisticsGen come from the copied root's cache, so the data is
+    # the one its data gate accepted (no new span).
+    proc = case.run("--serving-logs", str(prefix), "--retrain-if", "new-data,serving-skew", data_root=case.served_data)
     results["quiet"] = (proc, case.summary)
     with Server(case.serving, "--request-log", str(prefix)) as running:
         for i in range(0, KOREAN, 4):
             assert running.predict({"instances": foreign[i:i + 4]}).status_code == 200
-    proc = case.run("--serving-logs", str(prefix))
+    proc = case.run("--serving-logs", str(prefix), data_root=case.served_data)
     results["skewed"] = (proc, case.summary)
     return case, results
 
