@@ -219,3 +219,30 @@ def test_kubeflow_compile_reads_and_compares_the_logs_in_uncached_tasks_and_refu
     assert parameters["prefix"]["runtimeValue"]["constant"] == "gs://bucket/logs/"
     assert parameters["ledger"]["runtimeValue"]["constant"] == "gs://bucket/root/serving_logs/consumed"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_on_an_object_store_the_logs_the_split_and_the_ledger_go_through_the_store(s3_server, tmp_path,
+                                                                                    monkeypatch):
+    """s3:// (the tests' S3 server): the server's writer uploads whole files, ServingLogsGen's code lists and reads
+    them and writes the split there, and the ledger's entry is one object; a second read finds nothing new."""
+    from components.runtime import object_store
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    for name, value in object_store.s3_environment(s3_server.endpoint).items():  # configure_s3's, undone after
+        monkeypatch.setenv(name, value)
+    object_store.load_file_systems(["s3://x"])
+    bucket = s3_server.bucket("serving-loop")
+    prefix, root = f"s3://{bucket}/logs/", f"s3://{bucket}/root"
+    logged_traffic.predict_batches(prefix, [["one text", "two texts here"], ["three"]], file_bytes=1)
+    ledger = f"{root}/serving_logs/consumed"
+    paths = consumed_logs.new_files(prefix, ledger)
+    assert len(paths) == 2 and all(p.startswith(prefix) for p in paths)
+    read = serving_logs.write_split(f"{root}/ServingLogsGen/examples/1", prefix, paths, "text", "label", CLASSES)
+    assert read["examples"] == 3 and read == serving_logs.read_summary(f"{root}/ServingLogsGen/examples/1")
+    assert len(serving_texts(f"{root}/ServingLogsGen/examples/1")) == 3
+    entry = consumed_logs.commit(ledger, f"{root}/ServingLogsGen/examples/1", paths, read["requests"])
+    assert entry.startswith(ledger) and consumed_logs.commit(
+        ledger, f"{root}/ServingLogsGen/examples/1", paths, read["requests"]) == entry  # a retried commit: one entry
+    assert [k for k in s3_server.keys(bucket, "root/serving_logs/")] == [entry.split(f"{bucket}/", 1)[1]]
+    assert consumed_logs.new_files(prefix, ledger) == []
