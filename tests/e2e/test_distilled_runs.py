@@ -47,7 +47,7 @@ def students(first_run, tmp_path_factory):
 def test_a_distilled_run_pushes_a_student_of_two_layers_and_never_the_teacher(first_run, students):
     summary, stdout = students["distilled"]
     teacher = _latest(Path(first_run[0]["pipeline_root"]) / nodes.TRAINER / "model")
-    for node in (nodes.TRANSFORM, nodes.PRETRAINER, nodes.TRAINER):  # the quick run's teacher, data and stage
+    for node in (nodes.TRANSFORM, nodes.TRAINER):  # the quick run's data and teacher
         assert summary["components"][node]["state"] == "CACHED", node
     assert summary["components"][nodes.DISTILLER]["state"] == "COMPLETE"
     student = Path(summary["model_uri"])

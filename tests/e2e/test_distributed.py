@@ -56,8 +56,7 @@ def runs(first_run, tmp_path_factory):
     checkpoint = write_checkpoint(base / "checkpoint", config, hf_tensors(config, seed=3), vocab=vocab)
     settings.update(pretrained_dir=str(checkpoint), dropout=0.0, epochs=1, learning_rate=5e-3, distribution="auto",
                     precision="float32",  # the float32 maths is what the tolerance is stated for
-                    # the quick run's came from its masked-LM stage; this one from the checkpoint
-                    adapted_encoder=False)
+                    adapted_encoder=False)  # from the checkpoint
     for name, batch in (("single", 2 * PER_REPLICA_BATCH), ("multi", PER_REPLICA_BATCH)):
         (base / f"{name}.json").write_text(json.dumps(dict(settings, batch_size=batch)))
 
