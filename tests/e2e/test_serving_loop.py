@@ -4,10 +4,9 @@ out-of-domain traffic (Korean reviews) are sent over REST, and run_local.py read
 
 - Run 2, after the in-domain traffic, with --retrain-if new-data,serving-skew and no new span: no skew, no training
   (the steps after the checks are skipped, nothing is pushed), exit status 0, the reason in one line.
-- Run 3, after the Korean traffic, reads only what came since run 2 (nothing counted twice), finds skew, names what
-  crossed, writes the sample CSV, and the report shows it in a real browser. It runs without --retrain-if, so its
-  training steps come from the cache of the copied root (the decision to train on skew is
-  tests/unit/test_retrain_decision.py's).
+- Run 3, after the Korean traffic, with the same flags, reads only what came since run 2 (nothing counted twice),
+  finds skew, names what crossed, writes the sample CSV, trains because of the skew (one step: --train-steps 1), and
+  the report shows the traffic in a real browser.
 
 Cost: two runs on a copy of the `served` root (a couple of minutes on the shared machine) and one server start. A run
 killed during its read is tests/integration/test_serving_logs.py's (a real SIGKILL, on the server's own files)."""
@@ -43,7 +42,8 @@ def loop(served, tmp_path_factory):
     with Server(case.serving, "--request-log", str(prefix)) as running:
         for i in range(0, KOREAN, 4):
             assert running.predict({"instances": foreign[i:i + 4]}).status_code == 200
-    proc = case.run("--serving-logs", str(prefix), data_root=case.served_data)
+    proc = case.run("--serving-logs", str(prefix), "--retrain-if", "new-data,serving-skew", "--train-steps", "1",
+                    data_root=case.served_data)
     results["skewed"] = (proc, case.summary)
     return case, results
 
@@ -71,6 +71,8 @@ def test_out_of_domain_traffic_is_skew_counted_once_named_and_sampled(loop):
     # Only what came since run 2: the in-domain requests were consumed by it.
     assert serving["requests"] == KOREAN // 4 and serving["examples"] == KOREAN
     assert serving["skew_found"] is True
+    assert summary["retrain"]["why"] == "training: serving skew (--retrain-if new-data,serving-skew)"
+    assert summary["components"][nodes.TRAINER]["state"] == "COMPLETE"
     crossed = {c["check"] for c in serving["crossed"]}
     assert "LOW_WORD_COVERAGE" in crossed, serving["crossed"]
     with open(serving["sample"], newline="") as f:
