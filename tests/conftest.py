@@ -71,12 +71,12 @@ def accepted(served, tmp_path_factory):
     return case
 
 
-# The shared pipeline runs, by fixture name (`case` is test_bad_inputs.py's copy of `served`). A test that needs one,
-# directly or through another fixture, is marked `pipeline_run`, and so is every test under tests/e2e/.
-PIPELINE_RUNS = {"first_run", "served", "accepted", "case"}
-# Fixtures whose runs add outputs to the quick run's own pipeline root (tests/e2e/test_distilled_runs.py's students):
-# their tests run after every other test of the quick run, which read that root's newest outputs as the run left them.
-AFTER_FIRST_RUN = {"students"}
+# The shared pipeline runs, by fixture name. A test that needs one, directly or through another fixture (test_bad_inputs
+# .py's `case` copies `served`), is marked `pipeline_run`, and so is every test under tests/e2e/.
+PIPELINE_RUNS = {"first_run", "served", "accepted"}
+# Modules whose tests add a run of their own to a copy of `served`: a group apart from test_bad_inputs', which makes
+# the `served` run once more in another process (about a minute) and halves the longest group.
+SERVED_RUNS_APART = ("test_own_data", "test_distilled_runs")
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
@@ -88,13 +88,12 @@ def pytest_collection_modifyitems(config, items):
     Groups for `pytest -n 2 --dist loadgroup` (the Makefile's test and test-fast targets): every test of a shared
     pipeline run (the `served`/`accepted` runs, the `first_run`) goes to the worker that made it, so each run happens
     once; the other tests stay with their module, whose module-scoped fixtures are then built once too."""
-    items.sort(key=lambda item: bool(set(getattr(item, "fixturenames", ())) & AFTER_FIRST_RUN))  # stable: order kept
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & PIPELINE_RUNS or E2E in item.path.parents:
             item.add_marker(pytest.mark.pipeline_run)
-        if names & {"served", "accepted", "case"}:
-            group = "served"
+        if "served" in names:
+            group = "served_runs" if item.module.__name__ in SERVED_RUNS_APART else "served"
         elif "first_run" in names:
             group = "first_run"
         elif item.module.__name__ in ("test_kubeflow", "test_kubeflow_commands"):
@@ -108,8 +107,8 @@ def pytest_collection_modifyitems(config, items):
 # timings"). xdist hands out the groups with the most tests first, which starts a group of one long test last, to end
 # the suite alone while the other workers sit idle.
 # test_kubeflow_executed: the executed Kubeflow spec, three runs and a Distiller on the S3 server (~10 minutes).
-LONGEST_GROUPS = ("first_run", "served", "test_kubeflow_executed", "test_object_store", "test_multi_task",
-                  "test_korean_run", "test_crash_safety", "test_own_data")
+LONGEST_GROUPS = ("first_run", "served", "test_kubeflow_executed", "served_runs", "test_multi_task",
+                  "test_object_store", "test_crash_safety", "test_korean_run", "test_pretraining")
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -344,6 +344,13 @@ def test_a_student_of_the_multi_task_model_learns_and_serves_every_task(multi_ta
     assert_learned(summary, base / "root", columns=TASKS, margin=0.05)
     layers, labels = layers_and_labels(summary["pushed_dir"], TEXTS, "aspect/label")
     assert layers == [0] and labels == EXPECTED["aspect"]
+    # What was pushed is the Distiller's student, byte for byte, never the teacher, and its card says so.
+    pushed, student = Path(summary["pushed_dir"]), Path(summary["model_uri"])
+    assert student.parent.parent.name == nodes.DISTILLER
+    variables = "variables/variables.data-00000-of-00001"
+    assert (pushed / variables).read_bytes() == (student / "Format-Serving" / variables).read_bytes()
+    card = json.loads((pushed / "assets.extra" / "model_card.json").read_text())
+    assert card["training"]["distillation"]["student_layers"] == 1
 
 
 def test_binary_tags_train_judge_and_serve_as_two_class_tasks(tmp_path):

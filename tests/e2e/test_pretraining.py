@@ -21,10 +21,12 @@ def _latest(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def adapted_run(tmp_path_factory):
-    """(pipeline root, summary, process) of a run with one masked-LM epoch before fine-tuning."""
+    """(pipeline root, summary, process) of a run with two masked-LM epochs before fine-tuning, at the rate the
+    tiny model needs (test_multi_task.py's)."""
     base = tmp_path_factory.mktemp("pretraining")
     write_csv(base / "data" / "span-1" / "reviews.csv", rows())
-    proc = run_local(*ARGS, *GOOD_RUN, "--pretrain-epochs", "1", "--data-root", base / "data",
+    proc = run_local(*ARGS, *GOOD_RUN, "--pretrain-epochs", "2", "--pretrain-learning-rate", "1e-3",
+                     "--data-root", base / "data",
                      "--pipeline-root", base / "root", "--serving-dir", base / "serving",
                      "--summary-json", base / "summary.json")
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"

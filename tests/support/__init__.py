@@ -43,8 +43,6 @@ QUICK_ARGS = ["--max-examples", "2000", "--pretrained", str(QUICK_CHECKPOINT), "
               # bfloat16 compute where the CPU has it (tests/e2e/test_exported_model.py checks the served model is
               # float32)
               "--precision", "bf16_if_native"]
-# The distillation stage on the quick run's teacher (tests/e2e/test_distilled_runs.py): a student of 2 of its layers.
-STUDENT_ARGS = ["--student-layers", "2", "--distill-epochs", "2", "--distill-learning-rate", "2e-4"]
 
 
 def quick_checkpoint() -> Path:
