@@ -147,9 +147,9 @@ class StepReporter:
                 reporter._say(f"{tag} {node_id} FAILED after {time.time() - start:.1f} s: {reason[:160]}")
                 raise
             seconds = time.time() - start
-            if info is None:
+            if info is None or info.execution_id is None:  # TFX's Cond false (--retrain-if) leaves no execution
                 reporter.states[node_id] = "SKIPPED"
-                reporter._say(f"{tag} {node_id} skipped (its inputs were not produced)")
+                reporter._say(f"{tag} {node_id} skipped (its inputs were not produced, or its condition was false)")
                 return info
             state = state_of(info.execution_id)
             reporter.states[node_id] = state

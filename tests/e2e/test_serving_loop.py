@@ -24,6 +24,11 @@ from support.serving_server import Server
 IN_DOMAIN, KOREAN = 200, 80
 
 
+def available(states) -> bool:
+    """The server answers: a version is loaded and warmed up (it listens before that, answering 404)."""
+    return any(state.get("state") == "AVAILABLE" for state in states.values())
+
+
 @pytest.fixture(scope="module")
 def loop(served, tmp_path_factory):
     case = Case(served, tmp_path_factory.mktemp("loop"))
@@ -32,6 +37,7 @@ def loop(served, tmp_path_factory):
     foreign = [r["text"] for r in korean.korean_corpus(KOREAN, 7)]
     results = {}
     with Server(case.serving, "--request-log", str(prefix)) as running:
+        running.wait_for(available, what="the served version")
         for i in range(0, IN_DOMAIN, 5):
             assert running.predict({"instances": held_out[i:i + 5]}).status_code == 200
     # The server closed its files on SIGINT; run 2 reads them.
@@ -40,6 +46,7 @@ def loop(served, tmp_path_factory):
     proc = case.run("--serving-logs", str(prefix), "--retrain-if", "new-data,serving-skew", data_root=case.served_data)
     results["quiet"] = (proc, case.summary)
     with Server(case.serving, "--request-log", str(prefix)) as running:
+        running.wait_for(available, what="the served version")
         for i in range(0, KOREAN, 4):
             assert running.predict({"instances": foreign[i:i + 4]}).status_code == 200
     proc = case.run("--serving-logs", str(prefix), "--retrain-if", "new-data,serving-skew", "--train-steps", "1",
