@@ -155,6 +155,7 @@ def _run(config, warnings: List[str], err):
     """Runs the pipeline with a line per step; returns (exit status, summary)."""
     from tfx import v1 as tfx
 
+    from components.ingestion.serving_logs import ServingLogsError
     from components.release.serving_check import ServingCheckError
     from components.validation.gates import DataValidationError
     from pipeline.dag import beam_dependencies
@@ -172,7 +173,7 @@ def _run(config, warnings: List[str], err):
         with reporter.watching(lambda execution: execution_state(config.metadata_path, execution)):
             tfx.orchestration.LocalDagRunner().run_with_ir(local_ir(pipeline))
     except Exception as e:  # noqa: BLE001 - reported as one line below, with the component's own message
-        refusals = (DataValidationError, ServingCheckError)  # the data, or the model, refused with the reason
+        refusals = (DataValidationError, ServingCheckError, ServingLogsError)  # the data, model or logs refused
         cause = e
         while cause.__cause__ is not None or cause.__context__ is not None:
             if isinstance(cause, refusals):

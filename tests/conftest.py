@@ -76,7 +76,7 @@ def accepted(served, tmp_path_factory):
 PIPELINE_RUNS = {"first_run", "served", "accepted"}
 # Modules whose tests add a run of their own to a copy of `served`: a group apart from test_bad_inputs', which makes
 # the `served` run once more in another process (about a minute) and halves the longest group.
-SERVED_RUNS_APART = ("test_own_data", "test_distilled_runs")
+SERVED_RUNS_APART = ("test_own_data", "test_distilled_runs", "test_serving_loop")
 E2E = Path(__file__).resolve().parent / "e2e"
 
 

@@ -5,8 +5,9 @@ Sections: the run (and, for a failed or refused run, the reason first), data (ex
 the drift checks' baseline, token lengths with the `max_seq_length` cut), validation (every anomaly and warning),
 training (loss and accuracy per epoch, the learning-rate schedule, the epoch kept), evaluation (the metrics against
 their thresholds, the blessing in words, the test split's confusion matrix, per-class scores and most confident
-mistakes), timings (a bar per component, the cached ones marked) and history (the pipeline root's runs, this one
-last, with plots over runs: components/release/history_page.py). A section whose step did not run says so.
+mistakes), in service (with --serving-logs: the traffic against the training data, docs/serving_loop.md), timings
+(a bar per component, the cached ones marked) and history (the pipeline root's runs, this one last, with plots over
+runs: components/release/history_page.py). A section whose step did not run says so.
 Plots are matplotlib's Agg backend, PNG, base64-embedded.
 """
 
@@ -30,7 +31,7 @@ from components.tasks import label_columns
 
 REPORT_FILE = "report.html"
 # The page's h2 headings, in order.
-SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "Timings", "History")
+SECTIONS = ("Run", "Data", "Validation", "Training", "Evaluation", "In service", "Timings", "History")
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,39 @@ def timings_section(summary: RunSummary) -> str:
             _p("From the cache: " + (", ".join(cached) if cached else "none") + "."))
 
 
+def in_service_section(summary: RunSummary) -> str:
+    """With --serving-logs: the verdict, what crossed which threshold, the classes answered against the trained
+    ones, and the tokens per text of training and serving side by side."""
+    serving = summary.serving
+    if not serving:
+        return _p("No request logs were read (run with --serving-logs PREFIX: docs/serving_loop.md).")
+    parts = [_p(serving.get("verdict") or "")]
+    read = [["requests read", serving.get("requests")], ["texts", serving.get("examples")],
+            ["log files", serving.get("files")], ["versions (texts)", json.dumps(serving.get("versions") or {})]]
+    parts.append(_table(["", ""], read))
+    if serving.get("crossed"):
+        parts.append(_table(["check", "what crossed"], [[c["check"], c["description"]] for c in serving["crossed"]]))
+    if serving.get("sample"):
+        parts.append(_p(f"The texts furthest from training, with the model's answers, to label: {serving['sample']}"))
+    for column, shares in (serving.get("classes") or {}).items():
+        parts.append(_figure(lambda ax, s=shares, c=column: _bars(
+            ax, {"training labels": s["training"], "answered in service": s["serving"]}, "share", c),
+                             f"Classes: trained on against answered in service ({column})"))
+    histogram = serving.get("token_histogram") or []
+    if histogram:
+        def side_by_side(ax):
+            x = list(range(len(histogram)))
+            ax.bar([i - 0.2 for i in x], [b["training"] for b in histogram], 0.4, label="training")
+            ax.bar([i + 0.2 for i in x], [b["serving"] for b in histogram], 0.4, label="in service")
+            ax.set_xticks(x, [f"{b['low']:.0f}-{b['high']:.0f}" for b in histogram], rotation=30, ha="right")
+            ax.set_xlabel("WordPiece tokens per text")
+            ax.set_ylabel("share of texts")
+            ax.legend()
+
+        parts.append(_figure(side_by_side, "Tokens per text: training against in service"))
+    return "".join(parts)
+
+
 def run_section(summary: RunSummary) -> str:
     wall = "see the Kubeflow run" if summary.wall_seconds is None else f"{summary.wall_seconds} s"
     rows = [["dataset", summary.dataset], ["model", summary.model], ["wall time", wall],
@@ -329,12 +363,13 @@ def render(context: ReportContext, summary: RunSummary, history: Sequence[dict] 
         "Validation": validation_section(summary),
         "Training": training_section(summary),
         "Evaluation": evaluation_section(context, summary),
+        "In service": in_service_section(summary),
         "Timings": timings_section(summary),
         "History": history_section(history),
     }
     error = summary.error
     top = f'<p class="error">This run stopped: {html.escape(error)}</p>' if error else ""
-    sections = "".join(f'<h2 id="{name.lower()}">{name}</h2>{bodies[name]}' for name in SECTIONS)
+    sections = "".join(f'<h2 id="{name.lower().replace(" ", "-")}">{name}</h2>{bodies[name]}' for name in SECTIONS)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
             f'content="width=device-width, initial-scale=1"><title>Run report: {html.escape(context.pipeline_name)}'
             f'</title><style>{_STYLE}</style></head><body><h1>Run report: {html.escape(context.pipeline_name)}</h1>'

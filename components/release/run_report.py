@@ -24,7 +24,8 @@ from components.release.report_page import REPORT_FILE
 
 
 def report_artifacts(statistics, anomalies, drift_anomalies, text_statistics, text_anomalies, model, evaluation,
-                     blessing, card_model, baseline_model=None, pushed_model=None):
+                     blessing, card_model, baseline_model=None, pushed_model=None, serving_skew=None,
+                     retrain_decision=None):
     """The RunArtifacts of the step's inputs (TFX artifacts); the ones it is not handed (the serving check, the
     examples) are None."""
     from components.release.model_card import blessing_facts
@@ -40,7 +41,9 @@ def report_artifacts(statistics, anomalies, drift_anomalies, text_statistics, te
         baseline_model=lookup.baseline_folder(baseline_model),
         model=model.uri, card_model=card_model.uri,
         pushed_dir=(pushed_model.get_string_custom_property("pushed_destination")
-                    if pushed_model is not None and pushed_model.get_int_custom_property("pushed") == 1 else None))
+                    if pushed_model is not None and pushed_model.get_int_custom_property("pushed") == 1 else None),
+        serving_skew=serving_skew.uri if serving_skew is not None else None,
+        retrain_decision=retrain_decision.uri if retrain_decision is not None else None)
 
 
 @tfx.dsl.components.component
@@ -59,7 +62,9 @@ def RunReport(
         context: tfx.dsl.components.Parameter[str],
         baseline_statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
         baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None,
-        pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel] = None):
+        pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel] = None,
+        serving_skew: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+        retrain_decision: tfx.dsl.components.InputArtifact[File] = None):
     """Writes report.html into `report` and the run's record into the run history. `context`: JSON of the pipeline
     name, the pipeline root, the Evaluator's settings and the run's setup (run_summary.RunSetup's fields)."""
     import tensorflow as tf
@@ -73,8 +78,8 @@ def RunReport(
     given = json.loads(context)
     setup = RunSetup(**given["setup"])
     summary = summarize(report_artifacts(statistics, anomalies, drift_anomalies, text_statistics, text_anomalies,
-                                         model, evaluation, blessing, card_model, baseline_model, pushed_model),
-                        setup)
+                                         model, evaluation, blessing, card_model, baseline_model, pushed_model,
+                                         serving_skew, retrain_decision), setup)
     baseline = baseline_statistics.uri if lookup.found(baseline_statistics) else None
     history = record_run(given["pipeline_root"], summary, label_distance(statistics.uri, baseline, setup.label_key))
     page = render(ReportContext(

@@ -55,6 +55,8 @@ class RunArtifacts:
     ingested_span: Optional[int] = None  # with span folders: the span ExampleGen ingested
     training_spans: Optional[List[int]] = None  # with span folders: the spans Transform and the Trainer read
     frozen_schema: Optional[str] = None  # the schema SchemaFreezer froze under the pipeline root, on a first run
+    serving_skew: Optional[str] = None  # with --serving-logs: ServingSkewCheck's output (serving_skew.json)
+    retrain_decision: Optional[str] = None  # with --retrain-if: RetrainDecision's output (decision.json)
 
 
 # The keys --summary-json always holds (None when there is nothing to say); any other field is left out when None.
@@ -108,6 +110,17 @@ class RunSummary:
     model_uri: Optional[str] = None
     model_card: Optional[str] = None
     test_metrics: Optional[dict] = None
+    # With --serving-logs, what the model in service met since the last run (components/validation/serving_skew.py):
+    # `requests` read (and `examples`, their texts), `files`, `first_time` and `last_time` (seconds since the epoch),
+    # `versions` (texts per answering version), `new_traffic`, `compared` (false without a model in service), and
+    # `skew_found` with `crossed` (each check crossed: `check`, and a `description` naming the threshold); `classes`
+    # (answered against trained shares per label column), `token_histogram` (training and serving shares per bucket
+    # of tokens per text), `serving_text` and `training_text` (their shares and percentiles), `sample` (the CSV of
+    # the texts furthest from training, when skew was found) and the `verdict` in one sentence.
+    serving: Optional[dict] = None
+    # With --retrain-if (components/validation/retrain_decision.py): the conditions `asked`, which `held`, whether
+    # there was a `model_in_service`, whether the run would `train`, and `why`, in one sentence.
+    retrain: Optional[dict] = None
     # Written afterwards: the run report's file, and the one-line reason a run stopped (None when it finished).
     report: Optional[str] = None
     error: Optional[str] = None
@@ -194,6 +207,22 @@ def _release(artifacts: RunArtifacts, setup: RunSetup) -> dict:
     return found
 
 
+def _serving(artifacts: RunArtifacts) -> Optional[dict]:
+    if not artifacts.serving_skew:
+        return None
+    from components.validation.serving_skew import read_report
+
+    return read_report(artifacts.serving_skew)
+
+
+def _retrain(artifacts: RunArtifacts) -> Optional[dict]:
+    if not artifacts.retrain_decision:
+        return None
+    from components.validation.retrain_decision import read_decision
+
+    return read_decision(artifacts.retrain_decision)
+
+
 def summarize(artifacts: RunArtifacts, setup: RunSetup, components: Optional[Dict[str, dict]] = None,
               wall_seconds: Optional[float] = None, warnings: Sequence[str] = (),
               error: Optional[str] = None) -> RunSummary:
@@ -207,7 +236,8 @@ def summarize(artifacts: RunArtifacts, setup: RunSetup, components: Optional[Dic
         wall_seconds=None if wall_seconds is None else round(wall_seconds, 1),
         components=dict(components or {}),
         timings_note=None if components is not None else "Each step's timing is in the Kubeflow run's graph.",
-        **data, **_evaluation(artifacts), **_release(artifacts, setup), error=error)
+        **data, **_evaluation(artifacts), **_release(artifacts, setup), serving=_serving(artifacts),
+        retrain=_retrain(artifacts), error=error)
 
 
 def refused(dataset: str, data_root: Optional[str], problem: dict, error: str) -> RunSummary:

@@ -22,6 +22,9 @@ DEFAULT_CHECKS = {
     "max_unk_share": 0.05,  # [UNK] among all WordPiece tokens
     "min_word_coverage": 0.95,  # words the vocabulary represents without [UNK]
     "max_token_count_drift": 0.25,  # Jensen-Shannon divergence of the train split's token counts vs the baseline's
+    # --serving-logs (components/validation/serving_skew.py): the L-infinity distance between the shares of the classes
+    # the model in service answered and the training labels' shares (its traffic is held to the checks above too).
+    "max_predicted_class_shift": 0.2,
 }
 
 

@@ -15,6 +15,7 @@ from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
+from components.settings.serving_loop import GROUP, ServingLoopSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from pipeline.cli.locations import local_path
@@ -130,12 +131,11 @@ def add_pipeline_flags(parser: argparse.ArgumentParser, target: str) -> None:
                           help="texts for the masked-LM stage and --distill-unlabeled: a folder's .csv (--text-column) "
                                "and .txt files (a text a line), or a model server's request-log prefix" +
                                ("" if local else ", as the pipeline's pods see it (a URI or a path in the image)"))
-    distill = parser.add_argument_group(
-        "distillation", "serve a smaller, faster student trained from the fine-tuned model (the Distiller step; off "
-                        "unless --student-layers is above 0): the student, not the fine-tuned model, is checked, "
-                        "evaluated and pushed")
+    distill = parser.add_argument_group("distillation", "serve a smaller, faster student trained from the fine-tuned "
+                                        "model (the Distiller step; off unless --student-layers is above 0)")
     settings_lib.add_flags(distill, DistillerSettings)
     settings_lib.add_flags(train, EvaluatorSettings)
+    settings_lib.add_flags(parser.add_argument_group(*GROUP), ServingLoopSettings)
 
 
 def _minutes(text: str) -> float:

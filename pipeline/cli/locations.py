@@ -1,10 +1,7 @@
-"""The first stage of a local run's front door: where its inputs and outputs are (`resolve`), and the path flags that
-name them. `pathlib.Path("s3://bucket/root")` is the relative folder `s3:/bucket/root`, so a path flag's argparse
-type keeps a URI exactly as given (`Uri`), and `check_uris` makes sure, before anything is read or written, that an
-installed file system opens each one (components/runtime/object_store.py) and that an S3 bucket answers, naming the
-flag otherwise. The input checks read files with Python's csv module, so an input on an object store is first copied
-to a local folder (`mirror`); the pipeline's own steps read the original.
-"""
+"""The first stage of a local run's front door: where its inputs and outputs are (`resolve`) and the path flags naming
+them. A path flag's type keeps a URI as given (`Uri`; pathlib would make `s3://b` the folder `s3:/b`), `check_uris`
+checks that a file system opens each one and that an S3 bucket answers, and `mirror` copies an input on a store to a
+local folder for the csv checks (the pipeline's own steps read the original)."""
 
 from __future__ import annotations
 
@@ -28,7 +25,7 @@ REMOTE_COPIES = assets.DATA_DIR / "remote"
 # The path flags of the local runner: the argparse destination -> the flag.
 FLAGS = {"pipeline_root": "--pipeline-root", "serving_dir": "--serving-dir", "data_root": "--data-root",
          "schema": "--schema", "unlabeled_data": "--unlabeled-data", "pretrained": "--pretrained",
-         "summary_json": "--summary-json"}
+         "summary_json": "--summary-json", "serving_logs": "--serving-logs"}
 S3_ENDPOINT_HELP = ("the S3-compatible store's endpoint for s3:// paths, http(s)://HOST:PORT (default: $S3_ENDPOINT, "
                     "$AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL; none: AWS S3); the credentials come from "
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")

@@ -13,6 +13,7 @@ from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
+from components.settings.serving_loop import ServingLoopSettings
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.settings.unlabeled import check_readers
@@ -32,6 +33,7 @@ class ComponentSettings:
     evaluator: EvaluatorSettings
     pretrainer: PretrainerSettings
     distiller: DistillerSettings
+    serving: ServingLoopSettings
 
     def as_fields(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -65,4 +67,5 @@ def build(args: argparse.Namespace, model: ModelChoice, label_key: str, label_do
     if pretrainer.enabled:
         trainer = dataclasses.replace(trainer, adapted_encoder=True)
     check_student(distiller.student_layers, model, trainer.warm_start)
-    return ComponentSettings(data, transform, trainer, evaluator, pretrainer, distiller)
+    return ComponentSettings(data, transform, trainer, evaluator, pretrainer, distiller,
+                             settings_lib.from_args(ServingLoopSettings, args))

@@ -17,6 +17,7 @@ from components.settings.data import DataSettings
 from components.settings.distillation import DistillerSettings
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
+from components.settings.serving_loop import ServingLoopSettings, absolute_prefix
 from components.settings.trainer import TrainerSettings
 from components.settings.transform import TransformSettings
 from components.tasks import Task
@@ -82,6 +83,7 @@ class PipelineConfig:
     evaluator: EvaluatorSettings = EvaluatorSettings()
     pretrainer: PretrainerSettings = PretrainerSettings()  # the masked-LM stage; off by default
     distiller: DistillerSettings = DistillerSettings()  # the distillation stage (a smaller student); off by default
+    serving: ServingLoopSettings = ServingLoopSettings()  # what is read of the model in service's traffic
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
     metadata_path: Optional[str] = None  # SQLite file for ML Metadata; None: the runner's own store (KFP)
@@ -139,6 +141,11 @@ class PipelineConfig:
     @property
     def label_names(self) -> Tuple[str, ...]:
         return self.data.label_names
+
+    @property
+    def serving_logs(self) -> str:
+        """--serving-logs, a local prefix made absolute ("": none)."""
+        return absolute_prefix(self.serving.serving_logs)
 
     @property
     def num_classes(self) -> int:

@@ -5,6 +5,9 @@ create_pipeline() reads like the diagram, one builder per stage:
   preprocessing.py    Transform (in-graph WordPiece) -> TextStatisticsGen -> TextValidationGate [-> SchemaFreezer]
   training.py         [Pretrainer (masked-LM stage)] -> Trainer (BERT) -> [Distiller (a smaller student)]
   release.py          ServingCheck -> [InfraValidator] -> Evaluator -> ModelCardWriter -> Pusher [-> RunReport]
+With --serving-logs, serving_logs.py reads the traffic and compares it beside stage 1 (ServingLogsGen ->
+ServingSkewCheck -> ServingLogsCommit); with --retrain-if, retrain.py's RetrainDecision follows the checks and the
+stages after stage 1 run only under its condition.
 What a run reads from earlier runs (the model in service, the statistics each gate last accepted) comes from one
 BaselineLookup step (baselines.py), never from the cache (nodes.NEVER_CACHED, local_ir below). Node ids are in
 nodes.py.
@@ -21,6 +24,8 @@ from pipeline.dag.config import PipelineConfig
 from pipeline.dag.data_validation import data_validation
 from pipeline.dag.preprocessing import preprocessing
 from pipeline.dag.release import release
+from pipeline.dag.retrain import only_if_training, retrain_decision
+from pipeline.dag.serving_logs import serving_logs
 from pipeline.dag.training import training
 
 COMPONENTS_DIR = Path(__file__).resolve().parents[2] / "components"
@@ -41,14 +46,21 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The pipeline of `config`: the four stages in order, each gated by the one before."""
     code_version = code_fingerprint()
     data = data_validation(config)
-    text = preprocessing(config, data, code_version)
-    train = training(config, data, text, code_version)
+    traffic = serving_logs(config, data.baselines)  # --serving-logs: what the model in service was asked lately
+    decision = retrain_decision(config, data, traffic)  # --retrain-if: whether the steps after the checks run
+    with only_if_training(decision):
+        text = preprocessing(config, data, code_version)
+        train = training(config, data, text, code_version)
+        released = release(config, data, text, train, code_version, {
+            **({"serving_skew": traffic.skew_check.outputs["skew"]} if traffic else {}),
+            **({"retrain_decision": decision.outputs["decision"]} if decision else {})})
     metadata = (tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
                 if config.metadata_path else None)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[*data.nodes, *text.nodes, *train.nodes, *release(config, data, text, train, code_version)],
+        components=[*data.nodes, *(traffic.nodes if traffic else []), *([decision] if decision else []),
+                    *text.nodes, *train.nodes, *released],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=list(config.beam_pipeline_args))

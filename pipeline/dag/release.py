@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, List
+from typing import Any, List, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
@@ -68,10 +68,11 @@ def evaluator(config: PipelineConfig, data: DataStage, train: TrainingStage, aft
 
 
 def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage, train: TrainingStage,
-               evaluation, card, pusher) -> Any:
+               evaluation, card, pusher, serving: Optional[dict] = None) -> Any:
     """Kubeflow has no local ML Metadata store to draw the run report from after the run: a step draws it, after the
-    Pusher (whose output says whether and where the model was pushed)."""
-    return RunReport(
+    Pusher (whose output says whether and where the model was pushed). `serving`: with --serving-logs, the traffic's
+    comparison (`serving_skew`) and the --retrain-if decision (`retrain_decision`), as output channels."""
+    return RunReport(**(serving or {}),
         statistics=data.statistics_gen.outputs["statistics"],
         anomalies=data.example_validator.outputs["anomalies"],
         drift_anomalies=data.drift_validator.outputs["anomalies"],
@@ -87,7 +88,7 @@ def run_report(config: PipelineConfig, data: DataStage, text: PreprocessingStage
 
 
 def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, train: TrainingStage,
-            code_version: str) -> List[Any]:
+            code_version: str, serving: Optional[dict] = None) -> List[Any]:
     """The release stage's nodes, in order: a model is pushed only when it is servable and blessed."""
     model = train.candidate.outputs["model"]
     # The model must load and answer its warm-up requests with only the ops of the stock TF Serving image before it
@@ -112,5 +113,6 @@ def release(config: PipelineConfig, data: DataStage, text: PreprocessingStage, t
         # Copies into a hidden staging folder, then renames the version folder into place
         # (components/release/pusher.py).
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor)).with_id(PUSHER)
-    report = [] if config.orchestrator == "local" else [run_report(config, data, text, train, evaluation, card, pusher)]
+    report = [] if config.orchestrator == "local" else [run_report(config, data, text, train, evaluation, card,
+                                                                   pusher, serving)]
     return [serving_check, *infra, evaluation, card, pusher, *report]

@@ -133,6 +133,8 @@ def kubeflow_config(args: argparse.Namespace) -> PipelineConfig:
     if args.unlabeled_data:  # the pods' folder: not readable here, so the cache keys on its path alone
         unlabeled = {"unlabeled_data": pod_location(args.unlabeled_data, "--unlabeled-data")}
     built = settings.build(args, model, label_key, label_domains, max_seq_length, unlabeled)
+    if args.serving_logs:  # the pods read it: a URI or an absolute path (kept as given: a trailing "/" is a folder)
+        pod_location(args.serving_logs, "--serving-logs")
 
     pipeline_root = pod_location(args.pipeline_root, "--pipeline-root") if args.pipeline_root else ""
     if not pipeline_root:

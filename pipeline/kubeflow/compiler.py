@@ -58,15 +58,18 @@ def compile_pipeline(config: PipelineConfig, image: str, output: str, s3_endpoin
 def finish_spec(spec: dict, defaults: Dict[str, str], config: PipelineConfig, uncached: Sequence[str]) -> None:
     """What TFX's compiler leaves out and a KFP server needs from the spec alone (it reads no PipelineJob):
     parameter defaults and descriptions, and the pipeline root. Also turns the KFP cache off for the tasks whose
-    output depends on what KFP's cache key does not see: ExampleGen (the files under data_root) and BaselineLookup
-    (what is in service now; with constant inputs, a cached lookup would answer with run 1's baselines forever)."""
+    output depends on what KFP's cache key does not see: ExampleGen (the files under data_root), BaselineLookup
+    (what is in service now; with constant inputs, a cached lookup would answer with run 1's baselines forever), and
+    with --serving-logs the read of the request logs and its commit (what is new under the prefix)."""
     declared = spec_parameters(spec)
     for param in RUNTIME_PARAMETERS:
         declared[param.name].update(defaultValue=defaults[param.name], isOptional=True, description=param.description)
     if config.pipeline_root:
         spec["defaultPipelineRoot"] = config.pipeline_root
+    tasks = spec["root"]["dag"]["tasks"]
     for task_id in uncached:
-        spec["root"]["dag"]["tasks"][task_id]["cachingOptions"] = {}
+        if task_id in tasks:  # the serving logs' steps exist only with --serving-logs
+            tasks[task_id]["cachingOptions"] = {}
 
 
 def write_spec(job: dict, output: str) -> None:

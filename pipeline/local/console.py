@@ -147,9 +147,9 @@ class StepReporter:
                 reporter._say(f"{tag} {node_id} FAILED after {time.time() - start:.1f} s: {reason[:160]}")
                 raise
             seconds = time.time() - start
-            if info is None:
+            if info is None or info.execution_id is None:  # TFX's Cond false (--retrain-if) leaves no execution
                 reporter.states[node_id] = "SKIPPED"
-                reporter._say(f"{tag} {node_id} skipped (its inputs were not produced)")
+                reporter._say(f"{tag} {node_id} skipped (its inputs were not produced, or its condition was false)")
                 return info
             state = state_of(info.execution_id)
             reporter.states[node_id] = state
@@ -177,6 +177,8 @@ def count_steps(pipeline) -> int:
 def summary_lines(summary: RunSummary) -> List[str]:
     """The summary for people, one fact a line."""
     lines = [f"dataset: {summary.dataset}  model: {summary.model}  wall: {summary.wall_seconds} s"]
+    if summary.retrain:  # --retrain-if: whether the run trained, and why
+        lines.append(summary.retrain["why"])
     if summary.examples_per_split:
         lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary.examples_per_split.items()))
     cached = [k for k, v in summary.components.items() if v["state"] == "CACHED"]
@@ -188,6 +190,9 @@ def summary_lines(summary: RunSummary) -> List[str]:
         lines.append(f"text (train): {t['examples']} texts, {t['tokens_mean']} tokens on average (95% up to "
                      f"{t['tokens_p95']}), {t['truncated']} truncated to {t['max_seq_length']}, {t['empty']} empty, "
                      f"[UNK] {t['unk_share']:.2%} of tokens")
+    if summary.serving:  # --serving-logs: the verdict, what crossed, and where the sample to label is
+        lines.append(f"in service: {summary.serving.get('verdict')}")
+        lines.extend(f"in service: {crossed['description']}" for crossed in summary.serving.get("crossed") or [])
     for warning in summary.warnings:
         lines.append(f"warning: {warning}")
     if summary.anomalies:

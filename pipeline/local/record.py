@@ -123,4 +123,6 @@ def run_artifacts(record: RunRecord, config: PipelineConfig) -> RunArtifacts:
         training_spans=sorted(_span(a) for a in record.artifacts(nodes.TRANSFORM, "examples", output=False))
         if spans else None,
         frozen_schema=(frozen_schema_file(config.pipeline_root)
-                       if record.artifacts(nodes.SCHEMA_FREEZER, "frozen_schema") else None))
+                       if record.artifacts(nodes.SCHEMA_FREEZER, "frozen_schema") else None),
+        serving_skew=record.artifact_uri(nodes.SERVING_SKEW_CHECK, "skew"),
+        retrain_decision=record.artifact_uri(nodes.RETRAIN_DECISION, "decision"))

@@ -74,6 +74,25 @@ def step_figure(metadata_path: str, node_id: str, execution_id: int) -> str:
         if train.get("examples"):
             figure += f"; train: {train['tokens_mean']} tokens on average, {train['truncated_share']:.1%} truncated"
         return figure
+    if node_id == nodes.SERVING_LOGS_GEN and outputs.get("examples"):
+        from components.ingestion.serving_logs import no_new_traffic, read_summary
+
+        read = read_summary(outputs["examples"][0].uri)
+        if not read.get("new_traffic"):
+            return no_new_traffic(read.get("prefix", "the prefix"))
+        return (f"{read['examples']} texts of {read['requests']} requests from {len(read['files'])} new log files, "
+                f"versions {', '.join(read['versions']) or 'none'}")
+    if node_id == nodes.SERVING_SKEW_CHECK and outputs.get("skew"):
+        from components.validation.serving_skew import read_report
+
+        report = read_report(outputs["skew"][0].uri) or {}
+        crossed = sorted({c["check"] for c in report.get("crossed") or []})
+        return (f"skew: {', '.join(crossed)}" if crossed else
+                "no skew" if report.get("compared") else "nothing compared")
+    if node_id == nodes.RETRAIN_DECISION and outputs.get("decision"):
+        from components.validation.retrain_decision import read_decision
+
+        return (read_decision(outputs["decision"][0].uri) or {}).get("why", "")
     if node_id == nodes.BASELINE_LOOKUP and outputs.get("model"):
         return lookup_figure(outputs)
     if node_id in (nodes.DATA_GATE, nodes.TEXT_GATE):

@@ -25,6 +25,8 @@ VARIANTS = {
     "spans": ["--spans"],
     "several label columns": ["--dataset", "drug_reviews"],  # its schema's two label columns
     "two text columns": ["--text-column", "question,passage"],  # a pair of texts per example (issue 48)
+    # The steps after the checks under a trigger condition on RetrainDecision's output (docs/serving_loop.md).
+    "retrain-if": ["--serving-logs", "gs://bucket/logs/", "--retrain-if", "new-data,serving-skew"],
     "vertex-only multi-worker": ["--trainer-workers", "2", "--vertex-project", "my-project",
                                  "--vertex-region", "europe-west4"],
     "s3 store": ["--pipeline-root", "s3://mlpipeline/v2/bert", "--serving-dir", "s3://mlpipeline/serving",
@@ -87,7 +89,8 @@ def test_what_a_run_compares_with_comes_from_a_container_task_that_is_never_cach
     tasks = spec["root"]["dag"]["tasks"]
     uncached = {name for name, task in tasks.items() if not task.get("cachingOptions", {}).get("enableCache")}
     # The RunReport step appends the run's record to the run history (components/release/run_history.py).
-    assert uncached == {nodes.EXAMPLE_GEN, nodes.BASELINE_LOOKUP, nodes.RUN_REPORT}
+    reads_logs = {nodes.SERVING_LOGS_GEN, nodes.SERVING_LOGS_COMMIT} if variant == "retrain-if" else set()
+    assert uncached == {nodes.EXAMPLE_GEN, nodes.BASELINE_LOOKUP, nodes.RUN_REPORT, *reads_logs}
     for task, key, output in ((nodes.DRIFT_VALIDATOR, "baseline_statistics", "data_statistics"),
                               (nodes.TEXT_STATISTICS_GEN, "baseline_statistics", "text_statistics"),
                               (nodes.EVALUATOR, "baseline_model", "model")):
@@ -162,6 +165,8 @@ def spoil(rule, spec):
         spec["components"]["BaselineLookup"]["outputDefinitions"]["artifacts"]["model"]["artifactType"] = {
             "instanceSchema": "type: object\n"}
     elif rule == "no_unmodelled_features":
+        tasks["Pusher"]["iteratorPolicy"] = {"parallelismLimit": 2}
+    elif rule == "trigger_conditions_the_driver_evaluates":
         tasks["Pusher"]["triggerPolicy"] = {"condition": "inputs.parameter_values['x'] == 'y'"}
     else:
         raise AssertionError(f"no spoiled spec for {rule}")
@@ -219,6 +224,36 @@ def test_the_secret_rules_catch_each_half_of_a_secret_as_env(specs):
             entry["keyToEnv"] = []
         found = [v for v in kfp_rules.violations(specs["s3 store"], platform) if v.startswith(f"{rule}: ")]
         assert len(found) == 1 and "Pusher_executor" in found[0], (change, found)
+
+
+def test_retrain_if_puts_the_steps_after_the_checks_under_a_condition_the_driver_evaluates(specs):
+    """--retrain-if: TFX compiles its Cond to one trigger condition on RetrainDecision's output, on every step after
+    the checks; the harness evaluates it as the driver's CEL does, on the metadata as KFP's store hands it back (a
+    number is a double), and a missing property fails the task."""
+    tasks = specs["retrain-if"]["root"]["dag"]["tasks"]
+    conditions = {name: t.get("triggerPolicy", {}).get("condition") for name, t in tasks.items()}
+    for step in ("Transform", "TextStatisticsGen", "Trainer", "ServingCheck", "Evaluator", "Pusher", "RunReport"):
+        # RunReport reads the decision as an input of its own, whose key the condition then names.
+        key = "retrain_decision" if step == "RunReport" else "_RetrainDecision.decision"
+        assert conditions[step] == f"(inputs.artifacts['{key}'].artifacts[0].metadata['train'] == 1.0)", step
+    for step in ("CsvExampleGen", "DataValidationGate", "ServingLogsGen", "ServingSkewCheck", "ServingLogsCommit",
+                 "RetrainDecision", "BaselineLookup"):
+        assert conditions[step] is None, step
+    # The run report (of a run that trains) draws the In service section and the decision too.
+    report = tasks["RunReport"]["inputs"]["artifacts"]
+    assert report["serving_skew"]["taskOutputArtifact"]["producerTask"] == "ServingSkewCheck"
+    assert report["retrain_decision"]["taskOutputArtifact"]["producerTask"] == "RetrainDecision"
+
+    def executor_input(metadata):
+        return {"inputs": {"artifacts": {"_RetrainDecision.decision": {"artifacts": [{"metadata": metadata}]}}}}
+
+    condition = conditions["Trainer"]
+    assert kfp_rules.evaluate_condition(condition, executor_input({"train": 1.0})) is True
+    assert kfp_rules.evaluate_condition(condition, executor_input({"train": 0.0})) is False
+    with pytest.raises(kfp_rules.ConditionError, match="no such key: train"):
+        kfp_rules.evaluate_condition(condition, executor_input({}))
+    with pytest.raises(kfp_rules.ConditionError, match="does not model"):
+        kfp_rules.evaluate_condition("inputs.parameter_values['x'] == 'y'", executor_input({}))
 
 
 def test_the_executed_harness_refuses_what_the_backend_refuses(specs, tmp_path):

@@ -43,8 +43,10 @@ backend/src/v2/component) do:
 Before anything runs, the spec and its platform spec are checked against what the open-source backend refuses or
 silently drops (tests/support/kfp_rules.py): a resolver executor, for one, is refused there at run creation and here
 with the same rule. Importer tasks publish the artifact at their URI with their metadata. A task whose upstream
-failed is not run. Trigger conditions, loops and sub-DAGs are not used by this project's spec and are refused rather
-than guessed; so is a placeholder the launcher would not substitute.
+failed or was not triggered is not run. A task's trigger condition (the form TFX compiles a Cond to, the only one
+kfp_rules.py models) is evaluated on its ExecutorInput before the cache and the launcher, as the driver does: false,
+and its executor does not run (NOT_TRIGGERED). Loops and sub-DAGs are not used by this project's spec and are refused
+rather than guessed; so is a placeholder the launcher would not substitute.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ class RunFailed(RuntimeError):
 class TaskResult:
     name: str
     kind: str  # container, importer, resolver
-    status: str  # SUCCEEDED, CACHED (outputs reused, nothing run), FAILED, SKIPPED (an upstream task failed)
+    # SUCCEEDED, CACHED (outputs reused, nothing run), FAILED, NOT_TRIGGERED (its trigger condition was false: the
+    # executor did not run), SKIPPED (an upstream task failed or was not triggered: its driver never ran)
+    status: str
     returncode: Optional[int] = None
     seconds: float = 0.0
     executor_input: Optional[dict] = None  # as substituted for {{$}}
@@ -389,6 +393,20 @@ def execute_spec(spec_or_path: Union[str, os.PathLike, Mapping], pipeline_root: 
             container = executor["container"]
             executor_input = _executor_input(component, parameters, artifacts, run_root, name, scratch / name,
                                              server.publish_logs)
+            condition = task.get("triggerPolicy", {}).get("condition")
+            if condition:  # the driver evaluates it before the cache and the launcher (driver/container.go L88-95)
+                try:
+                    triggered = kfp_rules.evaluate_condition(condition, executor_input)
+                except kfp_rules.ConditionError as e:
+                    triggered, failed = False, str(e)
+                else:
+                    failed = None
+                if failed or not triggered:
+                    results[name] = TaskResult(name, kind, "FAILED" if failed else "NOT_TRIGGERED",
+                                               executor_input=executor_input, launcher_error=failed)
+                    if on_task:
+                        on_task(results[name])
+                    continue
             key_hash = None
             if server.cache and task.get("cachingOptions", {}).get("enableCache"):
                 keyed = {**executor_input, "inputs": {**executor_input["inputs"], "parameterValues": resolved}}

@@ -5,7 +5,8 @@ Each rule is a function of the PipelineSpec dict returning the violations it fin
 was read from (kubeflow/pipelines at commit 7b70c7b95f6832772efd6fd0029a4024491a0f44, August 2026; paths under
 backend/src/). They cover what a TFX KubeflowV2DagRunner spec can get wrong; features the compiler never emits
 (sub-DAGs, loops, exit handlers, workspaces) are refused outright by `no_unmodelled_features`, so a spec that passes
-here does not rely on a rule this module lacks.
+here does not rely on a rule this module lacks. Of trigger conditions, only the form TFX compiles a Cond on an input
+artifact's property to is modelled (`CONDITION`, evaluated by `evaluate_condition` as the driver's CEL does).
 
 The platform rules (`PLATFORM_RULES`, functions of the platform spec and the spec) were read from release 2.17.0
 (commit 4a3592cb2dd0a91a4652ab93893ec8beda1f3158): the API server keeps a YAML document as the platform spec only when
@@ -48,6 +49,41 @@ DRIVER_PLACEHOLDERS = {"{{$.pipeline_job_name}}", "{{$.pipeline_job_resource_nam
                        "{{$.pipeline_job_schedule_time_utc}}"}
 ARGO_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
+# The one form of triggerPolicy.condition modelled here: what TFX's KubeflowV2DagRunner compiles a tfx.dsl.Cond on an
+# input artifact's custom property to (tfx/orchestration/kubeflow/v2/compiler_utils.py), e.g.
+# (inputs.artifacts['_RetrainDecision.decision'].artifacts[0].metadata['train'] == 1.0). The driver evaluates it with
+# CEL over the task's ExecutorInput (v2/expression/expression.go, Condition), where an artifact's metadata is a
+# google.protobuf.Struct: its numbers are doubles, and a missing key is an evaluation error that fails the task.
+CONDITION = re.compile(r"^\(?inputs\.artifacts\['(?P<key>[^']+)'\]\.artifacts\[(?P<index>\d+)\]\.metadata\["
+                       r"'(?P<field>[^']+)'\] (?P<op>==|!=) (?P<value>-?\d+(?:\.\d+)?|'[^']*'|true|false)\)?$")
+
+
+class ConditionError(ValueError):
+    """The driver's CEL evaluation of a trigger condition fails (the task fails)."""
+
+
+def evaluate_condition(condition: str, executor_input: dict) -> bool:
+    """A trigger condition of the modelled form (CONDITION) on the task's ExecutorInput, as the driver evaluates it
+    (v2/driver/container.go L88-95): true, false, or ConditionError."""
+    import json
+
+    match = CONDITION.match(condition)
+    if not match:
+        raise ConditionError(f"a condition this module does not model: {condition}")
+    listing = executor_input.get("inputs", {}).get("artifacts", {}).get(match["key"], {}).get("artifacts", [])
+    if int(match["index"]) >= len(listing):
+        raise ConditionError(f"no input artifact {match['key']}[{match['index']}]")
+    metadata = listing[int(match["index"])].get("metadata", {})
+    if match["field"] not in metadata:
+        raise ConditionError(f"no such key: {match['field']}")
+    value, literal = metadata[match["field"]], json.loads(match["value"].replace("'", '"'))
+    if isinstance(literal, (int, float)) and not isinstance(literal, bool):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConditionError(f"no such overload: {type(value).__name__} {match['op']} number")
+        equal = float(value) == float(literal)
+    else:
+        equal = value == literal
+    return equal if match["op"] == "==" else not equal
 JSON_KINDS = {"NUMBER_INTEGER": (int, float), "NUMBER_DOUBLE": (int, float), "BOOLEAN": (bool,), "LIST": (list,),
               "STRUCT": (dict,)}
 
@@ -190,6 +226,21 @@ def task_info_names(spec):
             yield f"importer task {name}: taskInfo.name {info!r} differs from its key (downstream lookups fail)"
 
 
+@rule("v2/driver/container.go L88-95 (the driver evaluates triggerPolicy.condition on the task's resolved inputs), "
+      "v2/expression/expression.go L134-162; argocompiler/container.go L327-331 (the executor runs when it held)")
+def trigger_conditions_the_driver_evaluates(spec):
+    for name, task in _tasks(spec).items():
+        condition = task.get("triggerPolicy", {}).get("condition")
+        if not condition:
+            continue
+        match = CONDITION.match(condition)
+        if not match:
+            yield f"task {name}: triggerPolicy.condition {condition!r} is not of the form modelled here"
+        elif match["key"] not in task.get("inputs", {}).get("artifacts", {}):
+            yield (f"task {name}: triggerPolicy.condition reads input artifact {match['key']!r}, which the task does "
+                   "not have (the driver's evaluation fails)")
+
+
 @rule("v2/compiler/argocompiler/dag.go L65-70, L337-342; v2/driver/dag.go L160-162")
 def no_artifact_iterators_or_importer_conditions(spec):
     for name, task in _tasks(spec).items():
@@ -272,9 +323,11 @@ def output_artifact_types_have_a_title(spec):
 @rule("backend features this module does not model: sub-DAGs, loops, exit handlers (argocompiler/dag.go L63-181)")
 def no_unmodelled_features(spec):
     for name, task in _tasks(spec).items():
-        for feature in ("parameterIterator", "iteratorPolicy", "triggerPolicy"):
+        for feature in ("parameterIterator", "iteratorPolicy"):
             if task.get(feature):
                 yield f"task {name}: {feature} (not checked by these rules)"
+        if task.get("triggerPolicy", {}).get("strategy"):  # exit handlers; a condition is the rule above's
+            yield f"task {name}: triggerPolicy.strategy (not checked by these rules)"
         if "dag" in _component(spec, task):
             yield f"task {name}: a sub-DAG (not checked by these rules)"
     if spec.get("root", {}).get("dag", {}).get("outputs"):

@@ -94,16 +94,30 @@ def test_the_stages_come_in_the_diagrams_order_each_gated_by_the_one_before(tmp_
         assert built[node].inputs[key].producer_component_id == nodes.BASELINE_LOOKUP, node
 
 
-def test_the_lookup_is_never_cached_locally_and_everything_else_follows_the_pipeline(tmp_path):
-    """TFX has no per-node cache switch: local_ir turns it off in the compiled IR for nodes.NEVER_CACHED only."""
+def test_the_lookup_and_the_serving_logs_are_never_cached_locally_and_everything_else_follows_the_pipeline(
+        tmp_path):
+    """TFX has no per-node cache switch: local_ir turns it off in the compiled IR for nodes.NEVER_CACHED only: the
+    lookup, and with --serving-logs the read of the logs and its commit (what is new under the prefix is in neither
+    step's inputs)."""
+    from components.settings.serving_loop import ServingLoopSettings
     from pipeline.dag.pipeline import local_ir
 
+    assert nodes.NEVER_CACHED == (nodes.BASELINE_LOOKUP, nodes.SERVING_LOGS_GEN, nodes.SERVING_LOGS_COMMIT,
+                                  nodes.RUN_REPORT)
     ir = local_ir(create_pipeline(config(tmp_path)))
     caching = {n.pipeline_node.node_info.id: n.pipeline_node.execution_options.caching_options.enable_cache
                for n in ir.nodes}
-    assert nodes.NEVER_CACHED == (nodes.BASELINE_LOOKUP, nodes.RUN_REPORT)  # no RunReport in a local run's DAG
     assert caching.pop(nodes.BASELINE_LOOKUP) is False
     assert caching and all(caching.values()), caching
+    assert nodes.SERVING_LOGS_GEN not in caching  # only with --serving-logs
+    ir = local_ir(create_pipeline(config(tmp_path, serving=ServingLoopSettings(serving_logs="logs/"))))
+    caching = {n.pipeline_node.node_info.id: n.pipeline_node.execution_options.caching_options.enable_cache
+               for n in ir.nodes}
+    assert [caching.pop(n) for n in nodes.NEVER_CACHED if n != nodes.RUN_REPORT] == [False, False, False]
+    assert caching and all(caching.values()), caching
+    reader = next(n for n in ir.nodes if n.pipeline_node.node_info.id == nodes.SERVING_LOGS_GEN).pipeline_node
+    prefix = reader.parameters.parameters["prefix"].field_value.string_value
+    assert prefix == str(tmp_path.cwd() / "logs") + "/"  # a local prefix made absolute, still a folder
 
 
 def test_optional_nodes_join_their_stage(tmp_path):

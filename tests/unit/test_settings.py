@@ -22,6 +22,7 @@ from components.settings.distillation import DistillerSettings
 from components.settings.encoder import EncoderTrainingSettings, shared_fields
 from components.settings.evaluator import EvaluatorSettings
 from components.settings.pretraining import PretrainerSettings
+from components.settings.serving_loop import ServingLoopSettings
 from components.settings.trainer import FINETUNE_LEARNING_RATE, SCRATCH_LEARNING_RATE, TrainerSettings, hyperparameters
 from components.settings.transform import TransformSettings
 from components.settings.unlabeled import UnlabeledTextSettings
@@ -33,7 +34,8 @@ from pipeline.kubeflow import cli as kfp_cli
 from pipeline.kubeflow import compile_config
 from pipeline.run_local import build_parser as local_parser
 
-SETTINGS = (DataSettings, TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings)
+SETTINGS = (DataSettings, TransformSettings, TrainerSettings, EvaluatorSettings, PretrainerSettings, DistillerSettings,
+            ServingLoopSettings)
 # default None: chosen from --pretrained (the vocabulary), from --dataset (the label columns)
 CHOSEN_BY_THE_FRONT_DOOR = {"vocab_mode", "learned_vocab_size", "label_key"}
 
