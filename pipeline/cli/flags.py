@@ -21,7 +21,7 @@ from components.settings.transform import TransformSettings
 from pipeline.cli.locations import local_path
 from pipeline.cli.runner_options import LOCAL
 from pipeline.data import assets, datasets
-from pipeline.planning.sequence_length import DEFAULT_MINUTES
+from pipeline.planning.training_cost import DEFAULT_MINUTES
 
 # Kubeflow: the image (k8s/Dockerfile) has WORKDIR and PYTHONPATH /pipeline, BERT_TFX_DATA_DIR=/pipeline/data.
 IMAGE_ROOT = "/pipeline"

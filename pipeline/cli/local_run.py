@@ -16,7 +16,7 @@ from pipeline.cli.errors import InputError
 from pipeline.cli.model_choice import ModelChoice, model_settings
 from pipeline.dag.config import PipelineConfig
 from pipeline.data import assets
-from pipeline.planning import sequence_length
+from pipeline.planning import sequence_length, training_cost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ def planned_length(args: argparse.Namespace, model: ModelChoice, texts: sequence
         precision=args.precision, truncation=args.truncation, budget_minutes=args.time_budget,
         checkpoint_config=model.config, model_size=args.model_size,
         vocab_size=args.learned_vocab_size or TransformSettings.learned_vocab_size)
-    timings = f"{state}/{sequence_length.TIMINGS_FILE}"
+    timings = f"{state}/{training_cost.TIMINGS_FILE}"
     if args.max_seq_length == AUTO:
         return sequence_length.auto_length(texts, workload, model.vocab_file, model.lower_case, model.positions,
                                            timings)

@@ -12,9 +12,10 @@ import pytest
 from components.model import bert
 from pipeline.cli import local_run
 from pipeline.planning import sequence_length as planning
+from pipeline.planning import training_cost
 from pipeline.run_local import build_parser
 
-ENCODER = planning.Encoder(layers=2, hidden=128, intermediate=512)
+ENCODER = training_cost.Encoder(layers=2, hidden=128, intermediate=512)
 
 
 def _long_texts(tmp_path: Path, rows: int = 120, words: int = 150) -> Path:
@@ -47,50 +48,50 @@ def _slow_machine(monkeypatch):
     """The probe's timings given (5 s a step at 64 tokens, 10 s at 128), on a machine slower than the slowest
     assumed, so that the arithmetic decides."""
     monkeypatch.setattr(planning, "probe", lambda *a, **k: {64: 5.0, 128: 10.0})
-    monkeypatch.setattr(planning, "SLOWEST_FLOPS", 1e8)
+    monkeypatch.setattr(training_cost, "SLOWEST_FLOPS", 1e8)
 
 
 def test_batches_are_padded_to_their_bucket():
     # Bucket boundaries (training_loop.BUCKET_BOUNDARIES) ... 48, 64, 96, 128 ...: 40 texts of 50 tokens share the
     # [48, 64) bucket; 10 of 300 tokens cut to 128 fall in [128, 192).
-    batches = planning.padded_batches([50] * 40 + [300] * 10, length=128, batch_size=32)
+    batches = training_cost.padded_batches([50] * 40 + [300] * 10, length=128, batch_size=32)
     assert sorted(batches) == [50, 50, 128]
-    assert planning.padded_batches([], 128, 32) == []
+    assert training_cost.padded_batches([], 128, 32) == []
 
 
 def test_training_seconds_count_every_pass_its_evaluation_and_the_step_cap():
     step = lambda n: n / 100  # noqa: E731 - a second per 100 tokens
-    one = planning.training_seconds([100] * 64, 128, 32, passes=1, eval_share=0.0, step=step)
+    one = training_cost.training_seconds([100] * 64, 128, 32, passes=1, eval_share=0.0, step=step)
     assert one == pytest.approx(2 * 1.0)  # two batches of 100 tokens
-    assert planning.training_seconds([100] * 64, 128, 32, 3, 0.0, step) == pytest.approx(6.0)
+    assert training_cost.training_seconds([100] * 64, 128, 32, 3, 0.0, step) == pytest.approx(6.0)
     # an evaluation of a quarter as many texts costs a third of their training steps
-    assert planning.training_seconds([100] * 64, 128, 32, 1, 0.25, step) == pytest.approx(2 * (1 + 0.25 / 3))
-    assert planning.training_seconds([100] * 64, 128, 32, 3, 0.0, step, scale=10) == pytest.approx(60.0)
-    assert planning.training_seconds([100] * 64, 128, 32, 3, 0.0, step, max_steps=4) == pytest.approx(4.0)
+    assert training_cost.training_seconds([100] * 64, 128, 32, 1, 0.25, step) == pytest.approx(2 * (1 + 0.25 / 3))
+    assert training_cost.training_seconds([100] * 64, 128, 32, 3, 0.0, step, scale=10) == pytest.approx(60.0)
+    assert training_cost.training_seconds([100] * 64, 128, 32, 3, 0.0, step, max_steps=4) == pytest.approx(4.0)
 
 
 def test_step_time_is_fitted_from_two_lengths_and_extrapolated():
-    true = planning.StepTime(0.05, 2e-11, ENCODER, 32)
-    fitted = planning.StepTime.fitted({64: true(64), 128: true(128)}, ENCODER, 32)
+    true = training_cost.StepTime(0.05, 2e-11, ENCODER, 32)
+    fitted = training_cost.StepTime.fitted({64: true(64), 128: true(128)}, ENCODER, 32)
     assert fitted.fixed == pytest.approx(0.05) and fitted(512) == pytest.approx(true(512))
     # attention's square makes the work of a long step more than proportionally dearer
     assert (fitted(512) - fitted.fixed) / (fitted(128) - fitted.fixed) > 4
     # A noisy probe (the longer step no slower) cannot give a negative part: all of it is proportional then.
-    noisy = planning.StepTime.fitted({64: 1.0, 128: 0.9}, ENCODER, 32)
+    noisy = training_cost.StepTime.fitted({64: 1.0, 128: 0.9}, ENCODER, 32)
     assert noisy.fixed == 0.0 and noisy(128) == pytest.approx(0.9)
 
 
 def test_within_budget_takes_the_longest_length_that_fits():
     estimate = lambda n: n * 10.0  # noqa: E731 - seconds
-    assert planning.within_budget(256, 3000, 32, estimate) == planning.Choice(256, 2560.0)
-    capped = planning.within_budget(512, 2000, 32, estimate)
+    assert training_cost.within_budget(256, 3000, 32, estimate) == training_cost.Choice(256, 2560.0)
+    capped = training_cost.within_budget(512, 2000, 32, estimate)
     assert (capped.length, capped.seconds, capped.wanted_seconds, capped.capped) == (192, 1920.0, 5120.0, True)
-    assert planning.within_budget(512, 1, 32, estimate).length == 32  # some length has to run
+    assert training_cost.within_budget(512, 1, 32, estimate).length == 32  # some length has to run
 
 
 def test_the_probe_times_real_training_steps():
     config = bert.preset_config("tiny", vocab_size=1000)
-    timings = planning.probe(config, batch_size=8, lengths=(16, 64), steps=2)
+    timings = training_cost.probe(config, batch_size=8, lengths=(16, 64), steps=2)
     assert set(timings) == {16, 64} and all(t > 0 for t in timings.values())
 
 
@@ -136,7 +137,7 @@ def test_a_student_adds_its_share_of_the_teachers_layers_to_the_estimate(tmp_pat
 def test_the_timings_are_kept_so_a_later_run_chooses_the_same_length(tmp_path, monkeypatch):
     _slow_machine(monkeypatch)
     first, first_note = _auto(tmp_path, "--time-budget", "2")
-    kept = tmp_path / "root" / planning.TIMINGS_FILE
+    kept = tmp_path / "root" / training_cost.TIMINGS_FILE
     assert json.loads(kept.read_text()) == {"2x128x512 batch 32 float32": {"64": 5.0, "128": 10.0}}
 
     def no_probe(*args, **kwargs):
